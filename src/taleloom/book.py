@@ -1,0 +1,136 @@
+"""The records that flow through the pipeline. `Storybook` is saved as manifest.json after every stage.
+
+Paths inside a book (photo, page images, audio) are relative to the book folder, so a book folder
+can be moved or served as it is.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FORMAT_VERSION = 1
+STAGES = ("see", "write", "translate", "stage", "illustrate", "upscale", "narrate", "bind")
+
+
+def new_book_id() -> str:
+    """Unguessable id (128 bits, URL-safe)."""
+    return secrets.token_urlsafe(16)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Brief(Strict):
+    """What the reader asked for."""
+
+    pages: int = Field(4, ge=1, le=24, description="number of story pages")
+    lang: str = Field("en", description="ISO 639-1 code of the reader's language")
+    style: str = Field("storybook", description="illustration style preset name")
+    hero: str | None = Field(None, description="hero's name; the LLM picks one when empty")
+    age: int = Field(6, ge=2, le=14, description="reader's age, sets vocabulary and length")
+    tone: str = Field("warm and gentle", description="tone of the story")
+    idea: str | None = Field(None, description="one-line story idea (used with or instead of a photo)")
+    description: str | None = Field(None, description="user's own description of the photo, merged into the caption")
+    seed: int = Field(0, description="book seed; page seeds derive from it")
+
+
+class Caption(Strict):
+    text: str
+    concepts: list[str] = Field(default_factory=list, description="top concepts, best first")
+    facts: dict[str, Any] = Field(default_factory=dict, description="plain image facts: colours, light, faces...")
+    model_id: str = ""
+
+
+class CastMember(Strict):
+    name: str
+    look: str = Field(description="what they look like, reused in every picture prompt")
+    role: str = "hero"
+
+
+class PageDraft(Strict):
+    text: str
+    scene: str = Field(description="what the picture shows, in English")
+
+
+class Draft(Strict):
+    title: str
+    cast: list[CastMember]
+    pages: list[PageDraft]
+
+
+class ImageRequest(Strict):
+    """One picture to draw. Big backends read `prompt`; the embedded one reads `concepts` when set."""
+
+    prompt: str
+    negative_prompt: str = ""
+    concepts: list[str] = Field(default_factory=list)
+    seed: int = 0
+    steps: int = 20
+    guidance: float = 3.0
+    sampler: str = "dpmpp_2m"
+    width: int = 512
+    height: int = 512
+    style: str = "storybook"
+
+
+class Page(Strict):
+    index: int  # 1-based page number
+    text: str  # English text from the writer
+    scene: str
+    text_translated: str | None = None  # in brief.lang (same as text when lang is English)
+    request: ImageRequest | None = None
+    image: str | None = None  # relative path of the final picture
+    image_lowres: str | None = None
+    audio: str | None = None  # relative path of the narration
+    audio_seconds: float | None = None
+
+
+class StageRecord(Strict):
+    name: str
+    status: Literal["pending", "running", "done", "failed", "skipped"] = "pending"
+    started: str | None = None
+    finished: str | None = None
+    seconds: float | None = None
+    model_seconds: float | None = None  # time spent inside models (for overhead figures)
+    model_id: str | None = None
+    message: str | None = None
+
+
+class Change(Strict):
+    """One edit of an existing book, kept in the manifest's history."""
+
+    at: str = Field(default_factory=now)
+    action: Literal["extend", "rewrite", "redraw"]
+    page: int | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Storybook(Strict):
+    format_version: int = FORMAT_VERSION
+    id: str = Field(default_factory=new_book_id)
+    created: str = Field(default_factory=now)
+    brief: Brief = Field(default_factory=Brief)
+    photo: str | None = None  # relative path of the normalised input photo
+    caption: Caption | None = None
+    title: str | None = None
+    title_translated: str | None = None
+    cast: list[CastMember] = Field(default_factory=list)
+    pages: list[Page] = Field(default_factory=list)
+    stages: dict[str, StageRecord] = Field(default_factory=dict)
+    models: dict[str, str] = Field(default_factory=dict)  # role → model id used
+    url: str | None = None
+    files: dict[str, str] = Field(default_factory=dict)  # "pdf", "html", "qr" → relative path
+    history: list[Change] = Field(default_factory=list)
+
+    def stage_done(self, name: str) -> bool:
+        rec = self.stages.get(name)
+        return rec is not None and rec.status in ("done", "skipped")

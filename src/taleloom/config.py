@@ -1,0 +1,70 @@
+"""One settings object. Precedence: defaults < taleloom.toml < TALELOOM_* environment < CLI flags.
+
+The toml file is read from `TALELOOM_CONFIG` if set, else `./taleloom.toml` when present.
+Backend specs follow the registry's syntax: ``name[:location][#model]``, e.g.
+``llm = "openai:http://127.0.0.1:8000/v1#qwen2.5-7b"`` or ``illustrator = "diffusers-sdxl:/models/sdxl"``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("TALELOOM_CONFIG", "taleloom.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TALELOOM_", extra="forbid")
+
+    # where books, the job database and caches live
+    data_dir: Path = Field(default=Path("taleloom-data"))
+    # public base URL of the service; the QR code on each book's back page links below it
+    base_url: str = "http://127.0.0.1:8000"
+    # backend specs (see taleloom.backends.registry)
+    captioner: str = "embedded"
+    llm: str = "smollm2"
+    illustrator: str = "embedded"
+    upscaler: str = "embedded"
+    narrator: str = "espeak"
+    # torch device for local models: "cpu", "cuda", "auto"
+    device: str = "auto"
+    # SQLAlchemy URL; default is SQLite inside data_dir
+    database_url: str | None = None
+    # service limits
+    max_upload_bytes: int = 15 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    max_pages: int = 12
+    max_queue_per_user: int = 4
+    max_queue_total: int = 64
+    workers: int = 2
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # first wins: CLI flags (init kwargs) > environment > toml > defaults
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()))
+
+
+def get_settings(**overrides) -> Settings:
+    """Settings with CLI overrides applied (None values are ignored)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def resolve_device(name: str = "auto") -> str:
+    """'auto' → 'cuda' when available, else 'cpu'."""
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

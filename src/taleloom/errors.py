@@ -1,0 +1,50 @@
+"""User-facing errors: every one says what went wrong, which input caused it, and what to do.
+
+The CLI prints them without a stack trace; the HTTP API turns them into 4xx JSON bodies.
+"""
+
+from __future__ import annotations
+
+
+class TaleloomError(Exception):
+    """An error a person can act on. `hint` says what to do next."""
+
+    status_code = 400  # HTTP status the server maps this error to
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  → {self.hint}" if self.hint else self.message
+
+    def to_dict(self) -> dict:
+        return {"error": type(self).__name__, "message": self.message, "hint": self.hint}
+
+
+class BadInputError(TaleloomError):
+    """The user's input (file, option, text) is not usable."""
+
+    status_code = 422
+
+
+class TooLargeError(BadInputError):
+    status_code = 413
+
+
+class ModelNotFoundError(TaleloomError):
+    """A model folder, checkpoint or server is missing or unreadable."""
+
+    status_code = 503
+
+
+class BackendError(TaleloomError):
+    """A backend failed at run time (server error, validation failed after retries...)."""
+
+    status_code = 502
+
+
+def choice_error(kind: str, value: object, known: list[str] | tuple[str, ...]) -> BadInputError:
+    """Uniform message for an unknown name: lists the known ones."""
+    return BadInputError(f"unknown {kind} {value!r}", f"choose one of: {', '.join(sorted(known))}")
