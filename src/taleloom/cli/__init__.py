@@ -14,8 +14,8 @@ from taleloom.errors import TaleloomError
 COMMANDS = {
     "tell": "taleloom.cli.tell:tell",
     "caption": "taleloom.cli.steps:caption",
-    "write": "taleloom.cli.steps:write",
-    "draw": "taleloom.cli.steps:draw",
+    "write": "taleloom.cli.write:write",
+    "draw": "taleloom.cli.draw:draw",
     "narrate": "taleloom.cli.steps:narrate",
     "book": "taleloom.cli.book:book",
     "models": "taleloom.cli.models:models",
