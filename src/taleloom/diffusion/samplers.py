@@ -1,0 +1,224 @@
+"""Samplers with one contract: `set_timesteps(n)`, `.timesteps`, `step(eps, t, sample, generator) -> prev`.
+
+Every sampler consumes an ε-prediction at integer timestep `t` and returns the sample at the next
+(less noisy) timestep of its grid; the last step lands on clean data (ᾱ = 1). Coefficients are
+computed in float64 from the schedule and applied as Python floats, so float32 images stay float32.
+
+Timestep spacing is "trailing" (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps
+are Flawed", Table 2): t_i = round(T − i·T/n) − 1 for i = 0…n−1, so every grid starts at the
+noisiest step T−1 (the level training saw for pure noise) and n = T gives T−1, …, 0.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+
+import torch
+
+from taleloom.diffusion.schedule import Schedule
+from taleloom.errors import choice_error
+
+CLEAN = -1  # pseudo-timestep of clean data: ᾱ = 1
+
+
+def trailing_timesteps(num_train_timesteps: int, num_steps: int) -> torch.Tensor:
+    """Descending LongTensor of `num_steps` timesteps, trailing spacing over [0, T)."""
+    T = num_train_timesteps
+    try:
+        n = operator.index(num_steps)
+    except TypeError:
+        raise ValueError(f"steps must be a positive integer, got {num_steps!r}") from None
+    if n <= 0:
+        raise ValueError(f"steps must be a positive integer, got {n}")
+    if n > T:
+        raise ValueError(f"steps must be at most the schedule's {T} timesteps, got {n}")
+    grid = T - torch.arange(n, dtype=torch.float64) * (T / n)
+    return (grid.round() - 1).long()
+
+
+class Sampler:
+    """Base class: the timestep grid, ᾱ look-ups and the shared ε → x̂₀ conversion."""
+
+    name = "base"
+    order = 1  # model evaluations needed before the sampler reaches its full order
+    init_noise_sigma = 1.0  # x_T ~ N(0, init_noise_sigma² I)
+
+    def __init__(self, schedule: Schedule, clip_sample: float | None = None):
+        self.schedule = schedule
+        self.clip_sample = clip_sample  # clamp x̂₀ to [−c, c] (images: 1.0); None = exact, no clamp
+        self._ac = schedule.alphas_cumprod.to(torch.float64)  # ᾱ_t, (T,)
+        self.timesteps = torch.empty(0, dtype=torch.long)
+        self._index: dict[int, int] = {}
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return self.schedule.num_timesteps
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.timesteps)
+
+    def set_timesteps(self, num_steps: int) -> None:
+        """Choose the grid for `num_steps` model evaluations and reset any multistep state."""
+        self.timesteps = trailing_timesteps(self.num_train_timesteps, num_steps)
+        self._index = {int(t): i for i, t in enumerate(self.timesteps)}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget multistep history (subclasses with state override)."""
+
+    def index_of(self, t: int | torch.Tensor) -> int:
+        t = int(t)
+        if t not in self._index:
+            raise ValueError(
+                f"timestep {t} is not on this sampler's grid; call set_timesteps() and step through .timesteps"
+            )
+        return self._index[t]
+
+    def prev_timestep(self, t: int | torch.Tensor) -> int:
+        """The timestep `step(…, t, …)` moves to; CLEAN (−1) after the last one."""
+        i = self.index_of(t)
+        return int(self.timesteps[i + 1]) if i + 1 < self.num_steps else CLEAN
+
+    def alpha_bar(self, t: int) -> float:
+        """ᾱ_t as a float64 Python number; ᾱ_CLEAN = 1."""
+        return 1.0 if t == CLEAN else float(self._ac[t])
+
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: int) -> torch.Tensor:
+        """q(x_t | x₀) at a scalar timestep: √ᾱ_t x₀ + √(1−ᾱ_t) ε (identity for CLEAN)."""
+        ac = self.alpha_bar(int(t))
+        return math.sqrt(ac) * x0 + math.sqrt(1.0 - ac) * noise
+
+    def predict_x0(self, eps: torch.Tensor, sample: torch.Tensor, ac_t: float) -> torch.Tensor:
+        x0 = (sample - math.sqrt(1.0 - ac_t) * eps) / math.sqrt(ac_t)
+        if self.clip_sample is not None:
+            x0 = x0.clamp(-self.clip_sample, self.clip_sample)
+        return x0
+
+    def step(
+        self,
+        eps: torch.Tensor,
+        t: int | torch.Tensor,
+        sample: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(schedule={self.schedule.name!r}, steps={self.num_steps})"
+
+
+def _randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Gaussian noise drawn on the generator's device (so a CPU seed reproduces anywhere), moved to x's."""
+    device = generator.device if generator is not None else x.device
+    z = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype)
+    return z.to(x.device)
+
+
+class DDPMSampler(Sampler):
+    """Ancestral sampling, Ho et al. 2020 eq. 6–7, on a respaced grid.
+
+    Between grid points s > p the effective β = 1 − ᾱ_s/ᾱ_p; x_p ~ N(μ̃(x_s, x̂₀), β̃) with
+    β̃ = (1−ᾱ_p)/(1−ᾱ_s)·β (the "fixed small" variance). The last step returns the posterior mean x̂₀.
+    """
+
+    name = "ddpm"
+
+    def step(self, eps, t, sample, generator=None):
+        t = int(t)
+        p = self.prev_timestep(t)
+        ac_t, ac_p = self.alpha_bar(t), self.alpha_bar(p)
+        beta = 1.0 - ac_t / ac_p
+        x0 = self.predict_x0(eps, sample, ac_t)
+        c0 = math.sqrt(ac_p) * beta / (1.0 - ac_t)
+        ct = math.sqrt(1.0 - beta) * (1.0 - ac_p) / (1.0 - ac_t)
+        prev = c0 * x0 + ct * sample
+        if p != CLEAN:
+            var = (1.0 - ac_p) / (1.0 - ac_t) * beta
+            prev = prev + math.sqrt(var) * _randn_like(sample, generator)
+        return prev
+
+
+class DDIMSampler(Sampler):
+    """Song et al. 2021, eq. 12: x_p = √ᾱ_p x̂₀ + √(1−ᾱ_p−σ²) ε̂ + σ z, σ = η·√β̃.
+
+    η = 0 is the deterministic probability-flow-like sampler; η = 1 equals DDPM ancestral.
+    """
+
+    name = "ddim"
+
+    def __init__(self, schedule: Schedule, eta: float = 0.0, clip_sample: float | None = None):
+        super().__init__(schedule, clip_sample)
+        if eta < 0:
+            raise ValueError(f"DDIM eta must be >= 0, got {eta}")
+        self.eta = float(eta)
+
+    def step(self, eps, t, sample, generator=None):
+        t = int(t)
+        p = self.prev_timestep(t)
+        ac_t, ac_p = self.alpha_bar(t), self.alpha_bar(p)
+        x0 = self.predict_x0(eps, sample, ac_t)
+        if self.clip_sample is not None:  # keep ε consistent with the clamped x̂₀
+            eps = (sample - math.sqrt(ac_t) * x0) / math.sqrt(1.0 - ac_t)
+        sigma = self.eta * math.sqrt((1.0 - ac_p) / (1.0 - ac_t) * (1.0 - ac_t / ac_p))
+        prev = math.sqrt(ac_p) * x0 + math.sqrt(max(1.0 - ac_p - sigma**2, 0.0)) * eps
+        if sigma > 0:
+            prev = prev + sigma * _randn_like(sample, generator)
+        return prev
+
+
+class DPMSolverPP2MSampler(Sampler):
+    """DPM-Solver++(2M), Lu et al. 2022 ("DPM-Solver++", Algorithm 2), data-prediction form.
+
+    With λ = log(α/σ), α = √ᾱ, σ = √(1−ᾱ) and h = λ_p − λ_s:
+        x_p = (σ_p/σ_s) x_s − α_p (e^{−h} − 1) D,
+    where D = x̂₀(s) on the first step (no history) and the final step to clean data, and otherwise
+    D = (1 + 1/2r) x̂₀(s) − (1/2r) x̂₀(s_prev), r = h_prev / h (second-order multistep).
+    Deterministic: `generator` is accepted for the shared contract and ignored.
+    """
+
+    name = "dpmpp_2m"
+    order = 2
+
+    def reset(self) -> None:
+        self._last: tuple[int, torch.Tensor] | None = None  # (timestep, x̂₀) of the previous step
+
+    def _lambda(self, ac: float) -> float:
+        return 0.5 * (math.log(ac) - math.log1p(-ac))
+
+    def step(self, eps, t, sample, generator=None):
+        t = int(t)
+        i = self.index_of(t)
+        p = self.prev_timestep(t)
+        ac_t = self.alpha_bar(t)
+        x0 = self.predict_x0(eps, sample, ac_t)
+        last = self._last
+        self._last = (t, x0)
+        if p == CLEAN:  # σ_p = 0, λ_p = ∞: the first-order update is exactly x̂₀
+            return x0
+        ac_p = self.alpha_bar(p)
+        lam_t, lam_p = self._lambda(ac_t), self._lambda(ac_p)
+        h = lam_p - lam_t
+        d = x0
+        # second order only when the history is the grid's previous point (img2img may start mid-grid)
+        if last is not None and i > 0 and last[0] == int(self.timesteps[i - 1]):
+            h_prev = lam_t - self._lambda(self.alpha_bar(last[0]))
+            r = h_prev / h
+            d = (1.0 + 0.5 / r) * x0 - (0.5 / r) * last[1]
+        sigma_ratio = math.sqrt((1.0 - ac_p) / (1.0 - ac_t))
+        return sigma_ratio * sample - math.sqrt(ac_p) * math.expm1(-h) * d
+
+
+SAMPLERS: dict[str, type[Sampler]] = {
+    "ddpm": DDPMSampler,
+    "ddim": DDIMSampler,
+    "dpmpp_2m": DPMSolverPP2MSampler,
+}
+
+
+def make_sampler(name: str, schedule: Schedule, **kw) -> Sampler:
+    """Build a sampler by name ('ddpm', 'ddim' (eta=…), 'dpmpp_2m'); unknown names raise ValueError."""
+    if name not in SAMPLERS:
+        raise ValueError(str(choice_error("sampler", name, list(SAMPLERS))))
+    return SAMPLERS[name](schedule, **kw)
