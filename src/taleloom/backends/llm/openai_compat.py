@@ -1,0 +1,130 @@
+"""TextModel over any OpenAI-compatible chat endpoint: vLLM, Ollama, llama.cpp server, OpenAI.
+
+Spec: ``openai:http://127.0.0.1:8000/v1#qwen2.5-7b`` (no ``#model``: the server's first listed model).
+API key from TALELOOM_OPENAI_API_KEY or OPENAI_API_KEY (local servers need none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import httpx
+from pydantic import Field
+
+from taleloom.backends.base import Sampling, TextModel
+from taleloom.backends.openai_http import ServerOptions, first_model, make_client, parse_json
+from taleloom.errors import BackendError, ModelNotFoundError
+
+
+class OpenAITextModel(TextModel):
+    name = "openai"
+    can_stream = True
+    supports_schema = True
+
+    class Options(ServerOptions):
+        schema_format: Literal["auto", "json_schema", "json_object"] = Field(
+            "auto", description="json_schema (OpenAI, vLLM, Ollama) or json_object+schema (llama-cpp-python); "
+                                "auto tries the first and falls back to the second when the server rejects it")
+        extended_sampling: bool | None = Field(
+            None, description="send top_k / repeat_penalty (not in the OpenAI API); None: all but api.openai.com")
+        strict: bool = Field(False, description="json_schema 'strict' flag (OpenAI then needs closed schemas)")
+        extra_body: dict[str, Any] = Field(default_factory=dict, description="extra fields for every request")
+
+    def __init__(self, location: str | None = None, model: str | None = None,
+                 transport: httpx.BaseTransport | None = None, **options: Any):
+        self.options = self.Options(**options)
+        self.client = make_client(location, self.options, transport)
+        self._model = model
+        self._schema_format = self.options.schema_format
+        extended = self.options.extended_sampling
+        self._extended = extended if extended is not None else "api.openai.com" not in self.client.base_url
+
+    @property
+    def model(self) -> str:
+        if self._model is None:
+            self._model = first_model(self.client)
+        return self._model
+
+    @property
+    def model_id(self) -> str:  # type: ignore[override]
+        return f"openai:{self._model or '?'}@{self.client.base_url}"
+
+    def ready(self) -> tuple[bool, str]:
+        try:
+            self.client.get_json("models")
+        except (BackendError, ModelNotFoundError) as e:
+            return False, e.message
+        return True, f"{self.client.base_url} answers"
+
+    def _payload(self, messages: list[dict[str, Any]], sampling: Sampling | None) -> dict[str, Any]:
+        s = sampling or Sampling()
+        payload: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": s.temperature,
+                                   "top_p": s.top_p, "max_tokens": s.max_tokens}
+        if s.seed is not None:
+            payload["seed"] = s.seed
+        if self._extended:
+            payload.update(top_k=s.top_k, repeat_penalty=s.repeat_penalty, repetition_penalty=s.repeat_penalty)
+        return payload | self.options.extra_body
+
+    def chat(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
+             schema: dict[str, Any] | None = None) -> str:
+        return self.complete(messages, sampling, schema)
+
+    def complete(self, messages: list[dict[str, Any]], sampling: Sampling | None = None,
+                 schema: dict[str, Any] | None = None, check_json: bool = True) -> str:
+        """`chat` for any message content (the vision captioner sends text + image parts)."""
+        payload = self._payload(messages, sampling)
+        if schema is None:
+            return _content(self.client.post_json("chat/completions", payload))
+        if self._schema_format != "auto":
+            fmt = self._schema_format
+            answer = self.client.post_json("chat/completions", payload | self._response_format(fmt, schema))
+        else:  # probe once, without retries: servers reject an unknown format with 400, 422 or even 500
+            fmt = "json_schema"
+            try:
+                answer = self.client.post_json("chat/completions", payload | self._response_format(fmt, schema),
+                                               retries=0)
+            except BackendError as e:
+                if _rejects_format(e):  # llama-cpp-python: {"type": "json_object", "schema": ...}
+                    fmt = "json_object"
+                answer = self.client.post_json("chat/completions", payload | self._response_format(fmt, schema))
+        self._schema_format = fmt  # remember what this server understood
+        text = _content(answer)
+        if check_json:
+            parse_json(text, f"the model's answer (asked for JSON by schema, {self.model_id})")
+        return text
+
+    def _response_format(self, fmt: str, schema: dict[str, Any]) -> dict[str, Any]:
+        if fmt == "json_object":
+            return {"response_format": {"type": "json_object", "schema": schema}}
+        return {"response_format": {"type": "json_schema", "json_schema": {
+            "name": "answer", "schema": schema, "strict": self.options.strict}}}
+
+    def stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[str]:
+        payload = self._payload(messages, sampling) | {"stream": True}
+        for event in self.client.stream_events("chat/completions", payload):
+            for choice in event.get("choices") or []:
+                piece = (choice.get("delta") or {}).get("content")
+                if piece:
+                    yield piece
+
+
+def _rejects_format(error: BackendError) -> bool:
+    """Did the server refuse the json_schema response_format (rather than fail for another reason)?"""
+    status = getattr(error, "http_status", None)
+    detail = str(getattr(error, "detail", "")).lower()
+    return status in (400, 422) or (status == 500 and ("response_format" in detail or "json_schema" in detail))
+
+
+def _content(answer: dict[str, Any]) -> str:
+    """The first choice's text; a BackendError when the answer has another shape."""
+    try:
+        content = answer["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError) as e:
+        raise BackendError(f"the chat answer has no choices[0].message.content: {str(answer)[:200]}",
+                           "the server is not speaking the OpenAI chat API; check the URL") from e
+    if not isinstance(content, str):
+        raise BackendError(f"the chat answer's content is {type(content).__name__}, not text",
+                           "the model may have answered with a tool call; try another model")
+    return content
