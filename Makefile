@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 APT_PACKAGES := fonts-noto-color-emoji fonts-noto-core fonts-noto-cjk espeak-ng sox libzbar0 zbar-tools \
                 poppler-utils libpango-1.0-0 libpangoft2-1.0-0 chromium postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-PHOTO ?= src/taleloom/assets/samples/picnic.jpg
+PHOTO ?= src/taleloom/assets/samples/cat.jpg
 
 .PHONY: install system-deps test test-all demo bench lint clean
 

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from taleloom.errors import BadInputError
+
 FORMAT_VERSION = 1
 STAGES = ("see", "write", "translate", "stage", "illustrate", "upscale", "narrate", "bind")
 
@@ -130,7 +132,20 @@ class Storybook(Strict):
     url: str | None = None
     files: dict[str, str] = Field(default_factory=dict)  # "pdf", "html", "qr" → relative path
     history: list[Change] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)  # what was done to the input (photo rotated, first GIF frame...)
 
     def stage_done(self, name: str) -> bool:
         rec = self.stages.get(name)
         return rec is not None and rec.status in ("done", "skipped")
+
+    @property
+    def complete(self) -> bool:
+        """Every stage finished (done or skipped)."""
+        return all(self.stage_done(name) for name in STAGES)
+
+    def page(self, n: int) -> Page:
+        """Page `n` (1-based); a number outside the book → BadInputError."""
+        if not 1 <= n <= len(self.pages):
+            raise BadInputError(f"page {n} does not exist; this book has {len(self.pages)} pages",
+                                f"choose a page from 1 to {len(self.pages)}")
+        return self.pages[n - 1]

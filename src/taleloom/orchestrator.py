@@ -1,0 +1,371 @@
+"""Runs the stages of a book in order, reports progress events, and saves manifest.json atomically
+after every stage (and after every batch of pictures), so calling `run_book` again resumes a book
+that was interrupted. Used by the CLI and by the HTTP service; see .notes/PIPELINE_API.md.
+
+Stages work page by page on what is missing (no translation, no request, no picture, no audio), so
+resuming, extending and redrawing all reuse the same loop: an edit clears what it invalidates, marks
+the later stages pending, and runs the book again.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from taleloom.backends import registry
+from taleloom.book import STAGES, Brief, Change, Page, StageRecord, Storybook, now
+from taleloom.config import Settings
+from taleloom.errors import BadInputError, TaleloomError
+from taleloom.files import atomic_save_image, atomic_write_json
+from taleloom.imageio import load_photo
+from taleloom.runners import RUNNERS
+from taleloom.stages.stage import concept_mapper_for, get_style, stage_page
+
+MANIFEST = "manifest.json"
+PHOTO = "photo.png"
+EventKind = Literal["started", "progress", "finished", "failed", "done"]
+BOOK = "book"  # the stage name of the final "done" event
+
+
+@dataclass
+class Event:
+    book_id: str
+    stage: str
+    kind: EventKind
+    progress: float | None = None
+    message: str = ""
+    at: str = field(default_factory=now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+OnEvent = Callable[[Event], None]
+
+
+class Backends:
+    """The five model roles, each created from Settings on first use (thread-safe) and then kept.
+
+    Pass ready-made backends as keywords to use them instead (tests; the service's batching wrapper).
+    """
+
+    ROLES = registry.ROLES
+
+    def __init__(self, settings: Settings | None = None, **given: Any):
+        unknown = set(given) - set(self.ROLES)
+        if unknown:
+            raise TypeError(f"unknown backend roles {sorted(unknown)}; known: {self.ROLES}")
+        self.settings = settings or Settings()
+        self._made: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+        self._lock = threading.RLock()
+        self.load_seconds: dict[str, float] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Backends:
+        return cls(settings)
+
+    def get(self, role: str):
+        with self._lock:
+            if role not in self._made:
+                t0 = time.perf_counter()
+                backend = registry.create(role, getattr(self.settings, role), **self._options(role))
+                if hasattr(backend, "use_llm") and role != "llm":  # e.g. the embedded captioner words with the LLM
+                    backend.use_llm(lambda: self.get("llm"))
+                self._made[role] = backend
+                self.load_seconds[role] = time.perf_counter() - t0
+            return self._made[role]
+
+    def _options(self, role: str) -> dict[str, Any]:
+        """Pass the configured torch device to backends whose Options take one."""
+        spec = registry.Spec.parse(getattr(self.settings, role))
+        entry = next((e for e in registry.available(role) if e.name == spec.name), None)
+        target = getattr(entry.factory, "target", None) if entry else None
+        if target is None:
+            return {}
+        try:
+            import importlib
+
+            module, _, cls = target.partition(":")
+            options = getattr(importlib.import_module(module), cls).Options
+        except (ImportError, AttributeError):
+            return {}
+        return {"device": self.settings.device} if "device" in options.model_fields else {}
+
+    def loaded(self, role: str) -> bool:
+        return role in self._made
+
+    captioner = property(lambda self: self.get("captioner"))
+    llm = property(lambda self: self.get("llm"))
+    illustrator = property(lambda self: self.get("illustrator"))
+    upscaler = property(lambda self: self.get("upscaler"))
+    narrator = property(lambda self: self.get("narrator"))
+
+
+# ---------------------------------------------------------------- book folder
+
+def load_book(book_dir: Path) -> Storybook:
+    """The book saved in `book_dir` (its manifest.json)."""
+    path = Path(book_dir) / MANIFEST
+    if not path.is_file():
+        raise BadInputError(f"{book_dir} holds no book (no {MANIFEST})", "give the folder of a book made by Taleloom")
+    try:
+        return Storybook.model_validate_json(path.read_bytes())
+    except ValidationError as e:
+        raise BadInputError(f"{path} is not a valid book manifest: {e.errors()[0]['msg']}",
+                            "the file was edited or comes from another version; make the book again") from None
+
+
+def save_book(book_dir: Path, book: Storybook) -> None:
+    atomic_write_json(Path(book_dir) / MANIFEST, book.model_dump(mode="json"))
+
+
+def create_book(book_dir: Path, brief: Brief, photo: bytes | Path | None, base_url: str,
+                book_id: str | None = None) -> Storybook:
+    """Validate the brief and photo, write photo.png + manifest.json; nothing is generated yet.
+
+    The book's id (and URL `{base_url}/books/{id}`) is `book_id`, else the folder's name.
+    """
+    book_dir = Path(book_dir)
+    validate_brief(brief)
+    if photo is None and not (brief.idea and brief.idea.strip()):
+        raise BadInputError("a book needs a photo, an idea, or both", 'give a photo, or --idea "a cat who flies"')
+    if (book_dir / MANIFEST).exists():
+        raise BadInputError(f"{book_dir} already holds a book", "resume it, or choose another folder")
+    loaded = load_photo(photo) if photo is not None else None
+    book_id = book_id or book_dir.name
+    book = Storybook(id=book_id, brief=brief, url=f"{base_url.rstrip('/')}/books/{book_id}",
+                     stages={name: StageRecord(name=name) for name in STAGES})
+    if loaded is not None:
+        atomic_save_image(book_dir / PHOTO, loaded.image)
+        book.photo = PHOTO
+        book.notes.extend(loaded.notes)
+    save_book(book_dir, book)
+    return book
+
+
+def validate_brief(brief: Brief) -> None:
+    """Style and language must be known before anything runs (the pydantic model checks the numbers)."""
+    get_style(brief.style)
+    try:
+        from taleloom.stages.translate import LANGUAGES
+    except ImportError:
+        return
+    if brief.lang not in LANGUAGES:
+        from taleloom.errors import choice_error
+
+        raise choice_error("language", brief.lang, list(LANGUAGES))
+
+
+# ---------------------------------------------------------------- running
+
+_locks: dict[Path, threading.RLock] = {}
+_locks_guard = threading.Lock()
+
+
+@contextmanager
+def _book_lock(book_dir: Path):
+    """One run at a time per book folder within this process."""
+    key = Path(book_dir).resolve()
+    with _locks_guard:
+        lock = _locks.setdefault(key, threading.RLock())
+    with lock:
+        yield
+
+
+class _Run:
+    """What a stage function sees: the book, its folder, metered backends, progress, and saving."""
+
+    def __init__(self, book_dir: Path, book: Storybook, backends: Backends, on_event: OnEvent | None):
+        self.dir, self.book, self.backends, self.on_event = Path(book_dir), book, backends, on_event
+        self.stage = ""
+        self.model_seconds = 0.0
+        self.model_ids: list[str] = []
+
+    def emit(self, kind: EventKind, progress: float | None = None, message: str = "", stage: str | None = None):
+        if self.on_event:
+            self.on_event(Event(self.book.id, stage or self.stage, kind, progress, message))
+
+    def progress(self, done: int, total: int, what: str = "") -> None:
+        self.emit("progress", done / total if total else 1.0, f"{done}/{total} {what}".strip())
+
+    def backend(self, role: str):
+        """The backend for `role`, wrapped so that time inside it counts as model time."""
+        loaded = self.backends.loaded(role)
+        t0 = time.perf_counter()
+        inner = self.backends.get(role)
+        if not loaded:
+            self.model_seconds += time.perf_counter() - t0  # loading weights is model time too
+        model_id = getattr(inner, "model_id", "") or getattr(inner, "name", role)
+        self.book.models[role] = model_id
+        if model_id not in self.model_ids:
+            self.model_ids.append(model_id)
+        return _Metered(inner, self)
+
+    def save(self) -> None:
+        save_book(self.dir, self.book)
+
+
+class _Metered:
+    """Proxy that adds the time spent in a backend's model methods to the run's model seconds."""
+
+    TIMED = frozenset({"chat", "caption", "generate", "upscale", "speak", "img2img", "inpaint"})
+
+    def __init__(self, inner, run: _Run):
+        self._inner, self._run = inner, run
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._inner, name)
+        if name not in self.TIMED or not callable(attr):
+            return attr
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                self._run.model_seconds += time.perf_counter() - t0
+
+        return timed
+
+
+def run_book(book_dir: Path, backends: Backends, on_event: OnEvent | None = None) -> Storybook:
+    """Run every unfinished stage in order, saving after each; calling it again resumes."""
+    book_dir = Path(book_dir)
+    with _book_lock(book_dir):
+        book = load_book(book_dir)
+        run = _Run(book_dir, book, backends, on_event)
+        for name in STAGES:
+            if book.stage_done(name):
+                continue
+            _run_stage(run, name, RUNNERS[name])
+        total = sum(r.seconds or 0.0 for r in book.stages.values())
+        run.emit("done", 1.0, f"book ready in {total:.1f} s", stage=BOOK)
+        return book
+
+
+def _run_stage(run: _Run, name: str, runner: Callable[[_Run], str | None]) -> None:
+    book = run.book
+    rec = book.stages.setdefault(name, StageRecord(name=name))
+    rec.status, rec.started, rec.finished, rec.message = "running", now(), None, None
+    run.stage, run.model_seconds, run.model_ids = name, 0.0, []
+    run.emit("started", 0.0)
+    t0 = time.perf_counter()
+    try:
+        outcome = runner(run)
+    except BaseException as e:  # KeyboardInterrupt too: record it, then let it go on
+        rec.status, rec.finished = "failed", now()
+        rec.seconds = round(time.perf_counter() - t0, 3)
+        rec.message = "interrupted" if isinstance(e, KeyboardInterrupt) else _describe(e)
+        run.save()
+        run.emit("failed", None, rec.message)
+        raise
+    rec.seconds = round(time.perf_counter() - t0, 3)
+    rec.model_seconds = round(run.model_seconds, 3)
+    rec.model_id = ", ".join(run.model_ids) or None
+    rec.finished = now()
+    rec.status = "skipped" if outcome and outcome.startswith("skipped:") else "done"
+    rec.message = outcome.removeprefix("skipped:").strip() if outcome else None
+    run.save()
+    run.emit("finished", 1.0, rec.message or f"{rec.seconds:.1f} s")
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, TaleloomError):
+        return e.message + (f" ({e.hint})" if e.hint else "")
+    return f"{type(e).__name__}: {e}"
+
+
+# ---------------------------------------------------------------- edits
+
+_AFTER_TEXT = ("translate", "stage", "illustrate", "upscale", "narrate", "bind")
+_AFTER_PICTURE = ("illustrate", "upscale", "bind")
+
+
+def _reopen(book: Storybook, stages: tuple[str, ...]) -> None:
+    for name in stages:
+        book.stages[name] = StageRecord(name=name)
+
+
+def _finish_first(book_dir: Path, backends: Backends, on_event: OnEvent | None) -> Storybook:
+    book = load_book(book_dir)
+    return book if book.complete else run_book(book_dir, backends, on_event)
+
+
+def extend_book(book_dir: Path, backends: Backends, pages: int, on_event: OnEvent | None = None) -> Storybook:
+    """Add `pages` pages that continue the story, draw and narrate them, and bind the book again."""
+    from taleloom.stages.write import extend_story
+
+    book_dir = Path(book_dir)
+    with _book_lock(book_dir):
+        book = _finish_first(book_dir, backends, on_event)
+        total = len(book.pages) + pages
+        limit = Brief.model_fields["pages"].metadata
+        top = next((m.le for m in limit if hasattr(m, "le")), 24)
+        if pages < 1 or total > top:
+            raise BadInputError(f"cannot add {pages} pages to a book of {len(book.pages)}",
+                                f"add between 1 and {top - len(book.pages)} pages (a book has at most {top})")
+        run = _Run(book_dir, book, backends, on_event)
+        run.stage = "write"
+        run.emit("started", 0.0, f"writing {pages} more pages")
+        drafts = extend_story(book, pages, run.backend("llm"))
+        start = len(book.pages)
+        book.pages.extend(Page(index=start + i + 1, text=d.text, scene=d.scene) for i, d in enumerate(drafts))
+        book.brief = book.brief.model_copy(update={"pages": len(book.pages)})
+        book.history.append(Change(action="extend", params={"pages": pages, "from": start + 1}))
+        _reopen(book, _AFTER_TEXT)
+        save_book(book_dir, book)
+        run.emit("finished", 1.0, f"{len(drafts)} pages written")
+        return run_book(book_dir, backends, on_event)
+
+
+def rewrite_page(book_dir: Path, backends: Backends, n: int, instruction: str,
+                 on_event: OnEvent | None = None) -> Storybook:
+    """Rewrite page `n` following `instruction`; its picture and narration are made again."""
+    from taleloom.stages.write import rewrite_page as rewrite
+
+    book_dir = Path(book_dir)
+    if not instruction or not instruction.strip():
+        raise BadInputError("a rewrite needs an instruction", 'e.g. --instruction "make it funnier"')
+    with _book_lock(book_dir):
+        book = _finish_first(book_dir, backends, on_event)
+        old = book.page(n)
+        run = _Run(book_dir, book, backends, on_event)
+        run.stage = "write"
+        run.emit("started", 0.0, f"rewriting page {n}")
+        draft = rewrite(book.pages, n, instruction, book.brief, run.backend("llm"))
+        book.pages[n - 1] = Page(index=n, text=draft.text, scene=draft.scene)
+        book.history.append(Change(action="rewrite", page=n,
+                                   params={"instruction": instruction, "old_text": old.text}))
+        _reopen(book, _AFTER_TEXT)
+        save_book(book_dir, book)
+        run.emit("finished", 1.0, f"page {n} rewritten")
+        return run_book(book_dir, backends, on_event)
+
+
+def redraw_page(book_dir: Path, backends: Backends, n: int, seed: int | None = None, style: str | None = None,
+                on_event: OnEvent | None = None) -> Storybook:
+    """Draw page `n` again with a new seed and/or style (no seed and no style: a fresh random seed)."""
+    book_dir = Path(book_dir)
+    if style is not None:
+        get_style(style)
+    with _book_lock(book_dir):
+        book = _finish_first(book_dir, backends, on_event)
+        page = book.page(n)
+        if seed is None:
+            seed = page.request.seed if (style is not None and page.request) else secrets.randbelow(2**31)
+        mapper = concept_mapper_for(backends.illustrator)
+        page.request = stage_page(book, page, mapper, seed=seed, style=style or book.brief.style)
+        page.image = page.image_lowres = None
+        book.history.append(Change(action="redraw", page=n, params={"seed": seed, "style": page.request.style}))
+        _reopen(book, _AFTER_PICTURE)
+        save_book(book_dir, book)
+        return run_book(book_dir, backends, on_event)
+

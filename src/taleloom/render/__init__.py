@@ -1,0 +1,1 @@
+"""Rendering a book: HTML templates, PDF (WeasyPrint) and the QR code."""

@@ -1,0 +1,162 @@
+"""How the orchestrator runs each stage on a book folder: read what the stage needs from the book,
+call the plain stage function with metered backends, write its files atomically, update the book.
+
+Each runner works on what is still missing (pages without translation, request, picture or audio),
+so a resumed or edited book only redoes what is needed. A runner returns None, a message, or
+"skipped: why" when the stage had nothing it could do (no photo; no voice for the language).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from taleloom.book import Page
+from taleloom.files import atomic_save_image, atomic_write_bytes, atomic_write_text
+from taleloom.stages.bind import bind
+from taleloom.stages.illustrate import illustrate, upscale
+from taleloom.stages.narrate import narrate
+from taleloom.stages.see import see
+from taleloom.stages.stage import concept_mapper_for, stage
+
+if TYPE_CHECKING:
+    from taleloom.orchestrator import _Run
+
+
+class _Lazy:
+    """A backend that is only created (and metered) when the stage really calls it."""
+
+    def __init__(self, run: _Run, role: str):
+        self._run, self._role, self._backend = run, role, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._backend is None:
+            self._backend = self._run.backend(self._role)
+        return getattr(self._backend, name)
+
+
+def run_see(run: _Run) -> str | None:
+    book = run.book
+    if not book.photo:
+        return "skipped: no photo; the story starts from the idea"
+    image = Image.open(run.dir / book.photo).convert("RGB")
+    book.caption = see(image, book.brief, run.backend("captioner"))
+    return book.caption.text if book.caption else None
+
+
+def run_write(run: _Run) -> str | None:
+    from taleloom.stages.write import write_story
+
+    book = run.book
+    draft = write_story(book.caption, book.brief, run.backend("llm"))
+    book.title, book.title_translated = draft.title, None
+    book.cast = list(draft.cast)
+    book.pages = [Page(index=i + 1, text=p.text, scene=p.scene) for i, p in enumerate(draft.pages)]
+    return f"“{draft.title}”, {len(book.pages)} pages"
+
+
+def run_translate(run: _Run) -> str | None:
+    from taleloom.stages.translate import translate
+
+    book = run.book
+    pages = [p for p in book.pages if p.text_translated is None]
+    need_title = book.title_translated is None and book.title is not None
+    texts = ([book.title] if need_title else []) + [p.text for p in pages]
+    if not texts:
+        return None
+    out = translate(texts, book.brief.lang, _Lazy(run, "llm"))
+    if need_title:
+        book.title_translated, out = out[0], out[1:]
+    for page, text in zip(pages, out, strict=True):
+        page.text_translated = text
+    return f"{len(texts)} texts → {book.brief.lang}"
+
+
+def run_stage(run: _Run) -> str | None:
+    book = run.book
+    pages = [p for p in book.pages if p.request is None]
+    if not pages:
+        return None
+    requests = stage(book, concept_mapper_for(run.backend("illustrator")))
+    for page, req in zip(pages, requests, strict=True):
+        page.request = req
+    return f"style {book.brief.style}, {len(requests)} requests"
+
+
+def run_illustrate(run: _Run) -> str | None:
+    book = run.book
+    pages = [p for p in book.pages if p.image_lowres is None]
+    if not pages:
+        return None
+    illustrator = run.backend("illustrator")
+
+    def keep(indices: list[int], images: list[Image.Image]) -> None:  # save each batch at once
+        for i, img in zip(indices, images, strict=True):
+            page = pages[i]
+            page.image_lowres = _write(run.dir, f"pages/{page.index}.lowres.png", img)
+            page.image = None
+        run.save()
+
+    illustrate([p.request for p in pages], illustrator, on_batch=keep,
+               on_progress=lambda d, t: run.progress(d, t, "pictures"))
+    return f"{len(pages)} pictures"
+
+
+def run_upscale(run: _Run) -> str | None:
+    book = run.book
+    pages = [p for p in book.pages if p.image is None and p.image_lowres]
+    for done, page in enumerate(pages, 1):
+        small = Image.open(run.dir / page.image_lowres).convert("RGB")
+        big = upscale([small], [page.request], _Lazy(run, "upscaler"))[0]  # created only if a picture needs it
+        page.image = _write(run.dir, f"pages/{page.index}.png", big)
+        run.progress(done, len(pages), "pictures")
+    return f"{len(pages)} pictures" if pages else None
+
+
+def run_narrate(run: _Run) -> str | None:
+    book = run.book
+    pages = [p for p in book.pages if p.audio is None]
+    if not pages:
+        return None
+    result = narrate([p.text_translated or p.text for p in pages], book.brief.lang, run.backend("narrator"),
+                     on_progress=lambda d, t: run.progress(d, t, "pages read"))
+    if result.skipped:
+        return f"skipped: {result.message}"
+    for page, data, seconds in zip(pages, result.audio, result.seconds, strict=True):
+        page.audio = _write(run.dir, f"audio/{page.index}.wav", data)
+        page.audio_seconds = seconds
+    return f"{sum(s or 0 for s in result.seconds):.1f} s of audio"
+
+
+def run_bind(run: _Run) -> str | None:
+    book = run.book
+    book.files = {"pdf": "book.pdf", "html": "book.html", "manifest": "manifest.json"}
+    if book.url:
+        book.files["qr"] = "qr.png"
+    bound = bind(book, run.dir)
+    if bound.qr_png:
+        _write(run.dir, "qr.png", bound.qr_png)
+    _write(run.dir, "book.html", bound.html)
+    _write(run.dir, "book.pdf", bound.pdf)
+    return f"{len(book.pages) + 2} PDF pages"
+
+
+def _write(book_dir: Path, rel: str, data: bytes | str | Image.Image) -> str:
+    """Write one of the book's files atomically; returns its relative path."""
+    path = Path(book_dir) / rel
+    if isinstance(data, Image.Image):
+        atomic_save_image(path, data)
+    elif isinstance(data, str):
+        atomic_write_text(path, data)
+    else:
+        atomic_write_bytes(path, data)
+    return rel
+
+
+RUNNERS: dict[str, Callable[[_Run], str | None]] = {
+    "see": run_see, "write": run_write, "translate": run_translate, "stage": run_stage,
+    "illustrate": run_illustrate, "upscale": run_upscale, "narrate": run_narrate, "bind": run_bind,
+}

@@ -1,0 +1,50 @@
+"""Narrate: read each page aloud in the book's language. An unsupported language is no failure:
+the book is made without audio and the reason is recorded."""
+
+from __future__ import annotations
+
+import io
+import wave
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from taleloom.backends.base import Narrator
+from taleloom.errors import BadInputError
+
+
+@dataclass
+class Narration:
+    audio: list[bytes | None]  # one WAV per text, None where nothing was read
+    seconds: list[float | None]
+    message: str | None = None  # why there is no audio, when there is none
+    skipped: bool = False
+
+
+def wav_seconds(data: bytes) -> float:
+    """Duration of a WAV file's bytes."""
+    with wave.open(io.BytesIO(data)) as w:
+        return w.getnframes() / float(w.getframerate() or 1)
+
+
+def narrate(texts: Sequence[str], lang: str, narrator: Narrator,
+            on_progress: Callable[[int, int], None] | None = None) -> Narration:
+    """One WAV per text; when the narrator has no voice for `lang`, nothing is read and `message` says why."""
+    try:
+        supported = narrator.languages()
+        probe = getattr(narrator, "voice_for", None)
+        if probe is not None:
+            probe(lang)
+        elif supported and lang not in supported:
+            raise BadInputError(f"{narrator.name} cannot read language {lang!r}",
+                                f"narration needs one of: {', '.join(sorted(supported))}")
+    except BadInputError as e:
+        return Narration([None] * len(texts), [None] * len(texts), message=f"no narration: {e}", skipped=True)
+    audio: list[bytes | None] = []
+    seconds: list[float | None] = []
+    for i, text in enumerate(texts):
+        data = narrator.speak(text, lang)
+        audio.append(data)
+        seconds.append(round(wav_seconds(data), 3))
+        if on_progress:
+            on_progress(i + 1, len(texts))
+    return Narration(audio, seconds)

@@ -1,0 +1,122 @@
+"""Stage: turn each page's scene into an ImageRequest — style preset, cast sheet, per-page seed.
+
+Big backends read the full prompt (scene + cast sheet + style suffix). The embedded illustrator
+only knows the concepts it was trained on (emoji names); for it, `concepts` holds the main
+subject and its setting, picked by MiniLM similarity from its vocabulary (`ConceptMapper`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from taleloom.book import CastMember, ImageRequest, Page, Storybook
+from taleloom.errors import choice_error
+
+# text, k → the k nearest concept names, best first (e.g. the aligned encoder's nearest_concepts)
+ConceptMapper = Callable[[str, int], list[str]]
+
+
+@dataclass(frozen=True)
+class Style:
+    name: str
+    suffix: str  # appended to every prompt
+    negative: str  # negative prompt
+    sampler: str = "dpmpp_2m"
+    steps: int = 20
+    guidance: float = 3.0
+    description: str = ""
+
+
+_NEG = "photo, photorealistic, text, letters, watermark, signature, blurry, deformed, extra limbs, scary"
+STYLES: dict[str, Style] = {s.name: s for s in [
+    Style("storybook", "children's storybook illustration, soft shapes, warm colours, friendly",
+          _NEG, "dpmpp_2m", 20, 3.0, "classic picture-book look (default)"),
+    Style("watercolor", "watercolor painting, soft washes, paper texture, pastel colours",
+          _NEG + ", hard edges, neon", "dpmpp_2m", 24, 3.5, "soft washes on paper"),
+    Style("crayon", "crayon drawing by a child, wax texture, bold simple lines, bright colours",
+          _NEG + ", smooth gradients", "ddim", 20, 4.0, "a child's crayon drawing"),
+    Style("pixel", "pixel art, 16-bit video game sprite, limited palette, crisp pixels",
+          _NEG + ", smooth, painterly, antialiased", "ddim", 16, 4.5, "retro pixel art"),
+    Style("ink", "ink and pen line drawing, cross-hatching, black ink on cream paper, gentle",
+          _NEG + ", colourful, saturated", "dpmpp_2m", 20, 3.0, "pen-and-ink line drawing"),
+    Style("emoji", "flat emoji icon, bold outline, simple shapes, plain background",
+          _NEG + ", realistic, detailed background", "dpmpp_2m", 20, 3.0, "flat emoji icons"),
+]}
+DEFAULT_STYLE = "storybook"
+
+
+def concept_mapper_for(illustrator) -> ConceptMapper | None:
+    """The illustrator's own concept matcher when it only knows a fixed vocabulary (the embedded model);
+    None for backends that read full prompts."""
+    fn = getattr(illustrator, "nearest_concepts", None)
+    return fn if callable(fn) else None
+
+
+def get_style(name: str) -> Style:
+    """The preset called `name`; an unknown name lists the known ones."""
+    try:
+        return STYLES[name]
+    except KeyError:
+        raise choice_error("style", name, list(STYLES)) from None
+
+
+def page_seed(book_seed: int, index: int) -> int:
+    """Per-page seed derived from the book seed: stable across runs, different per page."""
+    digest = hashlib.sha256(f"taleloom:{book_seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def cast_sheet(cast: Sequence[CastMember]) -> str:
+    """'Mina, a girl with a red scarf; Biscuit, a small brown dog' — reused in every prompt."""
+    return "; ".join(f"{c.name}, {c.look}" if c.look else c.name for c in cast)
+
+
+def stage(book: Storybook, concept_mapper: ConceptMapper | None = None, *, only_missing: bool = True,
+          pages: Sequence[int] | None = None) -> list[ImageRequest]:
+    """One ImageRequest per page (pages that already have a request keep it when `only_missing`)."""
+    chosen = [p for p in book.pages if (pages is None or p.index in pages)
+              and not (only_missing and p.request is not None)]
+    subject = main_subject(book, concept_mapper) if concept_mapper else None
+    return [stage_page(book, p, concept_mapper, subject=subject) for p in chosen]
+
+
+def stage_page(book: Storybook, page: Page, concept_mapper: ConceptMapper | None = None, *,
+               seed: int | None = None, style: str | None = None, subject: str | None = None) -> ImageRequest:
+    """The request for one page; `seed`/`style` override the book's (used by redraw)."""
+    st = get_style(style or book.brief.style)
+    prompt = ", ".join(x for x in (page.scene.strip().rstrip("."), cast_sheet(book.cast), st.suffix) if x)
+    concepts: list[str] = []
+    if concept_mapper is not None:
+        subject = subject or main_subject(book, concept_mapper)
+        concepts = [subject] if subject else []
+        setting = scene_setting(page.scene, concept_mapper, exclude=set(concepts))
+        if setting:
+            concepts.append(setting)
+    return ImageRequest(prompt=prompt, negative_prompt=st.negative, concepts=concepts,
+                        seed=page_seed(book.brief.seed, page.index) if seed is None else seed,
+                        steps=st.steps, guidance=st.guidance, sampler=st.sampler, style=st.name)
+
+
+def main_subject(book: Storybook, concept_mapper: ConceptMapper) -> str | None:
+    """The hero's concept, the same on every page: from the cast sheet, else the photo's top concept."""
+    hero = next((c for c in book.cast if c.role == "hero"), book.cast[0] if book.cast else None)
+    if hero is not None and hero.look:
+        found = concept_mapper(f"{hero.look}", 1)
+        if found:
+            return found[0]
+    if book.caption and book.caption.concepts:
+        return book.caption.concepts[0]
+    if book.pages:
+        found = concept_mapper(book.pages[0].scene, 1)
+        return found[0] if found else None
+    return None
+
+
+def scene_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str], k: int = 5) -> str | None:
+    """Where the scene happens: the nearest concept that is not the subject."""
+    for name in concept_mapper(scene, k):
+        if name not in exclude:
+            return name
+    return None
