@@ -1,0 +1,125 @@
+"""Plain facts about a photo that need no trained model: its dominant colours (named), its light,
+and faces or cat faces found by OpenCV's bundled Haar cascades (cv2.data.haarcascades)."""
+
+from __future__ import annotations
+
+import colorsys
+import functools
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+DETECT_SIDE = 320  # detection runs on a copy this size on its long side (fast, and enough for faces)
+
+
+def image_facts(image: Image.Image) -> dict[str, Any]:
+    """{"colours": [...], "light": "...", "brightness": 0..1, "faces": n, "cat_faces": n, "orientation": ...}."""
+    rgb = image.convert("RGB")
+    w, h = rgb.size
+    facts: dict[str, Any] = {
+        "size": [w, h],
+        "orientation": "landscape" if w > h * 1.1 else "portrait" if h > w * 1.1 else "square",
+        "colours": dominant_colours(rgb),
+    }
+    facts.update(light(rgb))
+    facts.update(detect_faces(rgb))
+    return facts
+
+
+def colour_name(r: int, g: int, b: int) -> str:
+    """A child's name for an RGB colour: hue bins, with greys, browns and beiges by saturation/value."""
+    hue, sat, val = colorsys.rgb_to_hsv(r / 255, g / 255, b / 255)
+    deg = hue * 360
+    if val < 0.18:
+        return "black"
+    if sat < 0.14 or (sat < 0.22 and val > 0.85):
+        return "white" if val > 0.85 else "grey"
+    if (deg >= 330 or deg < 12) and sat < 0.5 and val > 0.7:
+        return "pink"
+    if 10 <= deg < 50 and val < 0.62:
+        return "brown"
+    if 20 <= deg < 55 and sat < 0.45 and val >= 0.62:
+        return "beige"
+    for limit, name in ((12, "red"), (40, "orange"), (68, "yellow"), (165, "green"), (200, "turquoise"),
+                        (255, "blue"), (290, "purple"), (340, "pink"), (361, "red")):
+        if deg < limit:
+            return name
+    return "red"
+
+
+def dominant_colours(image: Image.Image, k: int = 6, top: int = 3) -> list[dict[str, Any]]:
+    """The `top` most common colour names, each with its share of the picture (median-cut palette)."""
+    small = image.copy()
+    small.thumbnail((96, 96))
+    quant = small.quantize(colors=k, method=Image.Quantize.MEDIANCUT)
+    palette = quant.getpalette() or []
+    shares: dict[str, float] = {}
+    total = small.width * small.height
+    for count, idx in quant.getcolors() or []:
+        r, g, b = palette[idx * 3: idx * 3 + 3]
+        name = colour_name(r, g, b)
+        shares[name] = shares.get(name, 0.0) + count / total
+    ranked = sorted(shares.items(), key=lambda kv: -kv[1])[:top]
+    return [{"name": n, "share": round(s, 3)} for n, s in ranked]
+
+
+def light(image: Image.Image) -> dict[str, Any]:
+    """Brightness (0..1), contrast and warmth, worded as one phrase for the caption."""
+    arr = np.asarray(image.resize((64, 64)), dtype=np.float32) / 255.0
+    luma = arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    brightness, contrast = float(luma.mean()), float(luma.std())
+    warmth = float(arr[..., 0].mean() - arr[..., 2].mean())
+    level = ("dark" if brightness < 0.25 else "dim" if brightness < 0.42 else
+             "bright" if brightness > 0.68 else "soft")
+    tone = "warm" if warmth > 0.06 else "cool" if warmth < -0.06 else "neutral"
+    phrase = f"{level}, {tone} light" + (", strong contrast" if contrast > 0.28 else "")
+    return {"brightness": round(brightness, 3), "contrast": round(contrast, 3), "warmth": round(warmth, 3),
+            "light": phrase}
+
+
+@functools.cache
+def _cascade(name: str):
+    import cv2
+
+    path = cv2.data.haarcascades + name
+    clf = cv2.CascadeClassifier(path)
+    if clf.empty():
+        raise RuntimeError(f"OpenCV cascade {path} is missing (opencv-python-headless < 5 ships it)")
+    return clf
+
+
+def detect_faces(image: Image.Image) -> dict[str, Any]:
+    """Count people's faces and cat faces; boxes are fractions of the picture (x, y, w, h)."""
+    import cv2
+
+    small = image.copy()
+    small.thumbnail((DETECT_SIDE, DETECT_SIDE))
+    gray = cv2.equalizeHist(cv2.cvtColor(np.asarray(small), cv2.COLOR_RGB2GRAY))
+    side = min(small.size)
+    out: dict[str, Any] = {}
+    for key, cascade, neighbours in (("faces", "haarcascade_frontalface_default.xml", 6),
+                                     ("cat_faces", "haarcascade_frontalcatface_extended.xml", 4)):
+        boxes = _cascade(cascade).detectMultiScale(gray, scaleFactor=1.2, minNeighbors=neighbours,
+                                                   minSize=(max(20, side // 12),) * 2)
+        out[key] = len(boxes)
+        out[f"{key}_boxes"] = [[round(float(v) / s, 3) for v, s in zip(b, (*small.size, *small.size), strict=True)]
+                               for b in boxes][:8]
+    return out
+
+
+def describe_facts(facts: dict[str, Any]) -> str:
+    """The facts as plain words: 'Mostly brown, beige and white; soft, warm light; one cat face.'"""
+    names = [c["name"] for c in facts.get("colours", [])]
+    parts = []
+    if names:
+        parts.append("mostly " + (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]))
+    if facts.get("light"):
+        parts.append(facts["light"])
+    for key, one, many in (("faces", "a person's face", "people's faces"), ("cat_faces", "a cat's face", "cats' faces")):
+        n = facts.get(key, 0)
+        if n == 1:
+            parts.append(one)
+        elif n > 1:
+            parts.append(f"{n} {many}")
+    return "; ".join(parts)

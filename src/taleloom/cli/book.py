@@ -1,0 +1,76 @@
+"""`taleloom book extend|rewrite|redraw|show`: change a finished book; each change is kept in its history."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from taleloom.config import get_settings
+from taleloom.orchestrator import Backends, extend_book, load_book, redraw_page, rewrite_page
+
+BOOK_DIR = click.argument("book_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+AS_JSON = click.option("--json", "as_json", is_flag=True, help="print the result as JSON (no live display)")
+
+
+@click.group()
+def book():
+    """Change an existing book: add pages, rewrite a page, redraw a picture."""
+
+
+def _run(book_dir: Path, as_json: bool, action) -> None:
+    from taleloom.cli.progress import live_progress, report
+
+    backends = Backends.from_settings(get_settings())
+    with live_progress(not as_json, load_book(book_dir)) as on_event:
+        result = action(backends, on_event)
+    report(result, book_dir, as_json)
+
+
+@book.command()
+@BOOK_DIR
+@click.option("--pages", type=int, default=1, show_default=True, help="how many pages to add")
+@AS_JSON
+def extend(book_dir, pages, as_json):
+    """Continue the story in BOOK_DIR by --pages more pages."""
+    _run(book_dir, as_json, lambda b, ev: extend_book(book_dir, b, pages, on_event=ev))
+
+
+@book.command()
+@BOOK_DIR
+@click.argument("page", type=int)
+@click.option("--instruction", "-i", required=True, help='what to change, e.g. "make it funnier"')
+@AS_JSON
+def rewrite(book_dir, page, instruction, as_json):
+    """Rewrite PAGE of the book in BOOK_DIR following --instruction (its picture and audio are redone)."""
+    _run(book_dir, as_json, lambda b, ev: rewrite_page(book_dir, b, page, instruction, on_event=ev))
+
+
+@book.command()
+@BOOK_DIR
+@click.argument("page", type=int)
+@click.option("--seed", type=int, help="new seed (default: a random one unless --style is given)")
+@click.option("--style", help="new style preset for this picture")
+@AS_JSON
+def redraw(book_dir, page, seed, style, as_json):
+    """Draw PAGE's picture again with a new seed and/or style."""
+    _run(book_dir, as_json, lambda b, ev: redraw_page(book_dir, b, page, seed=seed, style=style, on_event=ev))
+
+
+@book.command()
+@BOOK_DIR
+@AS_JSON
+def show(book_dir, as_json):
+    """Print a book's title, pages, timings and history."""
+    from taleloom.cli.progress import report, summary
+
+    b = load_book(book_dir)
+    if as_json:
+        data = summary(b, book_dir) | {"history": [c.model_dump() for c in b.history],
+                                       "pages_text": [p.text_translated or p.text for p in b.pages]}
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    report(b, book_dir, False)
+    for c in b.history:
+        click.echo(f"  {c.at}  {c.action}{f' page {c.page}' if c.page else ''}  {json.dumps(c.params)}")
