@@ -1,0 +1,97 @@
+"""`taleloom serve` (the HTTP API and web page) and `taleloom token` (bearer tokens for it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from taleloom.config import get_settings
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0 for all)")
+@click.option("--port", default=8000, show_default=True, type=int, help="port to listen on")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="books and database folder [TALELOOM_DATA_DIR]")
+@click.option("--workers", type=int, default=None, help="books made at once [TALELOOM_WORKERS]")
+@click.option("--base-url", default=None,
+              help="public URL the QR codes point at [TALELOOM_BASE_URL; default http://HOST:PORT]")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve(host: str, port: int, data_dir: Path | None, workers: int | None, base_url: str | None,
+          log_level: str) -> None:
+    """Start the HTTP API (OpenAPI docs at /docs) and the web page (at /).
+
+    Books, jobs and tokens live in the data folder (SQLite) or in PostgreSQL when
+    TALELOOM_DATABASE_URL is set. Unfinished books resume when the server starts again.
+    Make a token first: `taleloom token create`.
+    """
+    import uvicorn
+
+    from taleloom.server.app import create_app
+
+    settings = get_settings(data_dir=data_dir, workers=workers, base_url=base_url)
+    if "base_url" not in settings.model_fields_set:  # nobody chose one: the address we listen on
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        settings = settings.model_copy(update={"base_url": f"http://{shown}:{port}"})
+    click.echo(f"Taleloom on http://{host}:{port}  (docs /docs, data {settings.data_dir}, "
+               f"{settings.workers} worker(s))", err=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+
+
+@click.group()
+def token() -> None:
+    """Bearer tokens for the HTTP API. Only a hash of each token is stored."""
+
+
+def _store(data_dir: Path | None):
+    from taleloom.server.store import Store
+
+    return Store.from_settings(get_settings(data_dir=data_dir))
+
+
+@token.command("create")
+@click.option("--name", default=None, help="user name; tokens with the same name share that user's books")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="[TALELOOM_DATA_DIR]")
+@click.option("--json", "as_json", is_flag=True, help='print {"token": ..., "user": ...}')
+def token_create(name: str | None, data_dir: Path | None, as_json: bool) -> None:
+    """Make a new token (printed once: keep it)."""
+    store = _store(data_dir)
+    secret, user = store.create_token(name)
+    store.close()
+    if as_json:
+        click.echo(json.dumps({"token": secret, "user": user.name}))
+    else:
+        click.echo(secret)
+        click.echo(f"(for user {user.name}; send it as 'Authorization: Bearer <token>')", err=True)
+
+
+@token.command("list")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="[TALELOOM_DATA_DIR]")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def token_list(data_dir: Path | None, as_json: bool) -> None:
+    """List tokens by their first characters (the tokens themselves are not stored)."""
+    store = _store(data_dir)
+    rows = [{"hint": t.hint + "…", "user": u.name, "created": t.created, "revoked": t.revoked}
+            for t, u in store.list_tokens()]
+    store.close()
+    if as_json:
+        click.echo(json.dumps(rows))
+    else:
+        for r in rows:
+            click.echo(f"{r['hint']:12} {r['user']:20} {r['created']}  {'revoked' if r['revoked'] else ''}")
+
+
+@token.command("revoke")
+@click.argument("token_or_hint")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="[TALELOOM_DATA_DIR]")
+def token_revoke(token_or_hint: str, data_dir: Path | None) -> None:
+    """Revoke a token, given whole or by the first characters `token list` shows."""
+    store = _store(data_dir)
+    n = store.revoke_token(token_or_hint.rstrip("…"))
+    store.close()
+    if not n:
+        raise click.ClickException(f"no open token matches {token_or_hint!r} (see `taleloom token list`)")
+    click.echo(f"revoked {n} token(s)")

@@ -1,0 +1,190 @@
+"""The FastAPI app: `create_app(settings)`.
+
+Start-up (`lifespan`) opens the store, builds the backends once (each model loads on first use, or
+at once in a background warm-up) and keeps them on `app.state`, starts the job workers and resumes
+every book a previous run left unfinished. OpenAPI docs at /docs; the web page at /.
+
+Plugins: ``TALELOOM_PLUGINS="package.module:function[,other:function]"`` — each function is called
+with `taleloom.backends.registry.register` at start-up, before any backend is created, exactly like
+an entry point of the ``taleloom.backends`` group. Use it to try a backend without packaging it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import taleloom
+from taleloom.config import Settings, get_settings
+from taleloom.errors import BadInputError, TaleloomError, TooLargeError
+from taleloom.server.deps import books_dir
+
+log = logging.getLogger("taleloom.server")
+WEB_DIR = Path(__file__).parent / "web"
+FORM_SLACK = 1024 * 1024  # bytes a multipart request may carry beside the photo (fields, headers)
+
+
+def load_plugins(spec: str | None = None) -> list[str]:
+    """Call every `module:function` in TALELOOM_PLUGINS with the registry's `register`."""
+    from taleloom.backends.registry import register
+
+    spec = os.environ.get("TALELOOM_PLUGINS", "") if spec is None else spec
+    loaded = []
+    for target in filter(None, (t.strip() for t in spec.split(","))):
+        module, _, func = target.partition(":")
+        try:
+            getattr(importlib.import_module(module), func or "register")(register)
+        except (ImportError, AttributeError) as e:
+            raise BadInputError(f"TALELOOM_PLUGINS entry {target!r} could not be loaded ({e})",
+                                "write module:function, with the module importable (PYTHONPATH)") from None
+        loaded.append(target)
+    return loaded
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    from taleloom import orchestrator
+    from taleloom.server.events import EventHub
+    from taleloom.server.jobs import JobManager
+    from taleloom.server.limits import ServiceBackends, concurrency_from_env
+    from taleloom.server.store import Store
+
+    settings: Settings = app.state.settings
+    app.state.plugins = load_plugins()
+    app.state.store = store = Store.from_settings(settings)
+    app.state.backends = backends = ServiceBackends(orchestrator.Backends.from_settings(settings),
+                                                    concurrency_from_env())
+    app.state.hub = hub = EventHub()
+    app.state.jobs = jobs = JobManager(store, backends, hub, books_dir(settings), settings.workers)
+    app.state.warm = {}
+    resumed = jobs.start()
+    log.info("taleloom %s: %d worker(s), %d job(s) resumed, data in %s", taleloom.__version__, jobs.workers,
+             resumed, settings.data_dir)
+    if os.environ.get("TALELOOM_WARM", "1") != "0":
+        threading.Thread(target=lambda: app.state.warm.update(backends.warm()), name="warm-up", daemon=True).start()
+    yield
+    jobs.stop()
+    store.close()
+
+
+class BodyLimit:
+    """Refuses a request body over the limit before it is read whole (413), whether or not the
+    client announced its length."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        limit = self.max_bytes
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            response = JSONResponse(_too_large(int(length), limit).to_dict(), status_code=413)
+            return await response(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _too_large(seen, limit)
+            return message
+
+        return await self.app(scope, counted, send)
+
+
+def _too_large(size: int, limit: int) -> TooLargeError:
+    return TooLargeError(f"the request is {size / 1e6:.1f} MB or more; this server takes at most "
+                         f"{(limit - FORM_SLACK) / 1e6:.1f} MB per upload",
+                         "resize or re-compress the photo (a 2000-pixel JPEG is about 1 MB)")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    def body(error: str, message: str, hint: str | None) -> dict:
+        return {"error": error, "message": message, "hint": hint}
+
+    @app.exception_handler(TaleloomError)
+    async def taleloom_error(request: Request, e: TaleloomError):
+        return JSONResponse(e.to_dict(), status_code=e.status_code, headers=getattr(e, "headers", None))
+
+    def fields(errors) -> str:
+        return "; ".join(f"{'.'.join(str(x) for x in err['loc'] if x != 'body')}: {err['msg']}" for err in errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(request: Request, e: RequestValidationError):
+        return JSONResponse(body("BadInputError", f"the request is not valid: {fields(e.errors())}",
+                                 "fix the fields named above; /docs describes every route"), status_code=422)
+
+    @app.exception_handler(ValidationError)
+    async def model_invalid(request: Request, e: ValidationError):
+        return JSONResponse(body("BadInputError", f"the request is not valid: {fields(e.errors())}",
+                                 "fix the fields named above; /docs describes every route"), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, e: StarletteHTTPException):
+        name = {404: "NotFound", 405: "MethodNotAllowed"}.get(e.status_code, "HTTPError")
+        hint = "see /docs for the routes" if e.status_code in (404, 405) else None
+        return JSONResponse(body(name, str(e.detail), hint), status_code=e.status_code,
+                            headers=getattr(e, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, e: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(body("InternalError", f"{type(e).__name__}: {e}",
+                                 "this is a bug; the server log has the details"), status_code=500)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The whole service: book API, share links, single-step endpoints, web page."""
+    from taleloom.server.routes import books, openai, share
+
+    settings = settings or get_settings()
+    app = FastAPI(title="Taleloom", version=taleloom.__version__, lifespan=lifespan,
+                  description="Turn a photo into an illustrated, translated, narrated storybook. "
+                              "Authenticate with `Authorization: Bearer <token>` (`taleloom token create`).")
+    app.state.settings = settings
+    app.state.web_dir = WEB_DIR
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + FORM_SLACK)
+    _install_error_handlers(app)
+    app.include_router(books.router)
+    app.include_router(share.router)
+    app.include_router(openai.router)
+
+    @app.get("/healthz", tags=["service"], summary="Liveness, queue and backend state")
+    def healthz(request: Request):
+        state = request.app.state
+        return {"ok": True, "version": taleloom.__version__, "workers": state.jobs.workers,
+                "queued": state.jobs.queued(), "active_jobs": state.store.count_active(),
+                "backends": state.backends.loaded(), "warm": state.warm,
+                "batching": state.backends.illustrator.stats(), "plugins": state.plugins}
+
+    @app.get("/v1/options", tags=["service"], summary="Languages, styles and limits for the book form")
+    def options():
+        from taleloom.server.routes.books import known_languages
+        from taleloom.stages.stage import DEFAULT_STYLE, STYLES
+
+        return {"languages": known_languages() or {"en": "English"},
+                "styles": {name: s.description for name, s in STYLES.items()}, "default_style": DEFAULT_STYLE,
+                "max_pages": settings.max_pages, "max_upload_bytes": settings.max_upload_bytes,
+                "max_pixels": settings.max_pixels}
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    return app

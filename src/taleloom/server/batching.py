@@ -1,0 +1,128 @@
+"""An Illustrator wrapper that batches picture requests from different books together.
+
+Each book's illustrate stage calls `generate(requests)` from its own job thread. The requests go
+into one pending pool, grouped by what must match inside one model call (size, steps, sampler,
+guidance); dispatcher threads — as many as the illustrator's concurrency limit — take the oldest
+group, wait up to `max_wait` seconds for it to fill to the backend's `max_batch`, and run it as one
+call. While the model is busy with one batch the next one fills, so under load batches are full
+and every book's pictures still come back in its own order.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from taleloom.backends.base import Illustrator
+from taleloom.book import ImageRequest
+from taleloom.server.limits import Lazy
+
+
+@dataclass
+class _Item:
+    request: ImageRequest
+    future: Future = field(default_factory=Future)
+    at: float = field(default_factory=time.monotonic)
+
+
+def batch_key(r: ImageRequest) -> tuple:
+    """Requests with equal keys can share one model call."""
+    return (r.width, r.height, r.steps, r.sampler, r.guidance)
+
+
+class BatchingIllustrator(Lazy, Illustrator):
+    def __init__(self, factory: Callable[[], Illustrator], workers: int = 1, max_batch: int | None = None,
+                 max_wait: float = 0.05):
+        super().__init__(factory)
+        self.workers = workers  # model calls at once: the illustrator's concurrency limit
+        self._max_batch = max_batch
+        self.max_wait = max_wait
+        self.slots = threading.BoundedSemaphore(workers)  # shared with img2img / inpaint
+        self._pending: dict[tuple, deque[_Item]] = {}
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._batch_sizes: Counter[int] = Counter()
+
+    @property
+    def max_batch(self) -> int:  # type: ignore[override]
+        return self._max_batch or max(1, int(getattr(self.inner, "max_batch", 4)))
+
+    def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
+        if not requests:
+            return []
+        items = [_Item(r) for r in requests]
+        with self._cond:
+            self._start()
+            for it in items:
+                self._pending.setdefault(batch_key(it.request), deque()).append(it)
+            self._cond.notify_all()
+        return [it.future.result() for it in items]
+
+    def img2img(self, request: ImageRequest, image: Image.Image, strength: float = 0.6) -> Image.Image:
+        with self.slots:
+            return self.inner.img2img(request, image, strength)
+
+    def inpaint(self, request: ImageRequest, image: Image.Image, mask: Image.Image) -> Image.Image:
+        with self.slots:
+            return self.inner.inpaint(request, image, mask)
+
+    def stats(self) -> dict[str, Any]:
+        sizes = dict(sorted(self._batch_sizes.items()))
+        calls = sum(sizes.values())
+        images = sum(k * v for k, v in sizes.items())
+        return {"calls": calls, "images": images, "mean_batch": round(images / calls, 3) if calls else None,
+                "batch_sizes": sizes, "max_batch": self._max_batch or None}
+
+    # dispatcher -------------------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._threads:
+            return
+        for i in range(self.workers):
+            t = threading.Thread(target=self._dispatch, name=f"illustrator-batch-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _next_batch(self) -> list[_Item]:
+        with self._cond:
+            while not self._pending:
+                self._cond.wait()
+            key = min(self._pending, key=lambda k: self._pending[k][0].at)  # oldest waiting request first
+            limit = self.max_batch
+            deadline = self._pending[key][0].at + self.max_wait
+            while key in self._pending and len(self._pending[key]) < limit:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            queue = self._pending.get(key)
+            if not queue:  # another dispatcher took it meanwhile
+                return []
+            batch = [queue.popleft() for _ in range(min(limit, len(queue)))]
+            if not queue:
+                del self._pending[key]
+            return batch
+
+    def _dispatch(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if not batch:
+                continue
+            try:
+                with self.slots:
+                    images = self.inner.generate([it.request for it in batch])
+                if len(images) != len(batch):
+                    raise RuntimeError(f"illustrator returned {len(images)} pictures for {len(batch)} requests")
+            except BaseException as e:  # every waiting book hears of the failure
+                for it in batch:
+                    it.future.set_exception(e)
+                continue
+            self._batch_sizes[len(batch)] += 1
+            for it, img in zip(batch, images, strict=True):
+                it.future.set_result(img)

@@ -1,0 +1,84 @@
+"""Dependencies shared by the routes, as `Annotated` aliases: settings, store, jobs, the current
+user (from the bearer token) and the current user's book."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from taleloom.config import Settings
+from taleloom.errors import TaleloomError
+from taleloom.server.jobs import JobManager
+from taleloom.server.store import BookRow, Store, User
+
+
+class HTTPError(TaleloomError):
+    """An error with an explicit HTTP status; the body is the usual {error, message, hint}."""
+
+    def __init__(self, status_code: int, error: str, message: str, hint: str | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message, hint)
+        self.status_code = status_code
+        self.error = error
+        self.headers = headers
+
+    def to_dict(self) -> dict:
+        return {"error": self.error, "message": self.message, "hint": self.hint}
+
+
+def not_found(what: str, hint: str | None = None) -> HTTPError:
+    return HTTPError(404, "NotFound", f"{what} does not exist, or is not yours",
+                     hint or "check the id; books are visible only with their owner's token")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def get_jobs(request: Request) -> JobManager:
+    return request.app.state.jobs
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+JobsDep = Annotated[JobManager, Depends(get_jobs)]
+
+_bearer = HTTPBearer(auto_error=False, description="a token from `taleloom token create`")
+
+
+def current_user(store: StoreDep,
+                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> User:
+    if credentials is None:
+        raise HTTPError(401, "Unauthorized", "this route needs a bearer token",
+                        "send the header 'Authorization: Bearer <token>'; make a token with `taleloom token create`",
+                        headers={"WWW-Authenticate": "Bearer"})
+    user = store.user_for_token(credentials.credentials)
+    if user is None:
+        raise HTTPError(401, "Unauthorized", "the bearer token is unknown or revoked",
+                        "make a new one with `taleloom token create`", headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+UserDep = Annotated[User, Depends(current_user)]
+
+
+def owned_book(book_id: str, user: UserDep, store: StoreDep) -> BookRow:
+    """The book `book_id` when it belongs to the caller; 404 otherwise (never says whose it is)."""
+    book = store.get_book(book_id, user.id)
+    if book is None:
+        raise not_found(f"book {book_id}")
+    return book
+
+
+BookDep = Annotated[BookRow, Depends(owned_book)]
+
+
+def books_dir(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "books"

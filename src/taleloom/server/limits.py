@@ -1,0 +1,161 @@
+"""Per-backend concurrency limits for the service.
+
+Every job worker shares one set of backends (models are loaded once). Each role gets a semaphore:
+a local model that is not thread-safe (llama.cpp) or that already uses every core (torch) runs one
+call at a time, while a remote HTTP backend may take several. The illustrator is wrapped by
+`BatchingIllustrator` instead, whose dispatcher threads are its limit.
+
+Wrappers subclass the backend interfaces, so stages see ordinary backends; the inner backend is
+created on first use, exactly like the orchestrator's `Backends` does.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from PIL import Image
+
+from taleloom.backends.base import Captioner, Narrator, Sampling, TextModel, Upscaler
+from taleloom.book import Caption
+from taleloom.errors import BadInputError
+
+# calls at once per role; TALELOOM_CONCURRENCY="llm=1,narrator=4" overrides
+DEFAULT_CONCURRENCY = {"captioner": 1, "llm": 1, "illustrator": 1, "upscaler": 1, "narrator": 2}
+
+
+def concurrency_from_env(text: str | None = None) -> dict[str, int]:
+    text = os.environ.get("TALELOOM_CONCURRENCY", "") if text is None else text
+    limits = dict(DEFAULT_CONCURRENCY)
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        role, _, n = part.partition("=")
+        if role.strip() not in limits or not n.strip().isdigit() or int(n) < 1:
+            raise BadInputError(f"TALELOOM_CONCURRENCY has a bad entry {part!r}",
+                                f"write role=N pairs separated by commas; roles: {', '.join(limits)}")
+        limits[role.strip()] = int(n)
+    return limits
+
+
+class Lazy:
+    """Holds a backend factory; builds the backend once, on first use, under a lock."""
+
+    def __init__(self, factory: Callable[[], Any]):
+        self._factory = factory
+        self._inner: Any = None
+        self._build_lock = threading.Lock()
+
+    @property
+    def inner(self) -> Any:
+        if self._inner is None:
+            with self._build_lock:
+                if self._inner is None:
+                    self._inner = self._factory()
+        return self._inner
+
+    @property
+    def loaded(self) -> bool:
+        return self._inner is not None
+
+    # the attributes stages and the manifest read from a backend
+    @property
+    def model_id(self) -> str:  # type: ignore[override]
+        return self.inner.model_id
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.inner.name
+
+    def ready(self) -> tuple[bool, str]:
+        return self.inner.ready()
+
+    def __getattr__(self, attr: str) -> Any:  # anything else a backend offers (languages(), options...)
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        return getattr(self.inner, attr)
+
+
+class Limited(Lazy):
+    def __init__(self, factory: Callable[[], Any], limit: int):
+        super().__init__(factory)
+        self.limit = limit
+        self.slots = threading.BoundedSemaphore(limit)
+
+
+class LimitedTextModel(Limited, TextModel):
+    @property
+    def can_stream(self) -> bool:  # type: ignore[override]
+        return self.inner.can_stream
+
+    @property
+    def supports_schema(self) -> bool:  # type: ignore[override]
+        return self.inner.supports_schema
+
+    def chat(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
+             schema: dict[str, Any] | None = None) -> str:
+        with self.slots:
+            return self.inner.chat(messages, sampling, schema)
+
+    def stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[str]:
+        with self.slots:
+            yield from self.inner.stream(messages, sampling)
+
+
+class LimitedCaptioner(Limited, Captioner):
+    def caption(self, image: Image.Image, hint: str | None = None) -> Caption:
+        with self.slots:
+            return self.inner.caption(image, hint)
+
+
+class LimitedUpscaler(Limited, Upscaler):
+    def upscale(self, image: Image.Image, factor: int = 4, prompt: str = "", seed: int = 0) -> Image.Image:
+        with self.slots:
+            return self.inner.upscale(image, factor, prompt, seed)
+
+
+class LimitedNarrator(Limited, Narrator):
+    def speak(self, text: str, language: str) -> bytes:
+        with self.slots:
+            return self.inner.speak(text, language)
+
+    def languages(self) -> set[str]:
+        return self.inner.languages()
+
+
+WRAPPERS = {"captioner": LimitedCaptioner, "llm": LimitedTextModel, "upscaler": LimitedUpscaler,
+            "narrator": LimitedNarrator}
+
+
+class ServiceBackends:
+    """The five roles as the job workers and single-step routes see them: each behind its
+    concurrency limit, the illustrator behind the cross-book batcher. `base` is the orchestrator's
+    lazy `Backends`, so a model is loaded once, on first use, and shared by every job."""
+
+    def __init__(self, base: Any, limits: dict[str, int] | None = None):
+        from taleloom.server.batching import BatchingIllustrator
+
+        limits = limits or dict(DEFAULT_CONCURRENCY)
+        self.base = base
+        self.limits = limits
+        self.captioner = LimitedCaptioner(lambda: base.captioner, limits["captioner"])
+        self.llm = LimitedTextModel(lambda: base.llm, limits["llm"])
+        self.illustrator = BatchingIllustrator(lambda: base.illustrator, workers=limits["illustrator"])
+        self.upscaler = LimitedUpscaler(lambda: base.upscaler, limits["upscaler"])
+        self.narrator = LimitedNarrator(lambda: base.narrator, limits["narrator"])
+
+    ROLES = ("captioner", "llm", "illustrator", "upscaler", "narrator")
+
+    def loaded(self) -> dict[str, bool]:
+        return {role: getattr(self, role).loaded for role in self.ROLES}
+
+    def warm(self) -> dict[str, str]:
+        """Load every model now instead of on the first book; returns role → 'ok' or the error."""
+        report = {}
+        for role in self.ROLES:
+            try:
+                _ = getattr(self, role).inner
+                report[role] = "ok"
+            except Exception as e:  # reported by /healthz; the job that needs it fails with the same error
+                report[role] = f"{type(e).__name__}: {e}"
+        return report

@@ -1,0 +1,327 @@
+"""Book routes: make a book, follow it live, download it, edit it, delete it. Owner only."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import threading
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, StreamingResponse
+from PIL import Image
+
+from taleloom import orchestrator
+from taleloom.book import Brief, Storybook, new_book_id
+from taleloom.config import Settings
+from taleloom.errors import BadInputError, TooLargeError
+from taleloom.files import atomic_write_json
+from taleloom.server.deps import (
+    BookDep,
+    HTTPError,
+    JobsDep,
+    SettingsDep,
+    StoreDep,
+    UserDep,
+    books_dir,
+    not_found,
+)
+from taleloom.server.events import EventHub
+from taleloom.server.schemas import (
+    BookCreate,
+    BookPublic,
+    BookSummary,
+    ExtendRequest,
+    JobAccepted,
+    Links,
+    RedrawRequest,
+    RewriteRequest,
+    book_public,
+)
+from taleloom.server.store import BookRow, Job, Store
+
+router = APIRouter(prefix="/v1/books", tags=["books"])
+_submit_lock = threading.Lock()  # queue-limit check and insert happen together
+KEEPALIVE_S = 15.0
+
+
+# checks ---------------------------------------------------------------------------------------
+def check_queue(store: Store, settings: Settings, user_id: str) -> None:
+    """429 when the caller, or the whole server, has too many jobs waiting or running."""
+    mine = store.count_active(user_id)
+    if mine >= settings.max_queue_per_user:
+        raise HTTPError(429, "QueueFull", f"you have {mine} jobs queued or running; "
+                        f"the limit is {settings.max_queue_per_user} per user",
+                        "wait until one of your books is done (GET /v1/books lists them), then send this again",
+                        headers={"Retry-After": "30"})
+    total = store.count_active()
+    if total >= settings.max_queue_total:
+        raise HTTPError(429, "ServerBusy", f"the server has {total} jobs queued or running; "
+                        f"the limit is {settings.max_queue_total}",
+                        "try again in a minute", headers={"Retry-After": "60"})
+
+
+def check_brief(brief: Brief, settings: Settings) -> None:
+    if brief.pages > settings.max_pages:
+        raise BadInputError(f"{brief.pages} pages asked for; this server makes books of at most "
+                            f"{settings.max_pages} pages", f"ask for {settings.max_pages} pages or fewer")
+    from taleloom.stages.stage import get_style
+
+    get_style(brief.style)  # unknown style → 422 listing the known ones
+    languages = known_languages()
+    if languages and brief.lang not in languages:
+        from taleloom.errors import choice_error
+
+        raise choice_error("language", brief.lang, list(languages))
+
+
+def known_languages() -> dict[str, str]:
+    try:
+        from taleloom.stages.translate import LANGUAGES
+    except ImportError:
+        return {}
+    return dict(LANGUAGES)
+
+
+def check_pixels(data: bytes, settings: Settings) -> None:
+    """Header-only size check, so an oversized photo is refused before anything decodes it."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            w, h = img.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        w, h = settings.max_pixels + 1, 1
+    except Exception:
+        return  # not an image at all: create_book explains that
+    if w * h > settings.max_pixels:
+        raise TooLargeError(f"the photo is {w}×{h} = {w * h / 1e6:.1f} million pixels; this server takes at most "
+                            f"{settings.max_pixels / 1e6:.1f} million",
+                            "resize the photo (2000 pixels on the long side is plenty) and upload it again")
+
+
+# helpers shared with the share routes ---------------------------------------------------------
+def load_manifest(settings: Settings, book_id: str) -> Storybook | None:
+    try:
+        return orchestrator.load_book(books_dir(settings) / book_id)
+    except Exception:  # not written yet, or the folder was deleted
+        return None
+
+
+def book_file(settings: Settings, row: BookRow, name: str) -> FileResponse:
+    """One of the book's files by its public name: book.pdf, book.html, manifest.json, qr.png,
+    pages/N.png, audio/N.wav. Paths come from the manifest, never from the URL."""
+    folder = books_dir(settings) / row.id
+    book = load_manifest(settings, row.id)
+    rel: str | None = None
+    if name == "manifest.json":
+        rel = "manifest.json" if book else None
+    elif name in ("book.pdf", "book.html", "qr.png") and book is not None:
+        rel = book.files.get({"book.pdf": "pdf", "book.html": "html", "qr.png": "qr"}[name])
+    elif book is not None and "/" in name:
+        kind, _, file = name.partition("/")
+        n = file.rsplit(".", 1)[0]
+        page = next((p for p in book.pages if str(p.index) == n), None)
+        if page is not None:
+            rel = page.image if kind == "pages" else page.audio
+    path = (folder / rel) if rel else None
+    if path is None or not path.is_file():
+        raise HTTPError(404, "NotReady" if row.status in ("queued", "running") else "NotFound",
+                        f"{name} of book {row.id} is not there" + (f" yet (status {row.status})"
+                                                                   if row.status in ("queued", "running") else ""),
+                        "wait for status 'done' (follow the events stream)" if row.status != "done"
+                        else "check the page number against the book's pages")
+    media = {".pdf": "application/pdf", ".png": "image/png", ".wav": "audio/wav", ".json": "application/json",
+             ".html": "text/html; charset=utf-8"}.get(path.suffix, "application/octet-stream")
+    return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=0, must-revalidate"})
+
+
+def share_url(request: Request, store: Store, book_id: str) -> str | None:
+    share = store.first_share(book_id)
+    return f"{request.app.state.settings.base_url}/books/{share.id}" if share else None
+
+
+# routes ---------------------------------------------------------------------------------------
+@router.post("", status_code=202, response_model=BookPublic, summary="Make a book from a photo and a brief")
+async def create_book(request: Request, user: UserDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep,
+                      form: Annotated[BookCreate, Form()],
+                      photo: Annotated[UploadFile | None, File(description="JPEG/PNG/WebP photo")] = None):
+    brief = form.brief()
+    check_brief(brief, settings)
+    data = await photo.read() if photo is not None and photo.filename else None
+    if data is None and not brief.idea:
+        raise BadInputError("neither a photo nor a story idea was sent",
+                            "attach a photo as the multipart field 'photo', or give an 'idea'")
+    if data is not None:
+        if len(data) > settings.max_upload_bytes:
+            raise TooLargeError(f"the photo is {len(data) / 1e6:.1f} MB; the limit is "
+                                f"{settings.max_upload_bytes / 1e6:.1f} MB",
+                                "resize or re-compress the photo (a 2000-pixel JPEG is about 1 MB)")
+        check_pixels(data, settings)
+    check_queue(store, settings, user.id)
+    row, job, book = await run_in_threadpool(_create, settings, store, user.id, brief, data)
+    jobs.submit(job)
+    return book_public(row, book, f"/v1/books/{row.id}", share_url=book.url)
+
+
+def _create(settings: Settings, store: Store, user_id: str, brief: Brief,
+            photo: bytes | None) -> tuple[BookRow, Job, Storybook]:
+    book_id, share_id = new_book_id(), new_book_id()
+    folder = books_dir(settings) / book_id
+    try:
+        book = orchestrator.create_book(folder, brief, photo, settings.base_url)
+        link = f"{settings.base_url}/books/{share_id}"
+        if book.url != link:  # the QR code points at the share link, not at the owner's id
+            book.url = link
+            atomic_write_json(folder / "manifest.json", book.model_dump(mode="json"))
+        with _submit_lock:
+            check_queue(store, settings, user_id)
+            job = store.add_book(book_id, user_id, brief.pages, share_id=share_id)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return store.get_book(book_id), job, book
+
+
+@router.get("", response_model=list[BookSummary], summary="Your books, newest first")
+def list_books(user: UserDep, store: StoreDep):
+    return [BookSummary(id=b.id, status=b.status, title=b.title, pages=b.pages, created=b.created)
+            for b in store.list_books(user.id)]
+
+
+@router.get("/{book_id}", response_model=BookPublic, summary="Status, stages and pages of a book")
+def get_book(book: BookDep, request: Request, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
+    return book_public(book, load_manifest(settings, book.id), f"/v1/books/{book.id}",
+                       current=jobs.current.get(book.id), share_url=share_url(request, store, book.id))
+
+
+@router.get("/{book_id}/events", summary="Live progress as server-sent events",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "events: snapshot, status, started, progress, finished, failed, done"}})
+async def book_events(book: BookDep, request: Request, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
+    hub: EventHub = request.app.state.hub
+    queue = hub.subscribe(book.id)  # before the snapshot, so nothing falls between the two
+
+    async def stream():
+        try:
+            row = await run_in_threadpool(store.get_book, book.id) or book
+            snap = await run_in_threadpool(get_book, row, request, settings, store, jobs)
+            yield hub.message("snapshot", snap.model_dump(mode="json")).encode()
+            if row.status in ("done", "failed"):
+                return
+            while not await request.is_disconnected():
+                try:
+                    msg = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                yield msg.encode()
+                if msg.kind == "status" and msg.data.get("status") in ("done", "failed"):
+                    return
+        finally:
+            hub.unsubscribe(book.id, queue)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/{book_id}/book.pdf", response_class=FileResponse, summary="The printable book")
+def get_pdf(book: BookDep, settings: SettingsDep):
+    return book_file(settings, book, "book.pdf")
+
+
+@router.get("/{book_id}/book.html", response_class=FileResponse, summary="The book as one web page")
+def get_html(book: BookDep, settings: SettingsDep):
+    return book_file(settings, book, "book.html")
+
+
+@router.get("/{book_id}/manifest.json", summary="Every prompt, seed, model id and parameter of the book")
+def get_manifest(book: BookDep, settings: SettingsDep):
+    return book_file(settings, book, "manifest.json")
+
+
+@router.get("/{book_id}/qr.png", response_class=FileResponse, summary="QR code of the share link")
+def get_qr(book: BookDep, settings: SettingsDep):
+    return book_file(settings, book, "qr.png")
+
+
+@router.get("/{book_id}/pages/{n:int}.png", response_class=FileResponse, summary="Picture of page n")
+def get_page(book: BookDep, n: int, settings: SettingsDep):
+    return book_file(settings, book, f"pages/{n}.png")
+
+
+@router.get("/{book_id}/audio/{n:int}.wav", response_class=FileResponse, summary="Narration of page n")
+def get_audio(book: BookDep, n: int, settings: SettingsDep):
+    return book_file(settings, book, f"audio/{n}.wav")
+
+
+def _edit(book: BookRow, settings: Settings, store: Store, jobs, kind: str, params: dict) -> JobAccepted:
+    if book.status in ("queued", "running"):
+        raise HTTPError(409, "Busy", f"book {book.id} is {book.status}; one change at a time",
+                        "wait for status 'done', then send this again")
+    if book.status == "failed" and kind != "make":
+        raise HTTPError(409, "Failed", f"book {book.id} failed and has no finished pages to change",
+                        f"resume it first: POST /v1/books/{book.id}:retry")
+    with _submit_lock:
+        check_queue(store, settings, book.user_id)
+        job = store.add_job(book.id, book.user_id, kind, params)
+    jobs.submit(job)
+    base = f"/v1/books/{book.id}"
+    return JobAccepted(id=book.id, status="queued", job=kind, links=Links(self=base, events=f"{base}/events"))
+
+
+def _page_count(settings: Settings, book: BookRow, n: int) -> None:
+    manifest = load_manifest(settings, book.id)
+    count = len(manifest.pages) if manifest else 0
+    if not 1 <= n <= count:
+        raise not_found(f"page {n} of book {book.id}", f"pages are numbered 1 to {count}")
+
+
+@router.post("/{book_id}/pages/{n:int}:redraw", status_code=202, response_model=JobAccepted,
+             summary="Draw page n again (new seed, or another style)")
+def redraw(book: BookDep, n: int, settings: SettingsDep, store: StoreDep, jobs: JobsDep,
+           body: RedrawRequest | None = None):
+    body = body or RedrawRequest()
+    _page_count(settings, book, n)
+    if body.style:
+        from taleloom.stages.stage import get_style
+
+        get_style(body.style)
+    return _edit(book, settings, store, jobs, "redraw", {"page": n, **body.model_dump(exclude_none=True)})
+
+
+@router.post("/{book_id}/pages/{n:int}:rewrite", status_code=202, response_model=JobAccepted,
+             summary="Rewrite the text of page n following an instruction")
+def rewrite(book: BookDep, n: int, body: RewriteRequest, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
+    _page_count(settings, book, n)
+    return _edit(book, settings, store, jobs, "rewrite", {"page": n, "instruction": body.instruction})
+
+
+@router.post("/{book_id}:extend", status_code=202, response_model=JobAccepted, summary="Add pages to the story")
+def extend(book: BookDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep, body: ExtendRequest | None = None):
+    body = body or ExtendRequest()
+    manifest = load_manifest(settings, book.id)
+    have = len(manifest.pages) if manifest else book.pages
+    if have + body.pages > settings.max_pages:
+        raise BadInputError(f"the book has {have} pages; {body.pages} more would pass this server's limit of "
+                            f"{settings.max_pages}", f"add at most {max(0, settings.max_pages - have)} pages")
+    return _edit(book, settings, store, jobs, "extend", {"pages": body.pages})
+
+
+@router.post("/{book_id}:retry", status_code=202, response_model=JobAccepted,
+             summary="Resume a failed book from its last finished stage")
+def retry(book: BookDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
+    if book.status != "failed":
+        raise HTTPError(409, "NotFailed", f"book {book.id} is {book.status}; only a failed book is retried",
+                        "nothing to do" if book.status == "done" else "wait for it to finish")
+    return _edit(book, settings, store, jobs, "make", {})
+
+
+@router.delete("/{book_id}", status_code=204, summary="Delete a book, its files and its share links")
+def delete_book(book: BookDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
+    busy = jobs.cancel(book.id)  # a running job stops at its next event and its worker removes the folder
+    store.delete_book(book.id)
+    if not busy:
+        shutil.rmtree(books_dir(settings) / book.id, ignore_errors=True)
+    return Response(status_code=204)

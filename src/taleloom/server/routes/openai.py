@@ -1,0 +1,229 @@
+"""Single-step model endpoints in the OpenAI shapes people already use, so existing clients and SDKs
+work unchanged: images (generations, edits = img2img or inpaint), chat completions (with JSON-schema
+answers and streaming), speech; plus /v1/captions for the see step. They share the book jobs'
+backends, so their calls count against the same per-backend limits and image requests join the
+same batches."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import secrets
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.concurrency import iterate_in_threadpool
+from fastapi.responses import Response, StreamingResponse
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+from taleloom.backends.base import Sampling
+from taleloom.book import Caption, ImageRequest
+from taleloom.errors import BadInputError
+from taleloom.imageio import load_photo
+from taleloom.server.deps import HTTPError, SettingsDep, UserDep
+
+router = APIRouter(tags=["single steps (OpenAI shapes)"])
+MAX_SIDE = 2048
+
+
+def _backends(request: Request) -> Any:
+    return request.app.state.backends
+
+
+def _size(size: str | None) -> tuple[int, int] | None:
+    if not size:
+        return None
+    w, _, h = size.lower().partition("x")
+    if not (w.isdigit() and h.isdigit()) or not (64 <= int(w) <= MAX_SIDE and 64 <= int(h) <= MAX_SIDE):
+        raise BadInputError(f"size {size!r} is not WIDTHxHEIGHT between 64 and {MAX_SIDE}", "e.g. size=512x512")
+    return int(w), int(h)
+
+
+def _b64(images: list[Image.Image], prompt: str) -> dict:
+    out = []
+    for img in images:
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        out.append({"b64_json": base64.b64encode(buf.getvalue()).decode("ascii"), "revised_prompt": prompt})
+    return {"created": int(time.time()), "data": out}
+
+
+def _request(prompt: str, negative: str | None, style: str, seed: int | None, steps: int | None,
+             guidance: float | None, sampler: str | None, size: tuple[int, int] | None, i: int = 0) -> ImageRequest:
+    from taleloom.stages.stage import get_style
+
+    st = get_style(style)
+    w, h = size or (512, 512)
+    return ImageRequest(prompt=prompt, negative_prompt=st.negative if negative is None else negative,
+                        seed=(seed if seed is not None else secrets.randbelow(2**31)) + i, steps=steps or st.steps,
+                        guidance=st.guidance if guidance is None else guidance, sampler=sampler or st.sampler,
+                        width=w, height=h, style=st.name)
+
+
+def _unsupported(e: NotImplementedError) -> HTTPError:
+    return HTTPError(501, "NotSupported", str(e) or "this backend cannot do that",
+                     "configure an illustrator that supports it (see `taleloom models`)")
+
+
+class ImageGeneration(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # OpenAI clients send model, quality, user...
+    prompt: str = Field(min_length=1, max_length=2000)
+    n: int = Field(1, ge=1, le=8)
+    size: str | None = Field(None, description="WIDTHxHEIGHT; default 512x512")
+    response_format: Literal["b64_json"] = Field("b64_json", description="only b64_json: pictures are not stored")
+    negative_prompt: str | None = None
+    style: str = "storybook"
+    seed: int | None = None
+    steps: int | None = Field(None, ge=1, le=200)
+    guidance: float | None = Field(None, ge=0, le=30)
+    sampler: str | None = None
+
+
+@router.post("/v1/images/generations", summary="Draw pictures from a prompt")
+def images_generations(body: ImageGeneration, request: Request, user: UserDep):
+    size = _size(body.size)
+    reqs = [_request(body.prompt, body.negative_prompt, body.style, body.seed, body.steps, body.guidance,
+                     body.sampler, size, i) for i in range(body.n)]
+    return _b64(_backends(request).illustrator.generate(reqs), body.prompt)
+
+
+def _mask(data: bytes, size: tuple[int, int]) -> Image.Image:
+    """OpenAI's convention: transparent pixels mark what to redraw. A mask without alpha reads
+    white = redraw. Returns mode L, 255 = redraw."""
+    try:
+        m = Image.open(io.BytesIO(data))
+        m.load()
+    except Exception:
+        raise BadInputError("the mask is not an image", "send a PNG whose transparent (or white) pixels "
+                            "mark what to redraw") from None
+    if m.mode in ("RGBA", "LA", "PA") or (m.mode == "P" and "transparency" in m.info):
+        alpha = m.convert("RGBA").getchannel("A")
+        m = alpha.point(lambda a: 255 if a < 128 else 0)
+    else:
+        m = m.convert("L").point(lambda v: 255 if v >= 128 else 0)
+    return m.resize(size, Image.Resampling.NEAREST)
+
+
+@router.post("/v1/images/edits", summary="img2img (no mask) or inpaint (mask: transparent = redraw)")
+def images_edits(request: Request, user: UserDep, settings: SettingsDep,
+                 image: Annotated[UploadFile, File(description="the picture to change")],
+                 prompt: Annotated[str, Form(min_length=1, max_length=2000)],
+                 mask: Annotated[UploadFile | None, File(description="PNG; transparent or white = redraw")] = None,
+                 n: Annotated[int, Form(ge=1, le=4)] = 1, size: Annotated[str | None, Form()] = None,
+                 strength: Annotated[float, Form(gt=0, le=1)] = 0.6,
+                 style: Annotated[str, Form()] = "storybook", seed: Annotated[int | None, Form()] = None,
+                 steps: Annotated[int | None, Form(ge=1, le=200)] = None,
+                 guidance: Annotated[float | None, Form(ge=0, le=30)] = None,
+                 response_format: Annotated[Literal["b64_json"], Form()] = "b64_json"):
+    photo = load_photo(image.file.read(), image.filename or "the image", max_bytes=settings.max_upload_bytes,
+                       max_pixels=settings.max_pixels).image
+    wh = _size(size) or photo.size
+    if photo.size != wh:
+        photo = photo.resize(wh, Image.Resampling.LANCZOS)
+    illustrator = _backends(request).illustrator
+    m = _mask(mask.file.read(), wh) if mask is not None and mask.filename else None
+    out = []
+    try:
+        for i in range(n):
+            req = _request(prompt, None, style, seed, steps, guidance, None, wh, i)
+            out.append(illustrator.inpaint(req, photo, m) if m is not None else illustrator.img2img(req, photo, strength))
+    except NotImplementedError as e:
+        raise _unsupported(e) from None
+    return _b64(out, prompt)
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "user", "assistant"]
+    content: str | list[dict[str, Any]]
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+
+
+class ChatCompletion(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: str | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    max_tokens: int | None = Field(None, ge=1, le=8192)
+    seed: int | None = None
+    n: int = Field(1, ge=1, le=4)
+    stream: bool = False
+    response_format: dict[str, Any] | None = Field(None, description='{"type": "json_schema", "json_schema": '
+                                                   '{"schema": {...}}} constrains the answer')
+
+    def sampling(self) -> Sampling:
+        fields = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+                  "max_tokens": self.max_tokens, "seed": self.seed}
+        return Sampling(**{k: v for k, v in fields.items() if v is not None})
+
+    def schema(self) -> dict | None:
+        rf = self.response_format or {}
+        if rf.get("type") == "json_schema":
+            return (rf.get("json_schema") or {}).get("schema") or {"type": "object"}
+        if rf.get("type") == "json_object":
+            return {"type": "object"}
+        return None
+
+
+@router.post("/v1/chat/completions", summary="Chat with the configured LLM (stream=true for SSE chunks)")
+def chat_completions(body: ChatCompletion, request: Request, user: UserDep):
+    llm = _backends(request).llm
+    messages = [{"role": m.role, "content": m.text()} for m in body.messages]
+    cid, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
+    if body.stream:
+        if body.schema() is not None or body.n > 1:
+            raise BadInputError("stream=true works with plain text answers and n=1",
+                                "drop response_format / n, or set stream=false")
+        return StreamingResponse(_chat_chunks(llm, messages, body.sampling(), cid, created),
+                                 media_type="text/event-stream")
+    choices = [{"index": i, "message": {"role": "assistant", "content": llm.chat(messages, body.sampling(),
+                                                                                   body.schema())},
+                "finish_reason": "stop"} for i in range(body.n)]
+    return {"id": cid, "object": "chat.completion", "created": created, "model": llm.model_id,
+            "choices": choices, "usage": None}
+
+
+async def _chat_chunks(llm: Any, messages: list[dict], sampling: Sampling, cid: str, created: int):
+    def chunk(delta: dict, finish: str | None) -> bytes:
+        data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": llm.model_id,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+    yield chunk({"role": "assistant", "content": ""}, None)
+    async for piece in iterate_in_threadpool(llm.stream(messages, sampling)):
+        yield chunk({"content": piece}, None)
+    yield chunk({}, "stop")
+    yield b"data: [DONE]\n\n"
+
+
+class Speech(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    input: str = Field(min_length=1, max_length=4096)
+    model: str | None = None
+    voice: str | None = None
+    language: str = Field("en", description="ISO 639-1 code (Taleloom's addition to the OpenAI shape)")
+    response_format: Literal["wav"] = Field("wav", description="only wav")
+
+
+@router.post("/v1/audio/speech", response_class=Response, summary="Read text aloud (WAV)",
+             responses={200: {"content": {"audio/wav": {}}}})
+def audio_speech(body: Speech, request: Request, user: UserDep):
+    return Response(_backends(request).narrator.speak(body.input, body.language), media_type="audio/wav")
+
+
+@router.post("/v1/captions", response_model=Caption, summary="Describe a photo (the book's see step)")
+def captions(request: Request, user: UserDep, settings: SettingsDep,
+             image: Annotated[UploadFile, File(description="JPEG/PNG/WebP photo")],
+             hint: Annotated[str | None, Form(max_length=500, description="your own words about it")] = None):
+    photo = load_photo(image.file.read(), image.filename or "the image", max_bytes=settings.max_upload_bytes,
+                       max_pixels=settings.max_pixels)
+    return _backends(request).captioner.caption(photo.image, hint or None)

@@ -1,0 +1,145 @@
+"""Request and response bodies of the book API (`BookCreate` / `BookPublic` pairs)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from taleloom.book import Brief, Storybook
+from taleloom.server.store import BookRow, Share
+
+Status = Literal["queued", "running", "done", "failed"]
+
+
+class BookCreate(BaseModel):
+    """Form fields of POST /v1/books (next to the `photo` file). Defaults are the Brief's."""
+
+    model_config = ConfigDict(extra="ignore")  # the form also carries the photo part
+
+    pages: int = Field(4, description="number of story pages (at most the server's max_pages)")
+    lang: str = Field("en", description="ISO 639-1 code of the reader's language")
+    style: str = Field("storybook", description="illustration style preset (GET /v1/options lists them)")
+    hero: str | None = Field(None, max_length=60, description="hero's name; the story picks one when empty")
+    age: int = Field(6, description="reader's age (2-14)")
+    tone: str = Field("warm and gentle", max_length=100)
+    idea: str | None = Field(None, max_length=500, description="one-line story idea (with or instead of a photo)")
+    description: str | None = Field(None, max_length=500, description="your own words about the photo")
+    seed: int = Field(0, description="book seed; the same seed and inputs give the same book")
+
+    def brief(self) -> Brief:
+        return Brief(**{k: (v or None) if k in ("hero", "idea", "description") else v
+                        for k, v in self.model_dump().items()})
+
+
+class StagePublic(BaseModel):
+    name: str
+    status: str
+    seconds: float | None = None
+    message: str | None = None
+
+
+class PagePublic(BaseModel):
+    index: int
+    text: str | None = Field(None, description="the page text in the reader's language")
+    text_en: str | None = Field(None, description="the page text as written (English)")
+    scene: str | None = None
+    image: str | None = Field(None, description="URL of the picture, once drawn")
+    audio: str | None = Field(None, description="URL of the narration, once spoken")
+    audio_seconds: float | None = None
+
+
+class Links(BaseModel):
+    self: str
+    events: str | None = None
+    pdf: str | None = None
+    manifest: str | None = None
+    html: str | None = None
+    qr: str | None = None
+
+
+class BookPublic(BaseModel):
+    id: str
+    status: Status
+    title: str | None = None
+    created: str
+    updated: str | None = None
+    brief: Brief | None = None
+    stages: list[StagePublic] = Field(default_factory=list)
+    current: dict | None = Field(None, description="the latest pipeline event while the book is being made")
+    pages: list[PagePublic] = Field(default_factory=list)
+    links: Links
+    share_url: str | None = Field(None, description="read-only link (the QR code points here)")
+    error: dict | None = None
+
+
+class BookSummary(BaseModel):
+    id: str
+    status: Status
+    title: str | None = None
+    pages: int
+    created: str
+
+
+class RedrawRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seed: int | None = Field(None, description="new seed; default: the next seed after the page's current one")
+    style: str | None = Field(None, description="another style preset for this page")
+
+
+class RewriteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instruction: str = Field(min_length=1, max_length=500, description="what to change, e.g. 'make it funnier'")
+
+
+class ExtendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pages: int = Field(2, ge=1, description="how many pages to add")
+
+
+class JobAccepted(BaseModel):
+    id: str = Field(description="the book id")
+    status: Status
+    job: str
+    links: Links
+
+
+class SharePublic(BaseModel):
+    id: str
+    url: str
+    created: str
+    revoked: str | None = None
+
+
+def share_public(share: Share, base_url: str) -> SharePublic:
+    return SharePublic(id=share.id, url=f"{base_url}/books/{share.id}", created=share.created, revoked=share.revoked)
+
+
+def book_public(row: BookRow, book: Storybook | None, base: str, current: dict | None = None,
+                share_url: str | None = None, with_events: bool = True) -> BookPublic:
+    """The API's view of a book. `base` is the URL prefix its files hang under
+    (/v1/books/{id} for the owner, /v1/shared/{share} for a share link)."""
+    pages: list[PagePublic] = []
+    stages: list[StagePublic] = []
+    files: dict[str, str] = {}
+    if book is not None:
+        version = len(book.history)  # changes when a page is redrawn, so browsers fetch the new picture
+        for p in book.pages:
+            pages.append(PagePublic(
+                index=p.index, text=p.text_translated or p.text, text_en=p.text, scene=p.scene,
+                image=f"{base}/pages/{p.index}.png?v={version}" if p.image else None,
+                audio=f"{base}/audio/{p.index}.wav?v={version}" if p.audio else None,
+                audio_seconds=p.audio_seconds))
+        stages = [StagePublic(name=s.name, status=s.status, seconds=s.seconds, message=s.message)
+                  for s in book.stages.values()]
+        files = book.files
+    ready = row.status == "done" or "pdf" in files
+    links = Links(self=base, events=f"{base}/events" if with_events else None,
+                  pdf=f"{base}/book.pdf" if ready and "pdf" in files else None,
+                  manifest=f"{base}/manifest.json" if with_events else None,
+                  html=f"{base}/book.html" if "html" in files else None,
+                  qr=f"{base}/qr.png" if "qr" in files else None)
+    title = (book.title_translated or book.title) if book is not None else row.title
+    return BookPublic(id=row.id, status=row.status, title=title, created=row.created, updated=row.updated,
+                      brief=book.brief if book is not None else None, stages=stages, current=current,
+                      pages=pages, links=links, share_url=share_url, error=row.error)

@@ -1,0 +1,345 @@
+// Taleloom web page: plain JS, no build step.
+// Owner mode ("/", "/#book=ID"): token in localStorage, make a book, follow it live (SSE over fetch,
+// so the bearer token goes in a header), read, edit, download. Shared mode ("/books/SHARE_ID"):
+// the same reader, read-only, no token.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "taleloom.token";
+const STAGE_LABELS = {
+  see: "Looking at the photo", write: "Writing the story", translate: "Translating",
+  stage: "Planning the pictures", illustrate: "Drawing the pictures", upscale: "Sharpening the pictures",
+  narrate: "Reading it aloud", bind: "Binding the book",
+};
+const sharedMatch = location.pathname.match(/^\/books\/([A-Za-z0-9_-]+)$/);
+const state = { shared: sharedMatch ? sharedMatch[1] : null, book: null, page: 0, blobs: new Map(), following: null };
+
+// --- HTTP -------------------------------------------------------------------------------------
+const token = () => localStorage.getItem(TOKEN_KEY) || "";
+const authHeaders = () => (token() ? { Authorization: `Bearer ${token()}` } : {});
+
+async function api(path, options = {}) {
+  const res = await fetch(path, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
+  if (res.status === 401 && !state.shared) showToken("Your token was not accepted. Paste a valid one.");
+  if (!res.ok) {
+    let body = {};
+    try { body = await res.json(); } catch (_) { /* not JSON */ }
+    const err = new Error([body.message || `${res.status} ${res.statusText}`, body.hint].filter(Boolean).join("\n→ "));
+    err.status = res.status;
+    throw err;
+  }
+  return res;
+}
+const getJSON = async (path) => (await api(path)).json();
+const postJSON = (path, body) => api(path, { method: "POST", headers: { "Content-Type": "application/json" },
+                                             body: JSON.stringify(body || {}) });
+
+// Media of an owner's book need the token: fetch them and hand the element a blob URL.
+async function mediaURL(url) {
+  if (!url || state.shared) return url || "";
+  if (!state.blobs.has(url)) {
+    state.blobs.set(url, api(url).then((r) => r.blob()).then((b) => URL.createObjectURL(b)));
+  }
+  return state.blobs.get(url);
+}
+
+// --- token ------------------------------------------------------------------------------------
+function showToken(message) {
+  $("token-panel").hidden = false;
+  $("token-error").textContent = message || "";
+  $("token-input").focus();
+}
+$("token-button").addEventListener("click", () => showToken());
+$("token-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  localStorage.setItem(TOKEN_KEY, $("token-input").value.trim());
+  try {
+    await api("/v1/books");
+    $("token-panel").hidden = true;
+    $("token-input").value = "";
+    loadLibrary();
+  } catch (e) {
+    showToken(e.message);
+  }
+});
+
+// --- the form ---------------------------------------------------------------------------------
+async function loadOptions() {
+  const opts = await (await fetch("/v1/options")).json();
+  const fill = (select, entries, chosen) => {
+    select.innerHTML = "";
+    for (const [value, text] of entries) {
+      const o = document.createElement("option");
+      o.value = value; o.textContent = text; o.selected = value === chosen;
+      select.append(o);
+    }
+  };
+  fill($("lang"), Object.entries(opts.languages).map(([c, n]) => [c, `${n} (${c})`]), "en");
+  fill($("style"), Object.entries(opts.styles).map(([n, d]) => [n, d ? `${n} — ${d}` : n]), opts.default_style);
+  $("pages").max = opts.max_pages;
+}
+
+let photoFile = null;
+function setPhoto(file) {
+  if (!file) return;
+  if (!file.type.startsWith("image/")) { $("form-error").textContent = `${file.name} is not a picture.`; return; }
+  photoFile = file;
+  const img = $("preview");
+  img.src = URL.createObjectURL(file);
+  img.alt = `Your photo: ${file.name}`;
+  img.hidden = false;
+  $("drop-text").textContent = file.name;
+  $("form-error").textContent = "";
+}
+$("photo").addEventListener("change", (ev) => setPhoto(ev.target.files[0]));
+const drop = $("drop");
+for (const name of ["dragenter", "dragover"]) {
+  drop.addEventListener(name, (ev) => { ev.preventDefault(); drop.classList.add("over"); });
+}
+for (const name of ["dragleave", "drop"]) {
+  drop.addEventListener(name, () => drop.classList.remove("over"));
+}
+drop.addEventListener("drop", (ev) => { ev.preventDefault(); setPhoto(ev.dataTransfer.files[0]); });
+
+$("book-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  if (!token()) { showToken("A token is needed to make a book."); return; }
+  const form = new FormData();
+  if (photoFile) form.append("photo", photoFile, photoFile.name);
+  for (const id of ["lang", "style", "pages", "hero", "idea"]) {
+    if ($(id).value.trim()) form.append(id, $(id).value.trim());
+  }
+  if (!photoFile && !$("idea").value.trim()) {
+    $("form-error").textContent = "Choose a photo, or write a story idea.";
+    return;
+  }
+  $("make-button").disabled = true;
+  $("form-error").textContent = "";
+  try {
+    const book = await (await api("/v1/books", { method: "POST", body: form })).json();
+    location.hash = `book=${book.id}`;
+    openBook(book.id);
+    loadLibrary();
+  } catch (e) {
+    $("form-error").textContent = e.message;
+  } finally {
+    $("make-button").disabled = false;
+  }
+});
+
+// --- progress (server-sent events read through fetch) -------------------------------------------
+function renderStages(stages, current) {
+  const list = $("stages");
+  const byName = Object.fromEntries((stages || []).map((s) => [s.name, s]));
+  list.innerHTML = "";
+  for (const [name, label] of Object.entries(STAGE_LABELS)) {
+    const s = byName[name] || { status: "pending" };
+    const li = document.createElement("li");
+    li.dataset.stage = name;
+    li.dataset.status = s.status;
+    const bar = document.createElement("progress");
+    bar.max = 1;
+    bar.value = s.status === "done" || s.status === "skipped" ? 1 : 0;
+    bar.setAttribute("aria-label", `${label} progress`);
+    li.innerHTML = `<span class="mark" aria-hidden="true"></span><span class="label"></span>`;
+    li.querySelector(".label").textContent = `${label}${s.status === "pending" ? "" : ` — ${s.status}`}`;
+    li.append(bar);
+    list.append(li);
+  }
+  if (current) stageEvent(current);
+}
+
+function stageEvent(ev) {
+  const li = $("stages").querySelector(`li[data-stage="${ev.stage}"]`);
+  if (!li) return;
+  const label = STAGE_LABELS[ev.stage] || ev.stage;
+  const status = { started: "running", progress: "running", finished: "done", failed: "failed", done: "done" }[ev.kind];
+  if (status) li.dataset.status = status;
+  const bar = li.querySelector("progress");
+  if (ev.kind === "finished" || ev.kind === "done") bar.value = 1;
+  else if (typeof ev.progress === "number") bar.value = ev.progress;
+  else if (ev.kind === "started") bar.removeAttribute("value"); // indeterminate until the first progress
+  li.querySelector(".label").textContent = `${label} — ${ev.message || li.dataset.status}`;
+}
+
+async function follow(id) {
+  state.following = id;
+  while (state.following === id) {
+    let finished = false;
+    try {
+      const res = await api(`/v1/books/${id}/events`);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || state.following !== id) break;
+        buffer += value;
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          const kind = (block.match(/^event: (.*)$/m) || [])[1];
+          const data = (block.match(/^data: (.*)$/m) || [])[1];
+          if (!kind || !data) continue;
+          finished = onEvent(id, kind, JSON.parse(data)) || finished;
+        }
+      }
+    } catch (e) {
+      $("progress-error").textContent = e.message;
+      if (e.status && e.status < 500) return;
+    }
+    if (finished) return;
+    await new Promise((r) => setTimeout(r, 1500)); // dropped connection: pick up where it stopped
+  }
+}
+
+function onEvent(id, kind, data) {
+  if (kind === "snapshot") {
+    showBook(data);
+    return data.status === "done" || data.status === "failed";
+  }
+  if (kind === "status") {
+    if (data.status === "done" || data.status === "failed") { refresh(id); return true; }
+    $("progress-heading").textContent = data.status === "queued" ? "Waiting for a free worker…" : "Making your book…";
+    return false;
+  }
+  stageEvent(data);
+  return false;
+}
+
+async function refresh(id) {
+  showBook(await getJSON(state.shared ? `/v1/shared/${state.shared}` : `/v1/books/${id}`));
+  loadLibrary();
+}
+
+// --- the book ---------------------------------------------------------------------------------
+function showBook(book) {
+  state.book = book;
+  const busy = book.status === "queued" || book.status === "running";
+  $("progress-panel").hidden = !(busy || book.status === "failed");
+  $("progress-heading").textContent = book.status === "failed" ? "The book could not be finished"
+    : book.status === "queued" ? "Waiting for a free worker…" : "Making your book…";
+  $("progress-error").textContent = book.error ? [book.error.message, book.error.hint].filter(Boolean).join("\n→ ") : "";
+  renderStages(book.stages, book.current);
+  const readable = book.pages.length > 0 && book.pages.some((p) => p.image);
+  $("book-panel").hidden = !readable && book.status !== "done";
+  $("book-title").textContent = book.title || "Your book";
+  if (book.title) document.title = `${book.title} — Taleloom`;
+  state.page = Math.min(state.page, Math.max(0, book.pages.length - 1));
+  for (const id of ["redraw", "extend"]) $(id).disabled = busy;
+  showPage();
+  showShare(book);
+}
+
+async function showPage() {
+  const book = state.book;
+  if (!book || !book.pages.length) return;
+  const p = book.pages[state.page];
+  $("page-no").textContent = `${state.page + 1} / ${book.pages.length}`;
+  $("prev").disabled = state.page === 0;
+  $("next").disabled = state.page >= book.pages.length - 1;
+  $("page-text").textContent = p.text || "";
+  const img = $("page-img");
+  img.alt = `Picture for page ${p.index}${p.scene ? `: ${p.scene}` : ""}`;
+  img.src = p.image ? await mediaURL(p.image) : "";
+  const audio = $("page-audio");
+  audio.hidden = !p.audio;
+  if (p.audio) audio.src = await mediaURL(p.audio);
+}
+$("prev").addEventListener("click", () => { state.page -= 1; showPage(); });
+$("next").addEventListener("click", () => { state.page += 1; showPage(); });
+document.addEventListener("keydown", (ev) => {
+  if (!state.book || $("book-panel").hidden || ev.target.closest("input, select, textarea")) return;
+  if (ev.key === "ArrowLeft" && !$("prev").disabled) $("prev").click();
+  if (ev.key === "ArrowRight" && !$("next").disabled) $("next").click();
+});
+
+function showShare(book) {
+  const link = $("pdf-link");
+  link.hidden = !book.links.pdf;
+  link.dataset.url = book.links.pdf || "";
+  if (state.shared) link.href = book.links.pdf || "#";
+  const share = book.share_url;
+  $("qr").closest("figure").hidden = !share;
+  if (share) {
+    const id = share.split("/").pop();
+    $("qr").src = `/v1/shared/${id}/qr.png`;
+    $("share-link").href = share;
+    $("share-link").textContent = share;
+  }
+}
+$("pdf-link").addEventListener("click", async (ev) => {
+  if (state.shared) return; // a plain link
+  ev.preventDefault();
+  const url = ev.currentTarget.dataset.url;
+  if (!url) return;
+  const a = document.createElement("a");
+  a.href = await mediaURL(url);
+  a.download = `${(state.book.title || "storybook").replace(/[^\p{L}\p{N} _-]+/gu, "").trim() || "storybook"}.pdf`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+});
+
+async function edit(path, body) {
+  $("edit-error").textContent = "";
+  try {
+    await postJSON(path, body);
+    state.blobs.clear();
+    openBook(state.book.id);
+  } catch (e) {
+    $("edit-error").textContent = e.message;
+  }
+}
+$("redraw").addEventListener("click", () => edit(`/v1/books/${state.book.id}/pages/${state.page + 1}:redraw`, {}));
+$("extend").addEventListener("click", () => edit(`/v1/books/${state.book.id}:extend`, { pages: 2 }));
+$("rewrite-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  edit(`/v1/books/${state.book.id}/pages/${state.page + 1}:rewrite`, { instruction: $("rewrite-text").value.trim() });
+  $("rewrite-text").value = "";
+});
+
+// --- library ----------------------------------------------------------------------------------
+async function loadLibrary() {
+  if (state.shared || !token()) return;
+  let books = [];
+  try { books = await getJSON("/v1/books"); } catch (_) { return; }
+  $("library-panel").hidden = books.length === 0;
+  const list = $("library");
+  list.innerHTML = "";
+  for (const b of books) {
+    const li = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.innerHTML = `<span class="title"></span><span class="status"></span>`;
+    button.querySelector(".title").textContent = b.title || "Untitled book";
+    button.querySelector(".status").textContent = `${b.pages} pages · ${b.status}`;
+    button.addEventListener("click", () => { location.hash = `book=${b.id}`; openBook(b.id); });
+    li.append(button);
+    list.append(li);
+  }
+}
+
+function openBook(id) {
+  state.page = 0;
+  $("make-panel").hidden = true; // the book takes the stage; "New book" brings the form back
+  $("new-book").hidden = false;
+  $("progress-error").textContent = "";
+  follow(id);
+  window.scrollTo({ top: 0 });
+}
+
+// --- start ------------------------------------------------------------------------------------
+async function start() {
+  if (state.shared) {
+    document.body.classList.add("shared");
+    try { showBook(await getJSON(`/v1/shared/${state.shared}`)); } catch (e) { $("progress-error").textContent = e.message; }
+    return;
+  }
+  loadOptions().catch(() => {});
+  if (!token()) showToken();
+  loadLibrary();
+  const m = location.hash.match(/book=([A-Za-z0-9_-]+)/);
+  if (m && token()) openBook(m[1]);
+}
+start();

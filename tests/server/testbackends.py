@@ -1,0 +1,204 @@
+"""Fast test backends for the service tests and the load benchmark — real classes implementing the
+backend interfaces, never a product default. A server loads them through the plugin hook:
+
+    TALELOOM_PLUGINS=testbackends:register  (with tests/server on PYTHONPATH)
+    TALELOOM_CAPTIONER=test TALELOOM_LLM=test TALELOOM_ILLUSTRATOR=test TALELOOM_UPSCALER=test TALELOOM_NARRATOR=test
+
+`TALELOOM_TEST_DELAY` (seconds, default 0) makes each call sleep like a model would: a captioner or
+LLM call costs 1 unit, an illustrator call 2 units + 1 per picture (so batching pays, as on a real
+GPU), an upscale or a narration 0.5. The LLM answers any JSON schema with a valid instance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import time
+import wave
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from taleloom.backends.base import Captioner, Illustrator, Narrator, Sampling, TextModel, Upscaler
+from taleloom.book import Caption, ImageRequest
+
+WORDS = ("Mina", "found", "a", "red", "kite", "in", "the", "park", "and", "her", "dog", "Biscuit", "ran",
+         "after", "it", "under", "the", "big", "green", "tree", "while", "the", "sun", "smiled")
+
+
+def _delay(units: float) -> None:
+    unit = float(os.environ.get("TALELOOM_TEST_DELAY", "0") or 0)
+    if unit > 0:
+        time.sleep(unit * units)
+
+
+def _colour(text: str) -> tuple[int, int, int]:
+    d = hashlib.sha256(text.encode()).digest()
+    return 60 + d[0] % 160, 60 + d[1] % 160, 60 + d[2] % 160
+
+
+class SolidCaptioner(Captioner):
+    name = "test"
+    model_id = "test-captioner"
+
+    def __init__(self, location=None, model=None):
+        pass
+
+    def caption(self, image: Image.Image, hint: str | None = None) -> Caption:
+        _delay(1)
+        r, g, b = image.convert("RGB").resize((1, 1)).getpixel((0, 0))
+        text = f"A photo with mostly rgb({r},{g},{b}) colours." + (f" {hint}" if hint else "")
+        return Caption(text=text, concepts=["kite", "park"], facts={"mean_rgb": [r, g, b]}, model_id=self.model_id)
+
+
+def _sentence(n: int, seed: int) -> str:
+    words = [WORDS[(seed + i * 7) % len(WORDS)] for i in range(n)]
+    return " ".join(words).capitalize() + "."
+
+
+def instance(schema: dict, name: str = "", seed: int = 0, root: dict | None = None) -> Any:
+    """A small valid instance of a JSON schema (enough of it for structured-output prompts)."""
+    root = root or schema
+    if "$ref" in schema:
+        target: Any = root
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        return instance(target, name, seed, root)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in schema:
+            options = [s for s in schema[key] if s.get("type") != "null"] or schema[key]
+            return instance(options[0], name, seed, root)
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {k: instance(v, k, seed + i, root) for i, (k, v) in enumerate(props.items())}
+    if kind == "array":
+        lo = schema.get("minItems", 1)
+        hi = schema.get("maxItems", max(lo, 1))
+        n = max(lo, min(hi, 2))
+        return [instance(schema.get("items", {"type": "string"}), name, seed + i, root) for i in range(n)]
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1.0))
+    if kind == "boolean":
+        return True
+    lo, hi = schema.get("minLength", 1), schema.get("maxLength", 400)
+    lname = name.lower()
+    if "title" in lname:
+        text = "Mina and the Red Kite"
+    elif lname in ("name", "hero"):
+        text = "Mina"
+    elif "look" in lname or "scene" in lname or "prompt" in lname:
+        text = "a small girl in a yellow raincoat flying a red kite in a green park"
+    else:
+        text = _sentence(14, seed)
+    while len(text) < lo:
+        text += " " + _sentence(8, seed + len(text))
+    return text[:hi]
+
+
+class SchemaLLM(TextModel):
+    """Answers plain chats with a short sentence and schema chats with a valid JSON instance."""
+
+    name = "test"
+    model_id = "test-llm"
+    supports_schema = True
+
+    def __init__(self, location=None, model=None):
+        self.calls = 0
+
+    def chat(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
+             schema: dict[str, Any] | None = None) -> str:
+        import json
+
+        _delay(1)
+        self.calls += 1
+        seed = int(hashlib.sha256(messages[-1]["content"].encode()).hexdigest()[:6], 16)
+        if schema is not None:
+            return json.dumps(instance(schema, seed=seed))
+        return _sentence(12, seed)
+
+
+class SolidIllustrator(Illustrator):
+    """A flat colour from the prompt and seed, with the page's seed drawn as a stripe."""
+
+    name = "test"
+    model_id = "test-illustrator"
+    max_batch = 4
+
+    def __init__(self, location=None, model=None):
+        self.batches: list[int] = []
+
+    def _draw(self, r: ImageRequest) -> Image.Image:
+        img = Image.new("RGB", (r.width, r.height), _colour(f"{r.prompt}|{r.seed}"))
+        ImageDraw.Draw(img).rectangle([0, r.height // 3, r.width, r.height // 3 + 16], fill=_colour(str(r.seed)))
+        return img
+
+    def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
+        _delay(2 + len(requests))
+        self.batches.append(len(requests))
+        return [self._draw(r) for r in requests]
+
+    def img2img(self, request: ImageRequest, image: Image.Image, strength: float = 0.6) -> Image.Image:
+        _delay(2)
+        return Image.blend(image.convert("RGB").resize((request.width, request.height)), self._draw(request),
+                           strength)
+
+    def inpaint(self, request: ImageRequest, image: Image.Image, mask: Image.Image) -> Image.Image:
+        _delay(2)
+        base = image.convert("RGB").resize((request.width, request.height))
+        return Image.composite(self._draw(request), base, mask.convert("L").resize(base.size))
+
+
+class NearestUpscaler(Upscaler):
+    name = "test"
+    model_id = "test-upscaler"
+
+    def __init__(self, location=None, model=None):
+        pass
+
+    def upscale(self, image: Image.Image, factor: int = 4, prompt: str = "", seed: int = 0) -> Image.Image:
+        _delay(0.5)
+        return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+
+
+class ToneNarrator(Narrator):
+    """A short sine tone per text (longer text, longer tone)."""
+
+    name = "test"
+    model_id = "test-narrator"
+
+    def __init__(self, location=None, model=None):
+        pass
+
+    def speak(self, text: str, language: str) -> bytes:
+        _delay(0.5)
+        rate, seconds = 8000, min(2.0, 0.2 + len(text) / 400)
+        samples = [int(8000 * math.sin(2 * math.pi * 440 * i / rate)) for i in range(int(rate * seconds))]
+        frames = b"".join(s.to_bytes(2, "little", signed=True) for s in samples)
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(rate)
+            w.writeframes(frames)
+        return buf.getvalue()
+
+    def languages(self) -> set[str]:
+        return {"en", "fr", "ko", "de", "es"}
+
+
+def register(register_backend) -> None:
+    """Plugin hook: TALELOOM_PLUGINS=testbackends:register."""
+    for role, cls in (("captioner", SolidCaptioner), ("llm", SchemaLLM), ("illustrator", SolidIllustrator),
+                      ("upscaler", NearestUpscaler), ("narrator", ToneNarrator)):
+        register_backend(role, "test", cls, f"fast {role} for tests (never a product default)")
