@@ -1,0 +1,80 @@
+"""Bind: the PDF has a cover, one spread per page and a back page whose QR code decodes to the book's URL."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from taleloom.book import Brief, CastMember, Page, Storybook
+from taleloom.files import atomic_save_image
+from taleloom.stages.bind import bind
+
+needs_poppler = pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
+
+
+def pdf_text(pdf: Path) -> str:
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() for page in PdfReader(pdf).pages)
+
+
+def decode_qr(png: Path) -> list[str]:
+    from pyzbar.pyzbar import decode
+
+    return [d.data.decode() for d in decode(Image.open(png))]
+
+
+def make_book(tmp_path: Path, lang: str, texts: list[str], title: str) -> tuple[Storybook, Path]:
+    atomic_save_image(tmp_path / "photo.png", Image.new("RGB", (300, 200), (200, 150, 90)))
+    pages = []
+    for i, text in enumerate(texts, 1):
+        atomic_save_image(tmp_path / f"pages/{i}.png", Image.new("RGB", (256, 256), (40 * i, 120, 200)))
+        pages.append(Page(index=i, text=f"English {i}", text_translated=text, scene="a cat", image=f"pages/{i}.png"))
+    book = Storybook(id="abc123", brief=Brief(pages=len(texts), lang=lang), photo="photo.png", title="The Title",
+                     title_translated=title, cast=[CastMember(name="Mina", look="a tabby cat")], pages=pages,
+                     url="http://books.example.test/books/abc123", models={"illustrator": "test"})
+    return book, tmp_path
+
+
+def write(out, tmp_path: Path) -> Path:
+    (tmp_path / "book.pdf").write_bytes(out.pdf)
+    return tmp_path / "book.pdf"
+
+
+@needs_poppler
+def test_pdf_pages_text_and_qr(tmp_path):
+    book, d = make_book(tmp_path, "en", ["Mina finds a red ball.", "Mina goes home happy."], "Mina and the Ball")
+    out = bind(book, d)
+    pdf = write(out, d)
+    from pypdf import PdfReader
+
+    assert len(PdfReader(pdf).pages) == 4  # cover, two spreads, back page
+    text = pdf_text(pdf)
+    assert "Mina and the Ball" in text and "Mina finds a red ball." in text and "Mina goes home happy." in text
+    subprocess.run(["pdftoppm", "-png", "-r", "110", "-f", "4", "-l", "4", str(pdf), str(d / "back")], check=True)
+    back = next(d.glob("back*.png"))
+    assert decode_qr(back) == [book.url]
+    assert "Mina and the Ball" in out.html and 'src="pages/1.png"' in out.html
+    assert decode_qr_png(out.qr_png) == [book.url]
+
+
+def decode_qr_png(data: bytes) -> list[str]:
+    import io
+
+    from pyzbar.pyzbar import decode
+
+    return [d.data.decode() for d in decode(Image.open(io.BytesIO(data)))]
+
+
+@needs_poppler
+def test_korean_text_uses_a_cjk_font(tmp_path):
+    book, d = make_book(tmp_path, "ko", ["미나는 빨간 공을 찾았어요."], "미나와 공")
+    pdf = write(bind(book, d), d)
+    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True).stdout
+    assert "CJK-KR" in fonts
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+    assert "미나와 공" in text and "빨간 공을" in text

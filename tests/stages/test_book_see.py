@@ -1,0 +1,109 @@
+"""See: image facts (colours, light, faces) and the embedded captioner's wording, validation and fallback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from taleloom.backends.base import TextModel
+from taleloom.backends.vision.embedded import EmbeddedCaptioner, template, validate
+from taleloom.backends.vision.facts import colour_name, image_facts
+from taleloom.book import Brief
+from taleloom.stages.see import see
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+CAT = Path(__file__).parents[2] / "src/taleloom/assets/samples/cat.jpg"
+
+
+class Encoder:
+    concepts = ["cat face", "house", "tree"]
+
+    def top_concepts(self, image, k):
+        return [("cat face", 0.61), ("house", 0.32), ("tree", 0.2)][:k]
+
+
+class ScriptedLLM(TextModel):
+    name = "scripted"
+    model_id = "scripted-llm"
+
+    def __init__(self, answers):
+        self.answers, self.prompts = list(answers), []
+
+    def chat(self, messages, sampling=None, schema=None):
+        self.prompts.append(messages[-1]["content"])
+        return self.answers.pop(0)
+
+
+def captioner(answers) -> tuple[EmbeddedCaptioner, ScriptedLLM]:
+    llm = ScriptedLLM(answers)
+    cap = EmbeddedCaptioner(encoder=Encoder())
+    cap.use_llm(lambda: llm)
+    return cap, llm
+
+
+def test_colour_names():
+    assert [colour_name(*c) for c in [(220, 20, 20), (30, 150, 40), (30, 60, 200), (120, 70, 20), (250, 250, 250),
+                                      (10, 10, 10), (255, 192, 203), (240, 220, 180)]] == \
+        ["red", "green", "blue", "brown", "white", "black", "pink", "beige"]
+
+
+def test_facts_of_the_cat_photo():
+    facts = image_facts(Image.open(CAT))
+    assert facts["colours"][0]["name"] in ("brown", "beige", "orange")
+    assert "warm" in facts["light"] and facts["orientation"] == "landscape"
+    assert facts["faces"] == 0
+
+
+def test_a_person_face_is_found():
+    facts = image_facts(Image.open(FIXTURES / "astronaut.jpg"))
+    assert facts["faces"] == 1 and len(facts["faces_boxes"]) == 1
+
+
+def test_dark_and_bright_pictures():
+    assert image_facts(Image.new("RGB", (64, 64), (10, 10, 30)))["light"].startswith("dark")
+    assert image_facts(Image.new("RGB", (64, 64), (250, 250, 240)))["light"].startswith("bright")
+
+
+def test_llm_words_the_caption_from_concepts_and_facts():
+    cap, llm = captioner([json.dumps({"caption": "A brown cat face looks out near a little house."})])
+    out = see(Image.open(CAT), Brief(), cap)
+    assert out.text == "A brown cat face looks out near a little house."
+    assert out.concepts == ["cat face", "house", "tree"]
+    assert out.facts["worded_by"] == "scripted-llm" and out.model_id == "embedded-captioner+scripted-llm"
+    assert "cat face" in llm.prompts[0] and "brown" in llm.prompts[0]
+
+
+def test_the_owners_description_is_merged():
+    cap, llm = captioner([json.dumps({"caption": "Mina the cat rests at home near a house."})])
+    out = see(Image.open(CAT), Brief(description="This is Mina, our cat"), cap)
+    assert out.text.startswith("This is Mina, our cat.") and "rests at home" in out.text
+    assert "This is Mina, our cat" in llm.prompts[0] and out.facts["owner_description"] == "This is Mina, our cat"
+
+
+def test_template_only_after_answers_fail_validation():
+    cap, llm = captioner(["not json", json.dumps({"caption": "cat cat cat cat cat cat cat cat cat"})])
+    out = cap.caption(Image.open(CAT))
+    assert len(llm.prompts) == 2 and out.facts["worded_by"] == "template"
+    assert out.text.startswith("A photo of cat face and house")
+    assert out.model_id == "embedded-captioner+template"
+
+
+def test_validation_rules():
+    facts = {"colours": [{"name": "brown"}]}
+    ok = validate(json.dumps({"caption": "A cat face sits in brown light"}), ["cat face"], facts, None)
+    assert ok == "A cat face sits in brown light."
+    assert validate(json.dumps({"caption": "Spaceships zoom over a city skyline"}), ["cat face"], facts, None) is None
+    assert validate(json.dumps({"caption": "short"}), ["cat face"], facts, None) is None
+    assert validate(json.dumps({"caption": "A cat {json} face http://x.y"}), ["cat face"], facts, None) is None
+
+
+def test_template_mentions_faces():
+    facts = {"colours": [{"name": "red"}], "light": "bright, warm light", "faces": 2, "cat_faces": 1}
+    assert template(["person"], facts) == ("A photo of person in red tones, in bright, warm light. "
+                                           "It shows 2 faces and 1 cat face.")
+
+
+def test_no_photo_means_no_caption():
+    assert see(None, Brief(idea="a flying cat"), EmbeddedCaptioner(encoder=Encoder())) is None

@@ -1,0 +1,84 @@
+"""Stage: style presets, cast sheet in every prompt, per-page seeds, concept mapping for the embedded model."""
+
+from __future__ import annotations
+
+import pytest
+
+from taleloom.book import Brief, Caption, CastMember, Page, Storybook
+from taleloom.errors import BadInputError
+from taleloom.stages.stage import STYLES, concept_mapper_for, get_style, page_seed, stage, stage_page
+
+
+def make_book(style="storybook", seed=7) -> Storybook:
+    return Storybook(
+        brief=Brief(pages=3, style=style, seed=seed),
+        caption=Caption(text="a cat", concepts=["cat face", "house"]),
+        cast=[CastMember(name="Mina", look="a small tabby cat with a red scarf"),
+              CastMember(name="Bo", look="a brown dog", role="friend")],
+        pages=[Page(index=i, text=f"text {i}", scene=s) for i, s in
+               enumerate(["Mina sits by the sea", "Mina climbs a tall tree", "Mina sleeps under the moon"], 1)])
+
+
+VOCAB = ["cat face", "dog face", "water wave", "deciduous tree", "crescent moon", "house", "tabby cat"]
+
+
+def mapper(text: str, k: int) -> list[str]:
+    """Nearest concepts by shared words (a stand-in for MiniLM similarity)."""
+    words = set(text.lower().replace(",", " ").split()) | ({"water", "wave"} if "sea" in text else set())
+    return sorted(VOCAB, key=lambda c: (-len(words & set(c.split())), c))[:k]
+
+
+def test_presets_have_prompt_suffix_negative_and_sampler_settings():
+    assert {"storybook", "watercolor", "crayon", "pixel", "ink"} <= set(STYLES)
+    for s in STYLES.values():
+        assert s.suffix and s.negative and s.sampler in ("ddim", "dpmpp_2m", "ddpm") and s.steps > 0
+
+
+def test_unknown_style_lists_the_known_ones():
+    with pytest.raises(BadInputError) as e:
+        get_style("cubist")
+    assert "cubist" in e.value.message and all(name in e.value.hint for name in STYLES)
+
+
+def test_page_seeds_are_stable_and_differ_per_page():
+    assert page_seed(7, 1) == page_seed(7, 1)
+    assert len({page_seed(7, i) for i in range(1, 25)}) == 24
+    assert page_seed(7, 1) != page_seed(8, 1)
+
+
+def test_full_prompts_for_big_backends_carry_cast_and_style():
+    book = make_book(style="watercolor")
+    requests = stage(book)
+    assert len(requests) == 3
+    for req, page in zip(requests, book.pages, strict=True):
+        assert page.scene in req.prompt
+        assert "Mina, a small tabby cat with a red scarf" in req.prompt and "Bo, a brown dog" in req.prompt
+        assert STYLES["watercolor"].suffix in req.prompt and req.negative_prompt == STYLES["watercolor"].negative
+        assert req.concepts == [] and req.seed == page_seed(7, page.index) and req.style == "watercolor"
+        assert (req.steps, req.sampler) == (STYLES["watercolor"].steps, STYLES["watercolor"].sampler)
+
+
+def test_embedded_requests_name_the_same_subject_and_each_setting():
+    requests = stage(make_book(), mapper)
+    subjects = {r.concepts[0] for r in requests}
+    assert subjects == {"tabby cat"}  # the hero, the same on every page
+    assert [r.concepts[1] for r in requests] == ["water wave", "deciduous tree", "crescent moon"]
+
+
+def test_only_missing_pages_are_staged_and_overrides_apply():
+    book = make_book()
+    book.pages[0].request = stage_page(book, book.pages[0], seed=123, style="ink")
+    assert [r.seed for r in stage(book)] == [page_seed(7, 2), page_seed(7, 3)]
+    assert book.pages[0].request.seed == 123 and book.pages[0].request.style == "ink"
+
+
+def test_concept_mapper_comes_from_the_illustrator():
+    class Big:
+        pass
+
+    class Small:
+        def nearest_concepts(self, text, k):
+            return ["cat face"][:k]
+
+    assert concept_mapper_for(Big()) is None
+    assert concept_mapper_for(Small())("x", 1) == ["cat face"]
