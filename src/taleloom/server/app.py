@@ -54,17 +54,15 @@ def load_plugins(spec: str | None = None) -> list[str]:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    from taleloom import orchestrator
     from taleloom.server.events import EventHub
     from taleloom.server.jobs import JobManager
-    from taleloom.server.limits import ServiceBackends, concurrency_from_env
+    from taleloom.server.limits import concurrency_from_env, service_backends, warm
     from taleloom.server.store import Store
 
     settings: Settings = app.state.settings
     app.state.plugins = load_plugins()
     app.state.store = store = Store.from_settings(settings)
-    app.state.backends = backends = ServiceBackends(orchestrator.Backends.from_settings(settings),
-                                                    concurrency_from_env())
+    app.state.backends = backends = service_backends(settings, concurrency_from_env())
     app.state.hub = hub = EventHub()
     app.state.jobs = jobs = JobManager(store, backends, hub, books_dir(settings), settings.workers)
     app.state.warm = {}
@@ -72,7 +70,7 @@ async def lifespan(app: FastAPI):
     log.info("taleloom %s: %d worker(s), %d job(s) resumed, data in %s", taleloom.__version__, jobs.workers,
              resumed, settings.data_dir)
     if os.environ.get("TALELOOM_WARM", "1") != "0":
-        threading.Thread(target=lambda: app.state.warm.update(backends.warm()), name="warm-up", daemon=True).start()
+        threading.Thread(target=lambda: app.state.warm.update(warm(backends)), name="warm-up", daemon=True).start()
     yield
     jobs.stop()
     store.close()
@@ -166,10 +164,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["service"], summary="Liveness, queue and backend state")
     def healthz(request: Request):
+        from taleloom.server.limits import loaded
+
         state = request.app.state
         return {"ok": True, "version": taleloom.__version__, "workers": state.jobs.workers,
                 "queued": state.jobs.queued(), "active_jobs": state.store.count_active(),
-                "backends": state.backends.loaded(), "warm": state.warm,
+                "backends": loaded(state.backends), "warm": state.warm,
                 "batching": state.backends.illustrator.stats(), "plugins": state.plugins}
 
     @app.get("/v1/options", tags=["service"], summary="Languages, styles and limits for the book form")

@@ -9,7 +9,6 @@ manifest, which the orchestrator saves atomically after every stage, so a job cu
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import queue
 import shutil
@@ -134,7 +133,7 @@ class JobManager:
         def on_event(ev: Any) -> None:
             if job.book_id in self._cancelled:
                 raise JobCancelled(job.book_id)
-            data = dataclasses.asdict(ev) if dataclasses.is_dataclass(ev) else dict(vars(ev))
+            data = ev.to_dict()
             self.current[job.book_id] = data
             self.hub.publish(job.book_id, data.get("kind", "progress"), data)
 

@@ -127,35 +127,46 @@ WRAPPERS = {"captioner": LimitedCaptioner, "llm": LimitedTextModel, "upscaler": 
             "narrator": LimitedNarrator}
 
 
-class ServiceBackends:
-    """The five roles as the job workers and single-step routes see them: each behind its
-    concurrency limit, the illustrator behind the cross-book batcher. `base` is the orchestrator's
-    lazy `Backends`, so a model is loaded once, on first use, and shared by every job."""
+def service_backends(settings: Any, limits: dict[str, int] | None = None):
+    """The orchestrator's `Backends` as the job workers and single-step routes share them: each role
+    behind its concurrency limit, the illustrator behind the cross-book batcher. Models are created
+    from `settings` once, on first use. A backend that words its output with the LLM (the embedded
+    captioner) is handed the limited LLM, so every LLM call in the server counts against one limit."""
+    from taleloom.orchestrator import Backends
+    from taleloom.server.batching import BatchingIllustrator
 
-    def __init__(self, base: Any, limits: dict[str, int] | None = None):
-        from taleloom.server.batching import BatchingIllustrator
+    limits = limits or dict(DEFAULT_CONCURRENCY)
+    raw = Backends.from_settings(settings)
+    llm = LimitedTextModel(lambda: raw.get("llm"), limits["llm"])
 
-        limits = limits or dict(DEFAULT_CONCURRENCY)
-        self.base = base
-        self.limits = limits
-        self.captioner = LimitedCaptioner(lambda: base.captioner, limits["captioner"])
-        self.llm = LimitedTextModel(lambda: base.llm, limits["llm"])
-        self.illustrator = BatchingIllustrator(lambda: base.illustrator, workers=limits["illustrator"])
-        self.upscaler = LimitedUpscaler(lambda: base.upscaler, limits["upscaler"])
-        self.narrator = LimitedNarrator(lambda: base.narrator, limits["narrator"])
+    def made(role: str) -> Callable[[], Any]:
+        def make() -> Any:
+            backend = raw.get(role)
+            if hasattr(backend, "use_llm"):
+                backend.use_llm(lambda: llm)
+            return backend
 
-    ROLES = ("captioner", "llm", "illustrator", "upscaler", "narrator")
+        return make
 
-    def loaded(self) -> dict[str, bool]:
-        return {role: getattr(self, role).loaded for role in self.ROLES}
+    return Backends(settings, llm=llm,
+                    captioner=LimitedCaptioner(made("captioner"), limits["captioner"]),
+                    illustrator=BatchingIllustrator(made("illustrator"), workers=limits["illustrator"]),
+                    upscaler=LimitedUpscaler(made("upscaler"), limits["upscaler"]),
+                    narrator=LimitedNarrator(made("narrator"), limits["narrator"]))
 
-    def warm(self) -> dict[str, str]:
-        """Load every model now instead of on the first book; returns role → 'ok' or the error."""
-        report = {}
-        for role in self.ROLES:
-            try:
-                _ = getattr(self, role).inner
-                report[role] = "ok"
-            except Exception as e:  # reported by /healthz; the job that needs it fails with the same error
-                report[role] = f"{type(e).__name__}: {e}"
-        return report
+
+def loaded(backends: Any) -> dict[str, bool]:
+    """role → whether its model is loaded yet."""
+    return {role: backends.get(role).loaded for role in backends.ROLES}
+
+
+def warm(backends: Any) -> dict[str, str]:
+    """Load every model now instead of on the first book; returns role → 'ok' or the error."""
+    report = {}
+    for role in backends.ROLES:
+        try:
+            _ = backends.get(role).inner
+            report[role] = "ok"
+        except Exception as e:  # shown by /healthz; the job that needs the backend fails with the same error
+            report[role] = f"{type(e).__name__}: {e}"
+    return report

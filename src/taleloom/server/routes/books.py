@@ -17,7 +17,6 @@ from taleloom import orchestrator
 from taleloom.book import Brief, Storybook, new_book_id
 from taleloom.config import Settings
 from taleloom.errors import BadInputError, TooLargeError
-from taleloom.files import atomic_write_json
 from taleloom.server.deps import (
     BookDep,
     HTTPError,
@@ -64,17 +63,11 @@ def check_queue(store: Store, settings: Settings, user_id: str) -> None:
 
 
 def check_brief(brief: Brief, settings: Settings) -> None:
+    """The server's page limit, then what the pipeline checks (style and language known)."""
     if brief.pages > settings.max_pages:
         raise BadInputError(f"{brief.pages} pages asked for; this server makes books of at most "
                             f"{settings.max_pages} pages", f"ask for {settings.max_pages} pages or fewer")
-    from taleloom.stages.stage import get_style
-
-    get_style(brief.style)  # unknown style → 422 listing the known ones
-    languages = known_languages()
-    if languages and brief.lang not in languages:
-        from taleloom.errors import choice_error
-
-        raise choice_error("language", brief.lang, list(languages))
+    orchestrator.validate_brief(brief)
 
 
 def known_languages() -> dict[str, str]:
@@ -173,7 +166,7 @@ def _create(settings: Settings, store: Store, user_id: str, brief: Brief,
         link = f"{settings.base_url}/books/{share_id}"
         if book.url != link:  # the QR code points at the share link, not at the owner's id
             book.url = link
-            atomic_write_json(folder / "manifest.json", book.model_dump(mode="json"))
+            orchestrator.save_book(folder, book)
         with _submit_lock:
             check_queue(store, settings, user_id)
             job = store.add_book(book_id, user_id, brief.pages, share_id=share_id)

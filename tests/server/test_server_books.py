@@ -1,0 +1,167 @@
+"""Book API against a real server: make a book, follow its events, download every file, edit it,
+share it, delete it."""
+
+from __future__ import annotations
+
+import io
+import json
+import wave
+
+import pytest
+from PIL import Image
+from pypdf import PdfReader
+from serverkit import make_book, photo_bytes, read_events, wait_status
+
+
+@pytest.fixture(scope="module")
+def owner(server):
+    return server.client(server.token("alice"))
+
+
+@pytest.fixture(scope="module")
+def done_book(owner):
+    book = make_book(owner, pages=3, hero="Mina")
+    events = read_events(owner, book["id"])
+    return book, events
+
+
+def test_create_returns_id_status_and_links(done_book):
+    book, _ = done_book
+    assert len(book["id"]) >= 22  # 128 random bits
+    assert book["status"] == "queued"
+    assert book["links"]["events"] == f"/v1/books/{book['id']}/events"
+    assert book["share_url"].split("/books/")[1] != book["id"]  # the public link is not the book id
+
+
+def test_events_report_every_stage_then_done(done_book):
+    _, events = done_book
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "snapshot"
+    assert kinds[-1] == "status" and events[-1][1]["status"] == "done"
+    started = [d["stage"] for k, d in events if k == "started"]
+    finished = [d["stage"] for k, d in events if k == "finished"]
+    assert started == finished == ["see", "write", "translate", "stage", "illustrate", "upscale", "narrate", "bind"]
+    assert any(k == "progress" for k in kinds)
+    assert any(k == "done" for k in kinds)
+
+
+def test_status_and_downloads(owner, done_book):
+    book, _ = done_book
+    body = wait_status(owner, book["id"])
+    assert body["status"] == "done" and body["title"]
+    assert [s["status"] for s in body["stages"]] == ["done"] * 8
+    assert len(body["pages"]) == 3
+    pdf = owner.get(body["links"]["pdf"])
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert len(PdfReader(io.BytesIO(pdf.content)).pages) >= 3
+    manifest = owner.get(f"/v1/books/{book['id']}/manifest.json").json()
+    assert manifest["id"] == book["id"] and len(manifest["pages"]) == 3
+    for page in body["pages"]:
+        img = owner.get(page["image"])
+        assert img.status_code == 200 and img.headers["content-type"] == "image/png"
+        Image.open(io.BytesIO(img.content)).load()
+        audio = owner.get(page["audio"])
+        assert audio.status_code == 200 and audio.headers["content-type"] == "audio/wav"
+        with wave.open(io.BytesIO(audio.content)) as w:
+            assert w.getnframes() > 0
+    assert owner.get(f"/v1/books/{book['id']}/pages/9.png").status_code == 404
+    assert owner.get(f"/v1/books/{book['id']}/qr.png").status_code == 200
+
+
+def test_list_books(owner, done_book):
+    book, _ = done_book
+    assert book["id"] in [b["id"] for b in owner.get("/v1/books").json()]
+
+
+def test_redraw_rewrite_extend(owner, done_book):
+    book, _ = done_book
+    bid = book["id"]
+    before = owner.get(f"/v1/books/{bid}/pages/2.png").content
+    r = owner.post(f"/v1/books/{bid}/pages/2:redraw", json={"seed": 12345})
+    assert r.status_code == 202, r.text
+    assert owner.post(f"/v1/books/{bid}/pages/1:redraw", json={}).status_code == 409  # one change at a time
+    read_events(owner, bid)
+    body = wait_status(owner, bid)
+    assert body["status"] == "done"
+    assert owner.get(f"/v1/books/{bid}/pages/2.png").content != before
+
+    r = owner.post(f"/v1/books/{bid}/pages/1:rewrite", json={"instruction": "make it funnier"})
+    assert r.status_code == 202, r.text
+    wait_status(owner, bid)
+
+    r = owner.post(f"/v1/books/{bid}:extend", json={"pages": 1})
+    assert r.status_code == 202, r.text
+    body = wait_status(owner, bid)
+    assert body["status"] == "done" and len(body["pages"]) == 4
+    history = [c["action"] for c in owner.get(f"/v1/books/{bid}/manifest.json").json()["history"]]
+    assert history == ["redraw", "rewrite", "extend"]
+
+    assert owner.post(f"/v1/books/{bid}/pages/99:redraw", json={}).status_code == 404
+    bad = owner.post(f"/v1/books/{bid}/pages/1:redraw", json={"style": "nope"})
+    assert bad.status_code == 422 and "storybook" in bad.json()["hint"]
+
+
+def test_share_link_read_only_and_revocable(server, owner, done_book):
+    book, _ = done_book
+    share_id = book["share_url"].rsplit("/", 1)[1]
+    anon = server.client()
+    shared = anon.get(f"/v1/shared/{share_id}")
+    assert shared.status_code == 200 and shared.json()["status"] == "done"
+    assert anon.get(shared.json()["pages"][0]["image"]).status_code == 200
+    assert anon.get(f"/v1/shared/{share_id}/book.pdf").status_code == 200
+    assert anon.get(f"/v1/shared/{share_id}/manifest.json").status_code == 404  # prompts stay private
+    page = anon.get(f"/books/{share_id}")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    # the QR code in the PDF and the HTML points at the share link
+    assert owner.get(f"/v1/books/{book['id']}/manifest.json").json()["url"] == book["share_url"]
+
+    second = owner.post(f"/v1/books/{book['id']}/shares")
+    assert second.status_code == 201
+    assert owner.delete(f"/v1/books/{book['id']}/shares/{share_id}").status_code == 204
+    gone = anon.get(f"/v1/shared/{share_id}")
+    assert gone.status_code == 410 and gone.json()["hint"]
+    assert anon.get(f"/books/{share_id}").status_code == 410
+    assert anon.get(f"/v1/shared/{second.json()['id']}").status_code == 200
+    shares = owner.get(f"/v1/books/{book['id']}/shares").json()
+    assert [s["revoked"] is not None for s in shares] == [True, False]
+
+
+def test_book_from_an_idea_without_photo(owner):
+    r = owner.post("/v1/books", data={"pages": "1", "idea": "a cat who flies"})
+    assert r.status_code == 202, r.text
+    body = wait_status(owner, r.json()["id"])
+    assert body["status"] == "done"
+    assert body["stages"][0]["status"] == "skipped"
+
+
+def test_bad_photo_is_422_with_hint(owner):
+    r = owner.post("/v1/books", data={"pages": "1"}, files={"photo": ("x.jpg", b"not an image", "image/jpeg")})
+    assert r.status_code == 422
+    assert set(r.json()) == {"error", "message", "hint"} and r.json()["hint"]
+
+
+def test_delete_removes_book_and_files(server, owner):
+    book = make_book(owner, pages=1, photo=photo_bytes(colour=(10, 200, 10)))
+    wait_status(owner, book["id"])
+    folder = server.data_dir / "books" / book["id"]
+    assert folder.is_dir()
+    assert owner.delete(f"/v1/books/{book['id']}").status_code == 204
+    assert owner.get(f"/v1/books/{book['id']}").status_code == 404
+    assert not folder.exists()
+    share_id = book["share_url"].rsplit("/", 1)[1]
+    assert server.client().get(f"/v1/shared/{share_id}").status_code == 404
+
+
+def test_docs_health_and_options(server):
+    anon = server.client()
+    assert anon.get("/docs").status_code == 200
+    spec = anon.get("/openapi.json").json()
+    assert "/v1/books/{book_id}/events" in spec["paths"]
+    health = anon.get("/healthz").json()
+    assert health["ok"] and health["plugins"] == ["testbackends:register"]
+    options = anon.get("/v1/options").json()
+    assert "storybook" in options["styles"] and options["max_pages"] >= 1
+    page = anon.get("/")
+    assert page.status_code == 200 and "Make a storybook" in page.text
+    assert anon.get("/static/app.js").status_code == 200
+    assert json.loads(anon.get("/nope").text)["error"] == "NotFound"
