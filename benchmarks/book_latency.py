@@ -1,0 +1,91 @@
+"""Seconds per stage and in total for one book on the embedded defaults (this machine's CPU), and the
+orchestration overhead: total minus the time spent inside models (model loading included).
+
+    python benchmarks/book_latency.py [--pages 4] [--photo PATH] [--lang en] [--out benchmarks/results]
+
+Writes benchmarks/results/book_latency.json and prints a markdown table for the README.
+Targets (issue 6): total ≤ 90 s, overhead ≤ 3 % of total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_TOTAL_S = 90.0
+TARGET_OVERHEAD = 0.03
+
+
+def measure(pages: int, photo: Path, lang: str, seed: int) -> dict:
+    t_import = time.perf_counter()
+    from taleloom.book import STAGES, Brief
+    from taleloom.config import Settings
+    from taleloom.orchestrator import Backends, create_book, run_book
+
+    import_s = time.perf_counter() - t_import
+    settings = Settings()  # the embedded defaults (or what taleloom.toml / TALELOOM_* say)
+    with tempfile.TemporaryDirectory(prefix="taleloom-bench-") as tmp:
+        book_dir = Path(tmp) / "bench"
+        t0 = time.perf_counter()
+        create_book(book_dir, Brief(pages=pages, lang=lang, hero="Mina", seed=seed), photo, settings.base_url)
+        created = time.perf_counter()
+        book = run_book(book_dir, Backends.from_settings(settings))
+        total = time.perf_counter() - t0
+    stages = {n: {"seconds": book.stages[n].seconds or 0.0, "model_seconds": book.stages[n].model_seconds or 0.0,
+                  "status": book.stages[n].status, "model": book.stages[n].model_id} for n in STAGES}
+    model_s = sum(s["model_seconds"] for s in stages.values())
+    overhead = total - model_s
+    return {
+        "pages": pages, "lang": lang, "seed": seed, "photo": str(photo.relative_to(ROOT) if photo.is_relative_to(ROOT)
+                                                                 else photo),
+        "total_seconds": round(total, 2), "create_seconds": round(created - t0, 3),
+        "model_seconds": round(model_s, 2), "overhead_seconds": round(overhead, 2),
+        "overhead_fraction": round(overhead / total, 4),
+        "render_seconds": round(stages["bind"]["seconds"] - stages["bind"]["model_seconds"], 2),
+        "import_seconds": round(import_s, 2),
+        "stages": stages, "models": book.models,
+        "targets": {"total_seconds": TARGET_TOTAL_S, "overhead_fraction": TARGET_OVERHEAD},
+        "meets_targets": {"total": total <= TARGET_TOTAL_S, "overhead": overhead / total <= TARGET_OVERHEAD},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+    }
+
+
+def markdown(r: dict) -> str:
+    lines = [f"Book of {r['pages']} pages ({r['lang']}) on the embedded defaults, {r['machine']['cpus']} CPU cores:",
+             "", "| stage | seconds | inside models | model |", "|---|---:|---:|---|"]
+    for name, s in r["stages"].items():
+        lines.append(f"| {name} | {s['seconds']:.1f} | {s['model_seconds']:.1f} | {s['model'] or ''} |")
+    lines += [f"| **total** | **{r['total_seconds']:.1f}** | {r['model_seconds']:.1f} | |", "",
+              f"Orchestration overhead (total − time inside models): {r['overhead_seconds']:.2f} s = "
+              f"{100 * r['overhead_fraction']:.1f} % (of which PDF/HTML rendering {r['render_seconds']:.2f} s). "
+              f"Targets: total ≤ {TARGET_TOTAL_S:.0f} s ({'met' if r['meets_targets']['total'] else 'missed'}), "
+              f"overhead ≤ {100 * TARGET_OVERHEAD:.0f} % ({'met' if r['meets_targets']['overhead'] else 'missed'})."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pages", type=int, default=4)
+    ap.add_argument("--photo", type=Path, default=ROOT / "src/taleloom/assets/samples/cat.jpg")
+    ap.add_argument("--lang", default="en")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    result = measure(args.pages, args.photo.resolve(), args.lang, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "book_latency.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown(result))
+    print(f"\n(written to {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path})")
+
+
+if __name__ == "__main__":
+    main()
