@@ -92,17 +92,27 @@ class BodyLimit:
         if length is not None and length.isdigit() and int(length) > limit:
             response = JSONResponse(_too_large(int(length), limit).to_dict(), status_code=413)
             return await response(scope, receive, send)
-        seen = 0
+        seen, refused = 0, False
 
         async def counted():
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > limit:
-                raise _too_large(seen, limit)
+            if seen > limit and not refused:  # answer now; the app sees the client go away
+                refused = True
+                await JSONResponse(_too_large(seen, limit).to_dict(), status_code=413)(scope, receive, send)
+                return {"type": "http.disconnect"}
             return message
 
-        return await self.app(scope, counted, send)
+        async def guarded_send(message):
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, counted, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
 
 def _too_large(size: int, limit: int) -> TooLargeError:
