@@ -1,0 +1,98 @@
+"""The batching illustrator and the per-backend limits, in-process (no server needed)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from testbackends import SchemaLLM, SolidIllustrator
+
+from taleloom.book import ImageRequest
+from taleloom.errors import BadInputError
+from taleloom.server.batching import BatchingIllustrator
+from taleloom.server.limits import LimitedTextModel, concurrency_from_env
+
+
+class SlowIllustrator(SolidIllustrator):
+    """Takes 0.2 s a call, whatever the batch size (as a GPU roughly does)."""
+
+    def generate(self, requests):
+        time.sleep(0.2)
+        return super().generate(requests)
+
+
+def requests(tag: str, n: int, size: int = 64) -> list[ImageRequest]:
+    return [ImageRequest(prompt=f"{tag} {i}", seed=i, width=size, height=size) for i in range(n)]
+
+
+def run_books(batcher, books: dict[str, list[ImageRequest]]) -> dict[str, list]:
+    out: dict[str, list] = {}
+
+    def book(name):
+        out[name] = batcher.generate(books[name])
+
+    threads = [threading.Thread(target=book, args=(name,)) for name in books]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    return out
+
+
+def test_requests_from_different_books_share_calls():
+    inner = SlowIllustrator()
+    batcher = BatchingIllustrator(lambda: inner, max_wait=0.1)
+    books = {f"book{i}": requests(f"book{i}", 2) for i in range(4)}
+    out = run_books(batcher, books)
+    assert sum(inner.batches) == 8
+    assert len(inner.batches) <= 3 and max(inner.batches) == 4  # 4 books x 2 pictures in 2-3 calls, not 4
+    for name, reqs in books.items():  # each book gets its own pictures back, in order
+        assert [img.getpixel((0, 0)) for img in out[name]] == [inner._draw(r).getpixel((0, 0)) for r in reqs]
+    stats = batcher.stats()
+    assert stats["images"] == 8 and stats["mean_batch"] >= 8 / 3
+
+
+def test_only_matching_requests_are_batched():
+    inner = SolidIllustrator()
+    batcher = BatchingIllustrator(lambda: inner, max_wait=0.05)
+    out = run_books(batcher, {"small": requests("a", 2, 64), "large": requests("b", 2, 96)})
+    assert [im.size for im in out["small"]] == [(64, 64)] * 2 and [im.size for im in out["large"]] == [(96, 96)] * 2
+    assert len(inner.batches) == 2
+
+
+def test_a_failed_call_reaches_every_waiting_book():
+    class Broken(SolidIllustrator):
+        def generate(self, requests):
+            raise RuntimeError("out of memory")
+
+    batcher = BatchingIllustrator(lambda: Broken(), max_wait=0.05)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        batcher.generate(requests("x", 3))
+    assert batcher.generate([]) == []
+
+
+def test_limited_backend_runs_one_call_at_a_time():
+    active, peak = [0], [0]
+
+    class Watched(SchemaLLM):
+        def chat(self, messages, sampling=None, schema=None):
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            time.sleep(0.05)
+            active[0] -= 1
+            return "ok"
+
+    llm = LimitedTextModel(lambda: Watched(), limit=1)
+    threads = [threading.Thread(target=llm.chat, args=([{"role": "user", "content": "hi"}],)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 1 and llm.model_id == "test-llm" and llm.supports_schema
+
+
+def test_concurrency_setting():
+    assert concurrency_from_env("llm=2, narrator=4")["narrator"] == 4
+    with pytest.raises(BadInputError, match="roles"):
+        concurrency_from_env("gpu=2")
