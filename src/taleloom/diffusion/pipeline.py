@@ -1,0 +1,259 @@
+"""TextToImage: a trained checkpoint + the MiniLM text encoder + the samplers, as one object.
+
+`generate` (text → pictures), `img2img`, `inpaint` and `interpolate` all run the same written-out
+loop (sample.py) with classifier-free guidance (guidance.py). This is what `taleloom engine
+sample|edit` and the embedded illustrator call. Images come back as RGB PIL images.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+from PIL import Image
+
+from taleloom.diffusion.checkpoint import load_checkpoint
+from taleloom.diffusion.data import pil_to_tensor, square, tensor_to_pil, to_rgb, upsample_condition
+from taleloom.diffusion.guidance import Denoiser
+from taleloom.diffusion.sample import sample_loop
+from taleloom.diffusion.samplers import make_sampler
+from taleloom.diffusion.schedule import make_schedule
+from taleloom.diffusion.text_encoder import TextEncoder, get_text_encoder
+from taleloom.errors import BadInputError
+
+IMAGE_MODES = ("RGB", "RGBA", "L", "LA", "P", "PA")  # modes an input picture may have
+MASK_MODES = ("1", "L", "LA", "RGB", "RGBA", "P")
+
+
+def _check_image(image: Image.Image, what: str) -> Image.Image:
+    if not isinstance(image, Image.Image):
+        raise BadInputError(f"{what} must be a PIL image, got {type(image).__name__}")
+    if image.mode not in IMAGE_MODES:
+        raise BadInputError(
+            f"{what} has mode {image.mode!r}", f"convert it to RGB; accepted modes: {', '.join(IMAGE_MODES)}"
+        )
+    w, h = image.size
+    if w != h:
+        raise BadInputError(
+            f"{what} is {w}×{h}, but the engine draws square pictures", "crop it to a square first"
+        )
+    return to_rgb(image)
+
+
+class TextToImage:
+    """Load a checkpoint folder once, then draw: `generate(prompts, seeds=[...]) -> list[PIL.Image]`."""
+
+    def __init__(
+        self, checkpoint_dir: str | os.PathLike, device: str = "cpu", text_encoder: TextEncoder | None = None
+    ):
+        self.device = torch.device(device)
+        self.model, self.meta = load_checkpoint(checkpoint_dir, self.device)
+        self.config = self.model.config
+        self.image_size = self.config.image_size
+        self.schedule = make_schedule(self.meta["schedule"], int(self.meta["timesteps"]))
+        self.prediction_type = self.meta["prediction_type"]
+        self._encoder = text_encoder
+
+    @property
+    def encoder(self) -> TextEncoder:
+        if self._encoder is None:
+            self._encoder = get_text_encoder(self.device, self.config.max_text_len)
+        return self._encoder
+
+    # --- pieces -------------------------------------------------------------------------------------
+    def encode(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(context (B, L, 384), mask (B, L)) on the model's device."""
+        ctx, mask = self.encoder.encode(list(prompts))
+        return ctx.to(self.device), mask.to(self.device)
+
+    def _cond_image(self, cond_image, batch: int) -> torch.Tensor | None:
+        """Super-resolution models take the low-res picture(s), upsampled to image_size; others take none."""
+        need = self.config.cond_channels
+        if cond_image is None:
+            if need:
+                raise BadInputError(
+                    "this checkpoint is a super-resolution model and needs a low-resolution input image",
+                    "pass cond_image (the picture to upscale)",
+                )
+            return None
+        if not need:
+            raise BadInputError("this checkpoint takes no conditioning image", "leave cond_image out")
+        if isinstance(cond_image, torch.Tensor):
+            x = cond_image.float()
+            if x.ndim == 3:
+                x = x[None]
+        else:
+            images = [cond_image] if isinstance(cond_image, Image.Image) else list(cond_image)
+            x = torch.stack([pil_to_tensor(_check_image(im, "the conditioning image")) for im in images])
+        if x.ndim != 4 or x.shape[1] != need:
+            raise BadInputError(f"conditioning image has shape {tuple(x.shape)}, expected (B, {need}, h, w)")
+        if x.shape[0] not in (1, batch):
+            raise BadInputError(f"{x.shape[0]} conditioning images for {batch} pictures")
+        return upsample_condition(x.to(self.device), self.image_size).expand(batch, -1, -1, -1)
+
+    def denoiser(
+        self, prompts: Sequence[str], negative_prompt: str = "", guidance: float = 3.0, cond_image=None
+    ) -> Denoiser:
+        """The guided ε-denoiser for these prompts (a negative prompt replaces the null condition)."""
+        if guidance < 0:
+            raise BadInputError(
+                f"guidance must be >= 0, got {guidance}", "use 0–10; 1 = no guidance, 3 is typical"
+            )
+        b = len(prompts)
+        cond = self.encode(prompts)
+        if negative_prompt:
+            uncond = self.encode([negative_prompt])
+        else:
+            with torch.no_grad():
+                uncond = self.model.null_context(1)
+        return Denoiser(
+            self.model, self.schedule, self.prediction_type, cond=cond, uncond=uncond,
+            guidance=guidance, cond_image=self._cond_image(cond_image, b),
+        )  # fmt: skip
+
+    def sampler(self, name: str = "dpmpp_2m", **kw):
+        try:
+            return make_sampler(name, self.schedule, clip_sample=1.0, **kw)
+        except (ValueError, TypeError) as e:
+            raise BadInputError(str(e)) from e
+
+    def noise(self, seeds: Sequence[int]) -> torch.Tensor:
+        """x_T (B, C, H, W): each picture's noise from its own seed, so a seed draws the same picture in any batch."""
+        c, s = self.config.in_channels, self.image_size
+        return torch.cat(
+            [torch.randn(1, c, s, s, generator=torch.Generator().manual_seed(int(x))) for x in seeds]
+        ).to(self.device)
+
+    @staticmethod
+    def _seeds(seeds: Sequence[int] | int | None, n: int) -> list[int]:
+        if seeds is None:
+            return list(range(n))
+        if isinstance(seeds, int):
+            return [seeds + i for i in range(n)]
+        seeds = [int(s) for s in seeds]
+        if len(seeds) == 1 and n > 1:
+            return [seeds[0] + i for i in range(n)]
+        if len(seeds) != n:
+            raise BadInputError(
+                f"{len(seeds)} seeds for {n} prompts", "give one seed per prompt, or one seed for all"
+            )
+        return seeds
+
+    @staticmethod
+    def _check_steps(steps: int) -> None:
+        if not isinstance(steps, int) or steps <= 0:
+            raise BadInputError(f"steps must be a positive integer, got {steps!r}", "20–50 is typical")
+
+    def _run(self, denoiser, sampler, x_T, steps, seeds, progress, **kw) -> torch.Tensor:
+        gen = torch.Generator(device=self.device).manual_seed(
+            int(seeds[0]) + 1
+        )  # noise of stochastic samplers
+        try:
+            return sample_loop(
+                denoiser, sampler, tuple(x_T.shape), steps, gen, x_T=x_T, progress=progress, **kw
+            )
+        except ValueError as e:
+            raise BadInputError(str(e)) from e
+
+    # --- public API ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: Sequence[str] | str,
+        negative_prompt: str = "",
+        sampler: str = "dpmpp_2m",
+        steps: int = 20,
+        guidance: float = 3.0,
+        seeds: Sequence[int] | int | None = None,
+        cond_image=None,
+        eta: float = 0.0,
+        progress: bool = False,
+    ) -> list[Image.Image]:
+        """Draw one picture per prompt. Same prompt + seed + settings → the same picture on the same device."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        self._check_steps(steps)
+        seeds = self._seeds(seeds, len(prompts))
+        den = self.denoiser(prompts, negative_prompt, guidance, cond_image)
+        smp = self.sampler(sampler, **({"eta": eta} if sampler == "ddim" else {}))
+        x0 = self._run(den, smp, self.noise(seeds), steps, seeds, progress)
+        return [tensor_to_pil(x) for x in x0]
+
+    def _image_batch(self, image: Image.Image, what: str) -> torch.Tensor:
+        img = square(_check_image(image, what), self.image_size)
+        return pil_to_tensor(img)[None].to(self.device)  # (1, 3, S, S)
+
+    @torch.no_grad()
+    def img2img(
+        self, prompt: str, image: Image.Image, strength: float = 0.6, negative_prompt: str = "",
+        sampler: str = "ddim", steps: int = 20, guidance: float = 3.0, seed: int = 0, progress: bool = False,
+    ) -> Image.Image:  # fmt: skip
+        """Redraw `image` following `prompt`; strength 0 keeps it, 1 ignores it."""
+        from taleloom.diffusion import edit
+
+        self._check_steps(steps)
+        if not 0.0 <= strength <= 1.0:
+            raise BadInputError(f"strength must be in [0, 1], got {strength}")
+        x = self._image_batch(image, "the input image")
+        den = self.denoiser([prompt], negative_prompt, guidance)
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        try:
+            out = edit.img2img(den, self.sampler(sampler), x, strength, steps, gen)
+        except ValueError as e:
+            raise BadInputError(str(e)) from e
+        return tensor_to_pil(out[0])
+
+    @torch.no_grad()
+    def inpaint(
+        self, prompt: str, image: Image.Image, mask: Image.Image, negative_prompt: str = "",
+        sampler: str = "ddim", steps: int = 30, guidance: float = 3.0, seed: int = 0, progress: bool = False,
+    ) -> Image.Image:  # fmt: skip
+        """Regenerate the white part of `mask` (same size as `image`), keep the black part."""
+        from taleloom.diffusion import edit
+
+        self._check_steps(steps)
+        if not isinstance(mask, Image.Image) or mask.mode not in MASK_MODES:
+            raise BadInputError("the mask must be a black-and-white image (white = regenerate)")
+        if mask.size != image.size:
+            raise BadInputError(
+                f"the mask is {mask.size[0]}×{mask.size[1]} but the image is {image.size[0]}×{image.size[1]}",
+                "draw the mask at the image's size",
+            )
+        x = self._image_batch(image, "the input image")
+        m = mask.convert("L").resize((self.image_size,) * 2, Image.Resampling.NEAREST)
+        m_t = (
+            torch.frombuffer(bytearray(m.tobytes()), dtype=torch.uint8).view(1, 1, *m.size[::-1]) >= 128
+        ).float()
+        den = self.denoiser([prompt], negative_prompt, guidance)
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        try:
+            out = edit.inpaint(den, self.sampler(sampler), x, m_t.to(self.device), steps, gen)
+        except ValueError as e:
+            raise BadInputError(str(e)) from e
+        return tensor_to_pil(out[0])
+
+    @torch.no_grad()
+    def interpolate(
+        self, prompt_a: str, prompt_b: str | None = None, seed_a: int = 0, seed_b: int | None = None,
+        frames: int = 5, negative_prompt: str = "", sampler: str = "ddim", steps: int = 20,
+        guidance: float = 3.0, progress: bool = False,
+    ) -> list[Image.Image]:  # fmt: skip
+        """`frames` pictures from (prompt_a, seed_a) to (prompt_b, seed_b): slerp of noise, lerp of text tokens."""
+        from taleloom.diffusion.edit import slerp
+
+        self._check_steps(steps)
+        if frames < 2:
+            raise BadInputError(f"frames must be at least 2, got {frames}")
+        prompt_b = prompt_a if prompt_b is None else prompt_b
+        seed_b = seed_a if seed_b is None else seed_b
+        ctx_ab, mask_ab = self.encode([prompt_a, prompt_b])
+        (ca, cb), (ma, mb) = ctx_ab, mask_ab
+        na, nb = self.noise([seed_a, seed_b])
+        ws = torch.linspace(0, 1, frames).tolist()
+        x_T = torch.stack([slerp(na, nb, w) for w in ws])  # (F, C, H, W)
+        ctx = torch.stack([(1 - w) * ca + w * cb for w in ws])  # (F, L, D)
+        mask = (ma | mb)[None].expand(frames, -1)  # (F, L)
+        den = self.denoiser([prompt_a] * frames, negative_prompt, guidance)
+        den.cond = (ctx, mask)
+        x0 = self._run(den, self.sampler(sampler), x_T, steps, [seed_a], progress)
+        return [tensor_to_pil(x) for x in x0]
