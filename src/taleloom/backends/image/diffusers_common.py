@@ -3,7 +3,6 @@ names → diffusers schedulers, device / dtype / memory settings, and a clear ou
 
 from __future__ import annotations
 
-import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -12,7 +11,7 @@ import torch
 from PIL import Image
 from pydantic import Field
 
-from taleloom.backends.base import Options
+from taleloom.backends.local_models import TorchOptions, pick_dtype, resolve_model_folder
 from taleloom.errors import BackendError, BadInputError, ModelNotFoundError, choice_error
 
 # sampler name → (diffusers scheduler class, extra config)
@@ -25,15 +24,11 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "euler_a": ("EulerAncestralDiscreteScheduler", {}),
     "lcm": ("LCMScheduler", {}),
 }
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-class DiffusersOptions(Options):
+class DiffusersOptions(TorchOptions):
     """Placement and memory settings shared by every diffusers backend."""
 
-    device: str = Field("auto", description="'auto' (CUDA when present), 'cuda', 'cuda:1', 'cpu', 'mps'")
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "auto", description="auto: float16 on CUDA, float32 elsewhere")
     variant: str | None = Field(None, description="weight files variant to load, e.g. 'fp16'")
     attention: Literal["sdpa", "eager"] = Field("sdpa", description="PyTorch scaled-dot-product attention or plain")
     cpu_offload: Literal["none", "model", "sequential"] = Field(
@@ -58,29 +53,8 @@ def make_scheduler(name: str, base_config: Any, **extra: Any):
 
 
 def resolve_folder(location: str | None, backend: str, repo: str) -> Path:
-    """A local pipeline folder, or a Hugging Face repo id found in the local cache (never downloaded).
-
-    `repo` is the model we suggest in the message when nothing is found.
-    """
-    get = (f"get it with `hf download {repo} --local-dir /models/{repo.split('/')[-1]}` "
-           f"(or `huggingface-cli download ...`) and point the spec at that folder: {backend}:/models/...")
-    if not location:
-        raise ModelNotFoundError(f"the {backend} backend needs a model folder and none was given", get)
-    path = Path(location).expanduser()
-    if path.exists():
-        if path.is_dir() and not (path / "model_index.json").exists():
-            raise ModelNotFoundError(f"{path} is not a diffusers pipeline folder (it has no model_index.json)",
-                                     "point at the folder that holds model_index.json, unet/, vae/ ...; " + get)
-        return path
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", location) and not location.startswith("."):
-        from huggingface_hub import snapshot_download
-
-        try:
-            return Path(snapshot_download(location, local_files_only=True))
-        except Exception as e:  # LocalEntryNotFoundError and friends
-            raise ModelNotFoundError(f"{location} is not in the local Hugging Face cache ({type(e).__name__})",
-                                     f"nothing is downloaded at run time; {get.replace(repo, location)}") from e
-    raise ModelNotFoundError(f"model folder {path} does not exist", get)
+    """A local diffusers pipeline folder (with model_index.json) or a cached repo id; never downloaded."""
+    return resolve_model_folder(location, backend, repo, marker="model_index.json")
 
 
 def load_pipeline(loader: Any, folder: Path, dtype: torch.dtype, options: DiffusersOptions, repo: str,
@@ -101,9 +75,7 @@ def load_pipeline(loader: Any, folder: Path, dtype: torch.dtype, options: Diffus
 
 
 def resolve_dtype(options: DiffusersOptions, device: str) -> torch.dtype:
-    if options.dtype != "auto":
-        return DTYPES[options.dtype]
-    return torch.float16 if device.startswith("cuda") else torch.float32
+    return pick_dtype(options, device)
 
 
 def place(pipe: Any, options: DiffusersOptions, device: str) -> Any:

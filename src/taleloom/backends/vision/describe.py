@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import re
 from typing import Any
 
 from PIL import Image
 
+from taleloom.backends.json_answers import first_json_object
 from taleloom.book import Caption
 
 CAPTION_SCHEMA: dict[str, Any] = {
@@ -63,7 +62,7 @@ def chat_messages(image: Image.Image, hint: str | None, max_side: int = 1024) ->
 
 def parse_caption(answer: str, hint: str | None, model_id: str) -> Caption:
     """JSON answer → Caption; a model that ignored the JSON request still gives a caption (its plain text)."""
-    data = _first_json_object(answer)
+    data = first_json_object(answer)
     if isinstance(data, dict) and isinstance(data.get("text"), str) and data["text"].strip():
         text = data["text"].strip()
         concepts = [str(c).strip().lower() for c in data.get("concepts") or [] if str(c).strip()]
@@ -76,16 +75,11 @@ def parse_caption(answer: str, hint: str | None, model_id: str) -> Caption:
                    model_id=model_id)
 
 
-def _first_json_object(text: str) -> Any:
-    """Parse `text` as JSON, else the first {...} block in it (models like to wrap JSON in prose or fences)."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    match = re.search(r"\{.*\}", text, re.DOTALL)
-    if match:
-        try:
-            return json.loads(match.group(0))
-        except ValueError:
-            return None
-    return None
+_STOPWORDS = set("a an the of in on at to and or with for from by is are was were be it its this that there "
+                 "picture photo image photograph some two three one his her their near next".split())
+
+
+def concepts_from_text(text: str, limit: int = 8) -> list[str]:
+    """Content words of a plain caption, in order, without repeats (for captioners that give only prose)."""
+    words = [w.strip(".,;:!?'\"()").lower() for w in text.split()]
+    return list(dict.fromkeys(w for w in words if len(w) > 2 and w.isalpha() and w not in _STOPWORDS))[:limit]
