@@ -139,3 +139,21 @@ def load_all(dataset: Dataset, progress: bool = False) -> tuple[torch.Tensor, to
         images.append(_to_uint8(item[0]))
         captions.append(str(item[-1]))
     return torch.stack(images), (torch.stack(conds) if conds else None), captions
+
+
+def image_grid(
+    images: list[Image.Image], cols: int | None = None, scale: int = 1, pad: int = 2
+) -> Image.Image:
+    """Tile equal-size pictures on white, `cols` per row (default: near-square), each enlarged `scale`× (nearest)."""
+    if not images:
+        raise BadInputError("no images to put in a grid")
+    w, h = images[0].size
+    w, h = w * scale, h * scale
+    cols = cols or max(1, round(len(images) ** 0.5 + 0.4999))
+    rows = -(-len(images) // cols)
+    grid = Image.new("RGB", (cols * w + (cols + 1) * pad, rows * h + (rows + 1) * pad), (255, 255, 255))
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        tile = im if scale == 1 else im.resize((w, h), Image.Resampling.NEAREST)
+        grid.paste(tile, (pad + c * (w + pad), pad + r * (h + pad)))
+    return grid
