@@ -339,7 +339,12 @@ async function start() {
   loadOptions().catch(() => {});
   if (!token()) showToken();
   loadLibrary();
+  openFromHash();
+  window.addEventListener("hashchange", openFromHash);
+}
+
+function openFromHash() {
   const m = location.hash.match(/book=([A-Za-z0-9_-]+)/);
-  if (m && token()) openBook(m[1]);
+  if (m && token() && m[1] !== state.following) openBook(m[1]);
 }
 start();
