@@ -189,14 +189,14 @@ class TextToImage:
         sampler: str = "ddim", steps: int = 20, guidance: float = 3.0, seed: int = 0, progress: bool = False,
     ) -> Image.Image:  # fmt: skip
         """Redraw `image` following `prompt`; strength 0 keeps it, 1 ignores it."""
-        from taleloom.diffusion import edit
-
         self._check_steps(steps)
         if not 0.0 <= strength <= 1.0:
             raise BadInputError(f"strength must be in [0, 1], got {strength}")
         x = self._image_batch(image, "the input image")
         den = self.denoiser([prompt], negative_prompt, guidance)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        from taleloom.diffusion import edit
+
         try:
             out = edit.img2img(den, self.sampler(sampler), x, strength, steps, gen)
         except ValueError as e:
@@ -209,8 +209,6 @@ class TextToImage:
         sampler: str = "ddim", steps: int = 30, guidance: float = 3.0, seed: int = 0, progress: bool = False,
     ) -> Image.Image:  # fmt: skip
         """Regenerate the white part of `mask` (same size as `image`), keep the black part."""
-        from taleloom.diffusion import edit
-
         self._check_steps(steps)
         if not isinstance(mask, Image.Image) or mask.mode not in MASK_MODES:
             raise BadInputError("the mask must be a black-and-white image (white = regenerate)")
@@ -226,6 +224,8 @@ class TextToImage:
         ).float()
         den = self.denoiser([prompt], negative_prompt, guidance)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        from taleloom.diffusion import edit
+
         try:
             out = edit.inpaint(den, self.sampler(sampler), x, m_t.to(self.device), steps, gen)
         except ValueError as e:

@@ -74,6 +74,7 @@ class TrainConfig:
         self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
         if self.prediction_type not in ("eps", "v"):
             raise ValueError(f"prediction_type must be 'eps' or 'v', got {self.prediction_type!r}")
+        make_schedule(self.schedule, self.timesteps)  # unknown name → ValueError listing the known ones
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         for name in ("batch_size", "max_steps", "checkpoint_every", "log_every"):
