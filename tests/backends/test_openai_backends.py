@@ -214,6 +214,18 @@ def test_model_discovered_from_models_list():
         OpenAITextModel(URL, None, transport=httpx.MockTransport(Script({"data": []}))).chat(HELLO)
 
 
+def test_ready_reports_the_server():
+    up = OpenAITextModel(URL, "m", transport=httpx.MockTransport(Script({"data": [{"id": "qwen"}]})))
+    assert up.ready() == (True, f"{URL} serves qwen")
+    no_list = OpenAINarrator(URL, transport=httpx.MockTransport(Script((404, "not found"))))
+    assert no_list.ready()[0]  # a speech server without /models is still up
+    refused = OpenAICaptioner(URL, "m", transport=httpx.MockTransport(Script((401, "bad key"))))
+    assert refused.ready()[0] is False
+    down = OpenAITextModel(URL, "m", transport=httpx.MockTransport(Script(httpx.ConnectError("refused"))))
+    ok, why = down.ready()
+    assert not ok and "could not be reached" in why
+
+
 def test_not_a_url():
     with pytest.raises(ModelNotFoundError, match="not an http"):
         OpenAITextModel("/models/qwen", "m")

@@ -79,8 +79,8 @@ class OpenAIClient:
         """POST and return the raw body (audio)."""
         return self._send("POST", path, payload).content
 
-    def get_json(self, path: str) -> dict[str, Any]:
-        return parse_json(self._send("GET", path, None).text, f"the answer from {self._url(path)}")
+    def get_json(self, path: str, retries: int | None = None) -> dict[str, Any]:
+        return parse_json(self._send("GET", path, None, retries).text, f"the answer from {self._url(path)}")
 
     def stream_events(self, path: str, payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """POST with ``stream: true``; yield each server-sent event's JSON until ``data: [DONE]``.
@@ -241,3 +241,16 @@ def first_model(client: OpenAIClient) -> str:
         raise ModelNotFoundError(f"{client.base_url}/models lists no model",
                                  "name the model after '#' in the spec, e.g. openai:http://host:8000/v1#my-model")
     return str(data[0]["id"])
+
+
+def server_ready(client: OpenAIClient) -> tuple[bool, str]:
+    """(ready, reason) for `taleloom models`: the server answers GET /models (any HTTP answer means it is up)."""
+    try:
+        names = [str(m.get("id")) for m in client.get_json("models", retries=0).get("data") or []]
+    except ServerUnreachableError as e:
+        return False, e.message
+    except BackendError as e:
+        if getattr(e, "http_status", None) in (401, 403):
+            return False, e.message
+        return True, f"{client.base_url} answers"
+    return True, f"{client.base_url} serves {', '.join(names[:3]) or 'no listed model'}"

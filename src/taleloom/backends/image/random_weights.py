@@ -122,13 +122,20 @@ def _sdxl_unet(size: Size, refiner: bool):
         projection_class_embeddings_input_dim=time_ids * 256 + text_dim)
 
 
-def build_sdxl(folder: Path, refiner_folder: Path | None = None, size: Size = "tiny", seed: int = 0) -> Path:
+def build_sdxl(folder: Path, refiner_folder: Path | None = None, size: Size = "tiny", seed: int = 0,
+               device: str = "cpu", dtype: torch.dtype = torch.float32) -> Path:
     """SDXL base (two text encoders, size/crop conditioning) and optionally a refiner sharing its
-    text_encoder_2 and VAE, as the real refiner does."""
+    text_encoder_2 and VAE, as the real refiner does. `device` speeds up initialising the full size;
+    weights are saved in `dtype`."""
+    torch.manual_seed(seed)
+    with torch.device(device):
+        return _build_sdxl(folder, refiner_folder, size, dtype)
+
+
+def _build_sdxl(folder: Path, refiner_folder: Path | None, size: Size, dtype: torch.dtype) -> Path:
     from diffusers import EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLPipeline
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-    torch.manual_seed(seed)
     tokenizer = _tokenizer(folder)
     scheduler = EulerDiscreteScheduler(**_BETAS, steps_offset=1, timestep_spacing="leading")
     vae = _vae(size)
@@ -137,13 +144,13 @@ def build_sdxl(folder: Path, refiner_folder: Path | None = None, size: Size = "t
                                      text_encoder_2=text_encoder_2, tokenizer=tokenizer, tokenizer_2=tokenizer,
                                      unet=_sdxl_unet(size, refiner=False), scheduler=scheduler,
                                      add_watermarker=False)
-    _save(base, folder)
+    _save(base.to(dtype=dtype), folder)
     if refiner_folder is not None:
         refiner = StableDiffusionXLImg2ImgPipeline(
             vae=vae, text_encoder=None, text_encoder_2=text_encoder_2, tokenizer=None, tokenizer_2=tokenizer,
             unet=_sdxl_unet(size, refiner=True), scheduler=scheduler, requires_aesthetics_score=True,
             force_zeros_for_empty_prompt=False, add_watermarker=False)
-        _save(refiner, refiner_folder)
+        _save(refiner.to(dtype=dtype), refiner_folder)
     return folder
 
 

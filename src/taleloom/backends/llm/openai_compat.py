@@ -13,8 +13,8 @@ import httpx
 from pydantic import Field
 
 from taleloom.backends.base import Sampling, TextModel
-from taleloom.backends.openai_http import ServerOptions, first_model, make_client, parse_json
-from taleloom.errors import BackendError, ModelNotFoundError
+from taleloom.backends.openai_http import ServerOptions, first_model, make_client, parse_json, server_ready
+from taleloom.errors import BackendError
 
 
 class OpenAITextModel(TextModel):
@@ -51,11 +51,7 @@ class OpenAITextModel(TextModel):
         return f"openai:{self._model or '?'}@{self.client.base_url}"
 
     def ready(self) -> tuple[bool, str]:
-        try:
-            self.client.get_json("models")
-        except (BackendError, ModelNotFoundError) as e:
-            return False, e.message
-        return True, f"{self.client.base_url} answers"
+        return server_ready(self.client)
 
     def _payload(self, messages: list[dict[str, Any]], sampling: Sampling | None) -> dict[str, Any]:
         s = sampling or Sampling()

@@ -9,7 +9,7 @@ import httpx
 from pydantic import Field
 
 from taleloom.backends.base import Narrator
-from taleloom.backends.openai_http import ServerOptions, make_client
+from taleloom.backends.openai_http import ServerOptions, make_client, server_ready
 from taleloom.errors import BackendError, BadInputError
 
 
@@ -31,6 +31,9 @@ class OpenAINarrator(Narrator):
     @property
     def model_id(self) -> str:  # type: ignore[override]
         return f"openai:{self.model}@{self.client.base_url}"
+
+    def ready(self) -> tuple[bool, str]:
+        return server_ready(self.client)
 
     def languages(self) -> set[str]:
         return set(self.options.voices)  # empty: the server decides (most multilingual voices read any text)

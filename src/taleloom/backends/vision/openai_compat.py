@@ -38,6 +38,9 @@ class OpenAICaptioner(Captioner):
     def model_id(self) -> str:  # type: ignore[override]
         return self.chat_model.model_id
 
+    def ready(self) -> tuple[bool, str]:
+        return self.chat_model.ready()
+
     def caption(self, image: Image.Image, hint: str | None = None) -> Caption:
         sampling = Sampling(temperature=self.options.temperature, max_tokens=self.options.max_tokens)
         schema = CAPTION_SCHEMA if self.options.json_schema else None
