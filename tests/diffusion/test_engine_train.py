@@ -214,3 +214,13 @@ def test_captioned_folder_composites_transparency_on_white(tmp_path):
     assert len(CaptionedImageFolder(tmp_path, 8, limit=1)) == 1
     with pytest.raises(BadInputError, match="no caption manifest"):
         CaptionedImageFolder(tmp_path / "empty", 8)
+
+
+def test_interpolation_ends_are_the_two_pictures():
+    pytest.importorskip("taleloom.diffusion.edit")
+    pipe = TextToImage(tiny_checkpoint())
+    frames = pipe.interpolate("a cat", "a dog", seed_a=1, seed_b=2, frames=3, sampler="ddim", steps=4)
+    ends = pipe.generate(["a cat", "a dog"], seeds=[1, 2], sampler="ddim", steps=4)
+    for frame, end in ((frames[0], ends[0]), (frames[-1], ends[1])):
+        diff = np.abs(np.asarray(frame, dtype=int) - np.asarray(end, dtype=int))
+        assert diff.max() <= 1  # same noise and text; only the batch differs

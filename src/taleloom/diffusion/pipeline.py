@@ -239,20 +239,20 @@ class TextToImage:
         guidance: float = 3.0, progress: bool = False,
     ) -> list[Image.Image]:  # fmt: skip
         """`frames` pictures from (prompt_a, seed_a) to (prompt_b, seed_b): slerp of noise, lerp of text tokens."""
-        from taleloom.diffusion.edit import slerp
-
         self._check_steps(steps)
         if frames < 2:
             raise BadInputError(f"frames must be at least 2, got {frames}")
+        from taleloom.diffusion.edit import lerp_condition, slerp
+
         prompt_b = prompt_a if prompt_b is None else prompt_b
         seed_b = seed_a if seed_b is None else seed_b
         ctx_ab, mask_ab = self.encode([prompt_a, prompt_b])
-        (ca, cb), (ma, mb) = ctx_ab, mask_ab
-        na, nb = self.noise([seed_a, seed_b])
+        cond_a, cond_b = (ctx_ab[:1], mask_ab[:1]), (ctx_ab[1:], mask_ab[1:])
+        noise = self.noise([seed_a, seed_b])
         ws = torch.linspace(0, 1, frames).tolist()
-        x_T = torch.stack([slerp(na, nb, w) for w in ws])  # (F, C, H, W)
-        ctx = torch.stack([(1 - w) * ca + w * cb for w in ws])  # (F, L, D)
-        mask = (ma | mb)[None].expand(frames, -1)  # (F, L)
+        x_T = torch.cat([slerp(noise[:1], noise[1:], w) for w in ws])  # (F, C, H, W): all frames in one batch
+        conds = [lerp_condition(cond_a, cond_b, w) for w in ws]
+        ctx, mask = torch.cat([c for c, _ in conds]), torch.cat([m for _, m in conds])  # (F, L, D), (F, L)
         den = self.denoiser([prompt_a] * frames, negative_prompt, guidance)
         den.cond = (ctx, mask)
         x0 = self._run(den, self.sampler(sampler), x_T, steps, [seed_a], progress)
