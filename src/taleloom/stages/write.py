@@ -1,0 +1,287 @@
+"""write: the story in steps, as the talk's product does it, each step JSON-schema constrained and checked.
+
+1. plan  — title and cast sheet (hero: name from the brief or chosen, kind, look; one companion)
+2. story — the whole story in one answer (small models keep a thread far better in one go than page by
+           page), opening on the hero, then shared out over the pages by sentences
+3. scenes — one key scene per page, in English, naming who is in the picture and where
+
+Tuned for SmolLM2-135M: short fields, one few-shot example where it helps, examples' own words
+rejected when they leak into an answer, structured steps sampled cooler than the story, and every
+answer checked (page count, hero present, no loops, no duplicate pages) and retried on a new seed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from taleloom.backends.base import Sampling, TextModel
+from taleloom.book import Brief, Caption, CastMember, Draft, Page, PageDraft, Storybook
+from taleloom.errors import BadInputError
+from taleloom.stages import story_text as st
+from taleloom.stages.llm_json import ask_json
+
+# The stage's default sampling (the brief's seed is used when `sampling.seed` is None). Structured steps
+# (plan, scenes) run at most at PLAN_TEMPERATURE: their fields must be right more than surprising.
+DEFAULT_SAMPLING = Sampling(temperature=0.6, top_p=0.95, top_k=40, repeat_penalty=1.15)
+PLAN_TEMPERATURE = 0.4
+RELEVANCE_TRIES = 2  # tries that must stay close to the photo / idea; later tries only need to be sound
+NAME = {"type": "string", "pattern": "^[A-Z][a-z]{2,9}$"}
+
+
+def _text(min_len: int, max_len: int) -> dict[str, Any]:
+    return {"type": "string", "minLength": min_len, "maxLength": max_len}
+
+
+def _object(**props: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": list(props)}
+
+
+def _base(sampling: Sampling | None, seed: int) -> Sampling:
+    """The caller's sampling (or the stage default) with its seed defaulting to the book's."""
+    s = sampling or DEFAULT_SAMPLING
+    return s if s.seed is not None else s.model_copy(update={"seed": seed})
+
+
+def _sampling(base: Sampling, offset: int, cool: bool = False, **update: Any) -> Sampling:
+    """One call's sampling: its own seed (base + offset), cooler for structured answers."""
+    update["seed"] = (base.seed or 0) + offset
+    if cool:
+        update["temperature"] = min(base.temperature, PLAN_TEMPERATURE)
+    return base.model_copy(update=update)
+
+
+# ------------------------------------------------------------------ step 1: title + cast sheet
+
+PLAN_SYSTEM = "You plan picture books for young children: a title and the characters. Answer with JSON only."
+PLAN_EXAMPLE = ("About: a small brown dog on a beach at sunset.\nReader: 5 years old. Tone: warm.",
+                {"title": "Biscuit and the Big Wave",
+                 "hero": {"name": "Biscuit", "kind": "a small brown dog", "look": "floppy ears and a red collar"},
+                 "friend": {"name": "Pip", "kind": "a little crab"}})
+PLAN_EXAMPLE_WORDS = {"Biscuit", "Pip", "crab", "dog", "beach", "wave", "collar", "floppy"}
+
+
+def subject(caption: Caption | None, brief: Brief) -> str:
+    """What the story is about: the idea, the photo's caption and its top concepts."""
+    parts = [brief.idea or ""]
+    if caption is not None:
+        parts.append(caption.text)
+        if caption.concepts:
+            parts.append("It shows: " + ", ".join(caption.concepts[:5]) + ".")
+    about = " ".join(st.clean(p) for p in parts if p and p.strip())
+    if not about:
+        raise BadInputError("the story needs something to be about", "give a photo, an --idea, or both")
+    return about
+
+
+def plan(about: str, brief: Brief, llm: TextModel, sampling: Sampling) -> tuple[str, list[CastMember]]:
+    """Title and cast sheet (hero first). The brief's hero name is imposed by the schema."""
+    hero_name = {"type": "string", "enum": [brief.hero]} if brief.hero else NAME
+    schema = _object(title=_text(5, 50),
+                     hero=_object(name=hero_name, kind=_text(3, 30), look=_text(8, 80)),
+                     friend=_object(name=NAME, kind=_text(3, 30)))
+    user = f"About: {about}\nReader: {brief.age} years old. Tone: {brief.tone}."
+    if brief.hero:
+        user += f"\nThe hero is called {brief.hero}."
+    messages = [{"role": "system", "content": PLAN_SYSTEM},
+                {"role": "user", "content": PLAN_EXAMPLE[0]},
+                {"role": "assistant", "content": json.dumps(PLAN_EXAMPLE[1])},
+                {"role": "user", "content": user}]
+
+    def check(d: dict[str, Any], attempt: int) -> str | None:
+        hero, friend = d["hero"], d["friend"]
+        if hero["name"] == friend["name"]:
+            return "the friend has the hero's name"
+        if not st.english_letters(d["title"] + hero["kind"] + hero["look"]):
+            return "not English"
+        if attempt < RELEVANCE_TRIES and not st.content_words(hero["kind"]) & st.content_words(about):
+            return f"the hero ({hero['kind']}) is not from the photo or idea"
+        return st.copied(json.dumps(d), PLAN_EXAMPLE_WORDS, user)
+
+    d = ask_json(llm, messages, schema, _sampling(sampling, 0, cool=True, max_tokens=160),
+                 "plan the title and characters", check)
+    hero, friend = d["hero"], d["friend"]
+    cast = [CastMember(name=hero["name"], look=f"{st.clean(hero['kind'])}, {st.clean(hero['look'])}", role="hero"),
+            CastMember(name=friend["name"], look=st.clean(friend["kind"]), role="friend")]
+    return st.clean(d["title"]), cast
+
+
+def kind_of(member: CastMember) -> str:
+    """'a grey cat' from a cast sheet's look 'a grey cat, green eyes and a long tail'."""
+    return member.look.split(",")[0].strip()
+
+
+# ------------------------------------------------------------------ step 2: the story, shared out over pages
+
+STORY_SYSTEM = "You write short stories for young children, with simple words and short sentences."
+
+
+def _story(user: str, pages: int, age: int, hero: str, llm: TextModel, sampling: Sampling,
+           seed: int, what: str, avoid: Sequence[str] = (), about: str = "") -> list[str]:
+    per_page = st.words_per_page(age)
+    max_chars = pages * per_page * 6 + 80  # ~5.5 characters a word
+    schema = _object(story=_text(pages * per_page * 3, max_chars))
+    messages = [{"role": "system", "content": STORY_SYSTEM}, {"role": "user", "content": user}]
+    old = {st.clean(a).lower() for a in avoid}
+    result: list[str] = []
+
+    wanted = st.content_words(about) - st.content_words(hero) - {"once", "upon", "time"}
+
+    def check(d: dict[str, Any], attempt: int) -> str | None:
+        story = st.clean(d["story"])
+        if not st.english_letters(story):
+            return "not English"
+        if not st.mentions(story, hero):
+            return f"the hero {hero} is not in the story"
+        if attempt < RELEVANCE_TRIES and wanted and len(wanted & st.content_words(story)) < min(2, len(wanted)):
+            return "the story strays from the photo or idea"
+        if problem := st.repetition(story):
+            return problem
+        split = st.split_pages(story, pages)
+        if split is None:
+            return f"fewer than {pages} sentences for {pages} pages"
+        if len({p.lower() for p in split}) < pages or old & {p.lower() for p in split}:
+            return "two pages are the same"
+        result[:] = [st.trim_words(p, int(per_page * 1.5)) for p in split]
+        return None
+
+    ask_json(llm, messages, schema, _sampling(sampling, seed, max_tokens=max_chars // 3 + 24), what, check)
+    return result
+
+
+def _story_prompt(about: str, brief: Brief, title: str, cast: list[CastMember], pages: int) -> str:
+    hero, friend = cast[0], (cast[1] if len(cast) > 1 else None)
+    with_friend = f" with {friend.name}, {kind_of(friend)}" if friend else ""
+    return (f"Write a story for a {brief.age}-year-old called \"{title}\" about {hero.name}, {kind_of(hero)}"
+            f"{with_friend}. It is about: {about} Tone: {brief.tone}. Use {pages * 2 + 2} short sentences. "
+            f"The story has a problem and a happy ending. "
+            f"Begin with: Once upon a time, there was {kind_of(hero)} named {hero.name}.")
+
+
+# ------------------------------------------------------------------ step 3: one key scene per page
+
+SCENE_SYSTEM = ("You describe the picture for a page of a children's book: who is in it, what they do, "
+                "and where. Answer with JSON only.")
+SCENE_EXAMPLE = ("Page: Bo woke up late. He ran to the river to catch a fish for breakfast.\nHero: Bo, a brown bear.",
+                 {"scene": "a brown bear running to a river in a sunny forest"})
+SCENE_EXAMPLE_WORDS = {"Bo", "bear", "river", "fish", "forest", "breakfast"}
+
+
+def scene_for(text: str, cast: list[CastMember], llm: TextModel, sampling: Sampling, page: int,
+              avoid: Sequence[str] = ()) -> str:
+    """The key scene of one page: concrete, visual, English, naming the main subject and the setting."""
+    hero = cast[0] if cast else None
+    user = f"Page: {text}" + (f"\nHero: {hero.name}, {kind_of(hero)}." if hero else "")
+    messages = [{"role": "system", "content": SCENE_SYSTEM},
+                {"role": "user", "content": SCENE_EXAMPLE[0]},
+                {"role": "assistant", "content": json.dumps(SCENE_EXAMPLE[1])},
+                {"role": "user", "content": user}]
+    taken = {a.lower() for a in avoid}
+
+    def check(d: dict[str, Any], attempt: int) -> str | None:
+        scene = st.clean(d["scene"])
+        if len(st.words(scene)) < 3 or not st.english_letters(scene):
+            return "the scene is not a short English description"
+        if scene.lower() in taken:
+            return "same scene as another page"
+        return st.copied(scene, SCENE_EXAMPLE_WORDS, user)
+
+    d = ask_json(llm, messages, _object(scene=_text(12, 110)),
+                 _sampling(sampling, 100 + page, cool=True, max_tokens=60), f"describe the scene of page {page}", check)
+    return st.trim_words(d["scene"], 20).rstrip(".…")
+
+
+def _scenes(texts: list[str], cast: list[CastMember], llm: TextModel, sampling: Sampling,
+            first_page: int, avoid: Sequence[str] = ()) -> list[str]:
+    scenes: list[str] = list(avoid)
+    for i, text in enumerate(texts):
+        scenes.append(scene_for(text, cast, llm, sampling, first_page + i, avoid=scenes))
+    return scenes[len(avoid):]
+
+
+# ------------------------------------------------------------------ the stage's entry points
+
+def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling: Sampling | None = None) -> Draft:
+    """Title, cast sheet and `brief.pages` pages (text + key scene), in English. Seeded by `brief.seed`
+    unless `sampling.seed` is set; BackendError when a step fails its checks on every try."""
+    sampling = _base(sampling, brief.seed)
+    about = subject(caption, brief)
+    title, cast = plan(about, brief, llm, sampling)
+    texts = _story(_story_prompt(about, brief, title, cast, brief.pages), brief.pages, brief.age, cast[0].name,
+                   llm, sampling, 1, f"write a {brief.pages}-page story about {cast[0].name}", about=about)
+    if not any(st.mentions(t, cast[1].name) for t in texts):
+        cast = cast[:1]  # the companion never turned up: keep the cast sheet to who is in the book
+    scenes = _scenes(texts, cast, llm, sampling, 1)
+    return Draft(title=title, cast=cast, pages=[PageDraft(text=t, scene=s) for t, s in zip(texts, scenes, strict=True)])
+
+
+def _pages_of(source: Draft | Storybook | Sequence[Page | PageDraft]) -> list[Page | PageDraft]:
+    return list(source.pages) if isinstance(source, Draft | Storybook) else list(source)
+
+
+def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDraft], n: int, instruction: str,
+                 brief: Brief, llm: TextModel, sampling: Sampling | None = None,
+                 cast: list[CastMember] | None = None) -> PageDraft:
+    """Page `n` (1-based) written again following `instruction`, with a new scene. The cast comes from a
+    Draft or Storybook, else `cast`, else the brief's hero."""
+    pages = _pages_of(draft_or_book_pages)
+    if not 1 <= n <= len(pages):
+        raise BadInputError(f"there is no page {n}", f"choose a page from 1 to {len(pages)}")
+    if not instruction.strip():
+        raise BadInputError("a rewrite needs an instruction", 'e.g. "make it funnier"')
+    if cast is None:
+        cast = list(getattr(draft_or_book_pages, "cast", None) or [])
+    if not cast and brief.hero:
+        cast = [CastMember(name=brief.hero, look=brief.hero)]
+    old = pages[n - 1].text
+    limit = st.words_per_page(brief.age)
+    hero = cast[0].name if cast and st.mentions(old, cast[0].name) else None
+    before = f"The page before: {pages[n - 2].text}\n" if n > 1 else ""
+    user = (f"{before}This page of a children's story: {old}\nRewrite this page: {instruction.strip()}. "
+            f"Use at most {limit} words for a {brief.age}-year-old. Tone: {brief.tone}."
+            + (f" Keep {hero} in it." if hero else ""))
+    others = {st.clean(p.text).lower() for i, p in enumerate(pages) if i != n - 1}
+
+    def check(d: dict[str, Any], attempt: int) -> str | None:
+        text = st.clean(d["text"])
+        if text.lower() == st.clean(old).lower():
+            return "the page did not change"
+        if text.lower() in others:
+            return "same text as another page"
+        if hero and not st.mentions(text, hero):
+            return f"the hero {hero} is missing"
+        if not st.english_letters(text):
+            return "not English"
+        return st.repetition(text)
+
+    messages = [{"role": "system", "content": STORY_SYSTEM + " Answer with JSON only."},
+                {"role": "user", "content": user}]
+    sampling = _base(sampling, brief.seed)
+    d = ask_json(llm, messages, _object(text=_text(20, limit * 7)),
+                 _sampling(sampling, 500 + n, max_tokens=limit * 2 + 24), f"rewrite page {n}", check)
+    text = st.trim_words(d["text"], limit)
+    scene = scene_for(text, cast, llm, sampling, n, avoid=[p.scene for i, p in enumerate(pages) if i != n - 1])
+    return PageDraft(text=text, scene=scene)
+
+
+def extend_story(book: Storybook | Draft, n_more: int, llm: TextModel, sampling: Sampling | None = None,
+                 brief: Brief | None = None) -> list[PageDraft]:
+    """`n_more` new pages that continue the story (the talk's "enlargement by pages")."""
+    brief = brief or getattr(book, "brief", None) or Brief()
+    if not book.pages:
+        raise BadInputError("the book has no pages to continue", "write the story first")
+    if not 1 <= n_more <= 24 - len(book.pages):
+        raise BadInputError(f"cannot add {n_more} pages to a {len(book.pages)}-page book",
+                            f"add from 1 to {24 - len(book.pages)} pages")
+    cast = list(book.cast) or [CastMember(name=brief.hero or "the hero", look="the hero")]
+    hero = cast[0]
+    so_far = " ".join(p.text for p in book.pages[-3:])
+    user = (f"Here is the end of a story for a {brief.age}-year-old about {hero.name}, {kind_of(hero)}: {so_far}\n"
+            f"Continue the story: {hero.name} has a new adventure. Use {n_more * 2 + 1} short sentences and end "
+            f"happily. Tone: {brief.tone}. Do not repeat what already happened. Begin with: The next day, {hero.name}")
+    sampling = _base(sampling, brief.seed)
+    texts = _story(user, n_more, brief.age, hero.name, llm, sampling, 700 + len(book.pages),
+                   f"continue the story by {n_more} pages", avoid=[p.text for p in book.pages])
+    scenes = _scenes(texts, cast, llm, sampling, len(book.pages) + 1, avoid=[p.scene for p in book.pages])
+    return [PageDraft(text=t, scene=s) for t, s in zip(texts, scenes, strict=True)]
