@@ -7,8 +7,8 @@ from serverkit import Server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A fast server shared by a test module."""
-    srv = Server(tmp_path_factory.mktemp("serve")).start()
+def server(request, tmp_path_factory):
+    """A fast server shared by a test module (a module's SERVER_ENV adds settings)."""
+    srv = Server(tmp_path_factory.mktemp("serve"), env=getattr(request.module, "SERVER_ENV", None)).start()
     yield srv
     srv.stop()

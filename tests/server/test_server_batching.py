@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from testbackends import SchemaLLM, SolidIllustrator
+from testbackends import SolidIllustrator, StoryLLM
 
 from taleloom.book import ImageRequest
 from taleloom.errors import BadInputError
@@ -75,7 +75,7 @@ def test_a_failed_call_reaches_every_waiting_book():
 def test_limited_backend_runs_one_call_at_a_time():
     active, peak = [0], [0]
 
-    class Watched(SchemaLLM):
+    class Watched(StoryLLM):
         def chat(self, messages, sampling=None, schema=None):
             active[0] += 1
             peak[0] = max(peak[0], active[0])

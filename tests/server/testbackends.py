@@ -15,6 +15,7 @@ import hashlib
 import io
 import math
 import os
+import re
 import time
 import wave
 from typing import Any
@@ -106,8 +107,34 @@ def instance(schema: dict, name: str = "", seed: int = 0, root: dict | None = No
     return text[:hi]
 
 
-class SchemaLLM(TextModel):
-    """Answers plain chats with a short sentence and schema chats with a valid JSON instance."""
+SENTENCES = (  # a small story for StoryLLM; {a}, {b}: words from the photo or idea
+    "{hero} loved the {a} more than anything.",
+    "One morning the wind lifted the {a} high above the {b}.",
+    "{hero} ran across the {b} to follow it.",
+    "A friendly duck showed {hero} the way past the pond.",
+    "The {a} got stuck in the branches of an old oak tree.",
+    "{hero} climbed slowly and held on tight.",
+    "At last the {a} came free and floated down.",
+    "Everyone in the {b} cheered and clapped.",
+    "The sun was warm and the grass was soft.",
+    "{hero} shared an apple with a curious squirrel.",
+    "Soon the stars came out one by one.",
+    "That night {hero} smiled and dreamed of the next adventure.",
+)
+SCENE_WORDS = ("sunny", "windy", "quiet", "golden", "misty", "bright", "green", "blue")
+
+
+def _about_words(prompt: str) -> list[str]:
+    from taleloom.stages import story_text as st
+
+    m = re.search(r"It shows: ([^.\n]+)", prompt) or re.search(r"(?:About|about): ([^\n]+)", prompt)
+    found = [w for w in st.words(m.group(1) if m else "") if w.lower() not in st.STOPWORDS and len(w) > 2]
+    return (found + ["kite", "park"])[:2]
+
+
+class StoryLLM(TextModel):
+    """A test LLM that answers the write stage's steps sensibly (plan, story, scenes, rewrite), so the
+    real stage and its checks run; any other schema gets a valid instance, plain chats a sentence."""
 
     name = "test"
     model_id = "test-llm"
@@ -122,10 +149,62 @@ class SchemaLLM(TextModel):
 
         _delay(1)
         self.calls += 1
-        seed = int(hashlib.sha256(messages[-1]["content"].encode()).hexdigest()[:6], 16)
-        if schema is not None:
-            return json.dumps(instance(schema, seed=seed))
-        return _sentence(12, seed)
+        prompt = messages[-1]["content"]
+        seed = (sampling.seed or 0) if sampling else 0
+        if schema is None:
+            return _sentence(12, seed + len(prompt))
+        props = set(schema.get("properties", {}))
+        if props == {"title", "hero", "friend"}:
+            return json.dumps(self._plan(schema, prompt))
+        if props == {"story"}:
+            return json.dumps({"story": self._story(prompt, seed, schema["properties"]["story"])})
+        if props == {"scene"}:
+            return json.dumps({"scene": self._scene(prompt)})
+        if props == {"text"}:
+            return json.dumps({"text": self._rewrite(prompt, seed)})
+        return json.dumps(instance(schema, seed=seed))
+
+    @staticmethod
+    def _plan(schema: dict, prompt: str) -> dict:
+        hero_name = schema["properties"]["hero"]["properties"]["name"].get("enum", ["Mina"])[0]
+        a, _ = _about_words(prompt)
+        return {"title": f"{hero_name} and the {a.capitalize()}"[:50],
+                "hero": {"name": hero_name, "kind": f"a child with a {a}"[:30], "look": "a yellow raincoat and red boots"},
+                "friend": {"name": "Tomo" if hero_name != "Tomo" else "Lulu", "kind": "a grey kitten"}}
+
+    @staticmethod
+    def _story(prompt: str, seed: int, limits: dict) -> str:
+        hero = (re.search(r"about ([A-Z][a-z]+)", prompt) or re.search(r"day, ([A-Z][a-z]+)", prompt))
+        hero_name = hero.group(1) if hero else "Mina"
+        count = int((re.search(r"Use (\d+) short sentences", prompt) or [0, 8])[1])
+        a, b = _about_words(prompt)
+        first = (f"The next day, {hero_name} went back to the {b}." if "The next day" in prompt
+                 else f"Once upon a time, there was a child named {hero_name}.")
+        rest = [SENTENCES[(seed + i) % len(SENTENCES)] for i in range(len(SENTENCES))]
+        out = [first] + [t.format(hero=hero_name, a=a, b=b) for t in rest][: max(1, count - 1)]
+        text = " ".join(out)
+        i = 0
+        while len(text) < limits.get("minLength", 0) and i < len(rest):  # long enough for the pages asked
+            extra = rest[(count + i) % len(rest)].format(hero=hero_name, a=a, b=b)
+            if extra not in text:
+                text += " " + extra
+            i += 1
+        return text[: limits.get("maxLength", len(text))]
+
+    @staticmethod
+    def _scene(prompt: str) -> str:
+        from taleloom.stages import story_text as st
+
+        page = re.search(r"Page: (.*)", prompt)
+        words = [w.lower() for w in st.words(page.group(1) if page else prompt) if w.lower() not in st.STOPWORDS]
+        mood = SCENE_WORDS[sum(map(ord, page.group(1) if page else prompt)) % len(SCENE_WORDS)]
+        return f"a child on a {mood} day, " + " ".join(dict.fromkeys(words[:7]))
+
+    @staticmethod
+    def _rewrite(prompt: str, seed: int) -> str:
+        hero = re.search(r"Keep ([A-Z][a-z]+) in it", prompt)
+        name = hero.group(1) if hero else "The child"
+        return f"{name} laughed so hard that the birds laughed too, and the day felt new (take {seed % 97})."
 
 
 class SolidIllustrator(Illustrator):
@@ -199,23 +278,24 @@ class ToneNarrator(Narrator):
 
 def register(register_backend) -> None:
     """Plugin hook: TALELOOM_PLUGINS=testbackends:register."""
-    for role, cls in (("captioner", SolidCaptioner), ("llm", SchemaLLM), ("illustrator", SolidIllustrator),
+    for role, cls in (("captioner", SolidCaptioner), ("llm", StoryLLM), ("illustrator", SolidIllustrator),
                       ("upscaler", NearestUpscaler), ("narrator", ToneNarrator)):
         register_backend(role, "test", cls, f"fast {role} for tests (never a product default)")
     _text_stages_until_written()
 
 
 def _text_stages_until_written() -> None:
-    """TEMPORARY: while src/taleloom/stages/write.py and translate.py are not in the tree yet, use the
-    stand-ins of tests/book_doubles.py so the service can be tested end to end. Remove once they land."""
+    """TEMPORARY: while src/taleloom/stages/translate.py is not in the tree yet, use the stand-in of
+    tests/book_doubles.py so the service can be tested end to end. Remove once it lands."""
     try:
-        import taleloom.stages.write  # noqa: F401
+        import taleloom.stages.translate  # noqa: F401
     except ImportError:
+        import sys
+        import types
 
         import book_doubles
 
-        class _Setter:
-            def setitem(self, mapping, key, value):
-                mapping[key] = value
-
-        book_doubles.install_fake_text_stages(_Setter())
+        translate = types.ModuleType("taleloom.stages.translate")
+        translate.translate = book_doubles._translate
+        translate.LANGUAGES = {"en": "English", "fr": "French", "ko": "Korean"}
+        sys.modules["taleloom.stages.translate"] = translate
