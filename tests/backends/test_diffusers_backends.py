@@ -44,6 +44,16 @@ def sd(folders):
     return create("illustrator", f"diffusers-sd:{folders / 'sd'}", **CPU)
 
 
+def test_settings_pick_the_backends(folders):
+    from taleloom.config import Settings
+    from taleloom.orchestrator import Backends
+
+    backends = Backends(Settings(illustrator=f"diffusers-sd:{folders / 'sd'}", upscaler=f"diffusers-x4:{folders / 'x4'}",
+                                 device="cpu"))
+    assert isinstance(backends.illustrator, DiffusersIllustrator) and backends.illustrator.device == "cpu"
+    assert isinstance(backends.upscaler, DiffusersUpscaler)
+
+
 def test_sampler_names_map_onto_diffusers_schedulers(folders):
     from diffusers import DDIMScheduler
 

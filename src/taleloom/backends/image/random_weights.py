@@ -144,13 +144,13 @@ def _build_sdxl(folder: Path, refiner_folder: Path | None, size: Size, dtype: to
                                      text_encoder_2=text_encoder_2, tokenizer=tokenizer, tokenizer_2=tokenizer,
                                      unet=_sdxl_unet(size, refiner=False), scheduler=scheduler,
                                      add_watermarker=False)
-    _save(base.to(dtype=dtype), folder)
+    _save(base if dtype == torch.float32 else base.to(dtype=dtype), folder)
     if refiner_folder is not None:
         refiner = StableDiffusionXLImg2ImgPipeline(
             vae=vae, text_encoder=None, text_encoder_2=text_encoder_2, tokenizer=None, tokenizer_2=tokenizer,
             unet=_sdxl_unet(size, refiner=True), scheduler=scheduler, requires_aesthetics_score=True,
             force_zeros_for_empty_prompt=False, add_watermarker=False)
-        _save(refiner.to(dtype=dtype), refiner_folder)
+        _save(refiner if dtype == torch.float32 else refiner.to(dtype=dtype), refiner_folder)
     return folder
 
 
