@@ -45,6 +45,7 @@ FORMAT_VERSION = 1
 FONT_PATH = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 FONT_SIZE = 109  # the one bitmap strike of Noto Color Emoji (136×128 px glyph cells)
 DEFAULT_OUT = Path.home() / ".cache" / "taleloom" / "emoji"
+TEXT_CACHE = Path.home() / ".cache" / "taleloom" / "text"  # MiniLM encodings of the captions (train.py cache)
 OPENMOJI_VERSION = "17.0.0"  # npm package; its data file lists CLDR keyword tags (CC BY-SA 4.0)
 MAX_EMOJI_VERSION = 15.1  # the Debian font (2023) draws nothing newer
 IMAGE_SIZE = 128
@@ -297,6 +298,86 @@ def load_split(root: Path | str = DEFAULT_OUT, split: str | tuple[str, ...] = "t
         np.savez(pack, images=arr)
     idx = [i for i, r in enumerate(manifest["images"]) if r["split"] in splits]
     return arr[idx], [manifest["images"][i] for i in idx], manifest
+
+
+# The illustrator's vocabulary: what storybook scenes are made of. Symbols (signs, buttons, zodiac,
+# clocks), smileys, objects and the gendered/combined variants of people are left to the captioner.
+STORYBOOK_GROUPS = ("animals-nature", "food-drink", "travel-places", "activities")
+_PEOPLE_SKIP = re.compile(r"^(man|woman|men|women) |family|kiss|couple|hand|finger|thumb|palm|fist|nail|holding|with |facing")
+
+
+def storybook_concept(concept: dict) -> bool:
+    """Is this concept in the illustrator's training vocabulary? (its group, or a plain person/body concept)"""
+    if concept["group"] in STORYBOOK_GROUPS:
+        return True
+    return concept["group"] == "people-body" and not _PEOPLE_SKIP.search(concept["name"])
+
+
+def _to_tensor(a: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+class EmojiCaptions:
+    """(image (3,size,size) in [-1,1], caption) pairs for the base model: every training image once per
+    caption variant — the bare name, "an emoji of …", the aliases and the keyword caption — for the
+    concepts `only` accepts (default: the storybook vocabulary)."""
+
+    def __init__(self, root: Path | str = DEFAULT_OUT, size: int = 32, split: str | tuple[str, ...] = "train",
+                 only=storybook_concept):
+        self.images, records, manifest = load_split(root, split, size)
+        keep = [i for i, r in enumerate(records) if only is None or only(manifest["concepts"][r["concept"]])]
+        self.images, records = self.images[keep], [records[i] for i in keep]
+        self.n_images = len(records)
+        self.items: list[tuple[int, str]] = []
+        for i, r in enumerate(records):
+            caps = manifest["concepts"][r["concept"]]["captions"]
+            for c in caps[:2] + caps[len(TEMPLATES):]:
+                self.items.append((i, c))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        j, caption = self.items[i]
+        return _to_tensor(self.images[j]), caption
+
+
+class EmojiSuperRes:
+    """(high-res patch (3,patch,patch), upsampled low-res patch (3,patch,patch), caption) for the ×4 model.
+
+    The low-res input is the 32-pixel image (what the base model draws), upsampled bicubic to 128 the
+    way `upsample_condition` does at sampling time, then cropped at the same place as the target."""
+
+    def __init__(self, root: Path | str = DEFAULT_OUT, low: int = 32, high: int = IMAGE_SIZE, patch: int = 64,
+                 crops_per_image: int = 4, seed: int = 0, split: str | tuple[str, ...] = "train"):
+        import torch
+
+        from taleloom.diffusion.data import upsample_condition
+
+        self.hr, records, manifest = load_split(root, split, high)
+        lr, _, _ = load_split(root, split, low)
+        self.n_images = len(records)
+        up = []
+        for i in range(0, len(lr), 256):  # (N, 3, high, high) uint8, bicubic like sampling
+            x = upsample_condition(torch.from_numpy(lr[i:i + 256]).permute(0, 3, 1, 2).float() / 127.5 - 1, high)
+            up.append(((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        self.up = np.concatenate(up)
+        rng = random.Random(seed)
+        step = high // low  # crops start on the low-res grid
+        self.items = [(i, step * rng.randrange((high - patch) // step + 1), step * rng.randrange((high - patch) // step + 1),
+                       manifest["concepts"][r["concept"]]["name"])
+                      for i, r in enumerate(records) for _ in range(crops_per_image)]
+        self.patch = patch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int):
+        i, y, x, caption = self.items[k]
+        p = self.patch
+        return _to_tensor(self.hr[i, y:y + p, x:x + p]), _to_tensor(self.up[i, y:y + p, x:x + p]), caption
 
 
 def main(argv: list[str] | None = None) -> None:
