@@ -72,7 +72,7 @@ def split_pages(text: str, pages: int) -> list[str] | None:
     return out
 
 
-def repetition(text: str, n: int = 5) -> str | None:
+def repetition(text: str, n: int = 4) -> str | None:
     """What repeats in `text` (a sentence said twice, or an n-word run said three times), else None."""
     seen: set[str] = set()
     for s in sentences(text):

@@ -139,15 +139,22 @@ def problem(source: str, got: str, code: str) -> str | None:
         w = [x.lower() for x in st.words(flat)]
         if w and sum(x in _ENGLISH_ONLY for x in w) / len(w) > 0.15:
             return "still English"
-        names = set(re.findall(r"(?<![.!?]\s)(?<![.!?'\"“‘])(?<!^)\b[A-Z][a-z]+", source))
-        if any(n not in flat for n in names):
-            return f"lost the names {sorted(names)}"
+        lost = sorted(n for n in names_in(source) if n not in flat)
+        if lost:
+            return f"lost the names {lost}"
     ratio = len(flat) / max(1, len(source))
     if not 0.2 <= ratio <= 4.0:
         return f"length {len(flat)} is implausible for {len(source)} English characters"
     if re.search(r"(.{6,}?)\1{2,}", flat):
         return "a piece of text repeats"
     return None
+
+
+def names_in(text: str) -> set[str]:
+    """Capitalised words inside sentences (names, kept by a translation); none in a Title Cased Title."""
+    found = set(re.findall(r"(?<![.!?]\s)(?<![.!?'\"“‘])(?<!^)\b[A-Z][a-z]+", text))
+    capitals = [w for w in st.words(text) if w[:1].isupper()]
+    return set() if len(capitals) * 2 > len(st.words(text)) else found
 
 
 def round_trip(source: str, got: str, name: str, llm: TextModel, sampling: Sampling) -> str | None:

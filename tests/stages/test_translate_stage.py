@@ -1,0 +1,112 @@
+"""The translate stage: English passes through, unknown codes are refused, translations are checked and
+verified by a round trip, and what cannot be translated stays English with a warning (real SmolLM2 too)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from taleloom.backends import registry
+from taleloom.backends.base import TextModel
+from taleloom.errors import BadInputError
+from taleloom.stages.translate import LANGUAGES, Translation, problem, translate
+
+FR = {"Milo and the Red Ball": "Milo et la balle rouge",
+      "Once upon a time, there was a grey cat named Milo. He loved his red ball.":
+          "Il était une fois un chat gris nommé Milo. Il adorait sa balle rouge.",
+      "The ball rolled into the pond and Milo was sad.": "La balle a roulé dans la mare et Milo était triste."}
+BACK = {v: k for k, v in FR.items()}
+
+
+class DictTranslator(TextModel):
+    """Translates to French and back from a fixed table, like a model that knows French."""
+
+    name = "dict"
+    model_id = "dict-fr"
+    supports_schema = True
+
+    def __init__(self):
+        self.calls = 0
+
+    def chat(self, messages, sampling=None, schema=None):
+        self.calls += 1
+        text = messages[-1]["content"].split(": ", 1)[1]
+        if messages[-1]["content"].startswith("Translate to English"):
+            return json.dumps({"english": BACK.get(text, "something else")})
+        return json.dumps({"translation": FR[text]}, ensure_ascii=False)
+
+
+class Parrot(TextModel):
+    """Answers every translation with the English text it was given (a model that cannot translate)."""
+
+    name = "parrot"
+    model_id = "parrot"
+
+    def __init__(self):
+        self.calls = 0
+
+    def chat(self, messages, sampling=None, schema=None):
+        self.calls += 1
+        return json.dumps({"translation": messages[-1]["content"].split(": ", 1)[1]})
+
+
+class NoCalls(TextModel):
+    name = "none"
+
+    def chat(self, messages, sampling=None, schema=None):
+        raise AssertionError("English must not call the LLM")
+
+
+def test_english_is_returned_as_it_is_without_the_llm():
+    texts = list(FR)
+    out = translate(texts, "en", NoCalls())
+    assert out == texts and isinstance(out, Translation) and out.warnings == []
+    assert translate(texts, "EN", NoCalls()) == texts
+
+
+def test_unknown_language_lists_the_known_codes():
+    with pytest.raises(BadInputError) as err:
+        translate(["hi"], "xx", NoCalls())
+    assert "unknown language 'xx'" in str(err.value)
+    assert "ko (Korean)" in err.value.hint and "fr (French)" in err.value.hint
+    assert {"en", "ko", "ja", "zh", "fr", "de", "es"} <= set(LANGUAGES)
+
+
+def test_a_model_that_translates_is_checked_and_verified_by_round_trip():
+    llm = DictTranslator()
+    texts = list(FR)
+    out = translate(texts, "fr", llm)
+    assert out == [FR[t] for t in texts] and out.warnings == [] and out.kept_english == []
+    assert llm.calls == 3 * 2  # each text: the translation, then its round trip back to English
+
+
+def test_untranslated_text_keeps_the_english_with_a_warning_instead_of_failing():
+    llm = Parrot()
+    texts = list(FR)
+    out = translate(texts, "fr", llm)
+    assert out == texts and out.kept_english == [0, 1, 2]
+    assert "parrot could not translate into French" in out.warnings[0]
+    assert "not translated" in out.warnings[1]
+    assert llm.calls == 2  # the longest text failed both tries: the rest were not tried
+
+
+def test_checks_catch_wrong_script_english_lost_names_and_loops():
+    src = "Once upon a time, there was a grey cat named Milo. He loved his red ball."
+    assert "Korean script" in problem(src, "Il était une fois un chat gris nommé Milo.", "ko")
+    assert problem(src, "옛날 옛적에 밀로라는 회색 고양이가 살았어요. 밀로는 빨간 공을 좋아했어요.", "ko") is None
+    assert "still English" in problem(src, "Once upon a time there was a cat and the ball was red.", "fr")
+    assert "lost the names" in problem(src, "Il était une fois un chat gris. Il adorait sa balle rouge.", "fr")
+    assert "implausible" in problem(src, "만나", "ko")
+    assert "repeats" in problem(src, "Milo chat chat. Milo chat chat. Milo chat chat. Milo chat chat.", "fr")
+
+
+def test_real_smollm2_never_fails_the_book():
+    texts = ["Mina and the Moon", "Mina looked at the big round moon. She waved at it from her window."]
+    out = translate(texts, "ko", registry.create("llm", "smollm2"))
+    assert len(out) == 2 and all(t.strip() for t in out)
+    # either a checked Korean translation, or the English kept with a warning saying so
+    for i, text in enumerate(out):
+        assert text == texts[i] or problem(texts[i], text, "ko") is None
+    if out.kept_english:
+        assert out.warnings and "could not translate into Korean" in out.warnings[0]

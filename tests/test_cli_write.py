@@ -1,0 +1,80 @@
+"""`taleloom write` through click's CliRunner (a scripted LLM; the real one is tested in tests/stages)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from taleloom.backends.base import TextModel
+from taleloom.cli import cli
+from taleloom.orchestrator import Backends
+from taleloom.stages import write as stage
+
+
+class StoryLLM(TextModel):
+    """Answers the write stage's three steps with valid JSON; keeps the sampling it was given."""
+
+    name = "story"
+    model_id = "story-llm"
+    supports_schema = True
+
+    def __init__(self):
+        self.samplings = []
+
+    def chat(self, messages, sampling=None, schema=None):
+        self.samplings.append(sampling)
+        system = messages[0]["content"]
+        if system == stage.PLAN_SYSTEM:
+            return json.dumps({"title": "Milo and the Ball", "hero": {"name": "Milo", "kind": "a grey cat",
+                                                                      "look": "a white tail"},
+                               "friend": {"name": "Ada", "kind": "a duck"}})
+        if system == stage.SCENE_SYSTEM:
+            return json.dumps({"scene": f"a grey cat with a red ball in a garden, view {len(self.samplings)}"})
+        return json.dumps({"story": "Once upon a time, there was a grey cat named Milo. Milo found a red ball. "
+                                    "The ball rolled into the garden. Ada the duck found it. They played."})
+
+
+@pytest.fixture
+def llm(monkeypatch):
+    model = StoryLLM()
+    monkeypatch.setattr(Backends, "from_settings", classmethod(lambda cls, settings: cls(settings, llm=model)))
+    return model
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=True)
+
+
+def test_write_json_prints_the_draft(llm):
+    result = invoke("write", "--idea", "a cat who finds a red ball in the garden", "--pages", 2, "--age", 5,
+                    "--hero", "Milo", "--seed", 2, "--temperature", 0.5, "--top-k", 30, "--top-p", 0.8, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["title"] == "Milo and the Ball" and [c["name"] for c in data["cast"]] == ["Milo", "Ada"]
+    assert len(data["pages"]) == 2 and all(p["text"] and p["scene"] for p in data["pages"])
+    assert data["model_id"] == "story-llm" and data["seed"] == 2 and data["lang"] == "en"
+    story = llm.samplings[1]  # the story step gets the flags as given; structured steps run cooler
+    assert (story.temperature, story.top_k, story.top_p) == (0.5, 30, 0.8) and story.seed == 2 + 1
+
+
+def test_write_prints_title_cast_pages_and_scenes(llm):
+    result = invoke("write", "--caption", "a grey cat and a red ball", "--pages", 2)
+    assert result.exit_code == 0, result.output
+    assert "Milo and the Ball" in result.stdout and "hero: Milo — a grey cat, a white tail" in result.stdout
+    assert "1. Once upon a time" in result.stdout and "scene: a grey cat" in result.stdout
+
+
+def test_write_needs_a_caption_or_an_idea():
+    result = invoke("write", "--pages", 2)
+    assert result.exit_code != 0 and "nothing to write about" in str(result.exception)
+
+
+def test_write_refuses_bad_options_before_loading_a_model():
+    result = invoke("write", "--idea", "x", "--lang", "xx")
+    assert "unknown language 'xx'" in str(result.exception) and "ko (Korean)" in str(result.exception)
+    result = invoke("write", "--idea", "x", "--top-p", 3)
+    assert "--top-p 3.0" in str(result.exception)
+    result = invoke("write", "--idea", "x", "--pages", 0)
+    assert "--pages 0" in str(result.exception)
