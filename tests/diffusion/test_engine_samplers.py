@@ -63,8 +63,14 @@ def run(denoiser, schedule, name, steps, seed=0, n=N, **kw):
 # --- distribution checks --------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "name,steps,kw",
-    [("ddpm", 200, {}), ("ddim", 100, {}), ("ddim", 100, {"eta": 1.0}), ("dpmpp_2m", 25, {})],
-    ids=["ddpm-200", "ddim-100", "ddim-eta1-100", "dpmpp_2m-25"],
+    [
+        ("ddpm", 200, {}),
+        ("ddim", 100, {}),
+        ("ddim", 100, {"eta": 1.0}),
+        ("dpmpp_2m", 25, {}),
+        ("dpmpp_2m", 20, {"spacing": "logsnr"}),
+    ],
+    ids=["ddpm-200", "ddim-100", "ddim-eta1-100", "dpmpp_2m-25", "dpmpp_2m-logsnr-20"],
 )
 def test_sampler_matches_true_mixture(gmm, schedule, name, steps, kw):
     x = run(exact_denoiser(gmm, schedule), schedule, name, steps, **kw)
@@ -148,6 +154,16 @@ def test_timesteps_trailing_descending():
     assert torch.equal(s.timesteps, torch.arange(999, -1, -1))
 
 
+@pytest.mark.parametrize("name", ["linear", "cosine"])
+def test_timesteps_logsnr_strictly_descending_to_zero(name):
+    s = make_sampler("ddim", make_schedule(name, 1000), spacing="logsnr")
+    for n in (1, 2, 7, 20, 100, 1000):
+        s.set_timesteps(n)
+        ts = s.timesteps
+        assert len(ts) == n and ts[0] == 999 and torch.all(ts[1:] < ts[:-1])
+        assert n == 1 or ts[-1] == 0
+
+
 def test_bad_sampler_names_and_steps():
     sched = make_schedule("linear", 1000)
     with pytest.raises(ValueError) as info:
@@ -158,6 +174,8 @@ def test_bad_sampler_names_and_steps():
             make_sampler("ddim", sched).set_timesteps(bad)
     with pytest.raises(ValueError, match="eta"):
         make_sampler("ddim", sched, eta=-0.5)
+    with pytest.raises(ValueError, match="logsnr"):
+        make_sampler("ddpm", sched, spacing="karras")
 
 
 def test_sample_loop_checks_and_callback(gmm):

@@ -54,7 +54,7 @@ class GaussianMixture:
 
     def _log_joint(self, x: torch.Tensor, a: float, s: float) -> tuple[torch.Tensor, torch.Tensor]:
         """log w_k N(x; a μ_k, C_k) as (n, K), and C_k⁻¹(x − a μ_k) as (n, K, d)."""
-        eye = torch.eye(self.dim, dtype=torch.float64)
+        eye = torch.eye(self.dim, dtype=torch.float64, device=self.means.device)
         C = a * a * self.covs + s * s * eye  # (K, d, d)
         Cinv = torch.linalg.inv(C)
         r = x[:, None, :] - a * self.means[None]  # (n, K, d)
@@ -136,21 +136,35 @@ def _projected_quantiles(gmm: GaussianMixture, theta: torch.Tensor, levels: torc
     return 0.5 * (lo + hi)
 
 
-def sliced_wasserstein(
-    x: torch.Tensor, gmm: GaussianMixture, num_projections: int = 64, generator: torch.Generator | None = None
-) -> float:
-    """Sliced 2-Wasserstein distance between the samples x (n, d) and the exact mixture.
+class ExactSlices:
+    """Sliced 2-Wasserstein distance from n samples to the exact mixture, with the slices computed once.
 
     Each slice compares the sorted projected samples with the mixture's exact projected quantiles at
-    (i + ½)/n, so there is no reference-sample noise; what remains is x's own sampling noise.
+    (i + ½)/n, so there is no reference-sample noise; what remains is the samples' own noise.
     """
-    x = x.to(torch.float64).reshape(x.shape[0], gmm.dim)
-    n = x.shape[0]
-    theta = torch.randn(num_projections, gmm.dim, generator=generator, dtype=torch.float64)
-    theta = theta / theta.norm(dim=1, keepdim=True)
-    proj = (x @ theta.T).T.sort(dim=1).values  # (P, n)
-    q = _projected_quantiles(gmm, theta, (torch.arange(n, dtype=torch.float64) + 0.5) / n)
-    return float(((proj - q) ** 2).mean().sqrt())
+
+    def __init__(self, gmm: GaussianMixture, n: int, num_projections: int = 64, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        theta = torch.randn(num_projections, gmm.dim, generator=g, dtype=torch.float64)
+        self.gmm, self.n = gmm, n
+        self.theta = theta / theta.norm(dim=1, keepdim=True)  # (P, d) unit directions
+        self.quantiles = _projected_quantiles(
+            gmm, self.theta, (torch.arange(n, dtype=torch.float64) + 0.5) / n
+        )
+
+    def distance(self, x: torch.Tensor) -> float:
+        x = x.to(torch.float64).reshape(-1, self.gmm.dim)
+        if x.shape[0] != self.n:
+            raise ValueError(f"expected {self.n} samples, got {x.shape[0]}")
+        proj = (x @ self.theta.T).T.sort(dim=1).values  # (P, n)
+        return float(((proj - self.quantiles) ** 2).mean().sqrt())
+
+
+def sliced_wasserstein(
+    x: torch.Tensor, gmm: GaussianMixture, num_projections: int = 64, seed: int = 0
+) -> float:
+    """Sliced 2-Wasserstein distance between the samples x (n, d) and the exact mixture (see ExactSlices)."""
+    return ExactSlices(gmm, x.shape[0], num_projections, seed).distance(x)
 
 
 def moment_errors(x: torch.Tensor, gmm: GaussianMixture) -> dict[str, float]:

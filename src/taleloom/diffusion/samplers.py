@@ -4,9 +4,14 @@ Every sampler consumes an ε-prediction at integer timestep `t` and returns the 
 (less noisy) timestep of its grid; the last step lands on clean data (ᾱ = 1). Coefficients are
 computed in float64 from the schedule and applied as Python floats, so float32 images stay float32.
 
-Timestep spacing is "trailing" (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps
-are Flawed", Table 2): t_i = round(T − i·T/n) − 1 for i = 0…n−1, so every grid starts at the
-noisiest step T−1 (the level training saw for pure noise) and n = T gives T−1, …, 0.
+Timestep spacing (`spacing=`):
+- "trailing" (default; Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are
+  Flawed", Table 2): t_i = round(T − i·T/n) − 1 for i = 0…n−1, evenly spaced over the schedule's T.
+  Every grid starts at the noisiest step T−1 (the level training saw for pure noise), n = T gives
+  T−1, …, 0, and n = 20 ends at t = 49 before the jump to clean data.
+- "logsnr": uniform in λ = log(α/σ) between t = T−1 and t = 0, rounded to integer timesteps (the
+  spacing Lu et al. 2022 recommend for DPM-Solver in pixel space). It reaches t = 0 for any n, so the
+  final jump to clean data is tiny; see benchmarks/sampler_accuracy.py for what that buys.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from taleloom.errors import choice_error
 CLEAN = -1  # pseudo-timestep of clean data: ᾱ = 1
 
 
-def trailing_timesteps(num_train_timesteps: int, num_steps: int) -> torch.Tensor:
-    """Descending LongTensor of `num_steps` timesteps, trailing spacing over [0, T)."""
-    T = num_train_timesteps
+SPACINGS = ("trailing", "logsnr")
+
+
+def _check_steps(num_steps: int, T: int) -> int:
     try:
         n = operator.index(num_steps)
     except TypeError:
@@ -33,8 +39,34 @@ def trailing_timesteps(num_train_timesteps: int, num_steps: int) -> torch.Tensor
         raise ValueError(f"steps must be a positive integer, got {n}")
     if n > T:
         raise ValueError(f"steps must be at most the schedule's {T} timesteps, got {n}")
+    return n
+
+
+def trailing_timesteps(num_train_timesteps: int, num_steps: int) -> torch.Tensor:
+    """Descending LongTensor of `num_steps` timesteps, trailing spacing over [0, T)."""
+    T = num_train_timesteps
+    n = _check_steps(num_steps, T)
     grid = T - torch.arange(n, dtype=torch.float64) * (T / n)
     return (grid.round() - 1).long()
+
+
+def logsnr_timesteps(alphas_cumprod: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """Descending LongTensor of `num_steps` timesteps uniform in log-SNR from T−1 down to 0.
+
+    Rounding to the integer grid can repeat a timestep where λ is steep (near t = 0); repeats are
+    pushed apart by one so the grid stays strictly descending with exactly `num_steps` points.
+    """
+    T = alphas_cumprod.shape[0]
+    n = _check_steps(num_steps, T)
+    ac = alphas_cumprod.to(torch.float64)
+    lam = 0.5 * (ac.log() - torch.log1p(-ac))  # decreasing in t
+    target = torch.linspace(float(lam[-1]), float(lam[0]), n, dtype=torch.float64)  # noisy → clean
+    t = (lam[None, :] - target[:, None]).abs().argmin(dim=1).tolist()  # descending, maybe repeated
+    for i in range(n - 2, -1, -1):  # from the clean end: strictly above the next one
+        t[i] = max(t[i], t[i + 1] + 1)
+    for i in range(n):  # from the noisy end: at most T−1−i
+        t[i] = min(t[i], T - 1 - i)
+    return torch.tensor(t, dtype=torch.long)
 
 
 class Sampler:
@@ -44,9 +76,12 @@ class Sampler:
     order = 1  # model evaluations needed before the sampler reaches its full order
     init_noise_sigma = 1.0  # x_T ~ N(0, init_noise_sigma² I)
 
-    def __init__(self, schedule: Schedule, clip_sample: float | None = None):
+    def __init__(self, schedule: Schedule, clip_sample: float | None = None, spacing: str = "trailing"):
+        if spacing not in SPACINGS:
+            raise ValueError(str(choice_error("timestep spacing", spacing, SPACINGS)))
         self.schedule = schedule
         self.clip_sample = clip_sample  # clamp x̂₀ to [−c, c] (images: 1.0); None = exact, no clamp
+        self.spacing = spacing  # "trailing" (even in t) or "logsnr" (even in log-SNR), see module doc
         self._ac = schedule.alphas_cumprod.to(torch.float64)  # ᾱ_t, (T,)
         self.timesteps = torch.empty(0, dtype=torch.long)
         self._index: dict[int, int] = {}
@@ -61,7 +96,10 @@ class Sampler:
 
     def set_timesteps(self, num_steps: int) -> None:
         """Choose the grid for `num_steps` model evaluations and reset any multistep state."""
-        self.timesteps = trailing_timesteps(self.num_train_timesteps, num_steps)
+        if self.spacing == "logsnr":
+            self.timesteps = logsnr_timesteps(self._ac, num_steps)
+        else:
+            self.timesteps = trailing_timesteps(self.num_train_timesteps, num_steps)
         self._index = {int(t): i for i, t in enumerate(self.timesteps)}
         self.reset()
 
@@ -148,8 +186,14 @@ class DDIMSampler(Sampler):
 
     name = "ddim"
 
-    def __init__(self, schedule: Schedule, eta: float = 0.0, clip_sample: float | None = None):
-        super().__init__(schedule, clip_sample)
+    def __init__(
+        self,
+        schedule: Schedule,
+        eta: float = 0.0,
+        clip_sample: float | None = None,
+        spacing: str = "trailing",
+    ):
+        super().__init__(schedule, clip_sample, spacing)
         if eta < 0:
             raise ValueError(f"DDIM eta must be >= 0, got {eta}")
         self.eta = float(eta)
@@ -218,7 +262,10 @@ SAMPLERS: dict[str, type[Sampler]] = {
 
 
 def make_sampler(name: str, schedule: Schedule, **kw) -> Sampler:
-    """Build a sampler by name ('ddpm', 'ddim' (eta=…), 'dpmpp_2m'); unknown names raise ValueError."""
+    """Build a sampler by name ('ddpm', 'ddim' (eta=…), 'dpmpp_2m'); unknown names raise ValueError.
+
+    Every sampler also takes clip_sample=None and spacing="trailing" | "logsnr".
+    """
     if name not in SAMPLERS:
         raise ValueError(str(choice_error("sampler", name, list(SAMPLERS))))
     return SAMPLERS[name](schedule, **kw)
