@@ -42,7 +42,7 @@ def run_books(batcher, books: dict[str, list[ImageRequest]]) -> dict[str, list]:
 
 def test_requests_from_different_books_share_calls():
     inner = SlowIllustrator()
-    batcher = BatchingIllustrator(lambda: inner, max_wait=0.1)
+    batcher = BatchingIllustrator(lambda: inner, max_batch=4, max_wait=0.1)
     books = {f"book{i}": requests(f"book{i}", 2) for i in range(4)}
     out = run_books(batcher, books)
     assert sum(inner.batches) == 8

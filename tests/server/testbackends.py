@@ -5,8 +5,8 @@ backend interfaces, never a product default. A server loads them through the plu
     TALELOOM_CAPTIONER=test TALELOOM_LLM=test TALELOOM_ILLUSTRATOR=test TALELOOM_UPSCALER=test TALELOOM_NARRATOR=test
 
 `TALELOOM_TEST_DELAY` (seconds, default 0) makes each call sleep like a model would: a captioner or
-LLM call costs 1 unit, an illustrator call 2 units + 1 per picture (so batching pays, as on a real
-GPU), an upscale or a narration 0.5. The LLM answers any JSON schema with a valid instance.
+LLM call costs 1 unit, an illustrator call 4 units + 1 per picture (a fixed cost per call, so batching
+pays, as on a real GPU), an upscale or a narration 0.5. The LLM answers any JSON schema with a valid instance.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ class SolidIllustrator(Illustrator):
 
     name = "test"
     model_id = "test-illustrator"
-    max_batch = 4
+    max_batch = 8
 
     def __init__(self, location=None, model=None):
         self.batches: list[int] = []
@@ -223,7 +223,7 @@ class SolidIllustrator(Illustrator):
         return img
 
     def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
-        _delay(2 + len(requests))
+        _delay(4 + len(requests))
         self.batches.append(len(requests))
         return [self._draw(r) for r in requests]
 

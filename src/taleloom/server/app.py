@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -60,6 +61,9 @@ async def lifespan(app: FastAPI):
     from taleloom.server.store import Store
 
     settings: Settings = app.state.settings
+    # Job threads run CPU-bound Python (PDF layout, PNG encoding) beside the request handlers; a short
+    # GIL switch interval keeps status requests quick while they do (5 ms is Python's default).
+    sys.setswitchinterval(0.001)
     app.state.plugins = load_plugins()
     app.state.store = store = Store.from_settings(settings)
     app.state.backends = backends = service_backends(settings, concurrency_from_env())

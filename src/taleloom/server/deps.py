@@ -34,15 +34,15 @@ def not_found(what: str, hint: str | None = None) -> HTTPError:
                      hint or "check the id; books are visible only with their owner's token")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
-def get_jobs(request: Request) -> JobManager:
+async def get_jobs(request: Request) -> JobManager:
     return request.app.state.jobs
 
 
@@ -53,8 +53,10 @@ JobsDep = Annotated[JobManager, Depends(get_jobs)]
 _bearer = HTTPBearer(auto_error=False, description="a token from `taleloom token create`")
 
 
-def current_user(store: StoreDep,
-                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> User:
+async def current_user(store: StoreDep,
+                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> User:
+    """The token's owner. Async on purpose: one indexed lookup is cheaper on the event loop than a
+    hop to the thread pool, which under load costs more than the query."""
     if credentials is None:
         raise HTTPError(401, "Unauthorized", "this route needs a bearer token",
                         "send the header 'Authorization: Bearer <token>'; make a token with `taleloom token create`",
@@ -69,7 +71,7 @@ def current_user(store: StoreDep,
 UserDep = Annotated[User, Depends(current_user)]
 
 
-def owned_book(book_id: str, user: UserDep, store: StoreDep) -> BookRow:
+async def owned_book(book_id: str, user: UserDep, store: StoreDep) -> BookRow:
     """The book `book_id` when it belongs to the caller; 404 otherwise (never says whose it is)."""
     book = store.get_book(book_id, user.id)
     if book is None:
