@@ -137,8 +137,19 @@ def test_story_without_its_hero_or_looping_is_rejected():
 
 
 def test_too_few_sentences_for_the_pages_is_rejected():
-    with pytest.raises(BackendError, match="fewer than 12 sentences"):
-        write.write_story(None, Brief(pages=12, idea="a girl and her kite", seed=1), ScriptedLLM())
+    with pytest.raises(BackendError, match="fewer than 4 sentences"):
+        write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=1),
+                          ScriptedLLM("Nora flew her kite in the park. Then Nora went home."))
+
+
+def test_a_long_book_is_written_in_turns_that_continue_the_story():
+    llm = ScriptedLLM()
+    d = write.write_story(None, Brief(pages=6, age=6, idea="a girl and her kite", seed=1), llm)
+    prompts = [m[-1]["content"] for m, _, _ in llm.calls if m[0]["content"] == write.STORY_SYSTEM]
+    assert write.pages_per_answer(6) == 4 and len(prompts) == 2
+    assert "start of a longer story" in prompts[0] and "happy ending" not in prompts[0]
+    assert prompts[1].startswith("Here is the end of a story") and "end happily" in prompts[1]
+    assert len(d.pages) == 6 and d.pages[4].text.startswith("The next day, Nora went to the beach")
 
 
 def test_nothing_to_write_about_is_bad_input():

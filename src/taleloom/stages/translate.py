@@ -102,7 +102,7 @@ def translate_one(text: str, code: str, llm: TextModel, sampling: Sampling | Non
     s = (sampling or SAMPLING).model_copy(update={"seed": (sampling.seed if sampling and sampling.seed else 0) + seed,
                                                    "max_tokens": min(1024, len(text) * 3 + 40)})
     schema = {"type": "object", "properties": {"translation": {"type": "string", "minLength": 1,
-                                                               "maxLength": max(40, len(text) * 4)}},
+                                                               "maxLength": min(1000, max(40, len(text) * 3))}},
               "required": ["translation"]}
     messages = [{"role": "system", "content": f"You translate children's stories from English to {name}. "
                                               "Answer with JSON only."},
@@ -165,7 +165,7 @@ def round_trip(source: str, got: str, name: str, llm: TextModel, sampling: Sampl
     messages = [{"role": "system", "content": f"You translate from {name} to English. Answer with JSON only."},
                 {"role": "user", "content": f"Translate to English: {got}"}]
     schema = {"type": "object", "properties": {"english": {"type": "string", "minLength": 1,
-                                                           "maxLength": max(40, len(source) * 2)}},
+                                                           "maxLength": min(1000, max(40, len(source) * 2))}},
               "required": ["english"]}
     try:
         back = json.loads(llm.chat(messages, sampling.model_copy(update={"max_tokens": len(source) // 2 + 60}),

@@ -142,18 +142,24 @@ def kind_of(member: CastMember) -> str:
 # ------------------------------------------------------------------ step 2: the story, shared out over pages
 
 STORY_SYSTEM = "You write short stories for young children, with simple words and short sentences."
+MAX_STORY_CHARS = 1000  # one answer: llama.cpp's grammar limit, and about what a small model keeps together
+
+
+def pages_per_answer(age: int) -> int:
+    """How many pages one story answer can hold at this age's words per page (longer books take turns)."""
+    return max(1, (MAX_STORY_CHARS - 80) * 2 // (st.words_per_page(age) * 11))
 
 
 def _story(user: str, pages: int, age: int, hero: str, llm: TextModel, sampling: Sampling,
            seed: int, what: str, avoid: Sequence[str] = (), about: str = "") -> list[str]:
+    """One answer: a piece of story for `pages` pages, checked and shared out over them."""
     per_page = st.words_per_page(age)
-    max_chars = pages * per_page * 6 + 80  # ~5.5 characters a word
+    max_chars = min(MAX_STORY_CHARS, int(pages * per_page * 5.5) + 80)  # ~5.5 characters a word
     schema = _object(story=_text(pages * per_page * 3, max_chars))
     messages = [{"role": "system", "content": STORY_SYSTEM}, {"role": "user", "content": user}]
     old = {st.clean(a).lower() for a in avoid}
-    result: list[str] = []
-
     wanted = st.content_words(about) - st.content_words(hero) - {"once", "upon", "time"}
+    result: list[str] = []
 
     def check(d: dict[str, Any], attempt: int) -> str | None:
         story = st.clean(d["story"])
@@ -179,13 +185,44 @@ def _story(user: str, pages: int, age: int, hero: str, llm: TextModel, sampling:
     return result
 
 
-def _story_prompt(about: str, brief: Brief, title: str, cast: list[CastMember], pages: int) -> str:
+def _story_pages(first_prompt: str | None, pages: int, brief: Brief, hero: CastMember, llm: TextModel,
+                 sampling: Sampling, seed: int, what: str, about: str = "", so_far: Sequence[str] = (),
+                 new_adventure: bool = False) -> list[str]:
+    """`pages` pages of story, in as many answers as the length limit needs; the first answer uses
+    `first_prompt` (None: continue `so_far`), later ones continue what came before."""
+    texts: list[str] = []
+    step = pages_per_answer(brief.age)
+    while len(texts) < pages:
+        n = min(step, pages - len(texts))
+        last = len(texts) + n == pages
+        if first_prompt is not None and not texts:
+            ending = "The story has a problem and a happy ending." if last else "This is the start of a longer story."
+            user = first_prompt.replace("{sentences}", str(n * 2 + 2)).replace("{ending}", ending)
+        else:
+            user = _continue_prompt(brief, hero, [*so_far, *texts][-3:], n, last, new_adventure and not texts)
+        texts += _story(user, n, brief.age, hero.name, llm, sampling, seed + len(texts), what,
+                        avoid=[*so_far, *texts], about=about if not texts else "")
+    return texts
+
+
+def _story_prompt(about: str, brief: Brief, title: str, cast: list[CastMember]) -> str:
+    """The first answer's prompt, with {sentences} and {ending} left to fill."""
     hero, friend = cast[0], (cast[1] if len(cast) > 1 else None)
     with_friend = f" with {friend.name}, {kind_of(friend)}" if friend else ""
-    return (f"Write a story for a {brief.age}-year-old called \"{title}\" about {hero.name}, {kind_of(hero)}"
-            f"{with_friend}. It is about: {about} Tone: {brief.tone}. Use {pages * 2 + 2} short sentences. "
-            f"The story has a problem and a happy ending. "
-            f"Begin with: Once upon a time, there was {kind_of(hero)} named {hero.name}.")
+    text = (f"Write a story for a {brief.age}-year-old called \"{title}\" about {hero.name}, {kind_of(hero)}"
+            f"{with_friend}. It is about: {about} Make it {brief.tone}. Use {{sentences}} short sentences. "
+            f"{{ending}} Begin with: Once upon a time, there was {kind_of(hero)} named {hero.name}.")
+    return text
+
+
+def _continue_prompt(brief: Brief, hero: CastMember, so_far: Sequence[str], pages: int, last: bool,
+                     new_adventure: bool) -> str:
+    adventure = f" {hero.name} has a new adventure." if new_adventure else ""
+    ending = " and end happily" if last else ""
+    opening = f"The next day, {hero.name}" if new_adventure else hero.name
+    return (f"Here is the end of a story for a {brief.age}-year-old about {hero.name}, {kind_of(hero)}: "
+            f"{' '.join(so_far)}\nContinue the story.{adventure} Use {pages * 2 + 1} short sentences{ending}. "
+            f"Make it {brief.tone}. Do not repeat what already happened. Begin with: {opening}")
 
 
 # ------------------------------------------------------------------ step 3: one key scene per page
@@ -237,8 +274,8 @@ def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling:
     sampling = _base(sampling, brief.seed)
     about = subject(caption, brief)
     title, cast = plan(about, brief, llm, sampling)
-    texts = _story(_story_prompt(about, brief, title, cast, brief.pages), brief.pages, brief.age, cast[0].name,
-                   llm, sampling, 1, f"write a {brief.pages}-page story about {cast[0].name}", about=about)
+    texts = _story_pages(_story_prompt(about, brief, title, cast), brief.pages, brief, cast[0], llm, sampling, 1,
+                         f"write a {brief.pages}-page story about {cast[0].name}", about=about)
     if not any(st.mentions(t, cast[1].name) for t in texts):
         cast = cast[:1]  # the companion never turned up: keep the cast sheet to who is in the book
     scenes = _scenes(texts, cast, llm, sampling, 1)
@@ -304,13 +341,9 @@ def extend_story(book: Storybook | Draft, n_more: int, llm: TextModel, sampling:
         raise BadInputError(f"cannot add {n_more} pages to a {len(book.pages)}-page book",
                             f"add from 1 to {24 - len(book.pages)} pages")
     cast = list(book.cast) or [CastMember(name=brief.hero or "the hero", look="the hero")]
-    hero = cast[0]
-    so_far = " ".join(p.text for p in book.pages[-3:])
-    user = (f"Here is the end of a story for a {brief.age}-year-old about {hero.name}, {kind_of(hero)}: {so_far}\n"
-            f"Continue the story: {hero.name} has a new adventure. Use {n_more * 2 + 1} short sentences and end "
-            f"happily. Tone: {brief.tone}. Do not repeat what already happened. Begin with: The next day, {hero.name}")
     sampling = _base(sampling, brief.seed)
-    texts = _story(user, n_more, brief.age, hero.name, llm, sampling, 700 + len(book.pages),
-                   f"continue the story by {n_more} pages", avoid=[p.text for p in book.pages])
+    texts = _story_pages(None, n_more, brief, cast[0], llm, sampling, 700 + len(book.pages),
+                         f"continue the story by {n_more} pages", so_far=[p.text for p in book.pages],
+                         new_adventure=True)
     scenes = _scenes(texts, cast, llm, sampling, len(book.pages) + 1, avoid=[p.scene for p in book.pages])
     return [PageDraft(text=t, scene=s) for t, s in zip(texts, scenes, strict=True)]

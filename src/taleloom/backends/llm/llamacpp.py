@@ -93,7 +93,7 @@ class LlamaCppTextModel(TextModel):
             from llama_cpp import LlamaGrammar
 
             try:
-                self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+                self._grammars[key] = LlamaGrammar.from_json_schema(json.dumps(grammar_safe(schema)), verbose=False)
             except Exception as e:  # the converter raises plain Exceptions for unsupported keywords
                 raise BackendError(f"cannot turn the JSON schema into a grammar: {e}",
                                    "use plain types, enum, minLength/maxLength, minItems/maxItems") from e
@@ -141,6 +141,27 @@ class LlamaCppTextModel(TextModel):
                 piece = chunk["choices"][0]["delta"].get("content")
                 if piece:
                     yield piece
+
+
+# llama.cpp refuses a grammar whose repetitions exceed ~1,000 rules (and the bindings then crash the
+# process): a string's maxLength is such a repetition. Longer bounds are left to max_tokens.
+MAX_REPEAT = 1000
+
+
+def grammar_safe(schema: Any) -> Any:
+    """`schema` with string/array length bounds llama.cpp can compile (longer bounds dropped or lowered)."""
+    if isinstance(schema, list):
+        return [grammar_safe(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: grammar_safe(v) for k, v in schema.items()}
+    for upper in ("maxLength", "maxItems"):
+        if isinstance(out.get(upper), int) and out[upper] > MAX_REPEAT:
+            del out[upper]
+    for lower in ("minLength", "minItems"):
+        if isinstance(out.get(lower), int) and out[lower] > MAX_REPEAT:
+            out[lower] = MAX_REPEAT
+    return out
 
 
 def smollm2_path() -> Path:
