@@ -34,14 +34,17 @@ def taleloom_cmd() -> list[str]:
 
 
 class Server:
-    """One `taleloom serve` process. `env` adds or overrides TALELOOM_* settings."""
+    """One `taleloom serve` process. `env` adds or overrides TALELOOM_* settings; `test_backends=False`
+    leaves the product's configured backends in place."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, port: int | None = None):
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, port: int | None = None,
+                 test_backends: bool = True):
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **TEST_BACKENDS, "TALELOOM_PLUGINS": "testbackends:register",
-                    "TALELOOM_DATA_DIR": str(self.data_dir), "TALELOOM_CONFIG": str(self.data_dir / "none.toml"),
+        fast = {**TEST_BACKENDS, "TALELOOM_PLUGINS": "testbackends:register"} if test_backends else {}
+        self.env = {**os.environ, **fast, "TALELOOM_DATA_DIR": str(self.data_dir),
+                    "TALELOOM_CONFIG": str(self.data_dir / "none.toml"),
                     "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
                     "TALELOOM_WARM": "0", **(env or {})}
         self.proc: subprocess.Popen | None = None

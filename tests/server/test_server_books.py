@@ -133,7 +133,7 @@ def test_share_link_read_only_and_revocable(server, owner, done_book):
 
 
 def test_book_from_an_idea_without_photo(owner):
-    r = owner.post("/v1/books", data={"pages": "1", "idea": "a cat who flies"})
+    r = owner.post("/v1/books", data={"pages": "1", "idea": "a cat who flies", "lang": "fr"})
     assert r.status_code == 202, r.text
     body = wait_status(owner, r.json()["id"])
     assert body["status"] == "done"

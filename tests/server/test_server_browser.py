@@ -93,6 +93,22 @@ def test_make_read_download_share(server, browser, tmp_path):
     share_url = page.get_attribute("#share-link", "href")
     book_id = page.evaluate("location.hash").split("=")[1]
 
+    # change a page from the page: redraw the picture of page 3, then rewrite its text
+    old_text = page.inner_text("#page-text")
+    old_src = page.get_attribute("#page-img", "src")
+    page.click(".edit summary")
+    page.click("#redraw")
+    page.wait_for_function(f"document.getElementById('page-img').src !== {json.dumps(old_src)}"
+                           " && document.getElementById('page-img').naturalWidth > 0", timeout=60_000)
+    page.wait_for_selector("#progress-panel", state="hidden", timeout=60_000)
+    assert page.inner_text("#page-no") == "3 / 3"  # still on the page that was changed
+    page.fill("#rewrite-text", "make it funnier")
+    page.click("#rewrite-form button[type=submit]")
+    page.wait_for_function(f"document.getElementById('page-text').textContent !== {json.dumps(old_text)}",
+                           timeout=60_000)
+    assert not page.inner_text("#edit-error").strip() and page.inner_text("#page-no") == "3 / 3"
+    shoot(page, tmp_path, "web-desktop-edited")
+
     page.reload()  # the token is remembered and the open book comes back
     page.wait_for_selector("#book-panel:not([hidden])")
     assert page.is_hidden("#token-panel")

@@ -281,21 +281,4 @@ def register(register_backend) -> None:
     for role, cls in (("captioner", SolidCaptioner), ("llm", StoryLLM), ("illustrator", SolidIllustrator),
                       ("upscaler", NearestUpscaler), ("narrator", ToneNarrator)):
         register_backend(role, "test", cls, f"fast {role} for tests (never a product default)")
-    _text_stages_until_written()
 
-
-def _text_stages_until_written() -> None:
-    """TEMPORARY: while src/taleloom/stages/translate.py is not in the tree yet, use the stand-in of
-    tests/book_doubles.py so the service can be tested end to end. Remove once it lands."""
-    try:
-        import taleloom.stages.translate  # noqa: F401
-    except ImportError:
-        import sys
-        import types
-
-        import book_doubles
-
-        translate = types.ModuleType("taleloom.stages.translate")
-        translate.translate = book_doubles._translate
-        translate.LANGUAGES = {"en": "English", "fr": "French", "ko": "Korean"}
-        sys.modules["taleloom.stages.translate"] = translate

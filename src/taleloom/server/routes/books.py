@@ -256,6 +256,8 @@ def _edit(book: BookRow, settings: Settings, store: Store, jobs, kind: str, para
     if book.status == "failed" and kind != "make":
         raise HTTPError(409, "Failed", f"book {book.id} failed and has no finished pages to change",
                         f"resume it first: POST /v1/books/{book.id}:retry")
+    manifest = load_manifest(settings, book.id)
+    params = {**params, "history": len(manifest.history) if manifest else 0}  # tells a resumed edit it was done
     with _submit_lock:
         check_queue(store, settings, book.user_id)
         job = store.add_job(book.id, book.user_id, kind, params)

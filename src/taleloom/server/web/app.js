@@ -38,9 +38,11 @@ const postJSON = (path, body) => api(path, { method: "POST", headers: { "Content
 async function mediaURL(url) {
   if (!url || state.shared) return url || "";
   if (!state.blobs.has(url)) {
-    state.blobs.set(url, api(url).then((r) => r.blob()).then((b) => URL.createObjectURL(b)));
+    const made = api(url).then((r) => r.blob()).then((b) => URL.createObjectURL(b));
+    made.catch(() => state.blobs.delete(url)); // not there (yet): ask again next time
+    state.blobs.set(url, made);
   }
-  return state.blobs.get(url);
+  return state.blobs.get(url).catch(() => "");
 }
 
 // --- token ------------------------------------------------------------------------------------
@@ -286,7 +288,7 @@ async function edit(path, body) {
   try {
     await postJSON(path, body);
     state.blobs.clear();
-    openBook(state.book.id);
+    openBook(state.book.id, { keepPage: true });
   } catch (e) {
     $("edit-error").textContent = e.message;
   }
@@ -320,13 +322,13 @@ async function loadLibrary() {
   }
 }
 
-function openBook(id) {
-  state.page = 0;
+function openBook(id, { keepPage = false } = {}) {
+  if (!keepPage) state.page = 0;
   $("make-panel").hidden = true; // the book takes the stage; "New book" brings the form back
   $("new-book").hidden = false;
   $("progress-error").textContent = "";
   follow(id);
-  window.scrollTo({ top: 0 });
+  if (!keepPage) window.scrollTo({ top: 0 });
 }
 
 // --- start ------------------------------------------------------------------------------------
