@@ -243,7 +243,7 @@ def train(
     step = 0
 
     if resume and state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=True)
+        state = torch.load(state_path, map_location="cpu", weights_only=True)  # RNG states must stay on CPU
         if state["config"]["unet"] != config.unet.to_dict():
             raise BadInputError(
                 f"cannot resume {out}: its U-Net config differs from this config's",
