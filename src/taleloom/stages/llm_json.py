@@ -9,6 +9,7 @@ and after the last try a BackendError lists what went wrong in every try.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,7 @@ from taleloom.errors import BackendError
 
 TRIES = 4  # answers asked for before giving up
 SEED_STRIDE = 1_000_003  # a retry's seed: seed + try * stride (far from the seeds of other calls)
+log = logging.getLogger(__name__)
 
 Check = Callable[[dict[str, Any], int], str | None]  # (answer, try index from 0) -> what is wrong, or None
 
@@ -48,12 +50,14 @@ def ask_json(llm: TextModel, messages: list[dict[str, str]], schema: dict[str, A
             text = llm.chat(messages, s, schema)
         except BackendError as e:  # e.g. JSON cut off at max_tokens: another seed may fit
             problems.append(e.message)
+            log.info("%s, try %d failed: %s", what, attempt + 1, e.message)
             continue
         data = parse_object(text)
         problem = "the answer is not a JSON object" if data is None else (check(data, attempt) if check else None)
         if problem is None:
             return data  # type: ignore[return-value]
         problems.append(f"{problem}: {_short(text)}")
+        log.info("%s, try %d rejected: %s", what, attempt + 1, problems[-1])
     model = getattr(llm, "model_id", "") or getattr(llm, "name", "the LLM")
     listed = "; ".join(f"try {i + 1}: {p}" for i, p in enumerate(problems))
     raise BackendError(f"the LLM ({model}) could not {what}: {tries} answers failed validation — {listed}",

@@ -1,8 +1,9 @@
 """write: the story in steps, as the talk's product does it, each step JSON-schema constrained and checked.
 
 1. plan  — title and cast sheet (hero: name from the brief or chosen, kind, look; one companion)
-2. story — the whole story in one answer (small models keep a thread far better in one go than page by
-           page), opening on the hero, then shared out over the pages by sentences
+2. story — the story in one answer (small models keep a thread far better in one go than page by page),
+           opening on the hero, then shared out over the pages by sentences; a book longer than one
+           answer can hold (1,000 characters) is written in turns, each continuing the last pages
 3. scenes — one key scene per page, in English, naming who is in the picture and where
 
 Tuned for SmolLM2-135M: short fields, one few-shot example where it helps, examples' own words
@@ -27,7 +28,9 @@ from taleloom.stages.llm_json import ask_json
 # (plan, scenes) run at most at PLAN_TEMPERATURE: their fields must be right more than surprising.
 DEFAULT_SAMPLING = Sampling(temperature=0.6, top_p=0.95, top_k=40, repeat_penalty=1.15)
 PLAN_TEMPERATURE = 0.4
-RELEVANCE_TRIES = 2  # tries that must stay close to the photo / idea; later tries only need to be sound
+# Tries whose answer must stay close to the photo / idea; later tries only need to be sound. The story is
+# the costly answer (a few seconds of CPU), so it gets one such try, the short plan two.
+PLAN_RELEVANCE_TRIES, STORY_RELEVANCE_TRIES = 2, 1
 # Names the LLM picks from when the brief gives none. A free pattern let the small model "name" its hero
 # Awesome, Golden or Llama; a list of short storybook names from many languages keeps names names.
 NAMES = ("Mina", "Leo", "Luna", "Milo", "Noah", "Sora", "Hana", "Yuki", "Theo", "Ava", "Ezra", "Zara", "Kai",
@@ -37,7 +40,7 @@ NAMES = ("Mina", "Leo", "Luna", "Milo", "Noah", "Sora", "Hana", "Yuki", "Theo", 
 NAME = {"type": "string", "enum": list(NAMES)}
 _KIND_END = re.compile(r"\s*(?:[,;.]|\b(?:with|who|that|which|and|in|on|at|by|near|next|under|from|to|is|was)\b).*$",
                        re.IGNORECASE)
-_PROMPT_WORDS = ("Tone:", "year-old", "Begin with", "Reader:", "About:", "JSON")
+_PROMPT_WORDS = ("Tone:", "year-old", "Begin with", "Reader:", "About:", "JSON", "Make it", "short sentences")
 
 
 def _text(min_len: int, max_len: int) -> dict[str, Any]:
@@ -107,7 +110,7 @@ def plan(about: str, brief: Brief, llm: TextModel, sampling: Sampling) -> tuple[
             return "the friend has the hero's name"
         if not st.english_letters(d["title"] + hero["kind"] + hero["look"]):
             return "not English"
-        if attempt < RELEVANCE_TRIES and not st.content_words(hero["kind"]) & st.content_words(about):
+        if attempt < PLAN_RELEVANCE_TRIES and not st.content_words(hero["kind"]) & st.content_words(about):
             return f"the hero ({hero['kind']}) is not from the photo or idea"
         return st.copied(json.dumps(d), PLAN_EXAMPLE_WORDS, user)
 
@@ -169,7 +172,7 @@ def _story(user: str, pages: int, age: int, hero: str, llm: TextModel, sampling:
             return "the prompt leaked into the story"
         if not st.mentions(story, hero):
             return f"the hero {hero} is not in the story"
-        if attempt < RELEVANCE_TRIES and wanted and len(wanted & st.content_words(story)) < min(2, len(wanted)):
+        if attempt < STORY_RELEVANCE_TRIES and wanted and len(wanted & st.content_words(story)) < min(2, len(wanted)):
             return "the story strays from the photo or idea"
         if problem := st.repetition(story):
             return problem
@@ -231,7 +234,7 @@ SCENE_SYSTEM = ("You describe the picture for a page of a children's book: who i
                 "and where. Answer with JSON only.")
 SCENE_EXAMPLE = ("Page: Bo woke up late. He ran to the river to catch a fish for breakfast.\nHero: Bo, a brown bear.",
                  {"scene": "a brown bear running to a river in a sunny forest"})
-SCENE_EXAMPLE_WORDS = {"Bo", "bear", "breakfast"}
+SCENE_EXAMPLE_WORDS = {"Bo", "bear", "breakfast", "river", "fish", "forest"}  # unless the page has them
 
 
 def scene_for(text: str, cast: list[CastMember], llm: TextModel, sampling: Sampling, page: int,
@@ -255,7 +258,10 @@ def scene_for(text: str, cast: list[CastMember], llm: TextModel, sampling: Sampl
 
     d = ask_json(llm, messages, _object(scene=_text(12, 110)),
                  _sampling(sampling, 100 + page, cool=True, max_tokens=60), f"describe the scene of page {page}", check)
-    return st.trim_words(d["scene"], 20).rstrip(".…")
+    scene = st.trim_words(d["scene"], 20).rstrip(".…")
+    for member in cast:  # small models lower-case names: "lena, a big cat"
+        scene = re.sub(rf"\b{re.escape(member.name)}\b", member.name, scene, flags=re.IGNORECASE)
+    return scene
 
 
 def _scenes(texts: list[str], cast: list[CastMember], llm: TextModel, sampling: Sampling,
@@ -299,13 +305,13 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
     if cast is None:
         cast = list(getattr(draft_or_book_pages, "cast", None) or [])
     if not cast and brief.hero:
-        cast = [CastMember(name=brief.hero, look=brief.hero)]
+        cast = [CastMember(name=brief.hero, look="the hero")]
     old = pages[n - 1].text
     limit = st.words_per_page(brief.age)
     hero = cast[0].name if cast and st.mentions(old, cast[0].name) else None
     before = f"The page before: {pages[n - 2].text}\n" if n > 1 else ""
     user = (f"{before}This page of a children's story: {old}\nRewrite this page: {instruction.strip()}. "
-            f"Use at most {limit} words for a {brief.age}-year-old. Tone: {brief.tone}."
+            f"Use at most {limit} words for a {brief.age}-year-old. Make it {brief.tone}."
             + (f" Keep {hero} in it." if hero else ""))
     others = {st.clean(p.text).lower() for i, p in enumerate(pages) if i != n - 1}
 
