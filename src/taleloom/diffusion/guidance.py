@@ -61,7 +61,7 @@ class Denoiser:
             raise ValueError(f"guidance must be >= 0 (1 = no guidance, 3–7 typical), got {guidance}")
         if guidance != 1.0 and uncond is None:
             raise ValueError("guidance != 1 needs an unconditional input: pass uncond=model.null_context(B)")
-        if cond is None and uncond is None:
+        if cond is None:
             raise ValueError("Denoiser needs a condition: pass cond=(context, mask)")
         self.model_fn = model_fn
         self.schedule = schedule
@@ -96,7 +96,7 @@ class Denoiser:
         g = self.guidance
         if self.uncond is None or g == 1.0:
             (out,) = self._forward(x_t, t, [self.cond])
-        elif g == 0.0 or self.cond is None:
+        elif g == 0.0:
             (out,) = self._forward(x_t, t, [self.uncond])
         else:
             out_c, out_u = self._forward(x_t, t, [self.cond, self.uncond])
