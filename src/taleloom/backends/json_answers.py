@@ -8,15 +8,17 @@ from typing import Any
 
 
 def first_json_object(text: str) -> Any:
-    """`text` as JSON, else its first {...} block (models wrap JSON in prose or code fences); None if neither."""
+    """`text` as JSON, else its first {...} block (models wrap JSON in prose or code fences); None if neither.
+
+    Raw line breaks inside strings are accepted (strict=False): small models write stories that way."""
     try:
-        return json.loads(text)
+        return json.loads(text, strict=False)
     except ValueError:
         pass
     match = re.search(r"\{.*\}", text, re.DOTALL)
     if match:
         try:
-            return json.loads(match.group(0))
+            return json.loads(match.group(0), strict=False)
         except ValueError:
             return None
     return None

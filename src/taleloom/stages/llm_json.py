@@ -8,13 +8,12 @@ and after the last try a BackendError lists what went wrong in every try.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 
 from taleloom.backends.base import Sampling, TextModel
+from taleloom.backends.json_answers import first_json_object
 from taleloom.errors import BackendError
 
 TRIES = 4  # answers asked for before giving up
@@ -25,16 +24,9 @@ Check = Callable[[dict[str, Any], int], str | None]  # (answer, try index from 0
 
 
 def parse_object(text: str) -> dict[str, Any] | None:
-    """The JSON object in `text` (raw newlines inside strings allowed); its first {...} block if it has prose
-    around it (backends without constrained decoding); None if there is none."""
-    for candidate in (text, *re.findall(r"\{.*\}", text, re.DOTALL)[:1]):
-        try:
-            value = json.loads(candidate, strict=False)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
+    """The JSON object in `text` (or in prose around it, from backends without constrained decoding)."""
+    value = first_json_object(text)
+    return value if isinstance(value, dict) else None
 
 
 def ask_json(llm: TextModel, messages: list[dict[str, str]], schema: dict[str, Any], sampling: Sampling,
