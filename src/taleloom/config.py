@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -33,6 +34,9 @@ class Settings(BaseSettings):
     narrator: str = "espeak"
     # torch device for local models: "cpu", "cuda", "auto"
     device: str = "auto"
+    # per-role backend Options, e.g. toml `[backend_options.illustrator]` refiner = "/models/refiner";
+    # unknown fields are refused by the backend's own Options model
+    backend_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     # SQLAlchemy URL; default is SQLite inside data_dir
     database_url: str | None = None
     # service limits
