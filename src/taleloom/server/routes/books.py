@@ -183,7 +183,9 @@ def list_books(user: UserDep, store: StoreDep):
 
 
 @router.get("/{book_id}", response_model=BookPublic, summary="Status, stages and pages of a book")
-def get_book(book: BookDep, request: Request, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
+async def get_book(book: BookDep, request: Request, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
+    """Polled often while a book is made, so it stays on the event loop: an indexed lookup and one small
+    JSON file cost less than a hop to the thread pool, which under load waits behind the job threads."""
     return book_public(book, load_manifest(settings, book.id), f"/v1/books/{book.id}",
                        current=jobs.current.get(book.id), share_url=share_url(request, store, book.id))
 
@@ -199,7 +201,7 @@ async def book_events(book: BookDep, request: Request, settings: SettingsDep, st
     async def stream():
         try:
             row = await run_in_threadpool(store.get_book, book.id) or book
-            snap = await run_in_threadpool(get_book, row, request, settings, store, jobs)
+            snap = await get_book(row, request, settings, store, jobs)
             yield hub.message("snapshot", snap.model_dump(mode="json")).encode()
             if row.status in ("done", "failed"):
                 return

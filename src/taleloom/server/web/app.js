@@ -70,14 +70,15 @@ async function loadOptions() {
   const opts = await (await fetch("/v1/options")).json();
   const fill = (select, entries, chosen) => {
     select.innerHTML = "";
-    for (const [value, text] of entries) {
+    for (const [value, text, title] of entries) {
       const o = document.createElement("option");
-      o.value = value; o.textContent = text; o.selected = value === chosen;
+      o.value = value; o.textContent = text; o.title = title || ""; o.selected = value === chosen;
       select.append(o);
     }
   };
-  fill($("lang"), Object.entries(opts.languages).map(([c, n]) => [c, `${n} (${c})`]), "en");
-  fill($("style"), Object.entries(opts.styles).map(([n, d]) => [n, d ? `${n} — ${d}` : n]), opts.default_style);
+  fill($("lang"), Object.entries(opts.languages).map(([c, n]) => [c, n, c]), "en");
+  fill($("style"), Object.entries(opts.styles).map(([n, d]) => [n, n[0].toUpperCase() + n.slice(1), d]),
+       opts.default_style);
   $("pages").max = opts.max_pages;
 }
 
