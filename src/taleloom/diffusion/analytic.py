@@ -121,19 +121,33 @@ def default_mixture() -> GaussianMixture:
 
 # --- distances to the truth ------------------------------------------------------------------------
 def _projected_quantiles(gmm: GaussianMixture, theta: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """Quantiles (P, n) of the 1-D mixtures θ_pᵀx₀ at `levels` (n,), by bisection on the exact CDF."""
-    m = theta @ gmm.means.T  # (P, K)
-    sd = torch.einsum("pi,kij,pj->pk", theta, gmm.covs, theta).sqrt()  # (P, K)
-    lo = (m - 9 * sd).min(dim=1).values[:, None].expand(-1, len(levels)).clone()
-    hi = (m + 9 * sd).max(dim=1).values[:, None].expand(-1, len(levels)).clone()
+    """Quantiles (P, n) of the 1-D mixtures θ_pᵀx₀ at `levels` (n,), from the exact CDF.
+
+    The CDF is inverted by interpolation on a fine grid, then polished with two Newton steps.
+    """
+    m = theta @ gmm.means.T  # (P, K) projected means
+    sd = torch.einsum("pi,kij,pj->pk", theta, gmm.covs, theta).sqrt()  # (P, K) projected std devs
     w = gmm.weights
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        cdf = (w * torch.special.ndtr((mid[..., None] - m[:, None]) / sd[:, None])).sum(-1)
-        below = cdf < levels
-        lo = torch.where(below, mid, lo)
-        hi = torch.where(below, hi, mid)
-    return 0.5 * (lo + hi)
+
+    def cdf_pdf(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # x (P, N) → both (P, N)
+        z = (x[..., None] - m[:, None]) / sd[:, None]
+        cdf = (w * torch.special.ndtr(z)).sum(-1)
+        pdf = (w * torch.exp(-0.5 * z * z) / (sd[:, None] * (2 * torch.pi) ** 0.5)).sum(-1)
+        return cdf, pdf
+
+    lo, hi = (m - 10 * sd).min(dim=1).values, (m + 10 * sd).max(dim=1).values
+    grid = lo[:, None] + (hi - lo)[:, None] * torch.linspace(0, 1, 20_001, dtype=torch.float64)  # (P, G)
+    cdf_grid = cdf_pdf(grid)[0]
+    x = torch.empty(len(theta), len(levels), dtype=torch.float64)
+    for p in range(len(theta)):  # per direction: invert the tabulated CDF linearly
+        idx = torch.searchsorted(cdf_grid[p], levels).clamp(1, grid.shape[1] - 1)
+        c0, c1 = cdf_grid[p, idx - 1], cdf_grid[p, idx]
+        frac = ((levels - c0) / (c1 - c0).clamp(min=1e-300)).clamp(0, 1)
+        x[p] = grid[p, idx - 1] + frac * (grid[p, idx] - grid[p, idx - 1])
+    for _ in range(2):
+        cdf, pdf = cdf_pdf(x)
+        x = x - (cdf - levels) / pdf.clamp(min=1e-300)
+    return x
 
 
 class ExactSlices:
