@@ -48,7 +48,8 @@ def read_every_page(page, count: int) -> None:
                                " return i.complete && i.naturalWidth > 0; })()")
         assert page.inner_text("#page-text").strip()
         assert page.get_attribute("#page-img", "alt").startswith(f"Picture for page {n}")
-        assert page.eval_on_selector("#page-audio", "a => !!a.src && !a.hidden")
+        page.wait_for_function("(() => { const a = document.getElementById('page-audio');"
+                               " return !!a.src && !a.hidden; })()")
         if n < count:
             page.click("#next")
 

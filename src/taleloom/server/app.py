@@ -188,10 +188,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/options", tags=["service"], summary="Languages, styles and limits for the book form")
     def options():
-        from taleloom.server.routes.books import known_languages
         from taleloom.stages.stage import DEFAULT_STYLE, STYLES
+        from taleloom.stages.translate import LANGUAGES
 
-        return {"languages": known_languages() or {"en": "English"},
+        return {"languages": LANGUAGES,
                 "styles": {name: s.description for name, s in STYLES.items()}, "default_style": DEFAULT_STYLE,
                 "max_pages": settings.max_pages, "max_upload_bytes": settings.max_upload_bytes,
                 "max_pixels": settings.max_pixels}

@@ -138,10 +138,9 @@ class JobManager:
             self.hub.publish(job.book_id, data.get("kind", "progress"), data)
 
         p = job.params
-        if job.kind != "make" and len(orchestrator.load_book(book_dir).history) > p.get("history", 1 << 30):
-            # an edit cut off by a restart after it was recorded: finish the book, do not apply it twice
-            orchestrator.run_book(book_dir, self.backends, on_event=on_event)
-        elif job.kind == "make":
+        # an edit cut off by a restart after it was recorded only needs the book finished, not applied twice
+        recorded = job.kind != "make" and len(orchestrator.load_book(book_dir).history) > p.get("history", 1 << 30)
+        if job.kind == "make" or recorded:
             orchestrator.run_book(book_dir, self.backends, on_event=on_event)
         elif job.kind == "redraw":
             orchestrator.redraw_page(book_dir, self.backends, p["page"], seed=p.get("seed"), style=p.get("style"),

@@ -70,14 +70,6 @@ def check_brief(brief: Brief, settings: Settings) -> None:
     orchestrator.validate_brief(brief)
 
 
-def known_languages() -> dict[str, str]:
-    try:
-        from taleloom.stages.translate import LANGUAGES
-    except ImportError:
-        return {}
-    return dict(LANGUAGES)
-
-
 def check_pixels(data: bytes, settings: Settings) -> None:
     """Header-only size check, so an oversized photo is refused before anything decodes it."""
     try:
