@@ -36,6 +36,9 @@ def serve(host: str, port: int, data_dir: Path | None, workers: int | None, base
     if "base_url" not in settings.model_fields_set:  # nobody chose one: the address we listen on
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         settings = settings.model_copy(update={"base_url": f"http://{shown}:{port}"})
+        if shown != host:
+            click.echo(f"QR codes will point at {settings.base_url}; give --base-url with the address phones "
+                       "can reach (e.g. http://192.168.1.20:8000)", err=True)
     click.echo(f"Taleloom on http://{host}:{port}  (docs /docs, data {settings.data_dir}, "
                f"{settings.workers} worker(s))", err=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
