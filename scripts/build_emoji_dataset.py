@@ -214,15 +214,16 @@ def build(out: Path, views: int = 4, seed: int = 0, limit: int | None = None,
     font = ImageFont.truetype(str(FONT_PATH), size=FONT_SIZE)
     chars = select_emoji()
     tags = openmoji_tags(npm_cache or out.parent / "npm") if keywords else {}
+    if limit:  # a seeded sample, rendered until `limit` glyphs exist
+        random.Random(seed).shuffle(chars)
     glyphs: dict[str, Image.Image] = {}
     for e in chars:
         g = render_glyph(font, e)
         if g is not None:
             glyphs[e] = g
-    chars = [e for e in chars if e in glyphs]
-    if limit:
-        chars = random.Random(seed).sample(chars, min(limit, len(chars)))
-        chars.sort(key=lambda e: [ord(c) for c in e])
+            if limit and len(glyphs) == limit:
+                break
+    chars = sorted(glyphs, key=lambda e: [ord(c) for c in e])
     concepts = make_concepts(chars, tags)
     splits = assign_splits(len(concepts), views, seed)
     (out / "images").mkdir(parents=True, exist_ok=True)

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         step += 1
         if step % 50 == 0 or step == a.steps:
             with log.open("a") as f:
-                f.write(json.dumps({"step": step, "loss": float(loss), "s": round(time.perf_counter() - t0, 1)}) + "\n")
+                f.write(json.dumps({"step": step, "loss": loss.item(), "s": round(time.perf_counter() - t0, 1)}) + "\n")
             torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(), "gen": gen.get_state(), "step": step},
                        state_path)
     net.eval()

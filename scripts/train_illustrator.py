@@ -4,7 +4,7 @@
 Seeded and resumable (the engine's `train()` writes model.safetensors + config.json + train_state.pt
 every --checkpoint-every steps; `--resume` continues exactly). Two presets:
 
-    --preset cpu   the shipped model: ~5M parameters, batch 32, as many steps as the CPU allows
+    --preset cpu   the shipped model: ~2M parameters, batch 32, as many steps as the CPU allows
                    (shipped run: 2 CPU cores shared with other jobs; see the model card)
     --preset gpu   the same network, batch 128, 20k steps (minutes on one GPU)
 
@@ -28,11 +28,11 @@ from taleloom.diffusion.train import TrainConfig, train  # noqa: E402
 from taleloom.diffusion.unet import UNetConfig  # noqa: E402
 
 BASE_UNET = UNetConfig(
-    base_channels=32, channel_mults=(1, 2, 4), num_res_blocks=2, attention_resolutions=(8,), num_heads=4,
-    image_size=32, max_text_len=32, dropout=0.0,
+    base_channels=24, channel_mults=(1, 2, 4), num_res_blocks=1, attention_resolutions=(8,), num_heads=4,
+    norm_groups=8, image_size=32, max_text_len=32, dropout=0.0,
 )
 PRESETS = {
-    "cpu": dict(batch_size=32, max_steps=4000, lr=6e-4, warmup_steps=200, ema_decay=0.999, checkpoint_every=100),
+    "cpu": dict(batch_size=32, max_steps=6000, lr=1e-3, warmup_steps=50, ema_decay=0.995, checkpoint_every=50),
     "gpu": dict(batch_size=128, max_steps=20000, lr=4e-4, warmup_steps=500, ema_decay=0.9995,
                 checkpoint_every=1000, lr_schedule="cosine"),
 }

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Copy trained checkpoints into src/taleloom/assets/ (weights as fp16 safetensors) and rewrite
+assets/manifest.json with the sha256 of every shipped file.
+
+    python scripts/export_assets.py --illustrator runs/illustrator --upscaler runs/upscaler --aligned runs/aligned/model
+
+Any of the three may be left out (that asset stays as it is). The aligned encoder's vocabulary is
+marked with the concepts the illustrator was trained on (`trained`), which `nearest_concepts` uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_emoji_dataset import DEFAULT_OUT, load_manifest, storybook_concept  # noqa: E402
+
+from taleloom.assets import assets_root, write_manifest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1] / "src" / "taleloom" / "assets"
+
+
+def export_checkpoint(src: Path, dst: Path, image_size: int | None = None) -> None:
+    """model.safetensors (fp16) + config.json; `image_size` overrides the informative U-Net field
+    (the ×4 model trains on 64 px patches and samples 128 px pictures)."""
+    from safetensors.torch import load_file, save_file
+
+    dst.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.half().contiguous() for k, v in load_file(str(src / "model.safetensors")).items()}
+    save_file(tensors, str(dst / "model.safetensors"), metadata={"format_version": "1", "dtype": "float16"})
+    meta = json.loads((src / "config.json").read_text())
+    if image_size:
+        meta["train"]["patch_size"] = meta["unet"]["image_size"]  # what it trained on
+        meta["unet"]["image_size"] = image_size  # what it samples (fully convolutional)
+    meta["train"].pop("out_dir", None)
+    meta["train"].pop("cache_dir", None)
+    (dst / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def export_aligned(src: Path, dst: Path, data: Path) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("model.safetensors", "config.json", "vocabulary.safetensors"):
+        shutil.copyfile(src / name, dst / name)
+    manifest = load_manifest(data)
+    trained = {r["concept"] for r in manifest["images"] if r["split"] == "train"}
+    vocab = json.loads((src / "vocabulary.json").read_text(encoding="utf-8"))
+    for i, (v, c) in enumerate(zip(vocab, manifest["concepts"], strict=True)):
+        v["trained"] = bool(i in trained and storybook_concept(c))
+    (dst / "vocabulary.json").write_text(json.dumps(vocab, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--illustrator", type=Path)
+    p.add_argument("--upscaler", type=Path)
+    p.add_argument("--aligned", type=Path)
+    p.add_argument("--data", type=Path, default=DEFAULT_OUT)
+    a = p.parse_args(argv)
+    root = ROOT if ROOT.is_dir() else assets_root()
+    if a.illustrator:
+        export_checkpoint(a.illustrator, root / "illustrator")
+    if a.upscaler:
+        export_checkpoint(a.upscaler, root / "upscaler", image_size=128)
+    if a.aligned:
+        export_aligned(a.aligned, root / "aligned", a.data)
+    m = write_manifest(root)
+    print(f"{len(m['files'])} files, {m['bytes'] / 1e6:.1f} MB → {root / 'manifest.json'}")
+
+
+if __name__ == "__main__":
+    main()

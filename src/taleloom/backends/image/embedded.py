@@ -1,0 +1,195 @@
+"""Embedded illustrator and upscaler: our own diffusion models, trained on emoji, shipped in
+`taleloom/assets/` (hash-verified) and run on the CPU with no download.
+
+The base model draws 32×32 pictures of the concepts it was trained on (emoji names); the ×4
+super-resolution model turns them into 128×128 pictures. The illustrator only understands its
+concept vocabulary, so when a request carries `concepts` (the stage maps each scene onto them with
+`nearest_concepts`), the prompt is the first concept's name; otherwise the request's prompt is used
+as it is. `location` (from the spec "embedded:/path") points at a checkpoint folder of your own.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import torch
+from PIL import Image
+from pydantic import Field
+
+from taleloom.backends.base import Illustrator, Upscaler
+from taleloom.backends.base import Options as BaseOptions
+from taleloom.book import ImageRequest
+from taleloom.errors import BadInputError
+
+
+def _checkpoint(location: str | None, shipped: str) -> Path:
+    if location:
+        return Path(location)
+    from taleloom.assets import verified_dir
+
+    return verified_dir(shipped)
+
+
+def _model_id(kind: str, folder: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:12]
+    return f"taleloom-emoji-{kind}@{digest}"
+
+
+class _Lazy:
+    """Loads the TextToImage pipeline on first use (constructing a backend stays instant)."""
+
+    _pipe = None
+    model_id: str
+    _lock = threading.Lock()
+
+    def _load(self, location: str | None, shipped: str, kind: str, device: str):
+        if self._pipe is None:
+            with self._lock:
+                if self._pipe is None:
+                    from taleloom.diffusion.pipeline import TextToImage
+
+                    folder = _checkpoint(location, shipped)
+                    self._pipe = TextToImage(folder, device="cpu" if device == "auto" else device)
+                    self.model_id = _model_id(kind, folder)
+        return self._pipe
+
+
+class EmbeddedIllustrator(_Lazy, Illustrator):
+    name = "embedded"
+    max_batch = 4
+
+    class Options(BaseOptions):
+        device: str = Field("auto", description="'auto' = CPU; the model is small")
+        concept_template: str = Field("{concept}", description="prompt built from a request's first concept")
+
+    def __init__(self, location: str | None = None, model: str | None = None, **options):
+        self.options = self.Options(**options)
+        self.location = location or model
+        self.model_id = "taleloom-emoji-base"
+
+    @property
+    def pipe(self):
+        return self._load(self.location, "illustrator", "base", self.options.device)
+
+    def ready(self) -> tuple[bool, str]:
+        try:
+            pipe = self.pipe
+        except Exception as e:
+            return False, f"embedded illustrator unavailable: {e}"
+        return True, f"{self.model_id}, {pipe.image_size}×{pipe.image_size} px"
+
+    # --- concepts ------------------------------------------------------------------------------------
+    @property
+    def aligned(self):
+        from taleloom.diffusion.aligned import load_aligned_encoder
+
+        return load_aligned_encoder(None)
+
+    def concept_vocabulary(self) -> list[str]:
+        """The concept names the base model was trained on."""
+        return self.aligned.concept_vocabulary()
+
+    def nearest_concepts(self, text: str, k: int = 5) -> list[str]:
+        """The k trained concepts nearest to `text` (MiniLM similarity), best first."""
+        return self.aligned.nearest_concepts(text, k)
+
+    def prompt_for(self, request: ImageRequest) -> tuple[str, str]:
+        """(prompt, negative prompt) the model is given. With concepts: the first concept's name and no
+        negative prompt (the storybook negatives are words the emoji model never saw)."""
+        if request.concepts:
+            return self.options.concept_template.format(concept=request.concepts[0]), ""
+        return request.prompt, request.negative_prompt
+
+    # --- drawing -------------------------------------------------------------------------------------
+    def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
+        """One 32×32 picture per request; requests that share sampler settings run as one batch."""
+        pipe = self.pipe
+        out: list[Image.Image | None] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        prompts = [self.prompt_for(r) for r in requests]
+        for i, r in enumerate(requests):
+            groups.setdefault((prompts[i][1], r.sampler, r.steps, r.guidance), []).append(i)
+        for (negative, sampler, steps, guidance), idx in groups.items():
+            images = pipe.generate([prompts[i][0] for i in idx], negative_prompt=negative, sampler=sampler,
+                                   steps=steps, guidance=guidance, seeds=[requests[i].seed for i in idx])
+            for i, im in zip(idx, images, strict=True):
+                out[i] = im
+        return out  # type: ignore[return-value]
+
+    def img2img(self, request: ImageRequest, image: Image.Image, strength: float = 0.6) -> Image.Image:
+        prompt, negative = self.prompt_for(request)
+        return self.pipe.img2img(prompt, image, strength=strength, negative_prompt=negative, steps=request.steps,
+                                 guidance=request.guidance, seed=request.seed)
+
+    def inpaint(self, request: ImageRequest, image: Image.Image, mask: Image.Image) -> Image.Image:
+        prompt, negative = self.prompt_for(request)
+        small = image.convert("RGB").resize((self.pipe.image_size,) * 2, Image.Resampling.LANCZOS)
+        m = mask.convert("L").resize(small.size, Image.Resampling.NEAREST)
+        return self.pipe.inpaint(prompt, small, m, negative_prompt=negative, steps=request.steps,
+                                 guidance=request.guidance, seed=request.seed)
+
+
+class EmbeddedUpscaler(_Lazy, Upscaler):
+    """×4 super-resolution diffusion (32 → 128 px), conditioned on the bicubic-upsampled picture."""
+
+    name = "embedded"
+
+    class Options(BaseOptions):
+        device: str = Field("auto", description="'auto' = CPU")
+        sampler: str = "dpmpp_2m"
+        steps: int = Field(12, ge=1, le=250, description="denoising steps of the super-resolution model")
+        use_prompt: bool = Field(False, description="condition on the prompt text (else the learned null text)")
+
+    def __init__(self, location: str | None = None, model: str | None = None, **options):
+        self.options = self.Options(**options)
+        self.location = location or model
+        self.model_id = "taleloom-emoji-x4"
+
+    @property
+    def pipe(self):
+        return self._load(self.location, "upscaler", "x4", self.options.device)
+
+    def ready(self) -> tuple[bool, str]:
+        try:
+            pipe = self.pipe
+        except Exception as e:
+            return False, f"embedded upscaler unavailable: {e}"
+        return True, f"{self.model_id}, ×4 from {pipe.config.cond_channels}-channel low-res input"
+
+    def upscale(self, image: Image.Image, factor: int = 4, prompt: str = "", seed: int = 0) -> Image.Image:
+        return self.upscale_batch([image], factor, [prompt], [seed])[0]
+
+    @torch.no_grad()
+    def upscale_batch(self, images: list[Image.Image], factor: int = 4, prompts: list[str] | None = None,
+                      seeds: list[int] | None = None) -> list[Image.Image]:
+        """Upscale same-sized square pictures together (one batched denoising loop)."""
+        from taleloom.diffusion.data import pil_to_tensor, tensor_to_pil, to_rgb, upsample_condition
+        from taleloom.diffusion.guidance import Denoiser
+        from taleloom.diffusion.sample import sample_loop
+
+        if factor not in (2, 4):
+            raise BadInputError(f"the embedded upscaler enlarges 2× or 4×, not {factor}×", "use factor 4 (or 2)")
+        sizes = {im.size for im in images}
+        if len(sizes) != 1 or next(iter(sizes))[0] != next(iter(sizes))[1]:
+            raise BadInputError(f"pictures to upscale together must be square and the same size, got {sorted(sizes)}")
+        pipe = self.pipe
+        side = next(iter(sizes))[0]
+        seeds = seeds or [0] * len(images)
+        low = torch.stack([pil_to_tensor(to_rgb(im)) for im in images]).to(pipe.device)  # (B, 3, s, s)
+        cond_image = upsample_condition(low, 4 * side)
+        if self.options.use_prompt and prompts:
+            cond = pipe.encode(prompts)
+        else:
+            cond = pipe.model.null_context(len(images))
+        den = Denoiser(pipe.model, pipe.schedule, pipe.prediction_type, cond=cond, guidance=1.0, cond_image=cond_image)
+        x_T = torch.cat([torch.randn(1, 3, 4 * side, 4 * side, generator=torch.Generator().manual_seed(int(s)))
+                         for s in seeds]).to(pipe.device)
+        gen = torch.Generator(device=pipe.device).manual_seed(int(seeds[0]) + 1)
+        x0 = sample_loop(den, pipe.sampler(self.options.sampler), tuple(x_T.shape), self.options.steps, gen, x_T=x_T)
+        out = [tensor_to_pil(x) for x in x0]
+        if factor == 2:
+            out = [im.resize((2 * side, 2 * side), Image.Resampling.LANCZOS) for im in out]
+        return out
