@@ -15,13 +15,14 @@
 Writes benchmarks/results/illustrator_quality.json, illustrator_trilemma.png and the sample grid
 illustrator_samples.png. Needs the emoji data set (built if missing, ~1 minute).
 
-    python benchmarks/illustrator_quality.py [--n 48] [--quick]
+    python benchmarks/illustrator_quality.py [--n 32] [--threads 2] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -84,7 +85,7 @@ def generate(pipe, prompts: list[str], sampler: str, steps: int, guidance: float
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=DEFAULT_OUT)
-    p.add_argument("--n", type=int, default=48, help="held-out prompts to generate per configuration")
+    p.add_argument("--n", type=int, default=32, help="held-out prompts to generate per configuration")
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="only DPM-Solver++ 20 and DDPM 250 (no full curve)")
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     result: dict = {
         "feature_space": "FD-aligned: Fréchet distance of our aligned encoder's 384-d embeddings (not Inception FID)",
         "n_generated": len(pick), "n_real_heldout": len(recs_h), "guidance": a.guidance, "threads": a.threads,
-        "candidates": len(concepts),
+        "candidates": len(concepts), "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "real_ceiling": retrieval(emb_real[pick], enc.prototypes, truth),
         "fd_real_floor": round(frechet(emb_floor.numpy(), emb_real.numpy()), 4),
         "targets": TARGETS,

@@ -1,0 +1,69 @@
+"""Shipped illustrator, upscaler and aligned encoder: present, hash-verified, small, and they draw on the CPU."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from taleloom.assets import MODEL_FOLDERS, assets_root, read_manifest, sha256_file, verified_dir
+from taleloom.book import ImageRequest
+from taleloom.errors import ModelNotFoundError
+
+
+def test_manifest_matches_every_shipped_file():
+    m = read_manifest()
+    root = assets_root()
+    for folder in MODEL_FOLDERS:
+        assert verified_dir(folder) == root / folder
+        assert any(rel.startswith(f"{folder}/") for rel in m["files"])
+    for rel, sha in m["files"].items():
+        assert sha256_file(root / rel) == sha
+    assert m["bytes"] <= 60_000_000
+
+
+def test_tampered_file_is_refused_by_name(tmp_path):
+    root = tmp_path / "assets"
+    shutil.copytree(assets_root(), root, ignore=shutil.ignore_patterns("samples", "__pycache__"))
+    weights = root / "upscaler" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelNotFoundError, match="upscaler/model.safetensors"):
+        verified_dir("upscaler", root)
+    (root / "illustrator" / "config.json").unlink()
+    with pytest.raises(ModelNotFoundError, match="illustrator/config.json is missing"):
+        verified_dir("illustrator", root)
+
+
+def test_base_and_upscaler_draw_on_cpu():
+    from taleloom.backends.registry import create
+
+    ill = create("illustrator", "embedded")
+    up = create("upscaler", "embedded", steps=2)
+    reqs = [ImageRequest(prompt="x", concepts=["red apple"], steps=3, seed=1),
+            ImageRequest(prompt="red apple", steps=3, seed=2, sampler="ddim")]
+    images = ill.generate(reqs)
+    assert [im.size for im in images] == [(32, 32), (32, 32)]
+    again = ill.generate(reqs[:1])[0]
+    assert again.tobytes() == images[0].tobytes()  # same seed, same picture
+    big = up.upscale(images[0], 4, seed=1)
+    assert big.size == (128, 128) and big.mode == "RGB"
+    assert ill.model_id.startswith("taleloom-emoji-base@") and "red apple" in ill.nearest_concepts("an apple", 5)
+
+
+def test_draw_cli_works_offline(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from taleloom.cli.draw import draw
+
+    out = tmp_path / "apple.png"
+    res = CliRunner().invoke(draw, ["a red apple", "--n", "2", "--steps", "3", "--no-upscale", "--out", str(out),
+                                    "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output.strip().splitlines()[-1])
+    assert info["concepts"] == ["red apple"] and info["size"] == [32, 32]
+    assert Image.open(out).size == (64, 32)
