@@ -43,3 +43,17 @@ def atomic_save_image(path: str | os.PathLike, image, format: str = "PNG") -> Pa
     buf = io.BytesIO()
     image.save(buf, format=format)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete temp files that `atomic_write_bytes` left behind when its process was killed mid-write.
+
+    Call it only when no writer can be active in `folder` (e.g. when a crashed book is resumed):
+    the final files are intact by construction, the temps are just litter.
+    """
+    removed = []
+    for tmp in Path(folder).rglob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
