@@ -187,7 +187,7 @@ class _Run:
         self.dir, self.book, self.backends, self.on_event = Path(book_dir), book, backends, on_event
         self.stage = ""
         self.model_seconds = 0.0
-        self.model_ids: list[str] = []
+        self.used: dict[str, object] = {}  # role → backend used in the current stage
 
     def emit(self, kind: EventKind, progress: float | None = None, message: str = "", stage: str | None = None):
         if self.on_event:
@@ -203,11 +203,18 @@ class _Run:
         inner = self.backends.get(role)
         if not loaded:
             self.model_seconds += time.perf_counter() - t0  # loading weights is model time too
-        model_id = getattr(inner, "model_id", "") or getattr(inner, "name", role)
-        self.book.models[role] = model_id
-        if model_id not in self.model_ids:
-            self.model_ids.append(model_id)
+        self.used[role] = inner
         return _Metered(inner, self)
+
+    def record_models(self) -> str | None:
+        """Model ids of the backends this stage used (read after the calls: lazy backends name
+        their weights only once loaded)."""
+        ids = []
+        for role, inner in self.used.items():
+            model_id = getattr(inner, "model_id", "") or getattr(inner, "name", role)
+            self.book.models[role] = model_id
+            ids.append(model_id)
+        return ", ".join(dict.fromkeys(ids)) or None
 
     def save(self) -> None:
         save_book(self.dir, self.book)
@@ -216,7 +223,7 @@ class _Run:
 class _Metered:
     """Proxy that adds the time spent in a backend's model methods to the run's model seconds."""
 
-    TIMED = frozenset({"chat", "caption", "generate", "upscale", "speak", "img2img", "inpaint"})
+    TIMED = frozenset({"chat", "caption", "generate", "upscale", "speak", "img2img", "inpaint", "nearest_concepts"})
 
     def __init__(self, inner, run: _Run):
         self._inner, self._run = inner, run
@@ -255,7 +262,7 @@ def _run_stage(run: _Run, name: str, runner: Callable[[_Run], str | None]) -> No
     book = run.book
     rec = book.stages.setdefault(name, StageRecord(name=name))
     rec.status, rec.started, rec.finished, rec.message = "running", now(), None, None
-    run.stage, run.model_seconds, run.model_ids = name, 0.0, []
+    run.stage, run.model_seconds, run.used = name, 0.0, {}
     run.emit("started", 0.0)
     t0 = time.perf_counter()
     try:
@@ -269,7 +276,7 @@ def _run_stage(run: _Run, name: str, runner: Callable[[_Run], str | None]) -> No
         raise
     rec.seconds = round(time.perf_counter() - t0, 3)
     rec.model_seconds = round(run.model_seconds, 3)
-    rec.model_id = ", ".join(run.model_ids) or None
+    rec.model_id = run.record_models()
     rec.finished = now()
     rec.status = "skipped" if outcome and outcome.startswith("skipped:") else "done"
     rec.message = outcome.removeprefix("skipped:").strip() if outcome else None

@@ -115,8 +115,10 @@ def main_subject(book: Storybook, concept_mapper: ConceptMapper) -> str | None:
 
 
 def scene_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str], k: int = 5) -> str | None:
-    """Where the scene happens: the nearest concept that is not the subject."""
+    """Where the scene happens: the nearest concept that is not the subject nor a variant of it
+    ("polar bear" is no setting for "bear")."""
+    taken = {w for name in exclude for w in name.lower().split()}
     for name in concept_mapper(scene, k):
-        if name not in exclude:
+        if name not in exclude and not taken & set(name.lower().split()):
             return name
     return None
