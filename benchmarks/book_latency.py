@@ -53,12 +53,14 @@ def measure(pages: int, photo: Path, lang: str, seed: int) -> dict:
         "stages": stages, "models": book.models,
         "targets": {"total_seconds": TARGET_TOTAL_S, "overhead_fraction": TARGET_OVERHEAD},
         "meets_targets": {"total": total <= TARGET_TOTAL_S, "overhead": overhead / total <= TARGET_OVERHEAD},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_average_1m_after": round(os.getloadavg()[0], 2)},
     }
 
 
 def markdown(r: dict) -> str:
-    lines = [f"Book of {r['pages']} pages ({r['lang']}) on the embedded defaults, {r['machine']['cpus']} CPU cores:",
+    lines = [f"Book of {r['pages']} pages ({r['lang']}) on the embedded defaults, {r['machine']['cpus']} CPU cores "
+             f"(1-minute load average after the run: {r['machine']['load_average_1m_after']}):",
              "", "| stage | seconds | inside models | model |", "|---|---:|---:|---|"]
     for name, s in r["stages"].items():
         lines.append(f"| {name} | {s['seconds']:.1f} | {s['model_seconds']:.1f} | {s['model'] or ''} |")
