@@ -191,3 +191,10 @@ def test_backends_are_created_lazily_from_settings(tmp_path):
     assert be.narrator is be.narrator and be.loaded("narrator") and not be.loaded("illustrator")
     with pytest.raises(TypeError):
         Backends(painter=object())
+
+
+def test_backend_options_from_settings_reach_the_backend():
+    from taleloom.config import Settings
+
+    be = Backends.from_settings(Settings(narrator="espeak", backend_options={"narrator": {"speed": 120}}))
+    assert be.narrator.options.speed == 120

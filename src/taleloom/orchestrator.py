@@ -84,20 +84,21 @@ class Backends:
             return self._made[role]
 
     def _options(self, role: str) -> dict[str, Any]:
-        """Pass the configured torch device to backends whose Options take one."""
+        """The role's `backend_options` from Settings, plus the torch device for backends whose Options take one."""
+        given = dict(getattr(self.settings, "backend_options", {}).get(role, {}))
         spec = registry.Spec.parse(getattr(self.settings, role))
         entry = next((e for e in registry.available(role) if e.name == spec.name), None)
         target = getattr(entry.factory, "target", None) if entry else None
-        if target is None:
-            return {}
+        if target is None or "device" in given:
+            return given
         try:
             import importlib
 
             module, _, cls = target.partition(":")
             options = getattr(importlib.import_module(module), cls).Options
         except (ImportError, AttributeError):
-            return {}
-        return {"device": self.settings.device} if "device" in options.model_fields else {}
+            return given
+        return given | {"device": self.settings.device} if "device" in options.model_fields else given
 
     def loaded(self, role: str) -> bool:
         return role in self._made
