@@ -96,6 +96,8 @@ def test_validation_rules():
     assert ok == "A cat face sits in brown light."
     assert validate(json.dumps({"caption": "Spaceships zoom over a city skyline"}), ["cat face"], facts, None) is None
     assert validate(json.dumps({"caption": "short"}), ["cat face"], facts, None) is None
+    listing = "The bear, otter, squid, lab coat, a beautiful, warm, soft light."
+    assert validate(json.dumps({"caption": listing}), ["bear"], facts, None) is None
     assert validate(json.dumps({"caption": "A cat {json} face http://x.y"}), ["cat face"], facts, None) is None
 
 

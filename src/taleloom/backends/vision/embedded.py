@@ -127,6 +127,9 @@ def validate(answer: str, concepts: list[str], facts: dict[str, Any], hint: str 
     words = re.findall(r"[a-z']+", text.lower())
     if len(words) < 4 or len(set(words)) / len(words) < 0.5:  # "cat cat cat cat"
         return None
+    commas = text.count(",")
+    if commas >= 4 and len(words) < 3 * commas:  # "The bear, otter, squid, lab coat, ...": a list, not a caption
+        return None
     topic = {w for c in concepts for w in re.findall(r"[a-z]+", c.lower()) if len(w) > 2}
     topic |= {c["name"] for c in facts.get("colours", [])}
     topic |= set(re.findall(r"[a-z]+", (hint or "").lower()))
