@@ -198,3 +198,22 @@ def test_backend_options_from_settings_reach_the_backend():
 
     be = Backends.from_settings(Settings(narrator="espeak", backend_options={"narrator": {"speed": 120}}))
     assert be.narrator.options.speed == 120
+
+
+def test_pages_left_in_english_are_read_in_english(tmp_path, monkeypatch):
+    import sys
+
+    from taleloom.backends.speech.espeak import EspeakNarrator
+
+    class Recording(EspeakNarrator):
+        langs: list[str] = []
+
+        def speak(self, text, language):
+            self.langs.append(language)
+            return super().speak(text, language)
+
+    monkeypatch.setattr(sys.modules["taleloom.stages.translate"], "translate",
+                        lambda texts, lang, llm: [texts[0], texts[1]] + [f"[{lang}] {t}" for t in texts[2:]])
+    narrator = Recording()
+    book = run_book(make(tmp_path, lang="ko"), backends(narrator=narrator))  # title + page 1 kept in English
+    assert sorted(narrator.langs) == ["en", "ko"] and all(p.audio for p in book.pages)

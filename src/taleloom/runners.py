@@ -67,12 +67,14 @@ def run_translate(run: _Run) -> str | None:
     texts = ([book.title] if need_title else []) + [p.text for p in pages]
     if not texts:
         return None
-    out = translate(texts, book.brief.lang, _Lazy(run, "llm"))
+    result = translate(texts, book.brief.lang, _Lazy(run, "llm"))
+    out = list(result)
     if need_title:
         book.title_translated, out = out[0], out[1:]
     for page, text in zip(pages, out, strict=True):
         page.text_translated = text
-    return f"{len(texts)} texts → {book.brief.lang}"
+    warnings = list(getattr(result, "warnings", []))  # e.g. texts the LLM could not translate stay English
+    return f"{len(texts)} texts → {book.brief.lang}" + (f"; {'; '.join(warnings)}" if warnings else "")
 
 
 def run_stage(run: _Run) -> str | None:
@@ -117,18 +119,29 @@ def run_upscale(run: _Run) -> str | None:
 
 
 def run_narrate(run: _Run) -> str | None:
+    """Each page in the book's language; a page the LLM could not translate is read in English."""
     book = run.book
     pages = [p for p in book.pages if p.audio is None]
     if not pages:
         return None
-    result = narrate([p.text_translated or p.text for p in pages], book.brief.lang, run.backend("narrator"),
-                     on_progress=lambda d, t: run.progress(d, t, "pages read"))
-    if result.skipped:
-        return f"skipped: {result.message}"
-    for page, data, seconds in zip(pages, result.audio, result.seconds, strict=True):
-        page.audio = _write(run.dir, f"audio/{page.index}.wav", data)
-        page.audio_seconds = seconds
-    return f"{sum(s or 0 for s in result.seconds):.1f} s of audio"
+    lang = book.brief.lang
+    groups: dict[str, list[Page]] = {}
+    for p in pages:
+        groups.setdefault("en" if p.text_translated in (None, p.text) and lang != "en" else lang, []).append(p)
+    narrator, read, skipped = run.backend("narrator"), 0.0, []
+    for code, group in groups.items():
+        result = narrate([p.text_translated or p.text for p in group], code, narrator,
+                         on_progress=lambda d, t: run.progress(d, t, "pages read"))
+        if result.skipped:
+            skipped.append(result.message)
+            continue
+        for page, data, seconds in zip(group, result.audio, result.seconds, strict=True):
+            page.audio = _write(run.dir, f"audio/{page.index}.wav", data)
+            page.audio_seconds = seconds
+            read += seconds or 0.0
+    if skipped and not read:
+        return f"skipped: {'; '.join(skipped)}"
+    return f"{read:.1f} s of audio" + (f"; {'; '.join(skipped)}" if skipped else "")
 
 
 def run_bind(run: _Run) -> str | None:
