@@ -15,16 +15,13 @@ every --checkpoint-every steps; `--resume` continues exactly). Two presets:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_emoji_dataset import DEFAULT_OUT, TEXT_CACHE, EmojiCaptions  # noqa: E402
+from build_emoji_dataset import EmojiCaptions  # noqa: E402
+from recipe import run_recipe  # noqa: E402
 
-from taleloom.diffusion.train import TrainConfig, train  # noqa: E402
 from taleloom.diffusion.unet import UNetConfig  # noqa: E402
 
 BASE_UNET = UNetConfig(
@@ -38,31 +35,9 @@ PRESETS = {
 }
 
 
-def config_for(preset: str, out: str, **overrides) -> TrainConfig:
-    kw = dict(PRESETS[preset], out_dir=out, unet=BASE_UNET, schedule="cosine", timesteps=1000,
-              prediction_type="v", min_snr_gamma=5.0, cond_drop_prob=0.1, seed=0, device="auto", log_every=10,
-              cache_dir=str(TEXT_CACHE))
-    kw.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig(**kw)
-
-
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=DEFAULT_OUT, help="emoji data set folder (build_emoji_dataset.py)")
-    p.add_argument("--out", default="runs/illustrator", help="checkpoint folder (outside git)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-    p.add_argument("--max-steps", type=int)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    dataset = EmojiCaptions(a.data, size=BASE_UNET.image_size)
-    config = config_for(a.preset, a.out, max_steps=a.max_steps)
-    print(f"{len(dataset)} (image, caption) pairs from {dataset.n_images} training images; → {a.out}", flush=True)
-    result = train(config, dataset, resume=a.resume, progress=not a.no_progress)
-    print(f"done: step {result.step}, last loss {result.losses[-1] if result.losses else float('nan'):.4f}")
+    run_recipe(__doc__, "runs/illustrator", PRESETS, dict(unet=BASE_UNET),
+               lambda data: EmojiCaptions(data, size=BASE_UNET.image_size), argv)
 
 
 if __name__ == "__main__":
