@@ -348,7 +348,7 @@ def rewrite_page(book_dir: Path, backends: Backends, n: int, instruction: str,
         run = _Run(book_dir, book, backends, on_event)
         run.stage = "write"
         run.emit("started", 0.0, f"rewriting page {n}")
-        draft = rewrite(book.pages, n, instruction, book.brief, run.backend("llm"))
+        draft = rewrite(book, n, instruction, book.brief, run.backend("llm"))  # the book carries the cast sheet
         book.pages[n - 1] = Page(index=n, text=draft.text, scene=draft.scene)
         book.history.append(Change(action="rewrite", page=n,
                                    params={"instruction": instruction, "old_text": old.text}))
