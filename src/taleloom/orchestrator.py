@@ -250,6 +250,8 @@ def run_book(book_dir: Path, backends: Backends, on_event: OnEvent | None = None
     with _book_lock(book_dir):
         book = load_book(book_dir)
         run = _Run(book_dir, book, backends, on_event)
+        if not book.stage_done("bind"):
+            _warm_renderer()
         for name in STAGES:
             if book.stage_done(name):
                 continue
@@ -257,6 +259,14 @@ def run_book(book_dir: Path, backends: Backends, on_event: OnEvent | None = None
         total = sum(r.seconds or 0.0 for r in book.stages.values())
         run.emit("done", 1.0, f"book ready in {total:.1f} s", stage=BOOK)
         return book
+
+
+def _warm_renderer() -> None:
+    """Import WeasyPrint (~0.6 s) in the background while the models work, not on the bind stage's clock."""
+    import sys
+
+    if "weasyprint" not in sys.modules:
+        threading.Thread(target=__import__, args=("weasyprint",), name="warm-weasyprint", daemon=True).start()
 
 
 def _run_stage(run: _Run, name: str, runner: Callable[[_Run], str | None]) -> None:
