@@ -54,13 +54,22 @@ def measure(pages: int, photo: Path, lang: str, seed: int) -> dict:
         "targets": {"total_seconds": TARGET_TOTAL_S, "overhead_fraction": TARGET_OVERHEAD},
         "meets_targets": {"total": total <= TARGET_TOTAL_S, "overhead": overhead / total <= TARGET_OVERHEAD},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "load_average_1m_after": round(os.getloadavg()[0], 2)},
+                    "load_average_1m_after": round(os.getloadavg()[0], 2), "torch_threads": _torch_threads(),
+                    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
     }
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def markdown(r: dict) -> str:
     lines = [f"Book of {r['pages']} pages ({r['lang']}) on the embedded defaults, {r['machine']['cpus']} CPU cores "
-             f"(1-minute load average after the run: {r['machine']['load_average_1m_after']}):",
+             f""
+             f"(torch threads {r['machine']['torch_threads']}; 1-minute load average after the run: "
+             f"{r['machine']['load_average_1m_after']}):",
              "", "| stage | seconds | inside models | model |", "|---|---:|---:|---|"]
     for name, s in r["stages"].items():
         lines.append(f"| {name} | {s['seconds']:.1f} | {s['model_seconds']:.1f} | {s['model'] or ''} |")
@@ -79,11 +88,12 @@ def main() -> None:
     ap.add_argument("--lang", default="en")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
+    ap.add_argument("--name", default="book_latency", help="result file name (without .json)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     result = measure(args.pages, args.photo.resolve(), args.lang, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "book_latency.json"
+    path = args.out / f"{args.name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))
     print(f"\n(written to {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path})")
