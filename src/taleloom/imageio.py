@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from taleloom.errors import BadInputError, TooLargeError
 
@@ -60,7 +60,7 @@ def load_photo(source: bytes | str | Path, name: str | None = None, *, max_bytes
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img.load()
+            _load_strictly(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _too_many_pixels(name, (w, h), max_pixels) from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
@@ -72,6 +72,21 @@ def load_photo(source: bytes | str | Path, name: str | None = None, *, max_bytes
         img.thumbnail((keep_side, keep_side), Image.Resampling.LANCZOS)
         notes.append(f"scaled down from {w}×{h} to {img.width}×{img.height}")
     return Photo(image=img, source_format=fmt, source_size=(w, h), notes=notes)
+
+
+def _load_strictly(img: Image.Image) -> None:
+    """Decode the pixels, failing on a truncated file.
+
+    WeasyPrint sets PIL's process-wide `LOAD_TRUNCATED_IMAGES = True` when it is imported,
+    which would let a half-uploaded photo through with a grey bottom; we turn it off for
+    our own decode and put back whatever was there.
+    """
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        img.load()
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before
 
 
 def to_rgb(img: Image.Image, notes: list[str] | None = None) -> Image.Image:

@@ -24,7 +24,7 @@ from taleloom.backends import registry
 from taleloom.book import STAGES, Brief, Change, Page, StageRecord, Storybook, now
 from taleloom.config import Settings
 from taleloom.errors import BadInputError, TaleloomError
-from taleloom.files import atomic_save_image, atomic_write_json
+from taleloom.files import atomic_save_image, atomic_write_json, remove_stale_temps
 from taleloom.imageio import load_photo
 from taleloom.runners import RUNNERS
 from taleloom.stages.stage import concept_mapper_for, get_style, stage_page
@@ -248,6 +248,7 @@ def run_book(book_dir: Path, backends: Backends, on_event: OnEvent | None = None
     """Run every unfinished stage in order, saving after each; calling it again resumes."""
     book_dir = Path(book_dir)
     with _book_lock(book_dir):
+        remove_stale_temps(book_dir)  # litter from a run killed mid-write; we hold the lock, so no writer is active
         book = load_book(book_dir)
         run = _Run(book_dir, book, backends, on_event)
         if not book.stage_done("bind"):
