@@ -205,7 +205,7 @@ def _enlarge(image, scale: int):
 )
 @click.option("--prompt", "-p", required=True, help="what the picture should become")
 @click.option(
-    "--strength", default=0.6, show_default=True, type=float, help="0 keeps the image, 1 ignores it"
+    "--strength", default=0.6, show_default=True, type=float, help="in (0, 1]: 0.3 keeps most of the image, 1 ignores it"
 )
 @click.option(
     "--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("img2img.png"), show_default=True

@@ -188,10 +188,11 @@ class TextToImage:
         self, prompt: str, image: Image.Image, strength: float = 0.6, negative_prompt: str = "",
         sampler: str = "ddim", steps: int = 20, guidance: float = 3.0, seed: int = 0, progress: bool = False,
     ) -> Image.Image:  # fmt: skip
-        """Redraw `image` following `prompt`; strength 0 keeps it, 1 ignores it."""
+        """Redraw `image` following `prompt`; strength near 0 keeps most of it, 1 ignores it."""
         self._check_steps(steps)
-        if not 0.0 <= strength <= 1.0:
-            raise BadInputError(f"strength must be in [0, 1], got {strength}")
+        if not 0.0 < strength <= 1.0:
+            raise BadInputError(f"strength must be in (0, 1], got {strength}",
+                                "0.3 keeps the picture, 0.8 repaints most of it")
         x = self._image_batch(image, "the input image")
         den = self.denoiser([prompt], negative_prompt, guidance)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
