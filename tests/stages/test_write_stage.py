@@ -203,3 +203,35 @@ def test_repetition_and_copied_examples_are_caught():
     assert st.repetition("The cat ran home. Then it slept.") is None
     assert st.copied("Biscuit the dog", {"Biscuit", "crab"}, "a cat in a garden") == "copied the example (Biscuit)"
     assert st.copied("Biscuit the dog", {"Biscuit"}, "my dog Biscuit") is None
+
+
+def test_markup_and_stray_words_are_not_a_page():
+    assert "markup" in st.not_prose("{ { 'n_2' }}")
+    assert "markup" in st.not_prose("Nora ran [page 2] home to her mother.")
+    assert st.not_prose("Nora ran.") == "fewer than 4 words"
+    assert st.not_prose("Nora ran home and then the") == "no finished sentence"
+    assert st.not_prose("Nora ran home to her mother. She smiled!") is None
+
+
+class JunkFirstLLM(ScriptedLLM):
+    """Answers the first rewrite with a JSON echo (what SmolLM2 sometimes does), then a real page."""
+
+    def __init__(self):
+        super().__init__()
+        self.rewrites = 0
+
+    def chat(self, messages, sampling=None, schema=None):
+        if "Rewrite this page" in messages[-1]["content"]:
+            self.rewrites += 1
+            if self.rewrites == 1:
+                self.calls.append((messages, sampling, schema))
+                return json.dumps({"text": "Nora { { 'n_2' }} Nora"})
+        return super().chat(messages, sampling, schema)
+
+
+def test_rewrite_that_answers_junk_is_asked_again():
+    llm = JunkFirstLLM()
+    pages = [Page(index=i + 1, text=t, scene=f"scene {i}") for i, t in
+             enumerate(["Nora has a kite.", "The kite is stuck in a tree.", "Nora gets it back."])]
+    new = write.rewrite_page(pages, 2, "make it funnier", Brief(hero="Nora", seed=2), llm)
+    assert llm.rewrites == 2 and "{" not in new.text and "big red bird" in new.text

@@ -88,6 +88,21 @@ def repetition(text: str, n: int = 4) -> str | None:
     return None
 
 
+_NOT_PROSE = re.compile(r"[{}\[\]<>_=|\\#*]")
+
+
+def not_prose(text: str, min_words: int = 4) -> str | None:
+    """Why `text` is not a page of story (markup or code, a JSON echo like `{ { 'n_2' }}`, a few stray
+    words, no finished sentence), else None. A small model sometimes answers a schema with such junk."""
+    if m := _NOT_PROSE.search(text):
+        return f"the text has markup or code in it ({m.group()!r})"
+    if len(words(text)) < min_words:
+        return f"fewer than {min_words} words"
+    if not sentences(text):
+        return "no finished sentence"
+    return None
+
+
 def mentions(text: str, name: str) -> bool:
     return re.search(rf"\b{re.escape(name)}\b", text, re.IGNORECASE) is not None
 

@@ -168,6 +168,8 @@ def _story(user: str, pages: int, age: int, hero: str, llm: TextModel, sampling:
         story = st.clean(d["story"])
         if not st.english_letters(story):
             return "not English"
+        if problem := st.not_prose(story):
+            return problem
         if any(w in story for w in _PROMPT_WORDS):
             return "the prompt leaked into the story"
         if not st.mentions(story, hero):
@@ -325,7 +327,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
             return f"the hero {hero} is missing"
         if not st.english_letters(text):
             return "not English"
-        return st.repetition(text)
+        return st.not_prose(text) or st.repetition(text)
 
     messages = [{"role": "system", "content": STORY_SYSTEM + " Answer with JSON only."},
                 {"role": "user", "content": user}]
