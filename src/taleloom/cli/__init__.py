@@ -37,9 +37,11 @@ class LazyGroup(click.Group):
         try:
             return getattr(importlib.import_module(module), attr)
         except ImportError as e:  # a command whose module is missing: explain instead of crashing
-            @click.command(name=name, help=f"(unavailable: {e})")
+            why = str(e)  # `e` itself is unbound once the except block ends
+
+            @click.command(name=name, help=f"(unavailable: {why})")
             def unavailable():
-                raise click.ClickException(f"'{name}' is unavailable: {e}")
+                raise click.ClickException(f"'{name}' is unavailable: {why}")
 
             return unavailable
 
