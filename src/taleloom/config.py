@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     max_queue_per_user: int = 4
     max_queue_total: int = 64
     workers: int = 2
+    # calls at once per backend role, "llm=1,narrator=2" (roles not named keep their defaults)
+    concurrency: str = ""
+    # extra backends registered at start-up: "package.module:function[,other:function]"
+    plugins: str = ""
+    # load every backend in the background when the server starts (False: on the first request)
+    warm: bool = True
 
     @classmethod
     def settings_customise_sources(
@@ -66,8 +72,27 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides) -> Settings:
-    """Settings with CLI overrides applied (None values are ignored)."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings with CLI overrides applied (None values are ignored).
+
+    A bad value or an unknown name, in taleloom.toml or a TALELOOM_* variable, becomes one
+    `BadInputError` that names the setting and where settings come from, not a pydantic trace.
+    """
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from taleloom.errors import BadInputError
+
+    where = f"{_toml_path()}, TALELOOM_* environment variables or flags"
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'settings'}: {err['msg']}" for err in e.errors())
+        known = ", ".join(Settings.model_fields)
+        raise BadInputError(f"bad setting(s) in {where}: {problems}",
+                            f"fix or remove them; the settings are {known}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise BadInputError(f"{_toml_path()} is not valid TOML ({e})", "fix the file or point TALELOOM_CONFIG elsewhere") from None
 
 
 def resolve_device(name: str = "auto") -> str:

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from taleloom.backends import registry
 from taleloom.book import STAGES, Brief, Change, Page, StageRecord, Storybook, now
-from taleloom.config import Settings
+from taleloom.config import Settings, get_settings
 from taleloom.errors import BadInputError, TaleloomError
 from taleloom.files import atomic_save_image, atomic_write_json, remove_stale_temps
 from taleloom.imageio import load_photo
@@ -63,7 +63,7 @@ class Backends:
         unknown = set(given) - set(self.ROLES)
         if unknown:
             raise TypeError(f"unknown backend roles {sorted(unknown)}; known: {self.ROLES}")
-        self.settings = settings or Settings()
+        self.settings = settings or get_settings()
         self._made: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         self._lock = threading.RLock()
         self.load_seconds: dict[str, float] = {}

@@ -64,16 +64,16 @@ async def lifespan(app: FastAPI):
     # Job threads run CPU-bound Python (PDF layout, PNG encoding) beside the request handlers; a short
     # GIL switch interval keeps status requests quick while they do (5 ms is Python's default).
     sys.setswitchinterval(0.001)
-    app.state.plugins = load_plugins()
+    app.state.plugins = load_plugins(settings.plugins)
     app.state.store = store = Store.from_settings(settings)
-    app.state.backends = backends = service_backends(settings, concurrency_from_env())
+    app.state.backends = backends = service_backends(settings, concurrency_from_env(settings.concurrency))
     app.state.hub = hub = EventHub()
     app.state.jobs = jobs = JobManager(store, backends, hub, books_dir(settings), settings.workers)
     app.state.warm = {}
     resumed = jobs.start()
     log.info("taleloom %s: %d worker(s), %d job(s) resumed, data in %s", taleloom.__version__, jobs.workers,
              resumed, settings.data_dir)
-    if os.environ.get("TALELOOM_WARM", "1") != "0":
+    if settings.warm:
         threading.Thread(target=lambda: app.state.warm.update(warm(backends)), name="warm-up", daemon=True).start()
     yield
     jobs.stop()

@@ -1,0 +1,54 @@
+"""Settings: taleloom.toml < TALELOOM_* environment < flags, and every service knob settable in all three."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from taleloom.config import Settings, get_settings
+from taleloom.server.limits import concurrency_from_env
+
+
+@pytest.fixture
+def toml(tmp_path, monkeypatch):
+    path = tmp_path / "taleloom.toml"
+    monkeypatch.setenv("TALELOOM_CONFIG", str(path))
+    for name in ("TALELOOM_WORKERS", "TALELOOM_CONCURRENCY", "TALELOOM_WARM", "TALELOOM_PLUGINS", "TALELOOM_LLM"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+def test_toml_then_environment_then_flags(toml, monkeypatch):
+    toml.write_text('llm = "openai:http://127.0.0.1:9/v1"\nworkers = 3\nconcurrency = "llm=2"\nwarm = false\n'
+                    'plugins = "mypkg.backends:register"\n')
+    s = Settings()
+    assert (s.llm, s.workers, s.warm, s.plugins) == ("openai:http://127.0.0.1:9/v1", 3, False, "mypkg.backends:register")
+    assert concurrency_from_env(s.concurrency)["llm"] == 2
+    monkeypatch.setenv("TALELOOM_WORKERS", "5")
+    monkeypatch.setenv("TALELOOM_WARM", "1")
+    assert Settings().workers == 5 and Settings().warm is True
+    assert get_settings(workers=7, llm=None).workers == 7  # a flag wins; an unset flag changes nothing
+
+
+def test_unknown_or_bad_settings_are_refused(toml):
+    toml.write_text("wrokers = 3\n")
+    with pytest.raises(ValidationError, match="wrokers"):
+        Settings()
+    toml.write_text('workers = "many"\n')
+    with pytest.raises(ValidationError, match="workers"):
+        Settings()
+
+
+def test_cli_names_a_bad_setting_instead_of_a_trace(toml):
+    taleloom = [str(Path(sys.executable).parent / "taleloom"), "models"]
+    toml.write_text("wrokers = 3\n")
+    result = subprocess.run(taleloom, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "wrokers" in result.stderr and str(toml) in result.stderr
+    toml.write_text("workers = [\n")
+    result = subprocess.run(taleloom, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "not valid TOML" in result.stderr and "Traceback" not in result.stderr
