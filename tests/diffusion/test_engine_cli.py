@@ -6,7 +6,6 @@ import json
 import shutil
 
 import pytest
-import torch
 from click.testing import CliRunner
 from engine_helpers import tiny_checkpoint
 from PIL import Image
@@ -30,14 +29,6 @@ max_steps = 3
 checkpoint_every = 2
 warmup_steps = 1
 """
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def engine(*args):

@@ -27,14 +27,6 @@ from taleloom.diffusion.unet import UNet
 from taleloom.errors import BadInputError, ModelNotFoundError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def small_config(out, **kw) -> TrainConfig:
     base = dict(out_dir=str(out), unet=tiny_unet_config(8, dropout=0.1), batch_size=3, max_steps=7, lr=1e-3,
                 warmup_steps=2, checkpoint_every=3, log_every=2, cond_drop_prob=0.3)  # fmt: skip

@@ -10,14 +10,6 @@ from taleloom.diffusion.text_encoder import TEXT_DIM, cached_encode, get_text_en
 from taleloom.diffusion.unet import UNet, UNetConfig, count_parameters, timestep_embedding
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: more threads only add OpenMP overhead on a busy CPU
-    yield
-    torch.set_num_threads(n)
-
-
 def inputs(cfg: UNetConfig, b: int = 3, length: int = 7, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     s = cfg.image_size

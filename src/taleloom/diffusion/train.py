@@ -14,7 +14,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from taleloom.diffusion.checkpoint import STATE_NAME, save_checkpoint
 from taleloom.diffusion.data import load_all, upsample_condition
 from taleloom.diffusion.schedule import make_schedule, q_sample, snr, v_target
 from taleloom.diffusion.text_encoder import ENCODER_ID, TextEncoder, cached_encode
-from taleloom.diffusion.unet import UNet, UNetConfig
+from taleloom.diffusion.unet import UNet, UNetConfig, config_from_dict
 from taleloom.errors import BadInputError, TaleloomError
 from taleloom.files import atomic_write_bytes
 
@@ -89,13 +89,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Build from a (TOML/JSON) dict; unknown keys raise ValueError naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(
-                f"unknown TrainConfig field(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 @dataclass

@@ -16,6 +16,18 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def config_from_dict(cls, d: dict):
+    """`cls(**d)` for a config dataclass, but a misspelt key is a ValueError naming it and the known
+    ones (a typo in a recipe file must not be silently ignored or end in a bare TypeError)."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(
+            f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+        )
+    return cls(**d)
+
+
 @dataclass
 class UNetConfig:
     """Everything that fixes the U-Net's shape. Passed whole to every block and saved in checkpoints."""
@@ -56,13 +68,7 @@ class UNetConfig:
     @classmethod
     def from_dict(cls, d: dict) -> UNetConfig:
         """Build from a (JSON/TOML) dict; unknown keys raise ValueError naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(
-                f"unknown UNetConfig field(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
