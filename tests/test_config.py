@@ -52,3 +52,29 @@ def test_cli_names_a_bad_setting_instead_of_a_trace(toml):
     toml.write_text("workers = [\n")
     result = subprocess.run(taleloom, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "not valid TOML" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cpu_threads_leave_room_for_the_rest(monkeypatch):
+    from taleloom.config import cpu_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert cpu_threads() == 4 and cpu_threads(3) == 3
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert cpu_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert cpu_threads() == 2 and cpu_threads(5) == 5
+
+
+def test_local_torch_models_get_the_configured_threads(toml):
+    import torch
+
+    from taleloom.orchestrator import Backends
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        Backends(Settings(torch_threads=1)).get("illustrator")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

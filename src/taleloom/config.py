@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     plugins: str = ""
     # load every backend in the background when the server starts (False: on the first request)
     warm: bool = True
+    # PyTorch CPU threads for local models; 0 = OMP_NUM_THREADS if set, else half the cores (at least 1)
+    torch_threads: int = Field(default=0, ge=0)
 
     @classmethod
     def settings_customise_sources(
@@ -93,6 +95,23 @@ def get_settings(**overrides) -> Settings:
                             f"fix or remove them; the settings are {known}") from None
     except tomllib.TOMLDecodeError as e:
         raise BadInputError(f"{_toml_path()} is not valid TOML ({e})", "fix the file or point TALELOOM_CONFIG elsewhere") from None
+
+
+def cpu_threads(requested: int = 0) -> int:
+    """Threads for one model on the CPU: `requested`, else OMP_NUM_THREADS, else half the cores.
+
+    Why half: PyTorch and llama.cpp worker threads spin while they wait for each other, so a model
+    that takes every core beside anything else busy (the LLM, the web server, another book) runs
+    several times slower — on a 2-core machine a book took 169 s with 2 torch threads next to a busy
+    core and 30 s with 1 (benchmarks/book_latency.py). The models we run on a CPU are small and gain
+    little from more threads.
+    """
+    if requested > 0:
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 def resolve_device(name: str = "auto") -> str:

@@ -10,6 +10,7 @@ the later stages pending, and runs the book again.
 from __future__ import annotations
 
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from pydantic import ValidationError
 
 from taleloom.backends import registry
 from taleloom.book import STAGES, Brief, Change, Page, StageRecord, Storybook, now
-from taleloom.config import Settings, get_settings
+from taleloom.config import Settings, cpu_threads, get_settings
 from taleloom.errors import BadInputError, TaleloomError
 from taleloom.files import atomic_save_image, atomic_write_json, remove_stale_temps
 from taleloom.imageio import load_photo
@@ -67,6 +68,7 @@ class Backends:
         self._made: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
         self._lock = threading.RLock()
         self.load_seconds: dict[str, float] = {}
+        self._torch_threads_set = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Backends:
@@ -77,11 +79,20 @@ class Backends:
             if role not in self._made:
                 t0 = time.perf_counter()
                 backend = registry.create(role, getattr(self.settings, role), **self._options(role))
+                self._limit_torch_threads()
                 if hasattr(backend, "use_llm") and role != "llm":  # e.g. the embedded captioner words with the LLM
                     backend.use_llm(lambda: self.get("llm"))
                 self._made[role] = backend
                 self.load_seconds[role] = time.perf_counter() - t0
             return self._made[role]
+
+    def _limit_torch_threads(self) -> None:
+        """Once a backend has brought in PyTorch, give it `cpu_threads()` threads (see there why)."""
+        if not self._torch_threads_set and "torch" in sys.modules:
+            import torch
+
+            torch.set_num_threads(cpu_threads(getattr(self.settings, "torch_threads", 0)))
+            self._torch_threads_set = True
 
     def _options(self, role: str) -> dict[str, Any]:
         """The role's `backend_options` from Settings, plus the torch device for backends whose Options take one."""

