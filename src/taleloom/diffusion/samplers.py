@@ -9,9 +9,20 @@ Timestep spacing (`spacing=`):
   Flawed", Table 2): t_i = round(T − i·T/n) − 1 for i = 0…n−1, evenly spaced over the schedule's T.
   Every grid starts at the noisiest step T−1 (the level training saw for pure noise), n = T gives
   T−1, …, 0, and n = 20 ends at t = 49 before the jump to clean data.
-- "logsnr": uniform in λ = log(α/σ) between t = T−1 and t = 0, rounded to integer timesteps (the
-  spacing Lu et al. 2022 recommend for DPM-Solver in pixel space). It reaches t = 0 for any n, so the
-  final jump to clean data is tiny; see benchmarks/sampler_accuracy.py for what that buys.
+- "logsnr": t = T−1 first (pure noise), then n−1 points uniform in λ = log(α/σ) from
+  λ = −log(SIGMA_HI) (VE noise level σ/α = 10) down to t = 0, rounded to integer timesteps (the
+  spacing Lu et al. 2022 recommend for DPM-Solver in pixel space). Above σ/α ≈ 10 the data prediction
+  x̂₀ is constant to O(σ_data²/σ²), so the exponential-integrator step from T−1 is exact there; spending
+  grid points at higher noise only starves the region where x̂₀ changes (σ/α ∈ [0.05, 2]). Without the
+  clip, the cosine schedule's clipped last β (ᾱ_{T−1} ≈ 1e−8, λ ≈ −9.9) put 8 of 20 points at t ≥ 991
+  (Lu et al. likewise truncate the cosine schedule's λ range; diffusers: lambda_min_clipped).
+- "karras": t = T−1 first, then n−1 points at the EDM noise levels of Karras et al. 2022 (eq. 5,
+  ρ = 7) from σ/α = SIGMA_HI down to the schedule's smallest, σ_0/α_0, rounded to integer timesteps.
+  (EDM's own σ_max = 80 spends a third of the points above σ = 10 and is 2.5x less accurate at 20
+  steps on benchmarks/sampler_accuracy.py.)
+Both reach t = 0 for any n ≥ 2, so the final jump to clean data (x̂₀ at σ_0, 0.6–1 % noise) is tiny;
+see benchmarks/sampler_accuracy.py for what each buys. Rounding can repeat a timestep where the target
+levels are dense (near t = 0); repeats are pushed apart by one so the grid stays strictly descending.
 """
 
 from __future__ import annotations
@@ -27,7 +38,9 @@ from taleloom.errors import choice_error
 CLEAN = -1  # pseudo-timestep of clean data: ᾱ = 1
 
 
-SPACINGS = ("trailing", "logsnr")
+SPACINGS = ("trailing", "logsnr", "karras")
+SIGMA_HI = 10.0  # largest noise level σ/α of the graded part of the "logsnr" / "karras" grids
+KARRAS_RHO = 7.0
 
 
 def _check_steps(num_steps: int, T: int) -> int:
@@ -50,23 +63,48 @@ def trailing_timesteps(num_train_timesteps: int, num_steps: int) -> torch.Tensor
     return (grid.round() - 1).long()
 
 
-def logsnr_timesteps(alphas_cumprod: torch.Tensor, num_steps: int) -> torch.Tensor:
-    """Descending LongTensor of `num_steps` timesteps uniform in log-SNR from T−1 down to 0.
-
-    Rounding to the integer grid can repeat a timestep where λ is steep (near t = 0); repeats are
-    pushed apart by one so the grid stays strictly descending with exactly `num_steps` points.
-    """
-    T = alphas_cumprod.shape[0]
-    n = _check_steps(num_steps, T)
+def _ve_sigmas(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """σ_t/α_t = √((1−ᾱ_t)/ᾱ_t) (float64, increasing in t): the noise level of x_t/α_t."""
     ac = alphas_cumprod.to(torch.float64)
-    lam = 0.5 * (ac.log() - torch.log1p(-ac))  # decreasing in t
-    target = torch.linspace(float(lam[-1]), float(lam[0]), n, dtype=torch.float64)  # noisy → clean
-    t = (lam[None, :] - target[:, None]).abs().argmin(dim=1).tolist()  # descending, maybe repeated
+    return (torch.log1p(-ac) - ac.log()).mul(0.5).exp()
+
+
+def _snap_to_grid(log_sigma: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Grid [T−1, nearest t (in log σ) to each target…], strictly descending (repeats pushed apart)."""
+    T = log_sigma.shape[0]
+    t = [T - 1] + (log_sigma[None, :] - targets.log()[:, None]).abs().argmin(dim=1).tolist()
+    n = len(t)
     for i in range(n - 2, -1, -1):  # from the clean end: strictly above the next one
         t[i] = max(t[i], t[i + 1] + 1)
     for i in range(n):  # from the noisy end: at most T−1−i
         t[i] = min(t[i], T - 1 - i)
     return torch.tensor(t, dtype=torch.long)
+
+
+def _graded_timesteps(alphas_cumprod: torch.Tensor, num_steps: int, rho: float | None) -> torch.Tensor:
+    T = alphas_cumprod.shape[0]
+    n = _check_steps(num_steps, T)
+    sig = _ve_sigmas(alphas_cumprod)
+    if n == 1:
+        return torch.tensor([T - 1], dtype=torch.long)
+    hi, lo = min(SIGMA_HI, float(sig[-2])), float(sig[0])
+    # n = 2: the one graded point is t = 0 (the grid always reaches the smallest noise level)
+    r = torch.linspace(0.0, 1.0, n - 1, dtype=torch.float64) if n > 2 else torch.ones(1, dtype=torch.float64)
+    if rho is None:  # uniform in log σ = uniform in λ
+        targets = torch.exp(math.log(hi) + r * (math.log(lo) - math.log(hi)))
+    else:  # Karras et al. 2022, eq. 5
+        targets = (hi ** (1 / rho) + r * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
+    return _snap_to_grid(sig.log(), targets)
+
+
+def logsnr_timesteps(alphas_cumprod: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """Descending LongTensor: T−1, then `num_steps`−1 timesteps uniform in log-SNR from σ/α = SIGMA_HI to t = 0."""
+    return _graded_timesteps(alphas_cumprod, num_steps, None)
+
+
+def karras_timesteps(alphas_cumprod: torch.Tensor, num_steps: int, rho: float = KARRAS_RHO) -> torch.Tensor:
+    """Descending LongTensor: T−1, then `num_steps`−1 timesteps at Karras (ρ) levels from σ/α = SIGMA_HI to t = 0."""
+    return _graded_timesteps(alphas_cumprod, num_steps, rho)
 
 
 class Sampler:
@@ -81,7 +119,7 @@ class Sampler:
             raise ValueError(str(choice_error("timestep spacing", spacing, SPACINGS)))
         self.schedule = schedule
         self.clip_sample = clip_sample  # clamp x̂₀ to [−c, c] (images: 1.0); None = exact, no clamp
-        self.spacing = spacing  # "trailing" (even in t) or "logsnr" (even in log-SNR), see module doc
+        self.spacing = spacing  # "trailing" (even in t), "logsnr" (even in log-SNR) or "karras", see module doc
         self._ac = schedule.alphas_cumprod.to(torch.float64)  # ᾱ_t, (T,)
         self.timesteps = torch.empty(0, dtype=torch.long)
         self._index: dict[int, int] = {}
@@ -98,6 +136,8 @@ class Sampler:
         """Choose the grid for `num_steps` model evaluations and reset any multistep state."""
         if self.spacing == "logsnr":
             self.timesteps = logsnr_timesteps(self._ac, num_steps)
+        elif self.spacing == "karras":
+            self.timesteps = karras_timesteps(self._ac, num_steps)
         else:
             self.timesteps = trailing_timesteps(self.num_train_timesteps, num_steps)
         self._index = {int(t): i for i, t in enumerate(self.timesteps)}
@@ -254,17 +294,73 @@ class DPMSolverPP2MSampler(Sampler):
         return sigma_ratio * sample - math.sqrt(ac_p) * math.expm1(-h) * d
 
 
+class DPMSolverPP3MSampler(DPMSolverPP2MSampler):
+    """DPM-Solver++(3M): the third-order multistep of Lu et al. 2022 (as in their code and diffusers).
+
+    With h = λ_p − λ_s, r₀ = h₀/h, r₁ = h₁/h (h₀, h₁ the two previous λ steps) and x̂₀ history m₀, m₁, m₂:
+        D₁⁰ = (m₀ − m₁)/r₀,  D₁¹ = (m₁ − m₂)/r₁,
+        D₁ = D₁⁰ + r₀/(r₀ + r₁)·(D₁⁰ − D₁¹),  D₂ = (D₁⁰ − D₁¹)/(r₀ + r₁),
+        x_p = (σ_p/σ_s) x_s − α_p(e^{−h} − 1) m₀ + α_p((e^{−h} − 1)/h + 1) D₁ − α_p((e^{−h} − 1 + h)/h² − ½) D₂.
+    Warm-up: first order on the first step, second order (2M) on the second; the final step to clean
+    data returns x̂₀. Deterministic; `generator` is ignored.
+    """
+
+    name = "dpmpp_3m"
+    order = 3
+
+    def reset(self) -> None:
+        self._hist: list[tuple[int, torch.Tensor]] = []  # (timestep, x̂₀) of consecutive grid points
+
+    def step(self, eps, t, sample, generator=None):
+        t = int(t)
+        i = self.index_of(t)
+        p = self.prev_timestep(t)
+        ac_t = self.alpha_bar(t)
+        m0 = self.predict_x0(eps, sample, ac_t)
+        # use history only while it is the grid's preceding points (img2img may start mid-grid)
+        hist = []  # most recent first
+        for k, (tt, m) in enumerate(reversed(self._hist), 1):
+            if i - k < 0 or tt != int(self.timesteps[i - k]):
+                break
+            hist.append((tt, m))
+        self._hist = (self._hist + [(t, m0)])[-2:]
+        if p == CLEAN:
+            return m0
+        ac_p = self.alpha_bar(p)
+        lam_t, lam_p = self._lambda(ac_t), self._lambda(ac_p)
+        h = lam_p - lam_t
+        a_p, em = math.sqrt(ac_p), math.expm1(-h)
+        sigma_ratio = math.sqrt((1.0 - ac_p) / (1.0 - ac_t))
+        if not hist:
+            return sigma_ratio * sample - a_p * em * m0
+        t1, m1 = hist[0]
+        r0 = (lam_t - self._lambda(self.alpha_bar(t1))) / h
+        if len(hist) == 1:
+            d = (1.0 + 0.5 / r0) * m0 - (0.5 / r0) * m1
+            return sigma_ratio * sample - a_p * em * d
+        t2, m2 = hist[1]
+        r1 = (self._lambda(self.alpha_bar(t1)) - self._lambda(self.alpha_bar(t2))) / h
+        d10, d11 = (m0 - m1) / r0, (m1 - m2) / r1
+        d1 = d10 + (r0 / (r0 + r1)) * (d10 - d11)
+        d2 = (d10 - d11) / (r0 + r1)
+        return (
+            sigma_ratio * sample - a_p * em * m0 + a_p * (em / h + 1.0) * d1
+            - a_p * ((em + h) / (h * h) - 0.5) * d2
+        )  # fmt: skip
+
+
 SAMPLERS: dict[str, type[Sampler]] = {
     "ddpm": DDPMSampler,
     "ddim": DDIMSampler,
     "dpmpp_2m": DPMSolverPP2MSampler,
+    "dpmpp_3m": DPMSolverPP3MSampler,
 }
 
 
 def make_sampler(name: str, schedule: Schedule, **kw) -> Sampler:
-    """Build a sampler by name ('ddpm', 'ddim' (eta=…), 'dpmpp_2m'); unknown names raise ValueError.
+    """Build a sampler by name ('ddpm', 'ddim' (eta=…), 'dpmpp_2m', 'dpmpp_3m'); unknown names raise ValueError.
 
-    Every sampler also takes clip_sample=None and spacing="trailing" | "logsnr".
+    Every sampler also takes clip_sample=None and spacing="trailing" | "logsnr" | "karras".
     """
     if name not in SAMPLERS:
         raise ValueError(str(choice_error("sampler", name, list(SAMPLERS))))
