@@ -10,12 +10,16 @@
 - Diversity: mean pairwise cosine distance across seeds for one prompt, next to real images of a concept.
 - Trilemma: FD-aligned and retrieval vs sampler steps (DDIM and DPM-Solver++ at 5/10/20/50, DDPM at 250)
   with seconds per image on this CPU.
-- Timing of a batch of 4 final pictures (base 32 px + ×4 upscale to 128 px) with 2 threads.
+- Guidance sweep (`--sweep 1,3,5,7.5,10`): retrieval, FD-aligned and diversity per classifier-free
+  guidance scale for DPM-Solver++ 20 steps, on `--sweep-n` held-out prompts (default: all of them).
+- Timing of a batch of 4 final pictures (base 32 px + ×4 upscale to 128 px) with `--threads` threads.
 
 Writes benchmarks/results/illustrator_quality.json, illustrator_trilemma.png and the sample grid
-illustrator_samples.png. Needs the emoji data set (built if missing, ~1 minute).
+illustrator_samples.png (`--sweep-only`: illustrator_guidance_sweep.json only). `--model` measures a
+checkpoint folder (a training run) instead of the shipped asset. Needs the emoji data set (built if
+missing, ~1 minute).
 
-    python benchmarks/illustrator_quality.py [--n 32] [--threads 2] [--quick]
+    python benchmarks/illustrator_quality.py [--n 32] [--threads 2] [--quick] [--sweep 1,3,5] [--model DIR]
 """
 
 from __future__ import annotations
@@ -85,7 +89,13 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=DEFAULT_OUT)
     p.add_argument("--n", type=int, default=32, help="held-out prompts to generate per configuration")
-    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--guidance", type=float, default=None,
+                   help="guidance scale of the main measurements (default: ImageRequest's default)")
+    p.add_argument("--sweep", type=lambda s: [float(x) for x in s.split(",")], default=None,
+                   help="comma-separated guidance scales to sweep with DPM-Solver++ 20, e.g. 1,3,5,7.5,10")
+    p.add_argument("--sweep-n", type=int, default=0, help="held-out prompts per sweep point (0 = all)")
+    p.add_argument("--sweep-only", action="store_true", help="run only the guidance sweep")
+    p.add_argument("--model", type=Path, default=None, help="checkpoint folder instead of the shipped asset")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="only DPM-Solver++ 20 and DDPM 250 (no full curve)")
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -100,8 +110,11 @@ def main(argv: list[str] | None = None) -> None:
     from taleloom.diffusion.aligned import load_aligned_encoder
     from taleloom.diffusion.pipeline import TextToImage
 
+    if a.guidance is None:
+        a.guidance = ImageRequest.model_fields["guidance"].default
     enc = load_aligned_encoder(None, "cpu")
-    pipe = TextToImage(verified_dir("illustrator"))
+    model_dir = a.model or verified_dir("illustrator")
+    pipe = TextToImage(model_dir)
     real_h, recs_h, manifest = load_split(a.data, "heldout", 32)
     concepts = manifest["concepts"]
     keep = [i for i, r in enumerate(recs_h) if storybook_concept(concepts[r["concept"]])]
@@ -116,8 +129,49 @@ def main(argv: list[str] | None = None) -> None:
     floor_idx = rng.sample(keep_t, len(pick))
     emb_floor = enc.image_embed(to_tensor(real_train[floor_idx]))
 
+    name_to_id = {c["name"]: i for i, c in enumerate(concepts)}
+    all_real, all_recs, _ = load_split(a.data, ("train", "heldout"), 32)
+
+    def seed_diversity(guidance: float) -> tuple[list[float], list[float]]:
+        """8 seeds of each of 4 prompts vs the 4 real views of the same concepts."""
+        gen_div, real_div = [], []
+        for name in GRID_PROMPTS[:4]:
+            ims = pipe.generate([name] * 8, steps=20, guidance=guidance, seeds=list(range(100, 108)))
+            gen_div.append(diversity(enc.image_embed(pil_batch(ims))))
+            views = [i for i, r in enumerate(all_recs) if r["concept"] == name_to_id[name]]
+            real_div.append(diversity(enc.image_embed(to_tensor(all_real[views]))))
+        return gen_div, real_div
+
+    step = json.loads((Path(model_dir) / "config.json").read_text()).get("step")
+    if a.sweep:
+        sweep_pick = sorted(random.Random(1).sample(range(len(recs_h)), a.sweep_n or len(recs_h))) \
+            if a.sweep_n and a.sweep_n < len(recs_h) else list(range(len(recs_h)))
+        s_prompts = [concepts[recs_h[i]["concept"]]["name"] for i in sweep_pick]
+        s_truth = [recs_h[i]["concept"] for i in sweep_pick]
+        sweep = {"sampler": "dpmpp_2m", "steps": 20, "n": len(sweep_pick), "model_step": step,
+                 "model": str(a.model) if a.model else "shipped asset", "threads": a.threads,
+                 "real_ceiling": retrieval(emb_real[sweep_pick], enc.prototypes, s_truth),
+                 "fd_real_floor": round(frechet(enc.image_embed(to_tensor(real_train[
+                     random.Random(2).sample(keep_t, len(sweep_pick))])).numpy(), emb_real.numpy()), 4),
+                 "real_views_diversity": None, "rows": []}
+        for g in a.sweep:
+            images, spi = generate(pipe, s_prompts, "dpmpp_2m", 20, g)
+            emb = enc.image_embed(pil_batch(images))
+            gen_div, real_div = seed_diversity(g)
+            sweep["real_views_diversity"] = round(float(np.mean(real_div)), 4)
+            row = {"guidance": g, **retrieval(emb, enc.prototypes, s_truth),
+                   "fd_aligned": round(frechet(emb.numpy(), emb_real.numpy()), 4),
+                   "diversity_8_seeds": round(float(np.mean(gen_div)), 4), "seconds_per_image": round(spi, 4)}
+            sweep["rows"].append(row)
+            print(json.dumps(row), flush=True)
+        if a.sweep_only:
+            a.out.mkdir(parents=True, exist_ok=True)
+            (a.out / "illustrator_guidance_sweep.json").write_text(json.dumps(sweep, indent=2) + "\n")
+            return
+
     result: dict = {
         "feature_space": "FD-aligned: Fréchet distance of our aligned encoder's 384-d embeddings (not Inception FID)",
+        "model": str(a.model) if a.model else "shipped asset", "model_step": step,
         "n_generated": len(pick), "n_real_heldout": len(recs_h), "guidance": a.guidance, "threads": a.threads,
         "candidates": len(concepts), "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "real_ceiling": retrieval(emb_real[pick], enc.prototypes, truth),
@@ -143,21 +197,15 @@ def main(argv: list[str] | None = None) -> None:
     fd_gap = (gen20["fd_aligned"] - best[("ddpm", 250)]["fd_aligned"]) / best[("ddpm", 250)]["fd_aligned"]
 
     # diversity: 8 seeds of 4 prompts vs the 4 real views of the same concepts
-    div_prompts = GRID_PROMPTS[:4]
-    name_to_id = {c["name"]: i for i, c in enumerate(concepts)}
-    all_real, all_recs, _ = load_split(a.data, ("train", "heldout"), 32)
-    gen_div, real_div = [], []
-    for name in div_prompts:
-        ims = pipe.generate([name] * 8, steps=20, guidance=a.guidance, seeds=list(range(100, 108)))
-        gen_div.append(diversity(enc.image_embed(pil_batch(ims))))
-        views = [i for i, r in enumerate(all_recs) if r["concept"] == name_to_id[name]]
-        real_div.append(diversity(enc.image_embed(to_tensor(all_real[views]))))
-    result["diversity"] = {"prompts": div_prompts, "generated_8_seeds": round(float(np.mean(gen_div)), 4),
+    gen_div, real_div = seed_diversity(a.guidance)
+    result["diversity"] = {"prompts": GRID_PROMPTS[:4], "generated_8_seeds": round(float(np.mean(gen_div)), 4),
                            "real_views": round(float(np.mean(real_div)), 4)}
+    if a.sweep:
+        result["guidance_sweep"] = sweep
 
     # a batch of 4 final pictures through the real backends (base 32 px → ×4 → 128 px)
-    ill, up = EmbeddedIllustrator(), EmbeddedUpscaler()
-    reqs = [ImageRequest(prompt=n, concepts=[n], seed=i) for i, n in enumerate(GRID_PROMPTS[:4])]
+    ill, up = EmbeddedIllustrator(str(a.model) if a.model else None), EmbeddedUpscaler()
+    reqs = [ImageRequest(prompt=n, concepts=[n], seed=i, guidance=a.guidance) for i, n in enumerate(GRID_PROMPTS[:4])]
     ill.generate(reqs[:1])
     up.upscale_batch(ill.generate(reqs[:1]), 4, seeds=[0])  # warm-up
     t0 = time.perf_counter()
@@ -177,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     (a.out / "illustrator_quality.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["verdict"]))
     plot(result, a.out / "illustrator_trilemma.png")
-    sample_grid(ill, up, manifest, a.data, a.out / "illustrator_samples.png")
+    sample_grid(ill, up, manifest, a.data, a.out / "illustrator_samples.png", a.guidance)
 
 
 def plot(result: dict, path: Path) -> None:
@@ -206,7 +254,7 @@ def plot(result: dict, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def sample_grid(ill, up, manifest: dict, data: Path, path: Path) -> None:
+def sample_grid(ill, up, manifest: dict, data: Path, path: Path, guidance: float) -> None:
     """Rows: fixed prompts. Columns: a real glyph (128 px), then 4 seeds of final pictures (128 px)."""
     from PIL import Image, ImageDraw
 
@@ -217,14 +265,15 @@ def sample_grid(ill, up, manifest: dict, data: Path, path: Path) -> None:
     for name in GRID_PROMPTS:
         rec = next(r for r in manifest["images"] if r["concept"] == name_to_id[name] and r["view"] == 0)
         real = Image.open(data / rec["file"]).convert("RGB")
-        base = ill.generate([ImageRequest(prompt=name, concepts=[name], seed=s) for s in range(4)])
+        base = ill.generate([ImageRequest(prompt=name, concepts=[name], seed=s, guidance=guidance)
+                             for s in range(4)])
         rows.append([real] + up.upscale_batch(base, 4, seeds=list(range(4))))
     cell, label = 128, 18
     sheet = Image.new("RGB", (5 * cell, len(rows) * (cell + label)), "white")
     draw = ImageDraw.Draw(sheet)
     for r, (name, ims) in enumerate(zip(GRID_PROMPTS, rows, strict=True)):
         y = r * (cell + label)
-        draw.text((4, y + 3), f"{name}  (real glyph | 4 seeds: generated 32 px, x4 upscaled to 128 px)", fill="black")
+        draw.text((4, y + 3), f"{name}  (real glyph | 4 seeds, guidance {guidance:g}: 32 px, x4 upscaled to 128 px)", fill="black")
         for c, im in enumerate(ims):
             sheet.paste(im.resize((cell, cell)), (c * cell, y + label))
     sheet.save(path)

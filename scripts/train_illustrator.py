@@ -2,15 +2,22 @@
 """Train the embedded illustrator's base text-to-image model (32×32 pixels) on the emoji data set.
 
 Seeded and resumable (the engine's `train()` writes model.safetensors + config.json + train_state.pt
-every --checkpoint-every steps; `--resume` continues exactly). Two presets:
+every --checkpoint-every steps; `--resume` continues exactly). Presets:
 
-    --preset cpu   the shipped model: ~2M parameters, batch 32, as many steps as the CPU allows
-                   (shipped run: 2 CPU cores shared with other jobs; see the model card)
-    --preset gpu   the same network, batch 128, 20k steps (minutes on one GPU)
+    --preset cpu          phase 1 of the shipped model: ~2M parameters, batch 32, constant lr 1e-3, 6,000 steps
+                          (shipped run: 2 CPU cores shared with other jobs; see the model card)
+    --preset cpu-anneal   phase 2, only with --resume on the phase-1 folder: the same run continued to
+                          9,000 steps with the lr on a cosine curve (the engine's "cosine" schedule over
+                          warm-up..max_steps, so it drops from 1e-3 to 2.9e-4 at step 6,000 and decays to 5e-5)
+    --preset gpu          the same network, batch 128, 20k steps (minutes on one GPU)
 
     python scripts/build_emoji_dataset.py
-    python scripts/train_illustrator.py --out runs/illustrator --max-steps 4000 [--resume]
-    python scripts/export_assets.py     # copies the checkpoint into src/taleloom/assets/, fp16 + hashes
+    python scripts/train_illustrator.py --out runs/illustrator --threads 1                    # steps 0..6000
+    python scripts/train_illustrator.py --out runs/illustrator --threads 1 --preset cpu-anneal --resume
+    python scripts/export_assets.py --illustrator runs/illustrator   # fp16 into src/taleloom/assets/ + hashes
+
+Both phases are deterministic (data order, noise and timesteps are functions of the seed and the saved
+generator state), so the two commands reproduce the shipped run step for step.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ BASE_UNET = UNetConfig(
 )
 PRESETS = {
     "cpu": dict(batch_size=32, max_steps=6000, lr=1e-3, warmup_steps=50, ema_decay=0.995, checkpoint_every=50),
+    "cpu-anneal": dict(batch_size=32, max_steps=9000, lr=1e-3, warmup_steps=50, ema_decay=0.995, checkpoint_every=50,
+                       lr_schedule="cosine", min_lr_ratio=0.05),
     "gpu": dict(batch_size=128, max_steps=20000, lr=4e-4, warmup_steps=500, ema_decay=0.9995,
                 checkpoint_every=1000, lr_schedule="cosine"),
 }
