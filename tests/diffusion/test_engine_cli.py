@@ -96,7 +96,23 @@ def test_sample_rejects_bad_options(tmp_path):
     )
     fails_clearly(engine("sample", ckpt, "-p", "x", "--guidance", -1, "--out", out), "guidance must be >= 0")
     fails_clearly(engine("sample", ckpt, "-p", "x", "--n", 0, "--out", out), "--n")
+    fails_clearly(engine("sample", ckpt, "-p", "x", "--spacing", "even", "--out", out),
+                  "unknown timestep spacing 'even'", "karras")  # fmt: skip
     assert not out.exists()
+
+
+def test_every_sampler_and_spacing_the_help_lists_draws(tmp_path):
+    from taleloom.cli.engine import SAMPLER_NAMES, SPACING_NAMES
+    from taleloom.diffusion.samplers import SAMPLERS, SPACINGS
+
+    assert SAMPLER_NAMES == tuple(SAMPLERS) and SPACING_NAMES == tuple(SPACINGS)
+    ckpt = tiny_checkpoint()
+    for sampler, spacing in [("dpmpp_3m", "logsnr"), ("dpmpp_2m", "karras")]:
+        out = tmp_path / f"{sampler}-{spacing}.png"
+        result = engine("sample", ckpt, "-p", "x", "--n", 1, "--steps", 4, "--sampler", sampler,
+                        "--spacing", spacing, "--out", out, "--json")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["spacing"] == spacing and out.exists()
 
 
 def test_missing_and_corrupted_checkpoints(tmp_path):

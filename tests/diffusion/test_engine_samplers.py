@@ -175,7 +175,7 @@ def test_bad_sampler_names_and_steps():
     with pytest.raises(ValueError, match="eta"):
         make_sampler("ddim", sched, eta=-0.5)
     with pytest.raises(ValueError, match="logsnr"):
-        make_sampler("ddpm", sched, spacing="karras")
+        make_sampler("ddpm", sched, spacing="bogus")
 
 
 def test_sample_loop_checks_and_callback(gmm):

@@ -10,7 +10,8 @@ import click
 
 from taleloom.errors import TaleloomError
 
-SAMPLER_NAMES = ("ddpm", "ddim", "dpmpp_2m")
+SAMPLER_NAMES = ("ddpm", "ddim", "dpmpp_2m", "dpmpp_3m")  # taleloom.diffusion.samplers.SAMPLERS (not imported: --help stays fast)
+SPACING_NAMES = ("trailing", "logsnr", "karras")  # taleloom.diffusion.samplers.SPACINGS
 
 
 def user_errors(fn):
@@ -107,6 +108,9 @@ def train(config, resume, overwrite, max_steps, out_dir, device, quiet, as_json)
 @click.option("--negative", default="", help="negative prompt: what to steer away from")
 @click.option("--sampler", default="dpmpp_2m", show_default=True, help=f"one of: {', '.join(SAMPLER_NAMES)}")
 @click.option("--steps", default=20, show_default=True, type=int, help="model evaluations per picture")
+@click.option("--spacing", default="trailing", show_default=True,
+              help=f"where the steps fall: {', '.join(SPACING_NAMES)} (logsnr/karras: more steps at low noise, "
+                   "more accurate at 20 steps; see benchmarks/sampler_accuracy.py)")  # fmt: skip
 @click.option(
     "--guidance", default=3.0, show_default=True, type=float, help="classifier-free guidance scale (1 = none)"
 )
@@ -134,6 +138,7 @@ def sample(
     negative,
     sampler,
     steps,
+    spacing,
     guidance,
     eta,
     seed,
@@ -155,12 +160,13 @@ def sample(
     all_prompts = [p for p in prompts for _ in range(n)]
     seeds = [seed + i for i in range(len(all_prompts))]
     images = pipe.generate(all_prompts, negative_prompt=negative, sampler=sampler, steps=steps, guidance=guidance,
-                           seeds=seeds, cond_image=cond, eta=eta, progress=not as_json)  # fmt: skip
+                           seeds=seeds, cond_image=cond, eta=eta, spacing=spacing, progress=not as_json)  # fmt: skip
     _save(image_grid(images, cols=n, scale=scale), out)
     if as_json:
         click.echo(
             json.dumps(
-                {"out": str(out), "prompts": all_prompts, "seeds": seeds, "sampler": sampler, "steps": steps}
+                {"out": str(out), "prompts": all_prompts, "seeds": seeds, "sampler": sampler, "steps": steps,
+                 "spacing": spacing}
             )
         )
     else:

@@ -169,13 +169,14 @@ class TextToImage:
         cond_image=None,
         eta: float = 0.0,
         progress: bool = False,
+        spacing: str = "trailing",
     ) -> list[Image.Image]:
         """Draw one picture per prompt. Same prompt + seed + settings → the same picture on the same device."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         self._check_steps(steps)
         seeds = self._seeds(seeds, len(prompts))
         den = self.denoiser(prompts, negative_prompt, guidance, cond_image)
-        smp = self.sampler(sampler, **({"eta": eta} if sampler == "ddim" else {}))
+        smp = self.sampler(sampler, spacing=spacing, **({"eta": eta} if sampler == "ddim" else {}))
         x0 = self._run(den, smp, self.noise(seeds), steps, seeds, progress)
         return [tensor_to_pil(x) for x in x0]
 
