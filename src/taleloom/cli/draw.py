@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from taleloom.book import ImageRequest
 from taleloom.config import get_settings
 
 
@@ -25,13 +26,18 @@ def grid(images, columns: int | None = None):
     return sheet
 
 
+_REQUEST = ImageRequest.model_fields  # the defaults of one picture live there, and only there
+
+
 @click.command()
 @click.argument("prompt")
 @click.option("--n", "count", type=click.IntRange(1, 16), default=1, show_default=True, help="pictures to draw")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the first picture (then +1 each)")
-@click.option("--steps", type=click.IntRange(1, 1000), default=20, show_default=True, help="denoising steps")
-@click.option("--sampler", default="dpmpp_2m", show_default=True, help="dpmpp_2m, ddim or ddpm")
-@click.option("--guidance", type=click.FloatRange(0, 30), default=3.0, show_default=True,
+@click.option("--steps", type=click.IntRange(1, 1000), default=_REQUEST["steps"].default, show_default=True,
+              help="denoising steps")
+@click.option("--sampler", default=_REQUEST["sampler"].default, show_default=True,
+              help="dpmpp_2m, dpmpp_3m, ddim or ddpm")
+@click.option("--guidance", type=click.FloatRange(0, 30), default=_REQUEST["guidance"].default, show_default=True,
               help="classifier-free guidance scale (1 = none)")
 @click.option("--negative", default="", help="negative prompt")
 @click.option("--exact", is_flag=True,
@@ -45,7 +51,6 @@ def grid(images, columns: int | None = None):
 def draw(prompt, count, seed, steps, sampler, guidance, negative, exact, no_upscale, illustrator, upscaler, out,
          as_json):
     """Draw PROMPT, e.g. `taleloom draw "a red apple" --n 4`."""
-    from taleloom.book import ImageRequest
     from taleloom.files import atomic_save_image
     from taleloom.orchestrator import Backends
 

@@ -23,9 +23,9 @@ class Style:
     name: str
     suffix: str  # appended to every prompt
     negative: str  # negative prompt
-    sampler: str = "dpmpp_2m"
-    steps: int = 20
-    guidance: float = 3.0
+    sampler: str = ImageRequest.model_fields["sampler"].default
+    steps: int = ImageRequest.model_fields["steps"].default
+    guidance: float = ImageRequest.model_fields["guidance"].default
     description: str = ""
 
 
