@@ -27,6 +27,7 @@ def run_recipe(doc: str, default_out: str, presets: dict[str, dict[str, Any]], f
     p.add_argument("--max-steps", type=int)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out exactly")
+    p.add_argument("--init-from", default="", help="start a new run from this checkpoint folder's weights")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     if a.threads:
@@ -35,6 +36,8 @@ def run_recipe(doc: str, default_out: str, presets: dict[str, dict[str, Any]], f
     kw = {**COMMON, **presets[a.preset], **fixed, "out_dir": a.out}
     if a.max_steps:
         kw["max_steps"] = a.max_steps
+    if a.init_from:
+        kw["init_from"] = a.init_from
     print(f"{len(dataset)} training items from {dataset.n_images} images; → {a.out}", flush=True)
     result = train(TrainConfig(**kw), dataset, resume=a.resume, progress=not a.no_progress)
     print(f"done: step {result.step}, last loss {result.losses[-1] if result.losses else float('nan'):.4f}")

@@ -59,6 +59,23 @@ def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tmp_path):
         assert torch.equal(p, q), k
 
 
+def test_init_from_starts_a_new_run_at_the_saved_weights(tmp_path):
+    data = TinyImages(5, 8)
+    train(small_config(tmp_path / "first"), data, progress=False)
+    saved, _ = load_checkpoint(tmp_path / "first")
+    zero_lr = small_config(tmp_path / "ft", init_from=str(tmp_path / "first"), lr=0.0, max_steps=2)
+    result = train(zero_lr, data, progress=False)
+    assert result.start_step == 0 and result.step == 2
+    tuned, _ = load_checkpoint(tmp_path / "ft")  # lr 0: the weights (and their EMA) are the saved ones
+    for (k, p), q in zip(saved.state_dict().items(), tuned.state_dict().values(), strict=True):
+        assert torch.equal(p, q), k
+    fresh = train(small_config(tmp_path / "fresh", lr=0.0, max_steps=2), data, progress=False)
+    assert result.losses != fresh.losses  # the saved weights, not a new initialisation, did the work
+    other = small_config(tmp_path / "bad", init_from=str(tmp_path / "first"), unet=tiny_unet_config(8, base_channels=8))
+    with pytest.raises(BadInputError, match="U-Net config differs"):
+        train(other, data, progress=False)
+
+
 def test_existing_run_is_not_overwritten_without_resume(tmp_path):
     data = TinyImages(3, 8)
     train(small_config(tmp_path, max_steps=1), data, progress=False)

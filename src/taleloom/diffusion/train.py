@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from taleloom.diffusion.checkpoint import STATE_NAME, save_checkpoint
+from taleloom.diffusion.checkpoint import STATE_NAME, load_checkpoint, read_meta, save_checkpoint
 from taleloom.diffusion.data import load_all, upsample_condition
 from taleloom.diffusion.schedule import make_schedule, q_sample, snr, v_target
 from taleloom.diffusion.text_encoder import ENCODER_ID, TextEncoder, cached_encode
@@ -67,6 +67,7 @@ class TrainConfig:
         0.0  # super-resolution: add N(0, σ²) noise to the conditioning image, σ ~ U(0, this)
     )
     cache_dir: str = ""  # where caption embeddings are cached; "" = <out_dir>/cache
+    init_from: str = ""  # fine-tune: start from this checkpoint's weights (model and EMA), fresh optimizer
 
     def __post_init__(self) -> None:
         if isinstance(self.unet, dict):
@@ -184,6 +185,22 @@ def _check_dataset(config: TrainConfig, images: torch.Tensor, conds: torch.Tenso
         )
 
 
+def _init_from_checkpoint(model: UNet, ema: list[torch.Tensor] | None, params: list, config: TrainConfig) -> None:
+    """Copy a saved checkpoint's weights into a new run (the EMA starts from them too). Why: a later phase
+    can continue a shipped model when its training state (optimizer, RNG) was not kept."""
+    if UNetConfig.from_dict(read_meta(config.init_from)["unet"]) != config.unet:
+        raise BadInputError(
+            f"cannot start from {config.init_from}: its U-Net config differs from this config's",
+            "use the [unet] section that checkpoint was trained with",
+        )
+    source, _ = load_checkpoint(config.init_from)
+    with torch.no_grad():
+        model.load_state_dict(source.state_dict())
+        if ema is not None:
+            for e, p in zip(ema, params, strict=True):
+                e.copy_(p)
+
+
 def train(
     config: TrainConfig,
     dataset: Dataset,
@@ -250,6 +267,8 @@ def train(
                 e.copy_(s)
         _set_rng_states(gen, state["rng"])
         step = int(state["step"])
+    elif config.init_from:
+        _init_from_checkpoint(model, ema, params, config)
     start_step = step
     forward = torch.compile(model) if config.compile else model
 
