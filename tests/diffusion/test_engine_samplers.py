@@ -32,15 +32,6 @@ TOL = {"mean": 0.04, "cov": 0.03, "weights": 0.04}
 COND = (torch.zeros(1, 1, 4), torch.ones(1, 1, dtype=torch.bool))  # the analytic model ignores text
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These are thousands of tiny ops; intra-op threads only add overhead (10x on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def gmm():
     return default_mixture()

@@ -31,14 +31,6 @@ MU = torch.tensor([0.05, 0.6], dtype=torch.float64)
 SIGMA = torch.tensor([[0.04, 0.0], [0.0, 0.008]], dtype=torch.float64)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _sigma(ac: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return ((1 - ac[t]) / ac[t]).sqrt()
 
