@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from taleloom.errors import BadInputError
 
 FORMAT_VERSION = 1
+SEED_MAX = 2**32 - 1  # seeds are 0..2**32-1 everywhere: torch and llama.cpp take them, JSON carries them exactly
 STAGES = ("see", "write", "translate", "stage", "illustrate", "upscale", "narrate", "bind")
 
 
@@ -42,7 +43,7 @@ class Brief(Strict):
     tone: str = Field("warm and gentle", description="tone of the story")
     idea: str | None = Field(None, description="one-line story idea (used with or instead of a photo)")
     description: str | None = Field(None, description="user's own description of the photo, merged into the caption")
-    seed: int = Field(0, description="book seed; page seeds derive from it")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="book seed; page seeds derive from it")
 
 
 class Caption(Strict):
@@ -75,7 +76,7 @@ class ImageRequest(Strict):
     prompt: str
     negative_prompt: str = ""
     concepts: list[str] = Field(default_factory=list)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     steps: int = 20
     guidance: float = 3.0
     sampler: str = "dpmpp_2m"

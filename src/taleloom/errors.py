@@ -23,8 +23,9 @@ class TaleloomError(Exception):
         return {"error": type(self).__name__, "message": self.message, "hint": self.hint}
 
 
-class BadInputError(TaleloomError):
-    """The user's input (file, option, text) is not usable."""
+class BadInputError(TaleloomError, ValueError):
+    """The user's input (file, option, text) is not usable. Also a ValueError, so engine code that
+    documents ValueError for a bad argument can raise this one and keep its hint."""
 
     status_code = 422
 

@@ -72,6 +72,37 @@ def test_a_failed_call_reaches_every_waiting_book():
     assert batcher.generate([]) == []
 
 
+def test_one_bad_request_fails_only_its_own_book():
+    class Picky(SolidIllustrator):
+        calls: list[int] = []
+
+        def generate(self, requests):
+            self.calls.append(len(requests))
+            if any(r.prompt.startswith("bad") for r in requests):
+                raise BadInputError("this prompt cannot be drawn", "change it")
+            return super().generate(requests)
+
+    inner = Picky()
+    batcher = BatchingIllustrator(lambda: inner, max_batch=8, max_wait=0.2)
+    out: dict[str, object] = {}
+
+    def book(name, reqs):
+        try:
+            out[name] = batcher.generate(reqs)
+        except BadInputError as e:
+            out[name] = e
+
+    threads = [threading.Thread(target=book, args=("good", requests("good", 2))),
+               threading.Thread(target=book, args=("bad", requests("bad", 1)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert inner.calls[0] == 3  # the three requests met in one call, which failed
+    assert isinstance(out["bad"], BadInputError)
+    assert [im.size for im in out["good"]] == [(64, 64)] * 2  # drawn one by one after the shared call failed
+
+
 def test_limited_backend_runs_one_call_at_a_time():
     active, peak = [0], [0]
 

@@ -91,6 +91,10 @@ def test_make_read_download_share(server, browser, tmp_path):
         page.click("#pdf-link")
     pdf = Path(download.value.path())
     assert pdf.read_bytes()[:5] == b"%PDF-" and len(PdfReader(str(pdf)).pages) >= 3
+    for styled in ("#pdf-link", "figure.qr"):  # the page hides these by `hidden`; their CSS display must not win
+        page.evaluate(f"document.querySelector({json.dumps(styled)}).hidden = true")
+        assert page.is_hidden(styled), styled
+        page.evaluate(f"document.querySelector({json.dumps(styled)}).hidden = false")
     share_url = page.get_attribute("#share-link", "href")
     book_id = page.evaluate("location.hash").split("=")[1]
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from taleloom.book import Caption, ImageRequest
+from taleloom.book import SEED_MAX, Caption, ImageRequest
 
 
 class Options(BaseModel):
@@ -31,7 +31,7 @@ class Sampling(Options):
     top_k: int = Field(40, ge=0)
     repeat_penalty: float = Field(1.1, ge=1.0, le=2.0)
     max_tokens: int = Field(512, ge=1, le=8192)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
 
 
 class Backend(ABC):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from taleloom.cli.options import SEED
 from taleloom.config import get_settings
 from taleloom.orchestrator import Backends, extend_book, load_book, redraw_page, rewrite_page
 
@@ -50,7 +51,7 @@ def rewrite(book_dir, page, instruction, as_json):
 @book.command()
 @BOOK_DIR
 @click.argument("page", type=int)
-@click.option("--seed", type=int, help="new seed (default: a random one unless --style is given)")
+@click.option("--seed", type=SEED, help="new seed (default: a random one unless --style is given)")
 @click.option("--style", help="new style preset for this picture")
 @AS_JSON
 def redraw(book_dir, page, seed, style, as_json):

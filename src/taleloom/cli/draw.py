@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from taleloom.book import ImageRequest
+from taleloom.cli.options import SEED
 from taleloom.config import get_settings
 
 
@@ -32,7 +33,7 @@ _REQUEST = ImageRequest.model_fields  # the defaults of one picture live there, 
 @click.command()
 @click.argument("prompt")
 @click.option("--n", "count", type=click.IntRange(1, 16), default=1, show_default=True, help="pictures to draw")
-@click.option("--seed", type=int, default=0, show_default=True, help="seed of the first picture (then +1 each)")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="seed of the first picture (then +1 each)")
 @click.option("--steps", type=click.IntRange(1, 1000), default=_REQUEST["steps"].default, show_default=True,
               help="denoising steps")
 @click.option("--sampler", default=_REQUEST["sampler"].default, show_default=True,

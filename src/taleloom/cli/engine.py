@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from taleloom.cli.options import SEED
 from taleloom.errors import TaleloomError
 
 SAMPLER_NAMES = ("ddpm", "ddim", "dpmpp_2m", "dpmpp_3m")  # taleloom.diffusion.samplers.SAMPLERS (not imported: --help stays fast)
@@ -118,7 +119,7 @@ def train(config, resume, overwrite, max_steps, out_dir, device, quiet, as_json)
     "--eta", default=0.0, show_default=True, type=float, help="DDIM stochasticity (0 = deterministic)"
 )
 @click.option(
-    "--seed", default=0, show_default=True, type=int, help="seed of the first picture (the rest count up)"
+    "--seed", default=0, show_default=True, type=SEED, help="seed of the first picture (the rest count up)"
 )
 @click.option("--n", "n", default=4, show_default=True, type=int, help="pictures per prompt")
 @click.option("--cond-image", type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -188,7 +189,7 @@ def _edit_options(fn):
         click.option("--sampler", default="ddim", show_default=True, help=f"one of: {', '.join(SAMPLER_NAMES)}"),
         click.option("--steps", default=20, show_default=True, type=int),
         click.option("--guidance", default=3.0, show_default=True, type=float),
-        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--seed", default=0, show_default=True, type=SEED),
         click.option("--scale", default=1, show_default=True, type=int, help="enlarge the output (nearest)"),
     ]):  # fmt: skip
         fn = opt(fn)
@@ -255,7 +256,7 @@ def inpaint(obj, image_path, mask_path, prompt, out, negative, sampler, steps, g
 @edit.command()
 @click.option("--prompt", "-p", required=True, help="prompt of the first frame")
 @click.option("--to-prompt", help="prompt of the last frame (default: the same)")
-@click.option("--to-seed", type=int, help="seed of the last frame (default: --seed)")
+@click.option("--to-seed", type=SEED, help="seed of the last frame (default: --seed)")
 @click.option("--frames", default=5, show_default=True, type=int)
 @click.option(
     "--out",

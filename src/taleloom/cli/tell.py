@@ -8,6 +8,7 @@ import click
 from pydantic import ValidationError
 
 from taleloom.book import Brief, new_book_id
+from taleloom.cli.options import SEED
 from taleloom.config import get_settings
 from taleloom.errors import BadInputError
 from taleloom.orchestrator import Backends, create_book, load_book, run_book
@@ -35,7 +36,7 @@ def brief_from(**fields) -> Brief:
 @click.option("--hero", help="the hero's name (the story picks one when empty)")
 @click.option("--age", type=int, default=6, show_default=True, help="reader's age")
 @click.option("--tone", default="warm and gentle", show_default=True, help="tone of the story")
-@click.option("--seed", type=int, default=0, show_default=True, help="book seed: same seed, same book")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="book seed: same seed, same book")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("books"), show_default=True,
               help="folder the book's folder is made in")
 @click.option("--resume", "resume", type=click.Path(path_type=Path, file_okay=False, exists=True),

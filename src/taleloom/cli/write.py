@@ -6,6 +6,7 @@ import json
 
 import click
 
+from taleloom.cli.options import SEED
 from taleloom.errors import BadInputError
 
 
@@ -17,7 +18,7 @@ from taleloom.errors import BadInputError
 @click.option("--hero", help="hero's name (the LLM picks one when not given)")
 @click.option("--age", type=int, default=6, show_default=True, help="reader's age: sets length and words")
 @click.option("--tone", default="warm and gentle", show_default=True, help="tone of the story")
-@click.option("--seed", type=int, default=0, show_default=True, help="same seed, same story")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="same seed, same story")
 @click.option("--temperature", type=float, help="sampling temperature for the story (default 0.6)")
 @click.option("--top-p", type=float, help="nucleus sampling: keep the likeliest tokens up to this probability")
 @click.option("--top-k", type=int, help="sample among the k likeliest tokens (0: all)")

@@ -115,6 +115,8 @@ class TextToImage:
     def sampler(self, name: str = "dpmpp_2m", **kw):
         try:
             return make_sampler(name, self.schedule, clip_sample=1.0, **kw)
+        except BadInputError:
+            raise
         except (ValueError, TypeError) as e:
             raise BadInputError(str(e)) from e
 

@@ -116,7 +116,7 @@ class Sampler:
 
     def __init__(self, schedule: Schedule, clip_sample: float | None = None, spacing: str = "trailing"):
         if spacing not in SPACINGS:
-            raise ValueError(str(choice_error("timestep spacing", spacing, SPACINGS)))
+            raise choice_error("timestep spacing", spacing, SPACINGS)
         self.schedule = schedule
         self.clip_sample = clip_sample  # clamp x̂₀ to [−c, c] (images: 1.0); None = exact, no clamp
         self.spacing = spacing  # "trailing", "logsnr" or "karras", see the module doc
@@ -363,5 +363,5 @@ def make_sampler(name: str, schedule: Schedule, **kw) -> Sampler:
     Every sampler also takes clip_sample=None and spacing="trailing" | "logsnr" | "karras".
     """
     if name not in SAMPLERS:
-        raise ValueError(str(choice_error("sampler", name, list(SAMPLERS))))
+        raise choice_error("sampler", name, list(SAMPLERS))  # a ValueError with the known names as its hint
     return SAMPLERS[name](schedule, **kw)

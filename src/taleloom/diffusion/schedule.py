@@ -59,8 +59,7 @@ class Schedule:
 def make_schedule(name: str, timesteps: int = 1000) -> Schedule:
     """Build a schedule by name ('linear' or 'cosine'); unknown names raise ValueError listing the known ones."""
     if name not in SCHEDULES:
-        err = choice_error("noise schedule", name, list(SCHEDULES))
-        raise ValueError(str(err))
+        raise choice_error("noise schedule", name, list(SCHEDULES))  # a ValueError, hint lists the known ones
     if timesteps < 2:
         raise ValueError(f"timesteps must be at least 2, got {timesteps}")
     return Schedule(name, SCHEDULES[name](timesteps))

@@ -115,14 +115,26 @@ class BatchingIllustrator(Lazy, Illustrator):
             if not batch:
                 continue
             try:
-                with self.slots:
-                    images = self.inner.generate([it.request for it in batch])
-                if len(images) != len(batch):
-                    raise RuntimeError(f"illustrator returned {len(images)} pictures for {len(batch)} requests")
-            except BaseException as e:  # every waiting book hears of the failure
+                images = self._generate(batch)
+            except BaseException as e:
+                if len(batch) == 1:
+                    batch[0].future.set_exception(e)
+                    continue
+                # One bad request must not fail the other books' pictures: each is tried on its own,
+                # and only the requests that fail alone hear of a failure.
                 for it in batch:
-                    it.future.set_exception(e)
+                    try:
+                        it.future.set_result(self._generate([it])[0])
+                    except BaseException as one:
+                        it.future.set_exception(one)
                 continue
             self._batch_sizes[len(batch)] += 1
             for it, img in zip(batch, images, strict=True):
                 it.future.set_result(img)
+
+    def _generate(self, batch: list[_Item]) -> list[Image.Image]:
+        with self.slots:
+            images = self.inner.generate([it.request for it in batch])
+        if len(images) != len(batch):
+            raise RuntimeError(f"illustrator returned {len(images)} pictures for {len(batch)} requests")
+        return images

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from taleloom.book import Brief, Storybook
+from taleloom.book import SEED_MAX, Brief, Storybook
 from taleloom.server.store import BookRow, Share
 
 Status = Literal["queued", "running", "done", "failed"]
@@ -25,7 +25,7 @@ class BookCreate(BaseModel):
     tone: str = Field("warm and gentle", max_length=100)
     idea: str | None = Field(None, max_length=500, description="one-line story idea (with or instead of a photo)")
     description: str | None = Field(None, max_length=500, description="your own words about the photo")
-    seed: int = Field(0, description="book seed; the same seed and inputs give the same book")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="book seed; the same seed and inputs give the same book")
 
     def brief(self) -> Brief:
         return Brief(**{k: (v or None) if k in ("hero", "idea", "description") else v
@@ -83,7 +83,8 @@ class BookSummary(BaseModel):
 
 class RedrawRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    seed: int | None = Field(None, description="new seed; default: the next seed after the page's current one")
+    seed: int | None = Field(None, ge=0, le=SEED_MAX,
+                             description="new seed; default: the next seed after the page's current one")
     style: str | None = Field(None, description="another style preset for this page")
 
 

@@ -62,11 +62,15 @@ def check_queue(store: Store, settings: Settings, user_id: str) -> None:
                         "try again in a minute", headers={"Retry-After": "60"})
 
 
+def check_pages(pages: int, settings: Settings) -> None:
+    if pages > settings.max_pages:
+        raise BadInputError(f"{pages} pages asked for; this server makes books of at most "
+                            f"{settings.max_pages} pages", f"ask for {settings.max_pages} pages or fewer")
+
+
 def check_brief(brief: Brief, settings: Settings) -> None:
     """The server's page limit, then what the pipeline checks (style and language known)."""
-    if brief.pages > settings.max_pages:
-        raise BadInputError(f"{brief.pages} pages asked for; this server makes books of at most "
-                            f"{settings.max_pages} pages", f"ask for {settings.max_pages} pages or fewer")
+    check_pages(brief.pages, settings)
     orchestrator.validate_brief(brief)
 
 
@@ -131,6 +135,7 @@ def share_url(request: Request, store: Store, book_id: str) -> str | None:
 async def create_book(request: Request, user: UserDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep,
                       form: Annotated[BookCreate, Form()],
                       photo: Annotated[UploadFile | None, File(description="JPEG/PNG/WebP photo")] = None):
+    check_pages(form.pages, settings)  # the server's limit first: it is lower than the Brief's own
     brief = form.brief()
     check_brief(brief, settings)
     data = await photo.read() if photo is not None and photo.filename else None
@@ -243,13 +248,18 @@ def get_audio(book: BookDep, n: int, settings: SettingsDep):
     return book_file(settings, book, f"audio/{n}.wav")
 
 
-def _edit(book: BookRow, settings: Settings, store: Store, jobs, kind: str, params: dict) -> JobAccepted:
+def _check_editable(book: BookRow, kind: str) -> None:
+    """One change at a time, and only to a book that has pages (checked before the page number)."""
     if book.status in ("queued", "running"):
         raise HTTPError(409, "Busy", f"book {book.id} is {book.status}; one change at a time",
                         "wait for status 'done', then send this again")
     if book.status == "failed" and kind != "make":
         raise HTTPError(409, "Failed", f"book {book.id} failed and has no finished pages to change",
                         f"resume it first: POST /v1/books/{book.id}:retry")
+
+
+def _edit(book: BookRow, settings: Settings, store: Store, jobs, kind: str, params: dict) -> JobAccepted:
+    _check_editable(book, kind)
     manifest = load_manifest(settings, book.id)
     params = {**params, "history": len(manifest.history) if manifest else 0}  # tells a resumed edit it was done
     with _submit_lock:
@@ -272,6 +282,7 @@ def _page_count(settings: Settings, book: BookRow, n: int) -> None:
 def redraw(book: BookDep, n: int, settings: SettingsDep, store: StoreDep, jobs: JobsDep,
            body: RedrawRequest | None = None):
     body = body or RedrawRequest()
+    _check_editable(book, "redraw")
     _page_count(settings, book, n)
     if body.style:
         from taleloom.stages.stage import get_style
@@ -283,6 +294,7 @@ def redraw(book: BookDep, n: int, settings: SettingsDep, store: StoreDep, jobs: 
 @router.post("/{book_id}/pages/{n:int}:rewrite", status_code=202, response_model=JobAccepted,
              summary="Rewrite the text of page n following an instruction")
 def rewrite(book: BookDep, n: int, body: RewriteRequest, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
+    _check_editable(book, "rewrite")
     _page_count(settings, book, n)
     return _edit(book, settings, store, jobs, "rewrite", {"page": n, "instruction": body.instruction})
 

@@ -17,10 +17,10 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import iterate_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from taleloom.backends.base import Sampling
-from taleloom.book import Caption, ImageRequest
+from taleloom.book import SEED_MAX, Caption, ImageRequest
 from taleloom.errors import BadInputError
 from taleloom.imageio import load_photo
 from taleloom.server.deps import HTTPError, SettingsDep, UserDep
@@ -58,7 +58,7 @@ def _request(prompt: str, negative: str | None, style: str, seed: int | None, st
     st = get_style(style)
     w, h = size or (512, 512)
     return ImageRequest(prompt=prompt, negative_prompt=st.negative if negative is None else negative,
-                        seed=(seed if seed is not None else secrets.randbelow(2**31)) + i, steps=steps or st.steps,
+                        seed=((seed if seed is not None else secrets.randbelow(2**31)) + i) % (SEED_MAX + 1), steps=steps or st.steps,
                         guidance=st.guidance if guidance is None else guidance, sampler=sampler or st.sampler,
                         width=w, height=h, style=st.name)
 
@@ -76,7 +76,7 @@ class ImageGeneration(BaseModel):
     response_format: Literal["b64_json"] = Field("b64_json", description="only b64_json: pictures are not stored")
     negative_prompt: str | None = None
     style: str = "storybook"
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
     steps: int | None = Field(None, ge=1, le=200)
     guidance: float | None = Field(None, ge=0, le=30)
     sampler: str | None = None
@@ -114,7 +114,7 @@ def images_edits(request: Request, user: UserDep, settings: SettingsDep,
                  mask: Annotated[UploadFile | None, File(description="PNG; transparent or white = redraw")] = None,
                  n: Annotated[int, Form(ge=1, le=4)] = 1, size: Annotated[str | None, Form()] = None,
                  strength: Annotated[float, Form(gt=0, le=1)] = 0.6,
-                 style: Annotated[str, Form()] = "storybook", seed: Annotated[int | None, Form()] = None,
+                 style: Annotated[str, Form()] = "storybook", seed: Annotated[int | None, Form(ge=0, le=SEED_MAX)] = None,
                  steps: Annotated[int | None, Form(ge=1, le=200)] = None,
                  guidance: Annotated[float | None, Form(ge=0, le=30)] = None,
                  response_format: Annotated[Literal["b64_json"], Form()] = "b64_json"):
@@ -154,7 +154,7 @@ class ChatCompletion(BaseModel):
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=0)
     max_tokens: int | None = Field(None, ge=1, le=8192)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
     n: int = Field(1, ge=1, le=4)
     stream: bool = False
     response_format: dict[str, Any] | None = Field(None, description='{"type": "json_schema", "json_schema": '
@@ -164,6 +164,24 @@ class ChatCompletion(BaseModel):
         fields = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
                   "max_tokens": self.max_tokens, "seed": self.seed}
         return Sampling(**{k: v for k, v in fields.items() if v is not None})
+
+    @field_validator("response_format")
+    @classmethod
+    def _known_format(cls, rf: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A malformed response_format is the client's mistake (422), not the model's (502)."""
+        if rf is None:
+            return None
+        kind = rf.get("type")
+        if kind not in ("text", "json_object", "json_schema"):
+            raise ValueError(f"type {kind!r} is not one of 'text', 'json_object', 'json_schema'")
+        if kind == "json_schema":
+            spec = rf.get("json_schema", {})
+            if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), dict):
+                raise ValueError('json_schema must be an object like {"name": "x", "schema": {"type": "object"}}')
+            schema = spec.get("schema") or {"type": "object"}
+            if not isinstance(schema.get("type", "object"), str | list):
+                raise ValueError("json_schema.schema.type must be a JSON Schema type name")
+        return rf
 
     def schema(self) -> dict | None:
         rf = self.response_format or {}
