@@ -10,7 +10,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from taleloom.errors import BadInputError
 
@@ -44,6 +44,11 @@ class Brief(Strict):
     idea: str | None = Field(None, description="one-line story idea (used with or instead of a photo)")
     description: str | None = Field(None, description="user's own description of the photo, merged into the caption")
     seed: int = Field(0, ge=0, le=SEED_MAX, description="book seed; page seeds derive from it")
+
+    @field_validator("lang")
+    @classmethod
+    def _lang_code(cls, v: str) -> str:
+        return v.strip().lower()  # "KO" and "ko " mean Korean too
 
 
 class Caption(Strict):

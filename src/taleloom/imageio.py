@@ -9,6 +9,7 @@ decompression bomb costs nothing.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,8 @@ def load_photo(source: bytes | str | Path, name: str | None = None, *, max_bytes
         img = Image.open(io.BytesIO(data))  # reads the header only
     except UnidentifiedImageError:
         raise BadInputError(f"{name} is not an image Taleloom can read", FORMAT_HINT) from None
-    except Image.DecompressionBombError:
-        raise _too_many_pixels(name, None, max_pixels) from None
+    except Image.DecompressionBombError as e:
+        raise _too_many_pixels(name, None, max_pixels, _bomb_pixels(e)) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise BadInputError(f"{name} could not be read as an image ({e})", FORMAT_HINT) from None
     fmt = img.format or "unknown"
@@ -156,8 +157,18 @@ def _too_big(name: str, size: int, max_bytes: int) -> TooLargeError:
                          "resize or re-compress the photo (a JPEG of 2000 pixels is about 1 MB)")
 
 
-def _too_many_pixels(name: str, size: tuple[int, int] | None, max_pixels: int) -> TooLargeError:
-    dims = f"{size[0]}×{size[1]} = {size[0] * size[1] / 1e6:.0f} million pixels" if size else "too many pixels"
+def _bomb_pixels(e: Exception) -> int | None:
+    """Pillow's bomb error says 'Image size (N pixels) exceeds limit ...': the size the header declares."""
+    m = re.search(r"\((\d+) pixels\)", str(e))
+    return int(m.group(1)) if m else None
+
+
+def _too_many_pixels(name: str, size: tuple[int, int] | None, max_pixels: int,
+                     pixels: int | None = None) -> TooLargeError:
+    if size:
+        dims = f"{size[0]}×{size[1]} = {size[0] * size[1] / 1e6:.0f} million pixels"
+    else:
+        dims = f"{pixels / 1e6:.0f} million pixels" if pixels else "too large an image"
     return TooLargeError(f"{name} is {dims}; the limit is {max_pixels / 1e6:.0f} million "
                          "(a file this large is often a decompression bomb)",
                          "resize the photo (2000 pixels on the long side is plenty)")

@@ -235,7 +235,8 @@ class _Run:
 class _Metered:
     """Proxy that adds the time spent in a backend's model methods to the run's model seconds."""
 
-    TIMED = frozenset({"chat", "caption", "generate", "upscale", "speak", "img2img", "inpaint", "nearest_concepts"})
+    TIMED = frozenset({"chat", "caption", "generate", "upscale", "upscale_batch", "speak", "img2img", "inpaint",
+                       "nearest_concepts"})
 
     def __init__(self, inner, run: _Run):
         self._inner, self._run = inner, run

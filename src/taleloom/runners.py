@@ -110,12 +110,18 @@ def run_illustrate(run: _Run) -> str | None:
 def run_upscale(run: _Run) -> str | None:
     book = run.book
     pages = [p for p in book.pages if p.image is None and p.image_lowres]
-    for done, page in enumerate(pages, 1):
-        small = Image.open(run.dir / page.image_lowres).convert("RGB")
-        big = upscale([small], [page.request], _Lazy(run, "upscaler"))[0]  # created only if a picture needs it
-        page.image = _write(run.dir, f"pages/{page.index}.png", big)
-        run.progress(done, len(pages), "pictures")
-    return f"{len(pages)} pictures" if pages else None
+    if not pages:
+        return None
+    upscaler = _Lazy(run, "upscaler")  # created only because a picture needs it
+    batch = max(1, int(getattr(upscaler, "max_batch", 1) or 1))
+    for start in range(0, len(pages), batch):  # saved after every batch, so a resume keeps finished pictures
+        part = pages[start:start + batch]
+        small = [Image.open(run.dir / p.image_lowres).convert("RGB") for p in part]
+        for page, big in zip(part, upscale(small, [p.request for p in part], upscaler), strict=True):
+            page.image = _write(run.dir, f"pages/{page.index}.png", big)
+        run.save()
+        run.progress(start + len(part), len(pages), "pictures")
+    return f"{len(pages)} pictures"
 
 
 def run_narrate(run: _Run) -> str | None:

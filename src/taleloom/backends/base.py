@@ -89,9 +89,17 @@ class Illustrator(Backend):
 class Upscaler(Backend):
     role = "upscaler"
 
+    max_batch: int = 1  # pictures one upscale_batch call takes at once
+
     @abstractmethod
     def upscale(self, image: Image.Image, factor: int = 4, prompt: str = "", seed: int = 0) -> Image.Image:
         """Return the image `factor` times larger."""
+
+    def upscale_batch(self, images: list[Image.Image], factor: int = 4, prompts: list[str] | None = None,
+                      seeds: list[int] | None = None) -> list[Image.Image]:
+        """Several pictures at once; a backend that batches its model calls overrides this."""
+        prompts, seeds = prompts or [""] * len(images), seeds or [0] * len(images)
+        return [self.upscale(im, factor, p, s) for im, p, s in zip(images, prompts, seeds, strict=True)]
 
 
 class Narrator(Backend):

@@ -73,5 +73,10 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted; finished stages are saved (resume with --resume).", err=True)
         sys.exit(130)
+    except OSError as e:  # a folder that is a file, no permission, a full disk: the path says what to fix
+        where = f" ({e.filename})" if e.filename else ""
+        click.secho(f"Error: {e.strerror or e}{where}", fg="red", err=True)
+        click.echo("  → check the path and its permissions, and that the disk has room", err=True)
+        sys.exit(1)
     except SystemExit:
         raise

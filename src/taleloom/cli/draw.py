@@ -51,9 +51,13 @@ _REQUEST = ImageRequest.model_fields  # the defaults of one picture live there, 
 @click.option("--json", "as_json", is_flag=True, help="print what was drawn as JSON")
 def draw(prompt, count, seed, steps, sampler, guidance, negative, exact, no_upscale, illustrator, upscaler, out,
          as_json):
-    """Draw PROMPT, e.g. `taleloom draw "a red apple" --n 4`."""
+    """Draw pictures of PROMPT with the illustrator, then upscale them ×4.
+
+    Example: taleloom draw "a red apple" --n 4 --out apples.png
+    """
     from taleloom.files import atomic_save_image
     from taleloom.orchestrator import Backends
+    from taleloom.stages.illustrate import upscale
 
     backends = Backends.from_settings(get_settings(illustrator=illustrator, upscaler=upscaler))
     ill = backends.illustrator
@@ -69,11 +73,7 @@ def draw(prompt, count, seed, steps, sampler, guidance, negative, exact, no_upsc
     up_id = None
     if not no_upscale:
         up = backends.upscaler
-        batch = getattr(up, "upscale_batch", None)
-        if callable(batch):
-            images = batch(images, 4, [prompt] * count, [r.seed for r in requests])
-        else:
-            images = [up.upscale(im, 4, prompt, r.seed) for im, r in zip(images, requests, strict=True)]
+        images = upscale(images, requests, up)
         up_id = up.model_id
     seconds = time.perf_counter() - t0
     atomic_save_image(out, images[0] if count == 1 else grid(images))

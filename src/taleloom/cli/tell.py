@@ -21,8 +21,9 @@ def brief_from(**fields) -> Brief:
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
+        ranges = {"pages": "--pages takes 1 to 24", "age": "--age takes 2 to 14", "seed": "--seed takes 0 to 4294967295"}
         raise BadInputError(f"--{field} {err.get('input')!r}: {err['msg']}",
-                            "e.g. --pages between 1 and 24, --age between 2 and 14") from None
+                            ranges.get(field, "see taleloom tell --help")) from None
 
 
 @click.command()

@@ -113,6 +113,15 @@ class LimitedUpscaler(Limited, Upscaler):
         with self.slots:
             return self.inner.upscale(image, factor, prompt, seed)
 
+    def upscale_batch(self, images: list[Image.Image], factor: int = 4, prompts: list[str] | None = None,
+                      seeds: list[int] | None = None) -> list[Image.Image]:
+        with self.slots:
+            return self.inner.upscale_batch(images, factor, prompts, seeds)
+
+    @property
+    def max_batch(self) -> int:  # type: ignore[override]
+        return self.inner.max_batch
+
 
 class LimitedNarrator(Limited, Narrator):
     def speak(self, text: str, language: str) -> bytes:

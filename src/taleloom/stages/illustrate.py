@@ -45,11 +45,23 @@ def upscale_factor(image: Image.Image, target: int = UPSCALE_BELOW) -> int:
 
 def upscale(images: Sequence[Image.Image], requests: Sequence[ImageRequest], upscaler: Upscaler,
             on_progress: Progress | None = None) -> list[Image.Image]:
-    """Enlarge each picture that is below print size; the same seed as its request keeps it reproducible."""
-    out = []
-    for i, (img, req) in enumerate(zip(images, requests, strict=True)):
-        factor = upscale_factor(img)
-        out.append(img if factor == 1 else upscaler.upscale(img, factor=factor, prompt=req.prompt, seed=req.seed))
-        if on_progress:
-            on_progress(i + 1, len(images))
+    """Enlarge each picture that is below print size, up to the upscaler's `max_batch` same-sized pictures
+    per call; the same seed as its request keeps each one reproducible."""
+    out = list(images)
+    todo = [i for i, img in enumerate(images) if upscale_factor(img) != 1]
+    batch = max(1, int(getattr(upscaler, "max_batch", 1) or 1))
+    done = len(images) - len(todo)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i in todo:
+        by_size.setdefault(images[i].size, []).append(i)
+    for same in by_size.values():
+        for start in range(0, len(same), batch):
+            part = same[start:start + batch]
+            big = upscaler.upscale_batch([images[i] for i in part], upscale_factor(images[part[0]]),
+                                         [requests[i].prompt for i in part], [requests[i].seed for i in part])
+            for i, img in zip(part, big, strict=True):
+                out[i] = img
+            done += len(part)
+            if on_progress:
+                on_progress(done, len(images))
     return out

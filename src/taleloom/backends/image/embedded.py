@@ -136,6 +136,7 @@ class EmbeddedUpscaler(_Lazy, Upscaler):
     """×4 super-resolution diffusion (32 → 128 px), conditioned on the bicubic-upsampled picture."""
 
     name = "embedded"
+    max_batch = 4  # one denoising loop for a 4-page book's pictures
 
     class Options(BaseOptions):
         device: str = Field("auto", description="'auto' = CPU")
