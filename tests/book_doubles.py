@@ -98,8 +98,11 @@ def _translate(texts, lang, llm):
 
 def install_fake_text_stages(monkeypatch) -> None:
     """Put fake taleloom.stages.write / translate modules in place for one test."""
+    from taleloom.stages.write import story_sampling  # the real one: it only reads the brief
+
     write = types.ModuleType("taleloom.stages.write")
     write.write_story, write.rewrite_page, write.extend_story = _draft, _rewrite, _extend
+    write.story_sampling = story_sampling
     translate = types.ModuleType("taleloom.stages.translate")
     translate.translate = _translate
     translate.LANGUAGES = {"en": "English", "ko": "Korean", "fr": "French", "xx": "Nowhere"}

@@ -38,8 +38,9 @@ def invoke(*args):
 
 
 def test_tell_json_makes_a_book(tmp_path, fakes):
-    r = invoke("tell", CAT, "--pages", 2, "--lang", "ko", "--style", "watercolor", "--hero", "Mina", "--age", 6,
-               "--seed", 7, "--out", tmp_path, "--base-url", "http://x.test", "--json")
+    r = invoke("tell", CAT, "--pages", 2, "--lang", "KO", "--style", "watercolor", "--hero", "Mina", "--age", 6,
+               "--seed", 7, "--temperature", 0.4, "--top-k", 20, "--out", tmp_path, "--base-url", "http://x.test",
+               "--json")
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     d = Path(data["dir"])
@@ -48,6 +49,8 @@ def test_tell_json_makes_a_book(tmp_path, fakes):
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["brief"] == {**manifest["brief"], "pages": 2, "lang": "ko", "style": "watercolor", "seed": 7}
     assert manifest["pages"][0]["request"]["style"] == "watercolor"
+    sampling = manifest["stages"]["write"]["params"]["sampling"]  # what the writer sampled with, flags included
+    assert (sampling["temperature"], sampling["top_k"], sampling["top_p"], sampling["seed"]) == (0.4, 20, 0.95, 7)
 
 
 def test_tell_prints_a_timing_table(tmp_path):

@@ -44,6 +44,9 @@ class Brief(Strict):
     idea: str | None = Field(None, description="one-line story idea (used with or instead of a photo)")
     description: str | None = Field(None, description="user's own description of the photo, merged into the caption")
     seed: int = Field(0, ge=0, le=SEED_MAX, description="book seed; page seeds derive from it")
+    temperature: float | None = Field(None, ge=0, le=2, description="story sampling temperature; None = the writer's")
+    top_p: float | None = Field(None, gt=0, le=1, description="story nucleus sampling; None = the writer's")
+    top_k: int | None = Field(None, ge=0, description="story top-k sampling (0 = off); None = the writer's")
 
     @field_validator("lang")
     @classmethod
@@ -111,6 +114,7 @@ class StageRecord(Strict):
     model_seconds: float | None = None  # time spent inside models (for overhead figures)
     model_id: str | None = None
     message: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)  # settings the stage used (the writer's sampling)
 
 
 class Change(Strict):

@@ -48,9 +48,10 @@ def run_see(run: _Run) -> str | None:
 
 
 def run_write(run: _Run) -> str | None:
-    from taleloom.stages.write import write_story
+    from taleloom.stages.write import story_sampling, write_story
 
     book = run.book
+    book.stages["write"].params = {"sampling": story_sampling(book.brief).model_dump()}
     draft = write_story(book.caption, book.brief, run.backend("llm"))
     book.title, book.title_translated = draft.title, None
     book.cast = list(draft.cast)

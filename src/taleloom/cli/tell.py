@@ -21,8 +21,9 @@ def brief_from(**fields) -> Brief:
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
-        ranges = {"pages": "--pages takes 1 to 24", "age": "--age takes 2 to 14", "seed": "--seed takes 0 to 4294967295"}
-        raise BadInputError(f"--{field} {err.get('input')!r}: {err['msg']}",
+        ranges = {"pages": "--pages takes 1 to 24", "age": "--age takes 2 to 14", "temperature": "--temperature takes 0 to 2",
+                  "top_p": "--top-p takes more than 0, up to 1", "top_k": "--top-k takes 0 or more"}
+        raise BadInputError(f"--{field.replace('_', '-')} {err.get('input')!r}: {err['msg']}",
                             ranges.get(field, "see taleloom tell --help")) from None
 
 
@@ -30,14 +31,17 @@ def brief_from(**fields) -> Brief:
 @click.argument("photo", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--idea", help='one-line story idea, with or instead of a photo: --idea "a cat who learns to fly"')
 @click.option("--description", help="your own description of the photo (names, who is who); merged into the caption")
-@click.option("--pages", type=int, default=4, show_default=True, help="number of story pages")
+@click.option("--pages", type=int, default=4, show_default=True, help="number of story pages (1-24)")
 @click.option("--lang", default="en", show_default=True, help="reader's language (ISO 639-1 code, e.g. ko, fr)")
 @click.option("--style", default="storybook", show_default=True,
               help="illustration style: storybook, watercolor, crayon, pixel, ink, emoji")
 @click.option("--hero", help="the hero's name (the story picks one when empty)")
-@click.option("--age", type=int, default=6, show_default=True, help="reader's age")
+@click.option("--age", type=int, default=6, show_default=True, help="reader's age (2-14)")
 @click.option("--tone", default="warm and gentle", show_default=True, help="tone of the story")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="book seed: same seed, same book")
+@click.option("--temperature", type=click.FloatRange(0, 2), help="story sampling temperature (default 0.6)")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), help="story nucleus sampling (default 0.95)")
+@click.option("--top-k", type=click.IntRange(0), help="story top-k sampling, 0 = off (default 40)")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("books"), show_default=True,
               help="folder the book's folder is made in")
 @click.option("--resume", "resume", type=click.Path(path_type=Path, file_okay=False, exists=True),
@@ -45,8 +49,8 @@ def brief_from(**fields) -> Brief:
 @click.option("--base-url", help="public URL of the service; the QR code links to BASE_URL/books/ID")
 @click.option("--device", help="torch device for local models: cpu, cuda, auto")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON (no live display)")
-def tell(photo, idea, description, pages, lang, style, hero, age, tone, seed, out, resume, base_url, device,
-         as_json):
+def tell(photo, idea, description, pages, lang, style, hero, age, tone, seed, temperature, top_p, top_k, out, resume,
+         base_url, device, as_json):
     """Make a storybook from a PHOTO, an --idea, or both.
 
     \b
@@ -64,7 +68,7 @@ def tell(photo, idea, description, pages, lang, style, hero, age, tone, seed, ou
         book = load_book(book_dir)
     else:
         brief = brief_from(pages=pages, lang=lang, style=style, hero=hero, age=age, tone=tone, idea=idea,
-                           description=description, seed=seed)
+                           description=description, seed=seed, temperature=temperature, top_p=top_p, top_k=top_k)
         book_id = new_book_id()
         book_dir = out / book_id
         try:

@@ -26,32 +26,24 @@ from taleloom.errors import BadInputError
 @click.option("--json", "as_json", is_flag=True, help="print the draft as JSON")
 def write(caption_text, idea, pages, lang, hero, age, tone, seed, temperature, top_p, top_k, llm, as_json):
     """Write a story from a caption and/or an idea: title, cast, and each page's text and scene."""
-    from pydantic import ValidationError
     from rich.console import Console
 
-    from taleloom.backends.base import Sampling
     from taleloom.book import Caption
     from taleloom.cli.tell import brief_from
     from taleloom.config import get_settings
     from taleloom.orchestrator import Backends
     from taleloom.stages.translate import check_language, translate
-    from taleloom.stages.write import DEFAULT_SAMPLING, write_story
+    from taleloom.stages.write import write_story
 
     if not (caption_text or idea):
         raise BadInputError("nothing to write about", 'give --caption "a cat in a garden" or --idea "..." (or both)')
-    brief = brief_from(pages=pages, lang=check_language(lang), hero=hero, age=age, tone=tone, idea=idea, seed=seed)
-    chosen = {k: v for k, v in {"temperature": temperature, "top_p": top_p, "top_k": top_k}.items() if v is not None}
-    try:
-        sampling = Sampling(**(DEFAULT_SAMPLING.model_dump() | chosen | {"seed": seed}))
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise BadInputError(f"--{str(err['loc'][0]).replace('_', '-')} {err.get('input')!r}: {err['msg']}",
-                            "temperature 0–2, top-p above 0 and at most 1, top-k 0 or more") from None
+    brief = brief_from(pages=pages, lang=check_language(lang), hero=hero, age=age, tone=tone, idea=idea, seed=seed,
+                       temperature=temperature, top_p=top_p, top_k=top_k)
     caption = Caption(text=caption_text) if caption_text else None
     model = Backends.from_settings(get_settings(llm=llm)).llm
     console = Console(stderr=True)
     with console.status(f"writing {brief.pages} pages with {getattr(model, 'model_id', '') or 'the LLM'}…"):
-        draft = write_story(caption, brief, model, sampling)
+        draft = write_story(caption, brief, model)
     translated, warnings = None, []
     if brief.lang != "en":
         with console.status(f"translating into {brief.lang}…"):

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from taleloom.backends.base import Sampling, TextModel
-from taleloom.book import Brief, Caption, CastMember, Draft, Page, PageDraft, Storybook
+from taleloom.book import SEED_MAX, Brief, Caption, CastMember, Draft, Page, PageDraft, Storybook
 from taleloom.errors import BadInputError
 from taleloom.stages import story_text as st
 from taleloom.stages.llm_json import ask_json
@@ -51,15 +51,20 @@ def _object(**props: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": list(props)}
 
 
-def _base(sampling: Sampling | None, seed: int) -> Sampling:
-    """The caller's sampling (or the stage default) with its seed defaulting to the book's."""
+def story_sampling(brief: Brief, sampling: Sampling | None = None) -> Sampling:
+    """The caller's sampling (or the stage default), with the brief's temperature / top-p / top-k where it
+    sets them, and the book's seed unless `sampling.seed` is set. Recorded in the manifest's write stage."""
     s = sampling or DEFAULT_SAMPLING
-    return s if s.seed is not None else s.model_copy(update={"seed": seed})
+    update: dict[str, Any] = {k: getattr(brief, k) for k in ("temperature", "top_p", "top_k")
+                              if getattr(brief, k) is not None}
+    if s.seed is None:
+        update["seed"] = brief.seed
+    return s.model_copy(update=update)
 
 
 def _sampling(base: Sampling, offset: int, cool: bool = False, **update: Any) -> Sampling:
     """One call's sampling: its own seed (base + offset), cooler for structured answers."""
-    update["seed"] = (base.seed or 0) + offset
+    update["seed"] = ((base.seed or 0) + offset) % (SEED_MAX + 1)
     if cool:
         update["temperature"] = min(base.temperature, PLAN_TEMPERATURE)
     return base.model_copy(update=update)
@@ -279,7 +284,7 @@ def _scenes(texts: list[str], cast: list[CastMember], llm: TextModel, sampling: 
 def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling: Sampling | None = None) -> Draft:
     """Title, cast sheet and `brief.pages` pages (text + key scene), in English. Seeded by `brief.seed`
     unless `sampling.seed` is set; BackendError when a step fails its checks on every try."""
-    sampling = _base(sampling, brief.seed)
+    sampling = story_sampling(brief, sampling)
     about = subject(caption, brief)
     title, cast = plan(about, brief, llm, sampling)
     texts = _story_pages(_story_prompt(about, brief, title, cast), brief.pages, brief, cast[0], llm, sampling, 1,
@@ -331,7 +336,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
 
     messages = [{"role": "system", "content": STORY_SYSTEM + " Answer with JSON only."},
                 {"role": "user", "content": user}]
-    sampling = _base(sampling, brief.seed)
+    sampling = story_sampling(brief, sampling)
     d = ask_json(llm, messages, _object(text=_text(20, limit * 7)),
                  _sampling(sampling, 500 + n, max_tokens=limit * 2 + 24), f"rewrite page {n}", check)
     text = st.trim_words(d["text"], limit)
@@ -349,7 +354,7 @@ def extend_story(book: Storybook | Draft, n_more: int, llm: TextModel, sampling:
         raise BadInputError(f"cannot add {n_more} pages to a {len(book.pages)}-page book",
                             f"add from 1 to {24 - len(book.pages)} pages")
     cast = list(book.cast) or [CastMember(name=brief.hero or "the hero", look="the hero")]
-    sampling = _base(sampling, brief.seed)
+    sampling = story_sampling(brief, sampling)
     texts = _story_pages(None, n_more, brief, cast[0], llm, sampling, 700 + len(book.pages),
                          f"continue the story by {n_more} pages", so_far=[p.text for p in book.pages],
                          new_adventure=True)
