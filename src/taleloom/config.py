@@ -115,9 +115,25 @@ def cpu_threads(requested: int = 0) -> int:
 
 
 def resolve_device(name: str = "auto") -> str:
-    """'auto' → 'cuda' when available, else 'cpu'."""
-    if name != "auto":
-        return name
+    """'auto' → 'cuda' when available, else 'cpu'. A device this machine does not have is a BadInputError
+    now, not a torch assertion after the weights have loaded."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    from taleloom.errors import BadInputError
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    hint = "use device = 'cpu' or 'auto' (TALELOOM_DEVICE, --device)"
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise BadInputError(f"device {name!r} is not a torch device", hint) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BadInputError(f"device {name!r} requested but CUDA is not available here", hint)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise BadInputError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)",
+                                "use cuda:0 .. cuda:N-1, or 'auto'")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise BadInputError(f"device {name!r} requested but MPS is not available here", hint)
+    return name

@@ -76,6 +76,35 @@ def test_init_from_starts_a_new_run_at_the_saved_weights(tmp_path):
         train(other, data, progress=False)
 
 
+def test_resume_needs_a_saved_run_and_warns_when_the_trajectory_changes(tmp_path):
+    data = TinyImages(3, 8)
+    with pytest.raises(BadInputError, match="no training run to resume"):
+        train(small_config(tmp_path / "typo", max_steps=1), data, resume=True, progress=False)
+    train(small_config(tmp_path / "run", max_steps=3), data, progress=False)
+    with pytest.warns(UserWarning, match=r"changed training settings \(lr\)"):
+        train(small_config(tmp_path / "run", max_steps=4, lr=5e-4), data, resume=True, progress=False)
+
+
+def test_a_device_this_machine_lacks_is_named(tmp_path):
+    with pytest.raises(BadInputError, match="'bogus' is not a torch device"):
+        train(small_config(tmp_path, device="bogus"), TinyImages(2, 8), progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(BadInputError, match="CUDA is not available"):
+            TextToImage(tiny_checkpoint(), device="cuda")
+
+
+def test_weights_that_do_not_fit_their_config_give_one_line(tmp_path):
+    src = tiny_checkpoint()
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        (tmp_path / name).write_bytes((src / name).read_bytes())
+    meta = json.loads((tmp_path / CONFIG_NAME).read_text())
+    meta["unet"]["base_channels"] = 8
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(meta))
+    with pytest.raises(ModelNotFoundError) as e:
+        load_checkpoint(tmp_path)
+    assert "size mismatch" in e.value.message and "\n" not in e.value.message and len(e.value.message) < 500
+
+
 def test_existing_run_is_not_overwritten_without_resume(tmp_path):
     data = TinyImages(3, 8)
     train(small_config(tmp_path, max_steps=1), data, progress=False)

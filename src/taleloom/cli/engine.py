@@ -116,12 +116,12 @@ def train(config, resume, overwrite, max_steps, out_dir, device, quiet, as_json)
     "--guidance", default=3.0, show_default=True, type=float, help="classifier-free guidance scale (1 = none)"
 )
 @click.option(
-    "--eta", default=0.0, show_default=True, type=float, help="DDIM stochasticity (0 = deterministic)"
+    "--eta", default=0.0, show_default=True, type=click.FloatRange(0, 1), help="DDIM stochasticity (0 = deterministic)"
 )
 @click.option(
     "--seed", default=0, show_default=True, type=SEED, help="seed of the first picture (the rest count up)"
 )
-@click.option("--n", "n", default=4, show_default=True, type=int, help="pictures per prompt")
+@click.option("--n", "n", default=4, show_default=True, type=click.IntRange(1, 64), help="pictures per prompt")
 @click.option("--cond-image", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="low-resolution picture to upscale (super-resolution checkpoints)")  # fmt: skip
 @click.option(
@@ -187,10 +187,11 @@ def _edit_options(fn):
     for opt in reversed([
         click.option("--negative", default="", help="negative prompt"),
         click.option("--sampler", default="ddim", show_default=True, help=f"one of: {', '.join(SAMPLER_NAMES)}"),
-        click.option("--steps", default=20, show_default=True, type=int),
+        click.option("--steps", default=20, show_default=True, type=click.IntRange(1, 1000)),
         click.option("--guidance", default=3.0, show_default=True, type=float),
         click.option("--seed", default=0, show_default=True, type=SEED),
-        click.option("--scale", default=1, show_default=True, type=int, help="enlarge the output (nearest)"),
+        click.option("--scale", default=1, show_default=True, type=click.IntRange(1, 16),
+                     help="enlarge the output (nearest)"),
     ]):  # fmt: skip
         fn = opt(fn)
     return fn
@@ -257,7 +258,7 @@ def inpaint(obj, image_path, mask_path, prompt, out, negative, sampler, steps, g
 @click.option("--prompt", "-p", required=True, help="prompt of the first frame")
 @click.option("--to-prompt", help="prompt of the last frame (default: the same)")
 @click.option("--to-seed", type=SEED, help="seed of the last frame (default: --seed)")
-@click.option("--frames", default=5, show_default=True, type=int)
+@click.option("--frames", default=5, show_default=True, type=click.IntRange(2, 64), help="pictures in the strip")
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),

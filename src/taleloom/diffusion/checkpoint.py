@@ -87,5 +87,11 @@ def load_checkpoint(
         model = UNet(config)
         model.load_state_dict(state, strict=True)
     except Exception as e:  # safetensors parse errors, shape/key mismatches, bad config values
-        raise ModelNotFoundError(f"checkpoint {folder} is corrupted or incomplete: {e}", _TRAIN_HINT) from e
+        raise ModelNotFoundError(f"checkpoint {folder} is corrupted or incomplete: {_first_line(e)}", _TRAIN_HINT) from e
     return model.to(device).eval(), meta
+
+
+def _first_line(e: Exception, limit: int = 300) -> str:
+    """torch's load_state_dict report lists every mismatched tensor (hundreds of lines); one line says enough."""
+    text = " ".join(str(e).split("\n\t")[:2]).splitlines()[0] if str(e) else type(e).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

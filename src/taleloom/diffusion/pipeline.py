@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 
+from taleloom.config import resolve_device
 from taleloom.diffusion.checkpoint import load_checkpoint
 from taleloom.diffusion.data import pil_to_tensor, square, tensor_to_pil, to_rgb, upsample_condition
 from taleloom.diffusion.guidance import Denoiser
@@ -47,7 +48,7 @@ class TextToImage:
     def __init__(
         self, checkpoint_dir: str | os.PathLike, device: str = "cpu", text_encoder: TextEncoder | None = None
     ):
-        self.device = torch.device(device)
+        self.device = torch.device(resolve_device(device))
         self.model, self.meta = load_checkpoint(checkpoint_dir, self.device)
         self.config = self.model.config
         self.image_size = self.config.image_size
@@ -183,6 +184,8 @@ class TextToImage:
         return [tensor_to_pil(x) for x in x0]
 
     def _image_batch(self, image: Image.Image, what: str) -> torch.Tensor:
+        """A square of another size is resized to the model's (a 128 px book picture goes back to 32 px);
+        a picture that is not square, or of an unknown mode, is refused by `_check_image`."""
         img = square(_check_image(image, what), self.image_size)
         return pil_to_tensor(img)[None].to(self.device)  # (1, 3, S, S)
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from taleloom.config import resolve_device
 from taleloom.diffusion.checkpoint import STATE_NAME, load_checkpoint, read_meta, save_checkpoint
 from taleloom.diffusion.data import load_all, upsample_condition
 from taleloom.diffusion.schedule import make_schedule, q_sample, snr, v_target
@@ -136,16 +137,6 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor
     return torch.cat(out)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInputError(
-            f"device {name!r} requested but CUDA is not available", "use device = 'cpu' or 'auto'"
-        )
-    return torch.device(name)
-
-
 def _rng_states(gen: torch.Generator) -> dict[str, Any]:
     np_state = np.random.get_state()
     return {
@@ -185,6 +176,20 @@ def _check_dataset(config: TrainConfig, images: torch.Tensor, conds: torch.Tenso
         )
 
 
+# Fields that may differ on resume without changing the trajectory (where it stops, how it reports).
+_RESUME_FREE = frozenset({"max_steps", "checkpoint_every", "log_every", "out_dir", "cache_dir", "device", "compile"})
+
+
+def _changed_training_fields(saved: dict[str, Any], config: TrainConfig) -> list[str]:
+    now = config.to_dict()
+    return sorted(k for k, v in saved.items()
+                  if k != "unet" and k not in _RESUME_FREE and k in now and _plain(v) != _plain(now[k]))
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
 def _init_from_checkpoint(model: UNet, ema: list[torch.Tensor] | None, params: list, config: TrainConfig) -> None:
     """Copy a saved checkpoint's weights into a new run (the EMA starts from them too). Why: a later phase
     can continue a shipped model when its training state (optimizer, RNG) was not kept."""
@@ -221,7 +226,10 @@ def train(
         raise BadInputError(
             f"{out} already holds a training run", "pass --resume to continue it, or choose another out_dir"
         )
-    device = resolve_device(config.device)
+    if resume and not state_path.exists():  # a mistyped folder must not silently become a new run
+        raise BadInputError(f"there is no training run to resume in {out} (no {STATE_NAME})",
+                            "check out_dir, or start a new run without --resume")
+    device = torch.device(resolve_device(config.device))
     cuda = device.type == "cuda"
     channels_last = cuda if config.channels_last is None else config.channels_last
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -260,6 +268,12 @@ def train(
                 f"cannot resume {out}: its U-Net config differs from this config's",
                 "keep [unet] unchanged when resuming",
             )
+        changed = _changed_training_fields(state["config"], config)
+        if changed:
+            import warnings
+
+            warnings.warn(f"resuming {out} with changed training settings ({', '.join(changed)}): "
+                          "the run continues, but it is no longer the uninterrupted run's trajectory", stacklevel=2)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if ema is not None and state["ema"] is not None:
