@@ -88,8 +88,8 @@ class ImageRequest(Strict):
     steps: int = 20
     guidance: float = 3.0
     sampler: str = "dpmpp_2m"
-    width: int = 512
-    height: int = 512
+    width: int | None = Field(None, ge=8, le=4096, description="None: the illustrator's native size (SDXL 1024)")
+    height: int | None = Field(None, ge=8, le=4096)
     style: str = "storybook"
 
 

@@ -226,3 +226,10 @@ def test_sdxl_refiner_fp16_on_cuda_with_offload(folders):
                          steps=2)
     assert xl.dtype == torch.float16
     assert xl.generate([req()])[0].size == (64, 64)
+
+
+def test_a_request_without_a_size_gets_the_models_native_size(sd):
+    pipe = sd.pipe
+    native = pipe.unet.config.sample_size * pipe.vae_scale_factor  # 1024 for SDXL, 512 for SD 1.5
+    image = sd.generate([ImageRequest(prompt="a cat", seed=1)])[0]
+    assert sd.native_size == native and image.size == (native, native)

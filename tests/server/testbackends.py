@@ -218,8 +218,9 @@ class SolidIllustrator(Illustrator):
         self.batches: list[int] = []
 
     def _draw(self, r: ImageRequest) -> Image.Image:
-        img = Image.new("RGB", (r.width, r.height), _colour(f"{r.prompt}|{r.seed}"))
-        ImageDraw.Draw(img).rectangle([0, r.height // 3, r.width, r.height // 3 + 16], fill=_colour(str(r.seed)))
+        w, h = r.width or 512, r.height or 512  # 512: this stand-in's native size
+        img = Image.new("RGB", (w, h), _colour(f"{r.prompt}|{r.seed}"))
+        ImageDraw.Draw(img).rectangle([0, h // 3, w, h // 3 + 16], fill=_colour(str(r.seed)))
         return img
 
     def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
@@ -229,13 +230,14 @@ class SolidIllustrator(Illustrator):
 
     def img2img(self, request: ImageRequest, image: Image.Image, strength: float = 0.6) -> Image.Image:
         _delay(2)
-        return Image.blend(image.convert("RGB").resize((request.width, request.height)), self._draw(request),
-                           strength)
+        drawn = self._draw(request)
+        return Image.blend(image.convert("RGB").resize(drawn.size), drawn, strength)
 
     def inpaint(self, request: ImageRequest, image: Image.Image, mask: Image.Image) -> Image.Image:
         _delay(2)
-        base = image.convert("RGB").resize((request.width, request.height))
-        return Image.composite(self._draw(request), base, mask.convert("L").resize(base.size))
+        drawn = self._draw(request)
+        base = image.convert("RGB").resize(drawn.size)
+        return Image.composite(drawn, base, mask.convert("L").resize(base.size))
 
 
 class NearestUpscaler(Upscaler):

@@ -104,11 +104,18 @@ class DiffusersIllustrator(Illustrator):
         return load_pipeline(loader, folder, self.dtype, self.options, self.suggested_repo, **kwargs)
 
     # ------------------------------------------------------------------ settings
+    @property
+    def native_size(self) -> int:
+        """The side the model was trained at (SD 1.5: 512, SDXL: 1024): latent sample size × VAE factor."""
+        pipe = self.pipe
+        return int(pipe.unet.config.sample_size) * int(getattr(pipe, "vae_scale_factor", 8))
+
     def settings(self, request: ImageRequest) -> Settings:
         o = self.options
+        native = self.native_size
         s = Settings(sampler=o.sampler or request.sampler, steps=o.steps or request.steps,
                      guidance=request.guidance if o.guidance is None else o.guidance,
-                     width=o.width or request.width, height=o.height or request.height)
+                     width=o.width or request.width or native, height=o.height or request.height or native)
         if s.sampler not in sampler_names():
             raise choice_error("sampler", s.sampler, sampler_names())
         check_size(s.width, s.height, 8)

@@ -56,7 +56,7 @@ def _request(prompt: str, negative: str | None, style: str, seed: int | None, st
     from taleloom.stages.stage import get_style
 
     st = get_style(style)
-    w, h = size or (512, 512)
+    w, h = size or (None, None)  # the illustrator's native size
     return ImageRequest(prompt=prompt, negative_prompt=st.negative if negative is None else negative,
                         seed=((seed if seed is not None else secrets.randbelow(2**31)) + i) % (SEED_MAX + 1), steps=steps or st.steps,
                         guidance=st.guidance if guidance is None else guidance, sampler=sampler or st.sampler,
@@ -72,7 +72,7 @@ class ImageGeneration(BaseModel):
     model_config = ConfigDict(extra="ignore")  # OpenAI clients send model, quality, user...
     prompt: str = Field(min_length=1, max_length=2000)
     n: int = Field(1, ge=1, le=8)
-    size: str | None = Field(None, description="WIDTHxHEIGHT; default 512x512")
+    size: str | None = Field(None, description="WIDTHxHEIGHT; default: the illustrator's native size (SDXL 1024x1024)")
     response_format: Literal["b64_json"] = Field("b64_json", description="only b64_json: pictures are not stored")
     negative_prompt: str | None = None
     style: str = "storybook"
