@@ -76,6 +76,7 @@ class Draft(Strict):
     title: str
     cast: list[CastMember]
     pages: list[PageDraft]
+    notes: list[str] = Field(default_factory=list)  # what the writer had to do instead (kept in the manifest)
 
 
 class ImageRequest(Strict):

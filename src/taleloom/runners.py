@@ -56,6 +56,7 @@ def run_write(run: _Run) -> str | None:
     book.title, book.title_translated = draft.title, None
     book.cast = list(draft.cast)
     book.pages = [Page(index=i + 1, text=p.text, scene=p.scene) for i, p in enumerate(draft.pages)]
+    book.notes.extend(draft.notes)
     return f"“{draft.title}”, {len(book.pages)} pages"
 
 

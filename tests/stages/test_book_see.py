@@ -99,6 +99,12 @@ def test_validation_rules():
     listing = "The bear, otter, squid, lab coat, a beautiful, warm, soft light."
     assert validate(json.dumps({"caption": listing}), ["bear"], facts, None) is None
     assert validate(json.dumps({"caption": "A cat {json} face http://x.y"}), ["cat face"], facts, None) is None
+    echo = ("... (Slightly modified version of the original sentence, with a slight modification to include "
+            "the image facts and no names unless the owner gives them.).")  # a real SmolLM2 answer
+    assert validate(json.dumps({"caption": echo}), ["basket", "notebook with decorative cover"],
+                    {"colours": [{"name": "orange"}]}, None) is None
+    assert validate(json.dumps({"caption": "A woman smiles with a notebook"}), ["notebook with decorative cover"],
+                    facts, None) == "A woman smiles with a notebook."
 
 
 def test_template_mentions_faces():

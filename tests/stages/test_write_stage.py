@@ -120,11 +120,33 @@ def test_brief_hero_name_is_imposed_by_the_schema():
 def test_invalid_json_is_retried_with_new_seeds_then_a_clear_backend_error():
     llm = BrokenLLM()
     with pytest.raises(BackendError) as err:
-        write.write_story(GARDEN, Brief(pages=2, seed=5), llm)
+        write.plan(write.subject(GARDEN, BRIEF), Brief(pages=2, seed=5), llm, write.story_sampling(BRIEF))
     message = str(err.value)
     assert "broken-model" in message and "plan the title and characters" in message
     assert f"{TRIES} answers failed validation" in message and "not a JSON object" in message
     assert len(llm.seeds) == TRIES and len(set(llm.seeds)) == TRIES
+    with pytest.raises(BackendError, match="write a 2-page story"):  # the book: the plan falls back, the story cannot
+        write.write_story(GARDEN, Brief(pages=2, seed=5), BrokenLLM())
+
+
+class ExampleCopyingLLM(ScriptedLLM):
+    """Plans by copying the prompt's example every time (what SmolLM2 did for a flat orange photo)."""
+
+    def chat(self, messages, sampling=None, schema=None):
+        if messages[0]["content"] == write.PLAN_SYSTEM:
+            self.calls.append((messages, sampling, schema))
+            return json.dumps(write.PLAN_EXAMPLE[1] | {"hero": {**write.PLAN_EXAMPLE[1]["hero"], "name": "Nora"}})
+        return super().chat(messages, sampling, schema)
+
+
+def test_a_plan_that_fails_every_try_gives_a_plain_cast_and_a_note():
+    basket = Caption(text="an orange basket in soft, warm light", concepts=["basket", "orange book"])
+    draft = write.write_story(basket, Brief(pages=2, hero="Nora", seed=4), ExampleCopyingLLM())
+    assert draft.title == "Nora and the Basket"
+    assert [c.name for c in draft.cast][0] == "Nora" and "child" in draft.cast[0].look
+    assert len(draft.pages) == 2 and draft.notes and "plain title and cast" in draft.notes[0]
+    again = write.write_story(basket, Brief(pages=2, hero="Nora", seed=4), ExampleCopyingLLM())
+    assert again == draft  # seeded like every other step
 
 
 def test_story_without_its_hero_or_looping_is_rejected():

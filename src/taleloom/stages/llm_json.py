@@ -14,6 +14,7 @@ from typing import Any
 
 from taleloom.backends.base import Sampling, TextModel
 from taleloom.backends.json_answers import first_json_object
+from taleloom.book import SEED_MAX
 from taleloom.errors import BackendError
 
 TRIES = 4  # answers asked for before giving up
@@ -37,7 +38,7 @@ def ask_json(llm: TextModel, messages: list[dict[str, str]], schema: dict[str, A
     base_seed = sampling.seed if sampling.seed is not None else 0
     problems: list[str] = []
     for attempt in range(tries):
-        s = sampling.model_copy(update={"seed": base_seed + attempt * SEED_STRIDE})
+        s = sampling.model_copy(update={"seed": (base_seed + attempt * SEED_STRIDE) % (SEED_MAX + 1)})
         try:
             text = llm.chat(messages, s, schema)
         except BackendError as e:  # e.g. JSON cut off at max_tokens: another seed may fit

@@ -14,15 +14,19 @@ answer checked (page count, hero present, no loops, no duplicate pages) and retr
 from __future__ import annotations
 
 import json
+import logging
+import random
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from taleloom.backends.base import Sampling, TextModel
 from taleloom.book import SEED_MAX, Brief, Caption, CastMember, Draft, Page, PageDraft, Storybook
-from taleloom.errors import BadInputError
+from taleloom.errors import BackendError, BadInputError
 from taleloom.stages import story_text as st
 from taleloom.stages.llm_json import ask_json
+
+log = logging.getLogger(__name__)
 
 # The stage's default sampling (the brief's seed is used when `sampling.seed` is None). Structured steps
 # (plan, scenes) run at most at PLAN_TEMPERATURE: their fields must be right more than surprising.
@@ -93,8 +97,10 @@ def subject(caption: Caption | None, brief: Brief) -> str:
     return about
 
 
-def plan(about: str, brief: Brief, llm: TextModel, sampling: Sampling) -> tuple[str, list[CastMember]]:
-    """Title and cast sheet (hero first). The brief's hero name is imposed by the schema."""
+def plan(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
+         notes: list[str] | None = None, things: Sequence[str] = ()) -> tuple[str, list[CastMember]]:
+    """Title and cast sheet (hero first). The brief's hero name is imposed by the schema. When every
+    answer fails its checks, `fallback_plan` builds a plain cast from `things` and says so in `notes`."""
     hero_name = {"type": "string", "enum": [brief.hero]} if brief.hero else NAME
     schema = _object(title=_text(5, 50),
                      hero=_object(name=hero_name, kind=_text(3, 30), look=_text(8, 80)),
@@ -119,12 +125,37 @@ def plan(about: str, brief: Brief, llm: TextModel, sampling: Sampling) -> tuple[
             return f"the hero ({hero['kind']}) is not from the photo or idea"
         return st.copied(json.dumps(d), PLAN_EXAMPLE_WORDS, user)
 
-    d = ask_json(llm, messages, schema, _sampling(sampling, 0, cool=True, max_tokens=160),
-                 "plan the title and characters", check)
+    try:
+        d = ask_json(llm, messages, schema, _sampling(sampling, 0, cool=True, max_tokens=160),
+                     "plan the title and characters", check)
+    except BackendError as e:
+        if notes is None:
+            raise
+        log.warning("%s; using a plain cast instead", e.message)
+        notes.append("the LLM's title and characters failed their checks on every try, so a plain title and "
+                     "cast were made from the photo's concepts (a larger LLM plans better)")
+        return fallback_plan(brief, things)
     hero, friend = d["hero"], d["friend"]
     cast = [CastMember(name=hero["name"], look=f"{short_kind(hero['kind'])}, {short_look(hero['look'], 80)}", role="hero"),
             CastMember(name=friend["name"], look=short_kind(friend["kind"]), role="friend")]
     return short_look(d["title"], 50), cast
+
+
+FALLBACK_NAMES = ("Mina", "Leo", "Ava", "Tom", "Lila", "Sam", "Nora", "Finn")
+
+
+def fallback_plan(brief: Brief, things: Sequence[str]) -> tuple[str, list[CastMember]]:
+    """A plain title and cast when the LLM cannot plan one (the 135M model sometimes only copies the
+    example): a child hero and, as the friend, the first thing seen in the photo. Seeded by the brief."""
+    rnd = random.Random(brief.seed)
+    hero = brief.hero or rnd.choice(FALLBACK_NAMES)
+    friend = rnd.choice([n for n in FALLBACK_NAMES if n != hero])
+    thing = next((st.clean(t) for t in things if st.clean(t)), "")
+    kind = f"a little {thing}" if thing else "a little bird"
+    title = f"{hero} and the {thing.title()}" if thing else f"{hero}'s Big Day"
+    return short_look(title, 50), [CastMember(name=hero, look="a curious child, bright eyes and a yellow coat",
+                                              role="hero"),
+                                   CastMember(name=friend, look=short_kind(kind), role="friend")]
 
 
 def short_kind(kind: str) -> str:
@@ -286,13 +317,17 @@ def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling:
     unless `sampling.seed` is set; BackendError when a step fails its checks on every try."""
     sampling = story_sampling(brief, sampling)
     about = subject(caption, brief)
-    title, cast = plan(about, brief, llm, sampling)
+    notes: list[str] = []
+    idea_words = [w for w in re.findall(r"[a-z]+", (brief.idea or "").lower()) if len(w) > 2 and w not in st.STOPWORDS]
+    things = (list(caption.concepts) if caption is not None else []) + idea_words[:1]  # for a fallback cast
+    title, cast = plan(about, brief, llm, sampling, notes, things)
     texts = _story_pages(_story_prompt(about, brief, title, cast), brief.pages, brief, cast[0], llm, sampling, 1,
                          f"write a {brief.pages}-page story about {cast[0].name}", about=about)
     if not any(st.mentions(t, cast[1].name) for t in texts):
         cast = cast[:1]  # the companion never turned up: keep the cast sheet to who is in the book
     scenes = _scenes(texts, cast, llm, sampling, 1)
-    return Draft(title=title, cast=cast, pages=[PageDraft(text=t, scene=s) for t, s in zip(texts, scenes, strict=True)])
+    return Draft(title=title, cast=cast, pages=[PageDraft(text=t, scene=s) for t, s in zip(texts, scenes, strict=True)],
+                 notes=notes)
 
 
 def _pages_of(source: Draft | Storybook | Sequence[Page | PageDraft]) -> list[Page | PageDraft]:

@@ -30,6 +30,13 @@ SYSTEM = ("You write short, concrete photo captions for a children's storybook w
           "Use only the facts given. Two sentences. No names unless the owner gives them.")
 
 
+# Words about the task rather than the photo: an answer using them echoes the instructions.
+META_WORDS = frozenset({"caption", "captions", "sentence", "sentences", "facts", "owner", "json", "modified",
+                        "modification", "version", "original", "instructions"})
+# Words inside concept names that say nothing of the photo ("notebook with decorative cover").
+GLUE_WORDS = frozenset({"with", "and", "the", "for", "from", "without", "into", "over", "under"})
+
+
 class EmbeddedCaptioner(Captioner):
     name = "embedded"
 
@@ -122,15 +129,17 @@ def validate(answer: str, concepts: list[str], facts: dict[str, Any], hint: str 
     if not isinstance(text, str):
         return None
     text = " ".join(text.split())
-    if not 20 <= len(text) <= 320 or re.search(r"[{}<>\[\]]|https?://", text):
+    if not 20 <= len(text) <= 320 or re.search(r"[{}<>\[\]()]|https?://|^\W", text):
         return None
     words = re.findall(r"[a-z']+", text.lower())
+    if META_WORDS & set(words):  # "a slightly modified version of the original sentence...": the task, not the photo
+        return None
     if len(words) < 4 or len(set(words)) / len(words) < 0.5:  # "cat cat cat cat"
         return None
     commas = text.count(",")
     if commas >= 4 and len(words) < 3 * commas:  # "The bear, otter, squid, lab coat, ...": a list, not a caption
         return None
-    topic = {w for c in concepts for w in re.findall(r"[a-z]+", c.lower()) if len(w) > 2}
+    topic = {w for c in concepts for w in re.findall(r"[a-z]+", c.lower()) if len(w) > 2 and w not in GLUE_WORDS}
     topic |= {c["name"] for c in facts.get("colours", [])}
     topic |= set(re.findall(r"[a-z]+", (hint or "").lower()))
     if topic and not topic & set(words):
