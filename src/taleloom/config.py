@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     max_pages: int = 12
     max_queue_per_user: int = 4
     max_queue_total: int = 64
+    # single-step calls (/v1/images/*, chat, speech, captions) one user may have running at once
+    max_steps_per_user: int = 2
     workers: int = 2
     # calls at once per backend role, "llm=1,narrator=2" (roles not named keep their defaults)
     concurrency: str = ""

@@ -4,6 +4,8 @@ total (429) — each a JSON {error, message, hint} that says what to change."""
 from __future__ import annotations
 
 import io
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -94,3 +96,28 @@ def test_queue_per_user_and_total_429(server):
     r = post(carol, photo_bytes())
     body = assert_error(r, 429, "limit is 3", "try again")
     assert body["error"] == "ServerBusy"
+
+
+def test_single_step_calls_per_user_429(server):
+    """Pictures drawn in the request (not queued) are capped per user; another user is not held up."""
+    mine, other = server.client(server.token()), server.client(server.token())
+    body = {"prompt": "a red apple", "n": 1, "size": "64x64"}
+    results: list[int] = []
+
+    def draw():
+        results.append(mine.post("/v1/images/generations", json=body).status_code)
+
+    threads = [threading.Thread(target=draw) for _ in range(2)]  # the limit (2 per user) is held by these...
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # ...until both are running, then a third is refused
+        r = mine.post("/v1/images/generations", json=body)
+        if r.status_code == 429:
+            break
+        results.append(r.status_code)
+    assert_error(r, 429, "single-step", "limit is 2", "wait")
+    assert other.post("/v1/images/generations", json=body).status_code == 200
+    for t in threads:
+        t.join(30)
+    assert set(results) == {200}

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import taleloom
 from taleloom.config import Settings, get_settings
 from taleloom.errors import BadInputError, TaleloomError, TooLargeError
-from taleloom.server.deps import books_dir
+from taleloom.server.deps import InFlight, books_dir
 
 log = logging.getLogger("taleloom.server")
 WEB_DIR = Path(__file__).parent / "web"
@@ -169,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Turn a photo into an illustrated, translated, narrated storybook. "
                               "Authenticate with `Authorization: Bearer <token>` (`taleloom token create`).")
     app.state.settings = settings
+    app.state.in_flight = InFlight()
     app.state.web_dir = WEB_DIR
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + FORM_SLACK)
     _install_error_handlers(app)

@@ -3,6 +3,10 @@ user (from the bearer token) and the current user's book."""
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -69,6 +73,38 @@ async def current_user(store: StoreDep,
 
 
 UserDep = Annotated[User, Depends(current_user)]
+
+
+class InFlight:
+    """Single-step calls each user has running. They run in the request, not the job queue, so without
+    this one client could hold every model slot and thread of the server."""
+
+    def __init__(self) -> None:
+        self._running: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def hold(self, user_id: str, limit: int) -> Iterator[None]:
+        with self._lock:
+            if self._running[user_id] >= limit:
+                raise HTTPError(429, "TooManyRequests", f"you have {self._running[user_id]} single-step calls "
+                                f"running; the limit is {limit} per user (max_steps_per_user)",
+                                "wait for one to finish, then send this again", headers={"Retry-After": "5"})
+            self._running[user_id] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running[user_id] -= 1
+
+
+def step_user(request: Request, user: UserDep, settings: SettingsDep) -> Iterator[User]:
+    """The caller, counted as running one single-step call until the route returns."""
+    with request.app.state.in_flight.hold(user.id, settings.max_steps_per_user):
+        yield user
+
+
+StepUserDep = Annotated[User, Depends(step_user)]
 
 
 async def owned_book(book_id: str, user: UserDep, store: StoreDep) -> BookRow:

@@ -23,7 +23,7 @@ from taleloom.backends.base import Sampling
 from taleloom.book import SEED_MAX, Caption, ImageRequest
 from taleloom.errors import BadInputError
 from taleloom.imageio import load_photo
-from taleloom.server.deps import HTTPError, SettingsDep, UserDep
+from taleloom.server.deps import HTTPError, SettingsDep, StepUserDep
 
 router = APIRouter(tags=["single steps (OpenAI shapes)"])
 MAX_SIDE = 2048
@@ -83,7 +83,7 @@ class ImageGeneration(BaseModel):
 
 
 @router.post("/v1/images/generations", summary="Draw pictures from a prompt")
-def images_generations(body: ImageGeneration, request: Request, user: UserDep):
+def images_generations(body: ImageGeneration, request: Request, user: StepUserDep):
     size = _size(body.size)
     reqs = [_request(body.prompt, body.negative_prompt, body.style, body.seed, body.steps, body.guidance,
                      body.sampler, size, i) for i in range(body.n)]
@@ -108,7 +108,7 @@ def _mask(data: bytes, size: tuple[int, int]) -> Image.Image:
 
 
 @router.post("/v1/images/edits", summary="img2img (no mask) or inpaint (mask: transparent = redraw)")
-def images_edits(request: Request, user: UserDep, settings: SettingsDep,
+def images_edits(request: Request, user: StepUserDep, settings: SettingsDep,
                  image: Annotated[UploadFile, File(description="the picture to change")],
                  prompt: Annotated[str, Form(min_length=1, max_length=2000)],
                  mask: Annotated[UploadFile | None, File(description="PNG; transparent or white = redraw")] = None,
@@ -193,7 +193,7 @@ class ChatCompletion(BaseModel):
 
 
 @router.post("/v1/chat/completions", summary="Chat with the configured LLM (stream=true for SSE chunks)")
-def chat_completions(body: ChatCompletion, request: Request, user: UserDep):
+def chat_completions(body: ChatCompletion, request: Request, user: StepUserDep):
     llm = _backends(request).llm
     messages = [{"role": m.role, "content": m.text()} for m in body.messages]
     cid, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
@@ -234,12 +234,12 @@ class Speech(BaseModel):
 
 @router.post("/v1/audio/speech", response_class=Response, summary="Read text aloud (WAV)",
              responses={200: {"content": {"audio/wav": {}}}})
-def audio_speech(body: Speech, request: Request, user: UserDep):
+def audio_speech(body: Speech, request: Request, user: StepUserDep):
     return Response(_backends(request).narrator.speak(body.input, body.language), media_type="audio/wav")
 
 
 @router.post("/v1/captions", response_model=Caption, summary="Describe a photo (the book's see step)")
-def captions(request: Request, user: UserDep, settings: SettingsDep,
+def captions(request: Request, user: StepUserDep, settings: SettingsDep,
              image: Annotated[UploadFile, File(description="JPEG/PNG/WebP photo")],
              hint: Annotated[str | None, Form(max_length=500, description="your own words about it")] = None):
     photo = load_photo(image.file.read(), image.filename or "the image", max_bytes=settings.max_upload_bytes,
