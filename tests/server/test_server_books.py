@@ -171,3 +171,14 @@ def test_docs_health_and_options(server):
     assert page.status_code == 200 and "Make a storybook" in page.text
     assert anon.get("/static/app.js").status_code == 200
     assert json.loads(anon.get("/nope").text)["error"] == "NotFound"
+
+
+def test_a_failed_book_tells_its_owner_why_and_a_reader_only_that_it_failed(server, owner):
+    book = make_book(owner, pages=1, idea="an unwritable tale")
+    body = wait_status(owner, book["id"])
+    assert body["status"] == "failed" and "unwritable" in body["error"]["message"]
+    assert owner.post(f"/v1/books/{book['id']}/pages/1:redraw", json={}).status_code == 409  # its state, not "no page 1"
+    share_id = book["share_url"].rsplit("/", 1)[1]
+    shared = server.client().get(f"/v1/shared/{share_id}").json()
+    assert shared["status"] == "failed" and shared["error"]["message"] == "this book could not be finished"
+    assert "secret-llm" not in json.dumps(shared)

@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw
 
 from taleloom.backends.base import Captioner, Illustrator, Narrator, Sampling, TextModel, Upscaler
 from taleloom.book import Caption, ImageRequest
+from taleloom.errors import BackendError
 
 WORDS = ("Mina", "found", "a", "red", "kite", "in", "the", "park", "and", "her", "dog", "Biscuit", "ran",
          "after", "it", "under", "the", "big", "green", "tree", "while", "the", "sun", "smiled")
@@ -151,6 +152,9 @@ class StoryLLM(TextModel):
         self.calls += 1
         prompt = messages[-1]["content"]
         seed = (sampling.seed or 0) if sampling else 0
+        if "unwritable" in prompt:  # lets a test make a book that fails in its write stage
+            raise BackendError("the test LLM cannot write about 'unwritable' (/models/secret-llm)",
+                               "use another idea")
         if schema is None:
             return _sentence(12, seed + len(prompt))
         props = set(schema.get("properties", {}))

@@ -50,7 +50,11 @@ def revoke_share(book: BookDep, share_id: str, store: StoreDep):
 def get_shared(share_id: str, settings: SettingsDep, store: StoreDep):
     book = shared_book(share_id, store)
     public = book_public(book, load_manifest(settings, book.id), f"/v1/shared/{share_id}", with_events=False)
-    return public.model_copy(update={"id": share_id, "share_url": f"{settings.base_url}/books/{share_id}"})
+    # a reader sees that a book failed, not the owner's error details (model ids, answers, paths)
+    error = {"error": "Failed", "message": "this book could not be finished", "hint": None} if public.error else None
+    stages = [st.model_copy(update={"message": None}) for st in public.stages]
+    return public.model_copy(update={"id": share_id, "share_url": f"{settings.base_url}/books/{share_id}",
+                                     "error": error, "stages": stages})
 
 
 @router.get("/v1/shared/{share_id}/{name:path}", response_class=FileResponse, summary="A shared book's files")

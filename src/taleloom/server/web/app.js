@@ -230,6 +230,7 @@ function showBook(book) {
   if (book.title) document.title = `${book.title} — Taleloom`;
   state.page = Math.min(state.page, Math.max(0, book.pages.length - 1));
   for (const id of ["redraw", "extend"]) $(id).disabled = busy;
+  for (const el of $("rewrite-form").elements) el.disabled = busy;  // one change at a time (the API answers 409)
   showPage();
   showShare(book);
 }
