@@ -78,3 +78,16 @@ def test_korean_text_uses_a_cjk_font(tmp_path):
     assert "CJK-KR" in fonts
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
     assert "미나와 공" in text and "빨간 공을" in text
+    assert "사진" in text and "온라인으로 읽고" in text  # the cover and back page speak the book's language too
+
+
+def test_a_book_left_in_english_keeps_english_labels(tmp_path):
+    from taleloom.render.labels import LABELS, labels
+    from taleloom.stages.translate import LANGUAGES
+
+    assert set(LABELS) == set(LANGUAGES)  # every language a book can be in has its labels
+    book, _ = make_book(tmp_path, "fr", ["Mina trouve une balle."], "Mina")
+    assert labels(book)["photo"] == "la photo"
+    untranslated = book.model_copy(update={"pages": [p.model_copy(update={"text_translated": p.text})
+                                                      for p in book.pages]})
+    assert labels(untranslated)["photo"] == "the photo"

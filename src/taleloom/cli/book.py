@@ -20,18 +20,22 @@ def book():
     """Change an existing book: add pages, rewrite a page, redraw a picture."""
 
 
-def _run(book_dir: Path, as_json: bool, action) -> None:
+def _run(book_dir: Path, as_json: bool, action, check=None) -> None:
+    """Check the arguments against the book (`check(book)` raises), then run `action` with a live display."""
     from taleloom.cli.progress import live_progress, report
 
+    current = load_book(book_dir)
+    if check is not None:
+        check(current)  # a wrong page number or style stops here, before any display or model loads
     backends = Backends.from_settings(get_settings())
-    with live_progress(not as_json, load_book(book_dir)) as on_event:
+    with live_progress(not as_json, current) as on_event:
         result = action(backends, on_event)
     report(result, book_dir, as_json)
 
 
 @book.command()
 @BOOK_DIR
-@click.option("--pages", type=int, default=1, show_default=True, help="how many pages to add")
+@click.option("--pages", type=click.IntRange(1, 24), default=1, show_default=True, help="how many pages to add")
 @AS_JSON
 def extend(book_dir, pages, as_json):
     """Continue the story in BOOK_DIR by --pages more pages."""
@@ -45,7 +49,8 @@ def extend(book_dir, pages, as_json):
 @AS_JSON
 def rewrite(book_dir, page, instruction, as_json):
     """Rewrite PAGE of the book in BOOK_DIR following --instruction (its picture and audio are redone)."""
-    _run(book_dir, as_json, lambda b, ev: rewrite_page(book_dir, b, page, instruction, on_event=ev))
+    _run(book_dir, as_json, lambda b, ev: rewrite_page(book_dir, b, page, instruction, on_event=ev),
+         check=lambda current: current.page(page))
 
 
 @book.command()
@@ -56,7 +61,14 @@ def rewrite(book_dir, page, instruction, as_json):
 @AS_JSON
 def redraw(book_dir, page, seed, style, as_json):
     """Draw PAGE's picture again with a new seed and/or style."""
-    _run(book_dir, as_json, lambda b, ev: redraw_page(book_dir, b, page, seed=seed, style=style, on_event=ev))
+    def check(current) -> None:
+        current.page(page)
+        if style:
+            from taleloom.stages.stage import get_style
+
+            get_style(style)
+
+    _run(book_dir, as_json, lambda b, ev: redraw_page(book_dir, b, page, seed=seed, style=style, on_event=ev), check)
 
 
 @book.command()

@@ -10,6 +10,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from taleloom.book import Storybook
+from taleloom.render.labels import labels
 from taleloom.render.qr import data_uri
 
 CJK = {"ko": "KR", "ja": "JP", "zh": "SC", "zh-tw": "TC", "zh-hk": "HK", "yue": "HK"}
@@ -52,6 +53,7 @@ def context(book: Storybook, qr: bytes | None) -> dict:
         "serif": serif,
         "sans": sans,
         "models": book.models,
+        "labels": labels(book),
     }
 
 
