@@ -157,6 +157,11 @@ class Storybook(Strict):
     def page(self, n: int) -> Page:
         """Page `n` (1-based); a number outside the book → BadInputError."""
         if not 1 <= n <= len(self.pages):
-            raise BadInputError(f"page {n} does not exist; this book has {len(self.pages)} pages",
+            raise BadInputError(f"page {n} does not exist; this book has {count(len(self.pages), 'page')}",
                                 f"choose a page from 1 to {len(self.pages)}")
         return self.pages[n - 1]
+
+
+def count(n: int, noun: str) -> str:
+    """'1 page', '3 pages': for the messages people read."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from taleloom.backends import registry
-from taleloom.book import STAGES, Brief, Change, Page, StageRecord, Storybook, now
+from taleloom.book import STAGES, Brief, Change, Page, StageRecord, Storybook, count, now
 from taleloom.config import Settings, cpu_threads, get_settings
 from taleloom.errors import BadInputError, TaleloomError
 from taleloom.files import atomic_save_image, atomic_write_json, remove_stale_temps
@@ -353,7 +353,7 @@ def extend_book(book_dir: Path, backends: Backends, pages: int, on_event: OnEven
         book.history.append(Change(action="extend", params={"pages": pages, "from": start + 1}))
         _reopen(book, _AFTER_TEXT)
         save_book(book_dir, book)
-        run.emit("finished", 1.0, f"{len(drafts)} pages written")
+        run.emit("finished", 1.0, f"{count(len(drafts), 'page')} written")
         return run_book(book_dir, backends, on_event)
 
 

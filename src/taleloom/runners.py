@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from taleloom.book import Page
+from taleloom.book import Page, count
 from taleloom.files import atomic_save_image, atomic_write_bytes, atomic_write_text
 from taleloom.stages.bind import bind
 from taleloom.stages.illustrate import illustrate, upscale
@@ -57,7 +57,7 @@ def run_write(run: _Run) -> str | None:
     book.cast = list(draft.cast)
     book.pages = [Page(index=i + 1, text=p.text, scene=p.scene) for i, p in enumerate(draft.pages)]
     book.notes.extend(draft.notes)
-    return f"“{draft.title}”, {len(book.pages)} pages"
+    return f"“{draft.title}”, {count(len(book.pages), 'page')}"
 
 
 def run_translate(run: _Run) -> str | None:
@@ -106,7 +106,7 @@ def run_illustrate(run: _Run) -> str | None:
 
     illustrate([p.request for p in pages], illustrator, on_batch=keep,
                on_progress=lambda d, t: run.progress(d, t, "pictures"))
-    return f"{len(pages)} pictures"
+    return count(len(pages), "picture")
 
 
 def run_upscale(run: _Run) -> str | None:
@@ -123,7 +123,7 @@ def run_upscale(run: _Run) -> str | None:
             page.image = _write(run.dir, f"pages/{page.index}.png", big)
         run.save()
         run.progress(start + len(part), len(pages), "pictures")
-    return f"{len(pages)} pictures"
+    return count(len(pages), "picture")
 
 
 def run_narrate(run: _Run) -> str | None:

@@ -16,7 +16,7 @@ from rich.progress_bar import ProgressBar
 from rich.spinner import Spinner
 from rich.table import Table
 
-from taleloom.book import STAGES, Storybook
+from taleloom.book import STAGES, Storybook, count
 from taleloom.orchestrator import BOOK, Event
 
 _ICONS = {"done": "[green]✓[/]", "skipped": "[yellow]–[/]", "failed": "[red]✗[/]", "pending": "[dim]·[/]"}
@@ -126,7 +126,7 @@ def report(book: Storybook, book_dir: Path, as_json: bool) -> None:
     for line in skipped:
         console.print(f"[yellow]{line}[/]")
     title = book.title_translated or book.title
-    console.print(f"[bold]“{title}”[/] — {len(book.pages)} pages")
+    console.print(f"[bold]“{title}”[/] — {count(len(book.pages), 'page')}")
     for key in ("pdf", "html"):
         if key in book.files:
             console.print(f"  {key}: {Path(book_dir) / book.files[key]}")

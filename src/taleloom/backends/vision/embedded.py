@@ -18,7 +18,7 @@ from pydantic import Field
 from taleloom.backends.base import Captioner, Sampling, TextModel
 from taleloom.backends.base import Options as BaseOptions
 from taleloom.backends.vision.facts import describe_facts, image_facts
-from taleloom.book import Caption
+from taleloom.book import Caption, count
 
 SCHEMA = {
     "type": "object",
@@ -158,7 +158,7 @@ def template(concepts: list[str], facts: dict[str, Any]) -> str:
     text += f", in {facts['light']}." if facts.get("light") else "."
     faces, cats = facts.get("faces", 0), facts.get("cat_faces", 0)
     if faces or cats:
-        seen = [f"{n} {w}{'s' if n > 1 else ''}" for n, w in ((faces, "face"), (cats, "cat face")) if n]
+        seen = [count(n, w) for n, w in ((faces, "face"), (cats, "cat face")) if n]
         text += f" It shows {' and '.join(seen)}."
     return text
 
