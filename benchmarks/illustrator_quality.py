@@ -76,12 +76,13 @@ def pil_batch(images) -> torch.Tensor:
     return to_tensor(np.stack([np.asarray(im.convert("RGB")) for im in images]))
 
 
-def generate(pipe, prompts: list[str], sampler: str, steps: int, guidance: float, batch: int = 16):
+def generate(pipe, prompts: list[str], sampler: str, steps: int, guidance: float, batch: int = 16,
+             spacing: str = "trailing"):
     """Generated pictures (PIL) and seconds per picture; seed i for prompt i."""
     out, t0 = [], time.perf_counter()
     for s in range(0, len(prompts), batch):
         out += pipe.generate(prompts[s:s + batch], sampler=sampler, steps=steps, guidance=guidance,
-                             seeds=list(range(s, s + len(prompts[s:s + batch]))))
+                             seeds=list(range(s, s + len(prompts[s:s + batch]))), spacing=spacing)
     return out, (time.perf_counter() - t0) / len(prompts)
 
 
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="comma-separated guidance scales to sweep with DPM-Solver++ 20, e.g. 1,3,5,7.5,10")
     p.add_argument("--sweep-n", type=int, default=0, help="held-out prompts per sweep point (0 = all)")
     p.add_argument("--sweep-only", action="store_true", help="run only the guidance sweep")
+    p.add_argument("--sweep-sampler", default="dpmpp_2m:trailing",
+                   help="SAMPLER:SPACING of the sweep, e.g. dpmpp_3m:logsnr (20 steps)")
     p.add_argument("--model", type=Path, default=None, help="checkpoint folder instead of the shipped asset")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="only DPM-Solver++ 20 and DDPM 250 (no full curve)")
@@ -148,14 +151,16 @@ def main(argv: list[str] | None = None) -> None:
             if a.sweep_n and a.sweep_n < len(recs_h) else list(range(len(recs_h)))
         s_prompts = [concepts[recs_h[i]["concept"]]["name"] for i in sweep_pick]
         s_truth = [recs_h[i]["concept"] for i in sweep_pick]
-        sweep = {"sampler": "dpmpp_2m", "steps": 20, "n": len(sweep_pick), "model_step": step,
+        sweep_sampler, _, sweep_spacing = a.sweep_sampler.partition(":")
+        sweep_spacing = sweep_spacing or "trailing"
+        sweep = {"sampler": sweep_sampler, "spacing": sweep_spacing, "steps": 20, "n": len(sweep_pick), "model_step": step,
                  "model": str(a.model) if a.model else "shipped asset", "threads": a.threads,
                  "real_ceiling": retrieval(emb_real[sweep_pick], enc.prototypes, s_truth),
                  "fd_real_floor": round(frechet(enc.image_embed(to_tensor(real_train[
                      random.Random(2).sample(keep_t, len(sweep_pick))])).numpy(), emb_real.numpy()), 4),
                  "real_views_diversity": None, "rows": []}
         for g in a.sweep:
-            images, spi = generate(pipe, s_prompts, "dpmpp_2m", 20, g)
+            images, spi = generate(pipe, s_prompts, sweep_sampler, 20, g, spacing=sweep_spacing)
             emb = enc.image_embed(pil_batch(images))
             gen_div, real_div = seed_diversity(g)
             sweep["real_views_diversity"] = round(float(np.mean(real_div)), 4)
