@@ -38,6 +38,11 @@ def export_checkpoint(src: Path, dst: Path, image_size: int | None = None) -> No
         meta["unet"]["image_size"] = image_size  # what it samples (fully convolutional)
     meta["train"].pop("out_dir", None)
     meta["train"].pop("cache_dir", None)
+    init = meta["train"].pop("init_from", "")
+    if init:  # a later phase started from saved weights: count the steps of the whole model
+        base = int(json.loads((Path(init) / "config.json").read_text()).get("step", 0))
+        meta["train"]["started_from_step"] = base
+        meta["step"] = base + int(meta["step"])
     (dst / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
