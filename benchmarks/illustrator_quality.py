@@ -20,6 +20,7 @@ checkpoint folder (a training run) instead of the shipped asset. Needs the emoji
 missing, ~1 minute).
 
     python benchmarks/illustrator_quality.py [--n 32] [--threads 2] [--quick] [--sweep 1,3,5] [--model DIR]
+    python benchmarks/illustrator_quality.py --timing-only --threads 2   # re-time the batch of 4 on a quiet machine
 """
 
 from __future__ import annotations
@@ -86,6 +87,25 @@ def generate(pipe, prompts: list[str], sampler: str, steps: int, guidance: float
     return out, (time.perf_counter() - t0) / len(prompts)
 
 
+def time_batch4(ill, up, guidance: float, threads: int, reps: int = 3) -> dict:
+    """A batch of 4 final pictures through the real backends (base 32 px → ×4 → 128 px): median of `reps`."""
+    from taleloom.book import ImageRequest
+
+    reqs = [ImageRequest(prompt=n, concepts=[n], seed=i, guidance=guidance) for i, n in enumerate(GRID_PROMPTS[:4])]
+    up.upscale_batch(ill.generate(reqs[:1]), 4, seeds=[0])  # warm-up
+    runs = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        base = ill.generate(reqs)
+        t_base = time.perf_counter() - t0
+        finals = up.upscale_batch(base, 4, seeds=[r.seed for r in reqs])
+        runs.append((time.perf_counter() - t0, t_base))
+    t_all, t_base = sorted(runs)[len(runs) // 2]
+    return {"seconds": round(t_all, 2), "base_seconds": round(t_base, 2), "runs": [round(r[0], 2) for r in runs],
+            "threads": threads, "load_average_1m": os.getloadavg()[0], "size": list(finals[0].size),
+            "base_steps": 20, "upscale_steps": up.options.steps}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=DEFAULT_OUT)
@@ -101,9 +121,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", type=Path, default=None, help="checkpoint folder instead of the shipped asset")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="only DPM-Solver++ 20 and DDPM 250 (no full curve)")
+    p.add_argument("--timing-only", action="store_true",
+                   help="only re-time the batch of 4 final pictures (with --threads) into the existing JSON")
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.timing_only:
+        from taleloom.backends.image.embedded import EmbeddedIllustrator, EmbeddedUpscaler
+
+        path = a.out / "illustrator_quality.json"
+        result = json.loads(path.read_text())
+        ill, up = EmbeddedIllustrator(str(a.model) if a.model else None), EmbeddedUpscaler()
+        result["batch4_final"] = time_batch4(ill, up, result["guidance"], a.threads)
+        result["verdict"]["batch4_met"] = bool(result["batch4_final"]["seconds"] <= TARGETS["batch4_final_seconds"])
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result["batch4_final"]))
+        return
     if not (a.data / "manifest.json").exists():
         build(a.data, progress=False)
 
@@ -208,18 +241,9 @@ def main(argv: list[str] | None = None) -> None:
     if a.sweep:
         result["guidance_sweep"] = sweep
 
-    # a batch of 4 final pictures through the real backends (base 32 px → ×4 → 128 px)
     ill, up = EmbeddedIllustrator(str(a.model) if a.model else None), EmbeddedUpscaler()
-    reqs = [ImageRequest(prompt=n, concepts=[n], seed=i, guidance=a.guidance) for i, n in enumerate(GRID_PROMPTS[:4])]
-    ill.generate(reqs[:1])
-    up.upscale_batch(ill.generate(reqs[:1]), 4, seeds=[0])  # warm-up
-    t0 = time.perf_counter()
-    base = ill.generate(reqs)
-    t_base = time.perf_counter() - t0
-    finals = up.upscale_batch(base, 4, seeds=[r.seed for r in reqs])
-    t_all = time.perf_counter() - t0
-    result["batch4_final"] = {"seconds": round(t_all, 2), "base_seconds": round(t_base, 2),
-                              "size": list(finals[0].size), "base_steps": 20, "upscale_steps": up.options.steps}
+    result["batch4_final"] = time_batch4(ill, up, a.guidance, a.threads)
+    t_all = result["batch4_final"]["seconds"]
     result["verdict"] = {
         "retrieval_top5_ratio": round(ratio, 3), "retrieval_met": bool(ratio >= TARGETS["retrieval_top5_ratio"]),
         "dpmpp20_vs_ddpm250_fd_gap": round(fd_gap, 3),

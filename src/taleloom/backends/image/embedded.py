@@ -136,7 +136,6 @@ class EmbeddedUpscaler(_Lazy, Upscaler):
     """×4 super-resolution diffusion (32 → 128 px), conditioned on the bicubic-upsampled picture."""
 
     name = "embedded"
-    max_batch = 4  # one denoising loop for a 4-page book's pictures
 
     class Options(BaseOptions):
         device: str = Field("auto", description="'auto' = CPU")
@@ -148,6 +147,12 @@ class EmbeddedUpscaler(_Lazy, Upscaler):
         self.options = self.Options(**options)
         self.location = location or model
         self.model_id = "taleloom-emoji-x4"
+
+    @property
+    def max_batch(self) -> int:  # type: ignore[override]
+        """4 pictures per denoising loop on a GPU; 1 on the CPU, where a batch is no faster (8.7 s for 4
+        pictures batched vs 8.2 s one by one on 1 thread, 5.0 s both on 2) and one by one reports progress."""
+        return 4 if self.options.device.startswith("cuda") else 1
 
     @property
     def pipe(self):
