@@ -85,10 +85,17 @@ def test_audio_plays(built):
 
 def test_rebuilding_from_the_manifest_gives_the_same_picture(built, backends):
     d, _ = built
+    import numpy as np
+
     book = load_book(d)  # only what the manifest says: prompt, concepts, seed, sampler, steps
-    page = book.pages[-1]
-    again = backends.illustrator.generate([page.request])[0]  # alone, not in the book's batch
-    assert again.tobytes() == Image.open(d / page.image_lowres).convert("RGB").tobytes()
+    drawn = [Image.open(d / p.image_lowres).convert("RGB") for p in book.pages]
+    again = backends.illustrator.generate([p.request for p in book.pages])  # the book's batch again
+    assert [im.tobytes() for im in again] == [im.tobytes() for im in drawn]
+    # One page alone: the same picture, but CPU kernels may sum in another order for another batch size,
+    # which can flip a pixel's rounding (seen: 1 of 3,072 values off by 1 of 255).
+    alone = np.asarray(backends.illustrator.generate([book.pages[-1].request])[0], dtype=int)
+    diff = np.abs(alone - np.asarray(drawn[-1], dtype=int))
+    assert diff.max() <= 2 and (diff > 0).mean() < 0.01
 
 
 @pytest.mark.slow
