@@ -75,8 +75,12 @@ def live_progress(enabled: bool, book: Storybook | None = None) -> Iterator[Call
     if book is not None:
         board.mark(book)
     console = Console(stderr=True)
-    with Live(board, console=console, refresh_per_second=8, transient=False):
-        yield board
+    try:
+        with Live(board, console=console, refresh_per_second=8, transient=False):
+            yield board
+    finally:
+        if not console.is_terminal:  # Live leaves its last frame without a newline outside a terminal
+            console.line()
 
 
 def timing_table(book: Storybook) -> Table:
