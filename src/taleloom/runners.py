@@ -114,15 +114,18 @@ def run_upscale(run: _Run) -> str | None:
     pages = [p for p in book.pages if p.image is None and p.image_lowres]
     if not pages:
         return None
-    upscaler = _Lazy(run, "upscaler")  # created only because a picture needs it
-    batch = max(1, int(getattr(upscaler, "max_batch", 1) or 1))
-    for start in range(0, len(pages), batch):  # saved after every batch, so a resume keeps finished pictures
-        part = pages[start:start + batch]
-        small = [Image.open(run.dir / p.image_lowres).convert("RGB") for p in part]
-        for page, big in zip(part, upscale(small, [p.request for p in part], upscaler), strict=True):
-            page.image = _write(run.dir, f"pages/{page.index}.png", big)
+    small = [Image.open(run.dir / p.image_lowres).convert("RGB") for p in pages]
+
+    def keep(indices: list[int], images: list[Image.Image]) -> None:  # saved at once: a resume keeps them
+        for i, big in zip(indices, images, strict=True):
+            pages[i].image = _write(run.dir, f"pages/{pages[i].index}.png", big)
         run.save()
-        run.progress(start + len(part), len(pages), "pictures")
+
+    finals = upscale(small, [p.request for p in pages], _Lazy(run, "upscaler"), on_batch=keep,  # loaded on first use
+                     on_progress=lambda d, t: run.progress(d, t, "pictures"))
+    for page, img in zip(pages, finals, strict=True):
+        if page.image is None:  # already at print size, so no upscale call saw it
+            page.image = _write(run.dir, f"pages/{page.index}.png", img)
     return count(len(pages), "picture")
 
 

@@ -12,11 +12,11 @@ from taleloom.errors import BackendError
 
 UPSCALE_BELOW = 512  # pictures smaller than this on their long side are upscaled
 Progress = Callable[[int, int], None]  # (done, total)
+OnBatch = Callable[[list[int], list[Image.Image]], None]  # (indices into the inputs, their finished pictures)
 
 
 def illustrate(requests: Sequence[ImageRequest], illustrator: Illustrator, batch_size: int | None = None,
-               on_batch: Callable[[list[int], list[Image.Image]], None] | None = None,
-               on_progress: Progress | None = None) -> list[Image.Image]:
+               on_batch: OnBatch | None = None, on_progress: Progress | None = None) -> list[Image.Image]:
     """One picture per request, `illustrator.max_batch` at a time.
 
     `on_batch(indices, images)` sees each finished batch (the orchestrator saves it at once, so an
@@ -44,11 +44,14 @@ def upscale_factor(image: Image.Image, target: int = UPSCALE_BELOW) -> int:
 
 
 def upscale(images: Sequence[Image.Image], requests: Sequence[ImageRequest], upscaler: Upscaler,
-            on_progress: Progress | None = None) -> list[Image.Image]:
+            on_batch: OnBatch | None = None, on_progress: Progress | None = None) -> list[Image.Image]:
     """Enlarge each picture that is below print size, up to the upscaler's `max_batch` same-sized pictures
-    per call; the same seed as its request keeps each one reproducible."""
+    per call; the same seed as its request keeps each one reproducible. `on_batch` sees each finished call
+    (the orchestrator saves it at once); pictures already at print size are not passed to it."""
     out = list(images)
     todo = [i for i, img in enumerate(images) if upscale_factor(img) != 1]
+    if not todo:  # nothing to enlarge: the upscaler is not even asked its batch size (a lazy one stays unloaded)
+        return out
     batch = max(1, int(getattr(upscaler, "max_batch", 1) or 1))
     done = len(images) - len(todo)
     by_size: dict[tuple[int, int], list[int]] = {}
@@ -61,6 +64,8 @@ def upscale(images: Sequence[Image.Image], requests: Sequence[ImageRequest], ups
                                          [requests[i].prompt for i in part], [requests[i].seed for i in part])
             for i, img in zip(part, big, strict=True):
                 out[i] = img
+            if on_batch:
+                on_batch(part, big)
             done += len(part)
             if on_progress:
                 on_progress(done, len(images))

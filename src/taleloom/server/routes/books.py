@@ -68,12 +68,6 @@ def check_pages(pages: int, settings: Settings) -> None:
                             f"{settings.max_pages} pages", f"ask for {settings.max_pages} pages or fewer")
 
 
-def check_brief(brief: Brief, settings: Settings) -> None:
-    """The server's page limit, then what the pipeline checks (style and language known)."""
-    check_pages(brief.pages, settings)
-    orchestrator.validate_brief(brief)
-
-
 def check_pixels(data: bytes, settings: Settings) -> None:
     """Header-only size check, so an oversized photo is refused before anything decodes it."""
     try:
@@ -137,7 +131,7 @@ async def create_book(request: Request, user: UserDep, settings: SettingsDep, st
                       photo: Annotated[UploadFile | None, File(description="JPEG/PNG/WebP photo")] = None):
     check_pages(form.pages, settings)  # the server's limit first: it is lower than the Brief's own
     brief = form.brief()
-    check_brief(brief, settings)
+    orchestrator.validate_brief(brief)  # style and language known
     data = await photo.read() if photo is not None and photo.filename else None
     if data is None and not brief.idea:
         raise BadInputError("neither a photo nor a story idea was sent",
