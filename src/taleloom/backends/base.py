@@ -10,12 +10,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from taleloom.book import SEED_MAX, Caption, ImageRequest
+
+if TYPE_CHECKING:
+    from taleloom.backends.speech.timing import Speech
 
 
 class Options(BaseModel):
@@ -214,6 +217,14 @@ class Narrator(Backend):
     @abstractmethod
     def speak(self, text: str, language: str) -> bytes:
         """Read `text` aloud in `language` (ISO code); return a WAV file's bytes."""
+
+    def speak_words(self, text: str, language: str) -> Speech:
+        """Read `text` aloud and say when each printed word is spoken. This default places the words on
+        the audio's pauses by their letters; a narrator that knows its phonemes or durations overrides it."""
+        from taleloom.backends.speech.timing import Speech, align, split_words
+
+        audio = self.speak(text, language)
+        return Speech(audio, align(split_words(text), audio), "audio pauses + letters")
 
     def languages(self) -> set[str]:
         return set()
