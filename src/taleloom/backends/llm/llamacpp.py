@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import Field
 
 from taleloom.backends import model_files
-from taleloom.backends.base import Options, Sampling, TextModel
+from taleloom.backends.base import Answer, Options, Piece, Sampling, TextModel, Usage
 from taleloom.config import cpu_threads
 from taleloom.errors import BackendError, ModelNotFoundError
 
@@ -120,10 +120,14 @@ class LlamaCppTextModel(TextModel):
         s = sampling or Sampling()
         seed = s.seed if s.seed is not None else secrets.randbelow(2**31)
         return {"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k,
-                "repeat_penalty": s.repeat_penalty, "max_tokens": s.max_tokens, "seed": seed}
+                "repeat_penalty": s.repeat_penalty, "max_tokens": s.max_tokens, "seed": seed, "stop": s.stop or None}
 
     def chat(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
              schema: dict[str, Any] | None = None) -> str:
+        return self.answer(messages, sampling, schema).text
+
+    def answer(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
+               schema: dict[str, Any] | None = None) -> Answer:
         kwargs = self._kwargs(sampling)
         with self._lock:
             llama = self._load()
@@ -145,17 +149,33 @@ class LlamaCppTextModel(TextModel):
                        else str(e))
                 raise BackendError(f"{self.model_id} gave incomplete JSON ({why}): {text[:120]!r}",
                                    "raise max_tokens, or tighten maxLength in the schema") from e
-        return text
+        usage = answer["usage"]
+        return Answer(text, "length" if choice.get("finish_reason") == "length" else "stop",
+                      Usage(usage["prompt_tokens"], usage["completion_tokens"]))
 
     def stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[str]:
+        return (p.text for p in self.answer_stream(messages, sampling) if p.text)
+
+    def answer_stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[Piece]:
         kwargs = self._kwargs(sampling)
         with self._lock:  # held until the stream is consumed or closed
             llama = self._load()
             llama.reset()
+            finish, prompt_tokens, text = "stop", None, []
             for chunk in llama.create_chat_completion(messages=messages, stream=True, **kwargs):
-                piece = chunk["choices"][0]["delta"].get("content")
+                choice = chunk["choices"][0]
+                finish = choice.get("finish_reason") or finish
+                piece = choice["delta"].get("content")
                 if piece:
-                    yield piece
+                    if prompt_tokens is None:  # the prompt is evaluated, the first answer token not yet
+                        prompt_tokens = llama.n_tokens
+                    text.append(piece)
+                    yield Piece(piece)
+            # streamed chunks carry no usage: count the answer's tokens the model's own way
+            answer = "".join(text)
+            completion = len(llama.tokenize(answer.encode("utf-8"), add_bos=False, special=True)) if answer else 0
+            prompt = prompt_tokens if prompt_tokens is not None else llama.n_tokens
+        yield Piece("", "length" if finish == "length" else "stop", Usage(prompt, completion))
 
 
 _params_lock = threading.Lock()
