@@ -40,11 +40,11 @@ def closed(sock: socket.socket) -> bytes | None:
 def test_half_sent_requests_are_closed(server):
     token = server.token()
     socks = []
-    for i in range(HALF):  # headers that never end
+    for _ in range(HALF):  # headers that never end
         s = socket.create_connection(("127.0.0.1", server.port))
         s.sendall(b"GET /v1/books HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         socks.append(("headers", s))
-    for i in range(HALF):  # complete headers, a body that never ends
+    for _ in range(HALF):  # complete headers, a body that never ends
         s = socket.create_connection(("127.0.0.1", server.port))
         s.sendall(f"POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
                   f"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{{\"prompt\": ".encode())
