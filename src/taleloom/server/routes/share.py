@@ -67,7 +67,7 @@ def get_shared_file(share_id: str, name: str, settings: SettingsDep, store: Stor
         return book_epub(settings, book)
     if name == "qr.png":  # drawn for this link, so a new link after a revoke gets its own code
         return Response(qr_png(f"{settings.base_url}/books/{share_id}"), media_type="image/png")
-    return book_file(settings, book, name)
+    return book_file(settings, book, name, label="this shared book")
 
 
 def qr_png(url: str) -> bytes:
