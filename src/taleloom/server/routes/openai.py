@@ -14,15 +14,17 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.concurrency import iterate_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from taleloom.backends.base import Sampling
+from taleloom.backends.llm.schema_check import check_schema, min_answer_tokens
 from taleloom.book import SEED_MAX, Caption, ImageRequest
-from taleloom.errors import BadInputError
+from taleloom.deadline import Scope
+from taleloom.errors import BadInputError, TaleloomError
 from taleloom.imageio import load_photo
+from taleloom.server.cancellable import run_step, stream_in_thread
 from taleloom.server.deps import HTTPError, SettingsDep, StepUserDep
 
 router = APIRouter(tags=["single steps (OpenAI shapes)"])
@@ -140,6 +142,16 @@ class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
     content: str | list[dict[str, Any]]
 
+    @field_validator("content")
+    @classmethod
+    def _text_parts(cls, content: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+        """A text part's `text` must be a string (123, null, a list... were a 500)."""
+        for i, part in enumerate(content if isinstance(content, list) else []):
+            if part.get("type") == "text" and not isinstance(part.get("text"), str):
+                raise ValueError(f"part {i} is of type 'text' but its 'text' is "
+                                 f"{type(part.get('text')).__name__}, not a string")
+        return content
+
     def text(self) -> str:
         if isinstance(self.content, str):
             return self.content
@@ -192,34 +204,61 @@ class ChatCompletion(BaseModel):
         return None
 
 
+def check_chat(body: ChatCompletion, max_messages: int) -> None:
+    """What would reach the model unfit is refused here with a 422 that states the limit (issue 10, row 8):
+    too many messages, a schema llama.cpp should not compile, max_tokens too small for a JSON answer."""
+    if len(body.messages) > max_messages:
+        raise BadInputError(f"{len(body.messages)} messages sent; this server takes at most {max_messages} "
+                            "per request", "send fewer messages (summarise the older ones)")
+    schema = body.schema()
+    if schema is None:
+        return
+    check_schema(schema, "response_format's schema")
+    need, given = min_answer_tokens(schema), body.sampling().max_tokens
+    if given < need:
+        raise BadInputError(f"max_tokens={given} is too small for a JSON answer to this response_format: the "
+                            f"shortest valid answer needs about {need} tokens", f"set max_tokens to {need} or more")
+
+
 @router.post("/v1/chat/completions", summary="Chat with the configured LLM (stream=true for SSE chunks)")
-def chat_completions(body: ChatCompletion, request: Request, user: StepUserDep):
+async def chat_completions(body: ChatCompletion, request: Request, user: StepUserDep, settings: SettingsDep):
+    check_chat(body, settings.chat_max_messages)
     llm = _backends(request).llm
     messages = [{"role": m.role, "content": m.text()} for m in body.messages]
     cid, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
+    scope = Scope(settings.chat_deadline_s, "the chat completion", "chat_deadline_s")
     if body.stream:
         if body.schema() is not None or body.n > 1:
             raise BadInputError("stream=true works with plain text answers and n=1",
                                 "drop response_format / n, or set stream=false")
-        return StreamingResponse(_chat_chunks(llm, messages, body.sampling(), cid, created),
+        return StreamingResponse(_chat_chunks(request, scope, llm, messages, body.sampling(), cid, created),
                                  media_type="text/event-stream")
-    choices = [{"index": i, "message": {"role": "assistant", "content": llm.chat(messages, body.sampling(),
-                                                                                   body.schema())},
-                "finish_reason": "stop"} for i in range(body.n)]
+
+    def answer() -> list[str]:
+        return [llm.chat(messages, body.sampling(), body.schema()) for _ in range(body.n)]
+
+    texts = await run_step(request, scope, answer)
+    choices = [{"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+               for i, text in enumerate(texts)]
     return {"id": cid, "object": "chat.completion", "created": created, "model": llm.model_id,
             "choices": choices, "usage": None}
 
 
-async def _chat_chunks(llm: Any, messages: list[dict], sampling: Sampling, cid: str, created: int):
+async def _chat_chunks(request: Request, scope: Scope, llm: Any, messages: list[dict], sampling: Sampling,
+                       cid: str, created: int):
     def chunk(delta: dict, finish: str | None) -> bytes:
         data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": llm.model_id,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
     yield chunk({"role": "assistant", "content": ""}, None)
-    async for piece in iterate_in_threadpool(llm.stream(messages, sampling)):
-        yield chunk({"content": piece}, None)
-    yield chunk({}, "stop")
+    try:
+        async for piece in stream_in_thread(request, scope, lambda: llm.stream(messages, sampling)):
+            yield chunk({"content": piece}, None)
+    except TaleloomError as e:  # the status line is long gone: say it in the stream, as OpenAI does
+        yield f"data: {json.dumps({'error': e.to_dict()}, ensure_ascii=False)}\n\n".encode()
+    else:
+        yield chunk({}, "stop")
     yield b"data: [DONE]\n\n"
 
 
