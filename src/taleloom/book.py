@@ -109,6 +109,17 @@ class ImageRequest(Strict):
     style: str = "storybook"
 
 
+class WordTiming(Strict):
+    """When one word of a page's narration is spoken, in seconds from the start of the page's audio.
+
+    Every narrator fills these (eSpeak NG from its phonemes and the audio's pauses, a neural voice from its
+    phoneme durations); read-along highlighting and EPUB Media Overlays read them."""
+
+    text: str  # the word as printed on the page (punctuation attached)
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+
+
 class Page(Strict):
     index: int  # 1-based page number
     text: str  # English text from the writer
@@ -119,6 +130,8 @@ class Page(Strict):
     image_lowres: str | None = None
     audio: str | None = None  # relative path of the narration
     audio_seconds: float | None = None
+    words: list[WordTiming] | None = None  # when each word of the narration is spoken
+    words_source: str | None = None  # how the timings were found ("espeak-ng phonemes + pauses", ...)
 
 
 class StageRecord(Strict):

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from taleloom.backends.base import Narrator
 from taleloom.backends.base import Options as BaseOptions
+from taleloom.backends.speech.timing import Speech, align, phoneme_weight, split_words
 from taleloom.errors import BackendError, BadInputError, ModelNotFoundError
 
 # ISO 639-1 codes whose espeak-ng voice has another name
@@ -64,6 +65,27 @@ class EspeakNarrator(Narrator):
 
     def speak(self, text: str, language: str) -> bytes:
         voice = self.voice_for(language)
+        return self._synthesise(text, voice)
+
+    def speak_words(self, text: str, language: str) -> Speech:
+        """The narration and its word timings: each word's length from the phonemes eSpeak NG reads it
+        with (`-x`), placed on the pauses of the audio it made (see backends/speech/timing.py)."""
+        voice = self.voice_for(language)
+        audio = self.speak(text, language)
+        words = split_words(text)
+        said = self.phonemes(text, voice)
+        if len(said) == len(words):
+            return Speech(audio, align(words, audio, [phoneme_weight(p) for p in said]), "espeak-ng phonemes + pauses")
+        # numbers and abbreviations are read as several words: weigh by letters instead
+        return Speech(audio, align(words, audio), "espeak-ng audio pauses + letters")
+
+    def phonemes(self, text: str, voice: str) -> list[str]:
+        """eSpeak NG's phoneme mnemonics, one string per word it reads."""
+        proc = subprocess.run([self._binary(), "-q", "-x", "-v", voice, "--stdin"], input=text.encode("utf-8"),
+                              capture_output=True, timeout=60)
+        return proc.stdout.decode("utf-8", errors="replace").split() if proc.returncode == 0 else []
+
+    def _synthesise(self, text: str, voice: str) -> bytes:
         o = self.options
         with tempfile.TemporaryDirectory(prefix="taleloom-espeak-") as tmp:
             out = Path(tmp) / "speech.wav"
