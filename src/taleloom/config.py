@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     # messages one chat request may carry
     chat_max_messages: int = Field(default=200, ge=1)
     workers: int = 2
+    # seconds a client may take to send a request's headers, and then its body (slow clients get a 408)
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=120.0, gt=0)
+    # seconds a job worker's lease lasts without renewal; another server takes the job only after it runs out
+    job_lease_seconds: float = Field(default=30.0, ge=3)
     # calls at once per backend role, "llm=1,narrator=2" (roles not named keep their defaults)
     concurrency: str = ""
     # extra backends registered at start-up: "package.module:function[,other:function]"
