@@ -63,6 +63,10 @@ def test_a_book_is_made_with_every_file_and_timing(tmp_path):
         assert rec.status == "done" and rec.seconds is not None and rec.model_seconds <= rec.seconds + 1e-6
     assert book.models["illustrator"] == "fake-illustrator" and book.stages["illustrate"].model_id == "fake-illustrator"
     assert book.pages[0].audio_seconds > 0 and book.files["pdf"] == "book.pdf"
+    for page in book.pages:  # read-along: every printed word has its time in the page's narration
+        shown = page.text_translated or page.text
+        assert [w.text for w in page.words] == shown.split() and page.words_source
+        assert 0 <= page.words[0].start and page.words[-1].end <= page.audio_seconds
     kinds = [(e.stage, e.kind) for e in events]
     assert kinds[0] == ("see", "started") and kinds[-1] == ("book", "done")
     assert [s for s, k in kinds if k == "finished"] == list(STAGES)

@@ -146,9 +146,10 @@ def run_narrate(run: _Run) -> str | None:
         if result.skipped:
             skipped.append(result.message)
             continue
-        for page, data, seconds in zip(group, result.audio, result.seconds, strict=True):
+        for page, data, seconds, words in zip(group, result.audio, result.seconds, result.words, strict=True):
             page.audio = _write(run.dir, f"audio/{page.index}.wav", data)
             page.audio_seconds = seconds
+            page.words, page.words_source = words, result.words_source
             read += seconds or 0.0
     if skipped and not read:
         return f"skipped: {'; '.join(skipped)}"

@@ -22,7 +22,18 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from taleloom.backends.base import Captioner, Illustrator, Narrator, Sampling, TextModel, Upscaler
+from taleloom.backends.base import (
+    Answer,
+    Captioner,
+    Illustrator,
+    Narrator,
+    Piece,
+    Sampling,
+    TextModel,
+    Upscaler,
+    Usage,
+    cut_at_stop,
+)
 from taleloom.book import Caption, ImageRequest
 from taleloom.errors import BackendError
 
@@ -50,6 +61,8 @@ class SolidCaptioner(Captioner):
 
     def caption(self, image: Image.Image, hint: str | None = None) -> Caption:
         _delay(1)
+        if hint and "crash-internally" in hint:  # lets a test see what a 500 tells the client
+            raise PermissionError(13, "Permission denied", "/srv/taleloom-secret/books/b0123456789")
         r, g, b = image.convert("RGB").resize((1, 1)).getpixel((0, 0))
         text = f"A photo with mostly rgb({r},{g},{b}) colours." + (f" {hint}" if hint else "")
         return Caption(text=text, concepts=["kite", "park"], facts={"mean_rgb": [r, g, b]}, model_id=self.model_id)
@@ -167,6 +180,23 @@ class StoryLLM(TextModel):
         if props == {"text"}:
             return json.dumps({"text": self._rewrite(prompt, seed)})
         return json.dumps(instance(schema, seed=seed))
+
+    def answer(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
+               schema: dict[str, Any] | None = None) -> Answer:
+        """Words count as tokens, so tests can check usage and see max_tokens cut a plain answer."""
+        s = sampling or Sampling()
+        text, _ = cut_at_stop(self.chat(messages, s, schema), s.stop)
+        finish = "stop"
+        if schema is None and len(text.split()) > s.max_tokens:
+            text, finish = " ".join(text.split()[:s.max_tokens]), "length"
+        prompt = sum(len(str(m["content"]).split()) for m in messages)
+        return Answer(text, finish, Usage(prompt, len(text.split())))
+
+    def answer_stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None):
+        whole = self.answer(messages, sampling)
+        for i, word in enumerate(whole.text.split()):
+            yield Piece(word if i == 0 else " " + word)
+        yield Piece("", whole.finish_reason, whole.usage)
 
     @staticmethod
     def _plan(schema: dict, prompt: str) -> dict:

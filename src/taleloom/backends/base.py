@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from taleloom.book import SEED_MAX, Caption, ImageRequest
+
+if TYPE_CHECKING:
+    from taleloom.backends.speech.timing import Speech
 
 
 class Options(BaseModel):
@@ -32,6 +36,86 @@ class Sampling(Options):
     repeat_penalty: float = Field(1.1, ge=1.0, le=2.0)
     max_tokens: int = Field(512, ge=1, le=8192)
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    stop: list[str] = Field(default_factory=list, max_length=4,
+                            description="the answer ends before the first of these strings (not included)")
+
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens one chat call read and wrote, as OpenAI clients read `usage`. `estimated`: the backend
+    could not count, so the numbers come from `estimate_tokens` (about 4 characters a token)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A chat answer with why it ended: "length" when max_tokens cut it, "stop" otherwise."""
+
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One step of a streamed answer: text as it comes; the last piece carries finish_reason and usage."""
+
+    text: str = ""
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+
+def estimate_tokens(text: str) -> int:
+    """OpenAI's rule of thumb (about 4 characters a token) for backends that cannot count."""
+    return (len(text) + 3) // 4
+
+
+def estimate_usage(messages: list[dict[str, Any]], answer: str) -> Usage:
+    prompt = sum(estimate_tokens(str(m.get("content", ""))) + 4 for m in messages)  # + role and separators
+    return Usage(prompt, estimate_tokens(answer), estimated=True)
+
+
+def cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
+    """`text` up to the first stop string (excluded) and whether one was found."""
+    ends = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return (text[:min(ends)], True) if ends else (text, False)
+
+
+class StopCutter:
+    """Cuts a streamed answer at the first stop string, holding back only text that could start one."""
+
+    def __init__(self, stop: list[str]):
+        self.stop = [s for s in stop if s]
+        self.held = ""
+        self.stopped = False
+
+    def feed(self, piece: str) -> str:
+        """The text that is safe to send now."""
+        if self.stopped:
+            return ""
+        self.held += piece
+        text, self.stopped = cut_at_stop(self.held, self.stop)
+        if self.stopped:
+            self.held = ""
+            return text
+        hold = next((k for k in range(min(len(self.held), max(map(len, self.stop), default=1) - 1), 0, -1)
+                     if any(s.startswith(self.held[-k:]) for s in self.stop)), 0)
+        out, self.held = self.held[:len(self.held) - hold], self.held[len(self.held) - hold:]
+        return out
+
+    def flush(self) -> str:
+        out, self.held = self.held, ""
+        return out
 
 
 class Backend(ABC):
@@ -50,6 +134,11 @@ class Backend(ABC):
 
 
 class TextModel(Backend):
+    """`chat` (text) is all a backend must write. `answer` and `answer_stream` add the finish reason and
+    token counts the OpenAI chat API reports; a backend that knows them overrides those two and
+    derives `chat`/`stream` from them. The defaults here estimate the counts, apply `sampling.stop`
+    after the fact, and always say "stop"."""
+
     role = "llm"
     can_stream: ClassVar[bool] = False
     supports_schema: ClassVar[bool] = False
@@ -61,6 +150,26 @@ class TextModel(Backend):
 
     def stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[str]:
         yield self.chat(messages, sampling)
+
+    def answer(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
+               schema: dict[str, Any] | None = None) -> Answer:
+        """`chat` with its finish reason and token counts."""
+        text, _ = cut_at_stop(self.chat(messages, sampling, schema), sampling.stop if sampling else [])
+        return Answer(text, "stop", estimate_usage(messages, text))
+
+    def answer_stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[Piece]:
+        """`stream` as Pieces; the last one (text "") has finish_reason and usage."""
+        cutter, sent = StopCutter(sampling.stop if sampling else []), []
+        for piece in self.stream(messages, sampling):
+            if text := cutter.feed(piece):
+                sent.append(text)
+                yield Piece(text)
+            if cutter.stopped:
+                break
+        if text := cutter.flush():
+            sent.append(text)
+            yield Piece(text)
+        yield Piece("", "stop", estimate_usage(messages, "".join(sent)))
 
 
 class Captioner(Backend):
@@ -108,6 +217,14 @@ class Narrator(Backend):
     @abstractmethod
     def speak(self, text: str, language: str) -> bytes:
         """Read `text` aloud in `language` (ISO code); return a WAV file's bytes."""
+
+    def speak_words(self, text: str, language: str) -> Speech:
+        """Read `text` aloud and say when each printed word is spoken. This default places the words on
+        the audio's pauses by their letters; a narrator that knows its phonemes or durations overrides it."""
+        from taleloom.backends.speech.timing import Speech, align, split_words
+
+        audio = self.speak(text, language)
+        return Speech(audio, align(split_words(text), audio), "audio pauses + letters")
 
     def languages(self) -> set[str]:
         return set()

@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image
 
-from taleloom.backends.base import Captioner, Narrator, Sampling, TextModel, Upscaler
+from taleloom.backends.base import Answer, Captioner, Narrator, Piece, Sampling, TextModel, Upscaler
 from taleloom.book import Caption
 from taleloom.errors import BadInputError
 
@@ -100,6 +100,15 @@ class LimitedTextModel(Limited, TextModel):
     def stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[str]:
         with self.slots:
             yield from self.inner.stream(messages, sampling)
+
+    def answer(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
+               schema: dict[str, Any] | None = None) -> Answer:
+        with self.slots:
+            return self.inner.answer(messages, sampling, schema)
+
+    def answer_stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[Piece]:
+        with self.slots:
+            yield from self.inner.answer_stream(messages, sampling)
 
 
 class LimitedCaptioner(Limited, Captioner):

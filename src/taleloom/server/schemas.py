@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from taleloom.book import SEED_MAX, Brief, Storybook
+from taleloom.book import SEED_MAX, Brief, Storybook, WordTiming
 from taleloom.server.store import BookRow, Share
 
 Status = Literal["queued", "running", "done", "failed"]
@@ -47,12 +47,14 @@ class PagePublic(BaseModel):
     image: str | None = Field(None, description="URL of the picture, once drawn")
     audio: str | None = Field(None, description="URL of the narration, once spoken")
     audio_seconds: float | None = None
+    words: list[WordTiming] | None = Field(None, description="when each word of the narration is spoken (read-along)")
 
 
 class Links(BaseModel):
     self: str
     events: str | None = None
     pdf: str | None = None
+    epub: str | None = Field(None, description="EPUB 3 with narration and read-along, once the book is done")
     manifest: str | None = None
     html: str | None = None
     qr: str | None = None
@@ -130,13 +132,14 @@ def book_public(row: BookRow, book: Storybook | None, base: str, current: dict |
                 index=p.index, text=p.text_translated or p.text, text_en=p.text, scene=p.scene,
                 image=f"{base}/pages/{p.index}.png?v={version}" if p.image else None,
                 audio=f"{base}/audio/{p.index}.wav?v={version}" if p.audio else None,
-                audio_seconds=p.audio_seconds))
+                audio_seconds=p.audio_seconds, words=p.words if p.audio else None))
         stages = [StagePublic(name=s.name, status=s.status, seconds=s.seconds, message=s.message)
                   for s in book.stages.values()]
         files = book.files
     ready = row.status == "done" or "pdf" in files
     links = Links(self=base, events=f"{base}/events" if with_events else None,
                   pdf=f"{base}/book.pdf" if ready and "pdf" in files else None,
+                  epub=f"{base}/book.epub" if row.status == "done" and "pdf" in files else None,
                   manifest=f"{base}/manifest.json" if with_events else None,
                   html=f"{base}/book.html" if "html" in files else None,
                   qr=f"{base}/qr.png" if "qr" in files else None)

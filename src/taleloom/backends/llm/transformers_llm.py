@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from taleloom.backends.base import Sampling, TextModel
+from taleloom.backends.base import Answer, Piece, Sampling, StopCutter, TextModel, Usage, cut_at_stop
 from taleloom.backends.json_answers import first_json_object, schema_instruction
 from taleloom.backends.local_models import TorchOptions, pick_dtype, resolve_model_folder
 from taleloom.config import resolve_device
@@ -59,6 +59,8 @@ class TransformersTextModel(TextModel):
         kwargs: dict[str, Any] = {"max_new_tokens": s.max_tokens, "do_sample": sample,
                                   "repetition_penalty": s.repeat_penalty,
                                   "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id}
+        if s.stop:  # generation halts at a stop string; the string itself is cut off the text afterwards
+            kwargs.update(stop_strings=s.stop, tokenizer=self.tokenizer)
         if sample:
             kwargs.update(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k)
         else:  # greedy: clear the folder's sampling defaults so transformers does not warn about them
@@ -78,6 +80,10 @@ class TransformersTextModel(TextModel):
 
     def chat(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
              schema: dict[str, Any] | None = None) -> str:
+        return self.answer(messages, sampling, schema).text
+
+    def answer(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
+               schema: dict[str, Any] | None = None) -> Answer:
         import torch
 
         if schema is not None:
@@ -85,17 +91,25 @@ class TransformersTextModel(TextModel):
         inputs = self._inputs(messages)
         with self._lock, torch.inference_mode(), self._seeded(sampling):
             out = self.model.generate(**inputs, **self._generate_kwargs(sampling))
-        text = self.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        new = out[0, inputs["input_ids"].shape[1]:]
+        text = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+        text, stopped = cut_at_stop(text, (sampling or Sampling()).stop)
+        max_tokens = (sampling or Sampling()).max_tokens
+        cut = not stopped and len(new) >= max_tokens and int(new[-1]) != self.tokenizer.eos_token_id
+        usage = Usage(int(inputs["input_ids"].shape[1]), len(new))  # one sequence: no padding in `new`
         if schema is None:
-            return text
+            return Answer(text, "length" if cut else "stop", usage)
         data = first_json_object(text)
         if not isinstance(data, dict):
             raise BackendError(f"{self.model_id} did not answer with a JSON object: {text[:200]!r}",
                                "use a larger instruction-tuned model, or an OpenAI-compatible server with "
                                "JSON-schema decoding (vLLM, llama.cpp server)")
-        return json.dumps(data, ensure_ascii=False)
+        return Answer(json.dumps(data, ensure_ascii=False), "length" if cut else "stop", usage)
 
     def stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[str]:
+        return (p.text for p in self.answer_stream(messages, sampling) if p.text)
+
+    def answer_stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[Piece]:
         import torch
         from transformers import TextIteratorStreamer
 
@@ -113,9 +127,19 @@ class TransformersTextModel(TextModel):
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
+        cutter, sent = StopCutter((sampling or Sampling()).stop), []
         for piece in streamer:
-            if piece:
-                yield piece
+            if text := cutter.feed(piece):
+                sent.append(text)
+                yield Piece(text)
         thread.join()
         if errors:
             raise BackendError(f"{self.model_id} failed while streaming: {errors[0]}", "see the log") from errors[0]
+        if text := cutter.flush():
+            sent.append(text)
+            yield Piece(text)
+        answer = "".join(sent)
+        completion = len(self.tokenizer(answer, add_special_tokens=False)["input_ids"]) if answer else 0
+        max_tokens = (sampling or Sampling()).max_tokens
+        finish = "length" if not cutter.stopped and completion >= max_tokens else "stop"
+        yield Piece("", finish, Usage(int(inputs["input_ids"].shape[1]), completion))

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from taleloom.backends.base import Narrator
 from taleloom.backends.base import Options as BaseOptions
+from taleloom.backends.speech.timing import Speech, align, clause_weights, split_words
 from taleloom.errors import BackendError, BadInputError, ModelNotFoundError
 
 # ISO 639-1 codes whose espeak-ng voice has another name
@@ -64,6 +65,28 @@ class EspeakNarrator(Narrator):
 
     def speak(self, text: str, language: str) -> bytes:
         voice = self.voice_for(language)
+        return self._synthesise(text, voice)
+
+    def speak_words(self, text: str, language: str) -> Speech:
+        """The narration and its word timings: each word's length from the phonemes eSpeak NG reads it
+        with (`-x`), placed on the pauses of the audio it made (see backends/speech/timing.py)."""
+        voice = self.voice_for(language)
+        audio = self.speak(text, language)
+        words = split_words(text)
+        weights = clause_weights(words, self.phonemes(text, voice))
+        if weights is not None:
+            return Speech(audio, align(words, audio, weights), "espeak-ng phonemes + pauses")
+        return Speech(audio, align(words, audio), "espeak-ng audio pauses + letters")
+
+    def phonemes(self, text: str, voice: str) -> list[list[str]]:
+        """eSpeak NG's phoneme mnemonics (`-x`): one list per clause it reads, one string per word."""
+        proc = subprocess.run([self._binary(), "-q", "-x", "-v", voice, "--stdin"], input=text.encode("utf-8"),
+                              capture_output=True, timeout=60)
+        if proc.returncode != 0:
+            return []
+        return [line.split() for line in proc.stdout.decode("utf-8", errors="replace").splitlines() if line.split()]
+
+    def _synthesise(self, text: str, voice: str) -> bytes:
         o = self.options
         with tempfile.TemporaryDirectory(prefix="taleloom-espeak-") as tmp:
             out = Path(tmp) / "speech.wav"

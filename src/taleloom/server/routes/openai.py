@@ -14,15 +14,17 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.concurrency import iterate_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from taleloom.backends.base import Sampling
+from taleloom.backends.base import Answer, Sampling
+from taleloom.backends.llm.schema_check import check_schema, min_answer_tokens
 from taleloom.book import SEED_MAX, Caption, ImageRequest
-from taleloom.errors import BadInputError
-from taleloom.imageio import load_photo
+from taleloom.deadline import Scope
+from taleloom.errors import BadInputError, TaleloomError
+from taleloom.imageio import load_mask, load_photo
+from taleloom.server.cancellable import run_step, stream_in_thread
 from taleloom.server.deps import HTTPError, SettingsDep, StepUserDep
 
 router = APIRouter(tags=["single steps (OpenAI shapes)"])
@@ -78,7 +80,7 @@ class ImageGeneration(BaseModel):
     style: str = "storybook"
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
     steps: int | None = Field(None, ge=1, le=200)
-    guidance: float | None = Field(None, ge=0, le=30)
+    guidance: float | None = Field(None, ge=0, le=30, allow_inf_nan=False)
     sampler: str | None = None
 
 
@@ -90,33 +92,16 @@ def images_generations(body: ImageGeneration, request: Request, user: StepUserDe
     return _b64(_backends(request).illustrator.generate(reqs), body.prompt)
 
 
-def _mask(data: bytes, size: tuple[int, int]) -> Image.Image:
-    """OpenAI's convention: transparent pixels mark what to redraw. A mask without alpha reads
-    white = redraw. Returns mode L, 255 = redraw."""
-    try:
-        m = Image.open(io.BytesIO(data))
-        m.load()
-    except Exception:
-        raise BadInputError("the mask is not an image", "send a PNG whose transparent (or white) pixels "
-                            "mark what to redraw") from None
-    if m.mode in ("RGBA", "LA", "PA") or (m.mode == "P" and "transparency" in m.info):
-        alpha = m.convert("RGBA").getchannel("A")
-        m = alpha.point(lambda a: 255 if a < 128 else 0)
-    else:
-        m = m.convert("L").point(lambda v: 255 if v >= 128 else 0)
-    return m.resize(size, Image.Resampling.NEAREST)
-
-
 @router.post("/v1/images/edits", summary="img2img (no mask) or inpaint (mask: transparent = redraw)")
 def images_edits(request: Request, user: StepUserDep, settings: SettingsDep,
                  image: Annotated[UploadFile, File(description="the picture to change")],
                  prompt: Annotated[str, Form(min_length=1, max_length=2000)],
                  mask: Annotated[UploadFile | None, File(description="PNG; transparent or white = redraw")] = None,
                  n: Annotated[int, Form(ge=1, le=4)] = 1, size: Annotated[str | None, Form()] = None,
-                 strength: Annotated[float, Form(gt=0, le=1)] = 0.6,
+                 strength: Annotated[float, Form(gt=0, le=1, allow_inf_nan=False)] = 0.6,
                  style: Annotated[str, Form()] = "storybook", seed: Annotated[int | None, Form(ge=0, le=SEED_MAX)] = None,
                  steps: Annotated[int | None, Form(ge=1, le=200)] = None,
-                 guidance: Annotated[float | None, Form(ge=0, le=30)] = None,
+                 guidance: Annotated[float | None, Form(ge=0, le=30, allow_inf_nan=False)] = None,
                  response_format: Annotated[Literal["b64_json"], Form()] = "b64_json"):
     photo = load_photo(image.file.read(), image.filename or "the image", max_bytes=settings.max_upload_bytes,
                        max_pixels=settings.max_pixels).image
@@ -124,7 +109,8 @@ def images_edits(request: Request, user: StepUserDep, settings: SettingsDep,
     if photo.size != wh:
         photo = photo.resize(wh, Image.Resampling.LANCZOS)
     illustrator = _backends(request).illustrator
-    m = _mask(mask.file.read(), wh) if mask is not None and mask.filename else None
+    m = (load_mask(mask.file.read(), wh, "the mask", max_bytes=settings.max_upload_bytes,
+                   max_pixels=settings.max_pixels) if mask is not None and mask.filename else None)
     out = []
     try:
         for i in range(n):
@@ -140,10 +126,25 @@ class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
     content: str | list[dict[str, Any]]
 
+    @field_validator("content")
+    @classmethod
+    def _text_parts(cls, content: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+        """A text part's `text` must be a string (123, null, a list... were a 500)."""
+        for i, part in enumerate(content if isinstance(content, list) else []):
+            if part.get("type") == "text" and not isinstance(part.get("text"), str):
+                raise ValueError(f"part {i} is of type 'text' but its 'text' is "
+                                 f"{type(part.get('text')).__name__}, not a string")
+        return content
+
     def text(self) -> str:
         if isinstance(self.content, str):
             return self.content
         return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False
 
 
 class ChatCompletion(BaseModel):
@@ -154,16 +155,42 @@ class ChatCompletion(BaseModel):
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=0)
     max_tokens: int | None = Field(None, ge=1, le=8192)
-    seed: int | None = Field(None, ge=0, le=SEED_MAX)
-    n: int = Field(1, ge=1, le=4)
+    max_completion_tokens: int | None = Field(None, ge=1, le=8192, description="the newer name of max_tokens")
+    seed: int | None = Field(None, ge=0, le=SEED_MAX, description="choice i uses seed + i")
+    n: int = Field(1, ge=1, le=4, description="answers to the same messages (drawn one after another)")
+    stop: str | list[str] | None = Field(None, description="up to 4 strings; the answer ends before the first")
     stream: bool = False
+    stream_options: StreamOptions | None = Field(None, description="include_usage: a last chunk with usage")
+    logprobs: bool | None = Field(None, description="not supported: true is refused (422)")
+    top_logprobs: int | None = Field(None, description="not supported (422)")
+    tools: list[Any] | None = Field(None, description="not supported: tool calls are refused (422)")
     response_format: dict[str, Any] | None = Field(None, description='{"type": "json_schema", "json_schema": '
                                                    '{"schema": {...}}} constrains the answer')
 
-    def sampling(self) -> Sampling:
+    def sampling(self, choice: int = 0) -> Sampling:
+        seed = None if self.seed is None else (self.seed + choice) % (SEED_MAX + 1)
+        stop = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
         fields = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
-                  "max_tokens": self.max_tokens, "seed": self.seed}
+                  "max_tokens": self.max_completion_tokens or self.max_tokens, "seed": seed, "stop": stop}
         return Sampling(**{k: v for k, v in fields.items() if v is not None})
+
+    @field_validator("stop")
+    @classmethod
+    def _few_stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(stop, list) and (len(stop) > 4 or not all(stop)):
+            raise ValueError("give at most 4 non-empty stop strings")
+        return stop
+
+    @model_validator(mode="after")
+    def _supported(self) -> ChatCompletion:
+        """Options we cannot honour are refused by name, never silently ignored."""
+        if self.logprobs or self.top_logprobs is not None:
+            raise ValueError("logprobs/top_logprobs: this server's models do not return token log-probabilities; "
+                             "leave them out")
+        if self.tools:
+            raise ValueError("tools: this server does not do tool calls; ask for JSON with response_format "
+                             "json_schema instead")
+        return self
 
     @field_validator("response_format")
     @classmethod
@@ -192,34 +219,86 @@ class ChatCompletion(BaseModel):
         return None
 
 
+def check_chat(body: ChatCompletion, max_messages: int) -> None:
+    """What would reach the model unfit is refused here with a 422 that states the limit (issue 10, row 8):
+    too many messages, a schema llama.cpp should not compile, max_tokens too small for a JSON answer."""
+    if len(body.messages) > max_messages:
+        raise BadInputError(f"{len(body.messages)} messages sent; this server takes at most {max_messages} "
+                            "per request", "send fewer messages (summarise the older ones)")
+    schema = body.schema()
+    if schema is None:
+        return
+    check_schema(schema, "response_format's schema")
+    need, given = min_answer_tokens(schema), body.sampling().max_tokens
+    if given < need:
+        raise BadInputError(f"max_tokens={given} is too small for a JSON answer to this response_format: the "
+                            f"shortest valid answer needs about {need} tokens", f"set max_tokens to {need} or more")
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
 @router.post("/v1/chat/completions", summary="Chat with the configured LLM (stream=true for SSE chunks)")
-def chat_completions(body: ChatCompletion, request: Request, user: StepUserDep):
+async def chat_completions(body: ChatCompletion, request: Request, user: StepUserDep, settings: SettingsDep):
+    check_chat(body, settings.chat_max_messages)
     llm = _backends(request).llm
     messages = [{"role": m.role, "content": m.text()} for m in body.messages]
     cid, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
+    scope = Scope(settings.chat_deadline_s, "the chat completion", "chat_deadline_s")
     if body.stream:
-        if body.schema() is not None or body.n > 1:
-            raise BadInputError("stream=true works with plain text answers and n=1",
-                                "drop response_format / n, or set stream=false")
-        return StreamingResponse(_chat_chunks(llm, messages, body.sampling(), cid, created),
+        if body.schema() is not None:
+            raise BadInputError("stream=true works with plain text answers", "drop response_format, or set stream=false")
+        usage = body.stream_options is not None and body.stream_options.include_usage
+        return StreamingResponse(_chat_chunks(request, scope, llm, messages, body, cid, created, usage),
                                  media_type="text/event-stream")
-    choices = [{"index": i, "message": {"role": "assistant", "content": llm.chat(messages, body.sampling(),
-                                                                                   body.schema())},
-                "finish_reason": "stop"} for i in range(body.n)]
-    return {"id": cid, "object": "chat.completion", "created": created, "model": llm.model_id,
-            "choices": choices, "usage": None}
+
+    def answer() -> list[Answer]:
+        return [llm.answer(messages, body.sampling(i), body.schema()) for i in range(body.n)]
+
+    answers = await run_step(request, scope, answer)
+    choices = [{"index": i, "message": {"role": "assistant", "content": a.text}, "logprobs": None,
+                "finish_reason": a.finish_reason} for i, a in enumerate(answers)]
+    return {"id": cid, "object": "chat.completion", "created": created, "model": llm.model_id, "choices": choices,
+            "usage": _usage(answers[0].usage.prompt_tokens, sum(a.usage.completion_tokens for a in answers))}
 
 
-async def _chat_chunks(llm: Any, messages: list[dict], sampling: Sampling, cid: str, created: int):
-    def chunk(delta: dict, finish: str | None) -> bytes:
+async def _chat_chunks(request: Request, scope: Scope, llm: Any, messages: list[dict], body: ChatCompletion,
+                       cid: str, created: int, include_usage: bool):
+    """OpenAI's chunk stream; with include_usage every chunk has "usage": null and one last chunk
+    (no choices) carries the totals. Choices of n > 1 are streamed one after another. The LLM is driven
+    by one thread for the whole stream (stream_in_thread), which lets it go the moment the stream ends."""
+    def chunk(choices: list[dict], usage: dict | None = None) -> bytes:
         data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": llm.model_id,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                "choices": choices}
+        if include_usage:
+            data["usage"] = usage
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
-    yield chunk({"role": "assistant", "content": ""}, None)
-    async for piece in iterate_in_threadpool(llm.stream(messages, sampling)):
-        yield chunk({"content": piece}, None)
-    yield chunk({}, "stop")
+    def pieces():
+        for i in range(body.n):
+            for piece in llm.answer_stream(messages, body.sampling(i)):
+                yield i, piece
+
+    prompt_tokens, completion_tokens, started = 0, 0, set()
+    try:
+        async for i, piece in stream_in_thread(request, scope, pieces):
+            if i not in started:
+                started.add(i)
+                yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+            if piece.text:
+                yield chunk([{"index": i, "delta": {"content": piece.text}, "finish_reason": None}])
+            if piece.finish_reason is not None:
+                yield chunk([{"index": i, "delta": {}, "finish_reason": piece.finish_reason}])
+                if piece.usage is not None:
+                    prompt_tokens = piece.usage.prompt_tokens
+                    completion_tokens += piece.usage.completion_tokens
+    except TaleloomError as e:  # the status line is long gone: say it in the stream, as OpenAI does
+        yield f"data: {json.dumps({'error': e.to_dict()}, ensure_ascii=False)}\n\n".encode()
+    else:
+        if include_usage:
+            yield chunk([], _usage(prompt_tokens, completion_tokens))
     yield b"data: [DONE]\n\n"
 
 
