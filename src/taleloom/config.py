@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     llm: str = "smollm2"
     illustrator: str = "embedded"
     upscaler: str = "embedded"
-    narrator: str = "espeak"
+    narrator: str = "piper"
     # torch device for local models: "cpu", "cuda", "auto"
     device: str = "auto"
     # per-role backend Options, e.g. toml `[backend_options.illustrator]` refiner = "/models/refiner";
