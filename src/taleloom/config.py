@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     max_queue_total: int = 64
     # single-step calls (/v1/images/*, chat, speech, captions) one user may have running at once
     max_steps_per_user: int = 2
+    # how long a picture link from /v1/images/* (response_format "url") stays valid, in seconds
+    image_url_seconds: int = Field(default=3600, ge=10)
     workers: int = 2
     # calls at once per backend role, "llm=1,narrator=2" (roles not named keep their defaults)
     concurrency: str = ""

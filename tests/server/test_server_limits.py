@@ -108,7 +108,9 @@ def test_single_step_calls_per_user_429(server):
     for t in threads:  # the limit (2 per user) is taken by these two: each draws for 1.5-1.8 s (test delay)
         t.start()
     time.sleep(0.6)
-    assert_error(mine.post("/v1/images/generations", json=body), 429, "single-step", "limit is 2", "wait")
+    refused = mine.post("/v1/images/generations", json=body)  # an OpenAI route: OpenAI's error shape
+    assert refused.status_code == 429 and refused.json()["error"]["type"] == "rate_limit_error"
+    assert all(w in refused.json()["error"]["message"] for w in ("single-step", "limit is 2", "wait"))
     assert other.post("/v1/images/generations", json=body).status_code == 200
     for t in threads:
         t.join(30)
