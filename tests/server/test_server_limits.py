@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from serverkit import Server, photo_bytes
+from serverkit import Server, error_body, photo_bytes
 
 LIMITS = {"TALELOOM_MAX_UPLOAD_BYTES": "300000", "TALELOOM_MAX_PIXELS": "2000000", "TALELOOM_MAX_PAGES": "3",
           "TALELOOM_MAX_QUEUE_PER_USER": "2", "TALELOOM_MAX_QUEUE_TOTAL": "3", "TALELOOM_WORKERS": "1",
@@ -37,7 +37,7 @@ def post(client, photo: bytes, **fields):
 
 def assert_error(r, status: int, *words: str) -> dict:
     assert r.status_code == status, r.text
-    body = r.json()
+    body = error_body(r)  # the OpenAI routes answer in OpenAI's shape
     assert set(body) == {"error", "message", "hint"} and body["hint"], body
     text = (body["message"] + " " + body["hint"]).lower()
     for w in words:
