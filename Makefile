@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-APT_PACKAGES := fonts-noto-color-emoji fonts-noto-core fonts-noto-cjk espeak-ng sox ffmpeg libzbar0 zbar-tools \
+APT_PACKAGES := fonts-noto-color-emoji fonts-noto-core fonts-noto-cjk espeak-ng sox libzbar0 zbar-tools \
                 poppler-utils libpango-1.0-0 libpangoft2-1.0-0 chromium postgresql \
                 epubcheck ffmpeg
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
