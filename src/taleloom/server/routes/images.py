@@ -25,9 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from taleloom.book import SEED_MAX, ImageRequest
 from taleloom.config import Settings
+from taleloom.deadline import Scope
 from taleloom.errors import BadInputError, choice_error
 from taleloom.imageio import load_mask, load_photo
 from taleloom.server import image_links
+from taleloom.server.cancellable import run_step
 from taleloom.server.deps import HTTPError, SettingsDep, StepUserDep, not_found
 
 router = APIRouter(tags=["single steps (OpenAI shapes)"])
@@ -149,20 +151,28 @@ class ImageGeneration(BaseModel):
         return style
 
 
+def _scope(settings: Settings) -> Scope:
+    return Scope(settings.image_deadline_s, "the picture request", "image_deadline_s")
+
+
 @router.post("/v1/images/generations", summary="Draw pictures from a prompt")
-def images_generations(body: ImageGeneration, request: Request, user: StepUserDep, settings: SettingsDep):
+async def images_generations(body: ImageGeneration, request: Request, user: StepUserDep, settings: SettingsDep):
     size = _size(body.size)
     backends = request.app.state.backends
-    concepts = _concepts(backends.illustrator, body.prompt)
-    reqs = [_request(body.prompt, body.style, body.seed, i, size, body.negative_prompt, body.steps, body.guidance,
-                     body.sampler, body.quality, concepts) for i in range(body.n)]
-    images = fit(backends.illustrator.generate(reqs), size, backends.upscaler, reqs)
-    return answer(images, body.response_format, body.output_format, concepts[0] if concepts else None,
-                  request, settings)
+
+    def draw() -> dict:
+        concepts = _concepts(backends.illustrator, body.prompt)
+        reqs = [_request(body.prompt, body.style, body.seed, i, size, body.negative_prompt, body.steps,
+                         body.guidance, body.sampler, body.quality, concepts) for i in range(body.n)]
+        images = fit(backends.illustrator.generate(reqs), size, backends.upscaler, reqs)
+        return answer(images, body.response_format, body.output_format, concepts[0] if concepts else None,
+                      request, settings)
+
+    return await run_step(request, _scope(settings), draw)
 
 
 @router.post("/v1/images/edits", summary="img2img (no mask) or inpaint (mask: transparent = redraw)")
-def images_edits(request: Request, user: StepUserDep, settings: SettingsDep,
+async def images_edits(request: Request, user: StepUserDep, settings: SettingsDep,
                  image: Annotated[UploadFile, File(description="the picture to change")],
                  prompt: Annotated[str, Form(min_length=1, max_length=2000)],
                  mask: Annotated[UploadFile | None, File(description="PNG; transparent or white = redraw")] = None,
@@ -174,24 +184,29 @@ def images_edits(request: Request, user: StepUserDep, settings: SettingsDep,
                  quality: Annotated[Quality | None, Form()] = None,
                  output_format: Annotated[OutputFormat, Form()] = "png",
                  response_format: Annotated[Literal["b64_json", "url"], Form()] = "b64_json"):
-    photo = load_photo(image.file.read(), image.filename or "the image", max_bytes=settings.max_upload_bytes,
-                       max_pixels=settings.max_pixels).image
-    wh = _size(size) or photo.size
-    if photo.size != wh:
-        photo = photo.resize(wh, Image.Resampling.LANCZOS)
+    photo_bytes, mask_bytes = await image.read(), await mask.read() if mask is not None and mask.filename else None
     backends = request.app.state.backends
-    illustrator = backends.illustrator
-    m = (load_mask(mask.file.read(), wh, "the mask", max_bytes=settings.max_upload_bytes,
-                   max_pixels=settings.max_pixels) if mask is not None and mask.filename else None)
-    concepts = _concepts(illustrator, prompt)
-    reqs = [_request(prompt, style, seed, i, wh, None, steps, guidance, None, quality, concepts) for i in range(n)]
-    try:
-        out = [illustrator.inpaint(r, photo, m) if m is not None else illustrator.img2img(r, photo, strength)
-               for r in reqs]
-    except NotImplementedError as e:
-        raise _unsupported(e) from None
-    return answer(fit(out, wh, backends.upscaler, reqs), response_format, output_format,
-                  concepts[0] if concepts else None, request, settings)
+
+    def edit() -> dict:
+        photo = load_photo(photo_bytes, image.filename or "the image", max_bytes=settings.max_upload_bytes,
+                           max_pixels=settings.max_pixels).image
+        wh = _size(size) or photo.size
+        if photo.size != wh:
+            photo = photo.resize(wh, Image.Resampling.LANCZOS)
+        illustrator = backends.illustrator
+        m = (load_mask(mask_bytes, wh, "the mask", max_bytes=settings.max_upload_bytes,
+                       max_pixels=settings.max_pixels) if mask_bytes is not None else None)
+        concepts = _concepts(illustrator, prompt)
+        reqs = [_request(prompt, style, seed, i, wh, None, steps, guidance, None, quality, concepts) for i in range(n)]
+        try:
+            out = [illustrator.inpaint(r, photo, m) if m is not None else illustrator.img2img(r, photo, strength)
+                   for r in reqs]
+        except NotImplementedError as e:
+            raise _unsupported(e) from None
+        return answer(fit(out, wh, backends.upscaler, reqs), response_format, output_format,
+                      concepts[0] if concepts else None, request, settings)
+
+    return await run_step(request, _scope(settings), edit)
 
 
 @router.get("/v1/images/files/{name}", summary="A picture from response_format=url (no token: the link is the key)",

@@ -14,8 +14,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from taleloom.audio_formats import FORMATS, SPEED_RANGE, encode, media_type
+from taleloom.deadline import Scope
 from taleloom.errors import BadInputError
-from taleloom.server.deps import StepUserDep
+from taleloom.server.cancellable import run_step
+from taleloom.server.deps import SettingsDep, StepUserDep
 
 router = APIRouter(tags=["single steps (OpenAI shapes)"])
 OPENAI_VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "fable", "marin", "nova", "onyx", "sage",
@@ -42,15 +44,19 @@ class Speech(BaseModel):
 
 @router.post("/v1/audio/speech", response_class=Response, summary="Read text aloud (mp3, opus, aac, flac, wav, pcm)",
              responses={200: {"content": {media_type(f): {} for f in FORMATS}}})
-def audio_speech(body: Speech, request: Request, user: StepUserDep):
+async def audio_speech(body: Speech, request: Request, user: StepUserDep, settings: SettingsDep):
     narrator = request.app.state.backends.narrator
-    language = body.language
-    if body.voice and body.voice not in OPENAI_VOICES:
-        known = narrator.languages()
-        if body.voice not in known:
-            raise BadInputError(f"voice {body.voice!r} is not one this narrator has",
-                                f"use one of OpenAI's names ({', '.join(OPENAI_VOICES[:4])}...) or a language code: "
-                                f"{', '.join(sorted(known)) or 'none listed'}")
-        language = body.voice
-    wav = narrator.speak(body.input, language)
-    return Response(encode(wav, body.response_format, body.speed), media_type=media_type(body.response_format))
+
+    def speak() -> bytes:  # in a worker thread: languages() may ask the narrator's program
+        language = body.language
+        if body.voice and body.voice not in OPENAI_VOICES:
+            known = narrator.languages()
+            if body.voice not in known:
+                raise BadInputError(f"voice {body.voice!r} is not one this narrator has",
+                                    f"use one of OpenAI's names ({', '.join(OPENAI_VOICES[:4])}...) or a language "
+                                    f"code: {', '.join(sorted(known)) or 'none listed'}")
+            language = body.voice
+        return encode(narrator.speak(body.input, language), body.response_format, body.speed)
+
+    scope = Scope(settings.speech_deadline_s, "the speech request", "speech_deadline_s")
+    return Response(await run_step(request, scope, speak), media_type=media_type(body.response_format))
