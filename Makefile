@@ -5,7 +5,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 APT_PACKAGES := fonts-noto-color-emoji fonts-noto-core fonts-noto-cjk espeak-ng sox libzbar0 zbar-tools \
-                poppler-utils libpango-1.0-0 libpangoft2-1.0-0 chromium postgresql
+                poppler-utils libpango-1.0-0 libpangoft2-1.0-0 chromium postgresql \
+                epubcheck ffmpeg
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PHOTO ?= src/taleloom/assets/samples/cat.jpg
 

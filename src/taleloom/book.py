@@ -10,12 +10,14 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from taleloom import brief_text
 from taleloom.errors import BadInputError
 
 FORMAT_VERSION = 1
 SEED_MAX = 2**32 - 1  # seeds are 0..2**32-1 everywhere: torch and llama.cpp take them, JSON carries them exactly
+TEXT_LIMITS = {"tone": 100, "idea": 500, "description": 500}  # characters, after white space is collapsed
 STAGES = ("see", "write", "translate", "stage", "illustrate", "upscale", "narrate", "bind")
 
 
@@ -52,6 +54,19 @@ class Brief(Strict):
     @classmethod
     def _lang_code(cls, v: str) -> str:
         return v.strip().lower()  # "KO" and "ko " mean Korean too
+
+    @field_validator("hero", "tone", "idea", "description")
+    @classmethod
+    def _plain_text(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """Free text is checked at the door (brief_text.py); a manifest read back from disk is taken as
+        it was stored (context {"stored": True}), so books made before a rule tightened still open."""
+        if v is None or (info.context or {}).get("stored"):
+            return v
+        field = info.field_name or "text"
+        text = brief_text.hero_name(v) if field == "hero" else brief_text.clean(v, field, TEXT_LIMITS[field])
+        if not text and field == "tone":
+            raise ValueError("tone is empty; describe it in a few words (e.g. warm and gentle)")
+        return text or None
 
 
 class Caption(Strict):

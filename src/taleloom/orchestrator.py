@@ -129,7 +129,7 @@ def load_book(book_dir: Path) -> Storybook:
     if not path.is_file():
         raise BadInputError(f"{book_dir} holds no book (no {MANIFEST})", "give the folder of a book made by Taleloom")
     try:
-        return Storybook.model_validate_json(path.read_bytes())
+        return Storybook.model_validate_json(path.read_bytes(), context={"stored": True})
     except ValidationError as e:
         raise BadInputError(f"{path} is not a valid book manifest: {e.errors()[0]['msg']}",
                             "the file was edited or comes from another version; make the book again") from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import wave
+import zipfile
 
 import pytest
 from PIL import Image
@@ -72,6 +73,12 @@ def test_status_and_downloads(owner, done_book):
             assert w.getnframes() > 0
     assert owner.get(f"/v1/books/{book['id']}/pages/9.png").status_code == 404
     assert owner.get(f"/v1/books/{book['id']}/qr.png").status_code == 200
+    assert all(p["words"] and p["words"][-1]["end"] <= p["audio_seconds"] for p in body["pages"])  # read-along
+    epub = owner.get(body["links"]["epub"])
+    assert epub.status_code == 200 and epub.headers["content-type"] == "application/epub+zip"
+    with zipfile.ZipFile(io.BytesIO(epub.content)) as z:
+        assert z.namelist()[0] == "mimetype" and z.read("mimetype") == b"application/epub+zip"
+        assert {f"OEBPS/page{n}.xhtml" for n in (1, 2, 3)} <= set(z.namelist())
 
 
 def test_list_books(owner, done_book):

@@ -87,3 +87,34 @@ def show(book_dir, as_json):
     report(b, book_dir, False)
     for c in b.history:
         click.echo(f"  {c.at}  {c.action}{f' page {c.page}' if c.page else ''}  {json.dumps(c.params)}")
+
+
+@book.command()
+@BOOK_DIR
+@click.option("--epub", "as_epub", is_flag=True, required=True,
+              help="an EPUB 3 with the narration and read-along (Media Overlays)")
+@click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), help="where to write it "
+              "(default: BOOK_DIR/epub/book.epub)")
+@AS_JSON
+def export(book_dir, as_epub, out, as_json):
+    """Export the book in BOOK_DIR as another kind of file (--epub)."""
+    import shutil
+
+    from taleloom.errors import BadInputError
+    from taleloom.render.epub import write_epub
+
+    current = load_book(book_dir)
+    if not current.stage_done("bind"):
+        raise BadInputError(f"the book in {book_dir} is not finished yet", f"finish it first: taleloom tell --resume {book_dir}")
+    path = write_epub(book_dir, current)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, out)
+        path = out
+    narrated = sum(1 for p in current.pages if p.words)
+    if as_json:
+        click.echo(json.dumps({"epub": str(path), "pages": len(current.pages), "read_along_pages": narrated,
+                               "bytes": path.stat().st_size}))
+    else:
+        click.echo(f"{path}  ({len(current.pages)} pages, {narrated} with read-along narration, "
+                   f"{path.stat().st_size / 1e6:.1f} MB)")

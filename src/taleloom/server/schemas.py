@@ -54,6 +54,7 @@ class Links(BaseModel):
     self: str
     events: str | None = None
     pdf: str | None = None
+    epub: str | None = Field(None, description="EPUB 3 with narration and read-along, once the book is done")
     manifest: str | None = None
     html: str | None = None
     qr: str | None = None
@@ -138,6 +139,7 @@ def book_public(row: BookRow, book: Storybook | None, base: str, current: dict |
     ready = row.status == "done" or "pdf" in files
     links = Links(self=base, events=f"{base}/events" if with_events else None,
                   pdf=f"{base}/book.pdf" if ready and "pdf" in files else None,
+                  epub=f"{base}/book.epub" if row.status == "done" and "pdf" in files else None,
                   manifest=f"{base}/manifest.json" if with_events else None,
                   html=f"{base}/book.html" if "html" in files else None,
                   qr=f"{base}/qr.png" if "qr" in files else None)

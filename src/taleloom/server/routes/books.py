@@ -115,6 +115,25 @@ def book_file(settings: Settings, row: BookRow, name: str, label: str | None = N
     return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=0, must-revalidate"})
 
 
+def book_epub(settings: Settings, row: BookRow) -> FileResponse:
+    """The finished book's EPUB, made on first request and again after each change of the book."""
+    from taleloom.render.epub import write_epub
+
+    book = load_manifest(settings, row.id)
+    if book is None or row.status != "done" or not book.stage_done("bind"):
+        raise HTTPError(404, "NotReady" if row.status in ("queued", "running") else "NotFound",
+                        f"book {row.id} has no EPUB yet (status {row.status})",
+                        "wait for status 'done' (follow the events stream)")
+    path = write_epub(books_dir(settings) / row.id, book)
+    return FileResponse(path, media_type="application/epub+zip", filename=_download_name(book, ".epub"),
+                        headers={"Cache-Control": "private, max-age=0, must-revalidate"})
+
+
+def _download_name(book: Storybook, suffix: str) -> str:
+    title = "".join(c for c in (book.title_translated or book.title or "storybook") if c.isalnum() or c in " _-")
+    return (title.strip() or "storybook") + suffix
+
+
 def share_url(request: Request, store: Store, book_id: str) -> str | None:
     share = store.first_share(book_id)
     return f"{request.app.state.settings.base_url}/books/{share.id}" if share else None
@@ -219,6 +238,12 @@ def get_pdf(book: BookDep, settings: SettingsDep):
 @router.get("/{book_id}/book.html", response_class=FileResponse, summary="The book as one web page")
 def get_html(book: BookDep, settings: SettingsDep):
     return book_file(settings, book, "book.html")
+
+
+@router.get("/{book_id}/book.epub", response_class=FileResponse,
+            summary="The book as EPUB 3: fixed-layout pages, narration and read-along (Media Overlays)")
+def get_epub(book: BookDep, settings: SettingsDep):
+    return book_epub(settings, book)
 
 
 @router.get("/{book_id}/manifest.json", summary="Every prompt, seed, model id and parameter of the book")

@@ -14,15 +14,17 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.concurrency import iterate_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from taleloom.backends.base import Answer, Sampling, Usage
+from taleloom.backends.base import Answer, Sampling
+from taleloom.backends.llm.schema_check import check_schema, min_answer_tokens
 from taleloom.book import SEED_MAX, Caption, ImageRequest
-from taleloom.errors import BadInputError
+from taleloom.deadline import Scope
+from taleloom.errors import BadInputError, TaleloomError
 from taleloom.imageio import load_mask, load_photo
+from taleloom.server.cancellable import run_step, stream_in_thread
 from taleloom.server.deps import HTTPError, SettingsDep, StepUserDep
 
 router = APIRouter(tags=["single steps (OpenAI shapes)"])
@@ -124,6 +126,16 @@ class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
     content: str | list[dict[str, Any]]
 
+    @field_validator("content")
+    @classmethod
+    def _text_parts(cls, content: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+        """A text part's `text` must be a string (123, null, a list... were a 500)."""
+        for i, part in enumerate(content if isinstance(content, list) else []):
+            if part.get("type") == "text" and not isinstance(part.get("text"), str):
+                raise ValueError(f"part {i} is of type 'text' but its 'text' is "
+                                 f"{type(part.get('text')).__name__}, not a string")
+        return content
+
     def text(self) -> str:
         if isinstance(self.content, str):
             return self.content
@@ -207,33 +219,56 @@ class ChatCompletion(BaseModel):
         return None
 
 
+def check_chat(body: ChatCompletion, max_messages: int) -> None:
+    """What would reach the model unfit is refused here with a 422 that states the limit (issue 10, row 8):
+    too many messages, a schema llama.cpp should not compile, max_tokens too small for a JSON answer."""
+    if len(body.messages) > max_messages:
+        raise BadInputError(f"{len(body.messages)} messages sent; this server takes at most {max_messages} "
+                            "per request", "send fewer messages (summarise the older ones)")
+    schema = body.schema()
+    if schema is None:
+        return
+    check_schema(schema, "response_format's schema")
+    need, given = min_answer_tokens(schema), body.sampling().max_tokens
+    if given < need:
+        raise BadInputError(f"max_tokens={given} is too small for a JSON answer to this response_format: the "
+                            f"shortest valid answer needs about {need} tokens", f"set max_tokens to {need} or more")
+
+
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens}
 
 
 @router.post("/v1/chat/completions", summary="Chat with the configured LLM (stream=true for SSE chunks)")
-def chat_completions(body: ChatCompletion, request: Request, user: StepUserDep):
+async def chat_completions(body: ChatCompletion, request: Request, user: StepUserDep, settings: SettingsDep):
+    check_chat(body, settings.chat_max_messages)
     llm = _backends(request).llm
     messages = [{"role": m.role, "content": m.text()} for m in body.messages]
     cid, created = f"chatcmpl-{secrets.token_hex(12)}", int(time.time())
+    scope = Scope(settings.chat_deadline_s, "the chat completion", "chat_deadline_s")
     if body.stream:
         if body.schema() is not None:
             raise BadInputError("stream=true works with plain text answers", "drop response_format, or set stream=false")
         usage = body.stream_options is not None and body.stream_options.include_usage
-        return StreamingResponse(_chat_chunks(llm, messages, body, cid, created, usage),
+        return StreamingResponse(_chat_chunks(request, scope, llm, messages, body, cid, created, usage),
                                  media_type="text/event-stream")
-    answers: list[Answer] = [llm.answer(messages, body.sampling(i), body.schema()) for i in range(body.n)]
+
+    def answer() -> list[Answer]:
+        return [llm.answer(messages, body.sampling(i), body.schema()) for i in range(body.n)]
+
+    answers = await run_step(request, scope, answer)
     choices = [{"index": i, "message": {"role": "assistant", "content": a.text}, "logprobs": None,
                 "finish_reason": a.finish_reason} for i, a in enumerate(answers)]
     return {"id": cid, "object": "chat.completion", "created": created, "model": llm.model_id, "choices": choices,
             "usage": _usage(answers[0].usage.prompt_tokens, sum(a.usage.completion_tokens for a in answers))}
 
 
-async def _chat_chunks(llm: Any, messages: list[dict], body: ChatCompletion, cid: str, created: int,
-                       include_usage: bool):
+async def _chat_chunks(request: Request, scope: Scope, llm: Any, messages: list[dict], body: ChatCompletion,
+                       cid: str, created: int, include_usage: bool):
     """OpenAI's chunk stream; with include_usage every chunk has "usage": null and one last chunk
-    (no choices) carries the totals. Choices of n > 1 are streamed one after another."""
+    (no choices) carries the totals. Choices of n > 1 are streamed one after another. The LLM is driven
+    by one thread for the whole stream (stream_in_thread), which lets it go the moment the stream ends."""
     def chunk(choices: list[dict], usage: dict | None = None) -> bytes:
         data = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": llm.model_id,
                 "choices": choices}
@@ -241,20 +276,29 @@ async def _chat_chunks(llm: Any, messages: list[dict], body: ChatCompletion, cid
             data["usage"] = usage
         return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
-    prompt_tokens, completion_tokens = 0, 0
-    for i in range(body.n):
-        yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-        last: Usage | None = None
-        async for piece in iterate_in_threadpool(llm.answer_stream(messages, body.sampling(i))):
+    def pieces():
+        for i in range(body.n):
+            for piece in llm.answer_stream(messages, body.sampling(i)):
+                yield i, piece
+
+    prompt_tokens, completion_tokens, started = 0, 0, set()
+    try:
+        async for i, piece in stream_in_thread(request, scope, pieces):
+            if i not in started:
+                started.add(i)
+                yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
             if piece.text:
                 yield chunk([{"index": i, "delta": {"content": piece.text}, "finish_reason": None}])
             if piece.finish_reason is not None:
                 yield chunk([{"index": i, "delta": {}, "finish_reason": piece.finish_reason}])
-                last = piece.usage
-        if last is not None:
-            prompt_tokens, completion_tokens = last.prompt_tokens, completion_tokens + last.completion_tokens
-    if include_usage:
-        yield chunk([], _usage(prompt_tokens, completion_tokens))
+                if piece.usage is not None:
+                    prompt_tokens = piece.usage.prompt_tokens
+                    completion_tokens += piece.usage.completion_tokens
+    except TaleloomError as e:  # the status line is long gone: say it in the stream, as OpenAI does
+        yield f"data: {json.dumps({'error': e.to_dict()}, ensure_ascii=False)}\n\n".encode()
+    else:
+        if include_usage:
+            yield chunk([], _usage(prompt_tokens, completion_tokens))
     yield b"data: [DONE]\n\n"
 
 
