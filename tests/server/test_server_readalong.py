@@ -104,3 +104,20 @@ def test_a_click_on_a_word_reads_from_there_on_the_shared_page(browser, finished
     assert epub.headers["content-type"] == "application/epub+zip" and epub.body()[:2] == b"PK"
     assert not errors, errors
     ctx.close()
+
+
+def test_add_a_language_from_the_page(server, browser, finished):
+    token, body, _ = finished
+    ctx, page, errors = open_reader(browser, f"{server.url}/#book={body['id']}", token)
+    page.click(".edit summary")
+    page.wait_for_function("document.querySelectorAll('#translate-lang option').length > 1")
+    page.select_option("#translate-lang", "de")
+    page.click("#translate-form button[type=submit]")
+    page.wait_for_selector("#editions-panel:not([hidden])", timeout=60_000)
+    item = page.inner_text("#editions li")
+    assert item.startswith("German") and ("machine-translated" in item or "could not translate" in item)
+    pdf = page.request.get(page.evaluate("document.querySelector('#editions a').href"),
+                           headers={"Authorization": f"Bearer {token}"})
+    assert pdf.status == 200 and pdf.body()[:5] == b"%PDF-"
+    assert not errors, errors
+    ctx.close()

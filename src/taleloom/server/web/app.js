@@ -77,6 +77,8 @@ async function loadOptions() {
     }
   };
   fill($("lang"), Object.entries(opts.languages).map(([c, n]) => [c, n, c]), "en");
+  fill($("translate-lang"), Object.entries(opts.languages).map(([c, n]) => [c, n, c]), "fr");
+  state.languages = opts.languages;
   fill($("style"), Object.entries(opts.styles).map(([n, d]) => [n, n[0].toUpperCase() + n.slice(1), d]),
        opts.default_style);
   $("pages").max = opts.max_pages;
@@ -231,6 +233,8 @@ function showBook(book) {
   state.page = Math.min(state.page, Math.max(0, book.pages.length - 1));
   for (const id of ["redraw", "extend"]) $(id).disabled = busy;
   for (const el of $("rewrite-form").elements) el.disabled = busy;  // one change at a time (the API answers 409)
+  for (const el of $("translate-form").elements) el.disabled = busy;
+  showEditions(book);
   showPage();
   showShare(book);
 }
@@ -399,6 +403,46 @@ for (const kind of ["pdf", "epub"]) {
     a.remove();
   });
 }
+
+function showEditions(book) {
+  const list = $("editions");
+  const editions = (book.editions || []).filter((e) => e.current);
+  $("editions-panel").hidden = editions.length === 0;
+  list.innerHTML = "";
+  for (const e of editions) {
+    const li = document.createElement("li");
+    const name = (state.languages && state.languages[e.lang]) || e.lang;
+    const note = !e.translated ? " — the LLM could not translate it; the text is in English"
+      : e.machine_translated ? " — machine-translated" : "";
+    li.append(`${name}: “${e.title}”${note} `);
+    li.lang = e.lang;
+    for (const [kind, label] of [["pdf", "PDF"], ["epub", "EPUB"]]) {
+      if (!e[kind]) continue;
+      const a = document.createElement("a");
+      a.className = "button";
+      a.textContent = label;
+      a.href = e[kind];
+      a.setAttribute("aria-label", `${label} in ${name}`);
+      if (!state.shared) {
+        a.addEventListener("click", async (ev) => {
+          ev.preventDefault();
+          const link = document.createElement("a");
+          link.href = await mediaURL(e[kind]);
+          link.download = `${e.title || "storybook"}.${e.lang}.${kind}`;
+          document.body.append(link);
+          link.click();
+          link.remove();
+        });
+      }
+      li.append(a, " ");
+    }
+    list.append(li);
+  }
+}
+$("translate-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  edit(`/v1/books/${state.book.id}:translate`, { langs: [$("translate-lang").value] });
+});
 
 async function edit(path, body) {
   $("edit-error").textContent = "";
