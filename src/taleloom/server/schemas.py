@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from taleloom.book import SEED_MAX, Brief, Storybook, WordTiming
+from taleloom.render.labels import translation_notice
 from taleloom.server.store import BookRow, Share
 
 Status = Literal["queued", "running", "done", "failed"]
@@ -72,6 +73,8 @@ class BookPublic(BaseModel):
     links: Links
     share_url: str | None = Field(None, description="read-only link (the QR code points here)")
     error: dict | None = None
+    notice: str | None = Field(None, description="in the reader's language, when the text is not (all) "
+                                                 "translated into it")
 
 
 class BookSummary(BaseModel):
@@ -97,6 +100,12 @@ class RewriteRequest(BaseModel):
 class ExtendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pages: int = Field(2, ge=1, description="how many pages to add")
+
+
+class RetryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seed: int | None = Field(None, ge=0, le=SEED_MAX,
+                             description="seed for the stages still to run; none: a new random seed")
 
 
 class JobAccepted(BaseModel):
@@ -144,4 +153,5 @@ def book_public(row: BookRow, book: Storybook | None, base: str, current: dict |
     title = (book.title_translated or book.title) if book is not None else row.title
     return BookPublic(id=row.id, status=row.status, title=title, created=row.created, updated=row.updated,
                       brief=book.brief if book is not None else None, stages=stages, current=current,
-                      pages=pages, links=links, share_url=share_url, error=row.error)
+                      pages=pages, links=links, share_url=share_url, error=row.error,
+                      notice=translation_notice(book) if book is not None else None)
