@@ -10,12 +10,14 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from taleloom import brief_text
 from taleloom.errors import BadInputError
 
 FORMAT_VERSION = 1
 SEED_MAX = 2**32 - 1  # seeds are 0..2**32-1 everywhere: torch and llama.cpp take them, JSON carries them exactly
+TEXT_LIMITS = {"tone": 100, "idea": 500, "description": 500}  # characters, after white space is collapsed
 STAGES = ("see", "write", "translate", "stage", "illustrate", "upscale", "narrate", "bind")
 
 
@@ -52,6 +54,19 @@ class Brief(Strict):
     @classmethod
     def _lang_code(cls, v: str) -> str:
         return v.strip().lower()  # "KO" and "ko " mean Korean too
+
+    @field_validator("hero", "tone", "idea", "description")
+    @classmethod
+    def _plain_text(cls, v: str | None, info: ValidationInfo) -> str | None:
+        """Free text is checked at the door (brief_text.py); a manifest read back from disk is taken as
+        it was stored (context {"stored": True}), so books made before a rule tightened still open."""
+        if v is None or (info.context or {}).get("stored"):
+            return v
+        field = info.field_name or "text"
+        text = brief_text.hero_name(v) if field == "hero" else brief_text.clean(v, field, TEXT_LIMITS[field])
+        if not text and field == "tone":
+            raise ValueError("tone is empty; describe it in a few words (e.g. warm and gentle)")
+        return text or None
 
 
 class Caption(Strict):
@@ -94,6 +109,9 @@ class ImageRequest(Strict):
     width: int | None = Field(None, ge=8, le=4096, description="None: the illustrator's native size (SDXL 1024)")
     height: int | None = Field(None, ge=8, le=4096)
     style: str = "storybook"
+    hero_box: tuple[float, float, float, float] | None = Field(
+        None, description="whole scenes (embedded illustrator): where the hero stands, (left, top, right, bottom) "
+                          "in fractions of the picture; concepts[1], the setting, fills the rest")
 
 
 class WordTiming(Strict):
@@ -132,6 +150,33 @@ class TranslationRecord(Strict):
     checked_by: str = ""  # the language identifier that checked each translation
 
 
+class EditionPage(Strict):
+    """One page of an edition: its text and narration in the edition's language (the picture is the book's)."""
+
+    index: int
+    text: str
+    kept_english: bool = False  # the LLM could not translate this page, so it is printed (and read) in English
+    audio: str | None = None
+    audio_seconds: float | None = None
+    words: list[WordTiming] | None = None
+    words_source: str | None = None
+
+
+class Edition(Strict):
+    """The same book in another language: same pictures, new text and narration, its own PDF and EPUB."""
+
+    lang: str
+    title: str
+    pages: list[EditionPage]
+    machine_translated: bool = True  # made by the LLM, not by a person
+    translated: bool = True  # False when the LLM could not translate at all and the text stayed English
+    model_id: str | None = None  # the LLM that translated
+    source: str = ""  # fingerprint of the English text it was made from; another one means the book changed since
+    created: str = Field(default_factory=now)
+    notes: list[str] = Field(default_factory=list)  # the translate stage's warnings, the narrator's skips
+    files: dict[str, str] = Field(default_factory=dict)  # "pdf" → relative path
+
+
 class StageRecord(Strict):
     name: str
     status: Literal["pending", "running", "done", "failed", "skipped"] = "pending"
@@ -148,7 +193,7 @@ class Change(Strict):
     """One edit of an existing book, kept in the manifest's history."""
 
     at: str = Field(default_factory=now)
-    action: Literal["extend", "rewrite", "redraw", "retry"]
+    action: Literal["extend", "rewrite", "redraw", "translate", "retry"]
     page: int | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -171,6 +216,7 @@ class Storybook(Strict):
     files: dict[str, str] = Field(default_factory=dict)  # "pdf", "html", "qr" → relative path
     history: list[Change] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)  # what was done to the input (photo rotated, first GIF frame...)
+    editions: dict[str, Edition] = Field(default_factory=dict)  # language code → the book in that language
 
     def stage_done(self, name: str) -> bool:
         rec = self.stages.get(name)

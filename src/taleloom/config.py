@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     llm: str = "embedded"  # Qwen2.5-Coder-1.5B from PyPI wheels; "embedded:smollm2" is the fast preset
     illustrator: str = "embedded"
     upscaler: str = "embedded"
-    narrator: str = "espeak"
+    narrator: str = "piper"
     # torch device for local models: "cpu", "cuda", "auto"
     device: str = "auto"
     # per-role backend Options, e.g. toml `[backend_options.illustrator]` refiner = "/models/refiner";
@@ -52,7 +52,22 @@ class Settings(BaseSettings):
     max_queue_total: int = 64
     # single-step calls (/v1/images/*, chat, speech, captions) one user may have running at once
     max_steps_per_user: int = 2
+    # how long a picture link from /v1/images/* (response_format "url") stays valid, in seconds
+    image_url_seconds: int = Field(default=3600, ge=10)
+    # deadlines of single-step calls in seconds (0 = none): past it the call answers 504 and its model work
+    # stops (between tokens / steps); a call also stops when its client disconnects
+    chat_deadline_s: float = Field(default=300.0, ge=0)  # /v1/chat/completions, streamed or not
+    image_deadline_s: float = Field(default=600.0, ge=0)  # /v1/images/generations and /v1/images/edits
+    speech_deadline_s: float = Field(default=120.0, ge=0)  # /v1/audio/speech
+    caption_deadline_s: float = Field(default=180.0, ge=0)  # /v1/captions
+    # messages one chat request may carry
+    chat_max_messages: int = Field(default=200, ge=1)
     workers: int = 2
+    # seconds a client may take to send a request's headers, and then its body (slow clients get a 408)
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=120.0, gt=0)
+    # seconds a job worker's lease lasts without renewal; another server takes the job only after it runs out
+    job_lease_seconds: float = Field(default=30.0, ge=3)
     # calls at once per backend role, "llm=1,narrator=2" (roles not named keep their defaults)
     concurrency: str = ""
     # extra backends registered at start-up: "package.module:function[,other:function]"

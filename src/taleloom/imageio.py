@@ -1,15 +1,18 @@
-"""Load and validate a user's photo (CLI argument or HTTP upload) into a plain RGB image.
+"""Load and validate every image a user sends (a book's photo, a picture to edit, an inpaint mask,
+from the CLI or an HTTP upload): one home for the limits and their messages.
 
-Everything a photo can throw at us ends here either handled (EXIF rotation, animated GIF,
+Everything an image can throw at us ends here either handled (EXIF rotation, animated GIF,
 CMYK, 16-bit, palette, alpha) or as a `BadInputError` / `TooLargeError` that names the file
 and says what to do. Decoding never starts before the header's size has been checked, so a
-decompression bomb costs nothing.
+decompression bomb costs nothing, and at most `MAX_DECODES` large images decode at once, so a
+burst of uploads cannot hold gigabytes.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +30,10 @@ MAX_ASPECT = 10.0  # a 1×2000 strip is no photo either
 KEEP_SIDE = 2048  # the normalised photo kept in the book is at most this on its long side
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 FORMAT_HINT = "use a JPEG, PNG, WebP, GIF, BMP or TIFF photo"
+MASK_HINT = "send a PNG mask whose transparent (or white) pixels mark what to redraw"
+MAX_DECODES = 2  # images of more than SMALL pixels decoding at once, in the whole process
+SMALL = 4_000_000  # pixels (12 MB as RGB) an image may have and decode without waiting its turn
+_decodes = threading.BoundedSemaphore(MAX_DECODES)
 
 
 @dataclass
@@ -40,39 +47,111 @@ class Photo:
 def load_photo(source: bytes | str | Path, name: str | None = None, *, max_bytes: int = MAX_BYTES,
                max_pixels: int = MAX_PIXELS, keep_side: int = KEEP_SIDE) -> Photo:
     """Read a photo from a path or bytes, check it, and normalise it to an upright RGB image."""
-    data, name = _read(source, name, max_bytes)
+    data, name = _read(source, name or None, max_bytes, "the uploaded photo")
+    with _decoding(data, name, max_pixels, FORMAT_HINT) as (img, notes):
+        fmt, (w, h) = img.format or "unknown", img.size
+        img = _upright(img, notes)
+        img = to_rgb(img, notes)
+        if max(img.size) > keep_side:
+            img.thumbnail((keep_side, keep_side), Image.Resampling.LANCZOS)
+            notes.append(f"scaled down from {w}×{h} to {img.width}×{img.height}")
+    return Photo(image=img, source_format=fmt, source_size=(w, h), notes=notes)
+
+
+def load_mask(source: bytes | str | Path, size: tuple[int, int], name: str | None = None, *,
+              max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """An inpaint mask in OpenAI's convention, checked like any photo: transparent pixels mark what to
+    redraw; a mask without alpha reads white = redraw. Returns mode L at `size`, 255 = redraw."""
+    data, name = _read(source, name or None, max_bytes, "the mask")
+    with _decoding(data, name, max_pixels, MASK_HINT) as (m, _notes):
+        if m.mode in ("RGBA", "LA", "PA") or (m.mode == "P" and "transparency" in m.info):
+            m = m.convert("RGBA").getchannel("A").point(lambda a: 255 if a < 128 else 0)
+        else:
+            m = to_rgb(m).convert("L").point(lambda v: 255 if v >= 128 else 0)
+        return m.resize(size, Image.Resampling.NEAREST)
+
+
+class _decoding:
+    """`with _decoding(data, name, max_pixels, hint) as (img, notes)`: the header read and checked
+    (format, pixels, sides), then the first frame decoded strictly, holding a decode slot while the
+    caller converts it when the image is large."""
+
+    def __init__(self, data: bytes, name: str, max_pixels: int, hint: str):
+        self.data, self.name, self.max_pixels, self.hint = data, name, max_pixels, hint
+        self.slot = False
+
+    def __enter__(self) -> tuple[Image.Image, list[str]]:
+        img = _open_checked(self.data, self.name, self.max_pixels, self.hint)
+        notes: list[str] = []
+        if img.width * img.height > SMALL:
+            _decodes.acquire()
+            self.slot = True
+        try:
+            if getattr(img, "is_animated", False) and getattr(img, "n_frames", 1) > 1:
+                img.seek(0)
+                notes.append(f"animated {img.format} with {img.n_frames} frames: used the first frame")
+            _decode(img, self.name, self.max_pixels)
+        except BaseException:
+            self.__exit__()
+            raise
+        return img, notes
+
+    def __exit__(self, *exc) -> None:
+        if self.slot:
+            self.slot = False
+            _decodes.release()
+
+
+def _open_checked(data: bytes, name: str, max_pixels: int, hint: str) -> Image.Image:
+    """Read the header only, and refuse what we will not decode: unknown formats, too many pixels
+    (with the size the header really declares), sides out of range."""
     try:
         img = Image.open(io.BytesIO(data))  # reads the header only
     except UnidentifiedImageError:
-        raise BadInputError(f"{name} is not an image Taleloom can read", FORMAT_HINT) from None
+        raise BadInputError(f"{name} is not an image Taleloom can read", hint) from None
     except Image.DecompressionBombError as e:
-        raise _too_many_pixels(name, None, max_pixels, _bomb_pixels(e)) from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise BadInputError(f"{name} could not be read as an image ({e})", FORMAT_HINT) from None
+        raise _too_many_pixels(name, _header_size(data), max_pixels, _bomb_pixels(e)) from None
+    except Exception as e:  # a header that breaks a format plugin is a bad file, whatever it raises
+        raise BadInputError(f"{name} could not be read as an image ({_short(e)})", hint) from None
     fmt = img.format or "unknown"
     if fmt not in FORMATS:
-        raise BadInputError(f"{name} is a {fmt} file, which Taleloom does not take", FORMAT_HINT)
-    w, h = img.size
-    _check_size(name, w, h, max_pixels)
-    notes: list[str] = []
-    if getattr(img, "is_animated", False) and getattr(img, "n_frames", 1) > 1:
-        img.seek(0)
-        notes.append(f"animated {fmt} with {img.n_frames} frames: used the first frame")
+        raise BadInputError(f"{name} is a {fmt} file, which Taleloom does not take", hint)
+    _check_size(name, *img.size, max_pixels)
+    return img
+
+
+def _decode(img: Image.Image, name: str, max_pixels: int) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             _load_strictly(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise _too_many_pixels(name, (w, h), max_pixels) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise BadInputError(f"{name} is truncated or damaged ({e})",
+        raise _too_many_pixels(name, img.size, max_pixels) from None
+    except MemoryError:
+        raise TooLargeError(f"{name} needs more memory to decode than this server can give it",
+                            "resize the photo (2000 pixels on the long side is plenty)") from None
+    except Exception as e:  # truncated, damaged, or a decoder that chokes: the file's fault, never a 500
+        raise BadInputError(f"{name} is truncated or damaged ({_short(e)})",
                             "the file did not arrive whole: copy or upload it again, or re-save it") from None
-    img = _upright(img, notes)
-    img = to_rgb(img, notes)
-    if max(img.size) > keep_side:
-        img.thumbnail((keep_side, keep_side), Image.Resampling.LANCZOS)
-        notes.append(f"scaled down from {w}×{h} to {img.width}×{img.height}")
-    return Photo(image=img, source_format=fmt, source_size=(w, h), notes=notes)
+
+
+def _short(e: Exception) -> str:
+    return (str(e) or type(e).__name__)[:200]
+
+
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """The width and height a header declares, read by the format plugins directly: `Image.open` hides
+    them behind its decompression-bomb error, and the user should hear the size of the file they sent."""
+    Image.init()
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        try:
+            if accept and not accept(data[:16]):
+                continue
+            return factory(io.BytesIO(data), "").size
+        except Exception:
+            continue
+    return None
 
 
 def _load_strictly(img: Image.Image) -> None:
@@ -118,9 +197,9 @@ def to_rgb(img: Image.Image, notes: list[str] | None = None) -> Image.Image:
     return img
 
 
-def _read(source: bytes | str | Path, name: str | None, max_bytes: int) -> tuple[bytes, str]:
+def _read(source: bytes | str | Path, name: str | None, max_bytes: int, default_name: str) -> tuple[bytes, str]:
     if isinstance(source, bytes | bytearray | memoryview):
-        data, name = bytes(source), name or "the uploaded photo"
+        data, name = bytes(source), name or default_name
     else:
         path = Path(source)
         name = name or str(path)

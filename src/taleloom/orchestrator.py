@@ -129,7 +129,7 @@ def load_book(book_dir: Path) -> Storybook:
     if not path.is_file():
         raise BadInputError(f"{book_dir} holds no book (no {MANIFEST})", "give the folder of a book made by Taleloom")
     try:
-        return Storybook.model_validate_json(path.read_bytes())
+        return Storybook.model_validate_json(path.read_bytes(), context={"stored": True})
     except ValidationError as e:
         raise BadInputError(f"{path} is not a valid book manifest: {e.errors()[0]['msg']}",
                             "the file was edited or comes from another version; make the book again") from None
@@ -140,10 +140,11 @@ def save_book(book_dir: Path, book: Storybook) -> None:
 
 
 def create_book(book_dir: Path, brief: Brief, photo: bytes | Path | None, base_url: str,
-                book_id: str | None = None) -> Storybook:
+                book_id: str | None = None, photo_limits: dict[str, int] | None = None) -> Storybook:
     """Validate the brief and photo, write photo.png + manifest.json; nothing is generated yet.
 
     The book's id (and URL `{base_url}/books/{id}`) is `book_id`, else the folder's name.
+    `photo_limits` (max_bytes, max_pixels) are the server's, passed on to `load_photo`.
     """
     book_dir = Path(book_dir)
     validate_brief(brief)
@@ -151,7 +152,7 @@ def create_book(book_dir: Path, brief: Brief, photo: bytes | Path | None, base_u
         raise BadInputError("a book needs a photo, an idea, or both", 'give a photo, or --idea "a cat who flies"')
     if (book_dir / MANIFEST).exists():
         raise BadInputError(f"{book_dir} already holds a book", "resume it, or choose another folder")
-    loaded = load_photo(photo) if photo is not None else None
+    loaded = load_photo(photo, **(photo_limits or {})) if photo is not None else None
     book_id = book_id or book_dir.name
     book = Storybook(id=book_id, brief=brief, url=f"{base_url.rstrip('/')}/books/{book_id}",
                      stages={name: StageRecord(name=name) for name in STAGES})
@@ -178,18 +179,30 @@ def validate_brief(brief: Brief) -> None:
 
 # ---------------------------------------------------------------- running
 
-_locks: dict[Path, threading.RLock] = {}
+_locks: dict[Path, tuple[threading.RLock, int]] = {}  # book folder → (lock, holders and waiters)
 _locks_guard = threading.Lock()
 
 
 @contextmanager
 def _book_lock(book_dir: Path):
-    """One run at a time per book folder within this process."""
+    """One run at a time per book folder within this process (the service's job leases keep other
+    processes off it). The entry goes when nobody holds or waits for it, so the table does not grow
+    by one per book for the life of the server."""
     key = Path(book_dir).resolve()
     with _locks_guard:
-        lock = _locks.setdefault(key, threading.RLock())
-    with lock:
-        yield
+        lock, users = _locks.get(key, (None, 0))
+        lock = lock or threading.RLock()
+        _locks[key] = (lock, users + 1)
+    try:
+        with lock:
+            yield
+    finally:
+        with _locks_guard:
+            lock, users = _locks[key]
+            if users <= 1:
+                del _locks[key]
+            else:
+                _locks[key] = (lock, users - 1)
 
 
 class _Run:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import time
 
 import pytest
@@ -37,6 +39,13 @@ def setup(tmp_path):
     store.close()
 
 
+def dead_pid() -> int:
+    """The id of a process that has exited."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 def wait_idle(store: Store, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while store.count_active() and time.monotonic() < deadline:
@@ -51,7 +60,8 @@ def wait_idle(store: Store, timeout: float = 30) -> None:
 def test_resumed_edit_is_applied_once(setup, kind, params, check):
     store, backends, books, user = setup
     job = store.add_job("b1", user.id, kind, {**params, "history": 0})
-    store.claim_job(job.id)  # a worker took it...
+    dead = f"{socket.gethostname()}:{dead_pid()}:x"
+    assert store.claim_next(dead, lease_s=600).id == job.id  # a worker took it...
 
     def crash_at_bind(ev):
         if ev.stage == "bind" and ev.kind == "started":
@@ -64,9 +74,11 @@ def test_resumed_edit_is_applied_once(setup, kind, params, check):
     assert not orchestrator.load_book(books / "b1").complete
 
     jobs = JobManager(store, backends, EventHub(), books, workers=1)  # the restarted server
-    assert jobs.start() == 1
+    assert jobs.start() == 1  # ends the dead worker's lease at once instead of waiting 600 s
     wait_idle(store)
     jobs.stop()
     book = orchestrator.load_book(books / "b1")
     assert book.complete and check(book), (len(book.pages), [c.action for c in book.history])
     assert store.get_book("b1").status == "done"
+    # nothing stays behind per book: no lock table entry, no running or cancelled record
+    assert orchestrator._locks == {} and jobs._running == {} and jobs.current == {}

@@ -4,6 +4,7 @@ whole book made by a server whose store is PostgreSQL."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from pg import Postgres, PostgresUnavailable
@@ -63,17 +64,17 @@ def test_books_jobs_and_queue_counts(store):
     assert store.get_book("b1", ann.id).status == "queued"
     assert store.get_book("b1", ben.id) is None  # not yours
     assert store.count_active(ann.id) == 1 and store.count_active() == 2
-    claimed = store.claim_job(job.id)
-    assert claimed.status == "running" and claimed.attempts == 1
-    assert store.claim_job(job.id) is None
-    store.finish_job(job.id, "done")
+    claimed = store.claim_next("w1", lease_s=30)
+    assert claimed.id == job.id and claimed.status == "running" and claimed.attempts == 1
+    assert claimed.lease_owner == "w1"
+    b2 = store.claim_next("w2", lease_s=30)  # the other book's job; b1's is leased
+    assert b2.book_id == "b2" and store.claim_next("w2", lease_s=30) is None
+    assert store.finish_job(job.id, "done", owner="w1")
     assert store.count_active(ann.id) == 0
     edit = store.add_job("b1", ann.id, "redraw", {"page": 2})
     assert store.get_book("b1").status == "queued" and store.active_job("b1").params == {"page": 2}
-    store.claim_job(edit.id)
-    requeued = store.requeue_unfinished()  # what a restart does
-    assert {j.id for j in requeued} == {edit.id, store.active_job("b2").id}
-    assert store.get_job(edit.id).status == "queued"
+    assert store.claim_next("w1", lease_s=30).id == edit.id
+    assert store.get_job(edit.id).status == "running"
     store.cancel_jobs("b1")
     assert store.get_job(edit.id).status == "cancelled"
     assert [b.id for b in store.list_books(ann.id)] == ["b1"]
@@ -97,16 +98,54 @@ def test_one_claim_wins_under_contention(store):
     job = store.add_book("b1", ann.id, pages=1)
     wins = []
 
-    def claim():
-        if store.claim_job(job.id) is not None:
-            wins.append(1)
+    def claim(i):
+        got = store.claim_next(f"w{i}", lease_s=30)
+        if got is not None:
+            wins.append(got.id)
 
-    threads = [threading.Thread(target=claim) for _ in range(8)]
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(wins) == 1
+    assert wins == [job.id]
+
+
+def test_leases_run_out_are_renewed_and_lost(store):
+    """A job is taken from its owner only when the lease ran out; a renewed lease keeps it; an owner
+    that lost its job (taken over, or cancelled) cannot finish it."""
+    _, ann = store.create_token("ann")
+    job = store.add_book("b1", ann.id, pages=1)
+    assert store.claim_next("a", lease_s=0.5).id == job.id
+    assert store.renew_leases("a", [job.id], lease_s=30) == {job.id}
+    time.sleep(0.6)
+    assert store.claim_next("b", lease_s=30) is None  # renewed: still a's
+    store.expire_leases(["a"])  # a is known dead
+    taken = store.claim_next("b", lease_s=30)
+    assert taken.id == job.id and taken.attempts == 2 and taken.lease_owner == "b"
+    assert store.renew_leases("a", [job.id], lease_s=30) == set()  # a has lost it
+    assert not store.finish_job(job.id, "done", owner="a")
+    store.add_job("b1", ann.id, "redraw", {"page": 1})  # a second job of a book under a live lease waits
+    assert store.claim_next("c", lease_s=30) is None
+    store.cancel_jobs("b1")
+    assert store.renew_leases("b", [job.id], lease_s=30) == set()
+    assert store.get_job(job.id).status == "cancelled"
+
+
+def test_database_from_before_leases_gets_the_columns(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "taleloom.db"
+    with sqlite3.connect(db) as conn:  # the jobs table as an older version made it
+        conn.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY, book_id VARCHAR(64), user_id VARCHAR(32), "
+                     "kind VARCHAR(16), params JSON, status VARCHAR(16), attempts INTEGER, error JSON, "
+                     "created VARCHAR(40), started VARCHAR(40), finished VARCHAR(40))")
+        conn.execute("INSERT INTO jobs VALUES (1, 'b1', 'u', 'make', '{}', 'queued', 0, NULL, 'x', NULL, NULL)")
+    store = Store(database_url(None, tmp_path))
+    try:
+        assert store.claim_next("w", lease_s=30).id == 1
+    finally:
+        store.close()
 
 
 def test_server_on_postgresql_makes_a_book(postgres, tmp_path):

@@ -281,15 +281,35 @@ def interpolate(
     click.echo(f"wrote {out} ({len(images)} frames)")
 
 
+def _kind(config_json: Path) -> str | None:
+    """config.json's "kind" ("vae" for an autoencoder; diffusion checkpoints have none), None if unreadable."""
+    try:
+        meta = json.loads(config_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta.get("kind") if isinstance(meta, dict) else None
+
+
 @engine.command()
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="print the whole config.json")
 @user_errors
 def info(checkpoint, as_json):
-    """Show what CHECKPOINT is: size, schedule, prediction type, training step."""
-    from taleloom.diffusion.checkpoint import load_checkpoint
+    """Show what CHECKPOINT is: size, schedule, prediction type, training step (or an autoencoder's shape)."""
+    from taleloom.diffusion.checkpoint import checkpoint_dir, load_checkpoint
     from taleloom.diffusion.unet import count_parameters
 
+    if _kind(checkpoint_dir(checkpoint) / "config.json") == "vae":
+        from taleloom.diffusion.vae import load_vae
+
+        vae, meta = load_vae(checkpoint)
+        meta = {**meta, "parameters": count_parameters(vae)}
+        v = meta["vae"]
+        click.echo(json.dumps(meta, indent=2) if as_json else
+                   f"{checkpoint}: autoencoder, {meta['parameters']:,} parameters, {v['image_size']}px ↔ "
+                   f"{v['latent_channels']}×{vae.config.latent_size}×{vae.config.latent_size} latents "
+                   f"(f = {vae.config.factor}), trained {meta['step']} steps")
+        return
     model, meta = load_checkpoint(checkpoint)
     meta = {**meta, "parameters": count_parameters(model)}
     if as_json:

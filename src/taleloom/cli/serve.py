@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import click
@@ -31,6 +32,7 @@ def serve(host: str, port: int, data_dir: Path | None, workers: int | None, base
     import uvicorn
 
     from taleloom.server.app import create_app
+    from taleloom.server.slowclients import timed_h11
 
     settings = get_settings(data_dir=data_dir, workers=workers, base_url=base_url)
     if "base_url" not in settings.model_fields_set:  # nobody chose one: the address we listen on
@@ -41,7 +43,26 @@ def serve(host: str, port: int, data_dir: Path | None, workers: int | None, base
                        "can reach (e.g. http://192.168.1.20:8000)", err=True)
     click.echo(f"Taleloom on http://{host}:{port}  (docs /docs, data {settings.data_dir}, "
                f"{settings.workers} worker(s))", err=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    sock = listen(host, port)  # before anything starts: a server that cannot listen claims no job
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level=log_level,
+                            timeout_graceful_shutdown=5,
+                            http=timed_h11(settings.header_timeout, settings.body_timeout))
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound now; a port in use is a clear error, not a half-started server."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e} "
+                                   "(another server on that port? choose another with --port)") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 @click.group()

@@ -45,8 +45,10 @@ def save_checkpoint(
     return out
 
 
-def read_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """config.json of a checkpoint, with its format version checked."""
+def read_meta(path: str | os.PathLike, section: str = "unet") -> dict[str, Any]:
+    """config.json of a checkpoint, with its format version checked. `section` is the network the
+    caller expects ("unet" for a diffusion model, "vae" for an autoencoder): a checkpoint of the other
+    kind is refused by name instead of failing later on missing weights."""
     folder = checkpoint_dir(path)
     cfg_path = folder / CONFIG_NAME
     if not folder.exists():
@@ -57,9 +59,13 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         meta = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelNotFoundError(f"checkpoint config {cfg_path} is corrupted ({e})", _TRAIN_HINT) from e
-    if not isinstance(meta, dict) or "unet" not in meta:
+    if not isinstance(meta, dict) or section not in meta:
+        other = next((k for k in ("unet", "vae") if isinstance(meta, dict) and k in meta), None)
+        what = {"unet": "a Taleloom diffusion model", "vae": "a Taleloom autoencoder"}
+        found = f"; it is {what[other]} checkpoint" if other else ""
         raise ModelNotFoundError(
-            f"{cfg_path} is not a Taleloom diffusion checkpoint (no 'unet' section)", _TRAIN_HINT
+            f"{cfg_path} is not {what.get(section, section)} checkpoint (no {section!r} section{found})",
+            _TRAIN_HINT,
         )
     version = meta.get("format_version")
     if version != FORMAT_VERSION:

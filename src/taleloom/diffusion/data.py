@@ -111,6 +111,7 @@ class CaptionedImageFolder(Dataset):
         file, caption = self.items[i]
         try:
             with Image.open(self.root / file) as im:
+                im.load()  # an RGB picture already at image_size is used as it is, after the file closes
                 img = square(to_rgb(im), self.image_size)
         except (OSError, ValueError) as e:
             raise BadInputError(f"cannot read image {self.root / file}: {e}") from e

@@ -51,7 +51,13 @@ class TextToImage:
         self.device = torch.device(resolve_device(device))
         self.model, self.meta = load_checkpoint(checkpoint_dir, self.device)
         self.config = self.model.config
-        self.image_size = self.config.image_size
+        self.codec = None  # latent models: the autoencoder between the U-Net's latents and pixels
+        if "latent" in self.meta:
+            from taleloom.diffusion.checkpoint import checkpoint_dir as _folder
+            from taleloom.diffusion.latent import LatentCodec
+
+            self.codec = LatentCodec(_folder(checkpoint_dir), self.meta["latent"], self.device)
+        self.image_size = self.codec.image_size if self.codec else self.config.image_size  # pixels drawn
         self.schedule = make_schedule(self.meta["schedule"], int(self.meta["timesteps"]))
         self.prediction_type = self.meta["prediction_type"]
         self._encoder = text_encoder
@@ -91,7 +97,7 @@ class TextToImage:
             raise BadInputError(f"conditioning image has shape {tuple(x.shape)}, expected (B, {need}, h, w)")
         if x.shape[0] not in (1, batch):
             raise BadInputError(f"{x.shape[0]} conditioning images for {batch} pictures")
-        return upsample_condition(x.to(self.device), self.image_size).expand(batch, -1, -1, -1)
+        return upsample_condition(x.to(self.device), self.config.image_size).expand(batch, -1, -1, -1)
 
     def denoiser(
         self, prompts: Sequence[str], negative_prompt: str = "", guidance: float = 3.0, cond_image=None
@@ -115,7 +121,8 @@ class TextToImage:
 
     def sampler(self, name: str = "dpmpp_2m", **kw):
         try:
-            return make_sampler(name, self.schedule, clip_sample=1.0, **kw)
+            clip = None if self.codec is not None else 1.0  # latents are unit-variance, not bounded to [-1, 1]
+            return make_sampler(name, self.schedule, clip_sample=clip, **kw)
         except BadInputError:
             raise
         except (ValueError, TypeError) as e:
@@ -123,7 +130,7 @@ class TextToImage:
 
     def noise(self, seeds: Sequence[int]) -> torch.Tensor:
         """x_T (B, C, H, W): each picture's noise from its own seed, so a seed draws the same picture in any batch."""
-        c, s = self.config.in_channels, self.image_size
+        c, s = self.config.in_channels, self.config.image_size  # the U-Net's space (latent size for latent models)
         return torch.cat(
             [torch.randn(1, c, s, s, generator=torch.Generator().manual_seed(int(x))) for x in seeds]
         ).to(self.device)
@@ -181,13 +188,77 @@ class TextToImage:
         den = self.denoiser(prompts, negative_prompt, guidance, cond_image)
         smp = self.sampler(sampler, spacing=spacing, **({"eta": eta} if sampler == "ddim" else {}))
         x0 = self._run(den, smp, self.noise(seeds), steps, seeds, progress)
+        return self.pictures(x0)
+
+    def region_box(self, box: Sequence[float]) -> tuple[int, int, int, int]:
+        """A box (left, top, right, bottom) in fractions of the picture → (y0, y1, x0, x1) in the U-Net's
+        pixels, snapped to its downsampling grid (a window must pass through every level whole)."""
+        if len(box) != 4 or not all(0.0 <= float(v) <= 1.0 for v in box) or box[0] >= box[2] or box[1] >= box[3]:
+            raise BadInputError(f"region box {tuple(box)} is not (left, top, right, bottom) within 0..1",
+                                "e.g. (0.25, 0.25, 1.0, 1.0) for the lower right three quarters")
+        m = 2 ** (len(self.config.channel_mults) - 1)
+        s = self.config.image_size
+
+        def snap(v: float) -> int:
+            return int(round(v * s / m)) * m
+
+        x0, y0, x1, y1 = (snap(float(v)) for v in box)
+        x1, y1 = max(x1, x0 + m), max(y1, y0 + m)
+        return y0, min(y1, s), x0, min(x1, s)
+
+    @torch.no_grad()
+    def generate_scene(
+        self,
+        prompts: Sequence[str] | str,
+        regions: Sequence[tuple[Sequence[str] | str, Sequence[float]]],
+        negative_prompt: str = "",
+        sampler: str = "dpmpp_2m",
+        steps: int = 20,
+        guidance: float = 3.0,
+        seeds: Sequence[int] | int | None = None,
+        region_weight: float = 4.0,
+        progress: bool = False,
+        spacing: str = "trailing",
+    ) -> list[Image.Image]:
+        """Whole scenes with region prompts: `prompts` (one per picture) draw the background over the whole
+        picture, each region (prompt(s), box) draws its prompt inside its box (see RegionDenoiser).
+        Works for pixel and latent models alike; same prompts, boxes and seed → the same picture."""
+        from taleloom.diffusion.guidance import RegionDenoiser
+
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        self._check_steps(steps)
+        seeds = self._seeds(seeds, len(prompts))
+        if guidance < 0:
+            raise BadInputError(f"guidance must be >= 0, got {guidance}", "use 0–10; 1 = no guidance, 3 is typical")
+        b = len(prompts)
+        parts = []
+        for region_prompts, box in regions:
+            rp = [region_prompts] * b if isinstance(region_prompts, str) else list(region_prompts)
+            if len(rp) != b:
+                raise BadInputError(f"a region has {len(rp)} prompts for {b} pictures", "give one, or one per picture")
+            parts.append((self.encode(rp), self.region_box(box)))
+        if negative_prompt:
+            uncond = self.encode([negative_prompt])
+        else:
+            uncond = self.model.null_context(1)
+        den = RegionDenoiser(self.model, self.schedule, self.prediction_type, cond=self.encode(prompts),
+                             regions=parts, uncond=uncond, guidance=guidance, region_weight=region_weight)
+        smp = self.sampler(sampler, spacing=spacing)
+        x0 = self._run(den, smp, self.noise(seeds), steps, seeds, progress)
+        return self.pictures(x0)
+
+    def pictures(self, x0: torch.Tensor) -> list[Image.Image]:
+        """The sampler's result → RGB pictures (decoded by the autoencoder for a latent model)."""
+        if self.codec is not None:
+            x0 = self.codec.decode(x0)
         return [tensor_to_pil(x) for x in x0]
 
     def _image_batch(self, image: Image.Image, what: str) -> torch.Tensor:
         """A square of another size is resized to the model's (a 128 px book picture goes back to 32 px);
         a picture that is not square, or of an unknown mode, is refused by `_check_image`."""
         img = square(_check_image(image, what), self.image_size)
-        return pil_to_tensor(img)[None].to(self.device)  # (1, 3, S, S)
+        x = pil_to_tensor(img)[None].to(self.device)  # (1, 3, S, S)
+        return self.codec.encode(x) if self.codec is not None else x
 
     @torch.no_grad()
     def img2img(
@@ -208,7 +279,7 @@ class TextToImage:
             out = edit.img2img(den, self.sampler(sampler), x, strength, steps, gen)
         except ValueError as e:
             raise BadInputError(str(e)) from e
-        return tensor_to_pil(out[0])
+        return self.pictures(out[:1])[0]
 
     @torch.no_grad()
     def inpaint(
@@ -225,7 +296,7 @@ class TextToImage:
                 "draw the mask at the image's size",
             )
         x = self._image_batch(image, "the input image")
-        m = mask.convert("L").resize((self.image_size,) * 2, Image.Resampling.NEAREST)
+        m = mask.convert("L").resize((self.config.image_size,) * 2, Image.Resampling.NEAREST)
         m_t = (
             torch.frombuffer(bytearray(m.tobytes()), dtype=torch.uint8).view(1, 1, *m.size[::-1]) >= 128
         ).float()
@@ -237,7 +308,7 @@ class TextToImage:
             out = edit.inpaint(den, self.sampler(sampler), x, m_t.to(self.device), steps, gen)
         except ValueError as e:
             raise BadInputError(str(e)) from e
-        return tensor_to_pil(out[0])
+        return self.pictures(out[:1])[0]
 
     @torch.no_grad()
     def interpolate(
@@ -263,4 +334,4 @@ class TextToImage:
         den = self.denoiser([prompt_a] * frames, negative_prompt, guidance)
         den.cond = (ctx, mask)
         x0 = self._run(den, self.sampler(sampler), x_T, steps, [seed_a], progress)
-        return [tensor_to_pil(x) for x in x0]
+        return self.pictures(x0)

@@ -69,6 +69,7 @@ class TrainConfig:
     )
     cache_dir: str = ""  # where caption embeddings are cached; "" = <out_dir>/cache
     init_from: str = ""  # fine-tune: start from this checkpoint's weights (model and EMA), fresh optimizer
+    vae: str = ""  # latent diffusion: an autoencoder checkpoint; the U-Net learns its scaled latents
 
     def __post_init__(self) -> None:
         if isinstance(self.unet, dict):
@@ -237,6 +238,11 @@ def train(
     images, conds, captions = load_all(
         dataset, progress=progress
     )  # uint8 (N, C, H, W), uint8 | None, list[str]
+    latent = None
+    if config.vae:  # float latents (N, z, h, w), already scaled to unit variance
+        from taleloom.diffusion.latent import prepare_latents
+
+        images, latent = prepare_latents(config.vae, images, out, progress=progress)
     _check_dataset(config, images, conds)
     n = images.shape[0]
     tokens, masks = cached_encode(
@@ -315,6 +321,7 @@ def train(
                 "train": train_meta,
                 "step": step,
                 "ema": ema is not None,
+                **({"latent": latent} if latent is not None else {}),
             },
         )
 
@@ -360,7 +367,10 @@ def train(
     while step < config.max_steps:
         idx = batch_indices(step, config.batch_size, n, config.seed).to(device)
         b = idx.shape[0]
-        x0 = images[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=memory_format)  # (B, C, H, W)
+        if latent is None:
+            x0 = images[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=memory_format)  # (B, C, H, W)
+        else:
+            x0 = images[idx].contiguous(memory_format=memory_format)
         t = torch.randint(0, schedule.num_timesteps, (b,), generator=gen, device=device)
         noise = torch.randn(x0.shape, generator=gen, device=device)
         drop = torch.rand(b, generator=gen, device=device) < config.cond_drop_prob

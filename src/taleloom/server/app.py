@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import secrets
 import sys
 import threading
 from contextlib import asynccontextmanager
@@ -30,6 +31,7 @@ import taleloom
 from taleloom.config import Settings, get_settings
 from taleloom.errors import BadInputError, TaleloomError, TooLargeError
 from taleloom.server.deps import InFlight, books_dir
+from taleloom.server.openai_errors import OpenAIErrors, is_openai_route
 
 log = logging.getLogger("taleloom.server")
 WEB_DIR = Path(__file__).parent / "web"
@@ -68,7 +70,8 @@ async def lifespan(app: FastAPI):
     app.state.store = store = Store.from_settings(settings)
     app.state.backends = backends = service_backends(settings, concurrency_from_env(settings.concurrency))
     app.state.hub = hub = EventHub()
-    app.state.jobs = jobs = JobManager(store, backends, hub, books_dir(settings), settings.workers)
+    app.state.jobs = jobs = JobManager(store, backends, hub, books_dir(settings), settings.workers,
+                                       lease_s=settings.job_lease_seconds)
     app.state.warm = {}
     resumed = jobs.start()
     log.info("taleloom %s: %d worker(s), %d job(s) resumed, data in %s", taleloom.__version__, jobs.workers,
@@ -136,10 +139,17 @@ def _install_error_handlers(app: FastAPI) -> None:
     def fields(errors) -> str:
         return "; ".join(f"{'.'.join(str(x) for x in err['loc'] if x != 'body')}: {err['msg']}" for err in errors)
 
+    def param(request: Request, errors) -> dict:
+        """The first field at fault, for OpenAI's error.param (OpenAI routes only: see openai_errors.py)."""
+        if not is_openai_route(request.url.path) or not errors:
+            return {}
+        return {"param": ".".join(str(x) for x in errors[0]["loc"] if x not in ("body", "query", "path")) or None}
+
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, e: RequestValidationError):
         return JSONResponse(body("BadInputError", f"the request is not valid: {fields(e.errors())}",
-                                 "fix the fields named above; /docs describes every route"), status_code=422)
+                                 "fix the fields named above; /docs describes every route")
+                            | param(request, e.errors()), status_code=422)
 
     @app.exception_handler(ValidationError)
     async def model_invalid(request: Request, e: ValidationError):
@@ -155,9 +165,21 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal(request: Request, e: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(body("InternalError", f"{type(e).__name__}: {e}",
-                                 "this is a bug; the server log has the details"), status_code=500)
+        """Never the exception's text (paths, ids, other users' data): a request id that finds it in the log."""
+        rid = new_request_id()
+        log.error("internal error, request id %s, on %s %s", rid, request.method, request.url.path,
+                  exc_info=(type(e), e, e.__traceback__))
+        return JSONResponse(internal_error_body(rid), status_code=500, headers={"X-Request-ID": rid})
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+def internal_error_body(rid: str) -> dict:
+    """The body of every 500: says nothing of the server's insides, only where the operator can look."""
+    return {"error": "InternalError", "message": f"internal error (request id {rid})",
+            "hint": f"this is a bug, not your request's fault; the server log has the details under {rid}"}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -172,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.in_flight = InFlight()
     app.state.web_dir = WEB_DIR
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + FORM_SLACK)
+    app.add_middleware(OpenAIErrors)  # outside BodyLimit, so its 413 is reshaped too
     _install_error_handlers(app)
     app.include_router(books.router)
     app.include_router(share.router)

@@ -96,6 +96,8 @@ class InFlight:
         finally:
             with self._lock:
                 self._running[user_id] -= 1
+                if self._running[user_id] <= 0:  # no entry per user who ever called, for the server's life
+                    del self._running[user_id]
 
 
 def step_user(request: Request, user: UserDep, settings: SettingsDep) -> Iterator[User]:

@@ -1,18 +1,25 @@
-"""The worker pool inside the server: runs book jobs through the orchestrator, one job per book at a
-time, and resumes every unfinished job when the server starts again.
+"""The worker pool inside the server: workers claim book jobs from the store under a lease, run them
+through the orchestrator, and renew the lease while they work.
 
 A job is a row in the store (`make`, `redraw`, `rewrite`, `extend`). Its progress is the book's
 manifest, which the orchestrator saves atomically after every stage, so a job cut off by a crash or
-`kill -9` is simply run again: `run_book` skips the stages already done. A job that kept dying
-(`max_attempts` starts) is marked failed instead of taking the server down with it again.
+`kill -9` is simply run again: `run_book` skips the stages already done. Nothing about jobs lives
+only in this process: any server on the same data folder (SQLite) or database (PostgreSQL) may take
+a job whose lease ran out, and none takes a job while its lease is live — so two servers never run
+one book at once. A lease whose owner is a dead process on this machine ends at once when a server
+starts, so a restarted server resumes its books without waiting. A job that kept dying
+(`max_attempts` claims) is marked failed instead of taking the server down with it again.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
+import os
+import secrets
 import shutil
+import socket
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,115 +30,178 @@ from taleloom.server.store import Job, Store
 
 log = logging.getLogger("taleloom.jobs")
 MAX_ATTEMPTS = 3
+LEASE_S = 30.0
+POLL_S = 1.0  # how often an idle worker looks for jobs submitted elsewhere or leases that ran out
 
 
 class JobCancelled(Exception):
-    """Raised from the event callback when the book was deleted while its job ran."""
+    """Raised from the event callback when the book was deleted, or the lease lost, while its job ran."""
+
+
+@dataclass
+class _Running:
+    book_id: str
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+def owner_id() -> str:
+    """Who holds a lease: host, process id (to tell a dead local owner) and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def owner_is_dead(owner: str | None) -> bool:
+    """True only when the owner is a process on this machine that no longer exists."""
+    host, _, rest = (owner or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
 
 
 class JobManager:
     def __init__(self, store: Store, backends: Any, hub: EventHub, books_dir: Path, workers: int = 2,
-                 max_attempts: int = MAX_ATTEMPTS):
+                 max_attempts: int = MAX_ATTEMPTS, lease_s: float = LEASE_S, poll_s: float = POLL_S):
         self.store = store
         self.backends = backends
         self.hub = hub
         self.books_dir = books_dir
         self.workers = max(1, workers)
         self.max_attempts = max_attempts
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.owner = owner_id()
         self.current: dict[str, dict] = {}  # book id → last pipeline event (stage, progress) while it runs
-        self._queue: queue.Queue[int | None] = queue.Queue()
-        self._cancelled: set[str] = set()
-        self._running: dict[str, int] = {}  # book id → job id being worked on
+        self._running: dict[int, _Running] = {}  # job id → its book and stop flag, while a worker here runs it
         self._lock = threading.Lock()
+        self._wake = threading.Condition()
+        self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
     # lifecycle --------------------------------------------------------------------------------
     def start(self) -> int:
-        """Requeue what a previous run left unfinished, then start the workers. Returns how many."""
-        unfinished = self.store.requeue_unfinished()
-        for job in unfinished:
-            self.store.update_book(job.book_id, status="queued")
-            self._queue.put(job.id)
-        if unfinished:
-            log.info("resuming %d unfinished job(s)", len(unfinished))
+        """End the leases of dead local owners, then start the workers and the lease renewer.
+        Returns how many unfinished jobs are waiting to be (re)started."""
+        dead = sorted({o for _, o in self.store.leases() if owner_is_dead(o)})
+        released = self.store.expire_leases(dead)
+        waiting = released + self.store.count_queued()
+        if waiting:
+            log.info("%d unfinished job(s) to resume (%d from a stopped server)", waiting, released)
         for i in range(self.workers):
             t = threading.Thread(target=self._work, name=f"book-worker-{i}", daemon=True)
             t.start()
             self._threads.append(t)
-        return len(unfinished)
+        t = threading.Thread(target=self._renew, name="lease-renewer", daemon=True)
+        t.start()
+        self._threads.append(t)
+        return waiting
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Ask workers to stop after their current job. A job still running stays 'running' in the
-        store and is resumed on the next start."""
-        for _ in self._threads:
-            self._queue.put(None)
+        """Ask workers to stop after their current job. A job still running keeps its lease, which runs
+        out (or is ended by the next server on this machine) and the job is resumed."""
+        self._stopping.set()
+        with self._wake:
+            self._wake.notify_all()
         for t in self._threads:
             t.join(timeout / max(1, len(self._threads)))
 
     # requests from the routes -----------------------------------------------------------------
     def submit(self, job: Job) -> None:
         self.hub.publish(job.book_id, "status", {"book_id": job.book_id, "status": "queued", "job": job.kind})
-        self._queue.put(job.id)
+        with self._wake:
+            self._wake.notify()
 
     def cancel(self, book_id: str) -> bool:
-        """Stop work on a deleted book. True when a worker is on it now (it removes the folder)."""
-        with self._lock:
-            self._cancelled.add(book_id)
-            busy = book_id in self._running
+        """Stop work on a deleted book. True when a worker here is on it now (it removes the folder);
+        a worker in another process sees the cancellation when it next renews its lease."""
         self.store.cancel_jobs(book_id)
+        busy = False
+        with self._lock:
+            for run in self._running.values():
+                if run.book_id == book_id:
+                    run.stop.set()
+                    busy = True
         return busy
 
     def queued(self) -> int:
-        return self._queue.qsize()
+        return self.store.count_queued()
 
     # worker -----------------------------------------------------------------------------------
     def _work(self) -> None:
-        while True:
-            job_id = self._queue.get()
-            if job_id is None:
-                return
+        while not self._stopping.is_set():
             try:
-                self._run(job_id)
+                job = self.store.claim_next(self.owner, self.lease_s)
+            except Exception:  # the database is away for a moment: try again later, never die
+                log.exception("could not claim a job")
+                job = None
+            if job is None:
+                with self._wake:
+                    self._wake.wait(self.poll_s)
+                continue
+            try:
+                self._run(job)
             except Exception:  # never let one job kill a worker thread
-                log.exception("job %s crashed the worker loop", job_id)
+                log.exception("job %s crashed the worker loop", job.id)
 
-    def _run(self, job_id: int) -> None:
-        job = self.store.claim_job(job_id)
-        if job is None:  # cancelled, or already done
-            return
+    def _renew(self) -> None:
+        """Renew this process's leases every third of a lease; a job whose lease was lost (cancelled,
+        or taken over after this process stalled) is told to stop."""
+        while not self._stopping.wait(self.lease_s / 3):
+            with self._lock:
+                ids = list(self._running)
+            try:
+                held = self.store.renew_leases(self.owner, ids, self.lease_s)
+            except Exception:
+                log.exception("could not renew job leases")
+                continue
+            with self._lock:
+                for job_id in set(ids) - held:
+                    run = self._running.get(job_id)
+                    if run is not None and not run.stop.is_set():
+                        log.warning("job %s of book %s lost its lease: stopping it", job_id, run.book_id)
+                        run.stop.set()
+
+    def _run(self, job: Job) -> None:
         book_id = job.book_id
+        run = _Running(book_id)
         with self._lock:
-            self._running[book_id] = job.id
+            self._running[job.id] = run
         try:
             self._set_status(job, "running")
             if job.attempts > self.max_attempts:
                 raise TaleloomError(f"gave up after {job.attempts - 1} starts: the server stopped during each",
                                     "look at the server log for what stopped it, then make the book again")
-            self._call(job)
+            self._call(job, run.stop)
         except JobCancelled:
             pass
         except TaleloomError as e:
             self._fail(job, e.to_dict())
-        except Exception as e:
-            log.exception("job %s (%s of book %s) failed", job.id, job.kind, book_id)
-            self._fail(job, {"error": type(e).__name__, "message": str(e) or type(e).__name__,
-                             "hint": "this looks like a bug or a backend failure; the server log has details"})
+        except Exception:
+            from taleloom.server.app import internal_error_body, new_request_id
+
+            rid = new_request_id()  # the book's error names no path or exception text, only where the log has it
+            log.exception("job %s (%s of book %s) failed, request id %s", job.id, job.kind, book_id, rid)
+            self._fail(job, internal_error_body(rid))
         else:
-            if book_id not in self._cancelled:
+            if not run.stop.is_set():
                 self._finish(job)
         finally:
             with self._lock:
-                self._running.pop(book_id, None)
-                deleted = book_id in self._cancelled
+                self._running.pop(job.id, None)
             self.current.pop(book_id, None)
-            if deleted:
+            if run.stop.is_set() and self.store.get_book(book_id) is None:  # deleted while it ran
                 shutil.rmtree(self.books_dir / book_id, ignore_errors=True)
 
-    def _call(self, job: Job) -> None:
+    def _call(self, job: Job, stop: threading.Event) -> None:
         book_dir = self.books_dir / job.book_id
 
         def on_event(ev: Any) -> None:
-            if job.book_id in self._cancelled:
+            if stop.is_set():
                 raise JobCancelled(job.book_id)
             data = ev.to_dict()
             self.current[job.book_id] = data
@@ -149,6 +219,10 @@ class JobManager:
             orchestrator.rewrite_page(book_dir, self.backends, p["page"], p["instruction"], on_event=on_event)
         elif job.kind == "extend":
             orchestrator.extend_book(book_dir, self.backends, p["pages"], on_event=on_event)
+        elif job.kind == "translate":
+            from taleloom.editions import translate_book
+
+            translate_book(book_dir, self.backends, p["langs"], on_event=on_event)
         else:
             raise TaleloomError(f"unknown job kind {job.kind!r}", "this is a bug")
 
@@ -161,10 +235,10 @@ class JobManager:
 
     def _finish(self, job: Job) -> None:
         book = orchestrator.load_book(self.books_dir / job.book_id)
-        self.store.finish_job(job.id, "done")
-        self._set_status(job, "done", title=book.title_translated or book.title, pages=len(book.pages),
-                         error=None)
+        if self.store.finish_job(job.id, "done", owner=self.owner):  # not if the lease was lost meanwhile
+            self._set_status(job, "done", title=book.title_translated or book.title, pages=len(book.pages),
+                             error=None)
 
     def _fail(self, job: Job, error: dict) -> None:
-        self.store.finish_job(job.id, "failed", error)
-        self._set_status(job, "failed", error=error)
+        if self.store.finish_job(job.id, "failed", error, owner=self.owner):
+            self._set_status(job, "failed", error=error)

@@ -4,18 +4,41 @@ SQLAlchemy 2.0. SQLite file in the data folder by default (WAL, so readers never
 worker that writes); PostgreSQL when `database_url` says so (``postgresql://...`` is driven by
 psycopg 3). Every method opens its own short transaction, so the store is safe to share between
 request threads and job workers. Returned rows are detached snapshots.
+
+Jobs are leased: a worker claims one with `claim_next` (one UPDATE, atomic in SQLite; `FOR UPDATE
+SKIP LOCKED` in PostgreSQL), becomes its `lease_owner` until `lease_until`, and renews the lease
+while it works. Any process may claim a queued job, or a running one whose lease has run out, but
+never a job of a book that has another job under a live lease: so servers sharing a data folder or a
+database never run one book twice at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, create_engine, delete, event, func, select, update
+from sqlalchemy import (
+    JSON,
+    ForeignKey,
+    Index,
+    String,
+    and_,
+    create_engine,
+    delete,
+    event,
+    exists,
+    func,
+    inspect,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, aliased, mapped_column, sessionmaker
 
 from taleloom.book import now
 
@@ -69,8 +92,13 @@ class Job(Base):
     created: Mapped[str] = mapped_column(String(40), default=now)
     started: Mapped[str | None] = mapped_column(String(40), default=None)
     finished: Mapped[str | None] = mapped_column(String(40), default=None)
+    lease_owner: Mapped[str | None] = mapped_column(String(200), default=None)  # worker that runs it (host:pid:id)
+    lease_until: Mapped[float | None] = mapped_column(default=None)  # epoch seconds; renewed while it runs
 
     __table_args__ = (Index("ix_jobs_status_user", "status", "user_id"),)
+
+
+LEASE_COLUMNS = {"lease_owner": "VARCHAR(200)", "lease_until": "FLOAT"}  # added to databases made before leases
 
 
 class Share(Base):
@@ -119,7 +147,18 @@ class Store:
         self.url = url
         self.engine = _engine(url)
         Base.metadata.create_all(self.engine)
+        self._add_lease_columns()
         self.session = sessionmaker(self.engine, expire_on_commit=False)
+        self.postgres = self.engine.dialect.name == "postgresql"
+
+    def _add_lease_columns(self) -> None:
+        """A data folder from before job leases keeps its jobs: the two columns are added in place."""
+        have = {c["name"] for c in inspect(self.engine).get_columns("jobs")}
+        missing = {k: v for k, v in LEASE_COLUMNS.items() if k not in have}
+        if missing:
+            with self.engine.begin() as conn:
+                for name, kind in missing.items():
+                    conn.execute(text(f"ALTER TABLE jobs ADD COLUMN {name} {kind}"))
 
     @classmethod
     def from_settings(cls, settings) -> Store:
@@ -214,16 +253,61 @@ class Store:
         with self.session() as s:
             return s.get(Job, job_id)
 
-    def claim_job(self, job_id: int) -> Job | None:
-        """queued → running, atomically; None when someone else took it or it was cancelled."""
+    def claim_next(self, owner: str, lease_s: float) -> Job | None:
+        """Lease the oldest job that is queued, or running under a lease that ran out, whose book has no
+        other job under a live lease; None when there is nothing to do. `attempts` counts the claims."""
+        t = time.time()
+        cand, other = aliased(Job), aliased(Job)
+        expired = and_(cand.status == "running", or_(cand.lease_until.is_(None), cand.lease_until < t))
+        busy_book = exists(select(other.id).where(other.book_id == cand.book_id, other.id != cand.id,
+                                                  other.status == "running", other.lease_until >= t))
+        pick = (select(cand.id).where(or_(cand.status == "queued", expired), ~busy_book)
+                .order_by(cand.id).limit(1))
+        if self.postgres:  # two servers polling at once skip each other's row instead of waiting on it
+            pick = pick.with_for_update(skip_locked=True, of=cand)
+        claimable = or_(Job.status == "queued", and_(Job.status == "running",
+                                                     or_(Job.lease_until.is_(None), Job.lease_until < t)))
         with self.session.begin() as s:
-            n = s.execute(update(Job).where(Job.id == job_id, Job.status == "queued")
-                          .values(status="running", started=now(), attempts=Job.attempts + 1)).rowcount
-            return s.get(Job, job_id) if n else None
+            job_id = s.execute(update(Job).where(Job.id == pick.scalar_subquery(), claimable)
+                               .values(status="running", started=now(), attempts=Job.attempts + 1,
+                                       lease_owner=owner, lease_until=t + lease_s)
+                               .returning(Job.id)).scalar()
+            return s.get(Job, job_id) if job_id is not None else None
 
-    def finish_job(self, job_id: int, status: str, error: dict | None = None) -> None:
+    def renew_leases(self, owner: str, job_ids: list[int], lease_s: float) -> set[int]:
+        """Extend the leases `owner` holds on `job_ids`; returns the ids it still holds (a job that was
+        cancelled, deleted or taken over after an expired lease is not among them)."""
+        if not job_ids:
+            return set()
         with self.session.begin() as s:
-            s.execute(update(Job).where(Job.id == job_id).values(status=status, error=error, finished=now()))
+            held = set(s.scalars(update(Job).where(Job.id.in_(job_ids), Job.lease_owner == owner,
+                                                   Job.status == "running")
+                                 .values(lease_until=time.time() + lease_s).returning(Job.id)))
+        return held
+
+    def leases(self) -> list[tuple[int, str]]:
+        """(job id, owner) of every running job: lets a starting server find owners that have died."""
+        with self.session() as s:
+            return [(i, o) for i, o in s.execute(select(Job.id, Job.lease_owner).where(Job.status == "running"))]
+
+    def expire_leases(self, owners: list[str]) -> int:
+        """End the leases of owners known to be dead, so their jobs are claimed now rather than later."""
+        if not owners:
+            return 0
+        with self.session.begin() as s:
+            return s.execute(update(Job).where(Job.status == "running", Job.lease_owner.in_(owners))
+                             .values(lease_until=0.0)).rowcount
+
+    def finish_job(self, job_id: int, status: str, error: dict | None = None, owner: str | None = None) -> bool:
+        """Record the end of a job; with `owner`, only while that worker still holds it (False if not)."""
+        cond = [Job.id == job_id] + ([Job.lease_owner == owner, Job.status == "running"] if owner else [])
+        with self.session.begin() as s:
+            return bool(s.execute(update(Job).where(*cond).values(status=status, error=error, finished=now(),
+                                                                  lease_until=None)).rowcount)
+
+    def count_queued(self) -> int:
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(Job).where(Job.status == "queued")) or 0
 
     def cancel_jobs(self, book_id: str) -> None:
         with self.session.begin() as s:
@@ -233,12 +317,6 @@ class Store:
     def active_job(self, book_id: str) -> Job | None:
         with self.session() as s:
             return s.scalar(select(Job).where(Job.book_id == book_id, Job.status.in_(ACTIVE)).order_by(Job.id))
-
-    def requeue_unfinished(self) -> list[Job]:
-        """After a restart: every job that was queued or running is queued again, oldest first."""
-        with self.session.begin() as s:
-            s.execute(update(Job).where(Job.status == "running").values(status="queued"))
-            return list(s.scalars(select(Job).where(Job.status == "queued").order_by(Job.id)))
 
     def count_active(self, user_id: str | None = None) -> int:
         with self.session() as s:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,10 +24,14 @@ from typing import Any
 
 from pydantic import Field
 
+from taleloom import deadline
 from taleloom.backends import model_files
 from taleloom.backends.base import Answer, Options, Piece, Sampling, TextModel, Usage
+from taleloom.backends.llm.schema_check import check_schema
 from taleloom.config import cpu_threads
-from taleloom.errors import BackendError, ModelNotFoundError
+from taleloom.errors import BackendError, BadInputError, ModelNotFoundError
+
+GRAMMAR_CACHE = 32  # compiled grammars kept (least recently used dropped): ~0.4 MB each, clients send any schema
 
 
 class LlamaCppTextModel(TextModel):
@@ -58,7 +63,7 @@ class LlamaCppTextModel(TextModel):
         self.model_id = f"{self.name}:{location if hub else self.path.name}"
         self._llama = None
         self._lock = threading.RLock()
-        self._grammars: dict[str, Any] = {}
+        self._grammars: OrderedDict[str, Any] = OrderedDict()
 
     # ------------------------------------------------------------------ loading
 
@@ -102,17 +107,24 @@ class LlamaCppTextModel(TextModel):
         return self._llama
 
     def _grammar(self, schema: dict[str, Any]):
-        """The llama.cpp grammar for a JSON schema, built once per distinct schema."""
+        """The llama.cpp grammar for a JSON schema, checked first (schema_check: what crashed llama.cpp is
+        refused) and kept in a small LRU cache of the last GRAMMAR_CACHE distinct schemas."""
         key = json.dumps(schema)  # property order matters: the grammar writes keys in this order
-        if key not in self._grammars:
-            from llama_cpp import LlamaGrammar
+        if key in self._grammars:
+            self._grammars.move_to_end(key)
+            return self._grammars[key]
+        check_schema(schema)
+        from llama_cpp import LlamaGrammar
 
-            try:
-                self._grammars[key] = LlamaGrammar.from_json_schema(json.dumps(grammar_safe(schema)), verbose=False)
-            except Exception as e:  # the converter raises plain Exceptions for unsupported keywords
-                raise BackendError(f"cannot turn the JSON schema into a grammar: {e}",
-                                   "use plain types, enum, minLength/maxLength, minItems/maxItems") from e
-        return self._grammars[key]
+        try:
+            grammar = LlamaGrammar.from_json_schema(json.dumps(grammar_safe(schema)), verbose=False)
+        except Exception as e:  # the converter raises plain Exceptions for unsupported keywords
+            raise BackendError(f"cannot turn the JSON schema into a grammar: {e}",
+                               "use plain types, enum, minLength/maxLength, minItems/maxItems") from e
+        self._grammars[key] = grammar
+        while len(self._grammars) > GRAMMAR_CACHE:
+            self._grammars.popitem(last=False)
+        return grammar
 
     # ------------------------------------------------------------------ answering
 
@@ -135,10 +147,12 @@ class LlamaCppTextModel(TextModel):
                 kwargs["grammar"] = self._grammar(schema)
             llama.reset()  # no prompt-prefix reuse: same seed → same answer, whatever came before
             try:
-                answer = llama.create_chat_completion(messages=messages, **kwargs)
+                if deadline.current() is None:  # a book stage or the CLI: nobody to abandon it
+                    answer = llama.create_chat_completion(messages=messages, **kwargs)
+                else:
+                    answer = _checked_completion(llama, messages, kwargs)
             except ValueError as e:  # e.g. the prompt does not fit in n_ctx
-                raise BackendError(f"{self.model_id} refused the request: {e}",
-                                   "shorten the prompt or raise the n_ctx option") from e
+                raise refusal(self.model_id, self.options.n_ctx, e) from e
         choice = answer["choices"][0]
         text = choice["message"]["content"] or ""
         if schema is not None:
@@ -176,6 +190,37 @@ class LlamaCppTextModel(TextModel):
             completion = len(llama.tokenize(answer.encode("utf-8"), add_bos=False, special=True)) if answer else 0
             prompt = prompt_tokens if prompt_tokens is not None else llama.n_tokens
         yield Piece("", "length" if finish == "length" else "stop", Usage(prompt, completion))
+
+
+def refusal(model_id: str, n_ctx: int, error: Exception) -> BackendError | BadInputError:
+    """llama.cpp's ValueError as an error for the caller: a prompt over the context is the caller's to fix (422)."""
+    if "context window" in str(error):
+        return BadInputError(f"the prompt does not fit: {error} tokens of {model_id} (prompt + answer)",
+                             f"shorten the messages or lower max_tokens; at most {n_ctx} tokens in all")
+    return BackendError(f"{model_id} refused the request: {error}", "shorten the prompt or raise the n_ctx option")
+
+
+def _checked_completion(llama: Any, messages: list[dict[str, str]], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """create_chat_completion that stops between tokens when its call is abandoned (taleloom.deadline):
+    run as a stream, checked after every piece, and put back together in the non-streamed shape. (A
+    logits processor cannot do it: llama.cpp calls it through a ctypes callback, which swallows exceptions.)"""
+    text: list[str] = []
+    finish, prompt_tokens = None, None
+    pieces = llama.create_chat_completion(messages=messages, stream=True, **kwargs)
+    try:
+        for chunk in pieces:
+            deadline.check()
+            choice = chunk["choices"][0]
+            if prompt_tokens is None:
+                prompt_tokens = llama.n_tokens
+            text.append(choice["delta"].get("content") or "")
+            finish = choice.get("finish_reason") or finish
+    finally:
+        pieces.close()
+    answer = "".join(text)
+    completion = len(llama.tokenize(answer.encode("utf-8"), add_bos=False, special=True)) if answer else 0
+    return {"choices": [{"message": {"role": "assistant", "content": answer}, "finish_reason": finish}],
+            "usage": {"prompt_tokens": prompt_tokens or llama.n_tokens, "completion_tokens": completion}}
 
 
 _params_lock = threading.Lock()

@@ -13,9 +13,10 @@ from pydantic import Field
 
 from taleloom.backends.base import Narrator
 from taleloom.backends.base import Options as BaseOptions
-from taleloom.backends.speech.timing import Speech, align, phoneme_weight, split_words
+from taleloom.backends.speech.timing import Speech, align, clause_weights, split_words
 from taleloom.errors import BackendError, BadInputError, ModelNotFoundError
 
+SPEAK_TIMEOUT_S = 120  # a narration that takes longer is an error the caller hears, not a hung request
 # ISO 639-1 codes whose espeak-ng voice has another name
 ALIASES = {"zh": "cmn", "en": "en-us", "fr": "fr-fr", "no": "nb"}
 
@@ -73,17 +74,21 @@ class EspeakNarrator(Narrator):
         voice = self.voice_for(language)
         audio = self.speak(text, language)
         words = split_words(text)
-        said = self.phonemes(text, voice)
-        if len(said) == len(words):
-            return Speech(audio, align(words, audio, [phoneme_weight(p) for p in said]), "espeak-ng phonemes + pauses")
-        # numbers and abbreviations are read as several words: weigh by letters instead
+        weights = clause_weights(words, self.phonemes(text, voice))
+        if weights is not None:
+            return Speech(audio, align(words, audio, weights), "espeak-ng phonemes + pauses")
         return Speech(audio, align(words, audio), "espeak-ng audio pauses + letters")
 
-    def phonemes(self, text: str, voice: str) -> list[str]:
-        """eSpeak NG's phoneme mnemonics, one string per word it reads."""
-        proc = subprocess.run([self._binary(), "-q", "-x", "-v", voice, "--stdin"], input=text.encode("utf-8"),
-                              capture_output=True, timeout=60)
-        return proc.stdout.decode("utf-8", errors="replace").split() if proc.returncode == 0 else []
+    def phonemes(self, text: str, voice: str) -> list[list[str]]:
+        """eSpeak NG's phoneme mnemonics (`-x`): one list per clause it reads, one string per word."""
+        try:
+            proc = subprocess.run([self._binary(), "-q", "-x", "-v", voice, "--stdin"], input=text.encode("utf-8"),
+                                  capture_output=True, timeout=60)
+        except subprocess.TimeoutExpired:  # timings then fall back to letters; never an unhandled error
+            return []
+        if proc.returncode != 0:
+            return []
+        return [line.split() for line in proc.stdout.decode("utf-8", errors="replace").splitlines() if line.split()]
 
     def _synthesise(self, text: str, voice: str) -> bytes:
         o = self.options
@@ -91,7 +96,12 @@ class EspeakNarrator(Narrator):
             out = Path(tmp) / "speech.wav"
             cmd = [self._binary(), "-v", voice, "-s", str(o.speed), "-p", str(o.pitch), "-g", str(o.gap),
                    "-w", str(out), "--stdin"]
-            proc = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True, timeout=120)
+            try:
+                proc = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True, timeout=SPEAK_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise BackendError(f"espeak-ng did not finish reading {len(text)} characters within "
+                                   f"{SPEAK_TIMEOUT_S} s (voice {voice!r})",
+                                   "send shorter text, or try again when the server is less busy") from None
             if proc.returncode != 0 or not out.exists() or out.stat().st_size <= 44:
                 raise BackendError(f"espeak-ng failed for voice {voice!r}: {proc.stderr.decode(errors='replace')[:300]}",
                                    "check that espeak-ng and espeak-ng-data are installed")

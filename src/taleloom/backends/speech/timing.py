@@ -137,11 +137,11 @@ def _boundaries(runs: list[tuple[float, float]], t0: float, t1: float, weights: 
     n_words = len(weights)
     if n_words == 1 or t1 - t0 <= 0:
         return [(t0, t1)] * n_words if n_words == 1 else _proportional(t0, t1, weights)
-    # candidates for a boundary: silent runs (word ends at s, next starts at e) and points every 10 ms
-    grid = np.arange(t0 + 0.01, t1 - 0.005, 0.01)
+    # candidates for a boundary: silent runs (word ends at s, next starts at e) and points every 20 ms
+    grid = np.arange(t0 + 0.02, t1 - 0.01, 0.02)
     inside = np.zeros(len(grid), dtype=bool)
     for s, e in runs:
-        inside |= (grid > s - 0.005) & (grid < e + 0.005)
+        inside |= (grid > s - 0.01) & (grid < e + 0.01)
     cand_s = np.concatenate([[t0], [s for s, _ in runs], grid[~inside], [t1]])
     cand_e = np.concatenate([[t0], [e for _, e in runs], grid[~inside], [t1]])
     length = cand_e - cand_s
@@ -152,30 +152,35 @@ def _boundaries(runs: list[tuple[float, float]], t0: float, t1: float, weights: 
     long_total = sum(e - s for s, e in runs if e - s >= LONG_PAUSE_S)
     rate = max(t1 - t0 - long_total, 0.05 * n_words) / float(weights.sum())  # seconds per unit of weight
     # long pauses strictly inside a word: counted from a cumulative sum over the candidates
-    long_run = is_run & (length >= LONG_PAUSE_S)
-    cum_long = np.concatenate([[0], np.cumsum(long_run)])
-    inner_long = np.maximum(cum_long[:m][None, :] - cum_long[1:m + 1][:, None], 0)  # runs j'+1 .. j-1
-    dur = cand_s[None, :] - cand_e[:, None]  # word from candidate j' (rows) to j (columns)
-    valid = dur > 0.02
+    cum_long = np.concatenate([[0], np.cumsum(is_run & (length >= LONG_PAUSE_S))])
+    rows = np.arange(m)
     f = np.full(m, np.inf)
     f[0] = 0.0
     back = np.zeros((n_words, m), dtype=np.int64)
     for k in range(n_words):
         expected = weights[k] * rate
-        cost = ((dur - expected) / (expected + 0.05)) ** 2 + 4.0 * inner_long
-        cost = np.where(valid, cost, np.inf) + f[:, None]
+        # a word from candidate j' (before it) to j (after it), looking back at most 3x its expected length
+        lo = np.searchsorted(cand_s, cand_s - (3.0 * expected + 0.5))
+        band = int((rows - lo).max()) + 1
+        prev = rows[:, None] - np.arange(1, band + 1)[None, :]  # (m, band)
+        ok = prev >= 0
+        prev = np.maximum(prev, 0)
+        dur = cand_s[:, None] - cand_e[prev]
+        inner = np.maximum(cum_long[rows][:, None] - cum_long[prev + 1], 0)  # runs j'+1 .. j-1
+        cost = ((dur - expected) / (expected + 0.05)) ** 2 + 4.0 * inner + f[prev]
+        cost = np.where(ok & (dur > 0.02), cost, np.inf)
+        best = np.argmin(cost, axis=1)
+        reach = cost[rows, best]
+        back[k] = prev[rows, best]
         if k == n_words - 1:
-            back[k, m - 1] = int(np.argmin(cost[:, m - 1]))
-            if not np.isfinite(cost[back[k, m - 1], m - 1]):
+            if not np.isfinite(reach[m - 1]):
                 return _proportional(t0, t1, weights)  # too little sound for so many words
             break
         p = pauses[k]
         boundary = np.where(is_run, np.where(length >= LONG_PAUSE_S, 0.0 if p else 1.5,
                                              2.0 if p else 0.0), 4.0 if p else 1.0)
         boundary[0] = boundary[m - 1] = np.inf
-        best = np.argmin(cost, axis=0)
-        f = cost[best, np.arange(m)] + boundary
-        back[k] = best
+        f = reach + boundary
     idx = [m - 1]
     for k in range(n_words - 1, 0, -1):
         idx.append(int(back[k, idx[-1]]))
@@ -217,3 +222,27 @@ def phoneme_weight(phonemes: str) -> float:
         else:
             i += 1
     return total
+
+
+def clause_weights(words: list[str], clauses: list[list[str]]) -> list[float] | None:
+    """Word weights from a voice's phonemes, given per clause (`clauses[i]` = the phoneme strings of the
+    i-th clause it read). A clause whose words the voice merged or split ("from the" read as one, "25"
+    as two) shares its phoneme weight out by letters. None when the clauses themselves do not match."""
+    groups: list[list[int]] = [[]]
+    for i, w in enumerate(words):
+        groups[-1].append(i)
+        if pause_class(w) and i < len(words) - 1:
+            groups.append([])
+    if len(groups) != len(clauses):
+        return None
+    weights = [0.0] * len(words)
+    for group, said in zip(groups, clauses, strict=True):
+        if len(group) == len(said):
+            for i, ph in zip(group, said, strict=True):
+                weights[i] = phoneme_weight(ph)
+            continue
+        total = sum(phoneme_weight(ph) for ph in said)
+        letters = [letter_weight(words[i]) for i in group]
+        for i, lw in zip(group, letters, strict=True):
+            weights[i] = total * lw / sum(letters)
+    return weights

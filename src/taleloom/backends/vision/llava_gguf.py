@@ -54,10 +54,13 @@ class LlavaGGUFCaptioner(Captioner):
             raise ModelNotFoundError("llama-cpp-python is not installed", "pip install llama-cpp-python") from e
         handler = getattr(llama_chat_format, HANDLERS[self.options.handler])(
             clip_model_path=str(self.mmproj_path), verbose=False)
+        from taleloom.backends.llm.llamacpp import _model_params
+
         try:
-            self.llm = llama_cpp.Llama(model_path=str(self.model_path), chat_handler=handler, n_ctx=self.options.n_ctx,
-                                       n_gpu_layers=self.options.n_gpu_layers, n_threads=self.options.n_threads,
-                                       seed=self.options.seed, verbose=False)
+            with _model_params(extra_buffers=False):  # this llama.cpp build segfaults in AMX buffers
+                self.llm = llama_cpp.Llama(model_path=str(self.model_path), chat_handler=handler,
+                                           n_ctx=self.options.n_ctx, n_gpu_layers=self.options.n_gpu_layers,
+                                           n_threads=self.options.n_threads, seed=self.options.seed, verbose=False)
         except (ValueError, RuntimeError) as e:
             raise ModelNotFoundError(f"llama.cpp could not load {self.model_path}: {e}",
                                      "check that the file is a complete GGUF of a model llama.cpp supports") from e

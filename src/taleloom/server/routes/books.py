@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import shutil
 import threading
 from typing import Annotated
@@ -11,12 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
-from PIL import Image
 
 from taleloom import orchestrator
 from taleloom.book import Brief, Storybook, new_book_id
 from taleloom.config import Settings
-from taleloom.errors import BadInputError, TooLargeError
+from taleloom.errors import BadInputError
 from taleloom.server.deps import (
     BookDep,
     HTTPError,
@@ -38,6 +36,7 @@ from taleloom.server.schemas import (
     RedrawRequest,
     RetryRequest,
     RewriteRequest,
+    TranslateRequest,
     book_public,
 )
 from taleloom.server.store import BookRow, Job, Store
@@ -45,6 +44,7 @@ from taleloom.server.store import BookRow, Job, Store
 router = APIRouter(prefix="/v1/books", tags=["books"])
 _submit_lock = threading.Lock()  # queue-limit check and insert happen together
 KEEPALIVE_S = 15.0
+ENDED = ("done", "failed", "deleted")  # statuses after which a book's events stream ends
 
 
 # checks ---------------------------------------------------------------------------------------
@@ -69,19 +69,15 @@ def check_pages(pages: int, settings: Settings) -> None:
                             f"{settings.max_pages} pages", f"ask for {settings.max_pages} pages or fewer")
 
 
-def check_pixels(data: bytes, settings: Settings) -> None:
-    """Header-only size check, so an oversized photo is refused before anything decodes it."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            w, h = img.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        w, h = settings.max_pixels + 1, 1
-    except Exception:
-        return  # not an image at all: create_book explains that
-    if w * h > settings.max_pixels:
-        raise TooLargeError(f"the photo is {w}×{h} = {w * h / 1e6:.1f} million pixels; this server takes at most "
-                            f"{settings.max_pixels / 1e6:.1f} million",
-                            "resize the photo (2000 pixels on the long side is plenty) and upload it again")
+def check_form(request: Request) -> None:
+    """A book is a form (fields + a photo file): a JSON body would otherwise be read as an empty form
+    and get a puzzling "no photo, no idea" answer."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise HTTPError(415, "UnsupportedMediaType",
+                        f"POST /v1/books takes multipart/form-data, not {kind or 'a body without a Content-Type'}",
+                        "send the brief as form fields and the photo as the file field 'photo' "
+                        "(curl -F pages=4 -F photo=@cat.jpg ...)")
 
 
 # helpers shared with the share routes ---------------------------------------------------------
@@ -92,9 +88,10 @@ def load_manifest(settings: Settings, book_id: str) -> Storybook | None:
         return None
 
 
-def book_file(settings: Settings, row: BookRow, name: str) -> FileResponse:
+def book_file(settings: Settings, row: BookRow, name: str, label: str | None = None) -> FileResponse:
     """One of the book's files by its public name: book.pdf, book.html, manifest.json, qr.png,
-    pages/N.png, audio/N.wav. Paths come from the manifest, never from the URL."""
+    pages/N.png, audio/N.wav. Paths come from the manifest, never from the URL. `label` is how errors
+    name the book (a share link's reader must not learn the owner's book id)."""
     folder = books_dir(settings) / row.id
     book = load_manifest(settings, row.id)
     rel: str | None = None
@@ -111,13 +108,62 @@ def book_file(settings: Settings, row: BookRow, name: str) -> FileResponse:
     path = (folder / rel) if rel else None
     if path is None or not path.is_file():
         raise HTTPError(404, "NotReady" if row.status in ("queued", "running") else "NotFound",
-                        f"{name} of book {row.id} is not there" + (f" yet (status {row.status})"
+                        f"{name} of {label or 'book ' + row.id} is not there" + (f" yet (status {row.status})"
                                                                    if row.status in ("queued", "running") else ""),
                         "wait for status 'done' (follow the events stream)" if row.status != "done"
                         else "check the page number against the book's pages")
     media = {".pdf": "application/pdf", ".png": "image/png", ".wav": "audio/wav", ".json": "application/json",
              ".html": "text/html; charset=utf-8"}.get(path.suffix, "application/octet-stream")
     return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=0, must-revalidate"})
+
+
+def _finished(settings: Settings, row: BookRow, what: str, label: str | None = None) -> Storybook:
+    book = load_manifest(settings, row.id)
+    if book is None or row.status != "done" or not book.stage_done("bind"):
+        raise HTTPError(404, "NotReady" if row.status in ("queued", "running") else "NotFound",
+                        f"{label or 'book ' + row.id} has no {what} yet (status {row.status})",
+                        "wait for status 'done' (follow the events stream)")
+    return book
+
+
+def _edition(book: Storybook, lang: str | None) -> Storybook:
+    """The book as its `lang` edition reads; an unknown or stale one → 404 naming the languages there are."""
+    from taleloom.editions import view
+
+    try:
+        return view(book, lang.strip().lower() if lang else None)
+    except BadInputError as e:
+        raise HTTPError(404, "NotFound", e.message, e.hint) from None
+
+
+def book_epub(settings: Settings, row: BookRow, lang: str | None = None, label: str | None = None) -> FileResponse:
+    """The finished book's EPUB (or its `lang` edition's), made on first request and again after each change.
+    `label` names the book in errors (a share link's reader must not learn the owner's book id)."""
+    from taleloom.editions import epub_path
+
+    book = _finished(settings, row, "EPUB", label)
+    shown = _edition(book, lang)
+    path = epub_path(books_dir(settings) / row.id, book, shown.brief.lang if shown is not book else None)
+    return FileResponse(path, media_type="application/epub+zip", filename=_download_name(shown, ".epub"),
+                        headers={"Cache-Control": "private, max-age=0, must-revalidate"})
+
+
+def edition_pdf(settings: Settings, row: BookRow, lang: str, label: str | None = None) -> FileResponse:
+    """The PDF of the book's `lang` edition (`label` as for `book_epub`)."""
+    book = _finished(settings, row, "PDF", label)
+    shown = _edition(book, lang)
+    rel = shown.files.get("pdf") if shown is not book else book.files.get("pdf")
+    path = books_dir(settings) / row.id / rel if rel else None
+    if path is None or not path.is_file():
+        raise HTTPError(404, "NotFound", f"the {lang} edition of {label or 'book ' + row.id} has no PDF",
+                        "ask the book's owner for it" if label else f"make it again: POST /v1/books/{row.id}:translate")
+    return FileResponse(path, media_type="application/pdf", filename=_download_name(shown, ".pdf"),
+                        headers={"Cache-Control": "private, max-age=0, must-revalidate"})
+
+
+def _download_name(book: Storybook, suffix: str) -> str:
+    title = "".join(c for c in (book.title_translated or book.title or "storybook") if c.isalnum() or c in " _-")
+    return (title.strip() or "storybook") + suffix
 
 
 def share_url(request: Request, store: Store, book_id: str) -> str | None:
@@ -130,6 +176,7 @@ def share_url(request: Request, store: Store, book_id: str) -> str | None:
 async def create_book(request: Request, user: UserDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep,
                       form: Annotated[BookCreate, Form()],
                       photo: Annotated[UploadFile | None, File(description="JPEG/PNG/WebP photo")] = None):
+    check_form(request)
     check_pages(form.pages, settings)  # the server's limit first: it is lower than the Brief's own
     brief = form.brief()
     orchestrator.validate_brief(brief)  # style and language known
@@ -137,12 +184,6 @@ async def create_book(request: Request, user: UserDep, settings: SettingsDep, st
     if data is None and not brief.idea:
         raise BadInputError("neither a photo nor a story idea was sent",
                             "attach a photo as the multipart field 'photo', or give an 'idea'")
-    if data is not None:
-        if len(data) > settings.max_upload_bytes:
-            raise TooLargeError(f"the photo is {len(data) / 1e6:.1f} MB; the limit is "
-                                f"{settings.max_upload_bytes / 1e6:.1f} MB",
-                                "resize or re-compress the photo (a 2000-pixel JPEG is about 1 MB)")
-        check_pixels(data, settings)
     check_queue(store, settings, user.id)
     row, job, book = await run_in_threadpool(_create, settings, store, user.id, brief, data)
     jobs.submit(job)
@@ -154,7 +195,8 @@ def _create(settings: Settings, store: Store, user_id: str, brief: Brief,
     book_id, share_id = new_book_id(), new_book_id()
     folder = books_dir(settings) / book_id
     try:
-        book = orchestrator.create_book(folder, brief, photo, settings.base_url)
+        book = orchestrator.create_book(folder, brief, photo, settings.base_url, photo_limits={
+            "max_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels})
         link = f"{settings.base_url}/books/{share_id}"
         if book.url != link:  # the QR code points at the share link, not at the owner's id
             book.url = link
@@ -201,10 +243,17 @@ async def book_events(book: BookDep, request: Request, settings: SettingsDep, st
                 try:
                     msg = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
                 except TimeoutError:
+                    # the book may have ended or gone where this process cannot hear it (another server
+                    # ran or deleted it): the store says, and the stream ends with it
+                    now_row = store.get_book(book.id)
+                    status = now_row.status if now_row is not None else "deleted"
+                    if status in ENDED:
+                        yield hub.message("status", {"book_id": book.id, "status": status}).encode()
+                        return
                     yield b": keep-alive\n\n"
                     continue
                 yield msg.encode()
-                if msg.kind == "status" and msg.data.get("status") in ("done", "failed"):
+                if msg.kind == "status" and msg.data.get("status") in ENDED:
                     return
         finally:
             hub.unsubscribe(book.id, queue)
@@ -213,14 +262,20 @@ async def book_events(book: BookDep, request: Request, settings: SettingsDep, st
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@router.get("/{book_id}/book.pdf", response_class=FileResponse, summary="The printable book")
-def get_pdf(book: BookDep, settings: SettingsDep):
-    return book_file(settings, book, "book.pdf")
+@router.get("/{book_id}/book.pdf", response_class=FileResponse, summary="The printable book (?lang=: an edition)")
+def get_pdf(book: BookDep, settings: SettingsDep, lang: str | None = None):
+    return edition_pdf(settings, book, lang) if lang else book_file(settings, book, "book.pdf")
 
 
 @router.get("/{book_id}/book.html", response_class=FileResponse, summary="The book as one web page")
 def get_html(book: BookDep, settings: SettingsDep):
     return book_file(settings, book, "book.html")
+
+
+@router.get("/{book_id}/book.epub", response_class=FileResponse,
+            summary="The book as EPUB 3: fixed-layout pages, narration and read-along (Media Overlays)")
+def get_epub(book: BookDep, settings: SettingsDep, lang: str | None = None):
+    return book_epub(settings, book, lang)
 
 
 @router.get("/{book_id}/manifest.json", summary="Every prompt, seed, model id and parameter of the book")
@@ -305,6 +360,19 @@ def extend(book: BookDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep,
     return _edit(book, settings, store, jobs, "extend", {"pages": body.pages})
 
 
+@router.post("/{book_id}:translate", status_code=202, response_model=JobAccepted,
+             summary="Add languages: same pictures, translated text, new narration, a PDF and EPUB each")
+def translate(book: BookDep, body: TranslateRequest, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
+    from taleloom.editions import parse_langs
+
+    _check_editable(book, "translate")
+    manifest = load_manifest(settings, book.id)
+    if manifest is None:
+        raise not_found(f"book {book.id}", "check the id")
+    langs = parse_langs(body.langs, manifest)  # unknown language or the book's own: 422 before queueing
+    return _edit(book, settings, store, jobs, "translate", {"langs": langs})
+
+
 @router.post("/{book_id}:retry", status_code=202, response_model=JobAccepted,
              summary="Resume a failed book from its last finished stage, on a new seed unless one is given")
 def retry(book: BookDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep, body: RetryRequest | None = None):
@@ -316,9 +384,10 @@ def retry(book: BookDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep, 
 
 
 @router.delete("/{book_id}", status_code=204, summary="Delete a book, its files and its share links")
-def delete_book(book: BookDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
+def delete_book(book: BookDep, request: Request, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
     busy = jobs.cancel(book.id)  # a running job stops at its next event and its worker removes the folder
     store.delete_book(book.id)
+    request.app.state.hub.publish(book.id, "status", {"book_id": book.id, "status": "deleted"})  # streams end
     if not busy:
         shutil.rmtree(books_dir(settings) / book.id, ignore_errors=True)
     return Response(status_code=204)

@@ -1,0 +1,71 @@
+"""The drawing styles the v2 illustrator was trained on, and which one each book style preset draws in.
+
+One home for these facts: `scripts/build_iconify_dataset.py` writes the captions with `caption()`,
+and the embedded illustrator builds its prompts with the same function, so a preset's style words at
+sampling time are exactly the words the model saw next to pictures of that style.
+
+Nine styles are Iconify colour-emoji sets (npm `@iconify-json/*`, rasterised on the user's machine);
+two are derived from them by the data script: `pixel` (twemoji on a 32×32 grid with a 16-colour
+palette) and `ink` (OpenMoji's outlines in black on cream, the colour fills dropped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainedStyle:
+    name: str  # style id in the data set
+    words: str  # what the caption says about the look
+    source: str  # npm package the pictures come from (a derived style: the package it is made from)
+    version: str  # exact npm version
+    licence: str  # SPDX id of the artwork's licence
+    attribution: str  # the credit the licence asks for
+
+
+_ICONIFY = "@iconify-json/"
+STYLES: dict[str, TrainedStyle] = {s.name: s for s in [
+    TrainedStyle("noto", "noto style, glossy round cartoon", _ICONIFY + "noto", "1.2.9", "Apache-2.0",
+                 "Noto Emoji by Google Inc."),
+    TrainedStyle("noto-v1", "old noto style, flat bright blobs", _ICONIFY + "noto-v1", "1.2.5", "Apache-2.0",
+                 "Noto Emoji (v1) by Google Inc."),
+    TrainedStyle("twemoji", "twemoji style, flat simple shapes", _ICONIFY + "twemoji", "1.2.5", "CC-BY-4.0",
+                 "Twemoji by Twitter, Inc. and other contributors, CC BY 4.0"),
+    TrainedStyle("openmoji", "openmoji style, thick black outlines", _ICONIFY + "openmoji", "1.2.29", "CC-BY-SA-4.0",
+                 "OpenMoji, the open-source emoji and icon project, CC BY-SA 4.0"),
+    TrainedStyle("fluent", "fluent style, soft 3d shading", _ICONIFY + "fluent-emoji", "1.2.7", "MIT",
+                 "Fluent Emoji by Microsoft Corporation"),
+    TrainedStyle("fluent-flat", "fluent flat style, pastel flat colours", _ICONIFY + "fluent-emoji-flat", "1.2.6",
+                 "MIT", "Fluent Emoji by Microsoft Corporation"),
+    TrainedStyle("emojione", "emojione style, bold glossy icons", _ICONIFY + "emojione", "1.2.3", "CC-BY-4.0",
+                 "Emoji artwork provided by EmojiOne, CC BY 4.0"),
+    TrainedStyle("fxemoji", "firefox style, painted gradients", _ICONIFY + "fxemoji", "1.2.2", "Apache-2.0",
+                 "Firefox OS Emoji by Mozilla"),
+    TrainedStyle("streamline", "streamline style, hand drawn doodle", _ICONIFY + "streamline-emojis", "1.2.4",
+                 "CC-BY-4.0", "Streamline Emojis by Streamline (streamlinehq.com), CC BY 4.0"),
+    TrainedStyle("pixel", "pixel art style, big square pixels", _ICONIFY + "twemoji", "1.2.5", "CC-BY-4.0",
+                 "derived from Twemoji by Twitter, Inc. and other contributors, CC BY 4.0"),
+    TrainedStyle("ink", "ink style, black pen lines on cream paper", _ICONIFY + "openmoji", "1.2.29",
+                 "CC-BY-SA-4.0", "derived from OpenMoji, CC BY-SA 4.0"),
+]}
+
+# book style preset (stages/stage.py STYLES) → the trained style that looks most like it
+PRESET_STYLE: dict[str, str] = {
+    "storybook": "fluent",
+    "watercolor": "fxemoji",
+    "crayon": "streamline",
+    "pixel": "pixel",
+    "ink": "ink",
+    "emoji": "twemoji",
+}
+
+
+def caption(concept: str, style: str) -> str:
+    """The caption of a picture of `concept` in trained style `style` (and the prompt that asks for it)."""
+    return f"{concept}, {STYLES[style].words}"
+
+
+def style_for_preset(preset: str) -> str:
+    """The trained style a book preset draws in (an unknown preset: the storybook one)."""
+    return PRESET_STYLE.get(preset, PRESET_STYLE["storybook"])

@@ -1,0 +1,58 @@
+"""The multi-style data set builder: finds a concept's icon in each set, rasterises SVG, derives styles."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+import build_iconify_dataset as bid  # noqa: E402
+
+from taleloom.backends.image.styles import PRESET_STYLE, STYLES, caption, style_for_preset  # noqa: E402
+from taleloom.stages.stage import STYLES as BOOK_STYLES  # noqa: E402
+
+ICONS = {"width": 16, "height": 16,
+         "icons": {"red-apple": {"body": '<circle cx="8" cy="8" r="6" fill="#d00"/>'},
+                   "dog": {"body": '<rect x="2" y="2" width="12" height="12" fill="#864"/>', "width": 20}},
+         "aliases": {"apple-red": {"parent": "red-apple"}}}
+
+
+def test_icons_are_found_by_code_points_then_by_name():
+    assert bid.find_icon(ICONS, {"1f34e": "apple-red"}, "\U0001f34e", "nothing alike") == "red-apple"
+    assert bid.find_icon(ICONS, {}, "\U0001f415", "dog") == "dog"
+    assert bid.find_icon(ICONS, {}, "\U0001f436", "dog face") == "dog"  # "-face" dropped, as some sets name it
+    assert bid.find_icon(ICONS, {}, "\U0001f40d", "snake") is None
+
+
+def test_rasterised_svg_is_a_centred_glyph_on_white():
+    pytest.importorskip("resvg_py")
+    img = bid.rasterise(bid.svg_of(ICONS, "red-apple"))
+    assert img.size == (bid.IMAGE_SIZE, bid.IMAGE_SIZE) and img.mode == "RGB"
+    assert img.getpixel((2, 2)) == (255, 255, 255)
+    r, g, b = img.getpixel((64, 64))
+    assert r > 180 and g < 40 and b < 40
+
+
+def test_derived_styles_look_like_their_names():
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (128, 128), "white")
+    d = ImageDraw.Draw(img)
+    d.ellipse((20, 20, 108, 108), fill=(240, 180, 30), outline=(0, 0, 0), width=5)
+    px = bid.pixelate(img)
+    assert len(px.getcolors(4096)) <= 16
+    block = px.crop((40, 40, 44, 44))
+    assert len(block.getcolors()) == 1  # 4-pixel squares (a 32×32 grid)
+    inked = bid.ink(img)
+    assert {c for _, c in inked.getcolors()} == {(246, 238, 220), (20, 20, 25)}  # paper and ink only
+
+
+def test_every_book_style_draws_in_a_trained_style():
+    assert set(PRESET_STYLE) == set(BOOK_STYLES)
+    assert len({style_for_preset(p) for p in BOOK_STYLES}) == len(BOOK_STYLES)  # each preset looks different
+    assert all(s in STYLES for s in PRESET_STYLE.values())
+    assert caption("red apple", "ink") == "red apple, " + STYLES["ink"].words
+    assert style_for_preset("no such preset") == PRESET_STYLE["storybook"]
