@@ -85,7 +85,8 @@ def book_checks(draft, caption, brief, encoder) -> dict:
     }
 
 
-def run_model(spec: str, seeds: list[int], briefs: list, encoder, langs: list[str], log) -> dict:
+def run_model(spec: str, seeds: list[int], briefs: list, encoder, langs: list[str], log,
+              translate_briefs: int = 10) -> dict:
     from taleloom.backends import registry
     from taleloom.book import Brief, Caption
     from taleloom.errors import TaleloomError
@@ -113,7 +114,7 @@ def run_model(spec: str, seeds: list[int], briefs: list, encoder, langs: list[st
             books.append(row)
             log(f"{spec} brief {b} seed {seed}: {row['seconds']} s, hero {row['hero_every_page']}, "
                 f"markup-free {row['no_markup']}, max sim {row['max_page_similarity']}")
-            if seed != seeds[0] or not langs:
+            if seed != seeds[0] or not langs or b >= translate_briefs:
                 continue
             english = [draft.title] + [p.text for p in draft.pages]
             for lang in langs:
@@ -238,6 +239,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--briefs", type=int, default=len(BRIEFS))
     ap.add_argument("--langs", default="fr,de,es,ja")
+    ap.add_argument("--translate-briefs", type=int, default=len(BRIEFS),
+                    help="translate the first seed's book of this many briefs (each: every language and back)")
     ap.add_argument("--samples", type=Path, default=ROOT / "docs/samples")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = ap.parse_args()
@@ -253,9 +256,10 @@ def main() -> None:
     results = {}
     for spec in args.models.split(","):
         results[spec] = run_model(spec, seeds, BRIEFS[: args.briefs], encoder, langs,
-                                  lambda m: print(m, flush=True))
+                                  lambda m: print(m, flush=True), args.translate_briefs)
     args.out.mkdir(parents=True, exist_ok=True)
     record = {"models": results, "seeds": seeds, "briefs": args.briefs, "langs": langs,
+              "translate_briefs": args.translate_briefs,
               "thresholds": {"similar_page": SIMILAR_PAGE, "on_topic": ON_TOPIC},
               "machine": {"cpus": os.cpu_count(), "load_average_1m_before": round(load_before, 2),
                           "load_average_1m_after": round(os.getloadavg()[0], 2),

@@ -181,7 +181,8 @@ class StoryLLM(TextModel):
             lines = [f"The next day, {hero} goes on adventure {i + 1}." for i in range(n)]
             return json.dumps({"outline": lines, "pages": self._pages(prompt, seed + 7, n, hero, lines)})
         if props == {"text", "scene"}:
-            return json.dumps({"text": self._rewrite(prompt, seed), "scene": self._scene(prompt + str(seed))})
+            text = self._rewrite(prompt, seed)
+            return json.dumps({"text": text, "scene": self._scene(text)})
         return json.dumps(instance(schema, seed=seed))
 
     def answer(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
