@@ -79,6 +79,7 @@ class ChildLlama:
                schema: dict[str, Any] | None) -> Answer:
         def ask() -> Answer:
             remote = self.remote()
+            self._check_fits(remote, messages)
             if deadline.current() is None:  # a book stage or the CLI: one plain request
                 return remote.answer(messages, sampling, schema)
             return self._answer_by_stream(remote, messages, sampling, schema)
@@ -91,7 +92,9 @@ class ChildLlama:
             sent = False
             for attempt in (1, 2):
                 try:
-                    for piece in self.remote().answer_stream(messages, sampling):
+                    remote = self.remote()
+                    self._check_fits(remote, messages)
+                    for piece in remote.answer_stream(messages, sampling):
                         sent = True
                         yield piece
                     return
@@ -138,6 +141,18 @@ class ChildLlama:
         usage = estimate_usage(messages, answer)
         return Answer(answer, "length" if finish == "length" else "stop", Usage(usage.prompt_tokens,
                                                                                  usage.completion_tokens, True))
+
+    def _check_fits(self, remote: OpenAITextModel, messages: list[dict[str, Any]]) -> None:
+        """A prompt longer than the context is a 422 that states the limit. (Streamed, the child would only
+        end the stream empty.) Counted by the model's own tokenizer when the text could be too long."""
+        text = "\n".join(str(m.get("content", "")) for m in messages)
+        if len(text.encode()) + 16 * len(messages) < self.n_ctx:  # a token is at least one byte
+            return
+        counted = remote.client.http.post(f"{self.process.url}/extras/tokenize/count", json={"input": text})
+        tokens = int(counted.json()["count"]) if counted.status_code == 200 else 0
+        if tokens + 4 * len(messages) >= self.n_ctx:
+            raise BadInputError(f"the prompt is about {tokens:,} tokens; {self.model_id} reads at most {self.n_ctx:,} "
+                                "(prompt and answer together)", "shorten the messages or summarise the older ones")
 
     # ------------------------------------------------------------------ errors
     def _crashed(self, died: str, twice: bool, midway: bool = False) -> ModelCrashedError:
