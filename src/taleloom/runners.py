@@ -161,7 +161,9 @@ def run_bind(run: _Run) -> str | None:
     book.files = {"pdf": "book.pdf", "html": "book.html", "manifest": "manifest.json"}
     if book.url:
         book.files["qr"] = "qr.png"
-    bound = bind(book, run.dir)
+    from taleloom.editions import listing
+
+    bound = bind(book, run.dir, listing(book))
     if bound.qr_png:
         _write(run.dir, "qr.png", bound.qr_png)
     _write(run.dir, "book.html", bound.html)

@@ -114,6 +114,32 @@ def test_redraw_rewrite_extend(owner, done_book):
     assert bad.status_code == 422 and "storybook" in bad.json()["hint"]
 
 
+def test_translate_adds_an_edition_with_its_own_files(server, owner):
+    book = make_book(owner, pages=1, hero="Mina")
+    bid = book["id"]
+    assert wait_status(owner, bid)["status"] == "done"
+    bad = owner.post(f"/v1/books/{bid}:translate", json={"langs": ["zz"]})
+    assert bad.status_code == 422 and "de" in bad.json()["hint"]
+    assert owner.post(f"/v1/books/{bid}:translate", json={"langs": ["en"]}).status_code == 422  # its own language
+    assert owner.get(f"/v1/books/{bid}/book.pdf?lang=fr").status_code == 404  # not made yet
+    r = owner.post(f"/v1/books/{bid}:translate", json={"langs": ["fr"]})
+    assert r.status_code == 202, r.text
+    body = wait_status(owner, bid)
+    assert body["status"] == "done", body
+    (ed,) = body["editions"]
+    assert ed["lang"] == "fr" and ed["machine_translated"] and ed["current"]
+    if not ed["translated"]:  # the test LLM is no translator: the edition must say so, page by page
+        assert ed["pages_kept_english"] == [1] and ed["notes"]
+    pdf = owner.get(ed["pdf"])
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    epub = owner.get(ed["epub"])
+    assert epub.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(epub.content)) as z:
+        assert b"<dc:language>" in z.read("OEBPS/package.opf")
+    manifest = owner.get(f"/v1/books/{bid}/manifest.json").json()
+    assert manifest["editions"]["fr"]["pages"][0]["audio"] and manifest["history"][-1]["action"] == "translate"
+
+
 def test_share_link_read_only_and_revocable(server, owner, done_book):
     book, _ = done_book
     share_id = book["share_url"].rsplit("/", 1)[1]

@@ -93,20 +93,22 @@ def show(book_dir, as_json):
 @BOOK_DIR
 @click.option("--epub", "as_epub", is_flag=True, required=True,
               help="an EPUB 3 with the narration and read-along (Media Overlays)")
+@click.option("--lang", help="an edition's language (see `book translate`); default: the book's own")
 @click.option("--out", "-o", type=click.Path(path_type=Path, dir_okay=False), help="where to write it "
               "(default: BOOK_DIR/epub/book.epub)")
 @AS_JSON
-def export(book_dir, as_epub, out, as_json):
+def export(book_dir, as_epub, lang, out, as_json):
     """Export the book in BOOK_DIR as another kind of file (--epub)."""
     import shutil
 
+    from taleloom.editions import epub_path, view
     from taleloom.errors import BadInputError
-    from taleloom.render.epub import write_epub
 
     current = load_book(book_dir)
     if not current.stage_done("bind"):
         raise BadInputError(f"the book in {book_dir} is not finished yet", f"finish it first: taleloom tell --resume {book_dir}")
-    path = write_epub(book_dir, current)
+    path = epub_path(book_dir, current, lang.strip().lower() if lang else None)
+    current = view(current, lang.strip().lower() if lang else None)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, out)
@@ -118,3 +120,28 @@ def export(book_dir, as_epub, out, as_json):
     else:
         click.echo(f"{path}  ({len(current.pages)} pages, {narrated} with read-along narration, "
                    f"{path.stat().st_size / 1e6:.1f} MB)")
+
+
+@book.command()
+@BOOK_DIR
+@click.option("--lang", "langs", required=True, help="languages to add, comma-separated ISO codes, e.g. de,fr")
+@AS_JSON
+def translate(book_dir, langs, as_json):
+    """Add languages to the book in BOOK_DIR: the same pictures, the text translated by the LLM, new
+    narration, one PDF (and EPUB) per language; every back page lists them."""
+    from taleloom.editions import parse_langs, translate_book
+
+    codes: list[str] = []
+
+    def check(current) -> None:
+        codes.extend(parse_langs(langs, current))
+
+    _run(book_dir, as_json, lambda b, ev: translate_book(book_dir, b, codes, on_event=ev), check)
+    if not as_json:
+        book = load_book(book_dir)
+        for code in codes:
+            ed = book.editions[code]
+            state = "machine-translated" if ed.translated else "NOT translated (the LLM could not; English kept)"
+            kept = sum(p.kept_english for p in ed.pages)
+            click.echo(f"  {code}: “{ed.title}”, {state}" + (f", {kept} pages kept in English" if kept and ed.translated
+                                                          else "") + f" → {ed.files.get('pdf', '')}")

@@ -114,6 +114,10 @@ def summary(book: Storybook, book_dir: Path) -> dict[str, Any]:
                        "message": r.message} for n, r in book.stages.items()},
         "total_seconds": round(sum(r.seconds or 0 for r in book.stages.values()), 3),
         "notes": book.notes,
+        "editions": {lang: {"title": e.title, "translated": e.translated, "machine_translated": e.machine_translated,
+                            "pages_kept_english": [p.index for p in e.pages if p.kept_english], "notes": e.notes,
+                            "files": {k: str(Path(book_dir) / v) for k, v in e.files.items()}}
+                     for lang, e in book.editions.items()},
     }
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
 import uuid
 import zipfile
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from taleloom.book import Storybook, WordTiming
-from taleloom.errors import BackendError
 from taleloom.render.labels import labels
 from taleloom.render.pdf import RTL
 from taleloom.render.qr import qr_png
@@ -40,15 +38,6 @@ body {{ width: {WIDTH}px; height: {HEIGHT}px; overflow: hidden; background: #fff
 .back img {{ width: 400px; height: 400px; }}
 .{ACTIVE} {{ background: #ffe27a; border-radius: 6px; }}
 """
-
-
-@dataclass
-class Edition:
-    """Another language of the same book, listed on the back page."""
-
-    lang: str
-    title: str
-    url: str | None = None
 
 
 @dataclass
@@ -73,7 +62,7 @@ class _Package:
             self.spine.append(item.id)
 
 
-def build_epub(book: Storybook, book_dir: Path, editions: list[Edition] | None = None,
+def build_epub(book: Storybook, book_dir: Path, editions: list[dict] | None = None,
                modified: datetime | None = None) -> bytes:
     """The EPUB file's bytes for `book` (its text, title and language as they stand: pass an edition's
     view of the book for another language); files are read from `book_dir`."""
@@ -185,7 +174,7 @@ def _nav(book: Storybook, lang: str, title: str) -> str:
     return _page(lang, title, body)
 
 
-def _back_page(book: Storybook, lang: str, title: str, editions: list[Edition]) -> tuple[bytes | None, str] | None:
+def _back_page(book: Storybook, lang: str, title: str, editions: list[dict]) -> tuple[bytes | None, str] | None:
     """The QR code of the book's online reader and the other languages it is in."""
     if not book.url and not editions:
         return None
@@ -195,23 +184,18 @@ def _back_page(book: Storybook, lang: str, title: str, editions: list[Edition]) 
         parts.append(f'<p>{escape(labels(book)["online"])}</p>{_img("images/qr.png", book.url)}'
                      f"<p>{escape(book.url or '')}</p>")
     if editions:
-        from taleloom.stages.translate import LANGUAGES
-
-        listed = "".join(f'<li lang="{e.lang}">{escape(LANGUAGES.get(e.lang, e.lang))}: {escape(e.title)}'
-                         + (f" — {escape(e.url)}" if e.url else "") + "</li>" for e in editions)
+        listed = "".join(f'<li lang="{e["lang"]}" xml:lang="{e["lang"]}">{escape(e["name"])}: {escape(e["title"])}'
+                         + (" (machine-translated)" if e.get("machine_translated") else "") + "</li>"
+                         for e in editions)
         parts.append(f"<ul>{listed}</ul>")
     parts.append("</div>")
     return qr, _page(lang, title, "".join(parts))
 
 
 def _mp3(wav: bytes) -> bytes:
-    proc = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "wav", "-i", "pipe:0",
-                           "-codec:a", "libmp3lame", "-q:a", "5", "-f", "mp3", "pipe:1"],
-                          input=wav, capture_output=True, timeout=120)
-    if proc.returncode != 0 or not proc.stdout:
-        raise BackendError(f"ffmpeg could not encode the narration as MP3: {proc.stderr.decode(errors='replace')[:300]}",
-                           "check that ffmpeg is installed with libmp3lame (Debian package ffmpeg)")
-    return proc.stdout
+    from taleloom.audio_formats import encode
+
+    return encode(wav, "mp3")  # the one ffmpeg encoder the speech API uses too
 
 
 def _zip(book: Storybook, lang: str, title: str, pkg: _Package, modified: datetime) -> bytes:
@@ -252,7 +236,7 @@ def _zip(book: Storybook, lang: str, title: str, pkg: _Package, modified: dateti
     return buf.getvalue()
 
 
-def write_epub(book_dir: Path, book: Storybook, name: str = "book.epub", editions: list[Edition] | None = None) -> Path:
+def write_epub(book_dir: Path, book: Storybook, name: str = "book.epub", editions: list[dict] | None = None) -> Path:
     """`book_dir/epub/<name>`, made again only when the manifest changed after it was last made (the
     file is written atomically, so a reader never gets half an EPUB)."""
     from taleloom.files import atomic_write_bytes

@@ -36,7 +36,7 @@ def _env() -> Environment:
                        autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 
 
-def context(book: Storybook, qr: bytes | None) -> dict:
+def context(book: Storybook, qr: bytes | None, editions: list[dict] | None = None) -> dict:
     lang = book.brief.lang
     serif, sans = fonts_for(lang)
     hero = next((c for c in book.cast if c.role == "hero"), book.cast[0] if book.cast else None)
@@ -54,12 +54,13 @@ def context(book: Storybook, qr: bytes | None) -> dict:
         "sans": sans,
         "models": book.models,
         "labels": labels(book),
+        "editions": editions or [],
     }
 
 
-def render_html(book: Storybook, template: str, qr: bytes | None) -> str:
+def render_html(book: Storybook, template: str, qr: bytes | None, editions: list[dict] | None = None) -> str:
     """`template` is "pdf.html" (print layout) or "book.html" (the reading page kept beside the PDF)."""
-    return _env().get_template(template).render(**context(book, qr))
+    return _env().get_template(template).render(**context(book, qr, editions))
 
 
 def html_to_pdf(document: str, base_dir: Path) -> bytes:

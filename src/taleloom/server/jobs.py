@@ -219,6 +219,10 @@ class JobManager:
             orchestrator.rewrite_page(book_dir, self.backends, p["page"], p["instruction"], on_event=on_event)
         elif job.kind == "extend":
             orchestrator.extend_book(book_dir, self.backends, p["pages"], on_event=on_event)
+        elif job.kind == "translate":
+            from taleloom.editions import translate_book
+
+            translate_book(book_dir, self.backends, p["langs"], on_event=on_event)
         else:
             raise TaleloomError(f"unknown job kind {job.kind!r}", "this is a bug")
 

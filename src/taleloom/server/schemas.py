@@ -70,6 +70,7 @@ class BookPublic(BaseModel):
     stages: list[StagePublic] = Field(default_factory=list)
     current: dict | None = Field(None, description="the latest pipeline event while the book is being made")
     pages: list[PagePublic] = Field(default_factory=list)
+    editions: list[EditionPublic] = Field(default_factory=list, description="the book in other languages")
     links: Links
     share_url: str | None = Field(None, description="read-only link (the QR code points here)")
     error: dict | None = None
@@ -98,6 +99,23 @@ class RewriteRequest(BaseModel):
 class ExtendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pages: int = Field(2, ge=1, description="how many pages to add")
+
+
+class TranslateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    langs: list[str] = Field(min_length=1, max_length=8, description="languages to add, ISO 639-1 codes, e.g. ['de', 'fr']")
+
+
+class EditionPublic(BaseModel):
+    lang: str
+    title: str
+    machine_translated: bool = Field(description="translated by the LLM, not by a person")
+    translated: bool = Field(description="false when the LLM could not translate and the text stayed English")
+    current: bool = Field(description="false after a rewrite or extension: translate again to refresh it")
+    pages_kept_english: list[int] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    pdf: str | None = None
+    epub: str | None = None
 
 
 class JobAccepted(BaseModel):
@@ -144,6 +162,21 @@ def book_public(row: BookRow, book: Storybook | None, base: str, current: dict |
                   html=f"{base}/book.html" if "html" in files else None,
                   qr=f"{base}/qr.png" if "qr" in files else None)
     title = (book.title_translated or book.title) if book is not None else row.title
+    editions = _editions(book, base, row.status == "done") if book is not None else []
     return BookPublic(id=row.id, status=row.status, title=title, created=row.created, updated=row.updated,
                       brief=book.brief if book is not None else None, stages=stages, current=current,
-                      pages=pages, links=links, share_url=share_url, error=row.error)
+                      pages=pages, links=links, share_url=share_url, error=row.error, editions=editions)
+
+
+def _editions(book: Storybook, base: str, done: bool) -> list[EditionPublic]:
+    from taleloom.editions import is_current
+
+    out = []
+    for lang, e in sorted(book.editions.items()):
+        current = is_current(book, e)
+        out.append(EditionPublic(lang=lang, title=e.title, machine_translated=e.machine_translated,
+                                 translated=e.translated, current=current, notes=e.notes,
+                                 pages_kept_english=[p.index for p in e.pages if p.kept_english],
+                                 pdf=f"{base}/book.pdf?lang={lang}" if current and done and "pdf" in e.files else None,
+                                 epub=f"{base}/book.epub?lang={lang}" if current and done else None))
+    return out

@@ -18,8 +18,9 @@ class Bound:
     qr_png: bytes | None
 
 
-def bind(book: Storybook, book_dir: Path) -> Bound:
-    """Render `book`; its relative paths (photo, pages/N.png) are read from `book_dir`."""
+def bind(book: Storybook, book_dir: Path, editions: list[dict] | None = None) -> Bound:
+    """Render `book`; its relative paths (photo, pages/N.png) are read from `book_dir`. `editions` lists the
+    languages the book is in (editions.listing) for the back page."""
     qr = qr_png(book.url) if book.url else None
-    pdf = html_to_pdf(render_html(book, "pdf.html", qr), Path(book_dir))
-    return Bound(pdf=pdf, html=render_html(book, "book.html", qr), qr_png=qr)
+    pdf = html_to_pdf(render_html(book, "pdf.html", qr, editions), Path(book_dir))
+    return Bound(pdf=pdf, html=render_html(book, "book.html", qr, editions), qr_png=qr)

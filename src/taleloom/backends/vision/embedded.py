@@ -1,23 +1,30 @@
-"""Embedded captioner (offline, CPU): our aligned image encoder names the concepts it sees, plain image
-facts add colours, light and faces, and the LLM words them into a caption (talk 000, slide 11:
-image features projected into the text encoder's space, then a language model speaks).
+"""Embedded captioner (offline, CPU): a pretrained ImageNet classifier (EfficientNet-Lite0, weights from a
+PyPI wheel) names the photo's subject in a child's words, faces add people, plain image facts add colours
+and light, our aligned encoder maps the subject to concepts the embedded illustrator can draw, and the LLM
+words it all into a caption (talk 000, slide 11: image features, then a language model speaks).
 
-When the LLM's answer fails validation twice, a fixed template words the same facts instead.
+It names only what the classifier is sure of ("a cat", else "an animal", else nothing); the LLM's caption
+must name that subject and no other animal or object. When its answers fail validation, a fixed template
+words the same facts instead. `classifier="none"` is the emoji-only captioner of before, kept to compare.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from PIL import Image
 from pydantic import Field
 
 from taleloom.backends.base import Captioner, Sampling, TextModel
 from taleloom.backends.base import Options as BaseOptions
+from taleloom.backends.vision.efficientnet_lite import CONFIGS
 from taleloom.backends.vision.facts import describe_facts, image_facts
+from taleloom.backends.vision.imagenet_nouns import ancestry, labels
+from taleloom.backends.vision.subjects import ImageNetClassifier, name_subjects
 from taleloom.book import Caption, count
 
 SCHEMA = {
@@ -27,12 +34,13 @@ SCHEMA = {
     "additionalProperties": False,
 }
 SYSTEM = ("You write short, concrete photo captions for a children's storybook writer. "
-          "Use only the facts given. Two sentences. No names unless the owner gives them.")
+          "Use only the facts given. Two sentences. Name the main subject; name no other animal or object. "
+          "No names unless the owner gives them.")
 
 
 # Words about the task rather than the photo: an answer using them echoes the instructions.
 META_WORDS = frozenset({"caption", "captions", "sentence", "sentences", "facts", "owner", "json", "modified",
-                        "modification", "version", "original", "instructions"})
+                        "modification", "version", "original", "instructions", "subject"})
 # Words inside concept names that say nothing of the photo ("notebook with decorative cover").
 GLUE_WORDS = frozenset({"with", "and", "the", "for", "from", "without", "into", "over", "under"})
 
@@ -44,14 +52,23 @@ class EmbeddedCaptioner(Captioner):
         top_k: int = Field(5, ge=1, le=20, description="concepts taken from the aligned encoder")
         device: str = "auto"
         tries: int = Field(2, ge=1, le=5, description="LLM answers tried before the template is used")
-        llm: str = Field("smollm2", description="LLM spec used when none is attached by the orchestrator")
+        llm: str = Field("smollm2", description="LLM spec used when none is attached by the orchestrator; "
+                                                "'none' words every caption with the template")
+        classifier: Literal["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "none"] = Field(
+            "efficientnet-lite0", description="ImageNet classifier naming the subject; 'none' = emoji concepts only")
+        threads: int = Field(1, ge=1, le=64, description="CPU threads for the classifier")
 
-    def __init__(self, location: str | None = None, model: str | None = None, encoder=None, **options):
+    def __init__(self, location: str | None = None, model: str | None = None, encoder=None, imagenet=None,
+                 **options):
         self.options = self.Options(**options)
         self.location = location
-        self._encoder = encoder  # anything with top_concepts(image, k) -> [(name, score)]
+        # anything with top_concepts(image, k) -> [(name, score)] and nearest_concepts(text, k) -> [name]
+        self._encoder = encoder
+        # anything with probs(image) -> (1000,) ImageNet probabilities
+        self._classifier = imagenet
         self._llm_provider: Callable[[], TextModel] | None = None
-        self.model_id = "embedded-captioner"
+        self.model_id = "embedded-captioner" if self.options.classifier == "none" else \
+            f"embedded-captioner-{self.options.classifier}"
 
     # ---- wiring
     def use_llm(self, provider: Callable[[], TextModel] | TextModel) -> None:
@@ -75,30 +92,53 @@ class EmbeddedCaptioner(Captioner):
             self._encoder = load_aligned_encoder(self.location, device=self.options.device)
         return self._encoder
 
+    @property
+    def classifier(self):
+        if self._classifier is None:
+            self._classifier = ImageNetClassifier(CONFIGS[self.options.classifier], threads=self.options.threads)
+        return self._classifier
+
     def ready(self) -> tuple[bool, str]:
         try:
             enc = self.encoder
-        except Exception as e:  # missing checkpoint, missing module: say so
-            return False, f"aligned encoder unavailable: {e}"
-        return True, f"aligned encoder with {len(getattr(enc, 'concepts', []) or [])} concepts"
+            if self.options.classifier != "none":
+                _ = self.classifier.net  # loads and checks the weights' sha256
+        except Exception as e:  # missing checkpoint, missing wheel, damaged weights: say so
+            return False, f"captioner unavailable: {e}"
+        return True, f"{self.options.classifier} + aligned encoder with {len(getattr(enc, 'concepts', []) or [])} concepts"
 
     # ---- captioning
     def caption(self, image: Image.Image, hint: str | None = None) -> Caption:
-        scored = list(self.encoder.top_concepts(image, self.options.top_k))
-        concepts = [name for name, _ in scored]
         facts = image_facts(image)
-        facts["concept_scores"] = {name: round(float(s), 4) for name, s in scored}
         if hint:
             facts["owner_description"] = hint
-        text, worded_by = self._word(concepts, facts, hint)
+        if self.options.classifier == "none":
+            scored = list(self.encoder.top_concepts(image, self.options.top_k))
+            concepts = [name for name, _ in scored]
+            facts["concept_scores"] = {name: round(float(s), 4) for name, s in scored}
+            phrases = concepts[:2]
+        else:
+            probs = self.classifier.probs(image)
+            subjects = name_subjects(probs, facts)
+            top = probs.argsort()[::-1][:5]
+            facts["labels"] = {labels()[i].lemma: round(float(probs[i]), 4) for i in top}
+            facts["subjects"] = [{"noun": s.noun, "phrase": s.phrase, "score": s.score, "level": s.level}
+                                 for s in subjects]
+            concepts = [s.noun for s in subjects]
+            if subjects:  # what the embedded illustrator can draw of the subject (MiniLM text similarity)
+                facts["drawable_concepts"] = list(self.encoder.nearest_concepts(subjects[0].noun, 3))
+            phrases = [s.phrase for s in subjects]
+        text, worded_by = self._word(concepts, phrases, facts, hint)
         facts["worded_by"] = worded_by  # the LLM's model id, or "template"
         return Caption(text=text, concepts=concepts, facts=facts, model_id=f"{self.model_id}+{worded_by}")
 
-    def _word(self, concepts: list[str], facts: dict[str, Any], hint: str | None) -> tuple[str, str]:
+    def _word(self, concepts: list[str], phrases: list[str], facts: dict[str, Any],
+              hint: str | None) -> tuple[str, str]:
         """(caption, who worded it): the LLM when one of its answers validates, else the template."""
-        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt(concepts, facts, hint)}]
-        for attempt in range(self.options.tries):
-            sampling = Sampling(temperature=0.3 + 0.3 * attempt, max_tokens=120, seed=attempt)
+        messages = [{"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": prompt(phrases, facts, hint, named=bool(facts.get("subjects")))}]
+        for attempt in range(self.options.tries if self.options.llm != "none" or self._llm_provider else 0):
+            sampling = Sampling(temperature=0.3 + 0.3 * attempt, max_tokens=90, seed=attempt)
             try:
                 llm = self._llm()
                 answer = llm.chat(messages, sampling, schema=SCHEMA)
@@ -107,20 +147,49 @@ class EmbeddedCaptioner(Captioner):
             text = validate(answer, concepts, facts, hint)
             if text:
                 return merge_hint(text, hint), llm.model_id or llm.name
-        return merge_hint(template(concepts, facts), hint), "template"
+        return merge_hint(template(phrases, facts), hint), "template"
 
 
-def prompt(concepts: list[str], facts: dict[str, Any], hint: str | None) -> str:
-    lines = [f"Things seen in the photo, most likely first: {', '.join(concepts) or 'unclear'}.",
-             f"Image facts: {describe_facts(facts) or 'none'}."]
+def prompt(phrases: list[str], facts: dict[str, Any], hint: str | None, named: bool = False) -> str:
+    if named:
+        lines = [f"Main subject of the photo: {phrases[0]}."]
+        if len(phrases) > 1:
+            lines.append(f"Also in the photo: {', '.join(phrases[1:])}.")
+    elif "subjects" in facts:  # the classifier was not sure of anything
+        lines = ["The main subject is unclear: describe the colours and light, and name no animal or object."]
+    else:
+        lines = [f"Things seen in the photo, most likely first: {', '.join(phrases) or 'unclear'}."]
+    lines.append(f"Image facts: {describe_facts(facts) or 'none'}.")
     if hint:
         lines.append(f"The owner says: {hint}")
     lines.append('Write a two-sentence caption. Answer as JSON: {"caption": "..."}')
     return "\n".join(lines)
 
 
+# Words a caption may use for a person; any other ImageNet noun not among the subjects is a wrong name.
+PERSON_WORDS = frozenset({"person", "people", "man", "woman", "men", "women", "child", "children", "boy", "girl",
+                          "someone", "player", "astronaut", "face", "faces"})
+COLOUR_WORDS = frozenset({"orange", "brown", "black", "white", "grey", "pink", "red", "green", "blue", "yellow",
+                          "purple", "beige", "turquoise", "gold", "golden", "silver", "cream", "lemon"})
+
+
+@functools.cache
+def _object_words() -> frozenset[str]:
+    """Single-word nouns of the ImageNet table ("dog", "otter", "bobsled"): naming one unasked is a guess."""
+    words = {lab.noun.split()[-1] for lab in labels()}  # "cup of coffee" → "coffee"
+    words |= {lab.lemma.lower().split()[-1] for lab in labels() if "animal" in ancestry(lab.group)}  # "tabby"
+    return frozenset(w for w in words if w.isalpha()) - COLOUR_WORDS - {"light", "thing", "place", "food"}
+
+
+def subject_words(phrases: list[str]) -> set[str]:
+    """Words that name the subjects, singular and plural."""
+    words = {w for p in phrases for w in re.findall(r"[a-z]+", p.lower()) if len(w) > 2}
+    return words | {w + "s" for w in words} | {w + "es" for w in words}
+
+
 def validate(answer: str, concepts: list[str], facts: dict[str, Any], hint: str | None) -> str | None:
-    """The caption if it is usable: JSON with text of sensible length, on topic, not a loop of words."""
+    """The caption if it is usable: JSON with text of sensible length, on topic, naming the main subject and no
+    other object, not a loop of words."""
     try:
         data = json.loads(answer)
     except (TypeError, ValueError):
@@ -139,24 +208,35 @@ def validate(answer: str, concepts: list[str], facts: dict[str, Any], hint: str 
     commas = text.count(",")
     if commas >= 4 and len(words) < 3 * commas:  # "The bear, otter, squid, lab coat, ...": a list, not a caption
         return None
-    topic = {w for c in concepts for w in re.findall(r"[a-z]+", c.lower()) if len(w) > 2 and w not in GLUE_WORDS}
-    topic |= {c["name"] for c in facts.get("colours", [])}
-    topic |= set(re.findall(r"[a-z]+", (hint or "").lower()))
-    if topic and not topic & set(words):
-        return None
+    hinted = set(re.findall(r"[a-z]+", (hint or "").lower()))
+    if "subjects" in facts:  # classifier path: the main subject must be named, no other object may be
+        subjects = [s["phrase"] for s in facts["subjects"]]
+        allowed = subject_words(subjects) | hinted | (PERSON_WORDS if "person" in concepts or "people" in concepts
+                                                      else set())
+        if subjects and not (subject_words([subjects[0]]) | hinted) & set(words) - GLUE_WORDS:
+            return None
+        if (_object_words() | PERSON_WORDS) & set(words) - allowed:
+            return None
+    else:
+        topic = {w for c in concepts for w in re.findall(r"[a-z]+", c.lower()) if len(w) > 2 and w not in GLUE_WORDS}
+        topic |= {c["name"] for c in facts.get("colours", [])}
+        topic |= hinted
+        if topic and not topic & set(words):
+            return None
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-def template(concepts: list[str], facts: dict[str, Any]) -> str:
-    """Deterministic wording of the same facts, used only when the LLM's answers fail validation."""
-    things = concepts[:2]
-    subject = " and ".join(things) if things else "something"
-    text = f"A photo of {subject}"
+def template(phrases: list[str], facts: dict[str, Any]) -> str:
+    """Deterministic wording of the same facts, used only when the LLM's answers fail validation:
+    'A photo of a cat, in brown and white tones, in soft, warm light.'"""
+    things = phrases[:2]
+    text = f"A photo of {' and '.join(things)}" if things else "A photo"
     colours = [c["name"] for c in facts.get("colours", [])][:2]
     if colours:
-        text += f" in {' and '.join(colours)} tones"
+        text += f"{',' if things else ''} in {' and '.join(colours)} tones"
     text += f", in {facts['light']}." if facts.get("light") else "."
-    faces, cats = facts.get("faces", 0), facts.get("cat_faces", 0)
+    said_people = any(s.get("level") == "person" for s in facts.get("subjects", []))
+    faces, cats = 0 if said_people else facts.get("faces", 0), facts.get("cat_faces", 0)
     if faces or cats:
         seen = [count(n, w) for n, w in ((faces, "face"), (cats, "cat face")) if n]
         text += f" It shows {' and '.join(seen)}."

@@ -35,6 +35,7 @@ from taleloom.server.schemas import (
     Links,
     RedrawRequest,
     RewriteRequest,
+    TranslateRequest,
     book_public,
 )
 from taleloom.server.store import BookRow, Job, Store
@@ -115,17 +116,47 @@ def book_file(settings: Settings, row: BookRow, name: str, label: str | None = N
     return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=0, must-revalidate"})
 
 
-def book_epub(settings: Settings, row: BookRow) -> FileResponse:
-    """The finished book's EPUB, made on first request and again after each change of the book."""
-    from taleloom.render.epub import write_epub
-
+def _finished(settings: Settings, row: BookRow, what: str, label: str | None = None) -> Storybook:
     book = load_manifest(settings, row.id)
     if book is None or row.status != "done" or not book.stage_done("bind"):
         raise HTTPError(404, "NotReady" if row.status in ("queued", "running") else "NotFound",
-                        f"book {row.id} has no EPUB yet (status {row.status})",
+                        f"{label or 'book ' + row.id} has no {what} yet (status {row.status})",
                         "wait for status 'done' (follow the events stream)")
-    path = write_epub(books_dir(settings) / row.id, book)
-    return FileResponse(path, media_type="application/epub+zip", filename=_download_name(book, ".epub"),
+    return book
+
+
+def _edition(book: Storybook, lang: str | None) -> Storybook:
+    """The book as its `lang` edition reads; an unknown or stale one → 404 naming the languages there are."""
+    from taleloom.editions import view
+
+    try:
+        return view(book, lang.strip().lower() if lang else None)
+    except BadInputError as e:
+        raise HTTPError(404, "NotFound", e.message, e.hint) from None
+
+
+def book_epub(settings: Settings, row: BookRow, lang: str | None = None, label: str | None = None) -> FileResponse:
+    """The finished book's EPUB (or its `lang` edition's), made on first request and again after each change.
+    `label` names the book in errors (a share link's reader must not learn the owner's book id)."""
+    from taleloom.editions import epub_path
+
+    book = _finished(settings, row, "EPUB", label)
+    shown = _edition(book, lang)
+    path = epub_path(books_dir(settings) / row.id, book, shown.brief.lang if shown is not book else None)
+    return FileResponse(path, media_type="application/epub+zip", filename=_download_name(shown, ".epub"),
+                        headers={"Cache-Control": "private, max-age=0, must-revalidate"})
+
+
+def edition_pdf(settings: Settings, row: BookRow, lang: str, label: str | None = None) -> FileResponse:
+    """The PDF of the book's `lang` edition (`label` as for `book_epub`)."""
+    book = _finished(settings, row, "PDF", label)
+    shown = _edition(book, lang)
+    rel = shown.files.get("pdf") if shown is not book else book.files.get("pdf")
+    path = books_dir(settings) / row.id / rel if rel else None
+    if path is None or not path.is_file():
+        raise HTTPError(404, "NotFound", f"the {lang} edition of {label or 'book ' + row.id} has no PDF",
+                        "ask the book's owner for it" if label else f"make it again: POST /v1/books/{row.id}:translate")
+    return FileResponse(path, media_type="application/pdf", filename=_download_name(shown, ".pdf"),
                         headers={"Cache-Control": "private, max-age=0, must-revalidate"})
 
 
@@ -230,9 +261,9 @@ async def book_events(book: BookDep, request: Request, settings: SettingsDep, st
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@router.get("/{book_id}/book.pdf", response_class=FileResponse, summary="The printable book")
-def get_pdf(book: BookDep, settings: SettingsDep):
-    return book_file(settings, book, "book.pdf")
+@router.get("/{book_id}/book.pdf", response_class=FileResponse, summary="The printable book (?lang=: an edition)")
+def get_pdf(book: BookDep, settings: SettingsDep, lang: str | None = None):
+    return edition_pdf(settings, book, lang) if lang else book_file(settings, book, "book.pdf")
 
 
 @router.get("/{book_id}/book.html", response_class=FileResponse, summary="The book as one web page")
@@ -242,8 +273,8 @@ def get_html(book: BookDep, settings: SettingsDep):
 
 @router.get("/{book_id}/book.epub", response_class=FileResponse,
             summary="The book as EPUB 3: fixed-layout pages, narration and read-along (Media Overlays)")
-def get_epub(book: BookDep, settings: SettingsDep):
-    return book_epub(settings, book)
+def get_epub(book: BookDep, settings: SettingsDep, lang: str | None = None):
+    return book_epub(settings, book, lang)
 
 
 @router.get("/{book_id}/manifest.json", summary="Every prompt, seed, model id and parameter of the book")
@@ -326,6 +357,19 @@ def extend(book: BookDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep,
         raise BadInputError(f"the book has {have} pages; {body.pages} more would pass this server's limit of "
                             f"{settings.max_pages}", f"add at most {max(0, settings.max_pages - have)} pages")
     return _edit(book, settings, store, jobs, "extend", {"pages": body.pages})
+
+
+@router.post("/{book_id}:translate", status_code=202, response_model=JobAccepted,
+             summary="Add languages: same pictures, translated text, new narration, a PDF and EPUB each")
+def translate(book: BookDep, body: TranslateRequest, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
+    from taleloom.editions import parse_langs
+
+    _check_editable(book, "translate")
+    manifest = load_manifest(settings, book.id)
+    if manifest is None:
+        raise not_found(f"book {book.id}", "check the id")
+    langs = parse_langs(body.langs, manifest)  # unknown language or the book's own: 422 before queueing
+    return _edit(book, settings, store, jobs, "translate", {"langs": langs})
 
 
 @router.post("/{book_id}:retry", status_code=202, response_model=JobAccepted,

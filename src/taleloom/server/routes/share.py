@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from taleloom.server.deps import BookDep, HTTPError, SettingsDep, StoreDep
-from taleloom.server.routes.books import book_epub, book_file, load_manifest
+from taleloom.server.routes.books import book_epub, book_file, edition_pdf, load_manifest
 from taleloom.server.schemas import BookPublic, SharePublic, book_public, share_public
 from taleloom.server.store import BookRow, Store
 
@@ -58,13 +58,15 @@ def get_shared(share_id: str, settings: SettingsDep, store: StoreDep):
 
 
 @router.get("/v1/shared/{share_id}/{name:path}", response_class=FileResponse, summary="A shared book's files")
-def get_shared_file(share_id: str, name: str, settings: SettingsDep, store: StoreDep):
+def get_shared_file(share_id: str, name: str, settings: SettingsDep, store: StoreDep, lang: str | None = None):
     if name not in ("book.pdf", "book.html", "book.epub", "qr.png") and not _page_file(name):
         raise HTTPError(404, "NotFound", f"a shared book has no file {name!r}",
                         "shared books offer book.pdf, book.epub, book.html, qr.png, pages/N.png and audio/N.wav")
     book = shared_book(share_id, store)
     if name == "book.epub":
-        return book_epub(settings, book)
+        return book_epub(settings, book, lang, label="this shared book")
+    if name == "book.pdf" and lang:
+        return edition_pdf(settings, book, lang, label="this shared book")
     if name == "qr.png":  # drawn for this link, so a new link after a revoke gets its own code
         return Response(qr_png(f"{settings.base_url}/books/{share_id}"), media_type="image/png")
     return book_file(settings, book, name, label="this shared book")

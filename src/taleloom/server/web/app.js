@@ -77,6 +77,8 @@ async function loadOptions() {
     }
   };
   fill($("lang"), Object.entries(opts.languages).map(([c, n]) => [c, n, c]), "en");
+  fill($("translate-lang"), Object.entries(opts.languages).map(([c, n]) => [c, n, c]), "fr");
+  state.languages = opts.languages;
   fill($("style"), Object.entries(opts.styles).map(([n, d]) => [n, n[0].toUpperCase() + n.slice(1), d]),
        opts.default_style);
   $("pages").max = opts.max_pages;
@@ -231,6 +233,8 @@ function showBook(book) {
   state.page = Math.min(state.page, Math.max(0, book.pages.length - 1));
   for (const id of ["redraw", "extend"]) $(id).disabled = busy;
   for (const el of $("rewrite-form").elements) el.disabled = busy;  // one change at a time (the API answers 409)
+  for (const el of $("translate-form").elements) el.disabled = busy;
+  showEditions(book);
   showPage();
   showShare(book);
 }
@@ -242,16 +246,127 @@ async function showPage() {
   $("page-no").textContent = `${state.page + 1} / ${book.pages.length}`;
   $("prev").disabled = state.page === 0;
   $("next").disabled = state.page >= book.pages.length - 1;
-  $("page-text").textContent = p.text || "";
+  renderWords(p);
   const img = $("page-img");
   img.alt = `Picture for page ${p.index}${p.scene ? `: ${p.scene}` : ""}`;
   img.src = p.image ? await mediaURL(p.image) : "";
   const audio = $("page-audio");
   audio.hidden = !p.audio;
-  if (p.audio) audio.src = await mediaURL(p.audio);
+  $("read-along").hidden = !p.audio;
+  $("read-hint").hidden = !(p.audio && reading.words.length);
+  if (p.audio) {
+    const src = await mediaURL(p.audio);
+    if (audio.src !== src) audio.src = src;
+    if (reading.on) audio.play().catch(() => setReading(false));
+  } else if (reading.on) {
+    setReading(false);
+  }
 }
 $("prev").addEventListener("click", () => { state.page -= 1; showPage(); });
 $("next").addEventListener("click", () => { state.page += 1; showPage(); });
+
+// --- read-along: the word being read is highlighted; a tap on a word reads from there; the pages turn
+// with the narration. The highlight is visual only (aria-live off): a screen reader reads the text itself.
+const reading = { on: false, words: [], spans: [], current: -1, frame: 0 };
+
+function renderWords(p) {
+  const box = $("page-text");
+  const text = p.text || "";
+  box.textContent = "";
+  reading.words = p.audio && Array.isArray(p.words) ? p.words : [];
+  reading.spans = [];
+  reading.current = -1;
+  let at = 0;
+  reading.words.forEach((w, n) => {  // the same walk as render/readalong.py: each timed word where it is printed
+    const i = text.indexOf(w.text, at);
+    if (i < 0) return;
+    if (i > at) box.append(text.slice(at, i));
+    const span = document.createElement("span");
+    span.className = "word";
+    span.dataset.n = n;
+    span.textContent = w.text;
+    box.append(span);
+    reading.spans[n] = span;
+    at = i + w.text.length;
+  });
+  if (at < text.length) box.append(text.slice(at));
+}
+
+function wordAt(t) {  // the last word that has started by time t (binary search over the start times)
+  const w = reading.words;
+  let lo = 0, hi = w.length - 1, found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (w[mid].start <= t + 0.02) { found = mid; lo = mid + 1; } else hi = mid - 1;
+  }
+  return found;
+}
+
+function highlight(n) {
+  if (n === reading.current) return;
+  const old = reading.spans[reading.current];
+  if (old) old.classList.remove("reading");
+  reading.current = n;
+  const span = reading.spans[n];
+  if (span) span.classList.add("reading");
+}
+
+function followAudio() {
+  const audio = $("page-audio");
+  if (audio.paused || audio.ended) return;  // a frame left over from the page before
+  highlight(wordAt(audio.currentTime));
+  reading.frame = requestAnimationFrame(followAudio);
+}
+
+function setReading(on) {
+  reading.on = on;
+  const button = $("read-along");
+  button.setAttribute("aria-pressed", String(on));
+  button.textContent = on ? "⏸ Pause reading" : "▶ Read to me";
+}
+
+function playFrom(n) {
+  const audio = $("page-audio");
+  const w = reading.words[n];
+  if (!w || audio.hidden) return;
+  audio.currentTime = w.start;
+  highlight(n);
+  setReading(true);
+  audio.play().catch(() => setReading(false));
+}
+
+$("read-along").addEventListener("click", () => {
+  const audio = $("page-audio");
+  if (reading.on) { setReading(false); audio.pause(); return; }
+  setReading(true);
+  if (audio.ended) audio.currentTime = 0;
+  audio.play().catch(() => setReading(false));
+});
+$("page-text").addEventListener("click", (ev) => {
+  const span = ev.target.closest(".word");
+  if (span) playFrom(Number(span.dataset.n));
+});
+$("page-audio").addEventListener("play", () => {
+  cancelAnimationFrame(reading.frame);
+  setReading(true);
+  reading.frame = requestAnimationFrame(followAudio);
+});
+$("page-audio").addEventListener("pause", () => {
+  const audio = $("page-audio");
+  if (!audio.ended) setReading(false);
+});
+$("page-audio").addEventListener("seeked", () => highlight(wordAt($("page-audio").currentTime)));
+$("page-audio").addEventListener("ended", () => {
+  cancelAnimationFrame(reading.frame);
+  highlight(-1);
+  if (!reading.on) return;
+  if (state.book && state.page < state.book.pages.length - 1) {
+    state.page += 1;  // the page turns with the narration, and the next page is read
+    showPage();
+  } else {
+    setReading(false);
+  }
+});
 document.addEventListener("keydown", (ev) => {
   if (!state.book || $("book-panel").hidden || ev.target.closest("input, select, textarea")) return;
   if (ev.key === "ArrowLeft" && !$("prev").disabled) $("prev").click();
@@ -259,10 +374,12 @@ document.addEventListener("keydown", (ev) => {
 });
 
 function showShare(book) {
-  const link = $("pdf-link");
-  link.hidden = !book.links.pdf;
-  link.dataset.url = book.links.pdf || "";
-  if (state.shared) link.href = book.links.pdf || "#";
+  for (const kind of ["pdf", "epub"]) {
+    const link = $(`${kind}-link`);
+    link.hidden = !book.links[kind];
+    link.dataset.url = book.links[kind] || "";
+    if (state.shared) link.href = book.links[kind] || "#";
+  }
   const share = book.share_url;
   $("qr").closest("figure").hidden = !share;
   if (share) {
@@ -272,17 +389,59 @@ function showShare(book) {
     $("share-link").textContent = share;
   }
 }
-$("pdf-link").addEventListener("click", async (ev) => {
-  if (state.shared) return; // a plain link
+for (const kind of ["pdf", "epub"]) {
+  $(`${kind}-link`).addEventListener("click", async (ev) => {
+    if (state.shared) return; // a plain link
+    ev.preventDefault();
+    const url = ev.currentTarget.dataset.url;
+    if (!url) return;
+    const a = document.createElement("a");
+    a.href = await mediaURL(url);
+    a.download = `${(state.book.title || "storybook").replace(/[^\p{L}\p{N} _-]+/gu, "").trim() || "storybook"}.${kind}`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+  });
+}
+
+function showEditions(book) {
+  const list = $("editions");
+  const editions = (book.editions || []).filter((e) => e.current);
+  $("editions-panel").hidden = editions.length === 0;
+  list.innerHTML = "";
+  for (const e of editions) {
+    const li = document.createElement("li");
+    const name = (state.languages && state.languages[e.lang]) || e.lang;
+    const note = !e.translated ? " — the LLM could not translate it; the text is in English"
+      : e.machine_translated ? " — machine-translated" : "";
+    li.append(`${name}: “${e.title}”${note} `);
+    li.lang = e.lang;
+    for (const [kind, label] of [["pdf", "PDF"], ["epub", "EPUB"]]) {
+      if (!e[kind]) continue;
+      const a = document.createElement("a");
+      a.className = "button";
+      a.textContent = label;
+      a.href = e[kind];
+      a.setAttribute("aria-label", `${label} in ${name}`);
+      if (!state.shared) {
+        a.addEventListener("click", async (ev) => {
+          ev.preventDefault();
+          const link = document.createElement("a");
+          link.href = await mediaURL(e[kind]);
+          link.download = `${e.title || "storybook"}.${e.lang}.${kind}`;
+          document.body.append(link);
+          link.click();
+          link.remove();
+        });
+      }
+      li.append(a, " ");
+    }
+    list.append(li);
+  }
+}
+$("translate-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
-  const url = ev.currentTarget.dataset.url;
-  if (!url) return;
-  const a = document.createElement("a");
-  a.href = await mediaURL(url);
-  a.download = `${(state.book.title || "storybook").replace(/[^\p{L}\p{N} _-]+/gu, "").trim() || "storybook"}.pdf`;
-  document.body.append(a);
-  a.click();
-  a.remove();
+  edit(`/v1/books/${state.book.id}:translate`, { langs: [$("translate-lang").value] });
 });
 
 async function edit(path, body) {

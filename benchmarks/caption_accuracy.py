@@ -1,0 +1,164 @@
+"""Does the caption name the photo's main subject? Old captioner (aligned emoji encoder alone) vs new
+(EfficientNet-Lite0 ImageNet classifier + faces + facts), on real photos read from installed packages.
+
+    python benchmarks/caption_accuracy.py               # template wording (fast, what the figure measures)
+    python benchmarks/caption_accuracy.py --llm smollm2 # worded by the LLM as in a book (slower)
+    python benchmarks/caption_accuracy.py --split dev   # only the photos that may be looked at while tuning
+
+Photos: benchmarks/data/caption_photos.json (package, path, subject, accepted words, licence, split). They come
+from scikit-image and scikit-learn wheels and Debian's opencv-doc (`apt-get install opencv-doc`); a missing one
+is skipped and listed. Per captioner: top-1 (the first concept names the subject), top-3 (one of the first three
+does), named (the caption text names it: the target, >= 80 %), wrong (the first concept is something else) and
+said-less (no subject named at all). Writes benchmarks/results/caption_accuracy.json and a contact sheet PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from PIL import Image, ImageDraw  # noqa: E402
+
+HERE = Path(__file__).parent
+MANIFEST = HERE / "data" / "caption_photos.json"
+RESULTS = HERE / "results"
+TARGET = 0.80
+
+
+def photo_path(entry: dict) -> Path:
+    """Where the photo lies: inside an installed Python package, or at a Debian package's absolute path."""
+    if entry["package"].startswith("pypi:"):
+        top = entry["path"].split("/")[0]
+        spec = importlib.util.find_spec(top)
+        if spec is None or not spec.submodule_search_locations:
+            return Path("/nonexistent") / entry["path"]
+        return Path(list(spec.submodule_search_locations)[0]).parent / entry["path"]
+    return Path(entry["path"])
+
+
+def stem(word: str) -> str:
+    return re.sub(r"(es|s)$", "", word) if len(word) > 3 else word
+
+
+def names(text: str, accept: list[str]) -> bool:
+    """Whether `text` contains one of the accepted words (singular or plural)."""
+    words = {stem(w) for w in re.findall(r"[a-z]+", text.lower())}
+    return bool(words & {stem(a) for a in accept})
+
+
+def score(caption, accept: list[str]) -> dict:
+    concepts = list(caption.concepts)
+    return {"caption": caption.text, "concepts": concepts[:3],
+            "top1": bool(concepts) and names(concepts[0], accept),
+            "top3": any(names(c, accept) for c in concepts[:3]),
+            "named": names(caption.text, accept),
+            "wrong": bool(concepts) and not names(concepts[0], accept),
+            "said_less": not concepts}
+
+
+def summary(rows: list[dict], key: str) -> dict:
+    n = len(rows)
+    out = {m: round(sum(r[key][m] for r in rows) / n, 3) if n else None
+           for m in ("top1", "top3", "named", "wrong", "said_less")}
+    out["n"] = n
+    out["median_s"] = round(statistics.median(r[key]["seconds"] for r in rows), 3) if n else None
+    return out
+
+
+def contact_sheet(rows: list[dict], path: Path, cols: int = 6, side: int = 180) -> None:
+    """Each photo with the old and new caption's first concept, green when it names the subject."""
+    cell_h = side + 44
+    sheet = Image.new("RGB", (cols * side, ((len(rows) + cols - 1) // cols) * cell_h), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, r in enumerate(rows):
+        x, y = (i % cols) * side, (i // cols) * cell_h
+        im = Image.open(r["path"]).convert("RGB")
+        im.thumbnail((side - 4, side - 4))
+        sheet.paste(im, (x + (side - im.width) // 2, y + (side - im.height) // 2))
+        draw.text((x + 3, y + side - 2), f"{r['id']} [{r['split']}]: {r['subject']}", fill="black")
+        for j, key in enumerate(("old", "new")):
+            res = r[key]
+            said = ", ".join(res["concepts"][:2]) or "(says less)"
+            colour = (0, 130, 0) if res["top1"] else (90, 90, 90) if res["said_less"] else (200, 0, 0)
+            draw.text((x + 3, y + side + 12 + 13 * j), f"{key}: {said}"[:34], fill=colour)
+    sheet.save(path)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--llm", default="none", help="LLM spec that words the captions ('none': the template)")
+    ap.add_argument("--classifier", default="efficientnet-lite0", help="the new captioner's ImageNet classifier")
+    ap.add_argument("--split", choices=("all", "dev", "holdout"), default="all")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    from taleloom.backends.vision.embedded import EmbeddedCaptioner
+
+    captioners = {"old": EmbeddedCaptioner(classifier="none", llm=args.llm),
+                  "new": EmbeddedCaptioner(classifier=args.classifier, llm=args.llm)}
+    photos = json.loads(MANIFEST.read_text())["photos"]
+    rows, missing = [], []
+    for entry in photos:
+        if args.split != "all" and entry["split"] != args.split:
+            continue
+        path = photo_path(entry)
+        if not path.exists():
+            missing.append(f"{entry['id']} ({entry['package']}: {entry['path']})")
+            continue
+        image = Image.open(path).convert("RGB")
+        row = {**entry, "path": str(path)}
+        for key, cap in captioners.items():
+            cap.caption(image) if not rows else None  # first call loads the models: not timed
+            t0 = time.perf_counter()
+            caption = cap.caption(image)
+            row[key] = {**score(caption, entry["accept"]), "seconds": round(time.perf_counter() - t0, 3)}
+        rows.append(row)
+        print(f"{entry['id']:>20} [{entry['split']:>7}] {entry['subject']:>14} | old: {row['old']['caption'][:50]!r:52}"
+              f" | new: {row['new']['caption'][:70]!r}", flush=True)
+    if missing:
+        print(f"\nskipped {len(missing)} photos whose package is not installed: {', '.join(missing)}\n"
+              "  (apt-get install opencv-doc; pip install scikit-image scikit-learn)", file=sys.stderr)
+    if not rows:
+        print("no photos found", file=sys.stderr)
+        return 1
+
+    table = {}
+    for split in ("all", "dev", "holdout"):
+        part = [r for r in rows if split == "all" or r["split"] == split]
+        if part:
+            table[split] = {key: summary(part, key) for key in captioners}
+    print(f"\n{'split':>8} {'captioner':>9} {'n':>3} {'top-1':>6} {'top-3':>6} {'named':>6} {'wrong':>6} "
+          f"{'less':>6} {'s/photo':>8}")
+    for split, by in table.items():
+        for key, m in by.items():
+            print(f"{split:>8} {key:>9} {m['n']:>3} {m['top1']:>6.1%} {m['top3']:>6.1%} {m['named']:>6.1%} "
+                  f"{m['wrong']:>6.1%} {m['said_less']:>6.1%} {m['median_s']:>8.3f}")
+    named = table["all"]["new"]["named"]
+    print(f"\ntarget: >= {TARGET:.0%} of photos have their main subject named — new captioner {named:.1%} "
+          f"({'met' if named >= TARGET else 'NOT met'})")
+    RESULTS.mkdir(exist_ok=True)
+    kinds = sorted({r["subject"] for r in rows})
+    out = {"llm": args.llm, "classifier": args.classifier, "photos": len(rows), "kinds_of_subject": len(kinds), "skipped": missing,
+           "target_named": TARGET, "summary": table, "load": os.getloadavg(),
+           "rows": [{k: v for k, v in r.items() if k != "path"} for r in rows]}
+    suffix = "".join(f"_{re.sub(r'[^a-z0-9]+', '_', v.lower())}" for v, default in
+                     ((args.classifier, "efficientnet-lite0"), (args.llm, "none")) if v != default)
+    (RESULTS / f"caption_accuracy{suffix}.json").write_text(json.dumps(out, indent=1))
+    contact_sheet(rows, RESULTS / f"caption_accuracy{suffix}.png")
+    print(f"wrote {RESULTS / f'caption_accuracy{suffix}.json'} and .png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

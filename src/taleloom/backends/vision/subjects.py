@@ -1,0 +1,144 @@
+"""Name what a photo shows: an ImageNet classifier's scores, summed over labels that mean the same thing
+to a child (118 dog breeds are one "dog"), then said at the most precise level that is sure enough —
+"a cat", else "an animal", else nothing. A wrong name is worse than a vague one.
+
+Faces found by OpenCV (facts.py) add "a person", which ImageNet has no label for.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from taleloom.backends.vision.efficientnet_lite import LITE0, LiteConfig, load_lite
+from taleloom.backends.vision.imagenet_nouns import GROUPS, ancestry, labels
+
+NOUN_SURE = 0.5  # summed probability above which the exact noun is said ("a cat")
+THING_SURE = 0.8  # ... for a noun in no group that could be said instead (odd labels: "modem", "bubble")
+GROUP_SURE = 0.5  # ... above which only the group is said ("an animal")
+ALSO_SURE = 0.5  # a second thing is mentioned above this (a weak second label is often a misfire)
+FACE_MAIN = 0.12  # a face at least this wide (fraction of the picture) makes the person the main subject
+
+# Nouns said with "some" rather than "a".
+MASS = frozenset({"clothes", "jeans", "mittens", "sunglasses", "pan pipes", "toilet paper", "hay", "pasta",
+                  "standing stones", "pyjamas", "mashed potato", "guacamole", "bread", "soup",
+                  "stew", "pudding", "ice cream", "corn", "chocolate sauce", "dough", "meat loaf", "swimming trunks",
+                  "weights", "flowers", "fruit", "vegetables", "food", "furniture", "broccoli", "cauliflower"})
+
+
+@dataclass(frozen=True)
+class Subject:
+    noun: str  # "cat", or a group's word when only the group is sure ("animal")
+    phrase: str  # "a cat", "an animal", "a person"
+    score: float  # summed probability (1.0 for a face)
+    level: str  # "noun", "group" or "person"
+
+
+def with_article(noun: str) -> str:
+    if noun in MASS:
+        return f"some {noun}"
+    return f"{'an' if re.match(r'[aeiou]', noun) else 'a'} {noun}"
+
+
+class ImageNetClassifier:
+    """EfficientNet-Lite on two views of the photo (centre crop and the whole picture), probabilities averaged."""
+
+    def __init__(self, config: LiteConfig = LITE0, threads: int | None = None):
+        self.config = config
+        self.threads = threads
+
+    @functools.cached_property
+    def net(self):
+        return load_lite(self.config)
+
+    def views(self, image: Image.Image) -> torch.Tensor:  # (2, 3, S, S), normalised as the weights expect
+        s, rgb = self.config.image_size, image.convert("RGB")
+        w, h = rgb.size
+        scale = s / min(w, h)
+        resized = rgb.resize((max(s, round(w * scale)), max(s, round(h * scale))), Image.Resampling.BICUBIC)
+        left, top = (resized.width - s) // 2, (resized.height - s) // 2
+        crops = [resized.crop((left, top, left + s, top + s)), rgb.resize((s, s), Image.Resampling.BICUBIC)]
+        arr = np.stack([np.asarray(c, dtype=np.float32) for c in crops])
+        return (torch.from_numpy(arr).permute(0, 3, 1, 2) - self.config.mean) / self.config.std
+
+    def probs(self, image: Image.Image) -> np.ndarray:
+        """(1000,) class probabilities."""
+        x = self.views(image)
+        old = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                p = self.net(x).softmax(-1).mean(0)
+        finally:
+            torch.set_num_threads(old)
+        return p.numpy()
+
+
+def summed(probs: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+    """(probability per noun, probability per group including its children)."""
+    nouns: dict[str, float] = defaultdict(float)
+    groups: dict[str, float] = defaultdict(float)
+    for lab, p in zip(labels(), probs.tolist(), strict=True):
+        nouns[lab.noun] += p
+        for g in ancestry(lab.group):
+            groups[g] += p
+    return dict(nouns), dict(groups)
+
+
+def noun_group(noun: str) -> str:
+    return _noun_groups().get(noun, "thing")
+
+
+@functools.cache
+def _noun_groups() -> dict[str, str]:
+    return {lab.noun: lab.group for lab in labels()}
+
+
+def name_subjects(probs: np.ndarray, facts: dict | None = None) -> list[Subject]:
+    """What the photo shows, main subject first; empty when nothing is sure."""
+    facts = facts or {}
+    nouns, groups = summed(probs)
+    ranked = sorted(nouns.items(), key=lambda kv: -kv[1])
+    found: list[Subject] = []
+    best, p = ranked[0]
+    if p >= (THING_SURE if noun_group(best) == "thing" else NOUN_SURE) and noun_group(best) != "person":
+        found.append(Subject(best, with_article(best), round(p, 3), "noun"))
+    else:  # the deepest group that is sure: "dog" before "animal"
+        sure = [(g, q) for g, q in groups.items() if q >= GROUP_SURE and GROUPS[g][0] and g not in ("person", "clothes")]
+        if sure:
+            g, q = max(sure, key=lambda gq: (len(ancestry(gq[0])), gq[1]))
+            found.append(Subject(g, GROUPS[g][0], round(q, 3), "group"))
+    person = person_subject(facts, groups)
+    if person is not None:
+        main_face = (max((b[2] for b in facts.get("faces_boxes", [])), default=0.0) >= FACE_MAIN
+                     or bool(facts.get("bodies")))
+        if not found or main_face or noun_group(found[0].noun) == "clothes":
+            # a label of the whole picture when a person fills it often names their clothes or gear wrongly
+            found = [person] + [s for s in found if s.score >= ALSO_SURE and noun_group(s.noun) != "clothes"]
+        else:
+            found.append(person)
+    taken = {s.noun for s in found} | {noun_group(s.noun) for s in found}
+    for noun, q in ranked[:4] if found else []:
+        if q >= ALSO_SURE and noun not in taken and noun_group(noun) not in taken and noun_group(noun) != "clothes":
+            found.append(Subject(noun, with_article(noun), round(q, 3), "noun"))
+            taken |= {noun, noun_group(noun)}
+    return found
+
+
+def person_subject(facts: dict, groups: dict[str, float]) -> Subject | None:
+    """'a person' / '2 people' from faces or standing bodies; a ball player or diver label counts too."""
+    faces = max(int(facts.get("faces", 0)), int(facts.get("bodies", 0)))
+    if faces == 1:
+        return Subject("person", "a person", 1.0, "person")
+    if faces > 1:
+        return Subject("people", f"{faces} people" if faces < 10 else "many people", 1.0, "person")
+    if groups.get("person", 0.0) >= NOUN_SURE:
+        return Subject("person", "a person", round(groups["person"], 3), "person")
+    return None
