@@ -107,6 +107,9 @@ class ImageRequest(Strict):
     width: int | None = Field(None, ge=8, le=4096, description="None: the illustrator's native size (SDXL 1024)")
     height: int | None = Field(None, ge=8, le=4096)
     style: str = "storybook"
+    hero_box: tuple[float, float, float, float] | None = Field(
+        None, description="whole scenes (embedded illustrator): where the hero stands, (left, top, right, bottom) "
+                          "in fractions of the picture; concepts[1], the setting, fills the rest")
 
 
 class WordTiming(Strict):

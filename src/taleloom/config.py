@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     llm: str = "smollm2"
     illustrator: str = "embedded"
     upscaler: str = "embedded"
-    narrator: str = "espeak"
+    narrator: str = "piper"
     # torch device for local models: "cpu", "cuda", "auto"
     device: str = "auto"
     # per-role backend Options, e.g. toml `[backend_options.illustrator]` refiner = "/models/refiner";
@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     max_queue_total: int = 64
     # single-step calls (/v1/images/*, chat, speech, captions) one user may have running at once
     max_steps_per_user: int = 2
+    # how long a picture link from /v1/images/* (response_format "url") stays valid, in seconds
+    image_url_seconds: int = Field(default=3600, ge=10)
     # deadlines of single-step calls in seconds (0 = none): past it the call answers 504 and its model work
     # stops (between tokens / steps); a call also stops when its client disconnects
     chat_deadline_s: float = Field(default=300.0, ge=0)  # /v1/chat/completions, streamed or not

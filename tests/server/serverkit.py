@@ -97,6 +97,17 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
 
+def error_body(r: httpx.Response) -> dict:
+    """An error answer as {error, message, hint}: the book API's own shape, or OpenAI's
+    {"error": {message, type, param, code, hint}} that the OpenAI routes answer in (checked here)."""
+    body = r.json()
+    if isinstance(body.get("error"), dict):
+        e = body["error"]
+        assert set(body) == {"error"} and {"message", "type", "param", "code"} <= set(e), body
+        return {"error": e["code"], "message": e["message"], "hint": e["hint"]}
+    return body
+
+
 def photo_bytes(size: tuple[int, int] = (320, 240), colour=(200, 120, 40), fmt: str = "JPEG") -> bytes:
     img = Image.new("RGB", size, colour)
     for x in range(0, size[0], 40):  # a little structure, so it is not one flat colour

@@ -8,7 +8,7 @@ import json
 
 import httpx
 import pytest
-from serverkit import Server, photo_bytes
+from serverkit import Server, error_body, photo_bytes
 
 SERVER_ENV = {"TALELOOM_LLM": "smollm2"}
 ASK = [{"role": "user", "content": "Name a colour."}]
@@ -39,7 +39,7 @@ def post_book(client: httpx.Client, **fields) -> httpx.Response:
 def test_hostile_hero_is_refused_at_the_door(client, hero, why):
     r = post_book(client, hero=hero)
     assert r.status_code == 422, r.text
-    assert "hero" in r.json()["message"] and why in r.json()["message"]
+    assert "hero" in error_body(r)["message"] and why in error_body(r)["message"]
     alive(client)
 
 
@@ -48,7 +48,7 @@ def test_hostile_hero_is_refused_at_the_door(client, hero, why):
 def test_free_text_fields_are_checked_too(client, field, value):
     r = post_book(client, **{field: value})
     assert r.status_code == 422, r.text
-    assert field in r.json()["message"]
+    assert field in error_body(r)["message"]
 
 
 def schema_call(client: httpx.Client, schema: dict, max_tokens: int = 40) -> httpx.Response:
@@ -71,27 +71,27 @@ def schema_call(client: httpx.Client, schema: dict, max_tokens: int = 40) -> htt
 def test_client_schema_is_checked_before_it_reaches_llama_cpp(client, schema, says):
     r = schema_call(client, schema)
     assert r.status_code == 422, r.text
-    assert says in r.json()["message"]
+    assert says in error_body(r)["message"]
     alive(client)
 
 
 def test_json_answers_need_room_in_max_tokens(client):
     r = client.post("/v1/chat/completions", json={"messages": ASK, "max_tokens": 3,
                                                   "response_format": {"type": "json_object"}})
-    assert r.status_code == 422 and "max_tokens=3" in r.json()["message"]
+    assert r.status_code == 422 and "max_tokens=3" in error_body(r)["message"]
     long = {"type": "object", "properties": {f"field_{i}": {"type": "string", "minLength": 20} for i in range(12)},
             "required": [f"field_{i}" for i in range(12)]}
     r = schema_call(client, long, max_tokens=30)
-    assert r.status_code == 422 and "tokens" in r.json()["hint"]
+    assert r.status_code == 422 and "tokens" in error_body(r)["hint"]
 
 
 def test_limits_on_messages_and_context_are_422_that_state_the_limit(client):
     r = client.post("/v1/chat/completions", json={"messages": ASK * 5000, "max_tokens": 4})
-    assert r.status_code == 422 and "at most 200" in r.json()["message"]
+    assert r.status_code == 422 and "at most 200" in error_body(r)["message"]
     huge = [{"role": "user", "content": "tell me about cats " * 10_000}]
     r = client.post("/v1/chat/completions", json={"messages": huge, "max_tokens": 4})
     assert r.status_code == 422, r.text
-    assert "4096" in r.json()["message"]
+    assert "4096" in error_body(r)["message"]
     alive(client)
 
 
@@ -100,7 +100,7 @@ def test_a_text_part_that_is_not_text_is_422(client, text):
     r = client.post("/v1/chat/completions", json={
         "messages": [{"role": "user", "content": [{"type": "text", "text": text}]}], "max_tokens": 4})
     assert r.status_code == 422, r.text
-    assert "not a string" in r.json()["message"]
+    assert "not a string" in error_body(r)["message"]
 
 
 def test_a_stream_cut_after_its_first_chunk_frees_the_llm(client):
@@ -144,7 +144,7 @@ def test_a_call_past_its_deadline_is_504_and_stops(tmp_path):
                 "messages": [{"role": "user", "content": "Write a very long story about a dragon, with many chapters."}],
                 "max_tokens": 3500, "seed": 3, "temperature": 1.0})
             assert r.status_code == 504, r.text
-            assert "chat_deadline_s" in r.json()["message"]
+            assert "chat_deadline_s" in error_body(r)["message"]
             alive(c)
     finally:
         srv.stop()

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from serverkit import Server, photo_bytes
+from serverkit import Server, error_body, photo_bytes
 
 LIMITS = {"TALELOOM_MAX_UPLOAD_BYTES": "300000", "TALELOOM_MAX_PIXELS": "2000000", "TALELOOM_MAX_PAGES": "3",
           "TALELOOM_MAX_QUEUE_PER_USER": "2", "TALELOOM_MAX_QUEUE_TOTAL": "3", "TALELOOM_WORKERS": "1",
@@ -37,7 +37,7 @@ def post(client, photo: bytes, **fields):
 
 def assert_error(r, status: int, *words: str) -> dict:
     assert r.status_code == status, r.text
-    body = r.json()
+    body = error_body(r)  # the OpenAI routes answer in OpenAI's shape
     assert set(body) == {"error", "message", "hint"} and body["hint"], body
     text = (body["message"] + " " + body["hint"]).lower()
     for w in words:
@@ -108,7 +108,9 @@ def test_single_step_calls_per_user_429(server):
     for t in threads:  # the limit (2 per user) is taken by these two: each draws for 1.5-1.8 s (test delay)
         t.start()
     time.sleep(0.6)
-    assert_error(mine.post("/v1/images/generations", json=body), 429, "single-step", "limit is 2", "wait")
+    refused = mine.post("/v1/images/generations", json=body)  # an OpenAI route: OpenAI's error shape
+    assert refused.status_code == 429 and refused.json()["error"]["type"] == "rate_limit_error"
+    assert all(w in refused.json()["error"]["message"] for w in ("single-step", "limit is 2", "wait"))
     assert other.post("/v1/images/generations", json=body).status_code == 200
     for t in threads:
         t.join(30)

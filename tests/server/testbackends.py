@@ -274,6 +274,23 @@ class SolidIllustrator(Illustrator):
         return Image.composite(drawn, base, mask.convert("L").resize(base.size))
 
 
+class ConceptIllustrator(SolidIllustrator):
+    """Like the embedded model: draws only at its own size (32x32) and only the concepts it knows, so
+    the service has to upscale and fit pictures, and map prompts onto its vocabulary."""
+
+    name = "test-concepts"
+    model_id = "test-concepts-illustrator"
+    VOCABULARY = ("kite", "cat", "tree", "boat")
+
+    def _draw(self, r: ImageRequest) -> Image.Image:
+        return super()._draw(r.model_copy(update={"width": 32, "height": 32,
+                                                  "prompt": r.concepts[0] if r.concepts else r.prompt}))
+
+    def nearest_concepts(self, text: str, k: int = 5) -> list[str]:
+        words = re.findall(r"[a-z]+", text.lower())
+        return sorted(self.VOCABULARY, key=lambda c: (c not in words, self.VOCABULARY.index(c)))[:k]
+
+
 class NearestUpscaler(Upscaler):
     name = "test"
     model_id = "test-upscaler"
@@ -317,4 +334,5 @@ def register(register_backend) -> None:
     for role, cls in (("captioner", SolidCaptioner), ("llm", StoryLLM), ("illustrator", SolidIllustrator),
                       ("upscaler", NearestUpscaler), ("narrator", ToneNarrator)):
         register_backend(role, "test", cls, f"fast {role} for tests (never a product default)")
+    register_backend("illustrator", "test-concepts", ConceptIllustrator, "fixed-size, fixed-vocabulary test illustrator")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
 import uuid
 import zipfile
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 from taleloom.book import Storybook, WordTiming
-from taleloom.errors import BackendError
 from taleloom.render.labels import labels
 from taleloom.render.pdf import RTL
 from taleloom.render.qr import qr_png
@@ -195,13 +193,9 @@ def _back_page(book: Storybook, lang: str, title: str, editions: list[dict]) -> 
 
 
 def _mp3(wav: bytes) -> bytes:
-    proc = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "wav", "-i", "pipe:0",
-                           "-codec:a", "libmp3lame", "-q:a", "5", "-f", "mp3", "pipe:1"],
-                          input=wav, capture_output=True, timeout=120)
-    if proc.returncode != 0 or not proc.stdout:
-        raise BackendError(f"ffmpeg could not encode the narration as MP3: {proc.stderr.decode(errors='replace')[:300]}",
-                           "check that ffmpeg is installed with libmp3lame (Debian package ffmpeg)")
-    return proc.stdout
+    from taleloom.audio_formats import encode
+
+    return encode(wav, "mp3")  # the one ffmpeg encoder the speech API uses too
 
 
 def _zip(book: Storybook, lang: str, title: str, pkg: _Package, modified: datetime) -> bytes:

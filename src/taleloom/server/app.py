@@ -31,6 +31,7 @@ import taleloom
 from taleloom.config import Settings, get_settings
 from taleloom.errors import BadInputError, TaleloomError, TooLargeError
 from taleloom.server.deps import InFlight, books_dir
+from taleloom.server.openai_errors import OpenAIErrors, is_openai_route
 
 log = logging.getLogger("taleloom.server")
 WEB_DIR = Path(__file__).parent / "web"
@@ -138,10 +139,17 @@ def _install_error_handlers(app: FastAPI) -> None:
     def fields(errors) -> str:
         return "; ".join(f"{'.'.join(str(x) for x in err['loc'] if x != 'body')}: {err['msg']}" for err in errors)
 
+    def param(request: Request, errors) -> dict:
+        """The first field at fault, for OpenAI's error.param (OpenAI routes only: see openai_errors.py)."""
+        if not is_openai_route(request.url.path) or not errors:
+            return {}
+        return {"param": ".".join(str(x) for x in errors[0]["loc"] if x not in ("body", "query", "path")) or None}
+
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, e: RequestValidationError):
         return JSONResponse(body("BadInputError", f"the request is not valid: {fields(e.errors())}",
-                                 "fix the fields named above; /docs describes every route"), status_code=422)
+                                 "fix the fields named above; /docs describes every route")
+                            | param(request, e.errors()), status_code=422)
 
     @app.exception_handler(ValidationError)
     async def model_invalid(request: Request, e: ValidationError):
@@ -186,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.in_flight = InFlight()
     app.state.web_dir = WEB_DIR
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes + FORM_SLACK)
+    app.add_middleware(OpenAIErrors)  # outside BodyLimit, so its 413 is reshaped too
     _install_error_handlers(app)
     app.include_router(books.router)
     app.include_router(share.router)

@@ -1,124 +1,38 @@
 """Single-step model endpoints in the OpenAI shapes people already use, so existing clients and SDKs
-work unchanged: images (generations, edits = img2img or inpaint), chat completions (with JSON-schema
-answers and streaming), speech; plus /v1/captions for the see step. They share the book jobs'
-backends, so their calls count against the same per-backend limits and image requests join the
-same batches."""
+work unchanged: chat completions here (JSON-schema answers, streaming, usage), images (images.py),
+speech (speech.py) and the model list (models.py), plus /v1/captions for the see step. They share the
+book jobs' backends, so their calls count against the same per-backend limits and image requests join
+the same batches. Errors on these routes come in OpenAI's shape (server/openai_errors.py)."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import secrets
 import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.responses import Response, StreamingResponse
-from PIL import Image
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from taleloom.backends.base import Answer, Sampling
 from taleloom.backends.llm.schema_check import check_schema, min_answer_tokens
-from taleloom.book import SEED_MAX, Caption, ImageRequest
+from taleloom.book import SEED_MAX, Caption
 from taleloom.deadline import Scope
 from taleloom.errors import BadInputError, TaleloomError
-from taleloom.imageio import load_mask, load_photo
+from taleloom.imageio import load_photo
 from taleloom.server.cancellable import run_step, stream_in_thread
-from taleloom.server.deps import HTTPError, SettingsDep, StepUserDep
+from taleloom.server.deps import SettingsDep, StepUserDep
+from taleloom.server.routes import images, models, speech
 
 router = APIRouter(tags=["single steps (OpenAI shapes)"])
-MAX_SIDE = 2048
+router.include_router(images.router)
+router.include_router(speech.router)
+router.include_router(models.router)
 
 
 def _backends(request: Request) -> Any:
     return request.app.state.backends
-
-
-def _size(size: str | None) -> tuple[int, int] | None:
-    if not size:
-        return None
-    w, _, h = size.lower().partition("x")
-    if not (w.isdigit() and h.isdigit()) or not (64 <= int(w) <= MAX_SIDE and 64 <= int(h) <= MAX_SIDE):
-        raise BadInputError(f"size {size!r} is not WIDTHxHEIGHT between 64 and {MAX_SIDE}", "e.g. size=512x512")
-    return int(w), int(h)
-
-
-def _b64(images: list[Image.Image], prompt: str) -> dict:
-    out = []
-    for img in images:
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        out.append({"b64_json": base64.b64encode(buf.getvalue()).decode("ascii"), "revised_prompt": prompt})
-    return {"created": int(time.time()), "data": out}
-
-
-def _request(prompt: str, negative: str | None, style: str, seed: int | None, steps: int | None,
-             guidance: float | None, sampler: str | None, size: tuple[int, int] | None, i: int = 0) -> ImageRequest:
-    from taleloom.stages.stage import get_style
-
-    st = get_style(style)
-    w, h = size or (None, None)  # the illustrator's native size
-    return ImageRequest(prompt=prompt, negative_prompt=st.negative if negative is None else negative,
-                        seed=((seed if seed is not None else secrets.randbelow(2**31)) + i) % (SEED_MAX + 1), steps=steps or st.steps,
-                        guidance=st.guidance if guidance is None else guidance, sampler=sampler or st.sampler,
-                        width=w, height=h, style=st.name)
-
-
-def _unsupported(e: NotImplementedError) -> HTTPError:
-    return HTTPError(501, "NotSupported", str(e) or "this backend cannot do that",
-                     "configure an illustrator that supports it (see `taleloom models`)")
-
-
-class ImageGeneration(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # OpenAI clients send model, quality, user...
-    prompt: str = Field(min_length=1, max_length=2000)
-    n: int = Field(1, ge=1, le=8)
-    size: str | None = Field(None, description="WIDTHxHEIGHT; default: the illustrator's native size (SDXL 1024x1024)")
-    response_format: Literal["b64_json"] = Field("b64_json", description="only b64_json: pictures are not stored")
-    negative_prompt: str | None = None
-    style: str = "storybook"
-    seed: int | None = Field(None, ge=0, le=SEED_MAX)
-    steps: int | None = Field(None, ge=1, le=200)
-    guidance: float | None = Field(None, ge=0, le=30, allow_inf_nan=False)
-    sampler: str | None = None
-
-
-@router.post("/v1/images/generations", summary="Draw pictures from a prompt")
-def images_generations(body: ImageGeneration, request: Request, user: StepUserDep):
-    size = _size(body.size)
-    reqs = [_request(body.prompt, body.negative_prompt, body.style, body.seed, body.steps, body.guidance,
-                     body.sampler, size, i) for i in range(body.n)]
-    return _b64(_backends(request).illustrator.generate(reqs), body.prompt)
-
-
-@router.post("/v1/images/edits", summary="img2img (no mask) or inpaint (mask: transparent = redraw)")
-def images_edits(request: Request, user: StepUserDep, settings: SettingsDep,
-                 image: Annotated[UploadFile, File(description="the picture to change")],
-                 prompt: Annotated[str, Form(min_length=1, max_length=2000)],
-                 mask: Annotated[UploadFile | None, File(description="PNG; transparent or white = redraw")] = None,
-                 n: Annotated[int, Form(ge=1, le=4)] = 1, size: Annotated[str | None, Form()] = None,
-                 strength: Annotated[float, Form(gt=0, le=1, allow_inf_nan=False)] = 0.6,
-                 style: Annotated[str, Form()] = "storybook", seed: Annotated[int | None, Form(ge=0, le=SEED_MAX)] = None,
-                 steps: Annotated[int | None, Form(ge=1, le=200)] = None,
-                 guidance: Annotated[float | None, Form(ge=0, le=30, allow_inf_nan=False)] = None,
-                 response_format: Annotated[Literal["b64_json"], Form()] = "b64_json"):
-    photo = load_photo(image.file.read(), image.filename or "the image", max_bytes=settings.max_upload_bytes,
-                       max_pixels=settings.max_pixels).image
-    wh = _size(size) or photo.size
-    if photo.size != wh:
-        photo = photo.resize(wh, Image.Resampling.LANCZOS)
-    illustrator = _backends(request).illustrator
-    m = (load_mask(mask.file.read(), wh, "the mask", max_bytes=settings.max_upload_bytes,
-                   max_pixels=settings.max_pixels) if mask is not None and mask.filename else None)
-    out = []
-    try:
-        for i in range(n):
-            req = _request(prompt, None, style, seed, steps, guidance, None, wh, i)
-            out.append(illustrator.inpaint(req, photo, m) if m is not None else illustrator.img2img(req, photo, strength))
-    except NotImplementedError as e:
-        raise _unsupported(e) from None
-    return _b64(out, prompt)
 
 
 class ChatMessage(BaseModel):
@@ -300,21 +214,6 @@ async def _chat_chunks(request: Request, scope: Scope, llm: Any, messages: list[
         if include_usage:
             yield chunk([], _usage(prompt_tokens, completion_tokens))
     yield b"data: [DONE]\n\n"
-
-
-class Speech(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    input: str = Field(min_length=1, max_length=4096)
-    model: str | None = None
-    voice: str | None = None
-    language: str = Field("en", description="ISO 639-1 code (Taleloom's addition to the OpenAI shape)")
-    response_format: Literal["wav"] = Field("wav", description="only wav")
-
-
-@router.post("/v1/audio/speech", response_class=Response, summary="Read text aloud (WAV)",
-             responses={200: {"content": {"audio/wav": {}}}})
-def audio_speech(body: Speech, request: Request, user: StepUserDep):
-    return Response(_backends(request).narrator.speak(body.input, body.language), media_type="audio/wav")
 
 
 @router.post("/v1/captions", response_model=Caption, summary="Describe a photo (the book's see step)")
