@@ -86,8 +86,9 @@ def main() -> int:
         redraws = sum(len(c) - 1 for c in checks)
         firsts.append(failed_first)
         lasts.append(failed_after)
-        before_cons.append(hero_consistency(first, encoder))
-        after_cons.append(hero_consistency(kept, encoder))
+        boxes = [r.hero_box for r in requests]  # the hero's place does not change with the seed
+        before_cons.append(hero_consistency(first, encoder, boxes))
+        after_cons.append(hero_consistency(kept, encoder, boxes))
         for f, k, c in zip(first, kept, checks, strict=True):
             if len(c) > 1 and len(grid) < 24:
                 grid.append((f, k))

@@ -85,9 +85,9 @@ def test_a_page_that_never_passes_keeps_its_best_attempt_and_others_are_left_alo
 def test_the_illustrate_stage_checks_its_pages_and_records_every_try(tmp_path, encoder, glyph, monkeypatch):
     """Through the orchestrator: an illustrator whose odd seeds draw a rocket instead of the cat; the
     stage redraws those pages, the manifest keeps each check and the seed of the kept picture."""
-    from book_doubles import FakeIllustrator, install_fake_text_stages
     from PIL import Image
 
+    from book_doubles import FakeIllustrator, install_fake_text_stages
     from taleloom.orchestrator import load_book, run_book
     from test_orchestrator import backends, make
 

@@ -4,8 +4,8 @@
 - hero present: how the picture ranks the hero's concept among all the encoder's concepts (1.0 = the
   nearest concept of all, 0.5 = no better than the median concept);
 - setting present: the same for the scene's setting;
-- consistent: cosine similarity of the hero region's features (the middle of the picture, where the
-  embedded illustrator puts its subject) with the mean of the other pages' —
+- consistent: cosine similarity of the hero region's features (the request's `hero_box` when the
+  illustrator lays out a whole scene, else the middle of the picture) with the mean of the other pages' —
 
 and a page below a threshold is drawn again with a new seed, up to `retries` times. Of all attempts the
 page keeps the one with the best margin over the thresholds; every attempt is returned for the manifest.
@@ -47,11 +47,15 @@ class Scores:
     consistency: float
 
 
-def hero_region(image: Image.Image, share: float = 0.6) -> Image.Image:
-    """The middle `share` of the picture (the embedded illustrator draws its subject there)."""
+Box = tuple[float, float, float, float]  # (left, top, right, bottom) in fractions of the picture
+MIDDLE: Box = (0.2, 0.2, 0.8, 0.8)  # a lone subject is drawn in the middle
+
+
+def hero_region(image: Image.Image, box: Box | None = None) -> Image.Image:
+    """The part of the picture where the hero stands: `box` (the request's hero_box), else the middle."""
     w, h = image.size
-    dx, dy = int(w * (1 - share) / 2), int(h * (1 - share) / 2)
-    return image.crop((dx, dy, w - dx, h - dy))
+    left, top, right, bottom = box or MIDDLE
+    return image.crop((round(left * w), round(top * h), max(round(right * w), 1), max(round(bottom * h), 1)))
 
 
 def _text_vectors(encoder, texts: Sequence[str]) -> torch.Tensor:
@@ -65,24 +69,29 @@ def _text_vectors(encoder, texts: Sequence[str]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score(images: Sequence[Image.Image], heroes: Sequence[str], settings: Sequence[str], encoder) -> list[Scores]:
-    """The three checks for each picture; consistency is against the mean of the *other* pictures."""
-    emb = encoder.image_embed(list(images)).float()  # (B, D)
-    vocab = encoder.prototypes.float()  # (V, D)
-    per_concept = emb @ vocab.T  # (B, V)
+def score(images: Sequence[Image.Image], heroes: Sequence[str], settings: Sequence[str], encoder,
+          boxes: Sequence[Box | None] | None = None) -> list[Scores]:
+    """The three checks for each picture: the hero in its box (the whole picture when it has none), the
+    setting in the whole picture, and the hero region against the mean of the *other* pictures'."""
+    boxes = list(boxes) if boxes else [None] * len(images)
+    whole = encoder.image_embed(list(images)).float()  # (B, D)
+    regions = encoder.image_embed([hero_region(im, b) if b else im for im, b in zip(images, boxes, strict=True)])
+    vocab = encoder.prototypes.float().T  # (D, V)
 
-    def rank(texts: Sequence[str]) -> torch.Tensor:
+    def rank(emb: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
         sims = (emb * _text_vectors(encoder, texts)).sum(-1)  # (B,)
-        return (per_concept < sims[:, None]).float().mean(dim=1)
+        return (emb @ vocab < sims[:, None]).float().mean(dim=1)
 
-    hero, setting = rank(heroes), rank(settings)
-    consistency = _consistency(images, encoder)
+    hero, setting = rank(regions.float(), heroes), rank(whole, settings)
+    consistency = _consistency(images, encoder, boxes)
     return [Scores(float(h), float(s), float(c)) for h, s, c in zip(hero, setting, consistency, strict=True)]
 
 
-def _consistency(images: Sequence[Image.Image], encoder) -> torch.Tensor:
+def _consistency(images: Sequence[Image.Image], encoder, boxes: Sequence[Box | None] | None = None) -> torch.Tensor:
     """(B,) cosine of each hero region's features with the mean of the other pages' (1 for a single page)."""
-    regions = F.normalize(encoder.image_embed([hero_region(im) for im in images]).float(), dim=-1)  # (B, D)
+    boxes = boxes or [None] * len(images)
+    crops = [hero_region(im, box) for im, box in zip(images, boxes, strict=True)]
+    regions = F.normalize(encoder.image_embed(crops).float(), dim=-1)  # (B, D)
     n = len(images)
     if n < 2:
         return torch.ones(n)
@@ -91,9 +100,9 @@ def _consistency(images: Sequence[Image.Image], encoder) -> torch.Tensor:
 
 
 @torch.no_grad()
-def hero_consistency(images: Sequence[Image.Image], encoder) -> float:
+def hero_consistency(images: Sequence[Image.Image], encoder, boxes: Sequence[Box | None] | None = None) -> float:
     """Mean over pages of the hero region's cosine with the other pages' mean (the benchmark's figure)."""
-    return float(_consistency(images, encoder).mean()) if len(images) > 1 else 1.0
+    return float(_consistency(images, encoder, boxes).mean()) if len(images) > 1 else 1.0
 
 
 def audit(images: list[Image.Image], requests: list[ImageRequest], heroes: list[str], settings: list[str],
@@ -110,7 +119,7 @@ def audit(images: list[Image.Image], requests: list[ImageRequest], heroes: list[
     candidates: dict[tuple[int, int], tuple[Image.Image, ImageRequest]] = {}
     current = list(range(len(images)))  # pages looked at this round
     for attempt in range(retries + 1):
-        scores = score(images, heroes, settings, encoder)
+        scores = score(images, heroes, settings, encoder, [r.hero_box for r in requests])
         failing = []
         for i in current:
             s = scores[i]
