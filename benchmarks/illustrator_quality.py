@@ -21,6 +21,7 @@ missing, ~1 minute).
 
     python benchmarks/illustrator_quality.py [--n 32] [--threads 2] [--quick] [--sweep 1,3,5] [--model DIR]
     python benchmarks/illustrator_quality.py --timing-only --threads 2   # re-time the batch of 4 on a quiet machine
+    python benchmarks/illustrator_quality.py --v1-v2 --n 48 --threads 2  # v1 vs v2 (see illustrator_compare.py)
 """
 
 from __future__ import annotations
@@ -124,8 +125,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--timing-only", action="store_true",
                    help="only re-time the batch of 4 final pictures (with --threads) into the existing JSON")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--v1-v2", action="store_true",
+                   help="v1 and v2 side by side on the multi-style held-out set (benchmarks/illustrator_compare.py): "
+                        "illustrator_v1_v2.json + illustrator_v1_v2_samples.png")
+    p.add_argument("--v2-model", type=Path, default=None, help="with --v1-v2: a v2 checkpoint folder instead of the asset")
+    p.add_argument("--scene-pairs", type=int, default=24, help="with --v1-v2: held-out (hero, setting) pairs")
+    p.add_argument("--grid", type=Path, default=REPO / "docs" / "illustrator_v1_v2.png",
+                   help="with --v1-v2: where else to save the grid of held-out prompts × styles")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.v1_v2:
+        from illustrator_compare import run
+
+        run(n=a.n, threads=a.threads, v2_dir=a.v2_model, guidance=a.guidance or 3.0, out=a.out,
+            scene_pairs=a.scene_pairs, quick=a.quick, grid_path=a.grid)
+        return
     if a.timing_only:
         from taleloom.backends.image.embedded import EmbeddedIllustrator, EmbeddedUpscaler
 

@@ -4,6 +4,8 @@ GET /v1/books/{id} while generation runs, any 5xx, and how full the cross-book i
 
     python benchmarks/service_load.py                 # test backends that sleep like models (default)
     python benchmarks/service_load.py --delay 0 --books 3
+    python benchmarks/service_load.py --mixed 120     # books, cut streams, single steps and pollers at
+                                                      # once for 2 minutes (service_load_mixed.json)
 
 Backends: the service's real code path (FastAPI, store, job pool, orchestrator, every real stage —
 write with its checks, bind with WeasyPrint PDF + QR) with the fast test backends of
@@ -11,7 +13,8 @@ tests/server/testbackends.py standing in for the models. They sleep `--delay` se
 (a captioner or LLM call 1 unit, an illustrator call 4 + 1 per picture, up to 8 a call, an upscale or a narration 0.5), so
 the load has the shape of a real one — model calls that hold a backend for a while — without
 measuring the models themselves. Targets: no 5xx, status p99 < 100 ms, books/min at 4 clients >= 1.5x
-one client. Writes benchmarks/results/service_load.json and service_load.png.
+one client; in the mixed run, no 5xx and status p99 < 100 ms. Writes benchmarks/results/service_load.json
+and service_load.png.
 """
 
 from __future__ import annotations
@@ -130,6 +133,127 @@ def run_level(server: Server, clients: int, books_each: int, pages: int, poll: f
     return row
 
 
+# ---------------------------------------------------------------------------------- mixed run
+
+async def mixed_client(url: str, token: str, kind: str, until: float, stats: dict, seed: int) -> None:
+    """One client of the mixed run, doing its `kind` of work again and again until `until`."""
+    import random
+
+    rng = random.Random(seed)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+        def count(r: httpx.Response) -> httpx.Response:
+            stats["codes"][r.status_code] = stats["codes"].get(r.status_code, 0) + 1
+            stats["by_kind"][kind] = stats["by_kind"].get(kind, 0) + 1
+            if r.status_code >= 500:
+                stats["errors"].append({"kind": kind, "status": r.status_code, "body": r.text[:300]})
+            return r
+
+        books: list[str] = []
+        while time.monotonic() < until:
+            try:
+                if kind == "books":  # make a book, follow it by polling
+                    r = count(await http.post("/v1/books", data={"pages": str(rng.randint(1, 3)), "seed": str(seed)},
+                                              files={"photo": ("p.jpg", photo_bytes(colour=(seed % 255, 99, 160)),
+                                                               "image/jpeg")}))
+                    if r.status_code == 202:
+                        books.append(r.json()["id"])
+                        while time.monotonic() < until:
+                            await asyncio.sleep(0.5)
+                            body = count(await http.get(f"/v1/books/{books[-1]}")).json()
+                            if body.get("status") in ("done", "failed"):
+                                stats["books_" + body["status"]] += 1
+                                break
+                    else:
+                        await asyncio.sleep(1.0)
+                elif kind == "cut-streams":  # events streams and chat streams, cut after their first bytes
+                    if not books:
+                        r = count(await http.post("/v1/books", data={"pages": "2"},
+                                                  files={"photo": ("p.jpg", photo_bytes(), "image/jpeg")}))
+                        if r.status_code == 202:
+                            books.append(r.json()["id"])
+                    if books:
+                        async with http.stream("GET", f"/v1/books/{books[-1]}/events") as r:
+                            count(r)
+                            async for _ in r.aiter_bytes():
+                                break
+                    body = {"messages": [{"role": "user", "content": "tell me a story"}], "stream": True}
+                    async with http.stream("POST", "/v1/chat/completions", json=body) as r:
+                        count(r)
+                        async for _ in r.aiter_bytes():
+                            break
+                    stats["cut_streams"] += 2
+                    await asyncio.sleep(0.2)
+                elif kind == "single-steps":
+                    step = rng.choice(("image", "caption", "speech", "chat"))
+                    if step == "image":
+                        count(await http.post("/v1/images/generations",
+                                              json={"prompt": "a red kite", "size": "64x64", "seed": seed}))
+                    elif step == "caption":
+                        count(await http.post("/v1/captions", files={"image": ("p.jpg", photo_bytes(), "image/jpeg")}))
+                    elif step == "speech":
+                        count(await http.post("/v1/audio/speech", json={"input": "Once upon a time."}))
+                    else:
+                        count(await http.post("/v1/chat/completions",
+                                              json={"messages": [{"role": "user", "content": "hello"}]}))
+                    await asyncio.sleep(0.1)
+                else:  # pollers: the book list and a book's status, as a web page open on it would
+                    r = count(await http.get("/v1/books"))
+                    ids = [b["id"] for b in r.json()] if r.status_code == 200 else []
+                    if not ids:
+                        r = count(await http.post("/v1/books", data={"pages": "1"},
+                                                  files={"photo": ("p.jpg", photo_bytes(), "image/jpeg")}))
+                    for book_id in ids[:3]:
+                        count(await http.get(f"/v1/books/{book_id}"))
+                    await asyncio.sleep(0.5)
+            except httpx.HTTPError as e:
+                stats["transport_errors"].append(f"{kind}: {type(e).__name__}: {e}"[:200])
+                await asyncio.sleep(0.5)
+
+
+def run_mixed(server: Server, seconds: float, hz: float, mix: dict[str, int]) -> dict:
+    """Books, cut streams, single steps and pollers all at once for `seconds`; a separate process
+    measures GET /v1/books/{id} latency throughout."""
+    prober_token = server.token("probe-mixed")
+    with server.client(prober_token) as http:
+        book_id = http.post("/v1/books", data={"pages": "1"},
+                            files={"photo": ("p.jpg", photo_bytes(), "image/jpeg")}).json()["id"]
+    ctx = multiprocessing.get_context("spawn")
+    stop, out = ctx.Event(), ctx.Queue()
+    prober = ctx.Process(target=probe, args=(server.url, prober_token, book_id, hz, stop, out), daemon=True)
+    prober.start()
+    stats = {"codes": {}, "by_kind": {}, "errors": [], "transport_errors": [], "books_done": 0, "books_failed": 0,
+             "cut_streams": 0}
+    clients = [(kind, server.token(f"mixed-{kind}-{i}")) for kind, n in mix.items() for i in range(n)]
+    until = time.monotonic() + seconds
+
+    async def load():
+        await asyncio.gather(*(mixed_client(server.url, token, kind, until, stats, 100 + i)
+                               for i, (kind, token) in enumerate(clients)))
+
+    t0 = time.perf_counter()
+    asyncio.run(load())
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    lat, probe_codes = out.get(timeout=60)
+    prober.join(10)
+    codes = {str(k): v for k, v in stats["codes"].items()}
+    for k, v in probe_codes.items():
+        codes[str(k)] = codes.get(str(k), 0) + v
+    health = httpx.get(f"{server.url}/healthz", timeout=30).json()
+    row = {"seconds": round(elapsed, 1), "clients": dict(mix), "requests": sum(codes.values()),
+           "requests_by_kind": stats["by_kind"], "http_codes": codes,
+           "5xx": sum(n for c, n in codes.items() if c.startswith("5")), "server_errors": stats["errors"][:20],
+           "transport_errors": stats["transport_errors"][:20], "books_done": stats["books_done"],
+           "books_failed": stats["books_failed"], "streams_cut": stats["cut_streams"],
+           "status_requests": len(lat),
+           "status_p50_ms": round(1000 * percentile(lat, 0.50), 2) if lat else None,
+           "status_p99_ms": round(1000 * percentile(lat, 0.99), 2) if lat else None,
+           "status_max_ms": round(1000 * max(lat), 2) if lat else None,
+           "server_alive_after": bool(health.get("ok"))}
+    print(json.dumps({k: v for k, v in row.items() if k not in ("server_errors", "transport_errors")}), flush=True)
+    return row
+
+
 def plot(result: dict, path: Path) -> None:
     import matplotlib
 
@@ -171,7 +295,14 @@ def main() -> None:
     ap.add_argument("--poll", type=float, default=0.5, help="seconds between status polls per load client")
     ap.add_argument("--hz", type=float, default=20, help="status requests per second of the latency prober")
     ap.add_argument("--out", type=Path, default=RESULTS / "service_load.json")
+    ap.add_argument("--mixed", type=float, default=0, metavar="SECONDS",
+                    help="instead of the client levels: the mixed run (books, cut streams, single steps, pollers) "
+                         "for this many seconds; writes service_load_mixed.json")
+    ap.add_argument("--mix", default="books=4,cut-streams=2,single-steps=3,pollers=4",
+                    help="clients of each kind in the mixed run")
     args = ap.parse_args()
+    if args.mixed:
+        return main_mixed(args)
 
     env = {"TALELOOM_TEST_DELAY": str(args.delay), "TALELOOM_WORKERS": str(args.workers),
            "TALELOOM_MAX_QUEUE_TOTAL": "64", "TALELOOM_MAX_QUEUE_PER_USER": "4"}
@@ -208,6 +339,31 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     plot(result, args.out.with_suffix(".png"))
     print(json.dumps({k: result[k] for k in ("speedup_4_vs_1", "targets")}))
+
+
+def main_mixed(args) -> None:
+    mix = {k: int(v) for k, v in (p.split("=") for p in args.mix.split(","))}
+    env = {"TALELOOM_TEST_DELAY": str(args.delay), "TALELOOM_WORKERS": str(args.workers),
+           "TALELOOM_MAX_QUEUE_TOTAL": "64", "TALELOOM_MAX_QUEUE_PER_USER": "4"}
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    with tempfile.TemporaryDirectory(prefix="taleloom-mixed-") as tmp:
+        server = Server(Path(tmp), env=env).start()
+        try:
+            row = run_mixed(server, args.mixed, args.hz, mix)
+        finally:
+            server.stop()
+    result = {"benchmark": "service_load_mixed",
+              "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                          "cpus": os.cpu_count(), "load_average_at_start": load_at_start},
+              "settings": {"workers": args.workers, "delay_s": args.delay, "probe_hz": args.hz, "mix": mix,
+                           "backends": "tests/server/testbackends.py (all five roles = test)"},
+              **row,
+              "targets": {"no_5xx": row["5xx"] == 0, "status_p99_under_100ms": (row["status_p99_ms"] or 0) < 100,
+                          "server_alive": row["server_alive_after"]}}
+    out = args.out.with_name("service_load_mixed.json") if args.out.name == "service_load.json" else args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["targets"]))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 assets/manifest.json with the sha256 of every shipped file.
 
     python scripts/export_assets.py --illustrator runs/illustrator --upscaler runs/upscaler --aligned runs/aligned/model
+    python scripts/export_assets.py --illustrator-v2 runs/v2-unet   # latent U-Net + its autoencoder (vae/)
 
 Any of the three may be left out (that asset stays as it is). The aligned encoder's vocabulary is
 marked with the concepts the illustrator was trained on (`trained`), which `nearest_concepts` uses.
@@ -46,6 +47,28 @@ def export_checkpoint(src: Path, dst: Path, image_size: int | None = None) -> No
     (dst / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
+def export_v2(src: Path, dst: Path, data: Path) -> None:
+    """The latent U-Net (fp16) with its autoencoder in vae/ (fp16), the concepts it was trained on
+    (concepts.json, for nearest_concepts) and the prompt format its captions had."""
+    from build_iconify_dataset import load_manifest as load_iconify
+
+    from taleloom.backends.image.embedded import STYLED_PROMPTS
+
+    if dst.exists():
+        shutil.rmtree(dst)
+    export_checkpoint(src, dst)
+    export_checkpoint(src / "vae", dst / "vae")
+    meta = json.loads((dst / "config.json").read_text())
+    meta["prompts"] = STYLED_PROMPTS
+    meta["train"]["vae"] = "vae"  # shipped beside it
+    manifest = load_iconify(data)
+    trained = sorted({r["concept"] for r in manifest["images"] if r["split"] == "train"})
+    meta["data"] = {"set": "Iconify colour emoji, 9 sets + 2 derived styles (scripts/build_iconify_dataset.py)",
+                    "pictures": len(manifest["images"]), "concepts": len(trained), "styles": sorted(manifest["styles"])}
+    (dst / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (dst / "concepts.json").write_text(json.dumps(trained, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def export_aligned(src: Path, dst: Path, data: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for name in ("model.safetensors", "config.json", "vocabulary.safetensors"):
@@ -63,11 +86,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--illustrator", type=Path)
     p.add_argument("--upscaler", type=Path)
     p.add_argument("--aligned", type=Path)
+    p.add_argument("--illustrator-v2", type=Path, help="a latent U-Net run folder (with its vae/)")
     p.add_argument("--data", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--iconify-data", type=Path, default=Path.home() / ".cache" / "taleloom" / "iconify")
     a = p.parse_args(argv)
     root = ROOT if ROOT.is_dir() else assets_root()
     if a.illustrator:
         export_checkpoint(a.illustrator, root / "illustrator")
+    if a.illustrator_v2:
+        export_v2(a.illustrator_v2, root / "illustrator-v2", a.iconify_data)
     if a.upscaler:
         export_checkpoint(a.upscaler, root / "upscaler", image_size=128)
     if a.aligned:

@@ -117,9 +117,11 @@ def test_models_lists_every_backend_without_touching_the_network():
     r = invoke("models", "--json")
     assert r.exit_code == 0, r.output
     rows = json.loads(r.output)
-    assert {(x["role"], x["name"]) for x in rows} >= {("narrator", "espeak"), ("illustrator", "embedded")}
+    assert {(x["role"], x["name"]) for x in rows} >= {("narrator", "espeak"), ("narrator", "piper"),
+                                                      ("illustrator", "embedded")}
     espeak = next(x for x in rows if x["name"] == "espeak")
-    assert espeak["in_use"] and espeak["ready"]
+    piper = next(x for x in rows if x["name"] == "piper")
+    assert espeak["ready"] and piper["in_use"] and piper["ready"]
 
 
 def test_errors_print_one_line_not_a_traceback(tmp_path):

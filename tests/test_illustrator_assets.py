@@ -67,3 +67,30 @@ def test_draw_cli_works_offline(tmp_path):
     info = json.loads(res.output.strip().splitlines()[-1])
     assert info["concepts"] == ["red apple"] and info["size"] == [32, 32]
     assert Image.open(out).size == (64, 32)
+
+
+def test_a_whole_scene_draws_the_hero_in_its_box_on_v1():
+    from taleloom.backends.registry import create
+
+    ill = create("illustrator", "embedded#v1")
+    assert ill.version == "v1" and ill.scene_for(ImageRequest(prompt="x", concepts=["bear"])) is None
+    scene = ImageRequest(prompt="x", concepts=["bear", "desert"], steps=3, seed=1, hero_box=(0.0, 0.375, 0.625, 1.0))
+    assert ill.scene_for(scene) == ("desert", "bear", (0.0, 0.375, 0.625, 1.0))
+    plain = ImageRequest(prompt="x", concepts=["bear", "desert"], steps=3, seed=1)
+    a, b = ill.generate([scene, plain])
+    assert a.size == b.size == (32, 32) and a.tobytes() != b.tobytes()
+    assert ill.generate([scene])[0].tobytes() == a.tobytes()
+
+
+def test_big_pictures_are_enlarged_twice_without_the_x4_model():
+    from PIL import Image
+
+    from taleloom.backends.registry import create
+    from taleloom.stages.illustrate import upscale_factor
+
+    up = create("upscaler", "embedded")
+    pic = Image.new("RGB", (128, 128), (30, 120, 200))
+    assert upscale_factor(pic) == 2 and upscale_factor(Image.new("RGB", (32, 32))) == 4
+    big = up.upscale_batch([pic], 2)[0]
+    assert big.size == (256, 256) and big.getpixel((100, 100)) == (30, 120, 200)
+    assert up._pipe is None  # the ×4 model was not even loaded

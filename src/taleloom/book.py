@@ -107,6 +107,9 @@ class ImageRequest(Strict):
     width: int | None = Field(None, ge=8, le=4096, description="None: the illustrator's native size (SDXL 1024)")
     height: int | None = Field(None, ge=8, le=4096)
     style: str = "storybook"
+    hero_box: tuple[float, float, float, float] | None = Field(
+        None, description="whole scenes (embedded illustrator): where the hero stands, (left, top, right, bottom) "
+                          "in fractions of the picture; concepts[1], the setting, fills the rest")
 
 
 class WordTiming(Strict):
@@ -118,6 +121,19 @@ class WordTiming(Strict):
     text: str  # the word as printed on the page (punctuation attached)
     start: float = Field(ge=0)
     end: float = Field(ge=0)
+
+
+class PageCheck(Strict):
+    """One look at a page's picture by the aligned encoder (stages/audit.py): is the hero there, is the
+    setting there, does it look like the hero on the other pages; every attempt is kept."""
+
+    attempt: int  # 0 = the first drawing, 1.. = redraws with a new seed
+    seed: int
+    hero: float  # share of the encoder's concepts the picture is less like than the hero (1 = nearest)
+    setting: float  # the same for the scene's setting
+    consistency: float  # cosine of the hero region's features with the other pages' mean
+    passed: bool
+    kept: bool = False  # this attempt's picture is the page's picture
 
 
 class Page(Strict):
@@ -132,6 +148,7 @@ class Page(Strict):
     audio_seconds: float | None = None
     words: list[WordTiming] | None = None  # when each word of the narration is spoken
     words_source: str | None = None  # how the timings were found ("espeak-ng phonemes + pauses", ...)
+    checks: list[PageCheck] = Field(default_factory=list)  # the picture's audit, attempt by attempt
 
 
 class EditionPage(Strict):

@@ -117,7 +117,7 @@ def test_share_link_errors_name_nothing_of_the_owner(server):
     wait_status(owner, book["id"])
     share = book["share_url"].rsplit("/", 1)[1]
     reader = server.client()
-    for name in ("pages/99.png", "audio/99.wav"):
+    for name in ("pages/99.png", "audio/99.wav", "book.pdf?lang=zz", "book.epub?lang=zz"):
         r = reader.get(f"/v1/shared/{share}/{name}")
         assert r.status_code == 404
         assert book["id"] not in r.text and str(server.data_dir) not in r.text, r.text

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("espeak-ng", "
 
 def real_backends() -> Backends:
     return Backends.from_settings(Settings(captioner="embedded", llm="smollm2", illustrator="embedded",
-                                           upscaler="embedded", narrator="espeak", device="cpu"))
+                                           upscaler="embedded", narrator="piper", device="cpu"))
 
 
 @pytest.fixture(scope="module")

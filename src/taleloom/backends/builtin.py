@@ -11,7 +11,7 @@ import importlib
 # (role, name, "module:Class", description)
 BUILTINS = [
     ("captioner", "embedded", "taleloom.backends.vision.embedded:EmbeddedCaptioner",
-     "our aligned image encoder + image facts, worded by the LLM (offline, CPU)"),
+     "ImageNet classifier (EfficientNet-Lite0) + faces + image facts, worded by the LLM (offline, CPU)"),
     ("captioner", "openai", "taleloom.backends.vision.openai_compat:OpenAICaptioner",
      "any OpenAI-compatible vision chat endpoint (vLLM, Ollama, llama.cpp server, OpenAI)"),
     ("captioner", "llava-gguf", "taleloom.backends.vision.llava_gguf:LlavaGGUFCaptioner",
@@ -41,6 +41,8 @@ BUILTINS = [
      "our own x4 super-resolution diffusion model (offline, CPU)"),
     ("upscaler", "diffusers-x4", "taleloom.backends.image.diffusers_backend:DiffusersUpscaler",
      "Stable Diffusion x4 upscaler folder"),
+    ("narrator", "piper", "taleloom.backends.speech.piper:PiperNarrator",
+     "Piper neural voice (en_US joe, ONNX via onnxruntime) for English, espeak-ng for other languages (offline)"),
     ("narrator", "espeak", "taleloom.backends.speech.espeak:EspeakNarrator", "espeak-ng (offline)"),
     ("narrator", "openai", "taleloom.backends.speech.openai_speech:OpenAINarrator",
      "any OpenAI-compatible /v1/audio/speech endpoint"),

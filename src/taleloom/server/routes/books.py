@@ -116,11 +116,11 @@ def book_file(settings: Settings, row: BookRow, name: str, label: str | None = N
     return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=0, must-revalidate"})
 
 
-def _finished(settings: Settings, row: BookRow, what: str) -> Storybook:
+def _finished(settings: Settings, row: BookRow, what: str, label: str | None = None) -> Storybook:
     book = load_manifest(settings, row.id)
     if book is None or row.status != "done" or not book.stage_done("bind"):
         raise HTTPError(404, "NotReady" if row.status in ("queued", "running") else "NotFound",
-                        f"book {row.id} has no {what} yet (status {row.status})",
+                        f"{label or 'book ' + row.id} has no {what} yet (status {row.status})",
                         "wait for status 'done' (follow the events stream)")
     return book
 
@@ -135,26 +135,27 @@ def _edition(book: Storybook, lang: str | None) -> Storybook:
         raise HTTPError(404, "NotFound", e.message, e.hint) from None
 
 
-def book_epub(settings: Settings, row: BookRow, lang: str | None = None) -> FileResponse:
-    """The finished book's EPUB (or its `lang` edition's), made on first request and again after each change."""
+def book_epub(settings: Settings, row: BookRow, lang: str | None = None, label: str | None = None) -> FileResponse:
+    """The finished book's EPUB (or its `lang` edition's), made on first request and again after each change.
+    `label` names the book in errors (a share link's reader must not learn the owner's book id)."""
     from taleloom.editions import epub_path
 
-    book = _finished(settings, row, "EPUB")
+    book = _finished(settings, row, "EPUB", label)
     shown = _edition(book, lang)
     path = epub_path(books_dir(settings) / row.id, book, shown.brief.lang if shown is not book else None)
     return FileResponse(path, media_type="application/epub+zip", filename=_download_name(shown, ".epub"),
                         headers={"Cache-Control": "private, max-age=0, must-revalidate"})
 
 
-def edition_pdf(settings: Settings, row: BookRow, lang: str) -> FileResponse:
-    """The PDF of the book's `lang` edition."""
-    book = _finished(settings, row, "PDF")
+def edition_pdf(settings: Settings, row: BookRow, lang: str, label: str | None = None) -> FileResponse:
+    """The PDF of the book's `lang` edition (`label` as for `book_epub`)."""
+    book = _finished(settings, row, "PDF", label)
     shown = _edition(book, lang)
     rel = shown.files.get("pdf") if shown is not book else book.files.get("pdf")
     path = books_dir(settings) / row.id / rel if rel else None
     if path is None or not path.is_file():
-        raise HTTPError(404, "NotFound", f"the {lang} edition of book {row.id} has no PDF",
-                        f"make it again: POST /v1/books/{row.id}:translate")
+        raise HTTPError(404, "NotFound", f"the {lang} edition of {label or 'book ' + row.id} has no PDF",
+                        "ask the book's owner for it" if label else f"make it again: POST /v1/books/{row.id}:translate")
     return FileResponse(path, media_type="application/pdf", filename=_download_name(shown, ".pdf"),
                         headers={"Cache-Control": "private, max-age=0, must-revalidate"})
 
@@ -382,8 +383,8 @@ def retry(book: BookDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
 
 @router.delete("/{book_id}", status_code=204, summary="Delete a book, its files and its share links")
 def delete_book(book: BookDep, request: Request, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
-    busy = jobs.cancel(book.id)  # a running job stops at its next event and its worker removes the folder
-    store.delete_book(book.id)
+    store.delete_book(book.id)  # first: a worker that stops on the cancel finds the book gone and removes its folder
+    busy = jobs.cancel(book.id)  # a running job stops at its next event
     request.app.state.hub.publish(book.id, "status", {"book_id": book.id, "status": "deleted"})  # streams end
     if not busy:
         shutil.rmtree(books_dir(settings) / book.id, ignore_errors=True)

@@ -64,9 +64,9 @@ def get_shared_file(share_id: str, name: str, settings: SettingsDep, store: Stor
                         "shared books offer book.pdf, book.epub, book.html, qr.png, pages/N.png and audio/N.wav")
     book = shared_book(share_id, store)
     if name == "book.epub":
-        return book_epub(settings, book, lang)
+        return book_epub(settings, book, lang, label="this shared book")
     if name == "book.pdf" and lang:
-        return edition_pdf(settings, book, lang)
+        return edition_pdf(settings, book, lang, label="this shared book")
     if name == "qr.png":  # drawn for this link, so a new link after a revoke gets its own code
         return Response(qr_png(f"{settings.base_url}/books/{share_id}"), media_type="image/png")
     return book_file(settings, book, name, label="this shared book")

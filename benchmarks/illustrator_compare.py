@@ -1,0 +1,284 @@
+"""v1 and v2 of the embedded illustrator side by side, on the held-out pictures of the multi-style data set.
+
+Run through `python benchmarks/illustrator_quality.py --v1-v2` (one run measures both models):
+
+- Retrieval: top-1/top-5 of a picture's own concept among all 1,625 concept names (our aligned encoder),
+  for generated pictures of held-out (concept, style) prompts, as a share of the ceiling: the same
+  figure for the real held-out pictures. v1 gets the concept name (it knows one style), v2 the caption.
+- FD-aligned: Fréchet distance of aligned embeddings, generated vs a second real sample (same concepts,
+  pictures of the training split), next to the floor: the real held-out pictures vs that same sample.
+- Style: a classifier trained on the real training pictures' styles (logistic regression on the aligned
+  encoder's CNN features at 64 px + colour statistics), applied to generated pictures; mean per-style
+  accuracy against the style asked for (v1 cannot be asked: its figure shows what a style does not do).
+- Scenes: held-out pairs (an animal hero, a place setting) drawn with region prompts; the hero must be in
+  the top 5 of the hero box's crop and the setting in the top 5 of the picture with the hero box blanked.
+- Time for a batch of 4 final 256 px pictures through the real backends, shipped asset bytes, and a
+  steps-vs-quality curve (DDIM, DPM-Solver++) at 5–50 steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from build_iconify_dataset import DEFAULT_OUT, load_manifest  # noqa: E402
+
+from taleloom.backends.image.styles import STYLES, caption, style_for_preset  # noqa: E402
+from taleloom.stages.stage import HERO_LEFT  # noqa: E402
+
+TARGETS = {"retrieval_top5_ratio": 0.80, "fd_ratio_to_floor": 1.2, "style_accuracy": 0.90, "scene_success": 0.60,
+           "batch4_final_256px_seconds": 10.0, "asset_bytes": 60_000_000}
+
+
+def frechet(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy import linalg
+
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = np.real(linalg.sqrtm(s1 @ s2))
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def pil_batch(images) -> torch.Tensor:
+    arr = np.stack([np.asarray(im.convert("RGB").resize((128, 128), Image.Resampling.LANCZOS)) for im in images])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def topk_hits(aligned, images: torch.Tensor, truth: list[int]) -> dict[str, float]:
+    top = (aligned.image_embed(images) @ aligned.prototypes.T).topk(5, dim=1).indices
+    t = torch.tensor(truth)[:, None]
+    return {"top1": float((top[:, :1] == t).any(1).float().mean()), "top5": float((top == t).any(1).float().mean())}
+
+
+class StyleClassifier:
+    """Logistic regression on frozen aligned-encoder CNN features (64 px) + per-channel colour statistics."""
+
+    def __init__(self, aligned, styles: list[str]):
+        self.aligned, self.styles = aligned, styles
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        small = torch.nn.functional.interpolate(x, size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
+        f = torch.cat([self.aligned.net.features(small[i:i + 256]) for i in range(0, len(small), 256)])
+        stats = torch.cat([x.mean(dim=(2, 3)), x.std(dim=(2, 3)), (x > 0.9).all(1).float().mean((1, 2))[:, None],
+                           (x < -0.6).all(1).float().mean((1, 2))[:, None]], dim=1)
+        return torch.cat([f, stats * 4], dim=1)
+
+    def fit(self, x: torch.Tensor, labels: list[str], steps: int = 400) -> None:
+        f = self.features(x)
+        self.mu, self.sd = f.mean(0), f.std(0) + 1e-6
+        f = (f - self.mu) / self.sd
+        y = torch.tensor([self.styles.index(s) for s in labels])
+        torch.manual_seed(0)
+        self.w = torch.nn.Linear(f.shape[1], len(self.styles))
+        opt = torch.optim.Adam(self.w.parameters(), lr=0.05, weight_decay=1e-4)
+        for _ in range(steps):
+            loss = torch.nn.functional.cross_entropy(self.w(f), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    @torch.no_grad()
+    def accuracy(self, x: torch.Tensor, labels: list[str]) -> dict:
+        pred = self.w((self.features(x) - self.mu) / self.sd).argmax(1).tolist()
+        per = {}
+        for s in sorted(set(labels)):
+            idx = [i for i, lab in enumerate(labels) if lab == s]
+            per[s] = sum(self.styles[pred[i]] == s for i in idx) / len(idx)
+        return {"mean_per_style": float(np.mean(list(per.values()))), "per_style": per,
+                "overall": sum(self.styles[p] == lab for p, lab in zip(pred, labels, strict=True)) / len(labels)}
+
+
+def generate(pipe, prompts, sampler="dpmpp_2m", steps=20, guidance=3.0, batch=16) -> tuple[list[Image.Image], float]:
+    out, t0 = [], time.perf_counter()
+    for s in range(0, len(prompts), batch):
+        out += pipe.generate(prompts[s:s + batch], sampler=sampler, steps=steps, guidance=guidance,
+                             seeds=list(range(s, s + len(prompts[s:s + batch]))))
+    return out, (time.perf_counter() - t0) / max(1, len(prompts))
+
+
+def quality(aligned, images, truth, reference: np.ndarray, ceiling: dict, floor: float) -> dict:
+    x = pil_batch(images)
+    hits = topk_hits(aligned, x, truth)
+    fd = frechet(aligned.image_embed(x).numpy(), reference)
+    return {**{k: round(v, 4) for k, v in hits.items()}, "top5_ratio": round(hits["top5"] / max(ceiling["top5"], 1e-9), 4),
+            "fd": round(fd, 4), "fd_ratio_to_floor": round(fd / floor, 3)}
+
+
+def time_batch4(version: str, threads: int, reps: int = 3) -> dict:
+    """4 final 256 px pictures through the real backends: v1 32 px → ×4 model → 128 → Lanczos 256;
+    v2 128 px (latent 16 px decoded) → ×2 Lanczos (the upscaler's path for big pictures)."""
+    from taleloom.backends.registry import create
+    from taleloom.book import ImageRequest
+
+    ill, up = create("illustrator", f"embedded#{version}"), create("upscaler", "embedded")
+    names = ["red apple", "dog", "sun", "deciduous tree"]
+    reqs = [ImageRequest(prompt=n, concepts=[n], seed=i) for i, n in enumerate(names)]
+
+    def once():
+        base = ill.generate(reqs)
+        if version == "v1":
+            big = up.upscale_batch(base, 4, seeds=[r.seed for r in reqs])
+            return [im.resize((256, 256), Image.Resampling.LANCZOS) for im in big]
+        return up.upscale_batch(base, 2)
+
+    once()  # warm-up: loads the models
+    runs = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        finals = once()
+        runs.append(time.perf_counter() - t0)
+    return {"seconds": round(sorted(runs)[len(runs) // 2], 2), "runs": [round(r, 2) for r in runs],
+            "threads": threads, "load_average_1m": round(os.getloadavg()[0], 2), "size": list(finals[0].size)}
+
+
+def scenes(pipe, aligned, pairs, styled: bool, guidance: float) -> tuple[dict, list[Image.Image]]:
+    def prompt(c):
+        return caption(c, style_for_preset("storybook")) if styled else c
+
+    pics = []
+    for s in range(0, len(pairs), 8):
+        part = pairs[s:s + 8]
+        pics += pipe.generate_scene([prompt(b) for _, b in part], [([prompt(h) for h, _ in part], HERO_LEFT)],
+                                    guidance=guidance, seeds=list(range(s, s + len(part))))
+    x = pil_batch(pics)  # 128 px
+    x0, t, x1, b = (int(round(v * 128)) for v in HERO_LEFT)
+    crops = torch.nn.functional.interpolate(x[:, :, t:b, x0:x1], size=(128, 128), mode="bilinear", align_corners=False)
+    blank = x.clone()
+    blank[:, :, t:b, x0:x1] = 1.0
+    idx = {c: i for i, c in enumerate(aligned.concepts)}
+
+    def in_top5(imgs, names):
+        top = (aligned.image_embed(imgs) @ aligned.prototypes.T).topk(5, dim=1).indices
+        return [idx[n] in row for n, row in zip(names, top.tolist(), strict=True)]
+
+    hero = in_top5(crops, [h for h, _ in pairs])
+    setting = in_top5(blank, [b for _, b in pairs])
+    both = [a and b for a, b in zip(hero, setting, strict=True)]
+    return {"hero_found": round(float(np.mean(hero)), 4), "setting_found": round(float(np.mean(setting)), 4),
+            "success": round(float(np.mean(both)), 4), "pairs": len(pairs)}, pics
+
+
+def run(n: int = 48, threads: int = 2, v2_dir: Path | None = None, data: Path = DEFAULT_OUT, guidance: float = 3.0,
+        out: Path = REPO / "benchmarks" / "results", curve_n: int = 32, scene_pairs: int = 24, quick: bool = False,
+        grid_path: Path | None = None) -> dict:
+    from taleloom.assets import read_manifest, verified_dir
+    from taleloom.diffusion.aligned import load_aligned_encoder
+    from taleloom.diffusion.pipeline import TextToImage
+
+    torch.set_num_threads(threads)
+    aligned = load_aligned_encoder(None)
+    manifest = load_manifest(data)
+    recs = manifest["images"]
+    v1_known = set(aligned.concept_vocabulary())  # v1's trained concepts
+    idx = {c: i for i, c in enumerate(aligned.concepts)}
+    held = [r for r in recs if r["split"] == "heldout" and r["concept"] in v1_known]
+    random.Random(0).shuffle(held)
+    held = held[:n]
+    train = [r for r in recs if r["split"] == "train"]
+    by_concept: dict[str, list[dict]] = {}
+    for r in train:
+        by_concept.setdefault(r["concept"], []).append(r)
+    rng = random.Random(1)
+    second = [rng.choice(by_concept[r["concept"]]) for r in held]  # the reference sample: other real pictures
+
+    def load(rs):
+        return pil_batch([Image.open(data / r["file"]) for r in rs])
+
+    real_x, ref_x = load(held), load(second)
+    truth = [idx[r["concept"]] for r in held]
+    reference = aligned.image_embed(ref_x).numpy()
+    ceiling = topk_hits(aligned, real_x, truth)
+    floor = frechet(aligned.image_embed(real_x).numpy(), reference)
+
+    styles = sorted(STYLES)
+    clf = StyleClassifier(aligned, styles)
+    clf.fit(load(train), [r["style"] for r in train])
+    style_ceiling = clf.accuracy(real_x, [r["style"] for r in held])
+
+    pipes = {"v1": TextToImage(verified_dir("illustrator")),
+             "v2": TextToImage(v2_dir or verified_dir("illustrator-v2"))}
+    prompts = {"v1": [r["concept"] for r in held], "v2": [r["caption"] for r in held]}
+    result: dict = {"n": len(held), "guidance": guidance, "threads": threads, "targets": TARGETS,
+                    "load_average_1m": round(os.getloadavg()[0], 2),
+                    "real": {"top1": round(ceiling["top1"], 4), "top5": round(ceiling["top5"], 4),
+                             "fd_floor": round(floor, 4), "style": style_ceiling},
+                    "v2_checkpoint": {k: pipes["v2"].meta.get(k) for k in ("step", "prompts")}}
+    samples = {}
+    for v, pipe in pipes.items():
+        pics, spp = generate(pipe, prompts[v], guidance=guidance)
+        samples[v] = pics
+        res = quality(aligned, pics, truth, reference, ceiling, floor)
+        res["seconds_per_picture_dpmpp20"] = round(spp, 3)
+        res["style"] = clf.accuracy(pil_batch(pics), [r["style"] for r in held])
+        result[v] = res
+        print(f"{v}: top-5 {res['top5']:.1%} ({res['top5_ratio']:.0%} of ceiling {ceiling['top5']:.1%}), "
+              f"FD {res['fd']:.3f} (floor {floor:.3f}, ×{res['fd_ratio_to_floor']}), "
+              f"style {res['style']['mean_per_style']:.0%} (real {style_ceiling['mean_per_style']:.0%})", flush=True)
+
+    groups = {c["name"]: c["group"] for c in aligned.vocabulary}
+    heldc = sorted({r["concept"] for r in held} | {r["concept"] for r in recs if r["split"] == "heldout"})
+    heroes = [c for c in heldc if groups.get(c) == "animals-nature" and c in v1_known]
+    places = [c for c in manifest["concepts"] if groups.get(c) == "travel-places" and c in v1_known]
+    prng = random.Random(2)
+    pairs = [(prng.choice(heroes), prng.choice(places)) for _ in range(scene_pairs)]
+    scene_pics = {}
+    for v, pipe in pipes.items():
+        result[v]["scenes"], scene_pics[v] = scenes(pipe, aligned, pairs, v == "v2", guidance)
+        print(f"{v} scenes: {result[v]['scenes']}", flush=True)
+
+    for v in pipes:
+        result[v]["batch4_final_256px"] = time_batch4(v, threads)
+        print(f"{v} batch of 4 at 256 px: {result[v]['batch4_final_256px']}", flush=True)
+    result["asset_bytes"] = read_manifest()["bytes"]
+
+    if not quick:
+        result["curve"] = {}
+        cn = min(curve_n, len(held))
+        for v, pipe in pipes.items():
+            for sampler in ("ddim", "dpmpp_2m"):
+                for steps in (5, 10, 20, 50):
+                    pics, spp = generate(pipe, prompts[v][:cn], sampler=sampler, steps=steps, guidance=guidance)
+                    q = quality(aligned, pics, truth[:cn], reference[:cn], topk_hits(aligned, real_x[:cn], truth[:cn]),
+                                frechet(aligned.image_embed(real_x[:cn]).numpy(), reference[:cn]))
+                    result["curve"][f"{v}/{sampler}/{steps}"] = {**q, "seconds_per_picture": round(spp, 3)}
+                    print(f"curve {v} {sampler} {steps}: {q['top5_ratio']:.0%} of ceiling, FD ×{q['fd_ratio_to_floor']}, "
+                          f"{spp:.3f} s/picture", flush=True)
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "illustrator_v1_v2.json").write_text(json.dumps(result, indent=2) + "\n")
+    grid = sample_grid(pipes, manifest, guidance, scene_pics)
+    grid.save(out / "illustrator_v1_v2_samples.png")
+    if grid_path:
+        grid_path.parent.mkdir(parents=True, exist_ok=True)
+        grid.save(grid_path)
+    return result
+
+
+def sample_grid(pipes, manifest, guidance: float, scene_pics) -> Image.Image:
+    """Rows: held-out concepts; columns: v1, then v2 in each trained style; last rows: scenes (v1 then v2)."""
+    from taleloom.diffusion.data import image_grid
+
+    heldout = [r["concept"] for r in manifest["images"] if r["split"] == "heldout"]
+    concepts = list(dict.fromkeys(heldout))[:6]
+    styles = sorted(STYLES)
+    tiles = []
+    for i, c in enumerate(concepts):
+        v1 = pipes["v1"].generate([c], guidance=guidance, seeds=[i])[0].resize((128, 128), Image.Resampling.NEAREST)
+        v2 = pipes["v2"].generate([caption(c, s) for s in styles], guidance=guidance, seeds=[i] * len(styles))
+        tiles += [v1] + [im.resize((128, 128)) for im in v2]
+    cols = 1 + len(styles)
+    for v in ("v1", "v2"):
+        row = [im.resize((128, 128), Image.Resampling.NEAREST) for im in scene_pics[v][:cols]]
+        tiles += row + [Image.new("RGB", (128, 128), "white")] * (cols - len(row))
+    return image_grid(tiles, cols=cols)
