@@ -6,6 +6,7 @@ API key from TALELOOM_OPENAI_API_KEY or OPENAI_API_KEY (local servers need none)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -72,8 +73,16 @@ class OpenAITextModel(TextModel):
     def answer(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
                schema: dict[str, Any] | None = None) -> Answer:
         raw = self._ask(messages, sampling, schema)
-        text = self._checked(_content(raw), schema)
         finish = ((raw.get("choices") or [{}])[0] or {}).get("finish_reason")
+        text = _content(raw)
+        if schema is not None and finish == "length":
+            try:
+                json.loads(text, strict=False)
+            except ValueError as e:
+                limit = (sampling or Sampling()).max_tokens
+                raise BackendError(f"{self.model_id} gave incomplete JSON (it stopped at max_tokens={limit}): "
+                                   f"{text[:120]!r}", "raise max_tokens, or tighten maxLength in the schema") from e
+        text = self._checked(text, schema)
         return Answer(text, "length" if finish == "length" else "stop", _usage(raw, messages, text))
 
     def complete(self, messages: list[dict[str, Any]], sampling: Sampling | None = None,
@@ -83,8 +92,13 @@ class OpenAITextModel(TextModel):
         return self._checked(text, schema) if check_json else text
 
     def _checked(self, text: str, schema: dict[str, Any] | None) -> str:
+        """With a schema, the answer must be JSON (raw newlines inside strings allowed: grammars let
+        llama.cpp write them, and the stages read answers with strict=False too)."""
         if schema is not None:
-            parse_json(text, f"the model's answer (asked for JSON by schema, {self.model_id})")
+            try:
+                json.loads(text, strict=False)
+            except ValueError:
+                parse_json(text, f"the model's answer (asked for JSON by schema, {self.model_id})")
         return text
 
     def _ask(self, messages: list[dict[str, Any]], sampling: Sampling | None,

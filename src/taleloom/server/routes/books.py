@@ -391,8 +391,8 @@ def retry(book: BookDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
 
 @router.delete("/{book_id}", status_code=204, summary="Delete a book, its files and its share links")
 def delete_book(book: BookDep, request: Request, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
-    busy = jobs.cancel(book.id)  # a running job stops at its next event and its worker removes the folder
-    store.delete_book(book.id)
+    store.delete_book(book.id)  # first: a worker that stops on the cancel finds the book gone and removes its folder
+    busy = jobs.cancel(book.id)  # a running job stops at its next event
     request.app.state.hub.publish(book.id, "status", {"book_id": book.id, "status": "deleted"})  # streams end
     if not busy:
         shutil.rmtree(books_dir(settings) / book.id, ignore_errors=True)
