@@ -143,6 +143,15 @@ class ImageGeneration(BaseModel):
     steps: int | None = Field(None, ge=1, le=200)
     guidance: float | None = Field(None, ge=0, le=30, allow_inf_nan=False)
     sampler: str | None = None
+    stream: bool = Field(False, description="not supported: partial pictures are not streamed (422)")
+
+    @field_validator("stream")
+    @classmethod
+    def _no_stream(cls, stream: bool) -> bool:
+        if stream:
+            raise ValueError("this server does not stream partial pictures; leave stream out (the answer is the "
+                             "finished pictures)")
+        return stream
 
     @field_validator("style")
     @classmethod
