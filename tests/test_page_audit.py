@@ -88,7 +88,7 @@ def test_the_illustrate_stage_checks_its_pages_and_records_every_try(tmp_path, e
     from PIL import Image
 
     from book_doubles import FakeIllustrator, install_fake_text_stages
-    from taleloom.orchestrator import load_book, run_book
+    from taleloom.orchestrator import load_book, redraw_page, run_book
     from test_orchestrator import backends, make
 
     install_fake_text_stages(monkeypatch)
@@ -113,3 +113,6 @@ def test_the_illustrate_stage_checks_its_pages_and_records_every_try(tmp_path, e
             assert len(p.checks) > 1 and not p.checks[0].passed  # the rocket was caught and redrawn
     assert "check" in book.stages["illustrate"].message
     assert load_book(d) == book
+    book = redraw_page(d, backends(illustrator=drawer), 2, seed=7)  # the user's own seed draws a rocket...
+    assert book.pages[1].request.seed == 7 and len(book.pages[1].checks) == 1  # ...checked, and kept as asked
+    assert not book.pages[1].checks[0].passed and book.pages[1].checks[0].kept

@@ -127,9 +127,11 @@ def _audit(run: _Run, illustrator, drawn: set[int], retries: int) -> int:
     settings = [p.request.concepts[1] if len(p.request.concepts) > 1 else p.scene for p in pages]
     images = [Image.open(run.dir / p.image_lowres).convert("RGB") for p in pages]
     run.emit("progress", 1.0, "checking the pictures")
+    # a picture the user asked to redraw (with a seed of their choosing, maybe) is checked, not replaced
+    asked = {c.page for c in book.history[-1:] if c.action == "redraw"}
     kept, requests, checks = audit(images, [p.request for p in pages], heroes, settings, illustrator.aligned,
-                                   lambda reqs: illustrate(reqs, illustrator), [p.index in drawn for p in pages],
-                                   retries=retries)
+                                   lambda reqs: illustrate(reqs, illustrator),
+                                   [p.index in drawn and p.index not in asked for p in pages], retries=retries)
     redrawn = 0
     for page, img, req, page_checks in zip(pages, kept, requests, checks, strict=True):
         if page.index not in drawn:
