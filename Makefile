@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 APT_PACKAGES := fonts-noto-color-emoji fonts-noto-core fonts-noto-cjk espeak-ng sox libzbar0 zbar-tools \
                 poppler-utils libpango-1.0-0 libpangoft2-1.0-0 chromium postgresql \
-                epubcheck ffmpeg
+                epubcheck ffmpeg npm
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PHOTO ?= src/taleloom/assets/samples/cat.jpg
 
@@ -31,7 +31,12 @@ system-deps:
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(APT_PACKAGES); }
 
-install: system-deps $(VENV)/.installed  ## install Debian + Python packages into .venv
+# EPUB reading system the tests open our EPUBs in (epub.js in Chromium); skipped when npm is missing
+tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: the epub.js reader test will be skipped"; exit 0; }
+	cd tests/js && npm ci --no-audit --no-fund --silent && touch node_modules/.installed
+
+install: system-deps $(VENV)/.installed tests/js/node_modules/.installed  ## install Debian + Python packages into .venv
 
 test: install  ## the default test suite (CPU, slow and GPU tests skipped)
 	$(VENV)/bin/pytest -q
