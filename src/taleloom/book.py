@@ -125,6 +125,19 @@ class WordTiming(Strict):
     end: float = Field(ge=0)
 
 
+class PageCheck(Strict):
+    """One look at a page's picture by the aligned encoder (stages/audit.py): is the hero there, is the
+    setting there, does it look like the hero on the other pages; every attempt is kept."""
+
+    attempt: int  # 0 = the first drawing, 1.. = redraws with a new seed
+    seed: int
+    hero: float  # share of the encoder's concepts the picture is less like than the hero (1 = nearest)
+    setting: float  # the same for the scene's setting
+    consistency: float  # cosine of the hero region's features with the other pages' mean
+    passed: bool
+    kept: bool = False  # this attempt's picture is the page's picture
+
+
 class Page(Strict):
     index: int  # 1-based page number
     text: str  # English text from the writer
@@ -138,6 +151,7 @@ class Page(Strict):
     audio_seconds: float | None = None
     words: list[WordTiming] | None = None  # when each word of the narration is spoken
     words_source: str | None = None  # how the timings were found ("espeak-ng phonemes + pauses", ...)
+    checks: list[PageCheck] = Field(default_factory=list)  # the picture's audit, attempt by attempt
 
 
 class TranslationRecord(Strict):

@@ -123,7 +123,43 @@ def run_illustrate(run: _Run) -> str | None:
 
     illustrate([p.request for p in pages], illustrator, on_batch=keep,
                on_progress=lambda d, t: run.progress(d, t, "pictures"))
+    retries = getattr(run.backends.settings, "page_audit_retries", 0)
+    if retries and concept_mapper_for(illustrator) is not None and hasattr(illustrator, "aligned"):
+        redrawn = _audit(run, illustrator, {p.index for p in pages}, retries)
+        return count(len(pages), "picture") + (f", {count(redrawn, 'page')} redrawn after the check" if redrawn
+                                               else ", every page passed its check")
     return count(len(pages), "picture")
+
+
+def _audit(run: _Run, illustrator, drawn: set[int], retries: int) -> int:
+    """Check every picture of the book with the aligned encoder; redraw this run's failing pages."""
+    from taleloom.stages.audit import audit
+
+    book = run.book
+    pages = [p for p in book.pages if p.image_lowres and p.request is not None]
+    if not pages:
+        return 0
+    hero = next((c for c in book.cast if c.role == "hero"), book.cast[0] if book.cast else None)
+    heroes = [p.request.concepts[0] if p.request.concepts else (hero.look if hero else p.scene) for p in pages]
+    settings = [p.request.concepts[1] if len(p.request.concepts) > 1 else p.scene for p in pages]
+    images = [Image.open(run.dir / p.image_lowres).convert("RGB") for p in pages]
+    run.emit("progress", 1.0, "checking the pictures")
+    # a picture the user asked to redraw (with a seed of their choosing, maybe) is checked, not replaced
+    asked = {c.page for c in book.history[-1:] if c.action == "redraw"}
+    kept, requests, checks = audit(images, [p.request for p in pages], heroes, settings, illustrator.aligned,
+                                   lambda reqs: illustrate(reqs, illustrator),
+                                   [p.index in drawn and p.index not in asked for p in pages], retries=retries)
+    redrawn = 0
+    for page, img, req, page_checks in zip(pages, kept, requests, checks, strict=True):
+        if page.index not in drawn:
+            continue
+        page.checks = page_checks
+        redrawn += len(page_checks) > 1
+        if req.seed != page.request.seed:
+            page.request = req
+            page.image_lowres = _write(run.dir, f"pages/{page.index}.lowres.png", img)
+    run.save()
+    return redrawn
 
 
 def run_upscale(run: _Run) -> str | None:

@@ -138,6 +138,13 @@ def test_translate_adds_an_edition_with_its_own_files(server, owner):
         assert b"<dc:language>" in z.read("OEBPS/package.opf")
     manifest = owner.get(f"/v1/books/{bid}/manifest.json").json()
     assert manifest["editions"]["fr"]["pages"][0]["audio"] and manifest["history"][-1]["action"] == "translate"
+    shown = owner.get(f"/v1/books/{bid}?lang=fr").json()  # the reader's view of the edition
+    assert shown["title"] == ed["title"] and shown["pages"][0]["text"] == manifest["editions"]["fr"]["pages"][0]["text"]
+    assert "lang=fr" in shown["pages"][0]["audio"] and shown["pages"][0]["words"]
+    fr_audio = owner.get(shown["pages"][0]["audio"])  # its own narration file
+    assert fr_audio.status_code == 200 and fr_audio.content[:4] == b"RIFF"
+    assert manifest["editions"]["fr"]["pages"][0]["audio"].startswith("editions/fr/")
+    assert owner.get(f"/v1/books/{bid}?lang=ko").status_code == 404
 
 
 def test_share_link_read_only_and_revocable(server, owner, done_book):

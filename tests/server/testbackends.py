@@ -165,6 +165,8 @@ class StoryLLM(TextModel):
         self.calls += 1
         prompt = messages[-1]["content"]
         seed = (sampling.seed or 0) if sampling else 0
+        if "explode" in prompt:  # lets a test see how the service answers a bug (a 500 without internals)
+            raise RuntimeError("test LLM bug at /models/secret-llm")
         if any("unwritable" in str(m["content"]) for m in messages):  # lets a test make a book fail in write
             raise BackendError("the test LLM cannot write about 'unwritable' (/models/secret-llm)",
                                "use another idea")

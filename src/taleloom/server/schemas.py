@@ -146,9 +146,10 @@ def share_public(share: Share, base_url: str) -> SharePublic:
 
 
 def book_public(row: BookRow, book: Storybook | None, base: str, current: dict | None = None,
-                share_url: str | None = None, with_events: bool = True) -> BookPublic:
+                share_url: str | None = None, with_events: bool = True, lang: str | None = None) -> BookPublic:
     """The API's view of a book. `base` is the URL prefix its files hang under
-    (/v1/books/{id} for the owner, /v1/shared/{share} for a share link)."""
+    (/v1/books/{id} for the owner, /v1/shared/{share} for a share link); with `lang`, `book` is that
+    edition's view (editions.view) and its narration URLs ask for that edition's audio."""
     pages: list[PagePublic] = []
     stages: list[StagePublic] = []
     files: dict[str, str] = {}
@@ -158,7 +159,7 @@ def book_public(row: BookRow, book: Storybook | None, base: str, current: dict |
             pages.append(PagePublic(
                 index=p.index, text=p.text_translated or p.text, text_en=p.text, scene=p.scene,
                 image=f"{base}/pages/{p.index}.png?v={version}" if p.image else None,
-                audio=f"{base}/audio/{p.index}.wav?v={version}" if p.audio else None,
+                audio=f"{base}/audio/{p.index}.wav?v={version}{f'&lang={lang}' if lang else ''}" if p.audio else None,
                 audio_seconds=p.audio_seconds, words=p.words if p.audio else None))
         stages = [StagePublic(name=s.name, status=s.status, seconds=s.seconds, message=s.message)
                   for s in book.stages.values()]
