@@ -179,6 +179,8 @@ def test_images_quality_and_style(sdk):
         sdk.images.generate(prompt="a cat", quality="ultra")
     with pytest.raises(openai.UnprocessableEntityError, match="size"):
         sdk.images.generate(prompt="a cat", size="4096x4096")
+    with pytest.raises(openai.UnprocessableEntityError, match="background"):
+        sdk.images.generate(prompt="a cat", background="transparent")
     with pytest.raises(openai.UnprocessableEntityError, match="partial pictures"):
         sdk.images.generate(prompt="a cat", stream=True)
 

@@ -38,6 +38,7 @@ class OpenAITextModel(TextModel):
         self.client = make_client(location, self.options, transport)
         self._model = model
         self._schema_format = self.options.schema_format
+        self._stream_usage = True  # ask for usage in streams (stream_options) until the server refuses it
         extended = self.options.extended_sampling
         self._extended = extended if extended is not None else "api.openai.com" not in self.client.base_url
 
@@ -135,9 +136,9 @@ class OpenAITextModel(TextModel):
         """Pieces as the server sends them. Usage comes from the server's last chunk when it honours
         stream_options.include_usage; otherwise each content chunk counts as one token (servers send
         one token per chunk) and the prompt is estimated."""
-        payload = self._payload(messages, sampling) | {"stream": True, "stream_options": {"include_usage": True}}
+        payload = self._payload(messages, sampling) | {"stream": True}
         finish, usage, chunks, text = "stop", None, 0, []
-        for event in self.client.stream_events("chat/completions", payload):
+        for event in self._stream_events(payload):
             if isinstance(event.get("usage"), dict):
                 usage = _usage(event, messages, "")
             for choice in event.get("choices") or []:
@@ -150,6 +151,24 @@ class OpenAITextModel(TextModel):
         if usage is None or usage.estimated:
             usage = Usage(estimate_usage(messages, "").prompt_tokens, chunks, estimated=True)
         yield Piece("", "length" if finish == "length" else "stop", usage)
+
+
+    def _stream_events(self, payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The stream's events, with stream_options.include_usage while this server takes it; a server that
+        refuses the field (400/422 before any event) is asked again without it, and from then on."""
+        if self._stream_usage:
+            started = False
+            try:
+                for event in self.client.stream_events(
+                        "chat/completions", payload | {"stream_options": {"include_usage": True}}):
+                    started = True
+                    yield event
+                return
+            except BackendError as e:
+                if started or getattr(e, "http_status", None) not in (400, 422):
+                    raise
+                self._stream_usage = False
+        yield from self.client.stream_events("chat/completions", payload)
 
 
 def _rejects_format(error: BackendError) -> bool:
