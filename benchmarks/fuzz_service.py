@@ -5,7 +5,7 @@ zero-byte, SVG, polyglots, seeded byte flips of real files) sent to every route 
 (the book's photo, the picture and the mask of an edit, the photo to caption), from several clients
 at once, against a real `taleloom serve` process on loopback with the fast test backends.
 
-    python benchmarks/fuzz_service.py                  # ~5,000+ requests
+    python benchmarks/fuzz_service.py                  # about 5,500 requests
     python benchmarks/fuzz_service.py --examples 5 --rounds 1
 
 Prints requests tried, status counts, 5xx, process deaths (the server is started again and the run
@@ -33,7 +33,7 @@ from fuzzkit import Tally, Watched, fuzz_files, fuzz_schema, hostile_corpus  # n
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--examples", type=int, default=60, help="Schemathesis examples per operation and mode")
+    ap.add_argument("--examples", type=int, default=80, help="Schemathesis examples per operation and mode")
     ap.add_argument("--rounds", type=int, default=3, help="times every hostile file goes to every image route")
     ap.add_argument("--mutants", type=int, default=60, help="byte-flipped copies of real files in the corpus")
     ap.add_argument("--threads", type=int, default=4, help="clients sending hostile files at once")

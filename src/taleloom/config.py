@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     # backend specs (see taleloom.backends.registry)
     captioner: str = "embedded"
-    llm: str = "smollm2"
+    llm: str = "embedded"  # Qwen2.5-Coder-1.5B from PyPI wheels; "embedded:smollm2" is the fast preset
     illustrator: str = "embedded"
     upscaler: str = "embedded"
     narrator: str = "piper"
@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     plugins: str = ""
     # load every backend in the background when the server starts (False: on the first request)
     warm: bool = True
+    # pages that check themselves: a picture whose hero or setting the aligned encoder cannot find, or that
+    # does not look like the hero on the other pages, is drawn again with a new seed up to this many times
+    # (0 = no audit; only for illustrators that draw the encoder's concepts, i.e. the embedded one)
+    page_audit_retries: int = Field(default=2, ge=0, le=8)
     # PyTorch CPU threads for local models; 0 = OMP_NUM_THREADS if set, else half the cores (at least 1)
     torch_threads: int = Field(default=0, ge=0)
 

@@ -80,6 +80,19 @@ class Scope:
             _current.reset(token)
 
 
+class Shared(Scope):
+    """The scope of work done for several callers at once (a batch of pictures from several requests): it
+    stops only when every caller has a scope and all of them were cancelled or ran out of time."""
+
+    def __init__(self, scopes: list[Scope | None], what: str):
+        super().__init__(None, what)
+        self.scopes = scopes
+
+    def check(self) -> None:
+        if self.scopes and all(s is not None and (s.cancelled or s.expired()) for s in self.scopes):
+            raise Cancelled(f"{self.what} stopped: every request waiting for it has gone or timed out")
+
+
 _current: ContextVar[Scope | None] = ContextVar("taleloom_scope", default=None)
 
 

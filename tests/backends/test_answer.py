@@ -71,3 +71,18 @@ def test_openai_backend_reports_the_servers_finish_reason_and_usage():
     handler.send_usage = False  # a server that ignores include_usage: one token per content chunk
     last = list(model.answer_stream(HELLO, Sampling(max_tokens=3)))[-1]
     assert last.usage.estimated and last.usage.completion_tokens == 3
+
+
+def test_a_server_that_refuses_stream_options_is_asked_without_them():
+    def strict(request: httpx.Request) -> httpx.Response:
+        if "stream_options" in json.loads(request.content):
+            strict.refused += 1
+            return httpx.Response(400, json={"error": {"message": "unknown field stream_options"}})
+        return handler(request)
+
+    handler.payloads, handler.send_usage, strict.refused = [], False, 0
+    model = OpenAITextModel(URL, "m", transport=httpx.MockTransport(strict))
+    for _ in range(2):
+        pieces = list(model.answer_stream(HELLO, Sampling(max_tokens=3)))
+        assert "".join(p.text for p in pieces) == "a b c" and pieces[-1].finish_reason == "length"
+    assert strict.refused == 1  # remembered: the second stream went without them at once

@@ -304,9 +304,10 @@ def llama_server(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host",
-                                    "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--verbose", "False",
-                                    "--model_alias", "smollm2"], stdout=out, stderr=subprocess.STDOUT)
+        # llama_cpp.server as Taleloom runs it (llama_child: loads weights this machine's llama.cpp can run)
+        process = subprocess.Popen([sys.executable, "-m", "taleloom.backends.llm.llama_child", "--model", str(gguf),
+                                    "--port", str(port), "--n-ctx", "2048", "--alias", "smollm2"],
+                                   stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for(f"http://127.0.0.1:{port}/v1/models", 60, process)
         yield f"http://127.0.0.1:{port}/v1"

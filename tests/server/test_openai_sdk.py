@@ -123,6 +123,16 @@ def test_chat_refuses_what_it_cannot_do(sdk):
     assert e.value.body["param"] == "temperature"
 
 
+def test_model_failures_and_bugs_are_sdk_exceptions(sdk):
+    with pytest.raises(openai.InternalServerError) as e:  # the model failed: 502, our message
+        sdk.chat.completions.create(model="any", messages=[{"role": "user", "content": "unwritable"}])
+    assert e.value.status_code == 502 and "cannot write about" in e.value.message
+    with pytest.raises(openai.InternalServerError) as e:  # a bug: 500 in OpenAI's shape, no internals
+        sdk.chat.completions.create(model="any", messages=[{"role": "user", "content": "explode"}])
+    assert e.value.status_code == 500 and e.value.body["type"] == "server_error"
+    assert "secret-llm" not in json.dumps(e.value.body) and e.value.response.headers["x-request-id"]
+
+
 def test_auth_errors_are_sdk_exceptions(server):
     bad = openai.OpenAI(base_url=f"{server.url}/v1", api_key="not-a-token", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as e:
@@ -169,6 +179,10 @@ def test_images_quality_and_style(sdk):
         sdk.images.generate(prompt="a cat", quality="ultra")
     with pytest.raises(openai.UnprocessableEntityError, match="size"):
         sdk.images.generate(prompt="a cat", size="4096x4096")
+    with pytest.raises(openai.UnprocessableEntityError, match="background"):
+        sdk.images.generate(prompt="a cat", background="transparent")
+    with pytest.raises(openai.UnprocessableEntityError, match="partial pictures"):
+        sdk.images.generate(prompt="a cat", stream=True)
 
 
 def test_images_edit(sdk):

@@ -119,5 +119,14 @@ def test_add_a_language_from_the_page(server, browser, finished):
     pdf = page.request.get(page.evaluate("document.querySelector('#editions a').href"),
                            headers={"Authorization": f"Bearer {token}"})
     assert pdf.status == 200 and pdf.body()[:5] == b"%PDF-"
+    page.wait_for_selector("#read-lang-row:not([hidden])")  # the reader can switch to the new edition
+    page.select_option("#read-lang", "de")
+    page.wait_for_function("state.book.pages[0].audio.includes('lang=de')")
+    page.wait_for_selector("#page-text .word")
+    page.evaluate(RECORD)
+    page.click("#page-text .word[data-n='1']")  # its own narration reads along too
+    page.wait_for_function("window.readLog.some(([n]) => n >= 1)", timeout=30_000)
+    page.select_option("#read-lang", "en")
+    page.wait_for_function("!state.book.pages[0].audio.includes('lang=')")
     assert not errors, errors
     ctx.close()

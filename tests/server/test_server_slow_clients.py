@@ -80,3 +80,17 @@ def test_slow_but_steady_request_is_not_cut(server):
     s.settimeout(10)
     assert s.recv(65536).startswith(b"HTTP/1.1 200")
     s.close()
+
+
+def test_answered_request_whose_body_never_ends_is_closed_without_a_second_answer(server):
+    """A route may answer before the body is in (here: 413 from the announced length); the connection is
+    still closed at the body deadline, and the client reads one answer, not a 408 after it."""
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.sendall(b"POST /v1/books HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+              b"Content-Length: 999999999\r\n\r\n--b\r\n")
+    s.settimeout(30)
+    got = b""
+    while chunk := s.recv(65536):
+        got += chunk
+    s.close()
+    assert got.startswith(b"HTTP/1.1 413") and got.count(b"HTTP/1.1 ") == 1, got[:300]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
+from taleloom import deadline
 from taleloom.diffusion.samplers import Sampler
 
 # inpaint(x, t) -> x: called with the sample at noise level t (before the first step and after each;
@@ -65,6 +66,7 @@ def sample_loop(
         x = inpaint(x, int(timesteps[0]))
     n = len(timesteps)
     for i, t in enumerate(tqdm(timesteps.tolist(), desc=f"sampling ({sampler.name})", disable=not progress)):
+        deadline.check()  # an abandoned single-step request stops here (a no-op for books and training)
         eps = denoiser(x, t)
         x = sampler.step(eps, t, x, generator=generator)
         if inpaint is not None:

@@ -6,6 +6,9 @@ guidance); dispatcher threads — as many as the illustrator's concurrency limit
 group, wait up to `max_wait` seconds for it to fill to the backend's `max_batch`, and run it as one
 call. While the model is busy with one batch the next one fills, so under load batches are full
 and every book's pictures still come back in its own order.
+
+A request from a single-step call carries its deadline scope: once its client has gone it is dropped
+before it runs, and a batch whose every request was abandoned stops between denoising steps.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from PIL import Image
 
 from taleloom.backends.base import Illustrator
 from taleloom.book import ImageRequest
+from taleloom.deadline import Cancelled, Scope, Shared, current
 from taleloom.server.limits import Lazy
 
 
@@ -30,6 +34,10 @@ class _Item:
     request: ImageRequest
     future: Future = field(default_factory=Future)
     at: float = field(default_factory=time.monotonic)
+    scope: Scope | None = field(default_factory=current)  # None: a book's picture
+
+    def abandoned(self) -> bool:
+        return self.scope is not None and (self.scope.cancelled or self.scope.expired())
 
 
 def batch_key(r: ImageRequest) -> tuple:
@@ -107,7 +115,10 @@ class BatchingIllustrator(Lazy, Illustrator):
             batch = [queue.popleft() for _ in range(min(limit, len(queue)))]
             if not queue:
                 del self._pending[key]
-            return batch
+        for it in [it for it in batch if it.abandoned()]:  # nobody waits for these any more
+            it.future.set_exception(Cancelled("the picture request was abandoned before it ran"))
+            batch.remove(it)
+        return batch
 
     def _dispatch(self) -> None:
         while True:
@@ -133,8 +144,9 @@ class BatchingIllustrator(Lazy, Illustrator):
                 it.future.set_result(img)
 
     def _generate(self, batch: list[_Item]) -> list[Image.Image]:
+        scope = Shared([it.scope for it in batch], "the batch of pictures")
         with self.slots:
-            images = self.inner.generate([it.request for it in batch])
+            images = scope.run(self.inner.generate, [it.request for it in batch])
         if len(images) != len(batch):
             raise RuntimeError(f"illustrator returned {len(images)} pictures for {len(batch)} requests")
         return images

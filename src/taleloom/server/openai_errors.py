@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.requests import Request
+
 OPENAI_PREFIXES = ("/v1/chat/", "/v1/images/", "/v1/audio/", "/v1/models", "/v1/captions")
 
 # HTTP status -> OpenAI error type (what the official API sends for the same status)
@@ -45,11 +47,13 @@ class OpenAIErrors:
         if scope["type"] != "http" or not is_openai_route(scope["path"]):
             return await self.app(scope, receive, send)
         start: dict | None = None
+        started = False
         chunks: list[bytes] = []
 
         async def reshaping_send(message):
-            nonlocal start
+            nonlocal start, started
             if message["type"] == "http.response.start":
+                started = True
                 headers = dict(message.get("headers", []))
                 if message["status"] >= 400 and headers.get(b"content-type", b"").startswith(b"application/json"):
                     start = message  # held until the whole body is here
@@ -62,7 +66,14 @@ class OpenAIErrors:
                 return
             await send(message)
 
-        await self.app(scope, receive, reshaping_send)
+        try:
+            await self.app(scope, receive, reshaping_send)
+        except Exception as e:  # a bug: the app's own 500 handler words it (and logs it), then it is reshaped
+            handler = scope["app"].exception_handlers.get(Exception)
+            if started or handler is None:
+                raise
+            response = await handler(Request(scope), e)
+            await response(scope, receive, reshaping_send)
 
 
 async def _send_reshaped(send, start: dict, raw: bytes) -> None:

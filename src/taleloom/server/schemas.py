@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from taleloom.book import SEED_MAX, Brief, Storybook, WordTiming
+from taleloom.render.labels import translation_notice
 from taleloom.server.store import BookRow, Share
 
 Status = Literal["queued", "running", "done", "failed"]
@@ -74,6 +75,8 @@ class BookPublic(BaseModel):
     links: Links
     share_url: str | None = Field(None, description="read-only link (the QR code points here)")
     error: dict | None = None
+    notice: str | None = Field(None, description="in the reader's language, when the text is not (all) "
+                                                 "translated into it")
 
 
 class BookSummary(BaseModel):
@@ -99,6 +102,12 @@ class RewriteRequest(BaseModel):
 class ExtendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pages: int = Field(2, ge=1, description="how many pages to add")
+
+
+class RetryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seed: int | None = Field(None, ge=0, le=SEED_MAX,
+                             description="seed for the stages still to run; none: a new random seed")
 
 
 class TranslateRequest(BaseModel):
@@ -137,9 +146,10 @@ def share_public(share: Share, base_url: str) -> SharePublic:
 
 
 def book_public(row: BookRow, book: Storybook | None, base: str, current: dict | None = None,
-                share_url: str | None = None, with_events: bool = True) -> BookPublic:
+                share_url: str | None = None, with_events: bool = True, lang: str | None = None) -> BookPublic:
     """The API's view of a book. `base` is the URL prefix its files hang under
-    (/v1/books/{id} for the owner, /v1/shared/{share} for a share link)."""
+    (/v1/books/{id} for the owner, /v1/shared/{share} for a share link); with `lang`, `book` is that
+    edition's view (editions.view) and its narration URLs ask for that edition's audio."""
     pages: list[PagePublic] = []
     stages: list[StagePublic] = []
     files: dict[str, str] = {}
@@ -149,7 +159,7 @@ def book_public(row: BookRow, book: Storybook | None, base: str, current: dict |
             pages.append(PagePublic(
                 index=p.index, text=p.text_translated or p.text, text_en=p.text, scene=p.scene,
                 image=f"{base}/pages/{p.index}.png?v={version}" if p.image else None,
-                audio=f"{base}/audio/{p.index}.wav?v={version}" if p.audio else None,
+                audio=f"{base}/audio/{p.index}.wav?v={version}{f'&lang={lang}' if lang else ''}" if p.audio else None,
                 audio_seconds=p.audio_seconds, words=p.words if p.audio else None))
         stages = [StagePublic(name=s.name, status=s.status, seconds=s.seconds, message=s.message)
                   for s in book.stages.values()]
@@ -165,7 +175,8 @@ def book_public(row: BookRow, book: Storybook | None, base: str, current: dict |
     editions = _editions(book, base, row.status == "done") if book is not None else []
     return BookPublic(id=row.id, status=row.status, title=title, created=row.created, updated=row.updated,
                       brief=book.brief if book is not None else None, stages=stages, current=current,
-                      pages=pages, links=links, share_url=share_url, error=row.error, editions=editions)
+                      pages=pages, links=links, share_url=share_url, error=row.error, editions=editions,
+                      notice=translation_notice(book) if book is not None else None)
 
 
 def _editions(book: Storybook, base: str, done: bool) -> list[EditionPublic]:

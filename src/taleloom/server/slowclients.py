@@ -93,8 +93,7 @@ class TimedH11Protocol(H11Protocol):
             if cycle is not self.cycle or not cycle.more_body:
                 return
             what = f"the request's body did not arrive within {self.body_timeout:g} s"
-        current = self.cycle
-        if current is None or current.response_complete or not current.response_started:
+        if cycle is None or not cycle.response_started:  # answer, unless the route already did
             self.transport.write(_408(what))
         self.transport.close()
 

@@ -6,8 +6,13 @@ PyPI wheels (``embedded`` = Qwen2.5-Coder-1.5B-Instruct, ``embedded:smollm2`` = 
 preset; ``smollm2`` alone still names it). Which file a spec means is decided by
 `taleloom.backends.model_files.resolve_gguf`; nothing is downloaded for a preset.
 
-The model is loaded on first use and kept; one lock serialises calls (a llama.cpp context is not
-thread-safe). Every call starts from an empty KV cache so that the same seed gives the same answer
+By default the model runs in a supervised child process (process="child", llama_process.py), so that a
+crash in llama.cpp's native code ends one request, never the service (issue 10). process="inline" loads
+it into this process instead: no start-up of a second Python (~2 s) and no HTTP hop, for callers that
+own their process anyway and want the lowest latency, and for the backend's own unit tests.
+
+Either way the model is loaded on first use and kept; one lock serialises calls (a llama.cpp context is
+not thread-safe). Every call starts from an empty KV cache so that the same seed gives the same answer
 whatever was asked before (reusing a cached prompt prefix changes the numerics slightly).
 """
 
@@ -20,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -51,6 +56,9 @@ class LlamaCppTextModel(TextModel):
         extra_buffers: bool = Field(False, description="llama.cpp's repacked-weight CPU buffers (AMX / AVX-512): "
                                                        "faster where they work, but this build crashes in them on "
                                                        "AMX CPUs (segfault in decode), so off by default")
+        process: Literal["child", "inline"] = Field(
+            "child", description="child: run llama.cpp in a supervised child process (a crash there fails one "
+                                 "request and the process is restarted); inline: in this process (faster start)")
 
     def __init__(self, location: str | None = None, model: str | None = None, **options: Any):
         self.options = self.Options(**options)
@@ -64,6 +72,7 @@ class LlamaCppTextModel(TextModel):
         self._llama = None
         self._lock = threading.RLock()
         self._grammars: OrderedDict[str, Any] = OrderedDict()
+        self._process: Any = None  # the ChildLlama, when process="child"
 
     # ------------------------------------------------------------------ loading
 
@@ -126,6 +135,20 @@ class LlamaCppTextModel(TextModel):
             self._grammars.popitem(last=False)
         return grammar
 
+    def _child(self):
+        """The child process serving this model (created on first use; it starts on the first call)."""
+        with self._lock:
+            if self._process is None:
+                from taleloom.backends.llm.llama_process import ChildLlama
+
+                path = self.model_path()
+                if not path.is_file():
+                    raise ModelNotFoundError(f"GGUF file {path} not found", "check the path in the llm spec")
+                o = self.options
+                self._process = ChildLlama(path, self.model_id, o.n_ctx, cpu_threads(o.n_threads or 0),
+                                           o.n_gpu_layers, o.chat_format, o.extra_buffers)
+            return self._process
+
     # ------------------------------------------------------------------ answering
 
     def _kwargs(self, sampling: Sampling | None) -> dict[str, Any]:
@@ -140,6 +163,10 @@ class LlamaCppTextModel(TextModel):
 
     def answer(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
                schema: dict[str, Any] | None = None) -> Answer:
+        if self.options.process == "child":
+            if schema is not None:
+                check_schema(schema)
+            return self._child().answer(messages, sampling, grammar_safe(schema) if schema is not None else None)
         kwargs = self._kwargs(sampling)
         with self._lock:
             llama = self._load()
@@ -171,6 +198,9 @@ class LlamaCppTextModel(TextModel):
         return (p.text for p in self.answer_stream(messages, sampling) if p.text)
 
     def answer_stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[Piece]:
+        if self.options.process == "child":
+            yield from self._child().answer_stream(messages, sampling)
+            return
         kwargs = self._kwargs(sampling)
         with self._lock:  # held until the stream is consumed or closed
             llama = self._load()

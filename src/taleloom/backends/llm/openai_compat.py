@@ -6,6 +6,7 @@ API key from TALELOOM_OPENAI_API_KEY or OPENAI_API_KEY (local servers need none)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -37,6 +38,7 @@ class OpenAITextModel(TextModel):
         self.client = make_client(location, self.options, transport)
         self._model = model
         self._schema_format = self.options.schema_format
+        self._stream_usage = True  # ask for usage in streams (stream_options) until the server refuses it
         extended = self.options.extended_sampling
         self._extended = extended if extended is not None else "api.openai.com" not in self.client.base_url
 
@@ -72,8 +74,16 @@ class OpenAITextModel(TextModel):
     def answer(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
                schema: dict[str, Any] | None = None) -> Answer:
         raw = self._ask(messages, sampling, schema)
-        text = self._checked(_content(raw), schema)
         finish = ((raw.get("choices") or [{}])[0] or {}).get("finish_reason")
+        text = _content(raw)
+        if schema is not None and finish == "length":
+            try:
+                json.loads(text, strict=False)
+            except ValueError as e:
+                limit = (sampling or Sampling()).max_tokens
+                raise BackendError(f"{self.model_id} gave incomplete JSON (it stopped at max_tokens={limit}): "
+                                   f"{text[:120]!r}", "raise max_tokens, or tighten maxLength in the schema") from e
+        text = self._checked(text, schema)
         return Answer(text, "length" if finish == "length" else "stop", _usage(raw, messages, text))
 
     def complete(self, messages: list[dict[str, Any]], sampling: Sampling | None = None,
@@ -83,8 +93,13 @@ class OpenAITextModel(TextModel):
         return self._checked(text, schema) if check_json else text
 
     def _checked(self, text: str, schema: dict[str, Any] | None) -> str:
+        """With a schema, the answer must be JSON (raw newlines inside strings allowed: grammars let
+        llama.cpp write them, and the stages read answers with strict=False too)."""
         if schema is not None:
-            parse_json(text, f"the model's answer (asked for JSON by schema, {self.model_id})")
+            try:
+                json.loads(text, strict=False)
+            except ValueError:
+                parse_json(text, f"the model's answer (asked for JSON by schema, {self.model_id})")
         return text
 
     def _ask(self, messages: list[dict[str, Any]], sampling: Sampling | None,
@@ -121,9 +136,9 @@ class OpenAITextModel(TextModel):
         """Pieces as the server sends them. Usage comes from the server's last chunk when it honours
         stream_options.include_usage; otherwise each content chunk counts as one token (servers send
         one token per chunk) and the prompt is estimated."""
-        payload = self._payload(messages, sampling) | {"stream": True, "stream_options": {"include_usage": True}}
+        payload = self._payload(messages, sampling) | {"stream": True}
         finish, usage, chunks, text = "stop", None, 0, []
-        for event in self.client.stream_events("chat/completions", payload):
+        for event in self._stream_events(payload):
             if isinstance(event.get("usage"), dict):
                 usage = _usage(event, messages, "")
             for choice in event.get("choices") or []:
@@ -136,6 +151,24 @@ class OpenAITextModel(TextModel):
         if usage is None or usage.estimated:
             usage = Usage(estimate_usage(messages, "").prompt_tokens, chunks, estimated=True)
         yield Piece("", "length" if finish == "length" else "stop", usage)
+
+
+    def _stream_events(self, payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The stream's events, with stream_options.include_usage while this server takes it; a server that
+        refuses the field (400/422 before any event) is asked again without it, and from then on."""
+        if self._stream_usage:
+            started = False
+            try:
+                for event in self.client.stream_events(
+                        "chat/completions", payload | {"stream_options": {"include_usage": True}}):
+                    started = True
+                    yield event
+                return
+            except BackendError as e:
+                if started or getattr(e, "http_status", None) not in (400, 422):
+                    raise
+                self._stream_usage = False
+        yield from self.client.stream_events("chat/completions", payload)
 
 
 def _rejects_format(error: BackendError) -> bool:

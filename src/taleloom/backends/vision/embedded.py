@@ -40,7 +40,7 @@ SYSTEM = ("You write short, concrete photo captions for a children's storybook w
 
 # Words about the task rather than the photo: an answer using them echoes the instructions.
 META_WORDS = frozenset({"caption", "captions", "sentence", "sentences", "facts", "owner", "json", "modified",
-                        "modification", "version", "original", "instructions"})
+                        "modification", "version", "original", "instructions", "subject"})
 # Words inside concept names that say nothing of the photo ("notebook with decorative cover").
 GLUE_WORDS = frozenset({"with", "and", "the", "for", "from", "without", "into", "over", "under"})
 
@@ -138,7 +138,7 @@ class EmbeddedCaptioner(Captioner):
         messages = [{"role": "system", "content": SYSTEM},
                     {"role": "user", "content": prompt(phrases, facts, hint, named=bool(facts.get("subjects")))}]
         for attempt in range(self.options.tries if self.options.llm != "none" or self._llm_provider else 0):
-            sampling = Sampling(temperature=0.3 + 0.3 * attempt, max_tokens=120, seed=attempt)
+            sampling = Sampling(temperature=0.3 + 0.3 * attempt, max_tokens=90, seed=attempt)
             try:
                 llm = self._llm()
                 answer = llm.chat(messages, sampling, schema=SCHEMA)

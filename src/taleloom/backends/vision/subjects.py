@@ -19,7 +19,8 @@ from PIL import Image
 from taleloom.backends.vision.efficientnet_lite import LITE0, LiteConfig, load_lite
 from taleloom.backends.vision.imagenet_nouns import GROUPS, ancestry, labels
 
-NOUN_SURE = 0.35  # summed probability above which the exact noun is said ("a cat")
+NOUN_SURE = 0.5  # summed probability above which the exact noun is said ("a cat")
+THING_SURE = 0.8  # ... for a noun in no group that could be said instead (odd labels: "modem", "bubble")
 GROUP_SURE = 0.5  # ... above which only the group is said ("an animal")
 ALSO_SURE = 0.5  # a second thing is mentioned above this (a weak second label is often a misfire)
 FACE_MAIN = 0.12  # a face at least this wide (fraction of the picture) makes the person the main subject
@@ -107,7 +108,7 @@ def name_subjects(probs: np.ndarray, facts: dict | None = None) -> list[Subject]
     ranked = sorted(nouns.items(), key=lambda kv: -kv[1])
     found: list[Subject] = []
     best, p = ranked[0]
-    if p >= NOUN_SURE and noun_group(best) != "person":
+    if p >= (THING_SURE if noun_group(best) == "thing" else NOUN_SURE) and noun_group(best) != "person":
         found.append(Subject(best, with_article(best), round(p, 3), "noun"))
     else:  # the deepest group that is sure: "dog" before "animal"
         sure = [(g, q) for g, q in groups.items() if q >= GROUP_SURE and GROUPS[g][0] and g not in ("person", "clothes")]

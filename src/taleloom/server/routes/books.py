@@ -34,6 +34,7 @@ from taleloom.server.schemas import (
     JobAccepted,
     Links,
     RedrawRequest,
+    RetryRequest,
     RewriteRequest,
     TranslateRequest,
     book_public,
@@ -87,12 +88,15 @@ def load_manifest(settings: Settings, book_id: str) -> Storybook | None:
         return None
 
 
-def book_file(settings: Settings, row: BookRow, name: str, label: str | None = None) -> FileResponse:
+def book_file(settings: Settings, row: BookRow, name: str, label: str | None = None,
+              lang: str | None = None) -> FileResponse:
     """One of the book's files by its public name: book.pdf, book.html, manifest.json, qr.png,
     pages/N.png, audio/N.wav. Paths come from the manifest, never from the URL. `label` is how errors
     name the book (a share link's reader must not learn the owner's book id)."""
     folder = books_dir(settings) / row.id
     book = load_manifest(settings, row.id)
+    if lang and book is not None:  # an edition's narration (editions.view)
+        book = edition_or_404(book, lang)
     rel: str | None = None
     if name == "manifest.json":
         rel = "manifest.json" if book else None
@@ -125,7 +129,7 @@ def _finished(settings: Settings, row: BookRow, what: str, label: str | None = N
     return book
 
 
-def _edition(book: Storybook, lang: str | None) -> Storybook:
+def edition_or_404(book: Storybook, lang: str | None) -> Storybook:
     """The book as its `lang` edition reads; an unknown or stale one → 404 naming the languages there are."""
     from taleloom.editions import view
 
@@ -141,7 +145,7 @@ def book_epub(settings: Settings, row: BookRow, lang: str | None = None, label: 
     from taleloom.editions import epub_path
 
     book = _finished(settings, row, "EPUB", label)
-    shown = _edition(book, lang)
+    shown = edition_or_404(book, lang)
     path = epub_path(books_dir(settings) / row.id, book, shown.brief.lang if shown is not book else None)
     return FileResponse(path, media_type="application/epub+zip", filename=_download_name(shown, ".epub"),
                         headers={"Cache-Control": "private, max-age=0, must-revalidate"})
@@ -150,7 +154,7 @@ def book_epub(settings: Settings, row: BookRow, lang: str | None = None, label: 
 def edition_pdf(settings: Settings, row: BookRow, lang: str, label: str | None = None) -> FileResponse:
     """The PDF of the book's `lang` edition (`label` as for `book_epub`)."""
     book = _finished(settings, row, "PDF", label)
-    shown = _edition(book, lang)
+    shown = edition_or_404(book, lang)
     rel = shown.files.get("pdf") if shown is not book else book.files.get("pdf")
     path = books_dir(settings) / row.id / rel if rel else None
     if path is None or not path.is_file():
@@ -216,11 +220,16 @@ def list_books(user: UserDep, store: StoreDep):
 
 
 @router.get("/{book_id}", response_model=BookPublic, summary="Status, stages and pages of a book")
-async def get_book(book: BookDep, request: Request, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
+async def get_book(book: BookDep, request: Request, settings: SettingsDep, store: StoreDep, jobs: JobsDep,
+                   lang: str | None = None):
     """Polled often while a book is made, so it stays on the event loop: an indexed lookup and one small
-    JSON file cost less than a hop to the thread pool, which under load waits behind the job threads."""
-    return book_public(book, load_manifest(settings, book.id), f"/v1/books/{book.id}",
-                       current=jobs.current.get(book.id), share_url=share_url(request, store, book.id))
+    JSON file cost less than a hop to the thread pool, which under load waits behind the job threads.
+    `?lang=` shows an edition's text, title and narration (see POST :translate)."""
+    manifest = load_manifest(settings, book.id)
+    if lang and manifest is not None:
+        manifest = edition_or_404(manifest, lang)
+    return book_public(book, manifest, f"/v1/books/{book.id}", current=jobs.current.get(book.id),
+                       share_url=share_url(request, store, book.id), lang=lang.strip().lower() if lang else None)
 
 
 @router.get("/{book_id}/events", summary="Live progress as server-sent events",
@@ -293,8 +302,8 @@ def get_page(book: BookDep, n: int, settings: SettingsDep):
 
 
 @router.get("/{book_id}/audio/{n:int}.wav", response_class=FileResponse, summary="Narration of page n")
-def get_audio(book: BookDep, n: int, settings: SettingsDep):
-    return book_file(settings, book, f"audio/{n}.wav")
+def get_audio(book: BookDep, n: int, settings: SettingsDep, lang: str | None = None):
+    return book_file(settings, book, f"audio/{n}.wav", lang=lang)
 
 
 def _check_editable(book: BookRow, kind: str) -> None:
@@ -373,18 +382,19 @@ def translate(book: BookDep, body: TranslateRequest, settings: SettingsDep, stor
 
 
 @router.post("/{book_id}:retry", status_code=202, response_model=JobAccepted,
-             summary="Resume a failed book from its last finished stage")
-def retry(book: BookDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
+             summary="Resume a failed book from its last finished stage, on a new seed unless one is given")
+def retry(book: BookDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep, body: RetryRequest | None = None):
     if book.status != "failed":
         raise HTTPError(409, "NotFailed", f"book {book.id} is {book.status}; only a failed book is retried",
                         "nothing to do" if book.status == "done" else "wait for it to finish")
+    orchestrator.reseed(books_dir(settings) / book.id, body.seed if body else None)
     return _edit(book, settings, store, jobs, "make", {})
 
 
 @router.delete("/{book_id}", status_code=204, summary="Delete a book, its files and its share links")
 def delete_book(book: BookDep, request: Request, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
-    busy = jobs.cancel(book.id)  # a running job stops at its next event and its worker removes the folder
-    store.delete_book(book.id)
+    store.delete_book(book.id)  # first: a worker that stops on the cancel finds the book gone and removes its folder
+    busy = jobs.cancel(book.id)  # a running job stops at its next event
     request.app.state.hub.publish(book.id, "status", {"book_id": book.id, "status": "deleted"})  # streams end
     if not busy:
         shutil.rmtree(books_dir(settings) / book.id, ignore_errors=True)

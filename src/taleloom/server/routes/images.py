@@ -135,6 +135,7 @@ class ImageGeneration(BaseModel):
     response_format: Literal["b64_json", "url"] = Field(
         "b64_json", description="url: a link to the picture on this server, valid for image_url_seconds")
     output_format: OutputFormat = "png"
+    background: Literal["auto", "opaque"] | None = Field(None, description="transparent is refused: pictures are opaque")
     quality: Quality | None = Field(None, description="sampling steps: low = half the preset's, high/hd = twice")
     style: str = Field("storybook", description="a preset of GET /v1/options, or OpenAI's vivid (storybook) / "
                                                 "natural (watercolor)")
@@ -143,6 +144,15 @@ class ImageGeneration(BaseModel):
     steps: int | None = Field(None, ge=1, le=200)
     guidance: float | None = Field(None, ge=0, le=30, allow_inf_nan=False)
     sampler: str | None = None
+    stream: bool = Field(False, description="not supported: partial pictures are not streamed (422)")
+
+    @field_validator("stream")
+    @classmethod
+    def _no_stream(cls, stream: bool) -> bool:
+        if stream:
+            raise ValueError("this server does not stream partial pictures; leave stream out (the answer is the "
+                             "finished pictures)")
+        return stream
 
     @field_validator("style")
     @classmethod
@@ -183,6 +193,7 @@ async def images_edits(request: Request, user: StepUserDep, settings: SettingsDe
                  guidance: Annotated[float | None, Form(ge=0, le=30, allow_inf_nan=False)] = None,
                  quality: Annotated[Quality | None, Form()] = None,
                  output_format: Annotated[OutputFormat, Form()] = "png",
+                 background: Annotated[Literal["auto", "opaque"] | None, Form()] = None,
                  response_format: Annotated[Literal["b64_json", "url"], Form()] = "b64_json"):
     photo_bytes, mask_bytes = await image.read(), await mask.read() if mask is not None and mask.filename else None
     backends = request.app.state.backends

@@ -217,9 +217,15 @@ async def _chat_chunks(request: Request, scope: Scope, llm: Any, messages: list[
 
 
 @router.post("/v1/captions", response_model=Caption, summary="Describe a photo (the book's see step)")
-def captions(request: Request, user: StepUserDep, settings: SettingsDep,
-             image: Annotated[UploadFile, File(description="JPEG/PNG/WebP photo")],
-             hint: Annotated[str | None, Form(max_length=500, description="your own words about it")] = None):
-    photo = load_photo(image.file.read(), image.filename or "the image", max_bytes=settings.max_upload_bytes,
-                       max_pixels=settings.max_pixels)
-    return _backends(request).captioner.caption(photo.image, hint or None)
+async def captions(request: Request, user: StepUserDep, settings: SettingsDep,
+                   image: Annotated[UploadFile, File(description="JPEG/PNG/WebP photo")],
+                   hint: Annotated[str | None, Form(max_length=500, description="your own words about it")] = None):
+    data = await image.read()
+
+    def see() -> Caption:
+        photo = load_photo(data, image.filename or "the image", max_bytes=settings.max_upload_bytes,
+                           max_pixels=settings.max_pixels)
+        return _backends(request).captioner.caption(photo.image, hint or None)
+
+    scope = Scope(settings.caption_deadline_s, "the caption request", "caption_deadline_s")
+    return await run_step(request, scope, see)

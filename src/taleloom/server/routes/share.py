@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from taleloom.server.deps import BookDep, HTTPError, SettingsDep, StoreDep
-from taleloom.server.routes.books import book_epub, book_file, edition_pdf, load_manifest
+from taleloom.server.routes.books import book_epub, book_file, edition_or_404, edition_pdf, load_manifest
 from taleloom.server.schemas import BookPublic, SharePublic, book_public, share_public
 from taleloom.server.store import BookRow, Store
 
@@ -47,9 +47,13 @@ def revoke_share(book: BookDep, share_id: str, store: StoreDep):
 
 
 @router.get("/v1/shared/{share_id}", response_model=BookPublic, summary="A shared book (read-only, no token)")
-def get_shared(share_id: str, settings: SettingsDep, store: StoreDep):
+def get_shared(share_id: str, settings: SettingsDep, store: StoreDep, lang: str | None = None):
     book = shared_book(share_id, store)
-    public = book_public(book, load_manifest(settings, book.id), f"/v1/shared/{share_id}", with_events=False)
+    manifest = load_manifest(settings, book.id)
+    if lang and manifest is not None:
+        manifest = edition_or_404(manifest, lang)
+    public = book_public(book, manifest, f"/v1/shared/{share_id}", with_events=False,
+                         lang=lang.strip().lower() if lang else None)
     # a reader sees that a book failed, not the owner's error details (model ids, answers, paths)
     error = {"error": "Failed", "message": "this book could not be finished", "hint": None} if public.error else None
     stages = [st.model_copy(update={"message": None}) for st in public.stages]
@@ -69,7 +73,7 @@ def get_shared_file(share_id: str, name: str, settings: SettingsDep, store: Stor
         return edition_pdf(settings, book, lang, label="this shared book")
     if name == "qr.png":  # drawn for this link, so a new link after a revoke gets its own code
         return Response(qr_png(f"{settings.base_url}/books/{share_id}"), media_type="image/png")
-    return book_file(settings, book, name, label="this shared book")
+    return book_file(settings, book, name, label="this shared book", lang=lang)
 
 
 def qr_png(url: str) -> bytes:

@@ -12,7 +12,8 @@ const STAGE_LABELS = {
   narrate: "Reading it aloud", bind: "Binding the book",
 };
 const sharedMatch = location.pathname.match(/^\/books\/([A-Za-z0-9_-]+)$/);
-const state = { shared: sharedMatch ? sharedMatch[1] : null, book: null, page: 0, blobs: new Map(), following: null };
+const state = { shared: sharedMatch ? sharedMatch[1] : null, book: null, page: 0, blobs: new Map(), following: null,
+                lang: null };
 
 // --- HTTP -------------------------------------------------------------------------------------
 const token = () => localStorage.getItem(TOKEN_KEY) || "";
@@ -229,12 +230,15 @@ function showBook(book) {
   const readable = book.pages.length > 0 && book.pages.some((p) => p.image);
   $("book-panel").hidden = !readable && book.status !== "done";
   $("book-title").textContent = book.title || "Your book";
+  $("book-notice").textContent = book.notice || "";  // the text is not (all) in the reader's language
+  $("book-notice").hidden = !book.notice;
   if (book.title) document.title = `${book.title} — Taleloom`;
   state.page = Math.min(state.page, Math.max(0, book.pages.length - 1));
   for (const id of ["redraw", "extend"]) $(id).disabled = busy;
   for (const el of $("rewrite-form").elements) el.disabled = busy;  // one change at a time (the API answers 409)
   for (const el of $("translate-form").elements) el.disabled = busy;
   showEditions(book);
+  showLanguages(book);
   showPage();
   showShare(book);
 }
@@ -404,6 +408,48 @@ for (const kind of ["pdf", "epub"]) {
   });
 }
 
+// --- reading another edition: its text, title and narration over the same pictures ---------------
+const languageName = (code) => {
+  if (state.languages && state.languages[code]) return state.languages[code];
+  try { return new Intl.DisplayNames([navigator.language || "en"], { type: "language" }).of(code); } catch (_) { return code; }
+};
+
+function showLanguages(book) {
+  const select = $("read-lang");
+  const own = book.brief ? book.brief.lang : null;
+  const codes = [own, ...(book.editions || []).filter((e) => e.current).map((e) => e.lang)].filter(Boolean);
+  $("read-lang-row").hidden = codes.length < 2;
+  if (!codes.includes(state.lang)) state.lang = null;
+  select.innerHTML = "";
+  for (const code of codes) {
+    const o = document.createElement("option");
+    o.value = code; o.textContent = languageName(code); o.lang = code;
+    o.selected = code === (state.lang || own);
+    select.append(o);
+  }
+  if (state.lang) showEdition();
+}
+
+async function showEdition() {
+  const base = state.shared ? `/v1/shared/${state.shared}` : `/v1/books/${state.book.id}`;
+  const chosen = state.lang;
+  try {
+    const shown = await getJSON(chosen ? `${base}?lang=${encodeURIComponent(chosen)}` : base);
+    if (chosen !== state.lang) return; // another language was picked meanwhile
+    state.book.pages = shown.pages;
+    $("book-title").textContent = shown.title || "Your book";
+    showPage();
+  } catch (e) {
+    $("edit-error").textContent = e.message;
+  }
+}
+$("read-lang").addEventListener("change", () => {
+  const own = state.book && state.book.brief ? state.book.brief.lang : null;
+  state.lang = $("read-lang").value === own ? null : $("read-lang").value;
+  setReading(false);
+  showEdition();
+});
+
 function showEditions(book) {
   const list = $("editions");
   const editions = (book.editions || []).filter((e) => e.current);
@@ -411,7 +457,7 @@ function showEditions(book) {
   list.innerHTML = "";
   for (const e of editions) {
     const li = document.createElement("li");
-    const name = (state.languages && state.languages[e.lang]) || e.lang;
+    const name = languageName(e.lang);
     const note = !e.translated ? " — the LLM could not translate it; the text is in English"
       : e.machine_translated ? " — machine-translated" : "";
     li.append(`${name}: “${e.title}”${note} `);
