@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 APT_PACKAGES := fonts-noto-color-emoji fonts-noto-core fonts-noto-cjk espeak-ng sox libzbar0 zbar-tools \
                 poppler-utils libpango-1.0-0 libpangoft2-1.0-0 chromium postgresql \
-                epubcheck ffmpeg npm
+                epubcheck ffmpeg
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PHOTO ?= src/taleloom/assets/samples/cat.jpg
 
@@ -31,7 +31,8 @@ system-deps:
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(APT_PACKAGES); }
 
-# EPUB reading system the tests open our EPUBs in (epub.js in Chromium); skipped when npm is missing
+# EPUB reading system the tests open our EPUBs in (epub.js in Chromium); skipped when npm is missing.
+# npm is not in APT_PACKAGES: Debian's npm conflicts with the NodeSource nodejs these machines ship (which has npm).
 tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json
 	@command -v npm >/dev/null || { echo "npm not found: the epub.js reader test will be skipped"; exit 0; }
 	cd tests/js && npm ci --no-audit --no-fund --silent && touch node_modules/.installed

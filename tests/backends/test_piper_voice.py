@@ -12,7 +12,7 @@ import pytest
 
 from taleloom.backends import registry
 from taleloom.backends.speech import piper
-from taleloom.backends.speech.piper import JOE, PiperNarrator, phoneme_ids
+from taleloom.backends.speech.piper import JOE, PiperNarrator, phoneme_ids, word_spans, words_from_durations
 from taleloom.backends.speech.timing import read_wav
 from taleloom.errors import BadInputError, ModelNotFoundError
 from taleloom.stages.narrate import narrate
@@ -52,7 +52,24 @@ def test_english_speech_is_real_speech(voice):
     assert [w.text for w in speech.words] == TEXT.split()
     starts = [w.start for w in speech.words]
     assert starts == sorted(starts) and speech.words[-1].end <= seconds + 0.01
-    assert "piper" in speech.source
+    assert speech.source == "piper phoneme durations"
+    assert all(w.end > w.start for w in speech.words)
+    # the 0.3 s between sentences falls between "window." and "Was", not inside a word
+    window, was = speech.words[7], speech.words[8]
+    assert window.text == "window." and was.start - window.end >= 0.3
+
+
+def test_word_spans_from_phoneme_durations():
+    symbols = ["^", "_", "a", "_", "b", "_", " ", "_", "c", "_", ",", "_", " ", "_", "d", "_", ".", "_", "$"]
+    seconds = np.full(len(symbols), 0.1)
+    spans = word_spans(symbols, seconds, start=1.0)
+    assert [[[round(a, 2), round(b, 2)] for a, b in c] for c in spans] == [[[1.2, 1.5], [1.8, 1.9]], [[2.4, 2.5]]]
+    timed = words_from_durations(["Ab", "c,", "d."], spans)
+    assert [(w.text, w.start, w.end) for w in timed] == [("Ab", 1.2, 1.5), ("c,", 1.8, 1.9), ("d.", 2.4, 2.5)]
+    merged = words_from_durations(["out", "of", "it,", "d."], [[[0.0, 0.9]], [[1.0, 1.2]]])  # "out of it" as one
+    assert [w.text for w in merged] == ["out", "of", "it,", "d."] and merged[0].start == 0.0
+    assert merged[2].end == 0.9 and merged[0].end < merged[1].end < merged[2].end
+    assert words_from_durations(["a,", "b."], [[[0.0, 1.0]]]) is None  # clauses do not match: the caller aligns
 
 
 def test_questions_and_commas_make_pauses(voice):

@@ -129,8 +129,9 @@ def main_subject(book: Storybook, concept_mapper: ConceptMapper) -> str | None:
         found = concept_mapper(f"{hero.look}", 1)
         if found:
             return found[0]
-    if book.caption and book.caption.concepts:
-        return book.caption.concepts[0]
+    if book.caption and book.caption.concepts:  # the photo's subject in plain words ("cup of coffee"): map it too
+        found = concept_mapper(book.caption.concepts[0], 1)
+        return found[0] if found else book.caption.concepts[0]
     if book.pages:
         found = concept_mapper(book.pages[0].scene, 1)
         return found[0] if found else None

