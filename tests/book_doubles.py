@@ -105,6 +105,7 @@ def install_fake_text_stages(monkeypatch) -> None:
     write.story_sampling = story_sampling
     translate = types.ModuleType("taleloom.stages.translate")
     translate.translate = _translate
+    translate.LANGUAGE_ID = "fake-language-id"
     translate.LANGUAGES = {"en": "English", "ko": "Korean", "fr": "French", "xx": "Nowhere"}
     monkeypatch.setitem(sys.modules, "taleloom.stages.write", write)
     monkeypatch.setitem(sys.modules, "taleloom.stages.translate", translate)

@@ -216,8 +216,13 @@ def test_pages_left_in_english_are_read_in_english(tmp_path, monkeypatch):
             self.langs.append(language)
             return super().speak(text, language)
 
-    monkeypatch.setattr(sys.modules["taleloom.stages.translate"], "translate",
-                        lambda texts, lang, llm: [texts[0], texts[1]] + [f"[{lang}] {t}" for t in texts[2:]])
+    class Partly(list):
+        kept_english = [0, 2]
+
+    monkeypatch.setattr(sys.modules["taleloom.stages.translate"], "translate",  # texts: title, cover, pages
+                        lambda texts, lang, llm: Partly([texts[0], f"[{lang}] {texts[1]}", texts[2]]
+                                                        + [f"[{lang}] {t}" for t in texts[3:]]))
     narrator = Recording()
     book = run_book(make(tmp_path, lang="ko"), backends(narrator=narrator))  # title + page 1 kept in English
     assert sorted(narrator.langs) == ["en", "ko"] and all(p.audio for p in book.pages)
+    assert book.translation.status == "partly" and book.translation.kept_english == ["title", "page 1"]

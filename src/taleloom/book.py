@@ -80,11 +80,13 @@ class CastMember(Strict):
     name: str
     look: str = Field(description="what they look like, reused in every picture prompt")
     role: str = "hero"
+    look_translated: str | None = None  # the look as the cover prints it, in brief.lang
 
 
 class PageDraft(Strict):
     text: str
     scene: str = Field(description="what the picture shows, in English")
+    outline: str = Field("", description="the plan's line for this page (extend continues from these)")
 
 
 class Draft(Strict):
@@ -140,6 +142,7 @@ class Page(Strict):
     index: int  # 1-based page number
     text: str  # English text from the writer
     scene: str
+    outline: str = ""  # the plan's line for this page
     text_translated: str | None = None  # in brief.lang (same as text when lang is English)
     request: ImageRequest | None = None
     image: str | None = None  # relative path of the final picture
@@ -149,6 +152,16 @@ class Page(Strict):
     words: list[WordTiming] | None = None  # when each word of the narration is spoken
     words_source: str | None = None  # how the timings were found ("espeak-ng phonemes + pauses", ...)
     checks: list[PageCheck] = Field(default_factory=list)  # the picture's audit, attempt by attempt
+
+
+class TranslationRecord(Strict):
+    """Whether the printed words are really in the reader's language (the book says so when not)."""
+
+    lang: str
+    status: Literal["translated", "partly", "not_translated"]
+    kept_english: list[str] = Field(default_factory=list, description="printed texts left in English: title, "
+                                                                     "cover, page N")
+    checked_by: str = ""  # the language identifier that checked each translation
 
 
 class EditionPage(Strict):
@@ -194,7 +207,7 @@ class Change(Strict):
     """One edit of an existing book, kept in the manifest's history."""
 
     at: str = Field(default_factory=now)
-    action: Literal["extend", "rewrite", "redraw", "translate"]
+    action: Literal["extend", "rewrite", "redraw", "translate", "retry"]
     page: int | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -208,6 +221,7 @@ class Storybook(Strict):
     caption: Caption | None = None
     title: str | None = None
     title_translated: str | None = None
+    translation: TranslationRecord | None = None
     cast: list[CastMember] = Field(default_factory=list)
     pages: list[Page] = Field(default_factory=list)
     stages: dict[str, StageRecord] = Field(default_factory=dict)

@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     # backend specs (see taleloom.backends.registry)
     captioner: str = "embedded"
-    llm: str = "smollm2"
+    llm: str = "embedded"  # Qwen2.5-Coder-1.5B from PyPI wheels; "embedded:smollm2" is the fast preset
     illustrator: str = "embedded"
     upscaler: str = "embedded"
     narrator: str = "piper"

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from taleloom.backends import registry
-from taleloom.book import STAGES, Brief, Change, Page, StageRecord, Storybook, count, now
+from taleloom.book import SEED_MAX, STAGES, Brief, Change, Page, StageRecord, Storybook, count, now
 from taleloom.config import Settings, cpu_threads, get_settings
 from taleloom.errors import BadInputError, TaleloomError
 from taleloom.files import atomic_save_image, atomic_write_json, remove_stale_temps
@@ -361,7 +361,8 @@ def extend_book(book_dir: Path, backends: Backends, pages: int, on_event: OnEven
         run.emit("started", 0.0, f"writing {pages} more pages")
         drafts = extend_story(book, pages, run.backend("llm"))
         start = len(book.pages)
-        book.pages.extend(Page(index=start + i + 1, text=d.text, scene=d.scene) for i, d in enumerate(drafts))
+        book.pages.extend(Page(index=start + i + 1, text=d.text, scene=d.scene, outline=d.outline)
+                          for i, d in enumerate(drafts))
         book.brief = book.brief.model_copy(update={"pages": len(book.pages)})
         book.history.append(Change(action="extend", params={"pages": pages, "from": start + 1}))
         _reopen(book, _AFTER_TEXT)
@@ -385,13 +386,27 @@ def rewrite_page(book_dir: Path, backends: Backends, n: int, instruction: str,
         run.stage = "write"
         run.emit("started", 0.0, f"rewriting page {n}")
         draft = rewrite(book, n, instruction, book.brief, run.backend("llm"))  # the book carries the cast sheet
-        book.pages[n - 1] = Page(index=n, text=draft.text, scene=draft.scene)
+        book.pages[n - 1] = Page(index=n, text=draft.text, scene=draft.scene, outline=old.outline)
         book.history.append(Change(action="rewrite", page=n,
                                    params={"instruction": instruction, "old_text": old.text}))
         _reopen(book, _AFTER_TEXT)
         save_book(book_dir, book)
         run.emit("finished", 1.0, f"page {n} rewritten")
         return run_book(book_dir, backends, on_event)
+
+
+def reseed(book_dir: Path, seed: int | None = None) -> int:
+    """Before a failed book is retried: the stages still to run take `seed`, else a fresh random one (the
+    same seed would fail the same way); finished stages keep what they made. Returns the seed."""
+    book_dir = Path(book_dir)
+    with _book_lock(book_dir):
+        book = load_book(book_dir)
+        if seed is None:
+            seed = secrets.randbelow(SEED_MAX + 1)
+        book.history.append(Change(action="retry", params={"seed": seed, "old_seed": book.brief.seed}))
+        book.brief = book.brief.model_copy(update={"seed": seed})
+        save_book(book_dir, book)
+        return seed
 
 
 def redraw_page(book_dir: Path, backends: Backends, n: int, seed: int | None = None, style: str | None = None,

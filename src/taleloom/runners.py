@@ -55,28 +55,45 @@ def run_write(run: _Run) -> str | None:
     draft = write_story(book.caption, book.brief, run.backend("llm"))
     book.title, book.title_translated = draft.title, None
     book.cast = list(draft.cast)
-    book.pages = [Page(index=i + 1, text=p.text, scene=p.scene) for i, p in enumerate(draft.pages)]
+    book.pages = [Page(index=i + 1, text=p.text, scene=p.scene, outline=p.outline) for i, p in enumerate(draft.pages)]
     book.notes.extend(draft.notes)
     return f"“{draft.title}”, {count(len(book.pages), 'page')}"
 
 
 def run_translate(run: _Run) -> str | None:
-    from taleloom.stages.translate import translate
+    """Every printed text that has no translation yet (title, the cover's hero line, pages) in one go; the
+    manifest's `translation` records what stayed English, and the book prints a notice when any did."""
+    from taleloom.book import TranslationRecord
+    from taleloom.stages.translate import LANGUAGE_ID, translate
 
     book = run.book
-    pages = [p for p in book.pages if p.text_translated is None]
-    need_title = book.title_translated is None and book.title is not None
-    texts = ([book.title] if need_title else []) + [p.text for p in pages]
-    if not texts:
+    lang = book.brief.lang
+    hero = next((c for c in book.cast if c.role == "hero"), None)
+    todo: list[tuple[str, str]] = []  # (label, English text)
+    if book.title is not None and book.title_translated is None:
+        todo.append(("title", book.title))
+    if hero is not None and hero.look and hero.look_translated is None:
+        todo.append(("cover", hero.look))
+    todo += [(f"page {p.index}", p.text) for p in book.pages if p.text_translated is None]
+    if not todo:
         return None
-    result = translate(texts, book.brief.lang, _Lazy(run, "llm"))
-    out = list(result)
-    if need_title:
-        book.title_translated, out = out[0], out[1:]
-    for page, text in zip(pages, out, strict=True):
-        page.text_translated = text
+    result = translate([text for _, text in todo], lang, _Lazy(run, "llm"))
+    done = dict(zip((label for label, _ in todo), result, strict=True))
+    if "title" in done:
+        book.title_translated = done["title"]
+    if "cover" in done:
+        hero.look_translated = done["cover"]
+    for p in book.pages:
+        p.text_translated = done.get(f"page {p.index}", p.text_translated)
+    kept = [label for i, (label, _) in enumerate(todo) if i in set(getattr(result, "kept_english", []))]
+    if lang != "en":
+        earlier = [k for k in (book.translation.kept_english if book.translation else []) if k not in done]
+        kept = sorted(set(earlier + kept), key=lambda k: (k != "title", k != "cover", len(k), k))
+        printed = 2 + len(book.pages)
+        status = "translated" if not kept else "not_translated" if len(kept) >= printed else "partly"
+        book.translation = TranslationRecord(lang=lang, status=status, kept_english=kept, checked_by=LANGUAGE_ID)
     warnings = list(getattr(result, "warnings", []))  # e.g. texts the LLM could not translate stay English
-    return f"{len(texts)} texts → {book.brief.lang}" + (f"; {'; '.join(warnings)}" if warnings else "")
+    return f"{len(todo)} texts → {lang}" + (f"; {'; '.join(warnings)}" if warnings else "")
 
 
 def run_stage(run: _Run) -> str | None:

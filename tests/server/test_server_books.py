@@ -222,3 +222,18 @@ def test_a_failed_book_tells_its_owner_why_and_a_reader_only_that_it_failed(serv
     shared = server.client().get(f"/v1/shared/{share_id}").json()
     assert shared["status"] == "failed" and shared["error"]["message"] == "this book could not be finished"
     assert "secret-llm" not in json.dumps(shared)
+
+
+def test_retry_of_a_failed_book_uses_a_new_seed_unless_one_is_given(owner):
+    book = make_book(owner, pages=1, idea="an unwritable tale", seed=7)
+    assert wait_status(owner, book["id"])["status"] == "failed"
+    assert owner.post(f"/v1/books/{book['id']}:retry").status_code == 202
+    wait_status(owner, book["id"])
+    manifest = owner.get(f"/v1/books/{book['id']}/manifest.json").json()
+    first = manifest["history"][-1]
+    assert first["action"] == "retry" and first["params"]["old_seed"] == 7
+    assert manifest["brief"]["seed"] == first["params"]["seed"] != 7  # the same seed would fail the same way
+    assert owner.post(f"/v1/books/{book['id']}:retry", json={"seed": 12}).status_code == 202
+    wait_status(owner, book["id"])
+    assert owner.get(f"/v1/books/{book['id']}/manifest.json").json()["brief"]["seed"] == 12
+    assert owner.post(f"/v1/books/{book['id']}:retry", json={"seed": -1}).status_code == 422

@@ -167,20 +167,24 @@ class StoryLLM(TextModel):
         seed = (sampling.seed or 0) if sampling else 0
         if "explode" in prompt:  # lets a test see how the service answers a bug (a 500 without internals)
             raise RuntimeError("test LLM bug at /models/secret-llm")
-        if "unwritable" in prompt:  # lets a test make a book that fails in its write stage
+        if any("unwritable" in str(m["content"]) for m in messages):  # lets a test make a book fail in write
             raise BackendError("the test LLM cannot write about 'unwritable' (/models/secret-llm)",
                                "use another idea")
         if schema is None:
             return _sentence(12, seed + len(prompt))
         props = set(schema.get("properties", {}))
-        if props == {"title", "hero", "friend"}:
+        if props == {"title", "hero", "friend", "place", "outline"}:
             return json.dumps(self._plan(schema, prompt))
-        if props == {"story"}:
-            return json.dumps({"story": self._story(prompt, seed, schema["properties"]["story"])})
-        if props == {"scene"}:
-            return json.dumps({"scene": self._scene(prompt)})
-        if props == {"text"}:
-            return json.dumps({"text": self._rewrite(prompt, seed)})
+        if props == {"pages"}:
+            return json.dumps({"pages": self._pages(prompt, seed, schema["properties"]["pages"]["minItems"])})
+        if props == {"outline", "pages"}:  # extend: new outline lines, then their pages
+            n = schema["properties"]["pages"]["minItems"]
+            hero = (re.search(r"new small adventure for ([A-Z][a-z]+)", prompt) or [0, "Mina"])[1]
+            lines = [f"The next day, {hero} goes on adventure {i + 1}." for i in range(n)]
+            return json.dumps({"outline": lines, "pages": self._pages(prompt, seed + 7, n, hero, lines)})
+        if props == {"text", "scene"}:
+            text = self._rewrite(prompt, seed)
+            return json.dumps({"text": text, "scene": self._scene(text)})
         return json.dumps(instance(schema, seed=seed))
 
     def answer(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
@@ -203,42 +207,44 @@ class StoryLLM(TextModel):
     @staticmethod
     def _plan(schema: dict, prompt: str) -> dict:
         hero_name = schema["properties"]["hero"]["properties"]["name"].get("enum", ["Mina"])[0]
-        a, _ = _about_words(prompt)
+        n = schema["properties"]["outline"]["minItems"]
+        a, b = _about_words(prompt)
         return {"title": f"{hero_name} and the {a.capitalize()}"[:50],
                 "hero": {"name": hero_name, "kind": f"a child with a {a}"[:30], "look": "a yellow raincoat and red boots"},
-                "friend": {"name": "Tomo" if hero_name != "Tomo" else "Lulu", "kind": "a grey kitten"}}
+                "friend": {"name": "Tomo" if hero_name != "Tomo" else "Lulu", "kind": "a grey kitten",
+                           "look": "grey fur and a green bell"},
+                "place": f"a {b} by the sea",
+                "outline": [SENTENCES[i % len(SENTENCES)].format(hero=hero_name, a=a, b=b) for i in range(n)]}
 
     @staticmethod
-    def _story(prompt: str, seed: int, limits: dict) -> str:
-        hero = (re.search(r"about ([A-Z][a-z]+)", prompt) or re.search(r"day, ([A-Z][a-z]+)", prompt))
-        hero_name = hero.group(1) if hero else "Mina"
-        count = int((re.search(r"Use (\d+) short sentences", prompt) or [0, 8])[1])
+    def _pages(prompt: str, seed: int, n: int, hero: str | None = None, lines: list[str] | None = None) -> list:
+        """One page per outline line: the line itself and one more sentence of the small story."""
+        hero = hero or (re.search(r"naming ([A-Z][a-z]+);", prompt) or [0, "Mina"])[1]
+        first = int((re.search(r"Now write pages (\d+)", prompt) or [0, "1"])[1])
+        lines = lines or [m for m in re.findall(r"^\d+\. (.+)$", prompt, re.MULTILINE)][-n:]
         a, b = _about_words(prompt)
-        first = (f"The next day, {hero_name} went back to the {b}." if "The next day" in prompt
-                 else f"Once upon a time, there was a child named {hero_name}.")
-        rest = [SENTENCES[(seed + i) % len(SENTENCES)] for i in range(len(SENTENCES))]
-        out = [first] + [t.format(hero=hero_name, a=a, b=b) for t in rest][: max(1, count - 1)]
-        text = " ".join(out)
-        i = 0
-        while len(text) < limits.get("minLength", 0) and i < len(rest):  # long enough for the pages asked
-            extra = rest[(count + i) % len(rest)].format(hero=hero_name, a=a, b=b)
-            if extra not in text:
-                text += " " + extra
-            i += 1
-        return text[: limits.get("maxLength", len(text))]
+        pages = []
+        for i in range(n):
+            line = lines[i] if i < len(lines) else f"{hero} sees something new."
+            k = (seed + 5 * i + 3) % len(SENTENCES)
+            more = SENTENCES[k].format(hero=hero, a=a, b=b)
+            if more == line:
+                more = SENTENCES[(k + 1) % len(SENTENCES)].format(hero=hero, a=a, b=b)
+            pages.append({"text": f"{line} {more}" if hero in line + more else f"{hero} smiled. {line} {more}",
+                          "scene": StoryLLM._scene(f"{line} {first + i} {seed}")})
+        return pages
 
     @staticmethod
     def _scene(prompt: str) -> str:
         from taleloom.stages import story_text as st
 
-        page = re.search(r"Page: (.*)", prompt)
-        words = [w.lower() for w in st.words(page.group(1) if page else prompt) if w.lower() not in st.STOPWORDS]
-        mood = SCENE_WORDS[sum(map(ord, page.group(1) if page else prompt)) % len(SCENE_WORDS)]
-        return f"a child on a {mood} day, " + " ".join(dict.fromkeys(words[:7]))
+        words = [w.lower() for w in st.words(prompt) if w.lower() not in st.STOPWORDS]
+        mood = SCENE_WORDS[sum(map(ord, prompt)) % len(SCENE_WORDS)]
+        return f"a child in a yellow raincoat on a {mood} day, " + " ".join(dict.fromkeys(words[:7]))
 
     @staticmethod
     def _rewrite(prompt: str, seed: int) -> str:
-        hero = re.search(r"Keep ([A-Z][a-z]+) in it", prompt)
+        hero = re.search(r"keep ([A-Z][a-z]+) in it", prompt)
         name = hero.group(1) if hero else "The child"
         return f"{name} laughed so hard that the birds laughed too, and the day felt new (take {seed % 97})."
 

@@ -91,3 +91,27 @@ def test_a_book_left_in_english_keeps_english_labels(tmp_path):
     untranslated = book.model_copy(update={"pages": [p.model_copy(update={"text_translated": p.text})
                                                       for p in book.pages]})
     assert labels(untranslated)["photo"] == "the photo"
+
+
+def test_a_book_not_really_translated_says_so_in_the_readers_language(tmp_path):
+    from taleloom.book import TranslationRecord
+    from taleloom.render.labels import NOT_TRANSLATED
+    from taleloom.stages.translate import LANGUAGES
+
+    assert set(NOT_TRANSLATED) == set(LANGUAGES)
+    book, folder = make_book(tmp_path, "fr", ["English 1"], "The Title")
+    book.translation = TranslationRecord(lang="fr", status="not_translated",
+                                         kept_english=["title", "cover", "page 1"], checked_by="py3langid")
+    bound = bind(book, folder)
+    (folder / "book.pdf").write_bytes(bound.pdf)
+    notice = "pas pu être entièrement traduit en français"
+    assert notice in bound.html and notice in " ".join(pdf_text(folder / "book.pdf").split())
+    book.translation = TranslationRecord(lang="fr", status="translated", checked_by="py3langid")
+    assert notice not in bind(book, folder).html
+
+
+def test_the_cover_prints_the_heros_look_in_the_books_language(tmp_path):
+    book, folder = make_book(tmp_path, "fr", ["Mina trouve une balle."], "Mina et la balle")
+    book.cast[0].look_translated = "une chatte tigrée"
+    html = bind(book, folder).html
+    assert "Mina — une chatte tigrée" in html and "a tabby cat" not in html

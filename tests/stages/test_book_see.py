@@ -66,6 +66,12 @@ def test_a_person_face_is_found():
     assert facts["faces"] == 1 and len(facts["faces_boxes"]) == 1
 
 
+def test_standing_people_are_found_by_their_bodies():
+    assert image_facts(Image.open(FIXTURES / "people.jpg"))["bodies"] >= 1  # two players, faces turned away
+    for photo in (CAT, FIXTURES / "dog.jpg", FIXTURES / "coffee.jpg"):
+        assert image_facts(Image.open(photo))["bodies"] == 0
+
+
 def test_dark_and_bright_pictures():
     assert image_facts(Image.new("RGB", (64, 64), (10, 10, 30)))["light"].startswith("dark")
     assert image_facts(Image.new("RGB", (64, 64), (250, 250, 240)))["light"].startswith("bright")
@@ -107,7 +113,8 @@ def test_template_only_after_answers_fail_validation():
 
 def test_real_photos_are_captioned_with_their_subject():
     cap = EmbeddedCaptioner(encoder=Encoder(), llm="none")
-    for photo, noun in (("coffee.jpg", "cup of coffee"), ("dog.jpg", "dog"), ("astronaut.jpg", "person")):
+    for photo, noun in (("coffee.jpg", "cup of coffee"), ("dog.jpg", "dog"), ("astronaut.jpg", "person"),
+                        ("people.jpg", "person")):
         out = cap.caption(Image.open(FIXTURES / photo))
         assert out.concepts[0] == noun, (photo, out.concepts, out.facts["labels"])
         assert noun in out.text and out.facts["worded_by"] == "template"

@@ -1,5 +1,6 @@
-"""The translate stage: English passes through, unknown codes are refused, translations are checked and
-verified by a round trip, and what cannot be translated stays English with a warning (real SmolLM2 too)."""
+"""The translate stage: English passes through, unknown codes are refused, every text goes in one answer,
+translations are checked (script, names, language ID) and the failures asked again, and what cannot be
+translated stays English with a warning (real SmolLM2 too)."""
 
 from __future__ import annotations
 
@@ -10,31 +11,36 @@ import pytest
 from taleloom.backends import registry
 from taleloom.backends.base import TextModel
 from taleloom.errors import BadInputError
-from taleloom.stages.translate import LANGUAGES, Translation, problem, translate
+from taleloom.stages.translate import LANGUAGES, Translation, check_translation, problem, reads_as, translate
 
 FR = {"Milo and the Red Ball": "Milo et la balle rouge",
       "Once upon a time, there was a grey cat named Milo. He loved his red ball.":
           "Il était une fois un chat gris nommé Milo. Il adorait sa balle rouge.",
       "The ball rolled into the pond and Milo was sad.": "La balle a roulé dans la mare et Milo était triste."}
-BACK = {v: k for k, v in FR.items()}
+
+
+def asked(messages) -> list[str]:
+    """The numbered texts of a translation request."""
+    return [line.split(". ", 1)[1] for line in messages[-1]["content"].splitlines()[1:]]
 
 
 class DictTranslator(TextModel):
-    """Translates to French and back from a fixed table, like a model that knows French."""
+    """Translates to French from a fixed table, like a model that knows French; `wrong` texts come back in
+    English the first time they are asked."""
 
     name = "dict"
     model_id = "dict-fr"
     supports_schema = True
 
-    def __init__(self):
-        self.calls = 0
+    def __init__(self, wrong=()):
+        self.requests: list[list[str]] = []
+        self.wrong = set(wrong)
 
     def chat(self, messages, sampling=None, schema=None):
-        self.calls += 1
-        text = messages[-1]["content"].split(": ", 1)[1]
-        if messages[-1]["content"].startswith("Translate to English"):
-            return json.dumps({"english": BACK.get(text, "something else")})
-        return json.dumps({"translation": FR[text]}, ensure_ascii=False)
+        texts = asked(messages)
+        self.requests.append(texts)
+        out = [t if t in self.wrong and len(self.requests) == 1 else FR[t] for t in texts]
+        return json.dumps({"translations": [f"{i + 1}. {t}" for i, t in enumerate(out)]}, ensure_ascii=False)
 
 
 class Parrot(TextModel):
@@ -48,7 +54,7 @@ class Parrot(TextModel):
 
     def chat(self, messages, sampling=None, schema=None):
         self.calls += 1
-        return json.dumps({"translation": messages[-1]["content"].split(": ", 1)[1]})
+        return json.dumps({"translations": asked(messages)})
 
 
 class NoCalls(TextModel):
@@ -73,12 +79,19 @@ def test_unknown_language_lists_the_known_codes():
     assert {"en", "ko", "ja", "zh", "fr", "de", "es"} <= set(LANGUAGES)
 
 
-def test_a_model_that_translates_is_checked_and_verified_by_round_trip():
+def test_every_text_goes_in_one_answer_and_numbers_are_dropped():
     llm = DictTranslator()
     texts = list(FR)
     out = translate(texts, "fr", llm)
     assert out == [FR[t] for t in texts] and out.warnings == [] and out.kept_english == []
-    assert llm.calls == 3 * 2  # each text: the translation, then its round trip back to English
+    assert llm.requests == [texts]  # one call for the book, no round trips
+
+
+def test_only_the_texts_that_failed_are_asked_again():
+    texts = list(FR)
+    llm = DictTranslator(wrong=[texts[2]])
+    out = translate(texts, "fr", llm)
+    assert out == [FR[t] for t in texts] and llm.requests == [texts, [texts[2]]]
 
 
 def test_untranslated_text_keeps_the_english_with_a_warning_instead_of_failing():
@@ -88,7 +101,7 @@ def test_untranslated_text_keeps_the_english_with_a_warning_instead_of_failing()
     assert out == texts and out.kept_english == [0, 1, 2]
     assert "parrot could not translate into French" in out.warnings[0]
     assert "not translated" in out.warnings[1]
-    assert llm.calls == 2  # the longest text failed both tries: the rest were not tried
+    assert llm.calls == 2  # each try asks for every text still left
 
 
 def test_checks_catch_wrong_script_english_lost_names_and_loops():
@@ -101,9 +114,18 @@ def test_checks_catch_wrong_script_english_lost_names_and_loops():
     assert "repeats" in problem(src, "Milo chat chat. Milo chat chat. Milo chat chat. Milo chat chat.", "fr")
 
 
+def test_language_id_catches_english_that_passes_the_word_list():
+    src = "Mina looked at the moon over the hills."
+    sneaky = "Mina looked at moon over hills, quietly smiling."  # few of the listed English words
+    assert problem(src, sneaky, "fr") is None
+    assert "language ID reads it as English" in check_translation(src, sneaky, "fr")
+    assert reads_as("Mina regardait la lune au-dessus des collines.", "fr") is True
+    assert reads_as("Mina", "fr") is None  # too short to tell
+
+
 def test_real_smollm2_never_fails_the_book():
     texts = ["Mina and the Moon", "Mina looked at the big round moon. She waved at it from her window."]
-    out = translate(texts, "ko", registry.create("llm", "smollm2"))
+    out = translate(texts, "ko", registry.create("llm", "embedded:smollm2"))
     assert len(out) == 2 and all(t.strip() for t in out)
     # either a checked Korean translation, or the English kept with a warning saying so
     for i, text in enumerate(out):

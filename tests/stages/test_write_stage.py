@@ -8,78 +8,100 @@ import pytest
 
 from taleloom.backends import registry
 from taleloom.backends.base import Sampling, TextModel
-from taleloom.book import Brief, Caption, Draft, Page, PageDraft, Storybook
+from taleloom.book import Brief, Caption, CastMember, Draft, Page, PageDraft, Storybook
 from taleloom.errors import BackendError, BadInputError
 from taleloom.stages import story_text as st
 from taleloom.stages import write
 from taleloom.stages.llm_json import TRIES
 
-GARDEN = Caption(text="a grey cat next to a red ball in a green garden", concepts=["cat", "ball", "garden"])
-BRIEF = Brief(pages=2, hero="Mina", age=4, seed=7)
+# The README's API example: the sample cat photo, hero=Mina, seed 0 (it once failed: "copied the example")
+CAT = Caption(text="a tabby cat sitting on a wooden floor", concepts=["cat", "tabby cat", "floor"])
+BRIEF = Brief(pages=2, hero="Mina", seed=0)
 
 
-# ------------------------------------------------------------------ the real embedded model
+# ------------------------------------------------------------------ the real embedded model (fast preset)
 
 @pytest.fixture(scope="module")
 def smol():
-    return registry.create("llm", "smollm2")
+    return registry.create("llm", "embedded:smollm2")
 
 
 @pytest.fixture(scope="module")
 def draft(smol):
-    return write.write_story(GARDEN, BRIEF, smol)
+    return write.write_story(CAT, BRIEF, smol)
 
 
-def test_real_model_writes_a_valid_draft(draft):
+def test_real_model_writes_the_readme_example(draft):
     assert isinstance(Draft.model_validate(draft.model_dump()), Draft)
     assert len(draft.pages) == 2
-    assert draft.title.strip()
+    assert draft.title.strip() and not st.has_markup(draft.title)
     assert draft.cast[0].name == "Mina" and draft.cast[0].role == "hero" and draft.cast[0].look
     assert any(st.mentions(p.text, "Mina") for p in draft.pages)
     assert len({p.text for p in draft.pages}) == 2
     for page in draft.pages:
-        assert page.text.strip() and page.scene.strip()
+        assert page.text.strip() and page.scene.strip() and page.outline.strip()
+        assert not st.has_markup(page.text) and not st.echoes_prompt(page.text)
         assert len(st.words(page.text)) <= st.words_per_page(BRIEF.age) * 1.5
         assert st.english_letters(page.scene)
 
 
 def test_real_model_same_seed_same_draft(draft, smol):
-    assert write.write_story(GARDEN, BRIEF, smol) == draft
+    assert write.write_story(CAT, BRIEF, smol) == draft
 
 
 # ------------------------------------------------------------------ scripted models
 
-STORY = ("Once upon a time, there was a little girl named Nora. Nora had a yellow kite. The wind took the kite "
-         "up into a tall tree. Nora was sad. Her dog Otto barked at the tree. A bird pulled the string down. "
-         "Nora and Otto flew the kite all day. They laughed in the sunny park.")
+PLAN = {"title": "Nora and the Kite",
+        "hero": {"name": "Nora", "kind": "a little girl with a kite", "look": "red hair and a yellow coat"},
+        "friend": {"name": "Otto", "kind": "a small dog", "look": "brown fur and a blue collar"},
+        "place": "a windy park",
+        "outline": ["Nora flies her kite in the park.", "The wind takes the kite into a tree.",
+                    "Otto barks and a bird pulls the string.", "Nora and Otto fly the kite all day.",
+                    "Nora finds a shell at the beach.", "Nora and Otto build a castle.",
+                    "The sea washes the castle away.", "Nora laughs and builds another."]}
+TEXTS = ["Nora had a yellow kite. She ran in the park and the kite flew up.",
+         "The wind pulled hard. Nora's kite got stuck in a tall oak tree.",
+         "Her dog Otto barked at the tree. A bird pulled the string, and Nora caught it!",
+         "Nora and Otto flew the kite all day. They laughed in the sunny park.",
+         "The next day Nora went to the beach and found a pink shell in the sand.",
+         "Nora and Otto built a big sand castle with four towers.",
+         "A wave came and washed the castle away. Nora looked at the wet sand.",
+         "Then Nora laughed and began to build a new castle with Otto."]
+
+
+def scripted_pages(first: int, n: int, texts=TEXTS) -> dict:
+    return {"pages": [{"text": texts[(first - 1 + i) % len(texts)],
+                       "scene": f"Nora with red hair and a yellow coat in a park, picture {first + i}"}
+                      for i in range(n)]}
 
 
 class ScriptedLLM(TextModel):
-    """Answers each step of the stage with fixed, valid JSON; records every call."""
+    """Answers the plan, the pages, a rewrite and an extension with fixed, valid JSON; records every call."""
 
     name = "scripted"
     model_id = "scripted"
     supports_schema = True
 
-    def __init__(self, story: str = STORY):
-        self.story = story
+    def __init__(self, plan: dict | None = None, texts=TEXTS):
+        self.plan, self.texts = plan or PLAN, texts
         self.calls: list[tuple[list[dict[str, str]], Sampling, dict]] = []
 
     def chat(self, messages, sampling=None, schema=None):
-        self.calls.append((messages, sampling, schema))
-        system, user = messages[0]["content"], messages[-1]["content"]
-        if system == write.PLAN_SYSTEM:
-            return json.dumps({"title": "Nora and the Kite",
-                               "hero": {"name": "Nora", "kind": "a little girl with a kite", "look": "a yellow coat"},
-                               "friend": {"name": "Otto", "kind": "a small dog"}})
-        if system == write.SCENE_SYSTEM:
-            return json.dumps({"scene": f"a little girl in a sunny park, picture {len(self.calls)}"})
-        if "Rewrite this page" in user:
-            return json.dumps({"text": "Nora laughed. The kite was a big red bird in the sky!"})
-        if user.startswith("Here is the end of a story"):
-            return json.dumps({"story": "The next day, Nora went to the beach. She found a shell. Otto dug a hole. "
-                                        "They built a castle. Nora smiled at the sea."})
-        return json.dumps({"story": self.story})
+        self.calls.append((list(messages), sampling, schema))
+        props, user = schema["properties"], messages[-1]["content"]
+        if "place" in props:
+            n = props["outline"]["minItems"]
+            return json.dumps(self.plan | {"outline": self.plan["outline"][:n]})
+        if "outline" in props:  # extend
+            n = props["outline"]["minItems"]
+            return json.dumps({"outline": PLAN["outline"][4:4 + n]} | scripted_pages(5, n, self.texts))
+        if "story" in props:  # the plain-story fallback: the pages' texts as one story
+            return json.dumps({"story": " ".join(self.texts)})
+        if "text" in props:  # rewrite
+            return json.dumps({"text": "Nora laughed. The kite was a big red bird in the sky!",
+                               "scene": "Nora with red hair laughing at a kite shaped like a red bird"})
+        first = int(user.split("Now write pages ")[1].split()[0])
+        return json.dumps(scripted_pages(first, props["pages"]["minItems"], self.texts))
 
 
 class BrokenLLM(TextModel):
@@ -96,18 +118,32 @@ class BrokenLLM(TextModel):
         return "Sure! Here is your story: {title: oops"
 
 
-def test_scripted_story_is_shared_out_over_the_pages():
+def test_plan_then_pages_in_two_calls_that_share_their_prefix():
     llm = ScriptedLLM()
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite in a park", seed=3), llm)
     assert d.title == "Nora and the Kite"
     assert [c.name for c in d.cast] == ["Nora", "Otto"]
-    assert d.cast[0].look.startswith("a little girl, ")  # kind cut at "with", then the look
-    assert len(d.pages) == 4 and " ".join(p.text for p in d.pages) == STORY
+    assert d.cast[0].look == "a little girl, red hair and a yellow coat"  # kind cut at "with", then the look
+    assert [p.text for p in d.pages] == TEXTS[:4] and [p.outline for p in d.pages] == PLAN["outline"][:4]
     assert len({p.scene for p in d.pages}) == 4
+    assert len(llm.calls) == 2  # one plan, one answer for every page and scene: nothing asked twice
+    plan_messages, pages_messages = llm.calls[0][0], llm.calls[1][0]
+    assert pages_messages[:2] == plan_messages and pages_messages[2]["role"] == "assistant"
+    assert "Nora flies her kite" in pages_messages[3]["content"]  # the outline, page by page
     seeds = [s.seed for _, s, _ in llm.calls]
     assert len(set(seeds)) == len(seeds) and seeds[0] == 3  # every call its own seed, from the book's seed
     plan_schema = llm.calls[0][2]
     assert plan_schema["properties"]["hero"]["properties"]["name"]["enum"] == list(write.NAMES)
+    assert plan_schema["properties"]["outline"]["minItems"] == 4
+
+
+def test_the_photo_subject_is_the_hero():
+    llm = ScriptedLLM()
+    write.write_story(CAT, Brief(pages=2, hero="Nora", seed=1), llm)
+    prompt = llm.calls[0][0][-1]["content"]
+    assert "The hero is called Nora and is the cat from the photo" in prompt
+    # a plan whose hero is not the photo's subject is asked again (the scripted girl with a kite is not a cat)
+    assert len([c for c in llm.calls if "place" in c[2]["properties"]]) == write.PLAN_RELEVANCE_TRIES + 1
 
 
 def test_brief_hero_name_is_imposed_by_the_schema():
@@ -120,58 +156,60 @@ def test_brief_hero_name_is_imposed_by_the_schema():
 def test_invalid_json_is_retried_with_new_seeds_then_a_clear_backend_error():
     llm = BrokenLLM()
     with pytest.raises(BackendError) as err:
-        write.plan(write.subject(GARDEN, BRIEF), Brief(pages=2, seed=5), llm, write.story_sampling(BRIEF))
+        write.plan(write.subject(CAT, BRIEF), Brief(pages=2, seed=5), llm, write.story_sampling(BRIEF))
     message = str(err.value)
-    assert "broken-model" in message and "plan the title and characters" in message
+    assert "broken-model" in message and "plan the title, characters and outline" in message
     assert f"{TRIES} answers failed validation" in message and "not a JSON object" in message
     assert len(llm.seeds) == TRIES and len(set(llm.seeds)) == TRIES
-    with pytest.raises(BackendError, match="write a 2-page story"):  # the book: the plan falls back, the story cannot
-        write.write_story(GARDEN, Brief(pages=2, seed=5), BrokenLLM())
-
-
-class ExampleCopyingLLM(ScriptedLLM):
-    """Plans by copying the prompt's example every time (what SmolLM2 did for a flat orange photo)."""
-
-    def chat(self, messages, sampling=None, schema=None):
-        if messages[0]["content"] == write.PLAN_SYSTEM:
-            self.calls.append((messages, sampling, schema))
-            return json.dumps(write.PLAN_EXAMPLE[1] | {"hero": {**write.PLAN_EXAMPLE[1]["hero"], "name": "Nora"}})
-        return super().chat(messages, sampling, schema)
+    with pytest.raises(BackendError, match="write a 2-page story"):  # the book: the plan falls back, pages cannot
+        write.write_story(CAT, Brief(pages=2, seed=5), BrokenLLM())
 
 
 def test_a_plan_that_fails_every_try_gives_a_plain_cast_and_a_note():
     basket = Caption(text="an orange basket in soft, warm light", concepts=["basket", "orange book"])
-    draft = write.write_story(basket, Brief(pages=2, hero="Nora", seed=4), ExampleCopyingLLM())
+    junk = PLAN | {"title": "<h1>Title</h1> {{title}}"}
+    draft = write.write_story(basket, Brief(pages=2, hero="Nora", seed=4), ScriptedLLM(junk))
     assert draft.title == "Nora and the Basket"
     assert [c.name for c in draft.cast][0] == "Nora" and "child" in draft.cast[0].look
     assert len(draft.pages) == 2 and draft.notes and "plain title and cast" in draft.notes[0]
-    again = write.write_story(basket, Brief(pages=2, hero="Nora", seed=4), ExampleCopyingLLM())
+    again = write.write_story(basket, Brief(pages=2, hero="Nora", seed=4), ScriptedLLM(junk))
     assert again == draft  # seeded like every other step
 
 
-def test_story_without_its_hero_or_looping_is_rejected():
-    no_hero = "Once upon a time there was a cat. It sat in the sun. It ate a fish. It went to sleep."
-    with pytest.raises(BackendError, match="hero Nora is not in the story"):
-        write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), ScriptedLLM(no_hero))
-    loop = "Nora ran to the park. Nora ran to the park. Nora ran to the park. Nora flew the kite."
+def test_markup_from_the_model_never_reaches_the_book():
+    """The cover once read 'Ben — a bear, <img src=': such tails are stripped; markup inside is asked again."""
+    leaky = PLAN | {"hero": {"name": "Nora", "kind": "a little girl", "look": "red hair, <img src="},
+                    "title": "**Nora and the Kite**"}
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2), ScriptedLLM(leaky))
+    assert d.title == "Nora and the Kite" and d.cast[0].look == "a little girl, red hair"
+    tagged = ["<p>Page 1: Nora had a <b>yellow</b> kite.</p> She ran in the park.", TEXTS[1]]
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2), ScriptedLLM(texts=tagged))
+    assert d.pages[0].text == "Nora had a yellow kite. She ran in the park."
+    for bad in ("Nora {ran} to the park with her kite.", "Nora, a 4-year-old reader, flew the kite in JSON."):
+        with pytest.raises(BackendError, match="page 1"):
+            write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2),
+                              ScriptedLLM(texts=[bad, TEXTS[1]]))
+
+
+def test_pages_without_the_hero_or_repeating_are_asked_again():
+    no_hero = ["The kite flew up in the park. It was a windy day.", "A bird sat in the tall oak tree."]
+    with pytest.raises(BackendError, match="hero Nora is not on page 1"):
+        write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), ScriptedLLM(texts=no_hero))
+    same = [TEXTS[0], TEXTS[0].replace("yellow", "red")]
+    with pytest.raises(BackendError, match="page 2 repeats"):
+        write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), ScriptedLLM(texts=same))
+    loop = ["Nora ran to the park. Nora ran to the park. Nora ran to the park.", TEXTS[1]]
     with pytest.raises(BackendError, match="repeated"):
-        write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), ScriptedLLM(loop))
+        write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), ScriptedLLM(texts=loop))
 
 
-def test_too_few_sentences_for_the_pages_is_rejected():
-    with pytest.raises(BackendError, match="fewer than 4 sentences"):
-        write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=1),
-                          ScriptedLLM("Nora flew her kite in the park. Then Nora went home."))
-
-
-def test_a_long_book_is_written_in_turns_that_continue_the_story():
+def test_a_long_book_is_written_in_turns_that_continue_the_conversation():
     llm = ScriptedLLM()
-    d = write.write_story(None, Brief(pages=6, age=6, idea="a girl and her kite", seed=1), llm)
-    prompts = [m[-1]["content"] for m, _, _ in llm.calls if m[0]["content"] == write.STORY_SYSTEM]
-    assert write.pages_per_answer(6) == 4 and len(prompts) == 2
-    assert "start of a longer story" in prompts[0] and "happy ending" not in prompts[0]
-    assert prompts[1].startswith("Here is the end of a story") and "end happily" in prompts[1]
-    assert len(d.pages) == 6 and d.pages[4].text.startswith("The next day, Nora went to the beach")
+    d = write.write_story(None, Brief(pages=8, age=6, idea="a girl and her kite", seed=1), llm)
+    assert len(llm.calls) == 3 and len(d.pages) == 8
+    second = llm.calls[2][0]
+    assert second[:4] == llm.calls[1][0] and "Now write pages 7 to 8" in second[-1]["content"]
+    assert [p.text for p in d.pages] == TEXTS
 
 
 def test_nothing_to_write_about_is_bad_input():
@@ -179,30 +217,35 @@ def test_nothing_to_write_about_is_bad_input():
         write.write_story(None, Brief(), ScriptedLLM())
 
 
-def test_rewrite_page_follows_the_instruction_and_keeps_the_hero():
+def test_rewrite_page_follows_the_instruction_and_keeps_the_cast():
     llm = ScriptedLLM()
-    pages = [Page(index=i + 1, text=t, scene=f"scene {i}") for i, t in
-             enumerate(["Nora has a kite.", "The kite is stuck in a tree.", "Nora gets it back."])]
-    new = write.rewrite_page(pages, 2, "make it funnier", Brief(hero="Nora", seed=2), llm)
-    assert isinstance(new, PageDraft) and "big red bird" in new.text and new.scene
-    assert "make it funnier" in llm.calls[0][0][-1]["content"]
+    pages = [Page(index=i + 1, text=t, scene=f"scene {i}") for i, t in enumerate(TEXTS[:3])]
+    cast = [CastMember(name="Nora", look="a little girl, red hair and a yellow coat")]
+    new = write.rewrite_page(pages, 2, "make it funnier", Brief(hero="Nora", seed=2), llm, cast=cast)
+    assert isinstance(new, PageDraft) and "big red bird" in new.text and "red hair" in new.scene
+    prompt = llm.calls[0][0][-1]["content"]
+    assert "make it funnier" in prompt and "Nora: a little girl, red hair and a yellow coat" in prompt
     with pytest.raises(BadInputError, match="no page 9"):
         write.rewrite_page(pages, 9, "x", Brief(), llm)
     with pytest.raises(BadInputError, match="instruction"):
         write.rewrite_page(pages, 1, "  ", Brief(), llm)
 
 
-def test_extend_story_adds_new_pages_after_the_last():
+def test_extend_continues_the_outline_without_repeating():
     llm = ScriptedLLM()
-    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=4), llm)
-    book = Storybook(brief=Brief(pages=2, seed=4), title=d.title, cast=d.cast,
-                     pages=[Page(index=i + 1, text=p.text, scene=p.scene) for i, p in enumerate(d.pages)])
+    d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
+    book = Storybook(brief=Brief(pages=4, seed=4), title=d.title, cast=d.cast,
+                     pages=[Page(index=i + 1, text=p.text, scene=p.scene, outline=p.outline)
+                            for i, p in enumerate(d.pages)])
     more = write.extend_story(book, 2, llm)
-    assert len(more) == 2 and all(p.text and p.scene for p in more)
-    assert more[0].text.startswith("The next day, Nora")
-    assert not {p.text for p in more} & {p.text for p in book.pages}
+    assert [p.text for p in more] == TEXTS[4:6] and [p.outline for p in more] == PLAN["outline"][4:6]
+    prompt = llm.calls[-1][0][-1]["content"]
+    assert "4. Nora and Otto fly the kite all day." in prompt and "nothing that already happened" in prompt
     with pytest.raises(BadInputError, match="cannot add 30 pages"):
         write.extend_story(book, 30, llm)
+    repeating = ScriptedLLM(texts=TEXTS[:4])  # the extension answers with the first pages again
+    with pytest.raises(BackendError, match="repeats"):
+        write.extend_story(book, 2, repeating)
 
 
 # ------------------------------------------------------------------ text helpers
@@ -235,25 +278,31 @@ def test_markup_and_stray_words_are_not_a_page():
     assert st.not_prose("Nora ran home to her mother. She smiled!") is None
 
 
-class JunkFirstLLM(ScriptedLLM):
-    """Answers the first rewrite with a JSON echo (what SmolLM2 sometimes does), then a real page."""
+def test_labels_and_quoted_bad_outputs_are_cleaned_or_caught():
+    assert st.strip_markup("Ben — a bear, <img src=") == "Ben — a bear"
+    assert st.strip_markup("<p>Hi <b>there</b></p>") == "Hi there"
+    assert st.drop_labels("Page 2: Nora ran.") == "Nora ran." and st.drop_labels("3. Nora ran.") == "Nora ran."
+    assert st.echoes_prompt("Tone: warm. Reader: 6") and not st.echoes_prompt("Nora ran home.")
+    assert st.similar_page("Nora ran home to her mum.", ["nora ran home to her mum."])
+    assert st.similar_page("Nora ran home.", ["Otto dug a hole in the sand."]) is None
 
-    def __init__(self):
-        super().__init__()
-        self.rewrites = 0
+
+class NoStructureLLM(ScriptedLLM):
+    """Cannot give the structured pages (as SmolLM2-135M): answers them with an echo of the outline."""
 
     def chat(self, messages, sampling=None, schema=None):
-        if "Rewrite this page" in messages[-1]["content"]:
-            self.rewrites += 1
-            if self.rewrites == 1:
-                self.calls.append((messages, sampling, schema))
-                return json.dumps({"text": "Nora { { 'n_2' }} Nora"})
+        if set(schema["properties"]) == {"pages"}:
+            self.calls.append((list(messages), sampling, schema))
+            n = schema["properties"]["pages"]["minItems"]
+            return json.dumps({"pages": [{"text": "1. Nora and Otto - the story", "scene": "Nora: a girl"}] * n})
         return super().chat(messages, sampling, schema)
 
 
-def test_rewrite_that_answers_junk_is_asked_again():
-    llm = JunkFirstLLM()
-    pages = [Page(index=i + 1, text=t, scene=f"scene {i}") for i, t in
-             enumerate(["Nora has a kite.", "The kite is stuck in a tree.", "Nora gets it back."])]
-    new = write.rewrite_page(pages, 2, "make it funnier", Brief(hero="Nora", seed=2), llm)
-    assert llm.rewrites == 2 and "{" not in new.text and "big red bird" in new.text
+def test_a_model_too_small_for_structured_pages_writes_one_story_shared_out():
+    llm = NoStructureLLM(texts=TEXTS[:4])
+    d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=5), llm)
+    assert " ".join(p.text for p in d.pages) == " ".join(TEXTS[:4])
+    assert [p.outline for p in d.pages] == PLAN["outline"][:4]
+    assert d.pages[1].scene.startswith("Nora, a little girl, red hair and a yellow coat: The wind takes")
+    kinds = [tuple(c[2]["properties"]) for c in llm.calls]
+    assert kinds.count(("pages",)) == write.PAGES_TRIES and kinds[-1] == ("story",)

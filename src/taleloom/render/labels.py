@@ -1,5 +1,6 @@
-"""The few words the book itself prints around the story (cover caption, back page), in each language
-the translate stage offers, so a French book does not say "the photo". Keys: ISO 639-1 codes."""
+"""The few words the book itself prints around the story (cover caption, back page, the notice that a
+translation is missing), in each language the translate stage offers, so a French book does not say
+"the photo". Keys: ISO 639-1 codes."""
 
 from __future__ import annotations
 
@@ -30,6 +31,33 @@ LABELS: dict[str, tuple[str, str]] = {  # code: (the photo, read and listen to t
 }
 
 
+# Printed (cover, reader, PDF) when the translate stage left some or all of the text in English; in the
+# reader's language, since the reader asked for it.
+NOT_TRANSLATED: dict[str, str] = {
+    "en": "Parts of this book could not be translated and are printed in English.",
+    "ar": "تعذّرت ترجمة هذا الكتاب بالكامل إلى العربية: النص غير المترجم باللغة الإنجليزية.",
+    "de": "Dieses Buch konnte nicht vollständig ins Deutsche übersetzt werden: Der nicht übersetzte Text ist auf Englisch.",
+    "el": "Αυτό το βιβλίο δεν μπόρεσε να μεταφραστεί πλήρως στα ελληνικά: το αμετάφραστο κείμενο είναι στα αγγλικά.",
+    "es": "Este libro no se pudo traducir por completo al español: el texto sin traducir está en inglés.",
+    "fr": "Ce livre n'a pas pu être entièrement traduit en français : le texte non traduit est en anglais.",
+    "hi": "यह किताब पूरी तरह हिंदी में अनुवादित नहीं हो सकी: जिसका अनुवाद नहीं हुआ, वह पाठ अंग्रेज़ी में है।",
+    "id": "Buku ini tidak dapat diterjemahkan sepenuhnya ke bahasa Indonesia: teks yang tidak diterjemahkan berbahasa Inggris.",
+    "it": "Questo libro non è stato tradotto del tutto in italiano: il testo non tradotto è in inglese.",
+    "ja": "この本は日本語に完全には翻訳できませんでした。翻訳されていない部分は英語のままです。",
+    "ko": "이 책은 한국어로 완전히 번역되지 못했습니다. 번역되지 않은 부분은 영어로 되어 있습니다.",
+    "nl": "Dit boek kon niet volledig in het Nederlands worden vertaald: de niet-vertaalde tekst is in het Engels.",
+    "pl": "Tej książki nie udało się w pełni przetłumaczyć na polski: nieprzetłumaczony tekst jest po angielsku.",
+    "pt": "Este livro não pôde ser totalmente traduzido para o português: o texto não traduzido está em inglês.",
+    "ru": "Эту книгу не удалось полностью перевести на русский: непереведённый текст — на английском.",
+    "sv": "Den här boken kunde inte översättas helt till svenska: den oöversatta texten är på engelska.",
+    "th": "หนังสือเล่มนี้ไม่สามารถแปลเป็นภาษาไทยได้ทั้งหมด ข้อความที่ไม่ได้แปลเป็นภาษาอังกฤษ",
+    "tr": "Bu kitap Türkçeye tamamen çevrilemedi: çevrilmeyen metin İngilizcedir.",
+    "uk": "Цю книжку не вдалося повністю перекласти українською: неперекладений текст — англійською.",
+    "vi": "Không thể dịch toàn bộ cuốn sách này sang tiếng Việt: phần chưa dịch vẫn bằng tiếng Anh.",
+    "zh": "这本书未能完全翻译成中文：未翻译的文字为英文。",
+}
+
+
 def text_language(book: Storybook) -> str:
     """The language the pages are actually in: the brief's, unless the LLM left every page in English."""
     lang = book.brief.lang
@@ -41,3 +69,11 @@ def text_language(book: Storybook) -> str:
 def labels(book: Storybook) -> dict[str, str]:
     photo, online = LABELS.get(text_language(book).split("-")[0], LABELS["en"])
     return {"photo": photo, "online": online}
+
+
+def translation_notice(book: Storybook) -> str | None:
+    """The notice, in the reader's language, that the book is not (all) translated; None when it is."""
+    record = book.translation
+    if record is None or record.status == "translated":
+        return None
+    return NOT_TRANSLATED.get(record.lang.split("-")[0], NOT_TRANSLATED["en"])

@@ -10,7 +10,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from taleloom.book import Storybook
-from taleloom.render.labels import labels
+from taleloom.render.labels import labels, translation_notice
 from taleloom.render.qr import data_uri
 
 CJK = {"ko": "KR", "ja": "JP", "zh": "SC", "zh-tw": "TC", "zh-hk": "HK", "yue": "HK"}
@@ -46,6 +46,8 @@ def context(book: Storybook, qr: bytes | None, editions: list[dict] | None = Non
         "dir": "rtl" if lang.split("-")[0] in RTL else "ltr",
         "title": book.title_translated or book.title or "A story",
         "hero": hero,
+        "hero_look": (hero.look_translated or hero.look) if hero else None,
+        "notice": translation_notice(book),
         "hero_picture": next((p.image or p.image_lowres for p in book.pages if p.image or p.image_lowres), None),
         "pages": [{"index": p.index, "text": p.text_translated or p.text, "image": p.image or p.image_lowres,
                    "audio": p.audio, "scene": p.scene} for p in book.pages],

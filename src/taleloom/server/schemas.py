@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from taleloom.book import SEED_MAX, Brief, Storybook, WordTiming
+from taleloom.render.labels import translation_notice
 from taleloom.server.store import BookRow, Share
 
 Status = Literal["queued", "running", "done", "failed"]
@@ -74,6 +75,8 @@ class BookPublic(BaseModel):
     links: Links
     share_url: str | None = Field(None, description="read-only link (the QR code points here)")
     error: dict | None = None
+    notice: str | None = Field(None, description="in the reader's language, when the text is not (all) "
+                                                 "translated into it")
 
 
 class BookSummary(BaseModel):
@@ -99,6 +102,12 @@ class RewriteRequest(BaseModel):
 class ExtendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pages: int = Field(2, ge=1, description="how many pages to add")
+
+
+class RetryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seed: int | None = Field(None, ge=0, le=SEED_MAX,
+                             description="seed for the stages still to run; none: a new random seed")
 
 
 class TranslateRequest(BaseModel):
@@ -166,7 +175,8 @@ def book_public(row: BookRow, book: Storybook | None, base: str, current: dict |
     editions = _editions(book, base, row.status == "done") if book is not None else []
     return BookPublic(id=row.id, status=row.status, title=title, created=row.created, updated=row.updated,
                       brief=book.brief if book is not None else None, stages=stages, current=current,
-                      pages=pages, links=links, share_url=share_url, error=row.error, editions=editions)
+                      pages=pages, links=links, share_url=share_url, error=row.error, editions=editions,
+                      notice=translation_notice(book) if book is not None else None)
 
 
 def _editions(book: Storybook, base: str, done: bool) -> list[EditionPublic]:

@@ -103,6 +103,46 @@ def not_prose(text: str, min_words: int = 4) -> str | None:
     return None
 
 
+_TAG = re.compile(r"</?[A-Za-z][^<>]*>|<!--.*?-->|<[A-Za-z/!][^<>]*$")
+_EMPHASIS = re.compile(r"\*\*|__|`+|^#+\s*|^\s*[-*•]\s+", re.MULTILINE)
+_LABEL = re.compile(r"^\s*(?:(?:page\s*)?\d+|text|scene|story|title)\s*[:.)\-–—]\s*", re.IGNORECASE)
+_PROMPT_ECHO = re.compile(r"year-old reader|outline line|cast sheet|\bJSON\b|plain text only|answer with|"
+                          r"words for a \d+|\bnaming\b|\bTone:|\bReader:|\bAbout:", re.IGNORECASE)
+
+
+def strip_markup(text: str) -> str:
+    """`text` without HTML tags (a dangling '<img src=' too), markdown emphasis, bullets or headings, and
+    without the punctuation a cut left hanging ('Ben — a bear, <img src=' → 'Ben — a bear')."""
+    text = _EMPHASIS.sub("", _TAG.sub(" ", text))
+    return clean(text).rstrip(" ,;:—–-")
+
+
+def drop_labels(text: str) -> str:
+    """A page's text without a leading 'Page 2:' / 'Text:' / 'Scene:' label that the model added."""
+    return _LABEL.sub("", clean(text))
+
+
+def has_markup(text: str) -> bool:
+    return _NOT_PROSE.search(text) is not None
+
+
+def echoes_prompt(text: str) -> bool:
+    """Words of our own prompts ('cast sheet', 'JSON', 'Reader:') in an answer meant for the book."""
+    return _PROMPT_ECHO.search(text) is not None
+
+
+def similar_page(text: str, others: list[str] | tuple[str, ...], share: float = 0.7) -> str | None:
+    """The page among `others` that `text` repeats (the same words, mostly), else None."""
+    mine = content_words(text)
+    for other in others:
+        theirs = content_words(other)
+        if clean(text).lower() == clean(other).lower():
+            return other
+        if mine and theirs and len(mine & theirs) / len(mine | theirs) >= share:
+            return other
+    return None
+
+
 def mentions(text: str, name: str) -> bool:
     return re.search(rf"\b{re.escape(name)}\b", text, re.IGNORECASE) is not None
 

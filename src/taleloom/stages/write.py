@@ -1,14 +1,17 @@
-"""write: the story in steps, as the talk's product does it, each step JSON-schema constrained and checked.
+"""write: a plan, then pages that follow it — two JSON-schema constrained answers for a whole book.
 
-1. plan  — title and cast sheet (hero: name from the brief or chosen, kind, look; one companion)
-2. story — the story in one answer (small models keep a thread far better in one go than page by page),
-           opening on the hero, then shared out over the pages by sentences; a book longer than one
-           answer can hold (1,000 characters) is written in turns, each continuing the last pages
-3. scenes — one key scene per page, in English, naming who is in the picture and where
+1. plan  — title, cast sheet (hero + one friend, each with a fixed look reused in every picture), the place,
+           and a one-line outline per page. The hero is the photo's main subject (named by the brief, or
+           chosen from a list of names) unless the brief's idea says otherwise.
+2. pages — every page's text and key scene (English, for the illustrator) in one answer, asked as the
+           next turn of the same conversation, so the plan stays in front of the model and the prompt's
+           prefix is shared (a server with a prompt cache, like llama.cpp's, evaluates it once).
 
-Tuned for SmolLM2-135M: short fields, one few-shot example where it helps, examples' own words
-rejected when they leak into an answer, structured steps sampled cooler than the story, and every
-answer checked (page count, hero present, no loops, no duplicate pages) and retried on a new seed.
+A book of more than PAGES_PER_ANSWER pages is written in turns; `extend_story` continues the outline and
+writes the new pages in one answer; `rewrite_page` keeps the cast sheet. Every answer is cleaned (markup
+and labels stripped) and checked (hero on the page, no markup or prompt echo left, no loops, no repeated
+page) and asked again on a new seed when it fails; a plan that fails every try becomes a plain cast
+from the photo (noted in the manifest), a page that fails every try fails the stage with what went wrong.
 """
 
 from __future__ import annotations
@@ -24,19 +27,17 @@ from taleloom.backends.base import Sampling, TextModel
 from taleloom.book import SEED_MAX, Brief, Caption, CastMember, Draft, Page, PageDraft, Storybook
 from taleloom.errors import BackendError, BadInputError
 from taleloom.stages import story_text as st
-from taleloom.stages.llm_json import ask_json
+from taleloom.stages.llm_json import TRIES, ask_json
 
 log = logging.getLogger(__name__)
 
-# The stage's default sampling (the brief's seed is used when `sampling.seed` is None). Structured steps
-# (plan, scenes) run at most at PLAN_TEMPERATURE: their fields must be right more than surprising.
-DEFAULT_SAMPLING = Sampling(temperature=0.6, top_p=0.95, top_k=40, repeat_penalty=1.15)
-PLAN_TEMPERATURE = 0.4
-# Tries whose answer must stay close to the photo / idea; later tries only need to be sound. The story is
-# the costly answer (a few seconds of CPU), so it gets one such try, the short plan two.
-PLAN_RELEVANCE_TRIES, STORY_RELEVANCE_TRIES = 2, 1
-# Names the LLM picks from when the brief gives none. A free pattern let the small model "name" its hero
-# Awesome, Golden or Llama; a list of short storybook names from many languages keeps names names.
+# The stage's default sampling (the brief's seed is used when `sampling.seed` is None). The plan runs at most
+# at PLAN_TEMPERATURE: its fields must be right more than surprising.
+DEFAULT_SAMPLING = Sampling(temperature=0.7, top_p=0.95, top_k=40, repeat_penalty=1.1)
+PLAN_TEMPERATURE = 0.5
+PLAN_RELEVANCE_TRIES = 2  # tries whose hero must come from the photo / idea; later ones only need to be sound
+PAGES_PER_ANSWER = 6  # pages written in one answer (a longer book takes turns)
+PAGES_TRIES = 2  # structured page answers before the plain story fallback (the 135M model cannot do them)
 NAMES = ("Mina", "Leo", "Luna", "Milo", "Noah", "Sora", "Hana", "Yuki", "Theo", "Ava", "Ezra", "Zara", "Kai",
          "Nia", "Omar", "Lila", "Finn", "Ruby", "Jun", "Iris", "Tom", "Rosa", "Ben", "Amara", "Otto", "Maya",
          "Rafi", "Ella", "Sami", "Nora", "Ivy", "Juno", "Remy", "Tala", "Arlo", "Ada", "Eli", "Kira", "Max",
@@ -44,7 +45,9 @@ NAMES = ("Mina", "Leo", "Luna", "Milo", "Noah", "Sora", "Hana", "Yuki", "Theo", 
 NAME = {"type": "string", "enum": list(NAMES)}
 _KIND_END = re.compile(r"\s*(?:[,;.]|\b(?:with|who|that|which|and|in|on|at|by|near|next|under|from|to|is|was)\b).*$",
                        re.IGNORECASE)
-_PROMPT_WORDS = ("Tone:", "year-old", "Begin with", "Reader:", "About:", "JSON", "Make it", "short sentences")
+SYSTEM = ("You write picture books for young children: simple words, short sentences, a clear beginning, "
+          "a small problem and a happy ending. Answer with JSON only.")
+PLAN_SYSTEM = SYSTEM  # kept for callers that tell the plan's answers apart
 
 
 def _text(min_len: int, max_len: int) -> dict[str, Any]:
@@ -53,6 +56,10 @@ def _text(min_len: int, max_len: int) -> dict[str, Any]:
 
 def _object(**props: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": list(props)}
+
+
+def _list(item: dict[str, Any], n: int) -> dict[str, Any]:
+    return {"type": "array", "items": item, "minItems": n, "maxItems": n}
 
 
 def story_sampling(brief: Brief, sampling: Sampling | None = None) -> Sampling:
@@ -67,22 +74,14 @@ def story_sampling(brief: Brief, sampling: Sampling | None = None) -> Sampling:
 
 
 def _sampling(base: Sampling, offset: int, cool: bool = False, **update: Any) -> Sampling:
-    """One call's sampling: its own seed (base + offset), cooler for structured answers."""
+    """One call's sampling: its own seed (base + offset), cooler for the plan."""
     update["seed"] = ((base.seed or 0) + offset) % (SEED_MAX + 1)
     if cool:
         update["temperature"] = min(base.temperature, PLAN_TEMPERATURE)
     return base.model_copy(update=update)
 
 
-# ------------------------------------------------------------------ step 1: title + cast sheet
-
-PLAN_SYSTEM = "You plan picture books for young children: a title and the characters. Answer with JSON only."
-PLAN_EXAMPLE = ("About: a small brown dog on a beach at sunset.\nReader: 5 years old. Tone: warm.",
-                {"title": "Biscuit and the Big Wave",
-                 "hero": {"name": "Biscuit", "kind": "a small brown dog", "look": "floppy ears and a red collar"},
-                 "friend": {"name": "Pip", "kind": "a little crab"}})
-PLAN_EXAMPLE_WORDS = {"Biscuit", "Pip", "crab", "collar", "floppy"}  # the example's own words, not common ones
-
+# ------------------------------------------------------------------ what the book is about
 
 def subject(caption: Caption | None, brief: Brief) -> str:
     """What the story is about: the idea, the photo's caption and its top concepts."""
@@ -97,56 +96,111 @@ def subject(caption: Caption | None, brief: Brief) -> str:
     return about
 
 
-def plan(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
-         notes: list[str] | None = None, things: Sequence[str] = ()) -> tuple[str, list[CastMember]]:
-    """Title and cast sheet (hero first). The brief's hero name is imposed by the schema. When every
-    answer fails its checks, `fallback_plan` builds a plain cast from `things` and says so in `notes`."""
+def main_subject(caption: Caption | None) -> str | None:
+    """The photo's main subject ('cat'), which becomes the hero: the top concept, else None."""
+    if caption is None or not caption.concepts:
+        return None
+    return st.strip_markup(caption.concepts[0]) or None
+
+
+# ------------------------------------------------------------------ step 1: the plan
+
+def _plan_prompt(about: str, brief: Brief, hero_kind: str | None, pages: int) -> str:
+    who = f"The hero is called {brief.hero}" if brief.hero else "Choose the hero's name from the list"
+    if hero_kind and not brief.idea:
+        who += f" and is the {hero_kind} from the photo"
+    return (f"A picture book for a {brief.age}-year-old reader, {pages} pages, {brief.tone}.\n"
+            f"It is about: {about}\n{who}.\n"
+            "Plan it: a short title; the hero and one friend, each with a name, \"kind\" (what animal or person "
+            "they are, in a few words) and \"look\" (colours of fur, hair or skin, and one thing they wear or "
+            "carry, the same in every picture); the place; "
+            f"and an outline of exactly {pages} lines, one short line per page, that tells the whole story "
+            "with a beginning, a small problem and a happy ending. Every line names the hero.")
+
+
+def plan(about: str, brief: Brief, llm: TextModel, sampling: Sampling, notes: list[str] | None = None,
+         things: Sequence[str] = (), hero_kind: str | None = None) -> tuple[str, list[CastMember], list[str],
+                                                                           list[dict[str, str]]]:
+    """(title, cast sheet with the hero first, outline lines, the conversation so far). The brief's hero name
+    is imposed by the schema. When every answer fails its checks, a plain cast from `things` is used and
+    `notes` says so (without notes, the BackendError is raised)."""
+    pages = brief.pages
     hero_name = {"type": "string", "enum": [brief.hero]} if brief.hero else NAME
-    schema = _object(title=_text(5, 50),
-                     hero=_object(name=hero_name, kind=_text(3, 30), look=_text(8, 80)),
-                     friend=_object(name=NAME, kind=_text(3, 30)))
-    user = f"About: {about}\nReader: {brief.age} years old. Tone: {brief.tone}."
-    if brief.hero:
-        user += f"\nThe hero is called {brief.hero}."
-    messages = [{"role": "system", "content": PLAN_SYSTEM},
-                {"role": "user", "content": PLAN_EXAMPLE[0]},
-                {"role": "assistant", "content": json.dumps(PLAN_EXAMPLE[1])},
-                {"role": "user", "content": user}]
+    member = {"kind": _text(3, 40), "look": _text(8, 90)}
+    schema = _object(title=_text(5, 60), hero=_object(name=hero_name, **member), friend=_object(name=NAME, **member),
+                     place=_text(3, 60), outline=_list(_text(10, 110), pages))
+    user = _plan_prompt(about, brief, hero_kind, pages)
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    wanted = st.content_words(" ".join([hero_kind or "", brief.idea or "", about if not hero_kind else ""]))
 
     def check(d: dict[str, Any], attempt: int) -> str | None:
+        _clean_fields(d)
         hero, friend = d["hero"], d["friend"]
         if brief.hero and hero["name"] != brief.hero:  # backends without constrained decoding
             return f"the hero is not called {brief.hero}"
         if hero["name"] == friend["name"]:
             return "the friend has the hero's name"
-        if not st.english_letters(d["title"] + hero["kind"] + hero["look"]):
-            return "not English"
-        if attempt < PLAN_RELEVANCE_TRIES and not st.content_words(hero["kind"]) & st.content_words(about):
+        printed = [d["title"], hero["kind"], hero["look"], friend["kind"], friend["look"], d["place"], *d["outline"]]
+        if problem := next((p for p in map(_field_problem, printed) if p), None):
+            return problem
+        if attempt < PLAN_RELEVANCE_TRIES and wanted and not st.content_words(hero["kind"]) & wanted:
             return f"the hero ({hero['kind']}) is not from the photo or idea"
-        return st.copied(json.dumps(d), PLAN_EXAMPLE_WORDS, user)
+        if len({line.lower() for line in d["outline"]}) < pages:
+            return "two outline lines are the same"
+        return None
 
     try:
-        d = ask_json(llm, messages, schema, _sampling(sampling, 0, cool=True, max_tokens=160),
-                     "plan the title and characters", check)
+        d = ask_json(llm, messages, schema, _sampling(sampling, 0, cool=True, max_tokens=120 + 40 * pages),
+                     "plan the title, characters and outline", check)
     except BackendError as e:
         if notes is None:
             raise
         log.warning("%s; using a plain cast instead", e.message)
-        notes.append("the LLM's title and characters failed their checks on every try, so a plain title and "
-                     "cast were made from the photo's concepts (a larger LLM plans better)")
-        return fallback_plan(brief, things)
+        notes.append("the LLM's plan failed its checks on every try, so a plain title and cast were made from "
+                     "the photo's concepts (a larger LLM plans better)")
+        title, cast = fallback_plan(brief, things)
+        outline = [f"{cast[0].name} in {short_kind(things[0]) if things else 'the story'}, page {i + 1}"
+                   for i in range(pages)]
+        return title, cast, outline, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
     hero, friend = d["hero"], d["friend"]
-    cast = [CastMember(name=hero["name"], look=f"{short_kind(hero['kind'])}, {short_look(hero['look'], 80)}", role="hero"),
-            CastMember(name=friend["name"], look=short_kind(friend["kind"]), role="friend")]
-    return short_look(d["title"], 50), cast
+    cast = [CastMember(name=hero["name"], look=_look(hero), role="hero"),
+            CastMember(name=friend["name"], look=_look(friend), role="friend")]
+    messages.append({"role": "assistant", "content": json.dumps(d, ensure_ascii=False)})
+    return short_look(d["title"], 60), cast, d["outline"], messages
+
+
+def _clean_fields(d: Any) -> Any:
+    """Strip markup from every string of an answer, in place (a cast look once ended in '<img src=')."""
+    if isinstance(d, dict):
+        for k, v in d.items():
+            d[k] = st.strip_markup(v) if isinstance(v, str) else _clean_fields(v)
+    elif isinstance(d, list):
+        for i, v in enumerate(d):
+            d[i] = st.strip_markup(v) if isinstance(v, str) else _clean_fields(v)
+    return d
+
+
+def _field_problem(text: str) -> str | None:
+    """What keeps a short printed field (title, look, outline line) out of the book, else None."""
+    if not text or not st.words(text):
+        return "an empty field"
+    if st.has_markup(text) or st.echoes_prompt(text):
+        return f"markup or prompt words in {text[:40]!r}"
+    if not st.english_letters(text):
+        return "not English"
+    return None
+
+
+def _look(member: dict[str, str]) -> str:
+    return f"{short_kind(member['kind'])}, {short_look(member['look'], 90)}"
 
 
 FALLBACK_NAMES = ("Mina", "Leo", "Ava", "Tom", "Lila", "Sam", "Nora", "Finn")
 
 
 def fallback_plan(brief: Brief, things: Sequence[str]) -> tuple[str, list[CastMember]]:
-    """A plain title and cast when the LLM cannot plan one (the 135M model sometimes only copies the
-    example): a child hero and, as the friend, the first thing seen in the photo. Seeded by the brief."""
+    """A plain title and cast when the LLM cannot plan one (the 135M model sometimes only copies): a child
+    hero and, as the friend, the first thing seen in the photo. Seeded by the brief."""
     rnd = random.Random(brief.seed)
     hero = brief.hero or rnd.choice(FALLBACK_NAMES)
     friend = rnd.choice([n for n in FALLBACK_NAMES if n != hero])
@@ -178,156 +232,154 @@ def kind_of(member: CastMember) -> str:
     return member.look.split(",")[0].strip()
 
 
-# ------------------------------------------------------------------ step 2: the story, shared out over pages
-
-STORY_SYSTEM = "You write short stories for young children, with simple words and short sentences."
-MAX_STORY_CHARS = 1000  # one answer: llama.cpp's grammar limit, and about what a small model keeps together
+def cast_sheet(cast: Sequence[CastMember]) -> str:
+    return "; ".join(f"{c.name}: {c.look}" for c in cast)
 
 
-def pages_per_answer(age: int) -> int:
-    """How many pages one story answer can hold at this age's words per page (longer books take turns)."""
-    return max(1, (MAX_STORY_CHARS - 80) * 2 // (st.words_per_page(age) * 11))
+# ------------------------------------------------------------------ step 2: the pages
+
+def _pages_prompt(brief: Brief, cast: Sequence[CastMember], first: int, lines: Sequence[str]) -> str:
+    per_page = st.words_per_page(brief.age)
+    numbered = "\n".join(f"{first + i}. {line}" for i, line in enumerate(lines))
+    return (f"Now write pages {first} to {first + len(lines) - 1}, one per outline line:\n{numbered}\n"
+            f"Each page has \"text\": {per_page // 2} to {per_page} words for a {brief.age}-year-old, in whole "
+            f"sentences, naming {cast[0].name}; and \"scene\": what its picture shows, in English, 8 to 20 words, "
+            f"naming who is in it with their look from the cast sheet ({cast_sheet(cast)}) and where they are. "
+            "No page repeats another. Plain text only: no titles, page numbers, lists or markup.")
 
 
-def _story(user: str, pages: int, age: int, hero: str, llm: TextModel, sampling: Sampling,
-           seed: int, what: str, avoid: Sequence[str] = (), about: str = "") -> list[str]:
-    """One answer: a piece of story for `pages` pages, checked and shared out over them."""
-    per_page = st.words_per_page(age)
-    max_chars = min(MAX_STORY_CHARS, int(pages * per_page * 5.5) + 80)  # ~5.5 characters a word
-    schema = _object(story=_text(pages * per_page * 3, max_chars))
-    messages = [{"role": "system", "content": STORY_SYSTEM}, {"role": "user", "content": user}]
-    old = {st.clean(a).lower() for a in avoid}
-    wanted = st.content_words(about) - st.content_words(hero) - {"once", "upon", "time"}
-    result: list[str] = []
+def write_pages(messages: list[dict[str, str]], brief: Brief, cast: Sequence[CastMember], lines: Sequence[str],
+                first: int, llm: TextModel, sampling: Sampling, avoid: Sequence[str] = (),
+                what: str = "") -> tuple[list[PageDraft], list[dict[str, str]]]:
+    """Pages `first`.. for the outline `lines`, as the next turn of `messages` (the plan's conversation).
+    Returns the pages and the conversation with this turn added."""
+    per_page = st.words_per_page(brief.age)
+    n = len(lines)
+    item = _object(text=_text(per_page, min(1000, per_page * 9)), scene=_text(20, 160))
+    user = _pages_prompt(brief, cast, first, lines)
+    asked = [*messages, {"role": "user", "content": user}]
+    hero = cast[0].name
+    result: list[PageDraft] = []
 
     def check(d: dict[str, Any], attempt: int) -> str | None:
-        story = st.clean(d["story"])
-        if not st.english_letters(story):
-            return "not English"
-        if problem := st.not_prose(story):
-            return problem
-        if any(w in story for w in _PROMPT_WORDS):
-            return "the prompt leaked into the story"
-        if not st.mentions(story, hero):
-            return f"the hero {hero} is not in the story"
-        if attempt < STORY_RELEVANCE_TRIES and wanted and len(wanted & st.content_words(story)) < min(2, len(wanted)):
-            return "the story strays from the photo or idea"
-        if problem := st.repetition(story):
-            return problem
-        split = st.split_pages(story, pages)
-        if split is None:
-            return f"fewer than {pages} sentences for {pages} pages"
-        if len({p.lower() for p in split}) < pages or old & {p.lower() for p in split}:
-            return "two pages are the same"
-        result[:] = [st.trim_words(p, int(per_page * 1.5)) for p in split]
+        pages = _clean_fields(d)["pages"]
+        texts = [st.drop_labels(p["text"]) for p in pages]
+        scenes = [st.drop_labels(p["scene"]) for p in pages]
+        seen = [st.clean(a) for a in avoid]
+        for i, (text, scene) in enumerate(zip(texts, scenes, strict=True)):
+            page = first + i
+            if problem := (st.not_prose(text) or _field_problem(scene)):
+                return f"page {page}: {problem}"
+            if st.echoes_prompt(text):
+                return f"page {page}: the prompt leaked into the text"
+            if not st.english_letters(text):
+                return f"page {page}: not English"
+            if problem := st.repetition(text):
+                return f"page {page}: {problem}"
+            # the hero on every page; a last try settles for the hero somewhere in the answer
+            if not st.mentions(text, hero) and (attempt < TRIES - 1 or not any(st.mentions(t, hero) for t in texts)):
+                return f"the hero {hero} is not on page {page}"
+            if other := st.similar_page(text, seen):
+                return f"page {page} repeats {other[:50]!r}"
+            seen.append(text)
+        if len({s.lower() for s in scenes}) < n:
+            return "two pages have the same scene"
+        result[:] = [PageDraft(text=st.trim_words(t, int(per_page * 1.5)), scene=_scene(s, cast))
+                     for t, s in zip(texts, scenes, strict=True)]
         return None
 
-    ask_json(llm, messages, schema, _sampling(sampling, seed, max_tokens=max_chars // 3 + 24), what, check)
-    return result
+    d = ask_json(llm, asked, _object(pages=_list(item, n)),
+                 _sampling(sampling, first, max_tokens=n * (per_page * 2 + 50) + 40),
+                 what or f"write pages {first} to {first + n - 1}", check, tries=PAGES_TRIES)
+    asked.append({"role": "assistant", "content": json.dumps(d, ensure_ascii=False)})
+    return result, asked
 
 
-def _story_pages(first_prompt: str | None, pages: int, brief: Brief, hero: CastMember, llm: TextModel,
-                 sampling: Sampling, seed: int, what: str, about: str = "", so_far: Sequence[str] = (),
-                 new_adventure: bool = False) -> list[str]:
-    """`pages` pages of story, in as many answers as the length limit needs; the first answer uses
-    `first_prompt` (None: continue `so_far`), later ones continue what came before."""
-    texts: list[str] = []
-    step = pages_per_answer(brief.age)
-    while len(texts) < pages:
-        n = min(step, pages - len(texts))
-        last = len(texts) + n == pages
-        if first_prompt is not None and not texts:
-            ending = "The story has a problem and a happy ending." if last else "This is the start of a longer story."
-            user = first_prompt.replace("{sentences}", str(n * 2 + 2)).replace("{ending}", ending)
-        else:
-            user = _continue_prompt(brief, hero, [*so_far, *texts][-3:], n, last, new_adventure and not texts)
-        texts += _story(user, n, brief.age, hero.name, llm, sampling, seed + len(texts), what,
-                        avoid=[*so_far, *texts], about=about if not texts else "")
-    return texts
-
-
-def _story_prompt(about: str, brief: Brief, title: str, cast: list[CastMember]) -> str:
-    """The first answer's prompt, with {sentences} and {ending} left to fill."""
-    hero, friend = cast[0], (cast[1] if len(cast) > 1 else None)
-    with_friend = f" with {friend.name}, {kind_of(friend)}" if friend else ""
-    text = (f"Write a story for a {brief.age}-year-old called \"{title}\" about {hero.name}, {kind_of(hero)}"
-            f"{with_friend}. It is about: {about} Make it {brief.tone}. Use {{sentences}} short sentences. "
-            f"{{ending}} Begin with: Once upon a time, there was {kind_of(hero)} named {hero.name}.")
-    return text
-
-
-def _continue_prompt(brief: Brief, hero: CastMember, so_far: Sequence[str], pages: int, last: bool,
-                     new_adventure: bool) -> str:
-    adventure = f" {hero.name} has a new adventure." if new_adventure else ""
-    ending = " and end happily" if last else ""
-    opening = f"The next day, {hero.name}" if new_adventure else hero.name
-    return (f"Here is the end of a story for a {brief.age}-year-old about {hero.name}, {kind_of(hero)}: "
-            f"{' '.join(so_far)}\nContinue the story.{adventure} Use {pages * 2 + 1} short sentences{ending}. "
-            f"Make it {brief.tone}. Do not repeat what already happened. Begin with: {opening}")
-
-
-# ------------------------------------------------------------------ step 3: one key scene per page
-
-SCENE_SYSTEM = ("You describe the picture for a page of a children's book: who is in it, what they do, "
-                "and where. Answer with JSON only.")
-SCENE_EXAMPLE = ("Page: Bo woke up late. He ran to the river to catch a fish for breakfast.\nHero: Bo, a brown bear.",
-                 {"scene": "a brown bear running to a river in a sunny forest"})
-SCENE_EXAMPLE_WORDS = {"Bo", "bear", "breakfast", "river", "fish", "forest"}  # unless the page has them
-
-
-def scene_for(text: str, cast: list[CastMember], llm: TextModel, sampling: Sampling, page: int,
-              avoid: Sequence[str] = ()) -> str:
-    """The key scene of one page: concrete, visual, English, naming the main subject and the setting."""
-    hero = cast[0] if cast else None
-    user = f"Page: {text}" + (f"\nHero: {hero.name}, {kind_of(hero)}." if hero else "")
-    messages = [{"role": "system", "content": SCENE_SYSTEM},
-                {"role": "user", "content": SCENE_EXAMPLE[0]},
-                {"role": "assistant", "content": json.dumps(SCENE_EXAMPLE[1])},
-                {"role": "user", "content": user}]
-    taken = {a.lower() for a in avoid}
-
-    def check(d: dict[str, Any], attempt: int) -> str | None:
-        scene = st.clean(d["scene"])
-        if len(st.words(scene)) < 3 or not st.english_letters(scene):
-            return "the scene is not a short English description"
-        if scene.lower() in taken:
-            return "same scene as another page"
-        return st.copied(scene, SCENE_EXAMPLE_WORDS, user)
-
-    d = ask_json(llm, messages, _object(scene=_text(12, 110)),
-                 _sampling(sampling, 100 + page, cool=True, max_tokens=60), f"describe the scene of page {page}", check)
-    scene = st.trim_words(d["scene"], 20).rstrip(".…")
+def _scene(scene: str, cast: Sequence[CastMember]) -> str:
+    scene = st.trim_words(scene, 24).rstrip(".…")
     for member in cast:  # small models lower-case names: "lena, a big cat"
         scene = re.sub(rf"\b{re.escape(member.name)}\b", member.name, scene, flags=re.IGNORECASE)
     return scene
 
 
-def _scenes(texts: list[str], cast: list[CastMember], llm: TextModel, sampling: Sampling,
-            first_page: int, avoid: Sequence[str] = ()) -> list[str]:
-    scenes: list[str] = list(avoid)
-    for i, text in enumerate(texts):
-        scenes.append(scene_for(text, cast, llm, sampling, first_page + i, avoid=scenes))
-    return scenes[len(avoid):]
+def _all_pages(messages: list[dict[str, str]], brief: Brief, cast: Sequence[CastMember], outline: Sequence[str],
+               first: int, llm: TextModel, sampling: Sampling, avoid: Sequence[str] = (),
+               about: str = "") -> list[PageDraft]:
+    """Every page of `outline`, PAGES_PER_ANSWER at a time, each turn continuing the conversation."""
+    out: list[PageDraft] = []
+    for start in range(0, len(outline), PAGES_PER_ANSWER):
+        lines = outline[start:start + PAGES_PER_ANSWER]
+        what = f"write pages {first + start} to {first + start + len(lines) - 1} about {cast[0].name}"
+        try:
+            pages, messages = write_pages(messages, brief, cast, lines, first + start, llm, sampling,
+                                          avoid=[*avoid, *(p.text for p in out)], what=what)
+        except BackendError as e:
+            log.info("%s; writing these pages as one plain story instead", e.message)
+            try:
+                pages = story_fallback(brief, cast, lines, first + start, llm, sampling,
+                                       so_far=[*avoid, *(p.text for p in out)], about=about)
+            except BackendError as plain:
+                raise BackendError(f"{plain.message}; before that, {e.message}", plain.hint) from e
+        out += pages
+    return out
+
+
+def story_fallback(brief: Brief, cast: Sequence[CastMember], lines: Sequence[str], first: int, llm: TextModel,
+                   sampling: Sampling, so_far: Sequence[str] = (), about: str = "") -> list[PageDraft]:
+    """The pages as one plain story shared out by sentences, for models too small for the structured answer
+    (SmolLM2-135M); each page's scene is the hero's look and its outline line (no more calls)."""
+    hero, n = cast[0], len(lines)
+    per_page = st.words_per_page(brief.age)
+    start = (f"The story so far: {' '.join(so_far[-2:])}\nContinue it" if so_far
+             else f"Write a story for a {brief.age}-year-old")
+    user = (f"{start} about {hero.name}, {kind_of(hero)}. It is about: {about or '; '.join(lines)} Use {n * 2 + 1} "
+            f"short sentences. Make it {brief.tone}. Begin with: "
+            + (f"{hero.name}" if so_far else f"Once upon a time, there was {kind_of(hero)} named {hero.name}."))
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    max_chars = min(1000, int(n * per_page * 5.5) + 80)
+    result: list[str] = []
+
+    def check(d: dict[str, Any], attempt: int) -> str | None:
+        story = st.strip_markup(d["story"])
+        if problem := (st.not_prose(story) or st.repetition(story)):
+            return problem
+        if st.echoes_prompt(story) or not st.english_letters(story):
+            return "not a story in English"
+        if not st.mentions(story, hero.name):
+            return f"the hero {hero.name} is not in the story"
+        split = st.split_pages(story, n)
+        if split is None:
+            return f"fewer than {n} sentences for {n} pages"
+        if len({p.lower() for p in split}) < n or any(st.similar_page(p, list(so_far)) for p in split):
+            return "two pages are the same"
+        result[:] = [st.trim_words(p, int(per_page * 1.5)) for p in split]
+        return None
+
+    ask_json(llm, messages, _object(story=_text(n * per_page * 3, max_chars)),
+             _sampling(sampling, 300 + first, max_tokens=max_chars // 3 + 24),
+             f"write a {n}-page story about {hero.name}", check)
+    look = f"{hero.name}, {hero.look}"
+    return [PageDraft(text=t, scene=_scene(f"{look}: {line if st.words(line) else t}", cast))
+            for t, line in zip(result, lines, strict=True)]
 
 
 # ------------------------------------------------------------------ the stage's entry points
 
 def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling: Sampling | None = None) -> Draft:
-    """Title, cast sheet and `brief.pages` pages (text + key scene), in English. Seeded by `brief.seed`
-    unless `sampling.seed` is set; BackendError when a step fails its checks on every try."""
+    """Title, cast sheet, outline and `brief.pages` pages (text + key scene), in English. Seeded by
+    `brief.seed` unless `sampling.seed` is set; BackendError when the pages fail their checks on every try."""
     sampling = story_sampling(brief, sampling)
     about = subject(caption, brief)
     notes: list[str] = []
     idea_words = [w for w in re.findall(r"[a-z]+", (brief.idea or "").lower()) if len(w) > 2 and w not in st.STOPWORDS]
     things = (list(caption.concepts) if caption is not None else []) + idea_words[:1]  # for a fallback cast
-    title, cast = plan(about, brief, llm, sampling, notes, things)
-    texts = _story_pages(_story_prompt(about, brief, title, cast), brief.pages, brief, cast[0], llm, sampling, 1,
-                         f"write a {brief.pages}-page story about {cast[0].name}", about=about)
-    if not any(st.mentions(t, cast[1].name) for t in texts):
+    title, cast, outline, messages = plan(about, brief, llm, sampling, notes, things, main_subject(caption))
+    pages = [p.model_copy(update={"outline": line})
+             for p, line in zip(_all_pages(messages, brief, cast, outline, 1, llm, sampling, about=about), outline,
+                                      strict=True)]
+    if not any(st.mentions(p.text, cast[1].name) for p in pages):
         cast = cast[:1]  # the companion never turned up: keep the cast sheet to who is in the book
-    scenes = _scenes(texts, cast, llm, sampling, 1)
-    return Draft(title=title, cast=cast, pages=[PageDraft(text=t, scene=s) for t, s in zip(texts, scenes, strict=True)],
-                 notes=notes)
+    return Draft(title=title, cast=cast, pages=pages, notes=notes)
 
 
 def _pages_of(source: Draft | Storybook | Sequence[Page | PageDraft]) -> list[Page | PageDraft]:
@@ -337,8 +389,8 @@ def _pages_of(source: Draft | Storybook | Sequence[Page | PageDraft]) -> list[Pa
 def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDraft], n: int, instruction: str,
                  brief: Brief, llm: TextModel, sampling: Sampling | None = None,
                  cast: list[CastMember] | None = None) -> PageDraft:
-    """Page `n` (1-based) written again following `instruction`, with a new scene. The cast comes from a
-    Draft or Storybook, else `cast`, else the brief's hero."""
+    """Page `n` (1-based) written again following `instruction`, with a new scene, keeping the cast sheet
+    (from a Draft or Storybook, else `cast`, else the brief's hero)."""
     pages = _pages_of(draft_or_book_pages)
     if not 1 <= n <= len(pages):
         raise BadInputError(f"there is no page {n}", f"choose a page from 1 to {len(pages)}")
@@ -346,42 +398,49 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
         raise BadInputError("a rewrite needs an instruction", 'e.g. "make it funnier"')
     if cast is None:
         cast = list(getattr(draft_or_book_pages, "cast", None) or [])
-    if not cast and brief.hero:
-        cast = [CastMember(name=brief.hero, look="the hero")]
+    if not cast:
+        cast = [CastMember(name=brief.hero or "the hero", look="the hero")]
     old = pages[n - 1].text
-    limit = st.words_per_page(brief.age)
-    hero = cast[0].name if cast and st.mentions(old, cast[0].name) else None
     before = f"The page before: {pages[n - 2].text}\n" if n > 1 else ""
-    user = (f"{before}This page of a children's story: {old}\nRewrite this page: {instruction.strip()}. "
-            f"Use at most {limit} words for a {brief.age}-year-old. Make it {brief.tone}."
-            + (f" Keep {hero} in it." if hero else ""))
-    others = {st.clean(p.text).lower() for i, p in enumerate(pages) if i != n - 1}
+    after = f"The page after: {pages[n].text}\n" if n < len(pages) else ""
+    keep = cast[0].name if st.mentions(old, cast[0].name) else None
+    messages = [{"role": "system", "content": SYSTEM},
+                {"role": "user", "content": f"The cast sheet: {cast_sheet(cast)}.\n{before}Page {n}: {old}\n{after}"
+                                            f"Rewrite page {n}: {instruction.strip()}. Keep the characters as the "
+                                            "cast sheet describes them" + (f" and keep {keep} in it." if keep else
+                                                                            ".")}]
+    sampling = story_sampling(brief, sampling)
+    others = [p.text for i, p in enumerate(pages) if i != n - 1]
+    result: list[PageDraft] = []
+    per_page = st.words_per_page(brief.age)
 
     def check(d: dict[str, Any], attempt: int) -> str | None:
-        text = st.clean(d["text"])
-        if text.lower() == st.clean(old).lower():
+        _clean_fields(d)
+        text, scene = st.drop_labels(d["text"]), st.drop_labels(d["scene"])
+        if st.clean(text).lower() == st.clean(old).lower():
             return "the page did not change"
-        if text.lower() in others:
-            return "same text as another page"
-        if hero and not st.mentions(text, hero):
-            return f"the hero {hero} is missing"
-        if not st.english_letters(text):
-            return "not English"
-        return st.not_prose(text) or st.repetition(text)
+        if problem := (st.not_prose(text) or _field_problem(scene)):
+            return problem
+        if st.echoes_prompt(text) or not st.english_letters(text):
+            return "not a page of the story"
+        if keep and not st.mentions(text, keep):
+            return f"the hero {keep} is missing"
+        if other := st.similar_page(text, others):
+            return f"same text as another page ({other[:40]!r})"
+        if problem := st.repetition(text):
+            return problem
+        result[:] = [PageDraft(text=st.trim_words(text, int(per_page * 1.5)), scene=_scene(scene, cast))]
+        return None
 
-    messages = [{"role": "system", "content": STORY_SYSTEM + " Answer with JSON only."},
-                {"role": "user", "content": user}]
-    sampling = story_sampling(brief, sampling)
-    d = ask_json(llm, messages, _object(text=_text(20, limit * 7)),
-                 _sampling(sampling, 500 + n, max_tokens=limit * 2 + 24), f"rewrite page {n}", check)
-    text = st.trim_words(d["text"], limit)
-    scene = scene_for(text, cast, llm, sampling, n, avoid=[p.scene for i, p in enumerate(pages) if i != n - 1])
-    return PageDraft(text=text, scene=scene)
+    ask_json(llm, messages, _object(text=_text(20, min(1000, per_page * 9)), scene=_text(20, 160)),
+             _sampling(sampling, 500 + n, max_tokens=per_page * 2 + 90), f"rewrite page {n}", check)
+    return result[0]
 
 
 def extend_story(book: Storybook | Draft, n_more: int, llm: TextModel, sampling: Sampling | None = None,
                  brief: Brief | None = None) -> list[PageDraft]:
-    """`n_more` new pages that continue the story (the talk's "enlargement by pages")."""
+    """`n_more` new pages that go on from the end: the outline continued (new events, not the old ones
+    again), then the pages, in one answer."""
     brief = brief or getattr(book, "brief", None) or Brief()
     if not book.pages:
         raise BadInputError("the book has no pages to continue", "write the story first")
@@ -390,8 +449,46 @@ def extend_story(book: Storybook | Draft, n_more: int, llm: TextModel, sampling:
                             f"add from 1 to {24 - len(book.pages)} pages")
     cast = list(book.cast) or [CastMember(name=brief.hero or "the hero", look="the hero")]
     sampling = story_sampling(brief, sampling)
-    texts = _story_pages(None, n_more, brief, cast[0], llm, sampling, 700 + len(book.pages),
-                         f"continue the story by {n_more} pages", so_far=[p.text for p in book.pages],
-                         new_adventure=True)
-    scenes = _scenes(texts, cast, llm, sampling, len(book.pages) + 1, avoid=[p.scene for p in book.pages])
-    return [PageDraft(text=t, scene=s) for t, s in zip(texts, scenes, strict=True)]
+    so_far = [p.text for p in book.pages]
+    told = "\n".join(f"{i + 1}. {p.outline or p.text}" for i, p in enumerate(book.pages))
+    first = len(book.pages) + 1
+    per_page = st.words_per_page(brief.age)
+    user = (f"The cast sheet: {cast_sheet(cast)}.\nThe story so far, page by page:\n{told}\n"
+            f"The last page: {so_far[-1]}\n"
+            f"Continue the book with {n_more} new pages: a new small adventure for {cast[0].name} that follows "
+            "from the last page and ends happily; nothing that already happened again. Give the outline of the "
+            f"new pages, one line each, then each page's \"text\" ({per_page // 2} to {per_page} words, naming "
+            f"{cast[0].name}) and \"scene\" (what its picture shows, in English, 8 to 20 words, with the cast's "
+            "looks). Plain text only.")
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    item = _object(text=_text(per_page, min(1000, per_page * 9)), scene=_text(20, 160))
+    schema = _object(outline=_list(_text(10, 110), n_more), pages=_list(item, n_more))
+    hero = cast[0].name
+    result: list[PageDraft] = []
+
+    def check(d: dict[str, Any], attempt: int) -> str | None:
+        _clean_fields(d)
+        if problem := next((p for p in map(_field_problem, d["outline"]) if p), None):
+            return problem
+        seen = list(so_far)
+        drafts = []
+        for i, page in enumerate(d["pages"]):
+            text, scene = st.drop_labels(page["text"]), st.drop_labels(page["scene"])
+            if problem := (st.not_prose(text) or _field_problem(scene) or st.repetition(text)):
+                return f"page {first + i}: {problem}"
+            if st.echoes_prompt(text) or not st.english_letters(text):
+                return f"page {first + i}: not a page of the story"
+            if not st.mentions(text, hero) and attempt < TRIES - 1:
+                return f"the hero {hero} is not on page {first + i}"
+            if other := st.similar_page(text, seen):
+                return f"page {first + i} repeats {other[:50]!r}"
+            seen.append(text)
+            drafts.append(PageDraft(text=st.trim_words(text, int(per_page * 1.5)), scene=_scene(scene, cast),
+                                    outline=d["outline"][i]))
+        result[:] = drafts
+        return None
+
+    ask_json(llm, messages, schema, _sampling(sampling, 700 + len(book.pages),
+                                              max_tokens=n_more * (per_page * 2 + 75) + 40),
+             f"continue the story by {n_more} pages", check)
+    return result

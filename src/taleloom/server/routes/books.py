@@ -34,6 +34,7 @@ from taleloom.server.schemas import (
     JobAccepted,
     Links,
     RedrawRequest,
+    RetryRequest,
     RewriteRequest,
     TranslateRequest,
     book_public,
@@ -381,11 +382,12 @@ def translate(book: BookDep, body: TranslateRequest, settings: SettingsDep, stor
 
 
 @router.post("/{book_id}:retry", status_code=202, response_model=JobAccepted,
-             summary="Resume a failed book from its last finished stage")
-def retry(book: BookDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep):
+             summary="Resume a failed book from its last finished stage, on a new seed unless one is given")
+def retry(book: BookDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep, body: RetryRequest | None = None):
     if book.status != "failed":
         raise HTTPError(409, "NotFailed", f"book {book.id} is {book.status}; only a failed book is retried",
                         "nothing to do" if book.status == "done" else "wait for it to finish")
+    orchestrator.reseed(books_dir(settings) / book.id, body.seed if body else None)
     return _edit(book, settings, store, jobs, "make", {})
 
 

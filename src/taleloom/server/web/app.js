@@ -230,6 +230,8 @@ function showBook(book) {
   const readable = book.pages.length > 0 && book.pages.some((p) => p.image);
   $("book-panel").hidden = !readable && book.status !== "done";
   $("book-title").textContent = book.title || "Your book";
+  $("book-notice").textContent = book.notice || "";  // the text is not (all) in the reader's language
+  $("book-notice").hidden = !book.notice;
   if (book.title) document.title = `${book.title} — Taleloom`;
   state.page = Math.min(state.page, Math.max(0, book.pages.length - 1));
   for (const id of ["redraw", "extend"]) $(id).disabled = busy;
