@@ -243,7 +243,12 @@ def main() -> None:
                     help="translate the first seed's book of this many briefs (each: every language and back)")
     ap.add_argument("--samples", type=Path, default=ROOT / "docs/samples")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
+    ap.add_argument("--no-samples", action="store_true", help="do not render sample books")
+    ap.add_argument("--combine", type=Path, nargs="+", help="merge these story_quality.json files (one model each, "
+                                                           "run in parallel) into --out, then render the samples")
     args = ap.parse_args()
+    if args.combine:
+        return combine(args)
     import torch
 
     from taleloom.diffusion.text_encoder import TextEncoder
@@ -265,13 +270,24 @@ def main() -> None:
                           "load_average_1m_after": round(os.getloadavg()[0], 2),
                           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
                           "minutes": round((time.time() - started) / 60, 1)}}
-    if args.samples:
+    if not args.no_samples:
         record["samples"] = render_samples(results, args.samples, BRIEFS)
     (args.out / "story_quality.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     plot(results, args.out / "story_quality.png")
     print(table(results))
     print(f"\n(written to {args.out / 'story_quality.json'} and story_quality.png; load "
           f"{record['machine']['load_average_1m_before']} -> {record['machine']['load_average_1m_after']})")
+
+
+def combine(args) -> None:
+    parts = [json.loads(p.read_text()) for p in args.combine]
+    record = parts[0] | {"models": {m: r for part in parts for m, r in part["models"].items()},
+                         "machine": [part["machine"] for part in parts]}
+    record["samples"] = render_samples(record["models"], args.samples, BRIEFS)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "story_quality.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    plot(record["models"], args.out / "story_quality.png")
+    print(table(record["models"]))
 
 
 if __name__ == "__main__":
