@@ -206,9 +206,12 @@ def plot(results: dict, path: Path) -> None:
 
 
 def render_samples(results: dict, folder: Path, briefs: list) -> list[str]:
-    """The first seed of briefs 0-2, by each model, as text spreads (cover + 2 pages) rendered to PNG."""
+    """The first seed of briefs 0-2, by each model: the PDF's cover and 4 spreads (text side; no pictures are
+    drawn here) stacked into one small PNG per book."""
     import subprocess
     import tempfile
+
+    from PIL import Image
 
     from taleloom.book import Brief, CastMember, Page, Storybook
     from taleloom.render.pdf import html_to_pdf, render_html
@@ -226,10 +229,17 @@ def render_samples(results: dict, folder: Path, briefs: list) -> list[str]:
             with tempfile.TemporaryDirectory() as tmp:
                 pdf = Path(tmp) / "book.pdf"
                 pdf.write_bytes(html_to_pdf(render_html(book, "pdf.html", None), Path(tmp)))
-                stem = folder / f"{re.sub(r'[^a-z0-9]+', '-', model.lower())}-brief{row['brief']}"
-                subprocess.run(["pdftoppm", "-png", "-r", "30", "-f", "1", "-l", "3", str(pdf), str(stem)],
+                subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", "1", "-l", "5", str(pdf), str(Path(tmp) / "p")],
                                check=True)
-            made += sorted(p.name for p in folder.glob(stem.name + "*.png"))
+                shots = [Image.open(p).convert("RGB") for p in sorted(Path(tmp).glob("p*.png"))]
+            sheet = Image.new("RGB", (max(s.width for s in shots), sum(s.height for s in shots)), "white")
+            y = 0
+            for shot in shots:  # cover, then each spread (picture side empty: text only)
+                sheet.paste(shot, (0, y))
+                y += shot.height
+            name = f"{re.sub(r'[^a-z0-9]+', '-', model.lower())}-brief{row['brief']}.png"
+            sheet.save(folder / name, optimize=True)
+            made.append(name)
     return made
 
 
