@@ -86,7 +86,9 @@ def book_checks(draft, caption, brief, encoder) -> dict:
 
 
 def run_model(spec: str, seeds: list[int], briefs: list, encoder, langs: list[str], log,
-              translate_briefs: int = 10) -> dict:
+              translate_briefs: int = 10, save=None) -> dict:
+    """Every brief x seed by one model (and the translations); `save(partial result)` after each book, so a
+    run stopped early still leaves its figures."""
     from taleloom.backends import registry
     from taleloom.book import Brief, Caption
     from taleloom.errors import TaleloomError
@@ -112,6 +114,8 @@ def run_model(spec: str, seeds: list[int], briefs: list, encoder, langs: list[st
                    "pages": [p.model_dump() for p in draft.pages], "notes": draft.notes}
             row |= book_checks(draft, text, fields, encoder)
             books.append(row)
+            if save:
+                save({"books": books, "translations": translations, "summary": summarize(books, translations, langs)})
             log(f"{spec} brief {b} seed {seed}: {row['seconds']} s, hero {row['hero_every_page']}, "
                 f"markup-free {row['no_markup']}, max sim {row['max_page_similarity']}")
             if seed != seeds[0] or not langs or b >= translate_briefs:
@@ -128,6 +132,9 @@ def run_model(spec: str, seeds: list[int], briefs: list, encoder, langs: list[st
                     "identified": sum(i == lang for i in ids) / len(ids), "kept_english": len(out.kept_english),
                     "back_similarity": round(float(sims.diagonal().mean()), 3), "texts": list(out),
                     "back": back})
+                if save:
+                    save({"books": books, "translations": translations,
+                          "summary": summarize(books, translations, langs)})
                 log(f"{spec} brief {b} {lang}: identified {translations[-1]['identified']:.0%}, back-sim "
                     f"{translations[-1]['back_similarity']}")
     return {"books": books, "translations": translations, "summary": summarize(books, translations, langs)}
@@ -268,18 +275,27 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     langs = [c for c in args.langs.split(",") if c]
     started, load_before = time.time(), os.getloadavg()[0]
-    results = {}
-    for spec in args.models.split(","):
-        results[spec] = run_model(spec, seeds, BRIEFS[: args.briefs], encoder, langs,
-                                  lambda m: print(m, flush=True), args.translate_briefs)
+    results: dict = {}
     args.out.mkdir(parents=True, exist_ok=True)
-    record = {"models": results, "seeds": seeds, "briefs": args.briefs, "langs": langs,
+
+    def record_of(results: dict) -> dict:
+        return {"models": results, "seeds": seeds, "briefs": args.briefs, "langs": langs,
               "translate_briefs": args.translate_briefs,
               "thresholds": {"similar_page": SIMILAR_PAGE, "on_topic": ON_TOPIC},
               "machine": {"cpus": os.cpu_count(), "load_average_1m_before": round(load_before, 2),
                           "load_average_1m_after": round(os.getloadavg()[0], 2),
                           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
                           "minutes": round((time.time() - started) / 60, 1)}}
+
+    def save(spec: str, partial: dict) -> None:
+        (args.out / "story_quality.json").write_text(json.dumps(record_of(results | {spec: partial}), indent=1,
+                                                                ensure_ascii=False) + "\n")
+
+    for spec in args.models.split(","):
+        results[spec] = run_model(spec, seeds, BRIEFS[: args.briefs], encoder, langs,
+                                  lambda m: print(m, flush=True), args.translate_briefs,
+                                  save=lambda partial, spec=spec: save(spec, partial))
+    record = record_of(results)
     if not args.no_samples:
         record["samples"] = render_samples(results, args.samples, BRIEFS)
     (args.out / "story_quality.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
