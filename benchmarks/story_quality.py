@@ -178,7 +178,10 @@ def summarize(books: list[dict], translations: list[dict], langs: list[str]) -> 
         rows = [t for t in translations if t["lang"] == lang]
         if rows:
             out[f"{lang}_identified"] = round(sum(t["identified"] for t in rows) / len(rows), 3)
-            out[f"{lang}_back_similarity"] = round(sum(t["back_similarity"] for t in rows) / len(rows), 3)
+            # a text the stage kept in English comes back as itself: its similarity says nothing, so only
+            # really translated books count (None when the model translated none)
+            real = [t["back_similarity"] for t in rows if t["kept_english"] < len(t["texts"])]
+            out[f"{lang}_back_similarity"] = round(sum(real) / len(real), 3) if real else None
     return out
 
 
@@ -202,7 +205,8 @@ def plot(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(10, 4))
     width = 0.8 / len(results)
     for i, (model, r) in enumerate(results.items()):
-        ax.bar([x + i * width for x in range(len(keys))], [r["summary"].get(k, 0) for k in keys], width, label=model)
+        ax.bar([x + i * width for x in range(len(keys))], [r["summary"].get(k) or 0 for k in keys], width,
+               label=f"{model} ({r['summary']['books']} books)")
     ax.set_xticks([x + width * (len(results) - 1) / 2 for x in range(len(keys))], keys, rotation=35, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel("share of books (translation: of texts / similarity)")
@@ -309,6 +313,8 @@ def combine(args) -> None:
     parts = [json.loads(p.read_text()) for p in args.combine]
     record = parts[0] | {"models": {m: r for part in parts for m, r in part["models"].items()},
                          "machine": [part["machine"] for part in parts]}
+    for r in record["models"].values():  # summaries again, with this version's rules
+        r["summary"] = summarize(r["books"], r["translations"], record["langs"])
     record["samples"] = render_samples(record["models"], args.samples, BRIEFS)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "story_quality.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
