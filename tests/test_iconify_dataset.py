@@ -56,3 +56,17 @@ def test_every_book_style_draws_in_a_trained_style():
     assert all(s in STYLES for s in PRESET_STYLE.values())
     assert caption("red apple", "ink") == "red apple, " + STYLES["ink"].words
     assert style_for_preset("no such preset") == PRESET_STYLE["storybook"]
+
+
+def test_the_v2_recipes_fit_together():
+    from taleloom.diffusion.recipe import load_recipe
+    from taleloom.diffusion.vae_train import VAETrainConfig
+
+    recipes = SCRIPTS / "recipes"
+    vae = load_recipe(recipes / "illustrator_v2_vae.toml").train
+    assert isinstance(vae, VAETrainConfig) and vae.vae.factor == 8 and vae.vae.image_size == 128
+    for name in ("illustrator_v2_unet.toml", "illustrator_v2_unet_gpu.toml"):
+        unet = load_recipe(recipes / name).train
+        assert unet.vae == vae.out_dir  # trains on the recipe's autoencoder
+        assert unet.unet.in_channels == unet.unet.out_channels == vae.vae.latent_channels
+        assert unet.unet.image_size == vae.vae.latent_size

@@ -94,3 +94,20 @@ def test_big_pictures_are_enlarged_twice_without_the_x4_model():
     big = up.upscale_batch([pic], 2)[0]
     assert big.size == (256, 256) and big.getpixel((100, 100)) == (30, 120, 200)
     assert up._pipe is None  # the ×4 model was not even loaded
+
+
+def test_v2_draws_128_px_and_a_book_style_changes_the_look():
+    import numpy as np
+
+    from taleloom.backends.registry import create
+
+    ill = create("illustrator", "embedded#v2")
+    assert ill.version == "v2" and ill.styled and ill.model_id.startswith("taleloom-emoji-v2@")
+    own = set(ill.concept_vocabulary())
+    assert 400 < len(own) < 720 and set(ill.nearest_concepts("a little dog", 5)) <= own
+    reqs = [ImageRequest(prompt="x", concepts=["dog face"], steps=3, seed=1, style=s) for s in ("ink", "pixel")]
+    assert ill.prompt_for(reqs[0])[0] == "dog face, ink style, black pen lines on cream paper"
+    ink, pixel = ill.generate(reqs)
+    assert ink.size == pixel.size == (128, 128)
+    diff = np.abs(np.asarray(ink, dtype=int) - np.asarray(pixel, dtype=int)).mean()
+    assert diff > 10, diff  # v1's styles differed by 2.5/255 on average

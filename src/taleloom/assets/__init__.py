@@ -15,7 +15,7 @@ from pathlib import Path
 from taleloom.errors import ModelNotFoundError
 
 MANIFEST = "manifest.json"
-MODEL_FOLDERS = ("illustrator", "upscaler", "aligned")  # what the manifest covers (plus MODEL_CARD.md)
+MODEL_FOLDERS = ("illustrator", "illustrator-v2", "upscaler", "aligned")  # what the manifest covers (plus MODEL_CARD.md)
 _HINT = "reinstall taleloom (`make install`), or pass a checkpoint folder of your own as the backend's location"
 _verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) → sha256 already checked
 
