@@ -86,7 +86,9 @@ def book_checks(draft, caption, brief, encoder) -> dict:
 
 
 def run_model(spec: str, seeds: list[int], briefs: list, encoder, langs: list[str], log,
-              translate_briefs: int = 10) -> dict:
+              translate_briefs: int = 10, save=None) -> dict:
+    """Every brief x seed by one model (and the translations); `save(partial result)` after each book, so a
+    run stopped early still leaves its figures."""
     from taleloom.backends import registry
     from taleloom.book import Brief, Caption
     from taleloom.errors import TaleloomError
@@ -112,6 +114,8 @@ def run_model(spec: str, seeds: list[int], briefs: list, encoder, langs: list[st
                    "pages": [p.model_dump() for p in draft.pages], "notes": draft.notes}
             row |= book_checks(draft, text, fields, encoder)
             books.append(row)
+            if save:
+                save({"books": books, "translations": translations, "summary": summarize(books, translations, langs)})
             log(f"{spec} brief {b} seed {seed}: {row['seconds']} s, hero {row['hero_every_page']}, "
                 f"markup-free {row['no_markup']}, max sim {row['max_page_similarity']}")
             if seed != seeds[0] or not langs or b >= translate_briefs:
@@ -128,6 +132,9 @@ def run_model(spec: str, seeds: list[int], briefs: list, encoder, langs: list[st
                     "identified": sum(i == lang for i in ids) / len(ids), "kept_english": len(out.kept_english),
                     "back_similarity": round(float(sims.diagonal().mean()), 3), "texts": list(out),
                     "back": back})
+                if save:
+                    save({"books": books, "translations": translations,
+                          "summary": summarize(books, translations, langs)})
                 log(f"{spec} brief {b} {lang}: identified {translations[-1]['identified']:.0%}, back-sim "
                     f"{translations[-1]['back_similarity']}")
     return {"books": books, "translations": translations, "summary": summarize(books, translations, langs)}
@@ -171,7 +178,10 @@ def summarize(books: list[dict], translations: list[dict], langs: list[str]) -> 
         rows = [t for t in translations if t["lang"] == lang]
         if rows:
             out[f"{lang}_identified"] = round(sum(t["identified"] for t in rows) / len(rows), 3)
-            out[f"{lang}_back_similarity"] = round(sum(t["back_similarity"] for t in rows) / len(rows), 3)
+            # a text the stage kept in English comes back as itself: its similarity says nothing, so only
+            # really translated books count (None when the model translated none)
+            real = [t["back_similarity"] for t in rows if t["kept_english"] < len(t["texts"])]
+            out[f"{lang}_back_similarity"] = round(sum(real) / len(real), 3) if real else None
     return out
 
 
@@ -195,7 +205,8 @@ def plot(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(10, 4))
     width = 0.8 / len(results)
     for i, (model, r) in enumerate(results.items()):
-        ax.bar([x + i * width for x in range(len(keys))], [r["summary"].get(k, 0) for k in keys], width, label=model)
+        ax.bar([x + i * width for x in range(len(keys))], [r["summary"].get(k) or 0 for k in keys], width,
+               label=f"{model} ({r['summary']['books']} books)")
     ax.set_xticks([x + width * (len(results) - 1) / 2 for x in range(len(keys))], keys, rotation=35, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel("share of books (translation: of texts / similarity)")
@@ -206,9 +217,12 @@ def plot(results: dict, path: Path) -> None:
 
 
 def render_samples(results: dict, folder: Path, briefs: list) -> list[str]:
-    """The first seed of briefs 0-2, by each model, as text spreads (cover + 2 pages) rendered to PNG."""
+    """The first seed of briefs 0-2, by each model: the PDF's cover and 4 spreads (text side; no pictures are
+    drawn here) stacked into one small PNG per book."""
     import subprocess
     import tempfile
+
+    from PIL import Image
 
     from taleloom.book import Brief, CastMember, Page, Storybook
     from taleloom.render.pdf import html_to_pdf, render_html
@@ -226,10 +240,17 @@ def render_samples(results: dict, folder: Path, briefs: list) -> list[str]:
             with tempfile.TemporaryDirectory() as tmp:
                 pdf = Path(tmp) / "book.pdf"
                 pdf.write_bytes(html_to_pdf(render_html(book, "pdf.html", None), Path(tmp)))
-                stem = folder / f"{re.sub(r'[^a-z0-9]+', '-', model.lower())}-brief{row['brief']}"
-                subprocess.run(["pdftoppm", "-png", "-r", "30", "-f", "1", "-l", "3", str(pdf), str(stem)],
+                subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", "1", "-l", "5", str(pdf), str(Path(tmp) / "p")],
                                check=True)
-            made += sorted(p.name for p in folder.glob(stem.name + "*.png"))
+                shots = [Image.open(p).convert("RGB") for p in sorted(Path(tmp).glob("p*.png"))]
+            sheet = Image.new("RGB", (max(s.width for s in shots), sum(s.height for s in shots)), "white")
+            y = 0
+            for shot in shots:  # cover, then each spread (picture side empty: text only)
+                sheet.paste(shot, (0, y))
+                y += shot.height
+            name = f"{re.sub(r'[^a-z0-9]+', '-', model.lower())}-brief{row['brief']}.png"
+            sheet.save(folder / name, optimize=True)
+            made.append(name)
     return made
 
 
@@ -243,7 +264,12 @@ def main() -> None:
                     help="translate the first seed's book of this many briefs (each: every language and back)")
     ap.add_argument("--samples", type=Path, default=ROOT / "docs/samples")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
+    ap.add_argument("--no-samples", action="store_true", help="do not render sample books")
+    ap.add_argument("--combine", type=Path, nargs="+", help="merge these story_quality.json files (one model each, "
+                                                           "run in parallel) into --out, then render the samples")
     args = ap.parse_args()
+    if args.combine:
+        return combine(args)
     import torch
 
     from taleloom.diffusion.text_encoder import TextEncoder
@@ -253,25 +279,47 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     langs = [c for c in args.langs.split(",") if c]
     started, load_before = time.time(), os.getloadavg()[0]
-    results = {}
-    for spec in args.models.split(","):
-        results[spec] = run_model(spec, seeds, BRIEFS[: args.briefs], encoder, langs,
-                                  lambda m: print(m, flush=True), args.translate_briefs)
+    results: dict = {}
     args.out.mkdir(parents=True, exist_ok=True)
-    record = {"models": results, "seeds": seeds, "briefs": args.briefs, "langs": langs,
+
+    def record_of(results: dict) -> dict:
+        return {"models": results, "seeds": seeds, "briefs": args.briefs, "langs": langs,
               "translate_briefs": args.translate_briefs,
               "thresholds": {"similar_page": SIMILAR_PAGE, "on_topic": ON_TOPIC},
               "machine": {"cpus": os.cpu_count(), "load_average_1m_before": round(load_before, 2),
                           "load_average_1m_after": round(os.getloadavg()[0], 2),
                           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
                           "minutes": round((time.time() - started) / 60, 1)}}
-    if args.samples:
+
+    def save(spec: str, partial: dict) -> None:
+        (args.out / "story_quality.json").write_text(json.dumps(record_of(results | {spec: partial}), indent=1,
+                                                                ensure_ascii=False) + "\n")
+
+    for spec in args.models.split(","):
+        results[spec] = run_model(spec, seeds, BRIEFS[: args.briefs], encoder, langs,
+                                  lambda m: print(m, flush=True), args.translate_briefs,
+                                  save=lambda partial, spec=spec: save(spec, partial))
+    record = record_of(results)
+    if not args.no_samples:
         record["samples"] = render_samples(results, args.samples, BRIEFS)
     (args.out / "story_quality.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     plot(results, args.out / "story_quality.png")
     print(table(results))
     print(f"\n(written to {args.out / 'story_quality.json'} and story_quality.png; load "
           f"{record['machine']['load_average_1m_before']} -> {record['machine']['load_average_1m_after']})")
+
+
+def combine(args) -> None:
+    parts = [json.loads(p.read_text()) for p in args.combine]
+    record = parts[0] | {"models": {m: r for part in parts for m, r in part["models"].items()},
+                         "machine": [part["machine"] for part in parts]}
+    for r in record["models"].values():  # summaries again, with this version's rules
+        r["summary"] = summarize(r["books"], r["translations"], record["langs"])
+    record["samples"] = render_samples(record["models"], args.samples, BRIEFS)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "story_quality.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    plot(record["models"], args.out / "story_quality.png")
+    print(table(record["models"]))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,15 @@ def test_real_model_same_seed_same_draft(draft, smol):
     assert write.write_story(CAT, BRIEF, smol) == draft
 
 
+@pytest.mark.slow
+def test_default_model_writes_the_readme_example_as_planned():
+    """Qwen2.5-Coder-1.5B (the default, ~1-3 min on a CPU): the cat is the hero, named on the pages, no markup."""
+    d = write.write_story(CAT, Brief(pages=4, hero="Mina", seed=0), registry.create("llm", "embedded"))
+    assert d.cast[0].name == "Mina" and "cat" in d.cast[0].look.lower() and not d.notes
+    assert len(d.pages) == 4 and sum(st.mentions(p.text, "Mina") for p in d.pages) >= 3
+    assert all(p.outline and not st.has_markup(p.text + p.scene) for p in d.pages)
+
+
 # ------------------------------------------------------------------ scripted models
 
 PLAN = {"title": "Nora and the Kite",

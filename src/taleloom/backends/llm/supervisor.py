@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -62,6 +63,8 @@ class ModelProcess:
         self._lock = threading.Lock()
         self._log_dir = Path(tempfile.mkdtemp(prefix="taleloom-model-"))
         self.log_path = self._log_dir / f"{name}.log"
+        self._box: list[subprocess.Popen | None] = [None]  # the finalizer's handle (it must not hold self)
+        weakref.finalize(self, _kill, self._box, self._log_dir)  # a dropped model takes its process along
         _children.add(self)
 
     @property
@@ -121,6 +124,7 @@ class ModelProcess:
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+        self._box[0] = self.proc
         self.starts += 1
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
@@ -141,6 +145,14 @@ class ModelProcess:
         self.proc.kill()
         raise BackendError(f"the {self.name} process did not answer within {self.start_timeout:.0f} s",
                            f"a big model loads slowly: raise start_timeout; its log: {self.log_path}")
+
+
+def _kill(box: list[subprocess.Popen | None], log_dir: Path) -> None:
+    proc = box[0]
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
+    shutil.rmtree(log_dir, ignore_errors=True)
 
 
 @atexit.register
