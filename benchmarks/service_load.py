@@ -86,6 +86,33 @@ def probe(url: str, token: str, book_id: str, hz: float, stop, out) -> None:
     out.put((latencies, codes))
 
 
+def run_probed(server: Server, prober_token: str, book_id: str, hz: float, load, stats: dict):
+    """Run the async `load` while a separate process polls `book_id`'s status; returns the seconds the
+    load took, the prober's status latencies and the HTTP codes of both together."""
+    ctx = multiprocessing.get_context("spawn")
+    stop, out = ctx.Event(), ctx.Queue()
+    prober = ctx.Process(target=probe, args=(server.url, prober_token, book_id, hz, stop, out), daemon=True)
+    prober.start()
+    t0 = time.perf_counter()
+    asyncio.run(load())
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    lat, probe_codes = out.get(timeout=60)
+    prober.join(10)
+    codes = {str(k): v for k, v in stats["codes"].items()}
+    for k, v in probe_codes.items():
+        codes[str(k)] = codes.get(str(k), 0) + v
+    return elapsed, lat, codes
+
+
+def status_latency(lat: list[float]) -> dict:
+    """The prober's status-request count and p50 / p99 / max latency in ms."""
+    return {"status_requests": len(lat),
+            "status_p50_ms": round(1000 * percentile(lat, 0.50), 2) if lat else None,
+            "status_p99_ms": round(1000 * percentile(lat, 0.99), 2) if lat else None,
+            "status_max_ms": round(1000 * max(lat), 2) if lat else None}
+
+
 def run_level(server: Server, clients: int, books_each: int, pages: int, poll: float, hz: float) -> dict:
     # the prober's own book, made before the load starts: its status costs what any book's does
     prober_token = server.token(f"probe-{clients}")
@@ -95,10 +122,6 @@ def run_level(server: Server, clients: int, books_each: int, pages: int, poll: f
         while http.get(f"/v1/books/{book_id}").json()["status"] not in ("done", "failed"):
             time.sleep(0.2)
     before = httpx.get(f"{server.url}/healthz").json()["batching"]
-    ctx = multiprocessing.get_context("spawn")
-    stop, out = ctx.Event(), ctx.Queue()
-    prober = ctx.Process(target=probe, args=(server.url, prober_token, book_id, hz, stop, out), daemon=True)
-    prober.start()
     stats = {"codes": {}, "done": 0, "failed": 0, "poll_latency": []}
     tokens = [server.token(f"load-{clients}-{i}") for i in range(clients)]
 
@@ -106,24 +129,12 @@ def run_level(server: Server, clients: int, books_each: int, pages: int, poll: f
         await asyncio.gather(*(client(server.url, tokens[i], books_each, pages, poll, 1000 * i, stats)
                                for i in range(clients)))
 
-    t0 = time.perf_counter()
-    asyncio.run(load())
-    elapsed = time.perf_counter() - t0
-    stop.set()
-    lat, probe_codes = out.get(timeout=60)
-    prober.join(10)
+    elapsed, lat, codes = run_probed(server, prober_token, book_id, hz, load, stats)
     after = httpx.get(f"{server.url}/healthz").json()["batching"]
-    codes = {str(k): v for k, v in stats["codes"].items()}
-    for k, v in probe_codes.items():
-        codes[str(k)] = codes.get(str(k), 0) + v
     calls, images = after["calls"] - before["calls"], after["images"] - before["images"]
     polls = stats["poll_latency"]
     row = {"clients": clients, "books": stats["done"], "failed": stats["failed"], "seconds": round(elapsed, 2),
-           "books_per_min": round(stats["done"] / elapsed * 60, 2),
-           "status_requests": len(lat),
-           "status_p50_ms": round(1000 * percentile(lat, 0.50), 2) if lat else None,
-           "status_p99_ms": round(1000 * percentile(lat, 0.99), 2) if lat else None,
-           "status_max_ms": round(1000 * max(lat), 2) if lat else None,
+           "books_per_min": round(stats["done"] / elapsed * 60, 2), **status_latency(lat),
            "client_polls": len(polls),
            "client_poll_p50_ms": round(1000 * percentile(polls, 0.50), 2) if polls else None,
            "client_poll_p99_ms": round(1000 * percentile(polls, 0.99), 2) if polls else None,
@@ -217,10 +228,6 @@ def run_mixed(server: Server, seconds: float, hz: float, mix: dict[str, int]) ->
     with server.client(prober_token) as http:
         book_id = http.post("/v1/books", data={"pages": "1"},
                             files={"photo": ("p.jpg", photo_bytes(), "image/jpeg")}).json()["id"]
-    ctx = multiprocessing.get_context("spawn")
-    stop, out = ctx.Event(), ctx.Queue()
-    prober = ctx.Process(target=probe, args=(server.url, prober_token, book_id, hz, stop, out), daemon=True)
-    prober.start()
     stats = {"codes": {}, "by_kind": {}, "errors": [], "transport_errors": [], "books_done": 0, "books_failed": 0,
              "cut_streams": 0}
     clients = [(kind, server.token(f"mixed-{kind}-{i}")) for kind, n in mix.items() for i in range(n)]
@@ -230,25 +237,13 @@ def run_mixed(server: Server, seconds: float, hz: float, mix: dict[str, int]) ->
         await asyncio.gather(*(mixed_client(server.url, token, kind, until, stats, 100 + i)
                                for i, (kind, token) in enumerate(clients)))
 
-    t0 = time.perf_counter()
-    asyncio.run(load())
-    elapsed = time.perf_counter() - t0
-    stop.set()
-    lat, probe_codes = out.get(timeout=60)
-    prober.join(10)
-    codes = {str(k): v for k, v in stats["codes"].items()}
-    for k, v in probe_codes.items():
-        codes[str(k)] = codes.get(str(k), 0) + v
+    elapsed, lat, codes = run_probed(server, prober_token, book_id, hz, load, stats)
     health = httpx.get(f"{server.url}/healthz", timeout=30).json()
     row = {"seconds": round(elapsed, 1), "clients": dict(mix), "requests": sum(codes.values()),
            "requests_by_kind": stats["by_kind"], "http_codes": codes,
            "5xx": sum(n for c, n in codes.items() if c.startswith("5")), "server_errors": stats["errors"][:20],
            "transport_errors": stats["transport_errors"][:20], "books_done": stats["books_done"],
-           "books_failed": stats["books_failed"], "streams_cut": stats["cut_streams"],
-           "status_requests": len(lat),
-           "status_p50_ms": round(1000 * percentile(lat, 0.50), 2) if lat else None,
-           "status_p99_ms": round(1000 * percentile(lat, 0.99), 2) if lat else None,
-           "status_max_ms": round(1000 * max(lat), 2) if lat else None,
+           "books_failed": stats["books_failed"], "streams_cut": stats["cut_streams"], **status_latency(lat),
            "server_alive_after": bool(health.get("ok"))}
     print(json.dumps({k: v for k, v in row.items() if k not in ("server_errors", "transport_errors")}), flush=True)
     return row
