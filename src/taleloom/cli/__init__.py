@@ -22,6 +22,7 @@ COMMANDS = {
     "engine": "taleloom.cli.engine:engine",
     "serve": "taleloom.cli.serve:serve",
     "token": "taleloom.cli.serve:token",
+    "ray": "taleloom.cli.ray:ray",
 }
 
 
