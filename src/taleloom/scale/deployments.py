@@ -19,6 +19,7 @@ from typing import Any
 from ray import serve
 
 from taleloom.backends import registry
+from taleloom.errors import BackendError
 
 # the methods of each role's interface a client may call through `call` (generate goes through the batcher)
 METHODS = {
@@ -63,7 +64,7 @@ class ModelServer:
     """One replica of one role's backend."""
 
     def __init__(self, config: RoleConfig):
-        from taleloom.server.app import load_plugins
+        from taleloom.server.service import load_plugins
 
         load_plugins(config.plugins)
         self.config = config
@@ -104,4 +105,9 @@ def deploy(config: RoleConfig, prefix: str = APP_PREFIX) -> None:
     serve.start(proxy_location="Disabled")  # handles only: no HTTP proxy (it would take port 8000)
     app = ModelServer.options(num_replicas=config.replicas, ray_actor_options={
         "num_cpus": config.num_cpus, "num_gpus": config.num_gpus}).bind(config)
-    serve.run(app, name=app_name(config.role, prefix), route_prefix=None)
+    try:
+        serve.run(app, name=app_name(config.role, prefix), route_prefix=None)
+    except RuntimeError as e:  # a replica could not start: most often the backend spec or a missing plugin
+        raise BackendError(f"the {config.role} deployment ({config.spec}) did not start: {e}",
+                           "the replica's error is in the Ray session's logs (/tmp/ray/session_latest/logs/serve/); "
+                           "check the spec and that taleloom (and any plugin) is importable on every node") from None
