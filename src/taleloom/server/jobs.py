@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from taleloom import orchestrator
 from taleloom.errors import TaleloomError
 from taleloom.server.events import EventHub
 from taleloom.server.store import Job, Store
+from taleloom.storage import BookStorage, LocalFolder
 
 log = logging.getLogger("taleloom.jobs")
 MAX_ATTEMPTS = 3
@@ -73,12 +73,12 @@ def owner_is_dead(owner: str | None) -> bool:
 class JobManager:
     """`workers` threads that make books (0: this process only takes requests, as an API process)."""
 
-    def __init__(self, store: Store, backends: Any, hub: EventHub, books_dir: Path, workers: int = 2,
+    def __init__(self, store: Store, backends: Any, hub: EventHub, storage: BookStorage | Path, workers: int = 2,
                  max_attempts: int = MAX_ATTEMPTS, lease_s: float = LEASE_S, poll_s: float = POLL_S):
         self.store = store
         self.backends = backends
         self.hub = hub
-        self.books_dir = books_dir
+        self.storage = storage if isinstance(storage, BookStorage) else LocalFolder(storage)  # a Path: its books
         self.workers = max(0, workers)
         self.max_attempts = max_attempts
         self.lease_s = lease_s
@@ -244,10 +244,10 @@ class JobManager:
                 self._running.pop(job.id, None)
             self.hub.current.pop(book_id, None)
             if run.stop.is_set() and self.store.get_book(book_id) is None:  # deleted while it ran
-                shutil.rmtree(self.books_dir / book_id, ignore_errors=True)
+                self.storage.delete(book_id)
 
     def _call(self, job: Job, stop: threading.Event) -> None:
-        book_dir = self.books_dir / job.book_id
+        book_dir = self.storage.folder(job.book_id)
 
         def on_event(ev: Any) -> None:
             if stop.is_set():
@@ -282,7 +282,7 @@ class JobManager:
         self.hub.publish(job.book_id, "status", data)
 
     def _finish(self, job: Job) -> None:
-        book = orchestrator.load_book(self.books_dir / job.book_id)
+        book = orchestrator.load_book(self.storage.folder(job.book_id))
         if self.store.finish_job(job.id, "done", owner=self.owner):  # not if the lease was lost meanwhile
             self._set_status(job, "done", title=book.title_translated or book.title, pages=len(book.pages),
                              error=None)

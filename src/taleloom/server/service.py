@@ -100,7 +100,7 @@ class Service:
 
 def open_service(settings: Settings, workers: int | None = None) -> Service:
     """Store, backends (lazy), hub and `workers` book workers (settings.workers by default), started."""
-    from taleloom.server.deps import books_dir
+    from taleloom.server.deps import book_storage
     from taleloom.server.events import EventHub
     from taleloom.server.jobs import JobManager
     from taleloom.server.limits import concurrency_from_env, service_backends
@@ -117,7 +117,7 @@ def open_service(settings: Settings, workers: int | None = None) -> Service:
     backends = service_backends(settings, concurrency_from_env(settings.concurrency))
     hub = EventHub.for_store(store)
     hub.start()
-    jobs = JobManager(store, backends, hub, books_dir(settings), settings.workers if workers is None else workers,
+    jobs = JobManager(store, backends, hub, book_storage(settings), settings.workers if workers is None else workers,
                       lease_s=settings.job_lease_seconds)
     resumed = jobs.start()
     log.info("%d book worker(s), %d job(s) waiting, events %s, data in %s", jobs.workers, resumed,
