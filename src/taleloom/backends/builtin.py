@@ -37,6 +37,10 @@ BUILTINS = [
      "SDXL base (+ refiner) folder"),
     ("illustrator", "diffusers-turbo", "taleloom.backends.image.diffusers_backend:TurboIllustrator",
      "SD-Turbo / SDXL-Turbo / LCM few-step folder"),
+    ("illustrator", "openai", "taleloom.backends.image.openai_images:OpenAIImageIllustrator",
+     "any OpenAI-compatible image server (/v1/images/generations + /edits), e.g. another Taleloom on a GPU box"),
+    ("upscaler", "openai", "taleloom.backends.image.openai_images:OpenAIImageUpscaler",
+     "an OpenAI-compatible /v1/images/edits (a Taleloom server upscales; others redraw at the larger size)"),
     ("upscaler", "embedded", "taleloom.backends.image.embedded:EmbeddedUpscaler",
      "our own x4 super-resolution diffusion model (offline, CPU)"),
     ("upscaler", "diffusers-x4", "taleloom.backends.image.diffusers_backend:DiffusersUpscaler",
@@ -46,6 +50,9 @@ BUILTINS = [
     ("narrator", "espeak", "taleloom.backends.speech.espeak:EspeakNarrator", "espeak-ng (offline)"),
     ("narrator", "openai", "taleloom.backends.speech.openai_speech:OpenAINarrator",
      "any OpenAI-compatible /v1/audio/speech endpoint"),
+    *[(role, "ray", f"taleloom.scale.ray_backends:{cls}", "the role's Ray Serve deployment (taleloom ray up; "
+       "pip install 'taleloom[ray]')") for role, cls in (("captioner", "RayCaptioner"), ("llm", "RayTextModel"),
+      ("illustrator", "RayIllustrator"), ("upscaler", "RayUpscaler"), ("narrator", "RayNarrator"))],
 ]
 
 
