@@ -23,6 +23,7 @@ COMMANDS = {
     "serve": "taleloom.cli.serve:serve",
     "worker": "taleloom.cli.worker:worker",
     "token": "taleloom.cli.serve:token",
+    "ray": "taleloom.cli.ray:ray",
 }
 
 

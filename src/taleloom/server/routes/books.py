@@ -25,6 +25,7 @@ from taleloom.server.deps import (
     not_found,
 )
 from taleloom.server.events import EventHub
+from taleloom.server.manifests import ManifestCache
 from taleloom.server.schemas import (
     BookCreate,
     BookPublic,
@@ -80,11 +81,17 @@ def check_form(request: Request) -> None:
 
 
 # helpers shared with the share routes ---------------------------------------------------------
+_manifests = ManifestCache()
+
+
 def load_manifest(settings: Settings, book_id: str) -> Storybook | None:
+    """The book's manifest, parsed again only when its file changed (server/manifests.py): read it, don't
+    change it. None when it is not written yet or the folder was deleted."""
     try:
-        return orchestrator.load_book(book_storage(settings).folder(book_id))
-    except Exception:  # not written yet, or the folder was deleted
+        folder = book_storage(settings).folder(book_id)
+    except ValueError:  # not a book id
         return None
+    return _manifests.get(folder)
 
 
 def book_file(settings: Settings, row: BookRow, name: str, label: str | None = None,
@@ -220,10 +227,18 @@ def list_books(user: UserDep, store: StoreDep):
 
 @router.get("/{book_id}", response_model=BookPublic, summary="Status, stages and pages of a book")
 async def get_book(book: BookDep, request: Request, settings: SettingsDep, store: StoreDep, jobs: JobsDep,
-                   lang: str | None = None):
-    """Polled often while a book is made, so it stays on the event loop: an indexed lookup and one small
-    JSON file cost less than a hop to the thread pool, which under load waits behind the job threads.
+                   lang: str | None = None) -> Response:
+    """Polled often while a book is made, so it stays on the event loop: indexed lookups and a manifest
+    parsed only when it changed cost less than a hop to the thread pool, which under load waits behind the
+    job threads. Serialised once here: FastAPI would dump, validate and dump the answer again.
     `?lang=` shows an edition's text, title and narration (see POST :translate)."""
+    public = book_status(book, request, settings, store, jobs, lang)
+    return Response(public.model_dump_json(), media_type="application/json")
+
+
+def book_status(book: BookRow, request: Request, settings: Settings, store: Store, jobs,
+                lang: str | None = None) -> BookPublic:
+    """What GET /v1/books/{id} answers (also the events stream's first message)."""
     manifest = load_manifest(settings, book.id)
     if lang and manifest is not None:
         manifest = edition_or_404(manifest, lang)
@@ -242,7 +257,7 @@ async def book_events(book: BookDep, request: Request, settings: SettingsDep, st
     async def stream():
         try:
             row = await run_in_threadpool(store.get_book, book.id) or book
-            snap = await get_book(row, request, settings, store, jobs)
+            snap = book_status(row, request, settings, store, jobs)
             yield hub.message("snapshot", snap.model_dump(mode="json")).encode()
             if row.status in ("done", "failed"):
                 return
