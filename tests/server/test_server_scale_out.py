@@ -117,6 +117,8 @@ def test_api_and_worker_processes_survive_kill_9_and_make_every_book_once(cluste
     api_a, api_b = cluster.api(), cluster.api()
     token = api_a.token("ann")
     ca, cb = api_a.client(token), api_b.client(token)
+    health = cb.get("/healthz").json()
+    assert health["workers"] == 0 and health["events"] == "postgresql", health
     books = [make_book(ca if i % 2 else cb, pages=2, photo=photo_bytes(colour=(40 * i, 90, 160)), seed=i)
              for i in range(4)]
     ids = [b["id"] for b in books]
