@@ -31,10 +31,9 @@ class FakeIllustrator(Illustrator):
 
     def __init__(self, fail_after: int | None = None, concepts: list[str] | None = None):
         self.calls, self.fail_after, self.vocab = 0, fail_after, concepts
-        if concepts is not None:
-            self.nearest_concepts = self._nearest
+        self.draws_concepts = concepts is not None
 
-    def _nearest(self, text: str, k: int = 5) -> list[str]:
+    def nearest_concepts(self, text: str, k: int = 5) -> list[str]:
         words = set(text.lower().replace(",", " ").split())
         return sorted(self.vocab, key=lambda c: (-len(words & set(c.split())), c))[:k]
 

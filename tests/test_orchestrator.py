@@ -192,7 +192,8 @@ def test_backends_are_created_lazily_from_settings(tmp_path):
 
     be = Backends.from_settings(Settings(narrator="espeak"))
     assert not be.loaded("narrator")
-    assert be.narrator is be.narrator and be.loaded("narrator") and not be.loaded("illustrator")
+    assert be.narrator is be.narrator and not be.loaded("narrator")  # the pool's wrapper, not the model yet
+    assert be.narrator.languages() and be.loaded("narrator") and not be.loaded("illustrator")
     with pytest.raises(TypeError):
         Backends(painter=object())
 
@@ -201,7 +202,7 @@ def test_backend_options_from_settings_reach_the_backend():
     from taleloom.config import Settings
 
     be = Backends.from_settings(Settings(narrator="espeak", backend_options={"narrator": {"speed": 120}}))
-    assert be.narrator.options.speed == 120
+    assert be.narrator.inner.options.speed == 120
 
 
 def test_pages_left_in_english_are_read_in_english(tmp_path, monkeypatch):

@@ -15,129 +15,27 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
-from pydantic import ValidationError
-
-from taleloom.backends import registry
+from taleloom.backends.pool import Pool, metered
 from taleloom.book import SEED_MAX, STAGES, Brief, Change, Page, StageRecord, Storybook, count, now
-from taleloom.config import Settings, cpu_threads, get_settings
+from taleloom.bookrun import BOOK, MANIFEST, Event, OnEvent, Run, load_book, save_book
 from taleloom.errors import BadInputError, TaleloomError
-from taleloom.files import atomic_save_image, atomic_write_json, remove_stale_temps
+from taleloom.files import atomic_save_image, remove_stale_temps
 from taleloom.imageio import load_photo
 from taleloom.runners import RUNNERS
 from taleloom.stages.stage import concept_mapper_for, get_style, stage_page
 
-MANIFEST = "manifest.json"
 PHOTO = "photo.png"
-EventKind = Literal["started", "progress", "finished", "failed", "done"]
-BOOK = "book"  # the stage name of the final "done" event
+_Run = Run  # the name editions.py and older callers use
+__all__ = ["BOOK", "MANIFEST", "Backends", "Event", "OnEvent", "create_book", "extend_book", "load_book", "redraw_page",
+           "reseed", "rewrite_page", "run_book", "save_book", "validate_brief"]
 
 
-@dataclass
-class Event:
-    book_id: str
-    stage: str
-    kind: EventKind
-    progress: float | None = None
-    message: str = ""
-    at: str = field(default_factory=now)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-OnEvent = Callable[[Event], None]
-
-
-class Backends:
-    """The five model roles, each created from Settings on first use (thread-safe) and then kept.
-
-    Pass ready-made backends as keywords to use them instead (tests; the service's batching wrapper).
-    """
-
-    ROLES = registry.ROLES
-
-    def __init__(self, settings: Settings | None = None, **given: Any):
-        unknown = set(given) - set(self.ROLES)
-        if unknown:
-            raise TypeError(f"unknown backend roles {sorted(unknown)}; known: {self.ROLES}")
-        self.settings = settings or get_settings()
-        self._made: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-        self._lock = threading.RLock()
-        self.load_seconds: dict[str, float] = {}
-        self._torch_threads_set = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Backends:
-        return cls(settings)
-
-    def get(self, role: str):
-        with self._lock:
-            if role not in self._made:
-                t0 = time.perf_counter()
-                backend = registry.create(role, getattr(self.settings, role), **self._options(role))
-                self._limit_torch_threads()
-                if hasattr(backend, "use_llm") and role != "llm":  # e.g. the embedded captioner words with the LLM
-                    backend.use_llm(lambda: self.get("llm"))
-                self._made[role] = backend
-                self.load_seconds[role] = time.perf_counter() - t0
-            return self._made[role]
-
-    def _limit_torch_threads(self) -> None:
-        """Once a backend has brought in PyTorch, give it `cpu_threads()` threads (see there why)."""
-        if not self._torch_threads_set and "torch" in sys.modules:
-            import torch
-
-            torch.set_num_threads(cpu_threads(getattr(self.settings, "torch_threads", 0)))
-            self._torch_threads_set = True
-
-    def _options(self, role: str) -> dict[str, Any]:
-        """The role's `backend_options` from Settings, plus the torch device for backends whose Options take one."""
-        given = dict(getattr(self.settings, "backend_options", {}).get(role, {}))
-        spec = registry.Spec.parse(getattr(self.settings, role))
-        entry = next((e for e in registry.available(role) if e.name == spec.name), None)
-        target = getattr(entry.factory, "target", None) if entry else None
-        if target is None or "device" in given:
-            return given
-        try:
-            import importlib
-
-            module, _, cls = target.partition(":")
-            options = getattr(importlib.import_module(module), cls).Options
-        except (ImportError, AttributeError):
-            return given
-        return given | {"device": self.settings.device} if "device" in options.model_fields else given
-
-    def loaded(self, role: str) -> bool:
-        return role in self._made
-
-    captioner = property(lambda self: self.get("captioner"))
-    llm = property(lambda self: self.get("llm"))
-    illustrator = property(lambda self: self.get("illustrator"))
-    upscaler = property(lambda self: self.get("upscaler"))
-    narrator = property(lambda self: self.get("narrator"))
+Backends = Pool  # the name callers have used for the pool of the five model roles
 
 
 # ---------------------------------------------------------------- book folder
-
-def load_book(book_dir: Path) -> Storybook:
-    """The book saved in `book_dir` (its manifest.json)."""
-    path = Path(book_dir) / MANIFEST
-    if not path.is_file():
-        raise BadInputError(f"{book_dir} holds no book (no {MANIFEST})", "give the folder of a book made by Taleloom")
-    try:
-        return Storybook.model_validate_json(path.read_bytes(), context={"stored": True})
-    except ValidationError as e:
-        raise BadInputError(f"{path} is not a valid book manifest: {e.errors()[0]['msg']}",
-                            "the file was edited or comes from another version; make the book again") from None
-
-
-def save_book(book_dir: Path, book: Storybook) -> None:
-    atomic_write_json(Path(book_dir) / MANIFEST, book.model_dump(mode="json"))
-
 
 def create_book(book_dir: Path, brief: Brief, photo: bytes | Path | None, base_url: str,
                 book_id: str | None = None, photo_limits: dict[str, int] | None = None) -> Storybook:
@@ -205,70 +103,6 @@ def _book_lock(book_dir: Path):
                 _locks[key] = (lock, users - 1)
 
 
-class _Run:
-    """What a stage function sees: the book, its folder, metered backends, progress, and saving."""
-
-    def __init__(self, book_dir: Path, book: Storybook, backends: Backends, on_event: OnEvent | None):
-        self.dir, self.book, self.backends, self.on_event = Path(book_dir), book, backends, on_event
-        self.stage = ""
-        self.model_seconds = 0.0
-        self.used: dict[str, object] = {}  # role → backend used in the current stage
-
-    def emit(self, kind: EventKind, progress: float | None = None, message: str = "", stage: str | None = None):
-        if self.on_event:
-            self.on_event(Event(self.book.id, stage or self.stage, kind, progress, message))
-
-    def progress(self, done: int, total: int, what: str = "") -> None:
-        self.emit("progress", done / total if total else 1.0, f"{done}/{total} {what}".strip())
-
-    def backend(self, role: str):
-        """The backend for `role`, wrapped so that time inside it counts as model time."""
-        loaded = self.backends.loaded(role)
-        t0 = time.perf_counter()
-        inner = self.backends.get(role)
-        if not loaded:
-            self.model_seconds += time.perf_counter() - t0  # loading weights is model time too
-        self.used[role] = inner
-        return _Metered(inner, self)
-
-    def record_models(self) -> str | None:
-        """Model ids of the backends this stage used (read after the calls: lazy backends name
-        their weights only once loaded)."""
-        ids = []
-        for role, inner in self.used.items():
-            model_id = getattr(inner, "model_id", "") or getattr(inner, "name", role)
-            self.book.models[role] = model_id
-            ids.append(model_id)
-        return ", ".join(dict.fromkeys(ids)) or None
-
-    def save(self) -> None:
-        save_book(self.dir, self.book)
-
-
-class _Metered:
-    """Proxy that adds the time spent in a backend's model methods to the run's model seconds."""
-
-    TIMED = frozenset({"chat", "caption", "generate", "upscale", "upscale_batch", "speak", "img2img", "inpaint",
-                       "nearest_concepts"})
-
-    def __init__(self, inner, run: _Run):
-        self._inner, self._run = inner, run
-
-    def __getattr__(self, name: str):
-        attr = getattr(self._inner, name)
-        if name not in self.TIMED or not callable(attr):
-            return attr
-
-        def timed(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return attr(*args, **kwargs)
-            finally:
-                self._run.model_seconds += time.perf_counter() - t0
-
-        return timed
-
-
 def run_book(book_dir: Path, backends: Backends, on_event: OnEvent | None = None) -> Storybook:
     """Run every unfinished stage in order, saving after each; calling it again resumes."""
     book_dir = Path(book_dir)
@@ -289,7 +123,6 @@ def run_book(book_dir: Path, backends: Backends, on_event: OnEvent | None = None
 
 def _warm_renderer() -> None:
     """Import WeasyPrint (~0.6 s) in the background while the models work, not on the bind stage's clock."""
-    import sys
 
     if "weasyprint" not in sys.modules:
         threading.Thread(target=__import__, args=("weasyprint",), name="warm-weasyprint", daemon=True).start()
@@ -299,11 +132,12 @@ def _run_stage(run: _Run, name: str, runner: Callable[[_Run], str | None]) -> No
     book = run.book
     rec = book.stages.setdefault(name, StageRecord(name=name))
     rec.status, rec.started, rec.finished, rec.message = "running", now(), None, None
-    run.stage, run.model_seconds, run.used = name, 0.0, {}
+    run.stage = name
     run.emit("started", 0.0)
     t0 = time.perf_counter()
     try:
-        outcome = runner(run)
+        with metered() as meter:
+            outcome = runner(run)
     except BaseException as e:  # KeyboardInterrupt too: record it, then let it go on
         rec.status, rec.finished = "failed", now()
         rec.seconds = round(time.perf_counter() - t0, 3)
@@ -312,8 +146,8 @@ def _run_stage(run: _Run, name: str, runner: Callable[[_Run], str | None]) -> No
         run.emit("failed", None, rec.message)
         raise
     rec.seconds = round(time.perf_counter() - t0, 3)
-    rec.model_seconds = round(run.model_seconds, 3)
-    rec.model_id = run.record_models()
+    rec.model_seconds = round(meter.seconds, 3)
+    rec.model_id = run.record_models(meter.used)
     rec.finished = now()
     rec.status = "skipped" if outcome and outcome.startswith("skipped:") else "done"
     rec.message = outcome.removeprefix("skipped:").strip() if outcome else None

@@ -10,32 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from taleloom.book import Page, count
+from taleloom.bookrun import Run as _Run
 from taleloom.files import atomic_save_image, atomic_write_bytes, atomic_write_text
 from taleloom.stages.bind import bind
 from taleloom.stages.illustrate import illustrate, upscale
 from taleloom.stages.narrate import narrate
 from taleloom.stages.see import see
 from taleloom.stages.stage import concept_mapper_for, stage
-
-if TYPE_CHECKING:
-    from taleloom.orchestrator import _Run
-
-
-class _Lazy:
-    """A backend that is only created (and metered) when the stage really calls it."""
-
-    def __init__(self, run: _Run, role: str):
-        self._run, self._role, self._backend = run, role, None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._backend is None:
-            self._backend = self._run.backend(self._role)
-        return getattr(self._backend, name)
 
 
 def run_see(run: _Run) -> str | None:
@@ -77,7 +62,7 @@ def run_translate(run: _Run) -> str | None:
     todo += [(f"page {p.index}", p.text) for p in book.pages if p.text_translated is None]
     if not todo:
         return None
-    result = translate([text for _, text in todo], lang, _Lazy(run, "llm"))
+    result = translate([text for _, text in todo], lang, run.backend("llm"))
     done = dict(zip((label for label, _ in todo), result, strict=True))
     if "title" in done:
         book.title_translated = done["title"]
@@ -124,7 +109,7 @@ def run_illustrate(run: _Run) -> str | None:
     illustrate([p.request for p in pages], illustrator, on_batch=keep,
                on_progress=lambda d, t: run.progress(d, t, "pictures"))
     retries = getattr(run.backends.settings, "page_audit_retries", 0)
-    if retries and concept_mapper_for(illustrator) is not None and hasattr(illustrator, "aligned"):
+    if retries and illustrator.draws_concepts and illustrator.aligned is not None:
         redrawn = _audit(run, illustrator, {p.index for p in pages}, retries)
         return count(len(pages), "picture") + (f", {count(redrawn, 'page')} redrawn after the check" if redrawn
                                                else ", every page passed its check")
@@ -174,7 +159,7 @@ def run_upscale(run: _Run) -> str | None:
             pages[i].image = _write(run.dir, f"pages/{pages[i].index}.png", big)
         run.save()
 
-    finals = upscale(small, [p.request for p in pages], _Lazy(run, "upscaler"), on_batch=keep,  # loaded on first use
+    finals = upscale(small, [p.request for p in pages], run.backend("upscaler"), on_batch=keep,  # loaded on first use
                      on_progress=lambda d, t: run.progress(d, t, "pictures"))
     for page, img in zip(pages, finals, strict=True):
         if page.image is None:  # already at print size, so no upscale call saw it

@@ -106,6 +106,7 @@ def test_interrupted_after_write_resumes_to_the_same_book(built, backends, tmp_p
         """Dies as soon as the stage after write asks it anything: a process killed after write."""
 
         name = model_id = "crash"
+        draws_concepts = True
 
         def nearest_concepts(self, text, k=5):
             raise RuntimeError("killed after the write stage (test)")

@@ -17,7 +17,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 
 from taleloom.book import STAGES, Storybook, count
-from taleloom.orchestrator import BOOK, Event
+from taleloom.bookrun import BOOK, Event
 
 _ICONS = {"done": "[green]✓[/]", "skipped": "[yellow]–[/]", "failed": "[red]✗[/]", "pending": "[dim]·[/]"}
 
