@@ -48,9 +48,10 @@ test-all: install  ## include slow tests
 demo: install  ## make a storybook from the sample photo on the embedded models
 	$(VENV)/bin/taleloom tell $(PHOTO) --pages 4 --lang en --hero Mina --out books/
 
-bench-deps:  ## Debian packages only the benchmarks read (opencv-doc: photos for caption_accuracy.py)
-	@dpkg -s opencv-doc >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends opencv-doc; }
+BENCH_APT = opencv-doc mate-backgrounds lomiri-wallpapers-20.04
+bench-deps:  ## Debian packages only the benchmarks read (photos for caption_accuracy.py)
+	@dpkg -s $(BENCH_APT) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(BENCH_APT); }
 
 bench: install bench-deps  ## rerun every benchmark (figures land in benchmarks/results/)
 	for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

@@ -194,13 +194,22 @@ async def images_edits(request: Request, user: StepUserDep, settings: SettingsDe
                  quality: Annotated[Quality | None, Form()] = None,
                  output_format: Annotated[OutputFormat, Form()] = "png",
                  background: Annotated[Literal["auto", "opaque"] | None, Form()] = None,
-                 response_format: Annotated[Literal["b64_json", "url"], Form()] = "b64_json"):
+                 response_format: Annotated[Literal["b64_json", "url"], Form()] = "b64_json",
+                 upscale: Annotated[int | None, Form(ge=2, le=4, description=(
+                     "Taleloom's own: enlarge the picture this many times with the upscaler instead of redrawing "
+                     "it (what an `openai:` upscaler of another Taleloom sends); size, if given, is the final size"))]
+                 = None):
     photo_bytes, mask_bytes = await image.read(), await mask.read() if mask is not None and mask.filename else None
     backends = request.app.state.backends
 
     def edit() -> dict:
         photo = load_photo(photo_bytes, image.filename or "the image", max_bytes=settings.max_upload_bytes,
                            max_pixels=settings.max_pixels).image
+        if upscale:
+            big = backends.upscaler.upscale(photo, upscale, prompt, seed or 0)
+            wh = _size(size) or big.size
+            big = big if big.size == wh else ImageOps.fit(big.convert("RGB"), wh, Image.Resampling.LANCZOS)
+            return answer([big], response_format, output_format, None, request, settings)
         wh = _size(size) or photo.size
         if photo.size != wh:
             photo = photo.resize(wh, Image.Resampling.LANCZOS)
