@@ -13,35 +13,42 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-from taleloom.backends.pool import Pool, metered
-from taleloom.book import SEED_MAX, STAGES, Brief, Change, Page, StageRecord, Storybook, count, now
-from taleloom.bookrun import BOOK, MANIFEST, Event, OnEvent, Run, load_book, save_book
+from taleloom.backends.pool import metered
+from taleloom.book import SEED_MAX, Brief, Change, Page, StageRecord, Storybook, count, now
+from taleloom.bookrun import (
+    BOOK,
+    MANIFEST,
+    Backends,
+    Event,
+    OnEvent,
+    Run,
+    StageFunctions,
+    load_book,
+    save_book,
+)
 from taleloom.errors import BadInputError, TaleloomError
 from taleloom.files import atomic_save_image, remove_stale_temps
 from taleloom.imageio import load_photo
-from taleloom.runners import RUNNERS
-from taleloom.stages.stage import concept_mapper_for, get_style, stage_page
+from taleloom.pipeline import STAGE, STAGES
+from taleloom.stages.stage import concept_mapper_for, get_style, page_seed, stage_page
 
 PHOTO = "photo.png"
 _Run = Run  # the name editions.py and older callers use
-__all__ = ["BOOK", "MANIFEST", "Backends", "Event", "OnEvent", "create_book", "extend_book", "load_book", "redraw_page",
+__all__ = ["BOOK", "MANIFEST", "Backends", "Event", "StageFunctions", "OnEvent", "create_book", "extend_book", "load_book", "redraw_page",
            "reseed", "rewrite_page", "run_book", "save_book", "validate_brief"]
-
-
-Backends = Pool  # the name callers have used for the pool of the five model roles
 
 
 # ---------------------------------------------------------------- book folder
 
-def create_book(book_dir: Path, brief: Brief, photo: bytes | Path | None, base_url: str,
+def create_book(book_dir: Path, brief: Brief, photo: bytes | Path | None, url: str | None,
                 book_id: str | None = None, photo_limits: dict[str, int] | None = None) -> Storybook:
     """Validate the brief and photo, write photo.png + manifest.json; nothing is generated yet.
 
-    The book's id (and URL `{base_url}/books/{id}`) is `book_id`, else the folder's name.
+    `url` is the link readers open, printed and in the QR code (the service passes its share link,
+    `config.share_url`); None: the book has no link. The book's id is `book_id`, else the folder's name.
     `photo_limits` (max_bytes, max_pixels) are the server's, passed on to `load_photo`.
     """
     book_dir = Path(book_dir)
@@ -52,7 +59,7 @@ def create_book(book_dir: Path, brief: Brief, photo: bytes | Path | None, base_u
         raise BadInputError(f"{book_dir} already holds a book", "resume it, or choose another folder")
     loaded = load_photo(photo, **(photo_limits or {})) if photo is not None else None
     book_id = book_id or book_dir.name
-    book = Storybook(id=book_id, brief=brief, url=f"{base_url.rstrip('/')}/books/{book_id}",
+    book = Storybook(id=book_id, brief=brief, url=url,
                      stages={name: StageRecord(name=name) for name in STAGES})
     if loaded is not None:
         atomic_save_image(book_dir / PHOTO, loaded.image)
@@ -115,7 +122,7 @@ def run_book(book_dir: Path, backends: Backends, on_event: OnEvent | None = None
         for name in STAGES:
             if book.stage_done(name):
                 continue
-            _run_stage(run, name, RUNNERS[name])
+            _run_stage(run, name)
         total = sum(r.seconds or 0.0 for r in book.stages.values())
         run.emit("done", 1.0, f"book ready in {total:.1f} s", stage=BOOK)
         return book
@@ -128,11 +135,11 @@ def _warm_renderer() -> None:
         threading.Thread(target=__import__, args=("weasyprint",), name="warm-weasyprint", daemon=True).start()
 
 
-def _run_stage(run: _Run, name: str, runner: Callable[[_Run], str | None]) -> None:
-    book = run.book
+def _run_stage(run: _Run, name: str) -> None:
+    book, runner = run.book, STAGE[name].run
     rec = book.stages.setdefault(name, StageRecord(name=name))
     rec.status, rec.started, rec.finished, rec.message = "running", now(), None, None
-    run.stage = name
+    run.stage, run.roles = name, STAGE[name].roles
     run.emit("started", 0.0)
     t0 = time.perf_counter()
     try:
@@ -163,8 +170,8 @@ def _describe(e: BaseException) -> str:
 
 # ---------------------------------------------------------------- edits
 
-_AFTER_TEXT = ("translate", "stage", "illustrate", "upscale", "narrate", "bind")
-_AFTER_PICTURE = ("illustrate", "upscale", "bind")
+_AFTER_TEXT = STAGE["write"].invalidates  # a page's text changed
+_AFTER_PICTURE = STAGE["stage"].invalidates  # a page's picture request changed
 
 
 def _reopen(book: Storybook, stages: tuple[str, ...]) -> None:
@@ -179,8 +186,6 @@ def _finish_first(book_dir: Path, backends: Backends, on_event: OnEvent | None) 
 
 def extend_book(book_dir: Path, backends: Backends, pages: int, on_event: OnEvent | None = None) -> Storybook:
     """Add `pages` pages that continue the story, draw and narrate them, and bind the book again."""
-    from taleloom.stages.write import extend_story
-
     book_dir = Path(book_dir)
     with _book_lock(book_dir):
         book = _finish_first(book_dir, backends, on_event)
@@ -193,7 +198,7 @@ def extend_book(book_dir: Path, backends: Backends, pages: int, on_event: OnEven
         run = _Run(book_dir, book, backends, on_event)
         run.stage = "write"
         run.emit("started", 0.0, f"writing {pages} more pages")
-        drafts = extend_story(book, pages, run.backend("llm"))
+        drafts = run.fns.extend_story(book, pages, run.backend("llm"))
         start = len(book.pages)
         book.pages.extend(Page(index=start + i + 1, text=d.text, scene=d.scene, outline=d.outline)
                           for i, d in enumerate(drafts))
@@ -208,8 +213,6 @@ def extend_book(book_dir: Path, backends: Backends, pages: int, on_event: OnEven
 def rewrite_page(book_dir: Path, backends: Backends, n: int, instruction: str,
                  on_event: OnEvent | None = None) -> Storybook:
     """Rewrite page `n` following `instruction`; its picture and narration are made again."""
-    from taleloom.stages.write import rewrite_page as rewrite
-
     book_dir = Path(book_dir)
     if not instruction or not instruction.strip():
         raise BadInputError("a rewrite needs an instruction", 'e.g. --instruction "make it funnier"')
@@ -219,7 +222,7 @@ def rewrite_page(book_dir: Path, backends: Backends, n: int, instruction: str,
         run = _Run(book_dir, book, backends, on_event)
         run.stage = "write"
         run.emit("started", 0.0, f"rewriting page {n}")
-        draft = rewrite(book, n, instruction, book.brief, run.backend("llm"))  # the book carries the cast sheet
+        draft = run.fns.rewrite_page(book, n, instruction, book.brief, run.backend("llm"))  # the book carries the cast sheet
         book.pages[n - 1] = Page(index=n, text=draft.text, scene=draft.scene, outline=old.outline)
         book.history.append(Change(action="rewrite", page=n,
                                    params={"instruction": instruction, "old_text": old.text}))
@@ -245,7 +248,9 @@ def reseed(book_dir: Path, seed: int | None = None) -> int:
 
 def redraw_page(book_dir: Path, backends: Backends, n: int, seed: int | None = None, style: str | None = None,
                 on_event: OnEvent | None = None) -> Storybook:
-    """Draw page `n` again with a new seed and/or style (no seed and no style: a fresh random seed)."""
+    """Draw page `n` again with a new seed and/or style. No seed: with a new style, the page's own seed (the
+    same picture in another style); without, the next seed after the page's current one (reproducible:
+    a redraw of a copy of the book draws the same picture)."""
     book_dir = Path(book_dir)
     if style is not None:
         get_style(style)
@@ -253,7 +258,8 @@ def redraw_page(book_dir: Path, backends: Backends, n: int, seed: int | None = N
         book = _finish_first(book_dir, backends, on_event)
         page = book.page(n)
         if seed is None:
-            seed = page.request.seed if (style is not None and page.request) else secrets.randbelow(2**31)
+            current = page.request.seed if page.request else page_seed(book.brief.seed, n)
+            seed = current if style is not None else (current + 1) % (SEED_MAX + 1)
         mapper = concept_mapper_for(backends.illustrator)
         page.request = stage_page(book, page, mapper, seed=seed, style=style or book.brief.style)
         page.image = page.image_lowres = None

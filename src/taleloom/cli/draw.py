@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from taleloom.book import ImageRequest
-from taleloom.cli.options import SEED
+from taleloom.cli.options import SEED, STEPS
 from taleloom.config import get_settings
 
 
@@ -34,7 +34,7 @@ _REQUEST = ImageRequest.model_fields  # the defaults of one picture live there, 
 @click.argument("prompt")
 @click.option("--n", "count", type=click.IntRange(1, 16), default=1, show_default=True, help="pictures to draw")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="seed of the first picture (then +1 each)")
-@click.option("--steps", type=click.IntRange(1, 1000), default=_REQUEST["steps"].default, show_default=True,
+@click.option("--steps", type=STEPS, default=_REQUEST["steps"].default, show_default=True,
               help="denoising steps")
 @click.option("--sampler", default=_REQUEST["sampler"].default, show_default=True,
               help="dpmpp_2m, dpmpp_3m, ddim or ddpm")

@@ -46,11 +46,12 @@ def brief_from(**fields) -> Brief:
               help="folder the book's folder is made in")
 @click.option("--resume", "resume", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="finish an interrupted book (its folder)")
-@click.option("--base-url", help="public URL of the service; the QR code links to BASE_URL/books/ID")
+@click.option("--link", help="where readers will open this book (e.g. where you publish book.html); the QR code "
+                             "points there. Without it the book has no QR code: a book made here is on no server")
 @click.option("--device", help="torch device for local models: cpu, cuda, auto")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON (no live display)")
 def tell(photo, idea, description, pages, lang, style, hero, age, tone, seed, temperature, top_p, top_k, out, resume,
-         base_url, device, as_json):
+         link, device, as_json):
     """Make a storybook from a PHOTO, an --idea, or both.
 
     \b
@@ -60,7 +61,7 @@ def tell(photo, idea, description, pages, lang, style, hero, age, tone, seed, te
     """
     from taleloom.cli.progress import live_progress, report
 
-    settings = get_settings(base_url=base_url, device=device)
+    settings = get_settings(device=device)
     if resume is not None:
         if photo is not None or idea:
             raise click.UsageError("--resume finishes an existing book; give no PHOTO or --idea with it")
@@ -72,7 +73,7 @@ def tell(photo, idea, description, pages, lang, style, hero, age, tone, seed, te
         book_id = new_book_id()
         book_dir = out / book_id
         try:
-            book = create_book(book_dir, brief, photo, settings.base_url, book_id=book_id)
+            book = create_book(book_dir, brief, photo, link, book_id=book_id)
         except BaseException:
             _remove_empty(book_dir)
             raise

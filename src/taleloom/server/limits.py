@@ -11,6 +11,7 @@ from typing import Any
 
 from taleloom.backends.pool import Pool
 from taleloom.backends.roles import DEFAULT_CONCURRENCY
+from taleloom.bookrun import Backends
 from taleloom.errors import BadInputError
 
 BATCH_WAIT = 0.05  # seconds the oldest picture request waits for other books' requests to fill its batch
@@ -28,9 +29,9 @@ def concurrency_from_env(text: str | None = None) -> dict[str, int]:
     return limits
 
 
-def service_backends(settings: Any, limits: dict[str, int] | None = None) -> Pool:
+def service_backends(settings: Any, limits: dict[str, int] | None = None) -> Backends:
     """The pool as the service shares it: models created from `settings` once, on first use."""
-    return Pool(settings, limits=limits, batch_wait=BATCH_WAIT)
+    return Backends(settings, limits=limits, batch_wait=BATCH_WAIT)
 
 
 def loaded(backends: Pool) -> dict[str, bool]:

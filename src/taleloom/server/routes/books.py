@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from taleloom import orchestrator
 from taleloom.book import Brief, Storybook, new_book_id
-from taleloom.config import Settings
+from taleloom.config import Settings, share_url
 from taleloom.errors import BadInputError
 from taleloom.server.deps import (
     BookDep,
@@ -169,9 +169,9 @@ def _download_name(book: Storybook, suffix: str) -> str:
     return (title.strip() or "storybook") + suffix
 
 
-def share_url(request: Request, store: Store, book_id: str) -> str | None:
+def first_share_url(request: Request, store: Store, book_id: str) -> str | None:
     share = store.first_share(book_id)
-    return f"{request.app.state.settings.base_url}/books/{share.id}" if share else None
+    return share_url(request.app.state.settings.base_url, share.id) if share else None
 
 
 # routes ---------------------------------------------------------------------------------------
@@ -198,12 +198,9 @@ def _create(settings: Settings, store: Store, user_id: str, brief: Brief,
     book_id, share_id = new_book_id(), new_book_id()
     folder = books_dir(settings) / book_id
     try:
-        book = orchestrator.create_book(folder, brief, photo, settings.base_url, photo_limits={
+        # the QR code points at the share link, not at the owner's id
+        book = orchestrator.create_book(folder, brief, photo, share_url(settings.base_url, share_id), photo_limits={
             "max_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels})
-        link = f"{settings.base_url}/books/{share_id}"
-        if book.url != link:  # the QR code points at the share link, not at the owner's id
-            book.url = link
-            orchestrator.save_book(folder, book)
         with _submit_lock:
             check_queue(store, settings, user_id)
             job = store.add_book(book_id, user_id, brief.pages, share_id=share_id)
@@ -229,7 +226,7 @@ async def get_book(book: BookDep, request: Request, settings: SettingsDep, store
     if lang and manifest is not None:
         manifest = edition_or_404(manifest, lang)
     return book_public(book, manifest, f"/v1/books/{book.id}", current=jobs.current.get(book.id),
-                       share_url=share_url(request, store, book.id), lang=lang.strip().lower() if lang else None)
+                       share_url=first_share_url(request, store, book.id), lang=lang.strip().lower() if lang else None)
 
 
 @router.get("/{book_id}/events", summary="Live progress as server-sent events",
