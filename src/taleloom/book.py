@@ -49,9 +49,9 @@ class Brief(Strict):
     idea: str | None = Field(None, description="one-line story idea (used with or instead of a photo)")
     description: str | None = Field(None, description="user's own description of the photo, merged into the caption")
     seed: int = Field(0, ge=0, le=SEED_MAX, description="book seed; page seeds derive from it")
-    temperature: float | None = Field(None, ge=0, le=2, description="story sampling temperature; None = the writer's")
-    top_p: float | None = Field(None, gt=0, le=1, description="story nucleus sampling; None = the writer's")
-    top_k: int | None = Field(None, ge=0, description="story top-k sampling (0 = off); None = the writer's")
+    temperature: float | None = Field(None, ge=0, le=2, description="story sampling temperature (default: the writer's)")
+    top_p: float | None = Field(None, gt=0, le=1, description="story nucleus sampling (default: the writer's)")
+    top_k: int | None = Field(None, ge=0, description="story top-k sampling, 0 = off (default: the writer's)")
 
     @field_validator("lang")
     @classmethod

@@ -301,7 +301,7 @@ class Pool:
     # creation -------------------------------------------------------------------------------------
     def _create(self, role: str) -> Backend:
         options = dict(getattr(self.settings, "backend_options", {}).get(role, {}))
-        backend = registry.create(role, getattr(self.settings, role), device=self.settings.device, **options)
+        backend = registry.create(role, getattr(self.settings, role), default_device=self.settings.device, **options)
         self._limit_torch_threads()
         return backend
 

@@ -108,12 +108,12 @@ def entry(role: str, spec: str) -> Entry:
     return found
 
 
-def create(role: str, spec: str, device: str | None = None, **options: Any):
-    """Build the backend named by `spec` for `role`. `device` goes to every backend that takes one
-    (unless `options` already name one); unknown names list the known ones."""
+def create(role: str, spec: str, *, default_device: str | None = None, **options: Any):
+    """Build the backend named by `spec` for `role`. `default_device` goes to every backend that takes a
+    device, unless `options` name one (then the backend's Options judge it); unknown names list the known ones."""
     found = entry(role, spec)
     s = Spec.parse(spec)
     factory = found.load()
-    if device is not None and "device" not in options and found.takes_device(factory):
-        options["device"] = device
+    if default_device is not None and "device" not in options and found.takes_device(factory):
+        options["device"] = default_device
     return factory(location=s.location, model=s.model, **options)
