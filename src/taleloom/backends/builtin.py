@@ -49,6 +49,9 @@ BUILTINS = [
     ("narrator", "espeak", "taleloom.backends.speech.espeak:EspeakNarrator", "espeak-ng (offline)"),
     ("narrator", "openai", "taleloom.backends.speech.openai_speech:OpenAINarrator",
      "any OpenAI-compatible /v1/audio/speech endpoint"),
+    *[(role, "ray", f"taleloom.scale.ray_backends:{cls}", "the role's Ray Serve deployment (taleloom ray up; "
+       "pip install 'taleloom[ray]')") for role, cls in (("captioner", "RayCaptioner"), ("llm", "RayTextModel"),
+      ("illustrator", "RayIllustrator"), ("upscaler", "RayUpscaler"), ("narrator", "RayNarrator"))],
 ]
 
 
