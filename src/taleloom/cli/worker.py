@@ -54,6 +54,10 @@ def worker(threads: int | None, data_dir: Path | None, stop_timeout: float, log_
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     service = open_service(settings)
+    if settings.warm:  # load the models now, beside the first book, rather than inside it
+        from taleloom.server.limits import warm
+
+        threading.Thread(target=warm, args=(service.backends,), name="warm-up", daemon=True).start()
     click.echo(f"taleloom worker pid {os.getpid()}: {service.jobs.workers} book(s) at once, "
                f"data {settings.data_dir}; stop with Ctrl-C or SIGTERM", err=True)
     try:

@@ -252,6 +252,13 @@ class JobManager:
         def on_event(ev: Any) -> None:
             if stop.is_set():
                 raise JobCancelled(job.book_id)
+            if ev.kind == "started" and job.id not in self.store.renew_leases(self.owner, [job.id], self.lease_s):
+                # before a stage writes anything: this process stalled past its lease and another worker
+                # has the book now (or it was cancelled); stop here rather than write beside it
+                log.warning("job %s of book %s lost its lease: stopping before stage %s", job.id, job.book_id,
+                            ev.stage)
+                stop.set()
+                raise JobCancelled(job.book_id)
             data = ev.to_dict()
             self.hub.publish(job.book_id, data.get("kind", "progress"), data)
 
