@@ -71,6 +71,8 @@ class EmbeddedCaptioner(Captioner):
             f"embedded-captioner-{self.options.classifier}"
 
     # ---- wiring
+    uses_llm = True  # the pool hands it the pooled LLM
+
     def use_llm(self, provider: Callable[[], TextModel] | TextModel) -> None:
         """Word captions with this LLM (or a callable giving it, so it is only loaded when needed)."""
         self._llm_provider = provider if callable(provider) and not isinstance(provider, TextModel) else (
