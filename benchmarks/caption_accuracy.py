@@ -60,12 +60,19 @@ def names(text: str, accept: list[str]) -> bool:
     return bool(words & {stem(a) for a in accept})
 
 
+def named_in_text(caption, accept: list[str]) -> bool:
+    """The caption's text names the subject. A colour the captioner reports as a colour of the picture
+    ("in orange and yellow tones") does not name an orange: such a word counts only when it is also a concept."""
+    colours = {c["name"] for c in caption.facts.get("colours", [])} - {w for c in caption.concepts for w in c.split()}
+    return names(caption.text, [a for a in accept if a not in colours])
+
+
 def score(caption, accept: list[str]) -> dict:
     concepts = list(caption.concepts)
     return {"caption": caption.text, "concepts": concepts[:3],
             "top1": bool(concepts) and names(concepts[0], accept),
             "top3": any(names(c, accept) for c in concepts[:3]),
-            "named": names(caption.text, accept),
+            "named": named_in_text(caption, accept),
             "wrong": bool(concepts) and not names(concepts[0], accept),
             "said_less": not concepts}
 

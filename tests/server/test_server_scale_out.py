@@ -6,12 +6,13 @@ of an API process mid-book loses nothing: every book finishes once, with every f
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 
 import pytest
 from pg import Postgres, PostgresUnavailable
-from serverkit import Server, Worker, make_book, photo_bytes, wait_status
+from serverkit import Server, Worker, free_port, make_book, photo_bytes, taleloom_cmd, wait_status
 from sqlalchemy import select
 
 from taleloom.server.store import Job, Store, database_url
@@ -178,14 +179,13 @@ def test_a_deleted_book_stops_in_its_worker_and_its_stream_ends_everywhere(clust
 
 
 def test_split_processes_need_postgresql(tmp_path):
-    """SQLite is one process: a worker, or an API process without workers, refuses to start and says why."""
-    for args in (["worker"], ["serve", "--workers", "0"]):
-        import subprocess
-
-        from serverkit import taleloom_cmd
-
+    """SQLite is one process: a worker, or an API process without workers, refuses to start and says why;
+    so does a worker whose PostgreSQL cannot be reached."""
+    down = f"postgresql://taleloom:secret@127.0.0.1:{free_port()}/taleloom"
+    for args, env, says in ((["worker"], {}, "needs PostgreSQL"), (["serve", "--workers", "0"], {}, "needs PostgreSQL"),
+                            (["worker"], {"TALELOOM_DATABASE_URL": down}, "cannot open the database")):
         out = subprocess.run(taleloom_cmd() + args, capture_output=True, text=True, timeout=60,
-                             env={**Server(tmp_path).env}, cwd=tmp_path)
+                             env={**Server(tmp_path).env, **env}, cwd=tmp_path)
         assert out.returncode == 2, out
-        assert "needs PostgreSQL" in out.stderr and "TALELOOM_DATABASE_URL" in out.stderr, out.stderr
-        assert "Traceback" not in out.stderr
+        assert says in out.stderr and "TALELOOM_DATABASE_URL" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr and "secret" not in out.stderr
