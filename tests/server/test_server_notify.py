@@ -1,6 +1,7 @@
 """Events between processes through PostgreSQL LISTEN/NOTIFY (server/notify.py), on a real server on
 loopback: every hub on the database hears every event once, an event over NOTIFY's size limit still
-arrives (its small fields), and a hub whose connection the database dropped reconnects and hears again."""
+arrives (its small fields), and a hub whose connection the database dropped reconnects and hears again.
+Also the store's cross-process mutex (an advisory lock) that keeps the queue limits whole."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pg import Postgres, PostgresUnavailable
 
 from taleloom.server.events import EventHub
 from taleloom.server.notify import PgBus
-from taleloom.server.store import database_url
+from taleloom.server.store import Store, database_url
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +92,35 @@ def test_a_dropped_connection_is_reopened(postgres):
     finally:
         a.stop()
         b.stop()
+
+
+def test_exclusive_admits_one_holder_across_processes(postgres):
+    """The queue-limit check and the insert it allows are one step for every API process on the database."""
+    url = database_url(postgres.new_database(), None)
+    one, two = Store(url), Store(url)  # two processes' stores: separate engines and connections
+    order: list[str] = []
+    holding, entered = threading.Event(), threading.Event()
+
+    def first():
+        with one.exclusive("submit"):
+            order.append("one in")
+            holding.set()
+            time.sleep(0.5)  # the other store tries meanwhile
+            order.append("one out")
+
+    def second():
+        holding.wait(30)
+        with two.exclusive("submit"):
+            order.append("two in")
+            entered.set()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert order == ["one in", "one out", "two in"]
+    with two.exclusive("other"), one.exclusive("submit"):  # another name, and a released one: no waiting
+        pass
+    one.close()
+    two.close()

@@ -45,10 +45,11 @@ def worker(threads: int | None, data_dir: Path | None, stop_timeout: float, log_
       taleloom serve --workers 0 --port 8000 &
       for i in $(seq 4); do taleloom worker --threads 1 & done
     """
-    from taleloom.server.service import open_service, require_postgres
+    from taleloom.server.service import open_service, open_store, require_postgres
 
     settings = get_settings(data_dir=data_dir, workers=threads)
     require_postgres(settings, "taleloom worker")
+    open_store(settings).close()  # a database that cannot be reached is one clear line, before anything starts
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
@@ -42,7 +41,6 @@ from taleloom.server.schemas import (
 from taleloom.server.store import BookRow, Job, Store
 
 router = APIRouter(prefix="/v1/books", tags=["books"])
-_submit_lock = threading.Lock()  # queue-limit check and insert happen together
 KEEPALIVE_S = 15.0
 ENDED = ("done", "failed", "deleted")  # statuses after which a book's events stream ends
 
@@ -207,7 +205,7 @@ def _create(settings: Settings, store: Store, user_id: str, brief: Brief,
         # the QR code points at the share link, not at the owner's id
         book = orchestrator.create_book(folder, brief, photo, share_url(settings.base_url, share_id), photo_limits={
             "max_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels})
-        with _submit_lock:
+        with store.exclusive("submit"):  # queue-limit check and insert together, across API processes
             check_queue(store, settings, user_id)
             job = store.add_book(book_id, user_id, brief.pages, share_id=share_id)
     except BaseException:
@@ -331,7 +329,7 @@ def _edit(book: BookRow, settings: Settings, store: Store, jobs, kind: str, para
     _check_editable(book, kind)
     manifest = load_manifest(settings, book.id)
     params = {**params, "history": len(manifest.history) if manifest else 0}  # tells a resumed edit it was done
-    with _submit_lock:
+    with store.exclusive("submit"):
         check_queue(store, settings, book.user_id)
         job = store.add_job(book.id, book.user_id, kind, params)
     jobs.submit(job)
