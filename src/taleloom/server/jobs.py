@@ -41,7 +41,11 @@ POLL_S = 1.0  # how often an idle worker looks for jobs submitted elsewhere or l
 
 
 class JobCancelled(Exception):
-    """Raised from the event callback when the book was deleted, or the lease lost, while its job ran."""
+    """Raised from the event callback when the book was deleted, the lease lost or the worker stopped while
+    its job ran. Its text is what the book's manifest records for the stage it cut: nothing internal."""
+
+    def __init__(self) -> None:
+        super().__init__("interrupted: the worker stopped; the stage runs again when the book resumes")
 
 
 @dataclass
@@ -251,14 +255,14 @@ class JobManager:
 
         def on_event(ev: Any) -> None:
             if stop.is_set():
-                raise JobCancelled(job.book_id)
+                raise JobCancelled
             if ev.kind == "started" and job.id not in self.store.renew_leases(self.owner, [job.id], self.lease_s):
                 # before a stage writes anything: this process stalled past its lease and another worker
                 # has the book now (or it was cancelled); stop here rather than write beside it
                 log.warning("job %s of book %s lost its lease: stopping before stage %s", job.id, job.book_id,
                             ev.stage)
                 stop.set()
-                raise JobCancelled(job.book_id)
+                raise JobCancelled
             data = ev.to_dict()
             self.hub.publish(job.book_id, data.get("kind", "progress"), data)
 
