@@ -43,7 +43,8 @@ class ChildLlama:
     """One GGUF file served by one child process; `answer` / `answer_stream` like a TextModel's."""
 
     def __init__(self, path: Path, model_id: str, n_ctx: int, n_threads: int, n_gpu_layers: int = 0,
-                 chat_format: str | None = None, extra_buffers: bool = False, timeout: float = 600.0):
+                 chat_format: str | None = None, extra_buffers: bool = False, timeout: float = 600.0,
+                 repack: bool = True):
         command = [sys.executable, "-m", "taleloom.backends.llm.llama_child", "--model", str(path), "--port", "{port}",
                    "--n-ctx", str(n_ctx), "--n-threads", str(n_threads), "--n-gpu-layers", str(n_gpu_layers),
                    "--parent", str(os.getpid())]
@@ -51,6 +52,8 @@ class ChildLlama:
             command += ["--chat-format", chat_format]
         if extra_buffers:
             command.append("--extra-buffers")
+        if not repack:
+            command.append("--no-repack")
         self.path, self.model_id, self.n_ctx = path, model_id, n_ctx
         self.process = ModelProcess(f"LLM {path.name}", command)
         self._timeout = timeout
