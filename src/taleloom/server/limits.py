@@ -92,6 +92,10 @@ class LimitedTextModel(Limited, TextModel):
     def supports_schema(self) -> bool:  # type: ignore[override]
         return self.inner.supports_schema
 
+    @property
+    def writes_plans(self) -> bool:  # type: ignore[override]
+        return self.inner.writes_plans
+
     def chat(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
              schema: dict[str, Any] | None = None) -> str:
         with self.slots:
