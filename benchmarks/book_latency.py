@@ -82,7 +82,7 @@ def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None 
     with tempfile.TemporaryDirectory(prefix="taleloom-bench-") as tmp:
         book_dir = Path(tmp) / "bench"
         t0 = time.perf_counter()
-        create_book(book_dir, Brief(pages=pages, lang=lang, hero="Mina", seed=seed), photo, settings.base_url)
+        create_book(book_dir, Brief(pages=pages, lang=lang, hero="Mina", seed=seed), photo, None)
         created = time.perf_counter()
         book = run_book(book_dir, backends, on_event)
         total = time.perf_counter() - t0

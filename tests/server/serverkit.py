@@ -38,7 +38,7 @@ class Server:
     leaves the product's configured backends in place."""
 
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None, port: int | None = None,
-                 test_backends: bool = True):
+                 test_backends: bool = True, args: tuple[str, ...] = ()):
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -49,11 +49,13 @@ class Server:
                     "TALELOOM_WARM": "0", **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.log = self.data_dir / f"server-{self.port}.log"
+        self.args = args  # more `taleloom serve` options, e.g. ("--workers", "0") for an API process
 
     def start(self, timeout: float = 60.0) -> Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(taleloom_cmd() + ["serve", "--port", str(self.port), "--log-level", "warning"],
+            self.proc = subprocess.Popen(taleloom_cmd() + ["serve", "--port", str(self.port), "--log-level", "warning",
+                                                          *self.args],
                                          env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -95,6 +97,30 @@ class Server:
     def client(self, token: str | None = None, timeout: float = 30.0) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+
+class Worker(Server):
+    """One `taleloom worker` process on the same store and data folder (PostgreSQL only)."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, name: str = "worker"):
+        super().__init__(data_dir, env)
+        self.log = self.data_dir / f"{name}-{self.port}.log"
+
+    def start(self, timeout: float = 60.0) -> Worker:
+        """Returns once the worker says it is ready (it has started its book workers)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(taleloom_cmd() + ["worker", "--log-level", "info", "--stop-timeout", "5"],
+                                         env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            if b"taleloom worker pid" in self.log.read_bytes():
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"worker did not start in {timeout} s:\n{self.log.read_text()[-3000:]}")
 
 
 def error_body(r: httpx.Response) -> dict:

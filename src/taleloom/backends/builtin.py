@@ -1,12 +1,11 @@
 """Built-in backends, registered the way a plugin would (entry point ``taleloom.backends``).
 
-Modules are imported only when a backend is created, so `taleloom --help` stays fast and a
-missing optional dependency (diffusers, transformers) only matters to the backend that needs it.
+Each is registered by its "module:Class" name, which the registry imports only when the backend is
+created, so `taleloom --help` stays fast and a missing optional dependency (diffusers, transformers)
+only matters to the backend that needs it.
 """
 
 from __future__ import annotations
-
-import importlib
 
 # (role, name, "module:Class", description)
 BUILTINS = [
@@ -37,6 +36,10 @@ BUILTINS = [
      "SDXL base (+ refiner) folder"),
     ("illustrator", "diffusers-turbo", "taleloom.backends.image.diffusers_backend:TurboIllustrator",
      "SD-Turbo / SDXL-Turbo / LCM few-step folder"),
+    ("illustrator", "openai", "taleloom.backends.image.openai_images:OpenAIImageIllustrator",
+     "any OpenAI-compatible image server (/v1/images/generations + /edits), e.g. another Taleloom on a GPU box"),
+    ("upscaler", "openai", "taleloom.backends.image.openai_images:OpenAIImageUpscaler",
+     "an OpenAI-compatible /v1/images/edits (a Taleloom server upscales; others redraw at the larger size)"),
     ("upscaler", "embedded", "taleloom.backends.image.embedded:EmbeddedUpscaler",
      "our own x4 super-resolution diffusion model (offline, CPU)"),
     ("upscaler", "diffusers-x4", "taleloom.backends.image.diffusers_backend:DiffusersUpscaler",
@@ -46,18 +49,13 @@ BUILTINS = [
     ("narrator", "espeak", "taleloom.backends.speech.espeak:EspeakNarrator", "espeak-ng (offline)"),
     ("narrator", "openai", "taleloom.backends.speech.openai_speech:OpenAINarrator",
      "any OpenAI-compatible /v1/audio/speech endpoint"),
+    *[(role, "ray", f"taleloom.scale.ray_backends:{cls}", "the role's Ray Serve deployment (taleloom ray up; "
+       "pip install 'taleloom[ray]')") for role, cls in (("captioner", "RayCaptioner"), ("llm", "RayTextModel"),
+      ("illustrator", "RayIllustrator"), ("upscaler", "RayUpscaler"), ("narrator", "RayNarrator"))],
 ]
 
 
-def _lazy(target: str):
-    def factory(**kwargs):
-        module, _, cls = target.partition(":")
-        return getattr(importlib.import_module(module), cls)(**kwargs)
-
-    factory.target = target  # type: ignore[attr-defined]
-    return factory
-
-
 def register_all(register) -> None:
+    """Entry-point target: each built-in is registered by its "module:Class" name, as a plugin may be."""
     for role, name, target, description in BUILTINS:
-        register(role, name, _lazy(target), description)
+        register(role, name, target, description)

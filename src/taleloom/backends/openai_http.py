@@ -79,6 +79,16 @@ class OpenAIClient:
         """POST and return the raw body (audio)."""
         return self._send("POST", path, payload).content
 
+    def post_form(self, path: str, fields: dict[str, Any], files: dict[str, tuple[str, bytes, str]]) -> dict[str, Any]:
+        """POST multipart form data (``/images/edits``: the picture and mask as files) and decode the JSON answer."""
+        form = {k: str(v) for k, v in fields.items() if v is not None}
+        response = self._send("POST", path, None, form=(form, files))
+        return parse_json(response.text, f"the answer from {self._url(path)}")
+
+    def get_bytes(self, url: str) -> bytes:
+        """GET an absolute URL the server handed out (an image link), with the same retries."""
+        return self._send("GET", url, None).content
+
     def get_json(self, path: str, retries: int | None = None) -> dict[str, Any]:
         return parse_json(self._send("GET", path, None, retries).text, f"the answer from {self._url(path)}")
 
@@ -113,15 +123,18 @@ class OpenAIClient:
 
     # ------------------------------------------------------------------ internals
     def _url(self, path: str) -> str:
-        return f"{self.base_url}/{path.lstrip('/')}"
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
 
-    def _send(self, method: str, path: str, payload: dict[str, Any] | None,
-              retries: int | None = None) -> httpx.Response:
+    def _send(self, method: str, path: str, payload: dict[str, Any] | None, retries: int | None = None,
+              form: tuple[dict[str, str], dict[str, tuple[str, bytes, str]]] | None = None) -> httpx.Response:
         retries = self.max_retries if retries is None else retries
         for attempt in range(retries + 1):
             retry_after = None
             try:
-                response = self.http.request(method, path, json=payload)
+                if form is not None:
+                    response = self.http.request(method, path, data=form[0], files=form[1])
+                else:
+                    response = self.http.request(method, path, json=payload)
                 if response.status_code < 400:
                     return response
                 self._check(response, path, attempt, retries)

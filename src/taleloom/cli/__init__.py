@@ -21,7 +21,9 @@ COMMANDS = {
     "models": "taleloom.cli.models:models",
     "engine": "taleloom.cli.engine:engine",
     "serve": "taleloom.cli.serve:serve",
+    "worker": "taleloom.cli.worker:worker",
     "token": "taleloom.cli.serve:token",
+    "ray": "taleloom.cli.ray:ray",
 }
 
 
@@ -52,8 +54,9 @@ def cli() -> None:
     """Taleloom turns a photo into an illustrated, translated, narrated storybook.
 
     Start with `taleloom tell PHOTO`. Each step also runs on its own (caption, write, draw,
-    narrate), `taleloom engine` trains and samples our diffusion models, and `taleloom serve`
-    starts the HTTP API and web page. Settings: taleloom.toml < TALELOOM_* env < flags.
+    narrate), `taleloom engine` trains and samples our diffusion models, `taleloom serve`
+    starts the HTTP API and web page, and `taleloom worker` makes books beside API processes.
+    Settings: taleloom.toml < TALELOOM_* env < flags.
     """
 
 

@@ -11,9 +11,7 @@ an entry point of the ``taleloom.backends`` group. Use it to try a backend witho
 
 from __future__ import annotations
 
-import importlib
 import logging
-import os
 import secrets
 import sys
 import threading
@@ -29,8 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import taleloom
 from taleloom.config import Settings, get_settings
-from taleloom.errors import BadInputError, TaleloomError, TooLargeError
-from taleloom.server.deps import InFlight, books_dir
+from taleloom.errors import TaleloomError, TooLargeError
+from taleloom.server.deps import InFlight
 from taleloom.server.openai_errors import OpenAIErrors, is_openai_route
 
 log = logging.getLogger("taleloom.server")
@@ -38,49 +36,27 @@ WEB_DIR = Path(__file__).parent / "web"
 FORM_SLACK = 1024 * 1024  # bytes a multipart request may carry beside the photo (fields, headers)
 
 
-def load_plugins(spec: str | None = None) -> list[str]:
-    """Call every `module:function` in TALELOOM_PLUGINS with the registry's `register`."""
-    from taleloom.backends.registry import register
-
-    spec = os.environ.get("TALELOOM_PLUGINS", "") if spec is None else spec
-    loaded = []
-    for target in filter(None, (t.strip() for t in spec.split(","))):
-        module, _, func = target.partition(":")
-        try:
-            getattr(importlib.import_module(module), func or "register")(register)
-        except (ImportError, AttributeError) as e:
-            raise BadInputError(f"TALELOOM_PLUGINS entry {target!r} could not be loaded ({e})",
-                                "write module:function, with the module importable (PYTHONPATH)") from None
-        loaded.append(target)
-    return loaded
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI):
-    from taleloom.server.events import EventHub
-    from taleloom.server.jobs import JobManager
-    from taleloom.server.limits import concurrency_from_env, service_backends, warm
-    from taleloom.server.store import Store
+    from taleloom.server.limits import warm
+    from taleloom.server.service import open_service
 
     settings: Settings = app.state.settings
     # Job threads run CPU-bound Python (PDF layout, PNG encoding) beside the request handlers; a short
     # GIL switch interval keeps status requests quick while they do (5 ms is Python's default).
     sys.setswitchinterval(0.001)
-    app.state.plugins = load_plugins(settings.plugins)
-    app.state.store = store = Store.from_settings(settings)
-    app.state.backends = backends = service_backends(settings, concurrency_from_env(settings.concurrency))
-    app.state.hub = hub = EventHub()
-    app.state.jobs = jobs = JobManager(store, backends, hub, books_dir(settings), settings.workers,
-                                       lease_s=settings.job_lease_seconds)
+    service = open_service(settings)  # store, backends, events, and the book workers (none with --workers 0)
+    app.state.plugins = service.plugins
+    app.state.store, app.state.backends = service.store, service.backends
+    app.state.hub, app.state.jobs = service.hub, service.jobs
     app.state.warm = {}
-    resumed = jobs.start()
-    log.info("taleloom %s: %d worker(s), %d job(s) resumed, data in %s", taleloom.__version__, jobs.workers,
-             resumed, settings.data_dir)
+    log.info("taleloom %s: %d book worker(s), data in %s", taleloom.__version__, service.jobs.workers,
+             settings.data_dir)
     if settings.warm:
-        threading.Thread(target=lambda: app.state.warm.update(warm(backends)), name="warm-up", daemon=True).start()
+        threading.Thread(target=lambda: app.state.warm.update(warm(service.backends)), name="warm-up",
+                         daemon=True).start()
     yield
-    jobs.stop()
-    store.close()
+    service.close()
 
 
 class BodyLimit:
@@ -206,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         state = request.app.state
         return {"ok": True, "version": taleloom.__version__, "workers": state.jobs.workers,
+                "events": "postgresql" if state.hub.shared else "this process",
                 "queued": state.jobs.queued(), "active_jobs": state.store.count_active(),
                 "backends": loaded(state.backends), "warm": state.warm,
                 "batching": state.backends.illustrator.stats(), "plugins": state.plugins}

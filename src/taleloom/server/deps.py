@@ -17,6 +17,7 @@ from taleloom.config import Settings
 from taleloom.errors import TaleloomError
 from taleloom.server.jobs import JobManager
 from taleloom.server.store import BookRow, Store, User
+from taleloom.storage import BookStorage, LocalFolder
 
 
 class HTTPError(TaleloomError):
@@ -122,3 +123,8 @@ BookDep = Annotated[BookRow, Depends(owned_book)]
 
 def books_dir(settings: Settings) -> Path:
     return Path(settings.data_dir) / "books"
+
+
+def book_storage(settings: Settings) -> BookStorage:
+    """Where book files live (see taleloom.storage): the `books` folder of the data folder."""
+    return LocalFolder(books_dir(settings))

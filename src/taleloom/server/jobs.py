@@ -1,5 +1,6 @@
-"""The worker pool inside the server: workers claim book jobs from the store under a lease, run them
-through the orchestrator, and renew the lease while they work.
+"""Book workers: threads that claim book jobs from the store under a lease, run them through the
+orchestrator, and renew the lease while they work. They run inside `taleloom serve` (its default) or
+in `taleloom worker` processes beside API processes started with `taleloom serve --workers 0`.
 
 A job is a row in the store (`make`, `redraw`, `rewrite`, `extend`). Its progress is the book's
 manifest, which the orchestrator saves atomically after every stage, so a job cut off by a crash or
@@ -7,8 +8,13 @@ manifest, which the orchestrator saves atomically after every stage, so a job cu
 only in this process: any server on the same data folder (SQLite) or database (PostgreSQL) may take
 a job whose lease ran out, and none takes a job while its lease is live — so two servers never run
 one book at once. A lease whose owner is a dead process on this machine ends at once when a server
-starts, so a restarted server resumes its books without waiting. A job that kept dying
-(`max_attempts` claims) is marked failed instead of taking the server down with it again.
+starts (and whenever a worker looks, every third of a lease), so a killed process's books resume
+without waiting. A job that kept dying (`max_attempts` claims) is marked failed instead of taking the
+server down with it again. A process that stops on purpose hands its jobs back at once.
+
+Workers hear through the event hub (PostgreSQL `LISTEN/NOTIFY` when the store is PostgreSQL) of a
+job queued by any API process, so they start it at once rather than at their next poll, and of a
+book deleted anywhere, so they stop working on it.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -27,6 +32,7 @@ from taleloom import orchestrator
 from taleloom.errors import TaleloomError
 from taleloom.server.events import EventHub
 from taleloom.server.store import Job, Store
+from taleloom.storage import BookStorage, LocalFolder
 
 log = logging.getLogger("taleloom.jobs")
 MAX_ATTEMPTS = 3
@@ -65,33 +71,42 @@ def owner_is_dead(owner: str | None) -> bool:
 
 
 class JobManager:
-    def __init__(self, store: Store, backends: Any, hub: EventHub, books_dir: Path, workers: int = 2,
+    """`workers` threads that make books (0: this process only takes requests, as an API process)."""
+
+    def __init__(self, store: Store, backends: Any, hub: EventHub, storage: BookStorage | Path, workers: int = 2,
                  max_attempts: int = MAX_ATTEMPTS, lease_s: float = LEASE_S, poll_s: float = POLL_S):
         self.store = store
         self.backends = backends
         self.hub = hub
-        self.books_dir = books_dir
-        self.workers = max(1, workers)
+        self.storage = storage if isinstance(storage, BookStorage) else LocalFolder(storage)  # a Path: its books
+        self.workers = max(0, workers)
         self.max_attempts = max_attempts
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.owner = owner_id()
-        self.current: dict[str, dict] = {}  # book id → last pipeline event (stage, progress) while it runs
         self._running: dict[int, _Running] = {}  # job id → its book and stop flag, while a worker here runs it
         self._lock = threading.Lock()
         self._wake = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
 
+    @property
+    def current(self) -> dict[str, dict]:
+        """Book id → last pipeline event (stage, progress) of each running book, from any worker that
+        this process hears (all of them on PostgreSQL)."""
+        return self.hub.current
+
     # lifecycle --------------------------------------------------------------------------------
     def start(self) -> int:
-        """End the leases of dead local owners, then start the workers and the lease renewer.
-        Returns how many unfinished jobs are waiting to be (re)started."""
-        dead = sorted({o for _, o in self.store.leases() if owner_is_dead(o)})
-        released = self.store.expire_leases(dead)
+        """End the leases of dead local owners, then start the workers and the lease renewer (none in
+        an API-only process). Returns how many unfinished jobs are waiting to be (re)started."""
+        if not self.workers:
+            return self.store.count_queued()
+        released = self._expire_dead()
         waiting = released + self.store.count_queued()
         if waiting:
             log.info("%d unfinished job(s) to resume (%d from a stopped server)", waiting, released)
+        self.hub.watch(self._heard)
         for i in range(self.workers):
             t = threading.Thread(target=self._work, name=f"book-worker-{i}", daemon=True)
             t.start()
@@ -102,13 +117,43 @@ class JobManager:
         return waiting
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Ask workers to stop after their current job. A job still running keeps its lease, which runs
-        out (or is ended by the next server on this machine) and the job is resumed."""
+        """Stop the workers: each running job stops at its next event (its stage is done again on
+        resume), and the jobs are handed back so any worker takes them now. A job whose stage does not
+        end within `timeout` keeps its lease until that runs out."""
         self._stopping.set()
+        with self._lock:
+            for run in self._running.values():
+                run.stop.set()
         with self._wake:
             self._wake.notify_all()
         for t in self._threads:
             t.join(timeout / max(1, len(self._threads)))
+        if self._threads and not any(t.is_alive() for t in self._threads if t.name.startswith("book-worker")):
+            try:
+                handed = self.store.release_leases(self.owner)
+            except Exception:
+                log.exception("could not hand back the jobs of this process; their leases will run out")
+            else:
+                if handed:
+                    log.info("handed back %d unfinished job(s)", handed)
+
+    def _expire_dead(self) -> int:
+        """End the leases of owners that were processes on this machine and are gone (kill -9)."""
+        dead = sorted({o for _, o in self.store.leases() if owner_is_dead(o)})
+        return self.store.expire_leases(dead)
+
+    def _heard(self, book_id: str, kind: str, data: dict) -> None:
+        """Hub watcher: a job queued anywhere wakes a worker; a book deleted anywhere stops its run here."""
+        if kind != "status":
+            return
+        if data.get("status") == "queued":
+            with self._wake:
+                self._wake.notify()
+        elif data.get("status") == "deleted":
+            with self._lock:
+                for run in self._running.values():
+                    if run.book_id == book_id:
+                        run.stop.set()
 
     # requests from the routes -----------------------------------------------------------------
     def submit(self, job: Job) -> None:
@@ -150,12 +195,16 @@ class JobManager:
 
     def _renew(self) -> None:
         """Renew this process's leases every third of a lease; a job whose lease was lost (cancelled,
-        or taken over after this process stalled) is told to stop."""
+        or taken over after this process stalled) is told to stop. The leases of processes on this
+        machine that died are ended, so their books resume now rather than when the lease runs out."""
         while not self._stopping.wait(self.lease_s / 3):
             with self._lock:
                 ids = list(self._running)
             try:
                 held = self.store.renew_leases(self.owner, ids, self.lease_s)
+                if self._expire_dead():
+                    with self._wake:
+                        self._wake.notify_all()
             except Exception:
                 log.exception("could not renew job leases")
                 continue
@@ -193,18 +242,24 @@ class JobManager:
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
-            self.current.pop(book_id, None)
+            self.hub.current.pop(book_id, None)
             if run.stop.is_set() and self.store.get_book(book_id) is None:  # deleted while it ran
-                shutil.rmtree(self.books_dir / book_id, ignore_errors=True)
+                self.storage.delete(book_id)
 
     def _call(self, job: Job, stop: threading.Event) -> None:
-        book_dir = self.books_dir / job.book_id
+        book_dir = self.storage.folder(job.book_id)
 
         def on_event(ev: Any) -> None:
             if stop.is_set():
                 raise JobCancelled(job.book_id)
+            if ev.kind == "started" and job.id not in self.store.renew_leases(self.owner, [job.id], self.lease_s):
+                # before a stage writes anything: this process stalled past its lease and another worker
+                # has the book now (or it was cancelled); stop here rather than write beside it
+                log.warning("job %s of book %s lost its lease: stopping before stage %s", job.id, job.book_id,
+                            ev.stage)
+                stop.set()
+                raise JobCancelled(job.book_id)
             data = ev.to_dict()
-            self.current[job.book_id] = data
             self.hub.publish(job.book_id, data.get("kind", "progress"), data)
 
         p = job.params
@@ -234,7 +289,7 @@ class JobManager:
         self.hub.publish(job.book_id, "status", data)
 
     def _finish(self, job: Job) -> None:
-        book = orchestrator.load_book(self.books_dir / job.book_id)
+        book = orchestrator.load_book(self.storage.folder(job.book_id))
         if self.store.finish_job(job.id, "done", owner=self.owner):  # not if the lease was lost meanwhile
             self._set_status(job, "done", title=book.title_translated or book.title, pages=len(book.pages),
                              error=None)

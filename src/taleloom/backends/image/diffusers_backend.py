@@ -33,7 +33,7 @@ from taleloom.backends.image.diffusers_common import (
     sampler_names,
 )
 from taleloom.backends.image.diffusers_upscale import DiffusersUpscaler  # noqa: F401  (registered name lives here)
-from taleloom.book import ImageRequest
+from taleloom.book import ImageRequest, Steps
 from taleloom.config import resolve_device
 from taleloom.errors import ModelNotFoundError, choice_error
 
@@ -60,7 +60,7 @@ class DiffusersIllustrator(Illustrator):
     class Options(DiffusersOptions):
         batch_size: int = Field(4, ge=1, le=64, description="pictures per pipeline call")
         sampler: str | None = Field(None, description="overrides each request's sampler")
-        steps: int | None = Field(None, ge=1, le=500, description="overrides each request's steps")
+        steps: Steps | None = Field(None, description="overrides each request's steps")
         guidance: float | None = Field(None, ge=0.0, le=50.0, description="overrides each request's guidance")
         width: int | None = Field(None, ge=8, le=4096, description="overrides each request's width")
         height: int | None = Field(None, ge=8, le=4096, description="overrides each request's height")

@@ -101,6 +101,20 @@ def _noun_groups() -> dict[str, str]:
     return {lab.noun: lab.group for lab in labels()}
 
 
+@functools.cache
+def _shares() -> tuple[dict[str, float], dict[str, float]]:
+    """Each noun's and group's share of the 1000 labels: the mass it gets from a classifier that knows nothing."""
+    return summed(np.full(1000, 1e-3))
+
+
+def sure(p: float, share: float, bar: float) -> bool:
+    """Whether a summed probability `p` is sure: it must clear `bar` of the mass left beyond chance. On a photo
+    ImageNet has no label for (the moon, grass, a galaxy) the probabilities spread out, and a group drifts towards
+    its share of the labels: 398 of the 1000 are animals, so "an animal" got 0.4-0.5 from photos with none in them.
+    For a small group (a cat: 5 labels) this is `bar`; for "animal" it is 0.70 instead of 0.5."""
+    return p >= bar + (1 - bar) * share
+
+
 def name_subjects(probs: np.ndarray, facts: dict | None = None) -> list[Subject]:
     """What the photo shows, main subject first; empty when nothing is sure."""
     facts = facts or {}
@@ -108,12 +122,15 @@ def name_subjects(probs: np.ndarray, facts: dict | None = None) -> list[Subject]
     ranked = sorted(nouns.items(), key=lambda kv: -kv[1])
     found: list[Subject] = []
     best, p = ranked[0]
-    if p >= (THING_SURE if noun_group(best) == "thing" else NOUN_SURE) and noun_group(best) != "person":
+    noun_share, group_share = _shares()
+    if (sure(p, noun_share[best], THING_SURE if noun_group(best) == "thing" else NOUN_SURE)
+            and noun_group(best) != "person"):
         found.append(Subject(best, with_article(best), round(p, 3), "noun"))
     else:  # the deepest group that is sure: "dog" before "animal"
-        sure = [(g, q) for g, q in groups.items() if q >= GROUP_SURE and GROUPS[g][0] and g not in ("person", "clothes")]
-        if sure:
-            g, q = max(sure, key=lambda gq: (len(ancestry(gq[0])), gq[1]))
+        candidates = [(g, q) for g, q in groups.items() if sure(q, group_share[g], GROUP_SURE) and GROUPS[g][0]
+                      and g not in ("person", "clothes")]
+        if candidates:
+            g, q = max(candidates, key=lambda gq: (len(ancestry(gq[0])), gq[1]))
             found.append(Subject(g, GROUPS[g][0], round(q, 3), "group"))
     person = person_subject(facts, groups)
     if person is not None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import threading
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
@@ -13,7 +11,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from taleloom import orchestrator
 from taleloom.book import Brief, Storybook, new_book_id
-from taleloom.config import Settings
+from taleloom.config import Settings, share_url
 from taleloom.errors import BadInputError
 from taleloom.server.deps import (
     BookDep,
@@ -22,10 +20,11 @@ from taleloom.server.deps import (
     SettingsDep,
     StoreDep,
     UserDep,
-    books_dir,
+    book_storage,
     not_found,
 )
 from taleloom.server.events import EventHub
+from taleloom.server.manifests import ManifestCache
 from taleloom.server.schemas import (
     BookCreate,
     BookPublic,
@@ -42,7 +41,6 @@ from taleloom.server.schemas import (
 from taleloom.server.store import BookRow, Job, Store
 
 router = APIRouter(prefix="/v1/books", tags=["books"])
-_submit_lock = threading.Lock()  # queue-limit check and insert happen together
 KEEPALIVE_S = 15.0
 ENDED = ("done", "failed", "deleted")  # statuses after which a book's events stream ends
 
@@ -81,11 +79,17 @@ def check_form(request: Request) -> None:
 
 
 # helpers shared with the share routes ---------------------------------------------------------
+_manifests = ManifestCache()
+
+
 def load_manifest(settings: Settings, book_id: str) -> Storybook | None:
+    """The book's manifest, parsed again only when its file changed (server/manifests.py): read it, don't
+    change it. None when it is not written yet or the folder was deleted."""
     try:
-        return orchestrator.load_book(books_dir(settings) / book_id)
-    except Exception:  # not written yet, or the folder was deleted
+        folder = book_storage(settings).folder(book_id)
+    except ValueError:  # not a book id
         return None
+    return _manifests.get(folder)
 
 
 def book_file(settings: Settings, row: BookRow, name: str, label: str | None = None,
@@ -93,7 +97,6 @@ def book_file(settings: Settings, row: BookRow, name: str, label: str | None = N
     """One of the book's files by its public name: book.pdf, book.html, manifest.json, qr.png,
     pages/N.png, audio/N.wav. Paths come from the manifest, never from the URL. `label` is how errors
     name the book (a share link's reader must not learn the owner's book id)."""
-    folder = books_dir(settings) / row.id
     book = load_manifest(settings, row.id)
     if lang and book is not None:  # an edition's narration (editions.view)
         book = edition_or_404(book, lang)
@@ -108,8 +111,8 @@ def book_file(settings: Settings, row: BookRow, name: str, label: str | None = N
         page = next((p for p in book.pages if str(p.index) == n), None)
         if page is not None:
             rel = page.image if kind == "pages" else page.audio
-    path = (folder / rel) if rel else None
-    if path is None or not path.is_file():
+    path = book_storage(settings).file(row.id, rel) if rel else None
+    if path is None:
         raise HTTPError(404, "NotReady" if row.status in ("queued", "running") else "NotFound",
                         f"{name} of {label or 'book ' + row.id} is not there" + (f" yet (status {row.status})"
                                                                    if row.status in ("queued", "running") else ""),
@@ -146,7 +149,7 @@ def book_epub(settings: Settings, row: BookRow, lang: str | None = None, label: 
 
     book = _finished(settings, row, "EPUB", label)
     shown = edition_or_404(book, lang)
-    path = epub_path(books_dir(settings) / row.id, book, shown.brief.lang if shown is not book else None)
+    path = epub_path(book_storage(settings).folder(row.id), book, shown.brief.lang if shown is not book else None)
     return FileResponse(path, media_type="application/epub+zip", filename=_download_name(shown, ".epub"),
                         headers={"Cache-Control": "private, max-age=0, must-revalidate"})
 
@@ -156,8 +159,8 @@ def edition_pdf(settings: Settings, row: BookRow, lang: str, label: str | None =
     book = _finished(settings, row, "PDF", label)
     shown = edition_or_404(book, lang)
     rel = shown.files.get("pdf") if shown is not book else book.files.get("pdf")
-    path = books_dir(settings) / row.id / rel if rel else None
-    if path is None or not path.is_file():
+    path = book_storage(settings).file(row.id, rel) if rel else None
+    if path is None:
         raise HTTPError(404, "NotFound", f"the {lang} edition of {label or 'book ' + row.id} has no PDF",
                         "ask the book's owner for it" if label else f"make it again: POST /v1/books/{row.id}:translate")
     return FileResponse(path, media_type="application/pdf", filename=_download_name(shown, ".pdf"),
@@ -169,9 +172,9 @@ def _download_name(book: Storybook, suffix: str) -> str:
     return (title.strip() or "storybook") + suffix
 
 
-def share_url(request: Request, store: Store, book_id: str) -> str | None:
+def first_share_url(request: Request, store: Store, book_id: str) -> str | None:
     share = store.first_share(book_id)
-    return f"{request.app.state.settings.base_url}/books/{share.id}" if share else None
+    return share_url(request.app.state.settings.base_url, share.id) if share else None
 
 
 # routes ---------------------------------------------------------------------------------------
@@ -196,19 +199,17 @@ async def create_book(request: Request, user: UserDep, settings: SettingsDep, st
 def _create(settings: Settings, store: Store, user_id: str, brief: Brief,
             photo: bytes | None) -> tuple[BookRow, Job, Storybook]:
     book_id, share_id = new_book_id(), new_book_id()
-    folder = books_dir(settings) / book_id
+    storage = book_storage(settings)
+    folder = storage.folder(book_id)
     try:
-        book = orchestrator.create_book(folder, brief, photo, settings.base_url, photo_limits={
+        # the QR code points at the share link, not at the owner's id
+        book = orchestrator.create_book(folder, brief, photo, share_url(settings.base_url, share_id), photo_limits={
             "max_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels})
-        link = f"{settings.base_url}/books/{share_id}"
-        if book.url != link:  # the QR code points at the share link, not at the owner's id
-            book.url = link
-            orchestrator.save_book(folder, book)
-        with _submit_lock:
+        with store.exclusive("submit"):  # queue-limit check and insert together, across API processes
             check_queue(store, settings, user_id)
             job = store.add_book(book_id, user_id, brief.pages, share_id=share_id)
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        storage.delete(book_id)
         raise
     return store.get_book(book_id), job, book
 
@@ -221,15 +222,23 @@ def list_books(user: UserDep, store: StoreDep):
 
 @router.get("/{book_id}", response_model=BookPublic, summary="Status, stages and pages of a book")
 async def get_book(book: BookDep, request: Request, settings: SettingsDep, store: StoreDep, jobs: JobsDep,
-                   lang: str | None = None):
-    """Polled often while a book is made, so it stays on the event loop: an indexed lookup and one small
-    JSON file cost less than a hop to the thread pool, which under load waits behind the job threads.
+                   lang: str | None = None) -> Response:
+    """Polled often while a book is made, so it stays on the event loop: indexed lookups and a manifest
+    parsed only when it changed cost less than a hop to the thread pool, which under load waits behind the
+    job threads. Serialised once here: FastAPI would dump, validate and dump the answer again.
     `?lang=` shows an edition's text, title and narration (see POST :translate)."""
+    public = book_status(book, request, settings, store, jobs, lang)
+    return Response(public.model_dump_json(), media_type="application/json")
+
+
+def book_status(book: BookRow, request: Request, settings: Settings, store: Store, jobs,
+                lang: str | None = None) -> BookPublic:
+    """What GET /v1/books/{id} answers (also the events stream's first message)."""
     manifest = load_manifest(settings, book.id)
     if lang and manifest is not None:
         manifest = edition_or_404(manifest, lang)
     return book_public(book, manifest, f"/v1/books/{book.id}", current=jobs.current.get(book.id),
-                       share_url=share_url(request, store, book.id), lang=lang.strip().lower() if lang else None)
+                       share_url=first_share_url(request, store, book.id), lang=lang.strip().lower() if lang else None)
 
 
 @router.get("/{book_id}/events", summary="Live progress as server-sent events",
@@ -243,7 +252,7 @@ async def book_events(book: BookDep, request: Request, settings: SettingsDep, st
     async def stream():
         try:
             row = await run_in_threadpool(store.get_book, book.id) or book
-            snap = await get_book(row, request, settings, store, jobs)
+            snap = book_status(row, request, settings, store, jobs)
             yield hub.message("snapshot", snap.model_dump(mode="json")).encode()
             if row.status in ("done", "failed"):
                 return
@@ -320,7 +329,7 @@ def _edit(book: BookRow, settings: Settings, store: Store, jobs, kind: str, para
     _check_editable(book, kind)
     manifest = load_manifest(settings, book.id)
     params = {**params, "history": len(manifest.history) if manifest else 0}  # tells a resumed edit it was done
-    with _submit_lock:
+    with store.exclusive("submit"):
         check_queue(store, settings, book.user_id)
         job = store.add_job(book.id, book.user_id, kind, params)
     jobs.submit(job)
@@ -387,7 +396,7 @@ def retry(book: BookDep, settings: SettingsDep, store: StoreDep, jobs: JobsDep, 
     if book.status != "failed":
         raise HTTPError(409, "NotFailed", f"book {book.id} is {book.status}; only a failed book is retried",
                         "nothing to do" if book.status == "done" else "wait for it to finish")
-    orchestrator.reseed(books_dir(settings) / book.id, body.seed if body else None)
+    orchestrator.reseed(book_storage(settings).folder(book.id), body.seed if body else None)
     return _edit(book, settings, store, jobs, "make", {})
 
 
@@ -396,6 +405,6 @@ def delete_book(book: BookDep, request: Request, settings: SettingsDep, store: S
     store.delete_book(book.id)  # first: a worker that stops on the cancel finds the book gone and removes its folder
     busy = jobs.cancel(book.id)  # a running job stops at its next event
     request.app.state.hub.publish(book.id, "status", {"book_id": book.id, "status": "deleted"})  # streams end
-    if not busy:
-        shutil.rmtree(books_dir(settings) / book.id, ignore_errors=True)
+    if not busy:  # else the worker removes the files once it has stopped writing them
+        book_storage(settings).delete(book.id)
     return Response(status_code=204)

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse
 from PIL import Image, ImageOps
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from taleloom.book import SEED_MAX, ImageRequest
+from taleloom.book import SEED_MAX, STEPS_MAX, ImageRequest, Steps
 from taleloom.config import Settings
 from taleloom.deadline import Scope
 from taleloom.errors import BadInputError, choice_error
@@ -141,7 +141,7 @@ class ImageGeneration(BaseModel):
                                                 "natural (watercolor)")
     negative_prompt: str | None = None
     seed: int | None = Field(None, ge=0, le=SEED_MAX, description="picture i uses seed + i")
-    steps: int | None = Field(None, ge=1, le=200)
+    steps: Steps | None = None
     guidance: float | None = Field(None, ge=0, le=30, allow_inf_nan=False)
     sampler: str | None = None
     stream: bool = Field(False, description="not supported: partial pictures are not streamed (422)")
@@ -189,18 +189,27 @@ async def images_edits(request: Request, user: StepUserDep, settings: SettingsDe
                  n: Annotated[int, Form(ge=1, le=4)] = 1, size: Annotated[str | None, Form()] = None,
                  strength: Annotated[float, Form(gt=0, le=1, allow_inf_nan=False)] = 0.6,
                  style: Annotated[str, Form()] = "storybook", seed: Annotated[int | None, Form(ge=0, le=SEED_MAX)] = None,
-                 steps: Annotated[int | None, Form(ge=1, le=200)] = None,
+                 steps: Annotated[int | None, Form(ge=1, le=STEPS_MAX)] = None,
                  guidance: Annotated[float | None, Form(ge=0, le=30, allow_inf_nan=False)] = None,
                  quality: Annotated[Quality | None, Form()] = None,
                  output_format: Annotated[OutputFormat, Form()] = "png",
                  background: Annotated[Literal["auto", "opaque"] | None, Form()] = None,
-                 response_format: Annotated[Literal["b64_json", "url"], Form()] = "b64_json"):
+                 response_format: Annotated[Literal["b64_json", "url"], Form()] = "b64_json",
+                 upscale: Annotated[int | None, Form(ge=2, le=4, description=(
+                     "Taleloom's own: enlarge the picture this many times with the upscaler instead of redrawing "
+                     "it (what an `openai:` upscaler of another Taleloom sends); size, if given, is the final size"))]
+                 = None):
     photo_bytes, mask_bytes = await image.read(), await mask.read() if mask is not None and mask.filename else None
     backends = request.app.state.backends
 
     def edit() -> dict:
         photo = load_photo(photo_bytes, image.filename or "the image", max_bytes=settings.max_upload_bytes,
                            max_pixels=settings.max_pixels).image
+        if upscale:
+            big = backends.upscaler.upscale(photo, upscale, prompt, seed or 0)
+            wh = _size(size) or big.size
+            big = big if big.size == wh else ImageOps.fit(big.convert("RGB"), wh, Image.Resampling.LANCZOS)
+            return answer([big], response_format, output_format, None, request, settings)
         wh = _size(size) or photo.size
         if photo.size != wh:
             photo = photo.resize(wh, Image.Resampling.LANCZOS)

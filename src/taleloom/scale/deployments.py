@@ -1,0 +1,113 @@
+"""Each model role as a Ray Serve deployment (`pip install taleloom[ray]`).
+
+A replica builds the role's backend from an ordinary spec (``embedded``, ``diffusers-sdxl:/models/sdxl``...)
+through the registry, once, and serves the role's interface methods. Pictures are batched across books
+with ``@serve.batch``: every page is sent on its own, and requests that arrive at a replica within
+`batch_wait_s` of each other (up to `max_batch`) share one model call, grouped by what a model call must
+share (size, steps, sampler, guidance). Model calls run in a thread so the replica keeps taking requests
+while it draws. One app per role (``taleloom-illustrator``...), so a role is redeployed or scaled alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray import serve
+
+from taleloom.backends import registry
+from taleloom.errors import BackendError
+
+# the methods of each role's interface a client may call through `call` (generate goes through the batcher)
+METHODS = {
+    "illustrator": {"img2img", "inpaint"},
+    "upscaler": {"upscale", "upscale_batch"},
+    "captioner": {"caption"},
+    "llm": {"chat", "answer"},
+    "narrator": {"speak", "speak_words", "languages"},
+}
+APP_PREFIX = "taleloom"
+
+
+def app_name(role: str, prefix: str = APP_PREFIX) -> str:
+    return f"{prefix}-{role}"
+
+
+@dataclass
+class RoleConfig:
+    """One role's deployment: which backend, how many replicas, and how pictures are batched."""
+
+    role: str
+    spec: str  # an ordinary backend spec, built in every replica
+    replicas: int = 1
+    options: dict[str, Any] = field(default_factory=dict)  # the backend's Options
+    max_batch: int = 8  # pictures per model call at most (illustrator)
+    batch_wait_s: float = 0.05  # how long a replica waits for more pictures before drawing
+    num_cpus: float = 1.0  # Ray resources each replica reserves
+    num_gpus: float = 0.0
+    plugins: str = ""  # TALELOOM_PLUGINS-style "module:function" loaded in each replica
+
+
+def _group_key(r: Any) -> tuple:
+    """Pictures that may share one model call (the pool's batcher, backends/batching.py, uses the same)."""
+    from taleloom.backends.batching import batch_key
+
+    return batch_key(r)
+
+
+@serve.deployment(max_ongoing_requests=32, health_check_period_s=2, health_check_timeout_s=10,
+                  graceful_shutdown_timeout_s=5)
+class ModelServer:
+    """One replica of one role's backend."""
+
+    def __init__(self, config: RoleConfig):
+        from taleloom.server.service import load_plugins
+
+        load_plugins(config.plugins)
+        self.config = config
+        self.backend = registry.create(config.role, config.spec, **config.options)
+        self.batches: Counter[int] = Counter()  # pictures per model call → how many calls
+        self.generate_one.set_max_batch_size(config.max_batch)
+        self.generate_one.set_batch_wait_timeout_s(config.batch_wait_s)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
+    async def generate_one(self, requests: list[Any]) -> list[Any]:
+        """Pictures from any number of books, one per request; drawn in as few model calls as may be."""
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(_group_key(r), []).append(i)
+        out: list[Any] = [None] * len(requests)
+        for indices in groups.values():
+            images = await asyncio.to_thread(self.backend.generate, [requests[i] for i in indices])
+            self.batches[len(indices)] += 1
+            for i, im in zip(indices, images, strict=True):
+                out[i] = im
+        return out
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Any other method of the role's interface, e.g. ``call("caption", image, hint)``."""
+        if method not in METHODS[self.config.role]:
+            raise ValueError(f"{method!r} is not a {self.config.role} method; known: {sorted(METHODS[self.config.role])}")
+        return await asyncio.to_thread(getattr(self.backend, method), *args, **kwargs)
+
+    def describe(self) -> dict[str, Any]:
+        """What answers here: for `taleloom ray status`, the benchmark (batch sizes) and tests (pid)."""
+        return {"role": self.config.role, "model_id": self.backend.model_id, "pid": os.getpid(),
+                "replica": serve.get_replica_context().replica_id.unique_id,
+                "batches": dict(self.batches), "ready": list(self.backend.ready())}
+
+
+def deploy(config: RoleConfig, prefix: str = APP_PREFIX) -> None:
+    """(Re)deploy one role as its own app on the connected cluster; returns when its replicas are up."""
+    serve.start(proxy_location="Disabled")  # handles only: no HTTP proxy (it would take port 8000)
+    app = ModelServer.options(num_replicas=config.replicas, ray_actor_options={
+        "num_cpus": config.num_cpus, "num_gpus": config.num_gpus}).bind(config)
+    try:
+        serve.run(app, name=app_name(config.role, prefix), route_prefix=None)
+    except RuntimeError as e:  # a replica could not start: most often the backend spec or a missing plugin
+        raise BackendError(f"the {config.role} deployment ({config.spec}) did not start: {e}",
+                           "the replica's error is in the Ray session's logs (/tmp/ray/session_latest/logs/serve/); "
+                           "check the spec and that taleloom (and any plugin) is importable on every node") from None
