@@ -64,9 +64,10 @@ def raw_tokens_per_second(llm, n: int = 96) -> float:
 
 def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None = None) -> dict:
     t_import = time.perf_counter()
-    from taleloom.book import STAGES, Brief
+    from taleloom.book import Brief
     from taleloom.config import Settings
     from taleloom.orchestrator import Backends, create_book, run_book
+    from taleloom.pipeline import STAGES
 
     import_s = time.perf_counter() - t_import
     settings = Settings(**({"llm": llm_spec} if llm_spec else {}))  # the embedded defaults unless told

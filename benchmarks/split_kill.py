@@ -43,7 +43,7 @@ from pg import Postgres  # noqa: E402
 from serverkit import Server, Worker, photo_bytes  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from taleloom.book import STAGES  # noqa: E402
+from taleloom.pipeline import STAGES  # noqa: E402
 from taleloom.server.jobs import MAX_ATTEMPTS  # noqa: E402
 from taleloom.server.store import Job, Store, database_url  # noqa: E402
 

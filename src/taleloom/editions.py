@@ -125,7 +125,7 @@ def _make_edition(run, book: Storybook, lang: str) -> Edition:
                                                        if a == b and a.strip()}
     pages = [EditionPage(index=p.index, text=out[i + 1], kept_english=(i + 1) in kept) for i, p in enumerate(book.pages)]
     ed = Edition(lang=lang, title=out[0] or book.title or "", pages=pages, translated=len(kept) < len(texts),
-                 model_id=getattr(llm, "model_id", None) or None, source=source_key(book),
+                 model_id=llm.model_id or None, source=source_key(book),
                  notes=list(getattr(result, "warnings", [])))
     narrator = run.backend("narrator")
     groups: dict[str, list[EditionPage]] = {}

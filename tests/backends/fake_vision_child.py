@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import signal
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 CAPTION = {"text": "A ginger cat sleeps on a blue sofa.", "concepts": ["cat", "sofa"]}
@@ -38,6 +39,7 @@ def main() -> None:
                 f.write(json.dumps(body) + "\n")
             if "crash me" in json.dumps(body["messages"]):
                 os.kill(os.getpid(), signal.SIGSEGV)
+                time.sleep(60)  # the signal lands asynchronously: never answer meanwhile
             self._json({"id": "x", "object": "chat.completion", "model": "local",
                         "choices": [{"index": 0, "finish_reason": "stop",
                                      "message": {"role": "assistant", "content": json.dumps(CAPTION)}}],

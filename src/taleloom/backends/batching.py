@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,12 +46,13 @@ def batch_key(r: ImageRequest) -> tuple:
     return (r.width, r.height, r.steps, r.sampler, r.guidance)
 
 
-def batches(requests: Sequence[ImageRequest], max_batch: int) -> list[list[int]]:
-    """Indices of `requests` in model calls of at most `max_batch` requests with equal `batch_key`s,
-    in order of each group's first request."""
-    groups: dict[tuple, list[int]] = {}
+def batches(requests: Sequence[ImageRequest], max_batch: int,
+            key: Callable[[ImageRequest], Hashable] = batch_key) -> list[list[int]]:
+    """Indices of `requests` in model calls of at most `max_batch` requests with equal keys (`batch_key`,
+    or a backend's own finer one), in order of each group's first request."""
+    groups: dict[Hashable, list[int]] = {}
     for i, r in enumerate(requests):
-        groups.setdefault(batch_key(r), []).append(i)
+        groups.setdefault(key(r), []).append(i)
     size = max(1, max_batch)
     return [idx[s:s + size] for idx in groups.values() for s in range(0, len(idx), size)]
 

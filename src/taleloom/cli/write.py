@@ -42,7 +42,7 @@ def write(caption_text, idea, pages, lang, hero, age, tone, seed, temperature, t
     caption = Caption(text=caption_text) if caption_text else None
     model = Backends.from_settings(get_settings(llm=llm)).llm
     console = Console(stderr=True)
-    with console.status(f"writing {brief.pages} pages with {getattr(model, 'model_id', '') or 'the LLM'}…"):
+    with console.status(f"writing {brief.pages} pages with {model.model_id or 'the LLM'}…"):
         draft = write_story(caption, brief, model)
     translated, warnings = None, []
     if brief.lang != "en":
@@ -51,7 +51,7 @@ def write(caption_text, idea, pages, lang, hero, age, tone, seed, temperature, t
         translated, warnings = list(result), result.warnings
     if as_json:
         data = draft.model_dump()
-        data.update(lang=brief.lang, seed=seed, model_id=getattr(model, "model_id", ""))
+        data.update(lang=brief.lang, seed=seed, model_id=model.model_id)
         if translated is not None:
             data["title_translated"] = translated[0]
             for page, text in zip(data["pages"], translated[1:], strict=True):

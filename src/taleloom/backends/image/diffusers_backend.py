@@ -19,6 +19,7 @@ from PIL import Image
 from pydantic import Field
 
 from taleloom.backends.base import Illustrator
+from taleloom.backends.batching import batches
 from taleloom.backends.image.diffusers_common import (
     DiffusersOptions,
     check_size,
@@ -137,16 +138,12 @@ class DiffusersIllustrator(Illustrator):
     # ------------------------------------------------------------------ drawing
     def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
         """Requests that share size/steps/guidance/sampler go through the pipeline together, in batches."""
-        groups: dict[Settings, list[int]] = {}
-        for i, request in enumerate(requests):
-            groups.setdefault(self.settings(request), []).append(i)
         images: list[Image.Image | None] = [None] * len(requests)
-        for s, indices in groups.items():
-            for start in range(0, len(indices), self.options.batch_size):
-                chunk = indices[start:start + self.options.batch_size]
-                drawn = self._call("text2img", [requests[i] for i in chunk], s, {"width": s.width, "height": s.height})
-                for i, image in zip(chunk, drawn, strict=True):
-                    images[i] = image
+        for chunk in batches(requests, self.options.batch_size, key=self.settings):
+            s = self.settings(requests[chunk[0]])
+            drawn = self._call("text2img", [requests[i] for i in chunk], s, {"width": s.width, "height": s.height})
+            for i, image in zip(chunk, drawn, strict=True):
+                images[i] = image
         return images  # type: ignore[return-value]
 
     def img2img(self, request: ImageRequest, image: Image.Image, strength: float = 0.6) -> Image.Image:
