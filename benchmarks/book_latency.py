@@ -64,9 +64,10 @@ def raw_tokens_per_second(llm, n: int = 96) -> float:
 
 def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None = None) -> dict:
     t_import = time.perf_counter()
-    from taleloom.book import STAGES, Brief
+    from taleloom.book import Brief
     from taleloom.config import Settings
     from taleloom.orchestrator import Backends, create_book, run_book
+    from taleloom.pipeline import STAGES
 
     import_s = time.perf_counter() - t_import
     settings = Settings(**({"llm": llm_spec} if llm_spec else {}))  # the embedded defaults unless told
@@ -82,7 +83,7 @@ def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None 
     with tempfile.TemporaryDirectory(prefix="taleloom-bench-") as tmp:
         book_dir = Path(tmp) / "bench"
         t0 = time.perf_counter()
-        create_book(book_dir, Brief(pages=pages, lang=lang, hero="Mina", seed=seed), photo, settings.base_url)
+        create_book(book_dir, Brief(pages=pages, lang=lang, hero="Mina", seed=seed), photo, None)
         created = time.perf_counter()
         book = run_book(book_dir, backends, on_event)
         total = time.perf_counter() - t0

@@ -73,3 +73,28 @@ def test_boxes_snap_to_the_unets_grid_and_bad_ones_are_named():
             pipe.region_box(bad)
     with pytest.raises(BadInputError, match="3 prompts for 2 pictures"):
         pipe.generate_scene(["a", "b"], [(["x", "y", "z"], (0, 0, 0.5, 0.5))], steps=2)
+
+
+def test_a_region_seed_keeps_the_heros_noise_while_the_page_seed_varies_the_rest():
+    pipe = TextToImage(tiny_checkpoint())
+    box = (0.5, 0.5, 1.0, 1.0)
+    y0, y1, x0, x1 = pipe.region_box(box)
+    seen = []
+    real_run = pipe._run
+
+    def spy(den, smp, x_T, *a, **k):
+        seen.append(x_T.clone())
+        return real_run(den, smp, x_T, *a, **k)
+
+    pipe._run = spy
+    pages = pipe.generate_scene(["a house"] * 2, [("a cat", box)], steps=2, seeds=[4, 5], region_seeds=[9, 9])
+    x_T = seen[0]
+    assert torch.equal(x_T[0, :, y0:y1, x0:x1], x_T[1, :, y0:y1, x0:x1])  # the same hero noise on both pages
+    assert torch.equal(x_T[0, :, y0:y1, x0:x1], pipe.noise([9])[0, :, y0:y1, x0:x1])
+    assert not torch.equal(x_T[0, :, :y0], x_T[1, :, :y0])  # the rest of each page has its own noise
+    assert np.asarray(pages[0]).tobytes() != np.asarray(pages[1]).tobytes()
+    without = pipe.generate_scene(["a house"], [("a cat", box)], steps=2, seeds=[4], region_seeds=[None])
+    assert np.asarray(without[0]).tobytes() == np.asarray(
+        pipe.generate_scene(["a house"], [("a cat", box)], steps=2, seeds=[4])[0]).tobytes()
+    with pytest.raises(BadInputError, match="1 region seeds for 2 pictures"):
+        pipe.generate_scene(["a", "b"], [("x", box)], steps=2, region_seeds=[1])

@@ -85,6 +85,17 @@ def test_resume_needs_a_saved_run_and_warns_when_the_trajectory_changes(tmp_path
         train(small_config(tmp_path / "run", max_steps=4, lr=5e-4), data, resume=True, progress=False)
 
 
+def test_raising_max_steps_under_a_cosine_schedule_is_a_changed_trajectory(tmp_path):
+    """Cosine decay is stretched over max_steps: raising it on resume changes every later step's learning
+    rate, so the resume is warned about and logged, unlike under a constant learning rate."""
+    data = TinyImages(3, 8)
+    train(small_config(tmp_path / "cos", max_steps=3, lr_schedule="cosine"), data, progress=False)
+    with pytest.warns(UserWarning, match=r"changed training settings \(max_steps\)"):
+        train(small_config(tmp_path / "cos", max_steps=5, lr_schedule="cosine"), data, resume=True, progress=False)
+    events = [json.loads(line) for line in (tmp_path / "cos" / "train_log.jsonl").read_text().splitlines()]
+    assert {"step": 3, "event": "resumed with changed settings", "changed": {"max_steps": [3, 5]}} in events
+
+
 def test_a_device_this_machine_lacks_is_named(tmp_path):
     with pytest.raises(BadInputError, match="'bogus' is not a torch device"):
         train(small_config(tmp_path, device="bogus"), TinyImages(2, 8), progress=False)

@@ -289,6 +289,7 @@ class ConceptIllustrator(SolidIllustrator):
     name = "test-concepts"
     model_id = "test-concepts-illustrator"
     VOCABULARY = ("kite", "cat", "tree", "boat")
+    draws_concepts = True
 
     def _draw(self, r: ImageRequest) -> Image.Image:
         return super()._draw(r.model_copy(update={"width": 32, "height": 32,

@@ -74,9 +74,11 @@ def test_only_missing_pages_are_staged_and_overrides_apply():
 
 def test_concept_mapper_comes_from_the_illustrator():
     class Big:
-        pass
+        draws_concepts = False
 
     class Small:
+        draws_concepts = True
+
         def nearest_concepts(self, text, k):
             return ["cat face"][:k]
 
@@ -84,16 +86,19 @@ def test_concept_mapper_comes_from_the_illustrator():
     assert concept_mapper_for(Small())("x", 1) == ["cat face"]
 
 
-def test_whole_scenes_put_the_hero_in_the_same_box_with_one_seed():
+def test_whole_scenes_put_the_hero_in_the_same_box_with_one_hero_seed_and_a_seed_per_page():
     from taleloom.stages.stage import HERO_LEFT, HERO_RIGHT, hero_seed, scene_layout
 
     book = make_book()
     book.pages[1].scene = "Mina climbs a tall tree on the right"
     requests = stage(book, mapper)
     assert all(len(r.concepts) == 2 for r in requests)
-    assert {r.seed for r in requests} == {hero_seed(7)}  # the same hero noise on every page
+    assert {r.hero_seed for r in requests} == {hero_seed(7)}  # the same hero noise on every page
+    assert len({r.seed for r in requests}) == len(requests)  # but each page its own seed: no two pages alike
+    assert hero_seed(7) not in {r.seed for r in requests}
     assert [r.hero_box for r in requests] == [HERO_LEFT, HERO_RIGHT, HERO_LEFT]
     assert scene_layout("left and right") == HERO_LEFT
     redrawn = stage_page(book, book.pages[0], mapper, seed=99)
     assert redrawn.seed == 99 and redrawn.hero_box == HERO_LEFT  # redraw keeps its own seed
+    assert redrawn.hero_seed == hero_seed(7)  # and the book's hero
     assert all(r.hero_box is None for r in stage(make_book()))  # big backends read the full prompt

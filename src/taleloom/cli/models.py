@@ -5,7 +5,6 @@ mean loading big weights or calling a server nobody configured)."""
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import click
@@ -29,12 +28,10 @@ def check(role: str, spec: str) -> tuple[bool, str]:
 
 def importable(entry: registry.Entry) -> tuple[bool, str]:
     """Whether a backend not in use could be chosen: its module and class import."""
-    target = getattr(entry.factory, "target", None)
-    if target is None:
+    if entry.target is None:
         return True, "registered by a plugin"
-    module, _, cls = target.partition(":")
     try:
-        getattr(importlib.import_module(module), cls)
+        entry.load()
     except Exception as e:
         return False, _reason(e)
     return True, f"installed; not in use (TALELOOM_{entry.role.upper()}={entry.name}[:location])"

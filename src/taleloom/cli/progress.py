@@ -16,8 +16,9 @@ from rich.progress_bar import ProgressBar
 from rich.spinner import Spinner
 from rich.table import Table
 
-from taleloom.book import STAGES, Storybook, count
-from taleloom.orchestrator import BOOK, Event
+from taleloom.book import Storybook, count
+from taleloom.bookrun import BOOK, Event
+from taleloom.pipeline import STAGES
 
 _ICONS = {"done": "[green]✓[/]", "skipped": "[yellow]–[/]", "failed": "[red]✗[/]", "pending": "[dim]·[/]"}
 

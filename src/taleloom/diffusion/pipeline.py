@@ -219,10 +219,13 @@ class TextToImage:
         region_weight: float = 4.0,
         progress: bool = False,
         spacing: str = "trailing",
+        region_seeds: Sequence[int | None] | None = None,
     ) -> list[Image.Image]:
         """Whole scenes with region prompts: `prompts` (one per picture) draw the background over the whole
         picture, each region (prompt(s), box) draws its prompt inside its box (see RegionDenoiser).
-        Works for pixel and latent models alike; same prompts, boxes and seed → the same picture."""
+        `region_seeds` (one per picture, None = none): the noise inside the first region's box comes from
+        this seed instead, so a book's hero keeps its look while each page's `seeds` vary the rest.
+        Works for pixel and latent models alike; same prompts, boxes and seeds → the same picture."""
         from taleloom.diffusion.guidance import RegionDenoiser
 
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -244,7 +247,15 @@ class TextToImage:
         den = RegionDenoiser(self.model, self.schedule, self.prediction_type, cond=self.encode(prompts),
                              regions=parts, uncond=uncond, guidance=guidance, region_weight=region_weight)
         smp = self.sampler(sampler, spacing=spacing)
-        x0 = self._run(den, smp, self.noise(seeds), steps, seeds, progress)
+        x_T = self.noise(seeds)
+        if region_seeds is not None and parts:
+            if len(region_seeds) != b:
+                raise BadInputError(f"{len(region_seeds)} region seeds for {b} pictures", "give one per picture")
+            y0, y1, x0_, x1 = parts[0][1]
+            for i, rs in enumerate(region_seeds):
+                if rs is not None:
+                    x_T[i, :, y0:y1, x0_:x1] = self.noise([rs])[0, :, y0:y1, x0_:x1]
+        x0 = self._run(den, smp, x_T, steps, seeds, progress)
         return self.pictures(x0)
 
     def pictures(self, x0: torch.Tensor) -> list[Image.Image]:

@@ -178,13 +178,16 @@ def _check_dataset(config: TrainConfig, images: torch.Tensor, conds: torch.Tenso
 
 
 # Fields that may differ on resume without changing the trajectory (where it stops, how it reports).
+# max_steps is one only under a constant learning rate: the cosine decay is stretched over max_steps, so
+# raising it on resume raises the learning rate of every later step (warned, and logged in train_log.jsonl).
 _RESUME_FREE = frozenset({"max_steps", "checkpoint_every", "log_every", "out_dir", "cache_dir", "device", "compile"})
 
 
 def _changed_training_fields(saved: dict[str, Any], config: TrainConfig) -> list[str]:
     now = config.to_dict()
+    free = _RESUME_FREE if config.lr_schedule == "constant" else _RESUME_FREE - {"max_steps"}
     return sorted(k for k, v in saved.items()
-                  if k != "unet" and k not in _RESUME_FREE and k in now and _plain(v) != _plain(now[k]))
+                  if k != "unet" and k not in free and k in now and _plain(v) != _plain(now[k]))
 
 
 def _plain(v: Any) -> Any:
@@ -280,6 +283,11 @@ def train(
 
             warnings.warn(f"resuming {out} with changed training settings ({', '.join(changed)}): "
                           "the run continues, but it is no longer the uninterrupted run's trajectory", stacklevel=2)
+            out.mkdir(parents=True, exist_ok=True)
+            with (out / "train_log.jsonl").open("a", encoding="utf-8") as f:  # the run's history says where
+                f.write(json.dumps({"step": int(state["step"]), "event": "resumed with changed settings",
+                                    "changed": {k: [state["config"].get(k), config.to_dict()[k]] for k in changed}})
+                        + "\n")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if ema is not None and state["ema"] is not None:

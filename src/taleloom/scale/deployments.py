@@ -57,8 +57,8 @@ def _pictures(books: list[list[Any]]) -> int:
 
 
 def _group_key(r: Any) -> tuple:
-    """Pictures that may share one model call (the batcher of server/batching.py uses the same)."""
-    from taleloom.server.batching import batch_key
+    """Pictures that may share one model call (the pool's batcher, backends/batching.py, uses the same)."""
+    from taleloom.backends.batching import batch_key
 
     return batch_key(r)
 

@@ -4,8 +4,9 @@ Big backends read the full prompt (scene + cast sheet + style suffix). The embed
 only knows the concepts it was trained on (emoji names); for it, `concepts` holds the main
 subject and its setting, picked by MiniLM similarity from its vocabulary (`ConceptMapper`). A page
 with both is a whole scene: `hero_box` (scene_layout) says where the hero stands, the setting fills
-the rest (region prompts at sampling time), and every such page of a book shares one seed, so the
-hero's noise, and with it the hero, stays the same from page to page.
+the rest (region prompts at sampling time). Every such page of a book shares one `hero_seed` (the
+noise inside the hero's box), so the hero looks the same from page to page, while each page keeps
+its own `seed` for the rest of the picture, so two pages with the same hero and setting still differ.
 """
 
 from __future__ import annotations
@@ -53,8 +54,7 @@ DEFAULT_STYLE = "storybook"
 def concept_mapper_for(illustrator) -> ConceptMapper | None:
     """The illustrator's own concept matcher when it only knows a fixed vocabulary (the embedded model);
     None for backends that read full prompts."""
-    fn = getattr(illustrator, "nearest_concepts", None)
-    return fn if callable(fn) else None
+    return illustrator.nearest_concepts if illustrator.draws_concepts else None
 
 
 def get_style(name: str) -> Style:
@@ -91,19 +91,20 @@ def stage_page(book: Storybook, page: Page, concept_mapper: ConceptMapper | None
     st = get_style(style or book.brief.style)
     prompt = ", ".join(x for x in (page.scene.strip().rstrip("."), cast_sheet(book.cast), st.suffix) if x)
     concepts: list[str] = []
-    hero_box = None
+    hero_box, hero = None, None
     if concept_mapper is not None:
         subject = subject or main_subject(book, concept_mapper)
         concepts = [subject] if subject else []
         setting = scene_setting(page.scene, concept_mapper, exclude=set(concepts))
         if setting:
             concepts.append(setting)
-        if len(concepts) == 2:  # a whole scene: the hero in its box, the same seed on every page
+        if len(concepts) == 2:  # a whole scene: the hero in its box with the book's hero noise
             hero_box = scene_layout(page.scene)
-            seed = hero_seed(book.brief.seed) if seed is None else seed
+            hero = hero_seed(book.brief.seed)
     return ImageRequest(prompt=prompt, negative_prompt=st.negative, concepts=concepts,
                         seed=page_seed(book.brief.seed, page.index) if seed is None else seed,
-                        steps=st.steps, guidance=st.guidance, sampler=st.sampler, style=st.name, hero_box=hero_box)
+                        steps=st.steps, guidance=st.guidance, sampler=st.sampler, style=st.name, hero_box=hero_box,
+                        hero_seed=hero)
 
 
 HERO_LEFT = (0.0, 0.375, 0.625, 1.0)  # the hero's box: lower left, 5/8 of the picture; the setting shows around it
@@ -112,13 +113,13 @@ HERO_RIGHT = (0.375, 0.375, 1.0, 1.0)
 
 def scene_layout(scene: str) -> tuple[float, float, float, float]:
     """Where the hero stands in a whole-scene picture: lower right when the scene says so, else lower left.
-    The same box on every page keeps the hero's noise, so with the same seed the hero looks the same."""
+    The hero's noise (hero_seed) fills this box on every page, so the hero looks the same."""
     words = set(scene.lower().replace(",", " ").replace(".", " ").split())
     return HERO_RIGHT if "right" in words and "left" not in words else HERO_LEFT
 
 
 def hero_seed(book_seed: int) -> int:
-    """One seed for all whole-scene pages of a book (page 0's seed, which no page uses)."""
+    """The seed of the hero's noise on all whole-scene pages of a book (page 0's seed, which no page uses)."""
     return page_seed(book_seed, 0)
 
 

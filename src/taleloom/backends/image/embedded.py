@@ -70,6 +70,7 @@ class _Lazy:
 class EmbeddedIllustrator(_Lazy, Illustrator):
     name = "embedded"
     max_batch = 4
+    draws_concepts = True  # its vocabulary is the emoji concepts it was trained on
 
     class Options(BaseOptions):
         device: str = Field("auto", description="'auto' = CPU; the model is small")
@@ -167,7 +168,8 @@ class EmbeddedIllustrator(_Lazy, Illustrator):
             seeds = [requests[i].seed for i in idx]
             if box is not None:
                 images = pipe.generate_scene([scenes[i][0] for i in idx], [([scenes[i][1] for i in idx], box)],
-                                             sampler=sampler, steps=steps, guidance=guidance, seeds=seeds)
+                                             sampler=sampler, steps=steps, guidance=guidance, seeds=seeds,
+                                             region_seeds=[requests[i].hero_seed for i in idx])
             else:
                 images = pipe.generate([prompts[i][0] for i in idx], negative_prompt=negative, sampler=sampler,
                                        steps=steps, guidance=guidance, seeds=seeds)

@@ -1,4 +1,5 @@
-"""The model process: llama-cpp-python's own OpenAI-compatible server (`llama_cpp.server`) for one GGUF file.
+"""The model process: llama-cpp-python's own OpenAI-compatible server (`llama_cpp.server`) for one GGUF file
+(with ``--clip-model``, a vision model: its multimodal projector and the chat format that reads images).
 
 Run by `taleloom.backends.llm.supervisor` as ``python -m taleloom.backends.llm.llama_child --model M.gguf
 --port P ...``, never in the API process: whatever llama.cpp's native code does (a segfault on a
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-threads", type=int, default=1)
     parser.add_argument("--n-gpu-layers", type=int, default=0)
     parser.add_argument("--chat-format", default=None)
+    parser.add_argument("--clip-model", default=None, help="multimodal projector GGUF (mmproj) of a vision model")
     parser.add_argument("--alias", default="local")
     parser.add_argument("--extra-buffers", action="store_true")
     parser.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     server = ServerSettings(host="127.0.0.1", port=args.port, interrupt_requests=False)
     model = ModelSettings(model=args.model, model_alias=args.alias, n_ctx=args.n_ctx, n_threads=args.n_threads,
                           n_threads_batch=args.n_threads, n_gpu_layers=args.n_gpu_layers,
-                          chat_format=args.chat_format, verbose=False)
+                          chat_format=args.chat_format, clip_model_path=args.clip_model, verbose=False)
     with _model_params(extra_buffers=args.extra_buffers):
         app = create_app(server_settings=server, model_settings=[model])  # loads the weights
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", timeout_graceful_shutdown=1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
@@ -12,7 +11,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from taleloom import orchestrator
 from taleloom.book import Brief, Storybook, new_book_id
-from taleloom.config import Settings
+from taleloom.config import Settings, share_url
 from taleloom.errors import BadInputError
 from taleloom.server.deps import (
     BookDep,
@@ -25,6 +24,7 @@ from taleloom.server.deps import (
     not_found,
 )
 from taleloom.server.events import EventHub
+from taleloom.server.manifests import ManifestCache
 from taleloom.server.schemas import (
     BookCreate,
     BookPublic,
@@ -41,7 +41,6 @@ from taleloom.server.schemas import (
 from taleloom.server.store import BookRow, Job, Store
 
 router = APIRouter(prefix="/v1/books", tags=["books"])
-_submit_lock = threading.Lock()  # queue-limit check and insert happen together
 KEEPALIVE_S = 15.0
 ENDED = ("done", "failed", "deleted")  # statuses after which a book's events stream ends
 
@@ -80,11 +79,17 @@ def check_form(request: Request) -> None:
 
 
 # helpers shared with the share routes ---------------------------------------------------------
+_manifests = ManifestCache()
+
+
 def load_manifest(settings: Settings, book_id: str) -> Storybook | None:
+    """The book's manifest, parsed again only when its file changed (server/manifests.py): read it, don't
+    change it. None when it is not written yet or the folder was deleted."""
     try:
-        return orchestrator.load_book(book_storage(settings).folder(book_id))
-    except Exception:  # not written yet, or the folder was deleted
+        folder = book_storage(settings).folder(book_id)
+    except ValueError:  # not a book id
         return None
+    return _manifests.get(folder)
 
 
 def book_file(settings: Settings, row: BookRow, name: str, label: str | None = None,
@@ -167,9 +172,9 @@ def _download_name(book: Storybook, suffix: str) -> str:
     return (title.strip() or "storybook") + suffix
 
 
-def share_url(request: Request, store: Store, book_id: str) -> str | None:
+def first_share_url(request: Request, store: Store, book_id: str) -> str | None:
     share = store.first_share(book_id)
-    return f"{request.app.state.settings.base_url}/books/{share.id}" if share else None
+    return share_url(request.app.state.settings.base_url, share.id) if share else None
 
 
 # routes ---------------------------------------------------------------------------------------
@@ -197,13 +202,10 @@ def _create(settings: Settings, store: Store, user_id: str, brief: Brief,
     storage = book_storage(settings)
     folder = storage.folder(book_id)
     try:
-        book = orchestrator.create_book(folder, brief, photo, settings.base_url, photo_limits={
+        # the QR code points at the share link, not at the owner's id
+        book = orchestrator.create_book(folder, brief, photo, share_url(settings.base_url, share_id), photo_limits={
             "max_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels})
-        link = f"{settings.base_url}/books/{share_id}"
-        if book.url != link:  # the QR code points at the share link, not at the owner's id
-            book.url = link
-            orchestrator.save_book(folder, book)
-        with _submit_lock:
+        with store.exclusive("submit"):  # queue-limit check and insert together, across API processes
             check_queue(store, settings, user_id)
             job = store.add_book(book_id, user_id, brief.pages, share_id=share_id)
     except BaseException:
@@ -220,15 +222,23 @@ def list_books(user: UserDep, store: StoreDep):
 
 @router.get("/{book_id}", response_model=BookPublic, summary="Status, stages and pages of a book")
 async def get_book(book: BookDep, request: Request, settings: SettingsDep, store: StoreDep, jobs: JobsDep,
-                   lang: str | None = None):
-    """Polled often while a book is made, so it stays on the event loop: an indexed lookup and one small
-    JSON file cost less than a hop to the thread pool, which under load waits behind the job threads.
+                   lang: str | None = None) -> Response:
+    """Polled often while a book is made, so it stays on the event loop: indexed lookups and a manifest
+    parsed only when it changed cost less than a hop to the thread pool, which under load waits behind the
+    job threads. Serialised once here: FastAPI would dump, validate and dump the answer again.
     `?lang=` shows an edition's text, title and narration (see POST :translate)."""
+    public = book_status(book, request, settings, store, jobs, lang)
+    return Response(public.model_dump_json(), media_type="application/json")
+
+
+def book_status(book: BookRow, request: Request, settings: Settings, store: Store, jobs,
+                lang: str | None = None) -> BookPublic:
+    """What GET /v1/books/{id} answers (also the events stream's first message)."""
     manifest = load_manifest(settings, book.id)
     if lang and manifest is not None:
         manifest = edition_or_404(manifest, lang)
     return book_public(book, manifest, f"/v1/books/{book.id}", current=jobs.current.get(book.id),
-                       share_url=share_url(request, store, book.id), lang=lang.strip().lower() if lang else None)
+                       share_url=first_share_url(request, store, book.id), lang=lang.strip().lower() if lang else None)
 
 
 @router.get("/{book_id}/events", summary="Live progress as server-sent events",
@@ -242,7 +252,7 @@ async def book_events(book: BookDep, request: Request, settings: SettingsDep, st
     async def stream():
         try:
             row = await run_in_threadpool(store.get_book, book.id) or book
-            snap = await get_book(row, request, settings, store, jobs)
+            snap = book_status(row, request, settings, store, jobs)
             yield hub.message("snapshot", snap.model_dump(mode="json")).encode()
             if row.status in ("done", "failed"):
                 return
@@ -319,7 +329,7 @@ def _edit(book: BookRow, settings: Settings, store: Store, jobs, kind: str, para
     _check_editable(book, kind)
     manifest = load_manifest(settings, book.id)
     params = {**params, "history": len(manifest.history) if manifest else 0}  # tells a resumed edit it was done
-    with _submit_lock:
+    with store.exclusive("submit"):
         check_queue(store, settings, book.user_id)
         job = store.add_job(book.id, book.user_id, kind, params)
     jobs.submit(job)
