@@ -19,6 +19,7 @@ from typing import Any
 from ray import serve
 
 from taleloom.backends import registry
+from taleloom.backends.batching import batches
 from taleloom.errors import BackendError
 
 # the methods of each role's interface a client may call through `call` (generate goes through the batcher)
@@ -49,18 +50,12 @@ class RoleConfig:
     num_cpus: float = 1.0  # Ray resources each replica reserves
     num_gpus: float = 0.0
     plugins: str = ""  # TALELOOM_PLUGINS-style "module:function" loaded in each replica
+    device: str | None = None  # torch device for backends that take one (settings.device)
 
 
 def _pictures(books: list[list[Any]]) -> int:
     """A batch's size in pictures (each request is one book's list of pictures)."""
     return sum(len(b) for b in books)
-
-
-def _group_key(r: Any) -> tuple:
-    """Pictures that may share one model call (the pool's batcher, backends/batching.py, uses the same)."""
-    from taleloom.backends.batching import batch_key
-
-    return batch_key(r)
 
 
 @serve.deployment(max_ongoing_requests=32, health_check_period_s=2, health_check_timeout_s=10,
@@ -73,7 +68,7 @@ class ModelServer:
 
         load_plugins(config.plugins)
         self.config = config
-        self.backend = registry.create(config.role, config.spec, **config.options)
+        self.backend = registry.create(config.role, config.spec, default_device=config.device, **config.options)
         self.batches: Counter[int] = Counter()  # pictures per model call → how many calls
         self.generate.set_max_batch_size(config.max_batch)
         self.generate.set_batch_wait_timeout_s(config.batch_wait_s)
@@ -83,18 +78,12 @@ class ModelServer:
         """Pictures of any number of books (one request per book, so its pages stay together), drawn in as
         few model calls as may be; `max_batch` counts pictures, not requests."""
         flat = [r for book in books for r in book]
-        groups: dict[tuple, list[int]] = {}
-        for i, r in enumerate(flat):
-            groups.setdefault(_group_key(r), []).append(i)
         drawn: list[Any] = [None] * len(flat)
-        step = max(1, self.backend.max_batch)  # what one call of this backend takes (base.Illustrator)
-        for indices in groups.values():
-            for k in range(0, len(indices), step):
-                part = indices[k:k + step]
-                images = await asyncio.to_thread(self.backend.generate, [flat[i] for i in part])
-                self.batches[len(part)] += 1
-                for i, im in zip(part, images, strict=True):
-                    drawn[i] = im
+        for part in batches(flat, self.backend.max_batch):  # groups that may share a call, the backend's size
+            images = await asyncio.to_thread(self.backend.generate, [flat[i] for i in part])
+            self.batches[len(part)] += 1
+            for i, im in zip(part, images, strict=True):
+                drawn[i] = im
         out, k = [], 0
         for book in books:
             out.append(drawn[k:k + len(book)])
