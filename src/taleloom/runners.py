@@ -100,7 +100,7 @@ def run_illustrate(run: _Run) -> str | None:
 
     run.fns.illustrate([p.request for p in pages], illustrator, on_batch=keep,
                on_progress=lambda d, t: run.progress(d, t, "pictures"))
-    retries = getattr(run.backends.settings, "page_audit_retries", 0)
+    retries = run.backends.settings.page_audit_retries
     if retries and illustrator.draws_concepts and illustrator.aligned is not None:
         redrawn = _audit(run, illustrator, {p.index for p in pages}, retries)
         return count(len(pages), "picture") + (f", {count(redrawn, 'page')} redrawn after the check" if redrawn

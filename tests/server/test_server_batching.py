@@ -128,3 +128,17 @@ def test_concurrency_setting():
     assert concurrency_from_env("llm=2, narrator=4")["narrator"] == 4
     with pytest.raises(BadInputError, match="roles"):
         concurrency_from_env("gpu=2")
+
+
+def test_an_idle_dispatcher_ends_and_a_later_call_starts_another(monkeypatch):
+    import taleloom.backends.batching as batching
+
+    monkeypatch.setattr(batching, "IDLE_S", 0.05)
+    batcher = Batcher(lambda: SolidIllustrator(), max_wait=0.0)
+    assert len(batcher.generate(requests("a", 1))) == 1
+    for _ in range(200):  # the dispatcher leaves once it has waited IDLE_S with nothing to do
+        if not batcher._threads:
+            break
+        time.sleep(0.01)
+    assert batcher._threads == []
+    assert len(batcher.generate(requests("b", 2))) == 2  # a new one is started for the next call

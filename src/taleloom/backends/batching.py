@@ -41,6 +41,9 @@ class _Item:
         return self.scope is not None and (self.scope.cancelled or self.scope.expired())
 
 
+IDLE_S = 30.0  # seconds a dispatcher thread waits for work before it ends (a later call starts another)
+
+
 def batch_key(r: ImageRequest) -> tuple:
     """Requests with equal keys can share one model call."""
     return (r.width, r.height, r.steps, r.sampler, r.guidance)
@@ -103,17 +106,20 @@ class Batcher:
 
     # dispatcher -------------------------------------------------------------------------------
     def _start(self) -> None:
-        if self._threads:
-            return
-        for i in range(self.workers):
-            t = threading.Thread(target=self._dispatch, name=f"illustrator-batch-{i}", daemon=True)
-            t.start()
+        """Dispatchers up to `workers` (called under the lock; an idle one has left, see IDLE_S)."""
+        while len(self._threads) < self.workers:
+            t = threading.Thread(target=self._dispatch, name=f"illustrator-batch-{len(self._threads)}", daemon=True)
             self._threads.append(t)
+            t.start()
 
-    def _next_batch(self) -> list[_Item]:
+    def _next_batch(self) -> list[_Item] | None:
+        """The next batch to draw; [] when another dispatcher took it; None when idle for IDLE_S (then this
+        dispatcher has left the list, so a pool that is no longer used keeps no thread)."""
         with self._cond:
             while not self._pending:
-                self._cond.wait()
+                if not self._cond.wait(IDLE_S) and not self._pending:
+                    self._threads.remove(threading.current_thread())
+                    return None
             key = min(self._pending, key=lambda k: self._pending[k][0].at)  # oldest waiting request first
             limit = self.max_batch
             deadline = self._pending[key][0].at + self.max_wait
@@ -136,6 +142,8 @@ class Batcher:
     def _dispatch(self) -> None:
         while True:
             batch = self._next_batch()
+            if batch is None:
+                return
             if not batch:
                 continue
             try:

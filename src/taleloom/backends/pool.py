@@ -147,6 +147,8 @@ def _count(t0: float) -> None:
 class PooledTextModel(Pooled, TextModel):
     can_stream = property(lambda self: self.inner.can_stream)  # type: ignore[assignment]
     supports_schema = property(lambda self: self.inner.supports_schema)  # type: ignore[assignment]
+    writes_plans = property(lambda self: self.inner.writes_plans)  # type: ignore[assignment]
+    translates = property(lambda self: self.inner.translates)  # type: ignore[assignment]
 
     def chat(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
              schema: dict[str, Any] | None = None) -> str:

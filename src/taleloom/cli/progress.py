@@ -139,3 +139,8 @@ def report(book: Storybook, book_dir: Path, as_json: bool) -> None:
     for key in ("pdf", "html"):
         if key in book.files:
             console.print(f"  {key}: {Path(book_dir) / book.files[key]}")
+    if book.url:
+        console.print(f"  link (QR code): {book.url}")
+    else:
+        console.print("  [dim]no link or QR code: this book is on no server; give --link URL with the address "
+                      "where you publish it[/]")

@@ -322,12 +322,13 @@ class Store:
             return s.execute(update(Job).where(Job.status == "running", Job.lease_owner.in_(owners))
                              .values(lease_until=0.0)).rowcount
 
-    def release_leases(self, owner: str) -> int:
+    def release_leases(self, owner: str) -> list[Job]:
         """Hand back the jobs `owner` holds (a worker stopping on purpose): claimable at once, and the
         claim it made does not count against the job's attempts (it was not killed by the job)."""
         with self.session.begin() as s:
-            return s.execute(update(Job).where(Job.status == "running", Job.lease_owner == owner)
-                             .values(lease_until=0.0, attempts=Job.attempts - 1)).rowcount
+            ids = list(s.scalars(update(Job).where(Job.status == "running", Job.lease_owner == owner)
+                                 .values(lease_until=0.0, attempts=Job.attempts - 1).returning(Job.id)))
+            return [s.get(Job, i) for i in ids]
 
     def finish_job(self, job_id: int, status: str, error: dict | None = None, owner: str | None = None) -> bool:
         """Record the end of a job; with `owner`, only while that worker still holds it (False if not)."""

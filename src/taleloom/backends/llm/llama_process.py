@@ -44,9 +44,10 @@ class ChildLlama:
 
     def __init__(self, path: Path, model_id: str, n_ctx: int, n_threads: int, n_gpu_layers: int = 0,
                  chat_format: str | None = None, extra_buffers: bool = False, timeout: float = 600.0,
-                 clip_model: Path | None = None):
+                 clip_model: Path | None = None, repack: bool = False):
         """`clip_model`: the multimodal projector of a vision model (then `chat_format` names the server's
-        handler for it, e.g. "llava-1-5"); its calls take OpenAI image parts (data URLs) in the messages."""
+        handler for it, e.g. "llava-1-5"); its calls take OpenAI image parts (data URLs) in the messages.
+        `repack`: weights in llama.cpp's CPU_REPACK layout (llamacpp.Options.repack)."""
         command = [sys.executable, "-m", "taleloom.backends.llm.llama_child", "--model", str(path), "--port", "{port}",
                    "--n-ctx", str(n_ctx), "--n-threads", str(n_threads), "--n-gpu-layers", str(n_gpu_layers),
                    "--parent", str(os.getpid())]
@@ -56,6 +57,8 @@ class ChildLlama:
             command += ["--clip-model", str(clip_model)]
         if extra_buffers:
             command.append("--extra-buffers")
+        if repack:
+            command.append("--repack")
         self.path, self.model_id, self.n_ctx = path, model_id, n_ctx
         self.process = ModelProcess(f"{'vision model' if clip_model else 'LLM'} {path.name}", command)
         self._timeout = timeout
