@@ -5,6 +5,7 @@
     python benchmarks/caption_accuracy.py --llm smollm2 # worded by the LLM as in a book (slower)
     python benchmarks/caption_accuracy.py --split dev   # only the photos that may be looked at while tuning
     python benchmarks/caption_accuracy.py --failures    # also print why each miss failed (labels, people)
+    python benchmarks/caption_accuracy.py --sweep       # named vs wrong as the sureness bar moves (+ plot)
     python benchmarks/caption_accuracy.py --baseline benchmarks/results/caption_accuracy_baseline.json
                                                         # old vs new: a saved run beside this one, same photos
 
@@ -60,12 +61,19 @@ def names(text: str, accept: list[str]) -> bool:
     return bool(words & {stem(a) for a in accept})
 
 
+def named_in_text(caption, accept: list[str]) -> bool:
+    """The caption's text names the subject. A colour the captioner reports as a colour of the picture
+    ("in orange and yellow tones") does not name an orange: such a word counts only when it is also a concept."""
+    colours = {c["name"] for c in caption.facts.get("colours", [])} - {w for c in caption.concepts for w in c.split()}
+    return names(caption.text, [a for a in accept if a not in colours])
+
+
 def score(caption, accept: list[str]) -> dict:
     concepts = list(caption.concepts)
     return {"caption": caption.text, "concepts": concepts[:3],
             "top1": bool(concepts) and names(concepts[0], accept),
             "top3": any(names(c, accept) for c in concepts[:3]),
-            "named": names(caption.text, accept),
+            "named": named_in_text(caption, accept),
             "wrong": bool(concepts) and not names(concepts[0], accept),
             "said_less": not concepts}
 
@@ -87,6 +95,50 @@ def print_failures(rows: list[dict], key: str) -> None:
         print(f"- {r['id']} [{r['split']}] expected {r['subject']!r}\n    top-5: {labels}\n"
               f"    people: {d['faces']} faces, {d['bodies']} bodies; subjects: {d['subjects'] or 'none'}\n"
               f"    caption: {r[key]['caption']!r}")
+
+
+SWEEP_BARS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def sweep_point(probs, facts: dict, accept: list[str], bar: float) -> dict:
+    """The new captioner's template caption at another sureness bar, scored like the real one."""
+    from taleloom.backends.vision.embedded import template
+    from taleloom.backends.vision.subjects import Bars, name_subjects
+    from taleloom.book import Caption
+
+    subjects = name_subjects(probs, facts, Bars(noun=bar, thing=min(0.95, bar + 0.3), group=bar, also=bar))
+    worded = {**facts, "subjects": [{"level": s.level} for s in subjects]}
+    text = template([s.phrase for s in subjects], worded)
+    return score(Caption(text=text, concepts=[s.noun for s in subjects], facts=facts, model_id="sweep"), accept)
+
+
+def top5_ceiling(probs, facts: dict, accept: list[str]) -> bool:
+    """Whether anything the classifier ranks in its top 5 (noun or group), or a face for a person, names the
+    subject: no choice of bars can name more photos than this."""
+    from taleloom.backends.vision.imagenet_nouns import GROUPS, labels
+
+    words = " ".join(f"{labels()[i].noun} {GROUPS[labels()[i].group][0]}" for i in probs.argsort()[::-1][:5])
+    return names(words + (" person people" if facts.get("faces") or facts.get("bodies") else ""), accept)
+
+
+def plot_sweep(sweep: list[dict], ceiling: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8.4, 4))
+    bars = [s["bar"] for s in sweep]
+    ax.plot(bars, [100 * s["named"] for s in sweep], "o-", label="subject named")
+    ax.plot(bars, [100 * s["wrong"] for s in sweep], "s-", color="tab:red", label="something else named first")
+    ax.axhline(100 * TARGET, color="grey", ls=":", label="target (named)")
+    ax.axhline(100 * ceiling, color="tab:green", ls="--", label="classifier's top-5 ceiling")
+    ax.axvline(0.5, color="black", lw=0.8, label="default bar")
+    ax.set(xlabel="sureness bar (summed probability)", ylabel="% of photos", ylim=(0, 100),
+           title=f"Caption accuracy vs sureness ({sweep[0]['n']} real photos, template wording)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def summary(rows: list[dict], key: str) -> dict:
@@ -114,7 +166,7 @@ def contact_sheet(rows: list[dict], path: Path, cols: int = 6, side: int = 180) 
             said = ", ".join(res["concepts"][:2]) or "(says less)"
             colour = (0, 130, 0) if res["top1"] else (90, 90, 90) if res["said_less"] else (200, 0, 0)
             draw.text((x + 3, y + side + 12 + 13 * j), f"{key}: {said}"[:34], fill=colour)
-    sheet.save(path)
+    sheet.quantize(256).save(path, optimize=True)  # a palette PNG: a third of the bytes, still legible
 
 
 def main() -> int:
@@ -124,6 +176,7 @@ def main() -> int:
     ap.add_argument("--split", choices=("all", "dev", "holdout", "fresh"), default="all")
     ap.add_argument("--failures", action="store_true", help="print each miss with the labels and people seen")
     ap.add_argument("--baseline", type=Path, help="a saved JSON of an earlier run: its 'new' row is shown as 'before'")
+    ap.add_argument("--sweep", action="store_true", help="also score the new captioner at other sureness bars")
     ap.add_argument("--out", default="", help="suffix of the result files (caption_accuracy<suffix>.json)")
     args = ap.parse_args()
 
@@ -144,13 +197,20 @@ def main() -> int:
             missing.append(f"{entry['id']} ({entry['package']}: {entry['path']})")
             continue
         image = Image.open(path).convert("RGB")
-        row = {**entry, "path": str(path)}
+        row, captions = {**entry, "path": str(path)}, {}
         for key, cap in captioners.items():
             cap.caption(image) if not rows else None  # first call loads the models: not timed
             t0 = time.perf_counter()
-            caption = cap.caption(image)
+            caption = captions[key] = cap.caption(image)
             row[key] = {**score(caption, entry["accept"]), "seconds": round(time.perf_counter() - t0, 3),
                         "diagnosis": diagnosis(caption)}
+        if args.sweep:
+            from taleloom.backends.vision.facts import working_copy
+
+            probs = captioners["new"].classifier.probs(working_copy(image))
+            facts = captions["new"].facts
+            row["sweep"] = {str(b): sweep_point(probs, facts, entry["accept"], b) for b in SWEEP_BARS}
+            row["top5_ceiling"] = top5_ceiling(probs, facts, entry["accept"])
         rows.append(row)
         print(f"{entry['id']:>20} [{entry['split']:>7}] {entry['subject']:>14} | old: {row['old']['caption'][:50]!r:52}"
               f" | new: {row['new']['caption'][:70]!r}", flush=True)
@@ -181,18 +241,32 @@ def main() -> int:
                   f"{m['wrong']:>6.1%} {m['said_less']:>6.1%} {m['median_s']:>8.3f}")
     if args.failures:
         print_failures(rows, "new")
+    sweep = []
+    if args.sweep:
+        n = len(rows)
+        for b in SWEEP_BARS:
+            sweep.append({"bar": b, "n": n, **{m: round(sum(r["sweep"][str(b)][m] for r in rows) / n, 3)
+                                               for m in ("named", "wrong", "said_less")}})
+        ceiling = round(sum(r["top5_ceiling"] for r in rows) / n, 3)
+        print(f"\n{'bar':>5} {'named':>6} {'wrong':>6} {'less':>6}   (new captioner, template wording)")
+        for s in sweep:
+            print(f"{s['bar']:>5.1f} {s['named']:>6.1%} {s['wrong']:>6.1%} {s['said_less']:>6.1%}")
+        print(f"top-5 ceiling (a top-5 label or a face names the subject): {ceiling:.1%}")
     named = table["all"]["new"]["named"]
     print(f"\ntarget: >= {TARGET:.0%} of photos have their main subject named — new captioner {named:.1%} "
           f"({'met' if named >= TARGET else 'NOT met'})")
     RESULTS.mkdir(exist_ok=True)
     kinds = sorted({r["subject"] for r in rows})
     out = {"llm": args.llm, "baseline": str(args.baseline or ""), "classifier": args.classifier, "photos": len(rows), "kinds_of_subject": len(kinds), "skipped": missing,
-           "target_named": TARGET, "summary": table, "load": os.getloadavg(),
+           "target_named": TARGET, "summary": table, "sweep": sweep,
+           "top5_ceiling": round(sum(r["top5_ceiling"] for r in rows) / len(rows), 3) if args.sweep else None, "load": os.getloadavg(),
            "rows": [{k: v for k, v in r.items() if k != "path"} for r in rows]}
     suffix = "".join(f"_{re.sub(r'[^a-z0-9]+', '_', v.lower())}" for v, default in
                      ((args.classifier, "efficientnet-lite0"), (args.llm, "none")) if v != default) + args.out
     (RESULTS / f"caption_accuracy{suffix}.json").write_text(json.dumps(out, indent=1))
     contact_sheet(rows, RESULTS / f"caption_accuracy{suffix}.png")
+    if sweep:
+        plot_sweep(sweep, ceiling, RESULTS / f"caption_accuracy{suffix}_sweep.png")
     print(f"wrote {RESULTS / f'caption_accuracy{suffix}.json'} and .png")
     return 0
 

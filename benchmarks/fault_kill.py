@@ -36,7 +36,7 @@ sys.path[:0] = [str(ROOT / "tests" / "server"), str(ROOT / "tests"), str(ROOT / 
 
 from serverkit import Server, photo_bytes  # noqa: E402
 
-from taleloom.book import STAGES  # noqa: E402
+from taleloom.pipeline import STAGES  # noqa: E402
 
 POLL_S = 0.05
 # A job whose API process died under it 3 times is failed on purpose (server/jobs.py MAX_ATTEMPTS: a book

@@ -1,16 +1,14 @@
-"""Small stand-ins for the model backends and the text helper's write/translate stages, for tests of
+"""Small stand-ins for the model backends and the LLM's write/translate stage functions, for tests of
 the book pipeline's plumbing (orchestrator, stages, CLI). Never used by the product."""
 
 from __future__ import annotations
-
-import sys
-import types
 
 import numpy as np
 from PIL import Image
 
 from taleloom.backends.base import Captioner, Illustrator, TextModel, Upscaler
 from taleloom.book import Caption, CastMember, Draft, PageDraft
+from taleloom.bookrun import StageFunctions
 
 
 class FakeCaptioner(Captioner):
@@ -31,10 +29,9 @@ class FakeIllustrator(Illustrator):
 
     def __init__(self, fail_after: int | None = None, concepts: list[str] | None = None):
         self.calls, self.fail_after, self.vocab = 0, fail_after, concepts
-        if concepts is not None:
-            self.nearest_concepts = self._nearest
+        self.draws_concepts = concepts is not None
 
-    def _nearest(self, text: str, k: int = 5) -> list[str]:
+    def nearest_concepts(self, text: str, k: int = 5) -> list[str]:
         words = set(text.lower().replace(",", " ").split())
         return sorted(self.vocab, key=lambda c: (-len(words & set(c.split())), c))[:k]
 
@@ -96,16 +93,6 @@ def _translate(texts, lang, llm):
     return [f"[{lang}] {t}" for t in texts]
 
 
-def install_fake_text_stages(monkeypatch) -> None:
-    """Put fake taleloom.stages.write / translate modules in place for one test."""
-    from taleloom.stages.write import story_sampling  # the real one: it only reads the brief
-
-    write = types.ModuleType("taleloom.stages.write")
-    write.write_story, write.rewrite_page, write.extend_story = _draft, _rewrite, _extend
-    write.story_sampling = story_sampling
-    translate = types.ModuleType("taleloom.stages.translate")
-    translate.translate = _translate
-    translate.LANGUAGE_ID = "fake-language-id"
-    translate.LANGUAGES = {"en": "English", "ko": "Korean", "fr": "French", "xx": "Nowhere"}
-    monkeypatch.setitem(sys.modules, "taleloom.stages.write", write)
-    monkeypatch.setitem(sys.modules, "taleloom.stages.translate", translate)
+# the real stage functions, but write/rewrite/extend/translate stand-ins that need no real LLM; pass them in:
+# Backends(functions=FAKE_TEXT, ...), or dataclasses.replace(FAKE_TEXT, translate=...) for one test
+FAKE_TEXT = StageFunctions(write_story=_draft, rewrite_page=_rewrite, extend_story=_extend, translate=_translate)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from book_doubles import CountingLLM, FakeCaptioner, FakeIllustrator, FakeUpscaler, install_fake_text_stages
+from book_doubles import FAKE_TEXT, CountingLLM, FakeCaptioner, FakeIllustrator, FakeUpscaler
 from taleloom.backends import registry
 from taleloom.cli import cli
 from taleloom.errors import BadInputError
@@ -21,12 +21,11 @@ CAT = str(Path(__file__).parents[1] / "src/taleloom/assets/samples/cat.jpg")
 
 @pytest.fixture(autouse=True)
 def fakes(monkeypatch):
-    install_fake_text_stages(monkeypatch)
     made = {}
 
     def from_settings(cls, settings):
         made["settings"] = settings
-        return cls(settings, captioner=FakeCaptioner(), llm=CountingLLM(), illustrator=made.get("illustrator")
+        return cls(settings, functions=FAKE_TEXT, captioner=FakeCaptioner(), llm=CountingLLM(), illustrator=made.get("illustrator")
                    or FakeIllustrator(), upscaler=FakeUpscaler(), narrator=registry.create("narrator", "espeak"))
 
     monkeypatch.setattr(Backends, "from_settings", classmethod(from_settings))
@@ -39,12 +38,12 @@ def invoke(*args):
 
 def test_tell_json_makes_a_book(tmp_path, fakes):
     r = invoke("tell", CAT, "--pages", 2, "--lang", "KO", "--style", "watercolor", "--hero", "Mina", "--age", 6,
-               "--seed", 7, "--temperature", 0.4, "--top-k", 20, "--out", tmp_path, "--base-url", "http://x.test",
+               "--seed", 7, "--temperature", 0.4, "--top-k", 20, "--out", tmp_path, "--link", "http://x.test/my-book",
                "--json")
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     d = Path(data["dir"])
-    assert data["complete"] and data["pages"] == 2 and data["url"] == f"http://x.test/books/{d.name}"
+    assert data["complete"] and data["pages"] == 2 and data["url"] == "http://x.test/my-book"
     assert Path(data["files"]["pdf"]).is_file() and set(data["stages"]) >= {"see", "write", "bind"}
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["brief"] == {**manifest["brief"], "pages": 2, "lang": "ko", "style": "watercolor", "seed": 7}
@@ -129,3 +128,17 @@ def test_errors_print_one_line_not_a_traceback(tmp_path):
     r = subprocess.run([str(taleloom), "tell", "--out", str(tmp_path), "--style", "cubist", "--idea", "x"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "unknown style 'cubist'" in r.stderr
+
+
+def test_a_cli_book_without_a_link_has_no_dead_qr_code(tmp_path):
+    """A book made here is on no server, so `/books/<its id>` would open nothing: without --link it has no QR
+    code and its back page claims no online copy; with --link the QR code points exactly there."""
+    r = invoke("tell", "--idea", "a cat who flies", "--pages", 1, "--out", tmp_path, "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    d = Path(data["dir"])
+    assert data["url"] is None and "qr" not in data["files"] and not (d / "qr.png").exists()
+    from pypdf import PdfReader
+
+    back = PdfReader(data["files"]["pdf"]).pages[-1].extract_text()
+    assert "Made with Taleloom" in back and "online" not in back

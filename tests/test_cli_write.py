@@ -13,7 +13,7 @@ from taleloom.orchestrator import Backends
 
 
 class StoryLLM(TextModel):
-    """Answers the write stage's two steps (plan, pages) with valid JSON; keeps the sampling it was given."""
+    """Answers the write stage's one request (plan, then pages) with valid JSON; keeps the sampling it was given."""
 
     name = "story"
     model_id = "story-llm"
@@ -25,17 +25,17 @@ class StoryLLM(TextModel):
     def chat(self, messages, sampling=None, schema=None):
         self.samplings.append(sampling)
         props = schema["properties"]
+        plan = {}
         if "outline" in props:
             n = props["outline"]["minItems"]
-            return json.dumps({"title": "Milo and the Ball", "hero": {"name": "Milo", "kind": "a grey cat",
-                                                                      "look": "a white tail"},
-                               "friend": {"name": "Ada", "kind": "a duck", "look": "yellow feathers"},
-                               "place": "a garden", "outline": [f"Milo plays, part {i + 1}." for i in range(n)]})
+            plan = {"title": "Milo and the Ball", "hero": {"name": "Milo", "kind": "a grey cat", "look": "a white tail"},
+                    "friend": {"name": "Ada", "kind": "a duck", "look": "yellow feathers"},
+                    "outline": [f"Milo plays, part {i + 1}." for i in range(n)]}
         texts = ["Once upon a time, there was a grey cat named Milo. Milo found a red ball.",
                  "The ball rolled into the garden. Ada the duck found it, and Milo and Ada played."]
         n = props["pages"]["minItems"]
-        return json.dumps({"pages": [{"text": texts[i % 2], "scene": f"a grey cat with a red ball, view {i}"}
-                                     for i in range(n)]})
+        return json.dumps(plan | {"pages": [{"text": texts[i % 2], "scene": f"a grey cat with a red ball, view {i}"}
+                                            for i in range(n)]})
 
 
 @pytest.fixture
@@ -57,8 +57,8 @@ def test_write_json_prints_the_draft(llm):
     assert data["title"] == "Milo and the Ball" and [c["name"] for c in data["cast"]] == ["Milo", "Ada"]
     assert len(data["pages"]) == 2 and all(p["text"] and p["scene"] for p in data["pages"])
     assert data["model_id"] == "story-llm" and data["seed"] == 2 and data["lang"] == "en"
-    story = llm.samplings[1]  # the pages get the flags as given; the plan runs cooler
-    assert (story.temperature, story.top_k, story.top_p) == (0.5, 30, 0.8) and story.seed == 2 + 1
+    story, = llm.samplings  # one answer for the book, with the flags as given
+    assert (story.temperature, story.top_k, story.top_p) == (0.5, 30, 0.8) and story.seed == 2
 
 
 def test_write_prints_title_cast_pages_and_scenes(llm):

@@ -74,7 +74,7 @@ def test_local_torch_models_get_the_configured_threads(toml):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        Backends(Settings(torch_threads=1)).get("illustrator")
+        assert Backends(Settings(torch_threads=1)).get("illustrator").inner  # created on first use
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from taleloom.backends.base import Illustrator
+from taleloom.backends.batching import Batcher
 from taleloom.book import ImageRequest
 from taleloom.deadline import Cancelled, DeadlineExceeded, Scope, check
 from taleloom.diffusion.sample import sample_loop
 from taleloom.diffusion.samplers import make_sampler
 from taleloom.diffusion.schedule import make_schedule
-from taleloom.server.batching import BatchingIllustrator
 
 
 def test_check_is_a_no_op_outside_any_scope():
@@ -75,7 +75,7 @@ class SlowIllustrator(Illustrator):
 
 def test_a_batch_stops_only_when_all_its_requests_are_abandoned():
     inner = SlowIllustrator()
-    batcher = BatchingIllustrator(lambda: inner, max_wait=0.2)
+    batcher = Batcher(lambda: inner, max_wait=0.2)
     scope = Scope(None, "request A")
     results: dict[str, object] = {}
 
@@ -109,7 +109,7 @@ def test_a_batch_stops_only_when_all_its_requests_are_abandoned():
 
 def test_an_abandoned_request_still_queued_never_runs():
     inner = SlowIllustrator()
-    batcher = BatchingIllustrator(lambda: inner, max_wait=0.0)
+    batcher = Batcher(lambda: inner, max_wait=0.0)
     gone = Scope(None, "request D")
     gone.cancel()
     with pytest.raises(Cancelled):

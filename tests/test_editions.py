@@ -6,25 +6,20 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import zipfile
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
 from pypdf import PdfReader
 
-from book_doubles import install_fake_text_stages
+from book_doubles import FAKE_TEXT
 from taleloom.editions import epub_path, listing, translate_book, view
 from taleloom.errors import BadInputError
 from taleloom.orchestrator import load_book, rewrite_page, run_book
 from test_orchestrator import backends, make
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
-
-
-@pytest.fixture(autouse=True)
-def fake_text(monkeypatch):
-    install_fake_text_stages(monkeypatch)
 
 
 def pdf_text(path) -> str:
@@ -57,7 +52,7 @@ def test_a_book_in_three_languages(tmp_path):
     assert load_book(d) == book
 
 
-def test_stale_editions_after_a_rewrite_and_an_llm_that_cannot_translate(tmp_path, monkeypatch):
+def test_stale_editions_after_a_rewrite_and_an_llm_that_cannot_translate(tmp_path):
     d = make(tmp_path, pages=2)
     be = backends()
     run_book(d, be)
@@ -70,9 +65,8 @@ def test_stale_editions_after_a_rewrite_and_an_llm_that_cannot_translate(tmp_pat
         view(book, "ko")
 
     # an LLM that gives the English back: the edition says so instead of pretending
-    translate = sys.modules["taleloom.stages.translate"]
-    monkeypatch.setattr(translate, "translate", lambda texts, lang, llm: list(texts))
-    book = translate_book(d, be, ["fr", "ko"])
+    english = backends(replace(FAKE_TEXT, translate=lambda texts, lang, llm: list(texts)))
+    book = translate_book(d, english, ["fr", "ko"])
     for lang in ("fr", "ko"):
         ed = book.editions[lang]
         assert not ed.translated and all(p.kept_english for p in ed.pages)

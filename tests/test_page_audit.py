@@ -87,11 +87,10 @@ def test_the_illustrate_stage_checks_its_pages_and_records_every_try(tmp_path, e
     stage redraws those pages, the manifest keeps each check and the seed of the kept picture."""
     from PIL import Image
 
-    from book_doubles import FakeIllustrator, install_fake_text_stages
+    from book_doubles import FakeIllustrator
     from taleloom.orchestrator import load_book, redraw_page, run_book
     from test_orchestrator import backends, make
 
-    install_fake_text_stages(monkeypatch)
     cat, rocket = glyph("cat"), glyph("rocket")
 
     class Drawer(FakeIllustrator):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -18,7 +18,10 @@ from taleloom.errors import BadInputError
 FORMAT_VERSION = 1
 SEED_MAX = 2**32 - 1  # seeds are 0..2**32-1 everywhere: torch and llama.cpp take them, JSON carries them exactly
 TEXT_LIMITS = {"tone": 100, "idea": 500, "description": 500}  # characters, after white space is collapsed
-STAGES = ("see", "write", "translate", "stage", "illustrate", "upscale", "narrate", "bind")
+# denoising steps of one picture, wherever a person can ask for them (API, CLI, backend options): well past
+# where quality stops improving (~50), and a bound on the work one request can ask of the illustrator
+STEPS_MAX = 250
+Steps = Annotated[int, Field(ge=1, le=STEPS_MAX, description=f"denoising steps (1-{STEPS_MAX})")]
 
 
 def new_book_id() -> str:
@@ -46,9 +49,9 @@ class Brief(Strict):
     idea: str | None = Field(None, description="one-line story idea (used with or instead of a photo)")
     description: str | None = Field(None, description="user's own description of the photo, merged into the caption")
     seed: int = Field(0, ge=0, le=SEED_MAX, description="book seed; page seeds derive from it")
-    temperature: float | None = Field(None, ge=0, le=2, description="story sampling temperature; None = the writer's")
-    top_p: float | None = Field(None, gt=0, le=1, description="story nucleus sampling; None = the writer's")
-    top_k: int | None = Field(None, ge=0, description="story top-k sampling (0 = off); None = the writer's")
+    temperature: float | None = Field(None, ge=0, le=2, description="story sampling temperature (default: the writer's)")
+    top_p: float | None = Field(None, gt=0, le=1, description="story nucleus sampling (default: the writer's)")
+    top_k: int | None = Field(None, ge=0, description="story top-k sampling, 0 = off (default: the writer's)")
 
     @field_validator("lang")
     @classmethod
@@ -103,7 +106,7 @@ class ImageRequest(Strict):
     negative_prompt: str = ""
     concepts: list[str] = Field(default_factory=list)
     seed: int = Field(0, ge=0, le=SEED_MAX)
-    steps: int = 20
+    steps: Steps = 20
     guidance: float = 3.0
     sampler: str = "dpmpp_2m"
     width: int | None = Field(None, ge=8, le=4096, description="None: the illustrator's native size (SDXL 1024)")
@@ -240,9 +243,18 @@ class Storybook(Strict):
         return rec is not None and rec.status in ("done", "skipped")
 
     @property
+    def text_lang(self) -> str:
+        """The language the pages are actually in: the brief's, unless the LLM left every page in English. The
+        one place this is decided: the PDF, HTML and EPUB take their `lang`, `dir` and fonts from it."""
+        lang = self.brief.lang
+        if lang == "en" or any(p.text_translated and p.text_translated != p.text for p in self.pages):
+            return lang
+        return "en"
+
+    @property
     def complete(self) -> bool:
-        """Every stage finished (done or skipped)."""
-        return all(self.stage_done(name) for name in STAGES)
+        """Every stage finished (done or skipped); a new book holds a record of each (pipeline.STAGES)."""
+        return bool(self.stages) and all(self.stage_done(name) for name in self.stages)
 
     def page(self, n: int) -> Page:
         """Page `n` (1-based); a number outside the book → BadInputError."""

@@ -19,6 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from taleloom.backends.roles import ROLE_TABLE
+
 
 def _toml_path() -> Path:
     return Path(os.environ.get("TALELOOM_CONFIG", "taleloom.toml"))
@@ -29,14 +31,16 @@ class Settings(BaseSettings):
 
     # where books, the job database and caches live
     data_dir: Path = Field(default=Path("taleloom-data"))
-    # public base URL of the service; the QR code on each book's back page links below it
+    # public base URL of the service, as readers reach it (behind a proxy: the proxy's URL); share links and
+    # the QR code of each served book point below it (share_url). A book made by `taleloom tell` has no share
+    # link on any server: its QR code points at `--link URL`, or the book has none.
     base_url: str = "http://127.0.0.1:8000"
-    # backend specs (see taleloom.backends.registry)
-    captioner: str = "embedded"
-    llm: str = "embedded"  # Qwen2.5-Coder-1.5B from PyPI wheels; "embedded:smollm2" is the fast preset
-    illustrator: str = "embedded"
-    upscaler: str = "embedded"
-    narrator: str = "piper"
+    # backend specs (see taleloom.backends.registry); defaults from the role table (backends/roles.py)
+    captioner: str = ROLE_TABLE["captioner"].default
+    llm: str = ROLE_TABLE["llm"].default  # Qwen2.5-Coder-1.5B from PyPI wheels; "embedded:smollm2" is the fast preset
+    illustrator: str = ROLE_TABLE["illustrator"].default
+    upscaler: str = ROLE_TABLE["upscaler"].default
+    narrator: str = ROLE_TABLE["narrator"].default
     # torch device for local models: "cpu", "cuda", "auto"
     device: str = "auto"
     # per-role backend Options, e.g. toml `[backend_options.illustrator]` refiner = "/models/refiner";
@@ -68,7 +72,7 @@ class Settings(BaseSettings):
     body_timeout: float = Field(default=120.0, gt=0)
     # seconds a job worker's lease lasts without renewal; another server takes the job only after it runs out
     job_lease_seconds: float = Field(default=30.0, ge=3)
-    # calls at once per backend role, "llm=1,narrator=2" (roles not named keep their defaults)
+    # calls at once per backend role, "llm=1,narrator=2" (roles not named keep the role table's)
     concurrency: str = ""
     # extra backends registered at start-up: "package.module:function[,other:function]"
     plugins: str = ""
@@ -116,6 +120,12 @@ def get_settings(**overrides) -> Settings:
                             f"fix or remove them; the settings are {known}") from None
     except tomllib.TOMLDecodeError as e:
         raise BadInputError(f"{_toml_path()} is not valid TOML ({e})", "fix the file or point TALELOOM_CONFIG elsewhere") from None
+
+
+def share_url(base_url: str, share_id: str) -> str:
+    """The reader's link for a share id: the page `/books/{share_id}` below the public base URL. The one
+    place this link is built (API answers, share listings, the QR code of a served book)."""
+    return f"{base_url.rstrip('/')}/books/{share_id}"
 
 
 def cpu_threads(requested: int = 0) -> int:

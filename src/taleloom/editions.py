@@ -36,10 +36,8 @@ def languages() -> dict[str, str]:
 
 def listing(book: Storybook) -> list[dict]:
     """The languages the book is in — its own first, then each current edition — for the back pages."""
-    from taleloom.render.labels import text_language
-
     names = languages()
-    own = text_language(book)
+    own = book.text_lang
     rows = [{"lang": own, "name": names.get(own, own), "title": book.title_translated or book.title or "",
              "machine_translated": own != "en" and own == book.brief.lang}]
     for lang, ed in sorted(book.editions.items()):
@@ -119,25 +117,22 @@ def _summary(ed: Edition) -> str:
 
 
 def _make_edition(run, book: Storybook, lang: str) -> Edition:
-    from taleloom.stages.narrate import narrate
-    from taleloom.stages.translate import translate
-
     llm = run.backend("llm")
     texts = [book.title or ""] + [p.text for p in book.pages]
-    result = translate(texts, lang, llm)
+    result = run.fns.translate(texts, lang, llm)
     out = list(result)
     kept = set(getattr(result, "kept_english", [])) | {i for i, (a, b) in enumerate(zip(texts, out, strict=True))
                                                        if a == b and a.strip()}
     pages = [EditionPage(index=p.index, text=out[i + 1], kept_english=(i + 1) in kept) for i, p in enumerate(book.pages)]
     ed = Edition(lang=lang, title=out[0] or book.title or "", pages=pages, translated=len(kept) < len(texts),
-                 model_id=getattr(llm, "model_id", None) or None, source=source_key(book),
+                 model_id=llm.model_id or None, source=source_key(book),
                  notes=list(getattr(result, "warnings", [])))
     narrator = run.backend("narrator")
     groups: dict[str, list[EditionPage]] = {}
     for page in pages:
         groups.setdefault("en" if page.kept_english else lang, []).append(page)
     for code, group in groups.items():
-        spoken = narrate([p.text for p in group], code, narrator)
+        spoken = run.fns.narrate([p.text for p in group], code, narrator)
         if spoken.skipped:
             ed.notes.append(spoken.message or f"no narration in {code}")
             continue

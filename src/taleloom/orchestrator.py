@@ -13,137 +13,42 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
-from pydantic import ValidationError
-
-from taleloom.backends import registry
-from taleloom.book import SEED_MAX, STAGES, Brief, Change, Page, StageRecord, Storybook, count, now
-from taleloom.config import Settings, cpu_threads, get_settings
+from taleloom.backends.pool import metered
+from taleloom.book import SEED_MAX, Brief, Change, Page, StageRecord, Storybook, count, now
+from taleloom.bookrun import (
+    BOOK,
+    MANIFEST,
+    Backends,
+    Event,
+    OnEvent,
+    Run,
+    StageFunctions,
+    load_book,
+    save_book,
+)
 from taleloom.errors import BadInputError, TaleloomError
-from taleloom.files import atomic_save_image, atomic_write_json, remove_stale_temps
+from taleloom.files import atomic_save_image, remove_stale_temps
 from taleloom.imageio import load_photo
-from taleloom.runners import RUNNERS
-from taleloom.stages.stage import concept_mapper_for, get_style, stage_page
+from taleloom.pipeline import STAGE, STAGES
+from taleloom.stages.stage import concept_mapper_for, get_style, page_seed, stage_page
 
-MANIFEST = "manifest.json"
 PHOTO = "photo.png"
-EventKind = Literal["started", "progress", "finished", "failed", "done"]
-BOOK = "book"  # the stage name of the final "done" event
-
-
-@dataclass
-class Event:
-    book_id: str
-    stage: str
-    kind: EventKind
-    progress: float | None = None
-    message: str = ""
-    at: str = field(default_factory=now)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-OnEvent = Callable[[Event], None]
-
-
-class Backends:
-    """The five model roles, each created from Settings on first use (thread-safe) and then kept.
-
-    Pass ready-made backends as keywords to use them instead (tests; the service's batching wrapper).
-    """
-
-    ROLES = registry.ROLES
-
-    def __init__(self, settings: Settings | None = None, **given: Any):
-        unknown = set(given) - set(self.ROLES)
-        if unknown:
-            raise TypeError(f"unknown backend roles {sorted(unknown)}; known: {self.ROLES}")
-        self.settings = settings or get_settings()
-        self._made: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
-        self._lock = threading.RLock()
-        self.load_seconds: dict[str, float] = {}
-        self._torch_threads_set = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Backends:
-        return cls(settings)
-
-    def get(self, role: str):
-        with self._lock:
-            if role not in self._made:
-                t0 = time.perf_counter()
-                backend = registry.create(role, getattr(self.settings, role), **self._options(role))
-                self._limit_torch_threads()
-                if hasattr(backend, "use_llm") and role != "llm":  # e.g. the embedded captioner words with the LLM
-                    backend.use_llm(lambda: self.get("llm"))
-                self._made[role] = backend
-                self.load_seconds[role] = time.perf_counter() - t0
-            return self._made[role]
-
-    def _limit_torch_threads(self) -> None:
-        """Once a backend has brought in PyTorch, give it `cpu_threads()` threads (see there why)."""
-        if not self._torch_threads_set and "torch" in sys.modules:
-            import torch
-
-            torch.set_num_threads(cpu_threads(getattr(self.settings, "torch_threads", 0)))
-            self._torch_threads_set = True
-
-    def _options(self, role: str) -> dict[str, Any]:
-        """The role's `backend_options` from Settings, plus the torch device for backends whose Options take one."""
-        given = dict(getattr(self.settings, "backend_options", {}).get(role, {}))
-        spec = registry.Spec.parse(getattr(self.settings, role))
-        entry = next((e for e in registry.available(role) if e.name == spec.name), None)
-        target = getattr(entry.factory, "target", None) if entry else None
-        if target is None or "device" in given:
-            return given
-        try:
-            import importlib
-
-            module, _, cls = target.partition(":")
-            options = getattr(importlib.import_module(module), cls).Options
-        except (ImportError, AttributeError):
-            return given
-        return given | {"device": self.settings.device} if "device" in options.model_fields else given
-
-    def loaded(self, role: str) -> bool:
-        return role in self._made
-
-    captioner = property(lambda self: self.get("captioner"))
-    llm = property(lambda self: self.get("llm"))
-    illustrator = property(lambda self: self.get("illustrator"))
-    upscaler = property(lambda self: self.get("upscaler"))
-    narrator = property(lambda self: self.get("narrator"))
+_Run = Run  # the name editions.py and older callers use
+__all__ = ["BOOK", "MANIFEST", "Backends", "Event", "StageFunctions", "OnEvent", "create_book", "extend_book", "load_book", "redraw_page",
+           "reseed", "rewrite_page", "run_book", "save_book", "validate_brief"]
 
 
 # ---------------------------------------------------------------- book folder
 
-def load_book(book_dir: Path) -> Storybook:
-    """The book saved in `book_dir` (its manifest.json)."""
-    path = Path(book_dir) / MANIFEST
-    if not path.is_file():
-        raise BadInputError(f"{book_dir} holds no book (no {MANIFEST})", "give the folder of a book made by Taleloom")
-    try:
-        return Storybook.model_validate_json(path.read_bytes(), context={"stored": True})
-    except ValidationError as e:
-        raise BadInputError(f"{path} is not a valid book manifest: {e.errors()[0]['msg']}",
-                            "the file was edited or comes from another version; make the book again") from None
-
-
-def save_book(book_dir: Path, book: Storybook) -> None:
-    atomic_write_json(Path(book_dir) / MANIFEST, book.model_dump(mode="json"))
-
-
-def create_book(book_dir: Path, brief: Brief, photo: bytes | Path | None, base_url: str,
+def create_book(book_dir: Path, brief: Brief, photo: bytes | Path | None, url: str | None,
                 book_id: str | None = None, photo_limits: dict[str, int] | None = None) -> Storybook:
     """Validate the brief and photo, write photo.png + manifest.json; nothing is generated yet.
 
-    The book's id (and URL `{base_url}/books/{id}`) is `book_id`, else the folder's name.
+    `url` is the link readers open, printed and in the QR code (the service passes its share link,
+    `config.share_url`); None: the book has no link. The book's id is `book_id`, else the folder's name.
     `photo_limits` (max_bytes, max_pixels) are the server's, passed on to `load_photo`.
     """
     book_dir = Path(book_dir)
@@ -154,7 +59,7 @@ def create_book(book_dir: Path, brief: Brief, photo: bytes | Path | None, base_u
         raise BadInputError(f"{book_dir} already holds a book", "resume it, or choose another folder")
     loaded = load_photo(photo, **(photo_limits or {})) if photo is not None else None
     book_id = book_id or book_dir.name
-    book = Storybook(id=book_id, brief=brief, url=f"{base_url.rstrip('/')}/books/{book_id}",
+    book = Storybook(id=book_id, brief=brief, url=url,
                      stages={name: StageRecord(name=name) for name in STAGES})
     if loaded is not None:
         atomic_save_image(book_dir / PHOTO, loaded.image)
@@ -205,70 +110,6 @@ def _book_lock(book_dir: Path):
                 _locks[key] = (lock, users - 1)
 
 
-class _Run:
-    """What a stage function sees: the book, its folder, metered backends, progress, and saving."""
-
-    def __init__(self, book_dir: Path, book: Storybook, backends: Backends, on_event: OnEvent | None):
-        self.dir, self.book, self.backends, self.on_event = Path(book_dir), book, backends, on_event
-        self.stage = ""
-        self.model_seconds = 0.0
-        self.used: dict[str, object] = {}  # role → backend used in the current stage
-
-    def emit(self, kind: EventKind, progress: float | None = None, message: str = "", stage: str | None = None):
-        if self.on_event:
-            self.on_event(Event(self.book.id, stage or self.stage, kind, progress, message))
-
-    def progress(self, done: int, total: int, what: str = "") -> None:
-        self.emit("progress", done / total if total else 1.0, f"{done}/{total} {what}".strip())
-
-    def backend(self, role: str):
-        """The backend for `role`, wrapped so that time inside it counts as model time."""
-        loaded = self.backends.loaded(role)
-        t0 = time.perf_counter()
-        inner = self.backends.get(role)
-        if not loaded:
-            self.model_seconds += time.perf_counter() - t0  # loading weights is model time too
-        self.used[role] = inner
-        return _Metered(inner, self)
-
-    def record_models(self) -> str | None:
-        """Model ids of the backends this stage used (read after the calls: lazy backends name
-        their weights only once loaded)."""
-        ids = []
-        for role, inner in self.used.items():
-            model_id = getattr(inner, "model_id", "") or getattr(inner, "name", role)
-            self.book.models[role] = model_id
-            ids.append(model_id)
-        return ", ".join(dict.fromkeys(ids)) or None
-
-    def save(self) -> None:
-        save_book(self.dir, self.book)
-
-
-class _Metered:
-    """Proxy that adds the time spent in a backend's model methods to the run's model seconds."""
-
-    TIMED = frozenset({"chat", "caption", "generate", "upscale", "upscale_batch", "speak", "img2img", "inpaint",
-                       "nearest_concepts"})
-
-    def __init__(self, inner, run: _Run):
-        self._inner, self._run = inner, run
-
-    def __getattr__(self, name: str):
-        attr = getattr(self._inner, name)
-        if name not in self.TIMED or not callable(attr):
-            return attr
-
-        def timed(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return attr(*args, **kwargs)
-            finally:
-                self._run.model_seconds += time.perf_counter() - t0
-
-        return timed
-
-
 def run_book(book_dir: Path, backends: Backends, on_event: OnEvent | None = None) -> Storybook:
     """Run every unfinished stage in order, saving after each; calling it again resumes."""
     book_dir = Path(book_dir)
@@ -281,7 +122,7 @@ def run_book(book_dir: Path, backends: Backends, on_event: OnEvent | None = None
         for name in STAGES:
             if book.stage_done(name):
                 continue
-            _run_stage(run, name, RUNNERS[name])
+            _run_stage(run, name)
         total = sum(r.seconds or 0.0 for r in book.stages.values())
         run.emit("done", 1.0, f"book ready in {total:.1f} s", stage=BOOK)
         return book
@@ -289,21 +130,21 @@ def run_book(book_dir: Path, backends: Backends, on_event: OnEvent | None = None
 
 def _warm_renderer() -> None:
     """Import WeasyPrint (~0.6 s) in the background while the models work, not on the bind stage's clock."""
-    import sys
 
     if "weasyprint" not in sys.modules:
         threading.Thread(target=__import__, args=("weasyprint",), name="warm-weasyprint", daemon=True).start()
 
 
-def _run_stage(run: _Run, name: str, runner: Callable[[_Run], str | None]) -> None:
-    book = run.book
+def _run_stage(run: _Run, name: str) -> None:
+    book, runner = run.book, STAGE[name].run
     rec = book.stages.setdefault(name, StageRecord(name=name))
     rec.status, rec.started, rec.finished, rec.message = "running", now(), None, None
-    run.stage, run.model_seconds, run.used = name, 0.0, {}
+    run.stage, run.roles = name, STAGE[name].roles
     run.emit("started", 0.0)
     t0 = time.perf_counter()
     try:
-        outcome = runner(run)
+        with metered() as meter:
+            outcome = runner(run)
     except BaseException as e:  # KeyboardInterrupt too: record it, then let it go on
         rec.status, rec.finished = "failed", now()
         rec.seconds = round(time.perf_counter() - t0, 3)
@@ -312,8 +153,8 @@ def _run_stage(run: _Run, name: str, runner: Callable[[_Run], str | None]) -> No
         run.emit("failed", None, rec.message)
         raise
     rec.seconds = round(time.perf_counter() - t0, 3)
-    rec.model_seconds = round(run.model_seconds, 3)
-    rec.model_id = run.record_models()
+    rec.model_seconds = round(meter.seconds, 3)
+    rec.model_id = run.record_models(meter.used)
     rec.finished = now()
     rec.status = "skipped" if outcome and outcome.startswith("skipped:") else "done"
     rec.message = outcome.removeprefix("skipped:").strip() if outcome else None
@@ -329,8 +170,8 @@ def _describe(e: BaseException) -> str:
 
 # ---------------------------------------------------------------- edits
 
-_AFTER_TEXT = ("translate", "stage", "illustrate", "upscale", "narrate", "bind")
-_AFTER_PICTURE = ("illustrate", "upscale", "bind")
+_AFTER_TEXT = STAGE["write"].invalidates  # a page's text changed
+_AFTER_PICTURE = STAGE["stage"].invalidates  # a page's picture request changed
 
 
 def _reopen(book: Storybook, stages: tuple[str, ...]) -> None:
@@ -345,8 +186,6 @@ def _finish_first(book_dir: Path, backends: Backends, on_event: OnEvent | None) 
 
 def extend_book(book_dir: Path, backends: Backends, pages: int, on_event: OnEvent | None = None) -> Storybook:
     """Add `pages` pages that continue the story, draw and narrate them, and bind the book again."""
-    from taleloom.stages.write import extend_story
-
     book_dir = Path(book_dir)
     with _book_lock(book_dir):
         book = _finish_first(book_dir, backends, on_event)
@@ -359,7 +198,7 @@ def extend_book(book_dir: Path, backends: Backends, pages: int, on_event: OnEven
         run = _Run(book_dir, book, backends, on_event)
         run.stage = "write"
         run.emit("started", 0.0, f"writing {pages} more pages")
-        drafts = extend_story(book, pages, run.backend("llm"))
+        drafts = run.fns.extend_story(book, pages, run.backend("llm"))
         start = len(book.pages)
         book.pages.extend(Page(index=start + i + 1, text=d.text, scene=d.scene, outline=d.outline)
                           for i, d in enumerate(drafts))
@@ -374,8 +213,6 @@ def extend_book(book_dir: Path, backends: Backends, pages: int, on_event: OnEven
 def rewrite_page(book_dir: Path, backends: Backends, n: int, instruction: str,
                  on_event: OnEvent | None = None) -> Storybook:
     """Rewrite page `n` following `instruction`; its picture and narration are made again."""
-    from taleloom.stages.write import rewrite_page as rewrite
-
     book_dir = Path(book_dir)
     if not instruction or not instruction.strip():
         raise BadInputError("a rewrite needs an instruction", 'e.g. --instruction "make it funnier"')
@@ -385,7 +222,7 @@ def rewrite_page(book_dir: Path, backends: Backends, n: int, instruction: str,
         run = _Run(book_dir, book, backends, on_event)
         run.stage = "write"
         run.emit("started", 0.0, f"rewriting page {n}")
-        draft = rewrite(book, n, instruction, book.brief, run.backend("llm"))  # the book carries the cast sheet
+        draft = run.fns.rewrite_page(book, n, instruction, book.brief, run.backend("llm"))  # the book carries the cast sheet
         book.pages[n - 1] = Page(index=n, text=draft.text, scene=draft.scene, outline=old.outline)
         book.history.append(Change(action="rewrite", page=n,
                                    params={"instruction": instruction, "old_text": old.text}))
@@ -411,7 +248,9 @@ def reseed(book_dir: Path, seed: int | None = None) -> int:
 
 def redraw_page(book_dir: Path, backends: Backends, n: int, seed: int | None = None, style: str | None = None,
                 on_event: OnEvent | None = None) -> Storybook:
-    """Draw page `n` again with a new seed and/or style (no seed and no style: a fresh random seed)."""
+    """Draw page `n` again with a new seed and/or style. No seed: with a new style, the page's own seed (the
+    same picture in another style); without, the next seed after the page's current one (reproducible:
+    a redraw of a copy of the book draws the same picture)."""
     book_dir = Path(book_dir)
     if style is not None:
         get_style(style)
@@ -419,7 +258,8 @@ def redraw_page(book_dir: Path, backends: Backends, n: int, seed: int | None = N
         book = _finish_first(book_dir, backends, on_event)
         page = book.page(n)
         if seed is None:
-            seed = page.request.seed if (style is not None and page.request) else secrets.randbelow(2**31)
+            current = page.request.seed if page.request else page_seed(book.brief.seed, n)
+            seed = current if style is not None else (current + 1) % (SEED_MAX + 1)
         mapper = concept_mapper_for(backends.illustrator)
         page.request = stage_page(book, page, mapper, seed=seed, style=style or book.brief.style)
         page.image = page.image_lowres = None

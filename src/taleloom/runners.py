@@ -8,34 +8,15 @@ so a resumed or edited book only redoes what is needed. A runner returns None, a
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from taleloom.book import Page, count
+from taleloom.bookrun import Run as _Run
 from taleloom.files import atomic_save_image, atomic_write_bytes, atomic_write_text
-from taleloom.stages.bind import bind
-from taleloom.stages.illustrate import illustrate, upscale
-from taleloom.stages.narrate import narrate
-from taleloom.stages.see import see
-from taleloom.stages.stage import concept_mapper_for, stage
-
-if TYPE_CHECKING:
-    from taleloom.orchestrator import _Run
-
-
-class _Lazy:
-    """A backend that is only created (and metered) when the stage really calls it."""
-
-    def __init__(self, run: _Run, role: str):
-        self._run, self._role, self._backend = run, role, None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._backend is None:
-            self._backend = self._run.backend(self._role)
-        return getattr(self._backend, name)
+from taleloom.stages.stage import concept_mapper_for
+from taleloom.stages.translate import LANGUAGE_ID
 
 
 def run_see(run: _Run) -> str | None:
@@ -43,16 +24,14 @@ def run_see(run: _Run) -> str | None:
     if not book.photo:
         return "skipped: no photo; the story starts from the idea"
     image = Image.open(run.dir / book.photo).convert("RGB")
-    book.caption = see(image, book.brief, run.backend("captioner"))
+    book.caption = run.fns.see(image, book.brief, run.backend("captioner"))
     return book.caption.text if book.caption else None
 
 
 def run_write(run: _Run) -> str | None:
-    from taleloom.stages.write import story_sampling, write_story
-
     book = run.book
-    book.stages["write"].params = {"sampling": story_sampling(book.brief).model_dump()}
-    draft = write_story(book.caption, book.brief, run.backend("llm"))
+    book.stages["write"].params = {"sampling": run.fns.story_sampling(book.brief).model_dump()}
+    draft = run.fns.write_story(book.caption, book.brief, run.backend("llm"))
     book.title, book.title_translated = draft.title, None
     book.cast = list(draft.cast)
     book.pages = [Page(index=i + 1, text=p.text, scene=p.scene, outline=p.outline) for i, p in enumerate(draft.pages)]
@@ -64,8 +43,6 @@ def run_translate(run: _Run) -> str | None:
     """Every printed text that has no translation yet (title, the cover's hero line, pages) in one go; the
     manifest's `translation` records what stayed English, and the book prints a notice when any did."""
     from taleloom.book import TranslationRecord
-    from taleloom.stages.translate import LANGUAGE_ID, translate
-
     book = run.book
     lang = book.brief.lang
     hero = next((c for c in book.cast if c.role == "hero"), None)
@@ -77,7 +54,7 @@ def run_translate(run: _Run) -> str | None:
     todo += [(f"page {p.index}", p.text) for p in book.pages if p.text_translated is None]
     if not todo:
         return None
-    result = translate([text for _, text in todo], lang, _Lazy(run, "llm"))
+    result = run.fns.translate([text for _, text in todo], lang, run.backend("llm"))
     done = dict(zip((label for label, _ in todo), result, strict=True))
     if "title" in done:
         book.title_translated = done["title"]
@@ -101,7 +78,7 @@ def run_stage(run: _Run) -> str | None:
     pages = [p for p in book.pages if p.request is None]
     if not pages:
         return None
-    requests = stage(book, concept_mapper_for(run.backend("illustrator")))
+    requests = run.fns.stage(book, concept_mapper_for(run.backend("illustrator")))
     for page, req in zip(pages, requests, strict=True):
         page.request = req
     return f"style {book.brief.style}, {len(requests)} requests"
@@ -121,10 +98,10 @@ def run_illustrate(run: _Run) -> str | None:
             page.image = None
         run.save()
 
-    illustrate([p.request for p in pages], illustrator, on_batch=keep,
+    run.fns.illustrate([p.request for p in pages], illustrator, on_batch=keep,
                on_progress=lambda d, t: run.progress(d, t, "pictures"))
-    retries = getattr(run.backends.settings, "page_audit_retries", 0)
-    if retries and concept_mapper_for(illustrator) is not None and hasattr(illustrator, "aligned"):
+    retries = run.backends.settings.page_audit_retries
+    if retries and illustrator.draws_concepts and illustrator.aligned is not None:
         redrawn = _audit(run, illustrator, {p.index for p in pages}, retries)
         return count(len(pages), "picture") + (f", {count(redrawn, 'page')} redrawn after the check" if redrawn
                                                else ", every page passed its check")
@@ -147,7 +124,7 @@ def _audit(run: _Run, illustrator, drawn: set[int], retries: int) -> int:
     # a picture the user asked to redraw (with a seed of their choosing, maybe) is checked, not replaced
     asked = {c.page for c in book.history[-1:] if c.action == "redraw"}
     kept, requests, checks = audit(images, [p.request for p in pages], heroes, settings, illustrator.aligned,
-                                   lambda reqs: illustrate(reqs, illustrator),
+                                   lambda reqs: run.fns.illustrate(reqs, illustrator),
                                    [p.index in drawn and p.index not in asked for p in pages], retries=retries)
     redrawn = 0
     for page, img, req, page_checks in zip(pages, kept, requests, checks, strict=True):
@@ -174,7 +151,7 @@ def run_upscale(run: _Run) -> str | None:
             pages[i].image = _write(run.dir, f"pages/{pages[i].index}.png", big)
         run.save()
 
-    finals = upscale(small, [p.request for p in pages], _Lazy(run, "upscaler"), on_batch=keep,  # loaded on first use
+    finals = run.fns.upscale(small, [p.request for p in pages], run.backend("upscaler"), on_batch=keep,  # loaded on first use
                      on_progress=lambda d, t: run.progress(d, t, "pictures"))
     for page, img in zip(pages, finals, strict=True):
         if page.image is None:  # already at print size, so no upscale call saw it
@@ -194,7 +171,7 @@ def run_narrate(run: _Run) -> str | None:
         groups.setdefault("en" if p.text_translated in (None, p.text) and lang != "en" else lang, []).append(p)
     narrator, read, skipped = run.backend("narrator"), 0.0, []
     for code, group in groups.items():
-        result = narrate([p.text_translated or p.text for p in group], code, narrator,
+        result = run.fns.narrate([p.text_translated or p.text for p in group], code, narrator,
                          on_progress=lambda d, t: run.progress(d, t, "pages read"))
         if result.skipped:
             skipped.append(result.message)
@@ -216,7 +193,7 @@ def run_bind(run: _Run) -> str | None:
         book.files["qr"] = "qr.png"
     from taleloom.editions import listing
 
-    bound = bind(book, run.dir, listing(book))
+    bound = run.fns.bind(book, run.dir, listing(book))
     if bound.qr_png:
         _write(run.dir, "qr.png", bound.qr_png)
     _write(run.dir, "book.html", bound.html)
@@ -234,9 +211,3 @@ def _write(book_dir: Path, rel: str, data: bytes | str | Image.Image) -> str:
     else:
         atomic_write_bytes(path, data)
     return rel
-
-
-RUNNERS: dict[str, Callable[[_Run], str | None]] = {
-    "see": run_see, "write": run_write, "translate": run_translate, "stage": run_stage,
-    "illustrate": run_illustrate, "upscale": run_upscale, "narrate": run_narrate, "bind": run_bind,
-}

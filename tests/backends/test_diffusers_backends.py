@@ -59,8 +59,9 @@ def test_settings_pick_the_backends(folders):
 
     backends = Backends(Settings(illustrator=f"diffusers-sd:{folders / 'sd'}", upscaler=f"diffusers-x4:{folders / 'x4'}",
                                  device="cpu"))
-    assert isinstance(backends.illustrator, DiffusersIllustrator) and backends.illustrator.device == "cpu"
-    assert isinstance(backends.upscaler, DiffusersUpscaler)
+    illustrator, upscaler = backends.illustrator.inner, backends.upscaler.inner  # the pool's wrappers hold them
+    assert isinstance(illustrator, DiffusersIllustrator) and illustrator.device == "cpu"
+    assert isinstance(upscaler, DiffusersUpscaler)
 
 
 def test_sampler_names_map_onto_diffusers_schedulers(folders):

@@ -48,6 +48,17 @@ def test_an_uncertain_animal_is_only_an_animal():
     assert [s.phrase for s in name_subjects(p)] == ["an animal"]
 
 
+def test_a_group_must_beat_its_share_of_the_labels():
+    # 4 in 10 labels are animals: a photo ImageNet has no label for spreads its mass and "animal" drifts to ~0.4-0.6
+    p = probs_for({"otter": 0.15, "beaver": 0.15, "mink": 0.1})
+    assert 0.6 < sum(p[lab.index] for lab in labels() if lab.group in ("animal", "dog", "bird", "bug", "cat", "fish",
+                                                                         "monkey", "reptile", "sea animal", "big cat"))
+    assert name_subjects(p) == []
+    # a small group needs little more than the bar: 3 cat labels at 0.55 are a cat
+    assert [s.phrase for s in name_subjects(probs_for({"tabby": 0.2, "tiger cat": 0.2, "Persian cat": 0.15}))] == \
+        ["a cat"]
+
+
 def test_nothing_sure_means_nothing_said():
     assert name_subjects(probs_for({"bubble": 0.2, "nematode": 0.15})) == []
 

@@ -16,9 +16,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from taleloom.backends import registry
-from taleloom.book import STAGES, Brief, CastMember, Page, StageRecord, Storybook
+from taleloom.book import Brief, CastMember, Page, StageRecord, Storybook
 from taleloom.files import atomic_save_image, atomic_write_bytes
 from taleloom.orchestrator import save_book
+from taleloom.pipeline import STAGES
 from taleloom.render.epub import HEIGHT, WIDTH, build_epub
 
 EPUBCHECK = Path("/usr/share/java/epubcheck.jar")

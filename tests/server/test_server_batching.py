@@ -1,4 +1,4 @@
-"""The batching illustrator and the per-backend limits, in-process (no server needed)."""
+"""The picture batcher and the pool's per-backend limits, in-process (no server needed)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import time
 import pytest
 from testbackends import SolidIllustrator, StoryLLM
 
+from taleloom.backends.batching import Batcher
+from taleloom.backends.pool import PooledTextModel
 from taleloom.book import ImageRequest
 from taleloom.errors import BadInputError
-from taleloom.server.batching import BatchingIllustrator
-from taleloom.server.limits import LimitedTextModel, concurrency_from_env
+from taleloom.server.limits import concurrency_from_env
 
 
 class SlowIllustrator(SolidIllustrator):
@@ -42,7 +43,7 @@ def run_books(batcher, books: dict[str, list[ImageRequest]]) -> dict[str, list]:
 
 def test_requests_from_different_books_share_calls():
     inner = SlowIllustrator()
-    batcher = BatchingIllustrator(lambda: inner, max_batch=4, max_wait=0.1)
+    batcher = Batcher(lambda: inner, max_batch=4, max_wait=0.1)
     books = {f"book{i}": requests(f"book{i}", 2) for i in range(4)}
     out = run_books(batcher, books)
     assert sum(inner.batches) == 8
@@ -55,7 +56,7 @@ def test_requests_from_different_books_share_calls():
 
 def test_only_matching_requests_are_batched():
     inner = SolidIllustrator()
-    batcher = BatchingIllustrator(lambda: inner, max_wait=0.05)
+    batcher = Batcher(lambda: inner, max_wait=0.05)
     out = run_books(batcher, {"small": requests("a", 2, 64), "large": requests("b", 2, 96)})
     assert [im.size for im in out["small"]] == [(64, 64)] * 2 and [im.size for im in out["large"]] == [(96, 96)] * 2
     assert len(inner.batches) == 2
@@ -66,7 +67,7 @@ def test_a_failed_call_reaches_every_waiting_book():
         def generate(self, requests):
             raise RuntimeError("out of memory")
 
-    batcher = BatchingIllustrator(lambda: Broken(), max_wait=0.05)
+    batcher = Batcher(lambda: Broken(), max_wait=0.05)
     with pytest.raises(RuntimeError, match="out of memory"):
         batcher.generate(requests("x", 3))
     assert batcher.generate([]) == []
@@ -83,7 +84,7 @@ def test_one_bad_request_fails_only_its_own_book():
             return super().generate(requests)
 
     inner = Picky()
-    batcher = BatchingIllustrator(lambda: inner, max_batch=8, max_wait=0.2)
+    batcher = Batcher(lambda: inner, max_batch=8, max_wait=0.2)
     out: dict[str, object] = {}
 
     def book(name, reqs):
@@ -114,7 +115,7 @@ def test_limited_backend_runs_one_call_at_a_time():
             active[0] -= 1
             return "ok"
 
-    llm = LimitedTextModel(lambda: Watched(), limit=1)
+    llm = PooledTextModel("llm", lambda: Watched(), limit=1)
     threads = [threading.Thread(target=llm.chat, args=([{"role": "user", "content": "hi"}],)) for _ in range(6)]
     for t in threads:
         t.start()
@@ -127,3 +128,17 @@ def test_concurrency_setting():
     assert concurrency_from_env("llm=2, narrator=4")["narrator"] == 4
     with pytest.raises(BadInputError, match="roles"):
         concurrency_from_env("gpu=2")
+
+
+def test_an_idle_dispatcher_ends_and_a_later_call_starts_another(monkeypatch):
+    import taleloom.backends.batching as batching
+
+    monkeypatch.setattr(batching, "IDLE_S", 0.05)
+    batcher = Batcher(lambda: SolidIllustrator(), max_wait=0.0)
+    assert len(batcher.generate(requests("a", 1))) == 1
+    for _ in range(200):  # the dispatcher leaves once it has waited IDLE_S with nothing to do
+        if not batcher._threads:
+            break
+        time.sleep(0.01)
+    assert batcher._threads == []
+    assert len(batcher.generate(requests("b", 2))) == 2  # a new one is started for the next call

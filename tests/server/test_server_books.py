@@ -1,5 +1,5 @@
-"""Book API against a real server: make a book, follow its events, download every file, edit it,
-share it, delete it."""
+"""Book API (the app in this process, or a real server: conftest.py): make a book, follow its events,
+download every file, edit it, share it, delete it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from PIL import Image
 from pypdf import PdfReader
 from serverkit import make_book, photo_bytes, read_events, wait_status
 
-from taleloom.book import STAGES
+from taleloom.pipeline import STAGES
 
 SERVER_ENV = {"TALELOOM_TEST_DELAY": "0.02"}  # slow enough to see stages start live
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from serverkit import Server, error_body, photo_bytes
 
+REAL_SERVER = True  # input that once crashed the process: pytest must not be that process
 SERVER_ENV = {"TALELOOM_LLM": "smollm2"}
 ASK = [{"role": "user", "content": "Name a colour."}]
 
@@ -136,16 +137,31 @@ def test_a_stream_read_to_the_end_beside_other_calls_frees_the_llm(client, serve
     alive(client)
 
 
+# An answer that cannot end early: at least 3,000 numbers (about 3 tokens each), so every one of its 4 choices
+# runs to max_tokens=3500, 14,000 tokens in all, far more than any CPU makes within the deadline (SmolLM2 does
+# ~10-100 tokens/s here). A plain "very long story" could end (EOS) after ~600 tokens: a few seconds on a
+# fast machine.
+ENDLESS = {"messages": [{"role": "user", "content": "List numbers."}], "max_tokens": 3500, "n": 4, "seed": 3,
+           "temperature": 1.0, "response_format": {"type": "json_schema", "json_schema": {
+               "name": "numbers", "schema": {"type": "array", "items": {"type": "integer"}, "minItems": 3000}}}}
+DEADLINE_S = 10  # long enough for a small chat on a loaded 2-core machine (~2 s at load 14), see alive()
+
+
 def test_a_call_past_its_deadline_is_504_and_stops(tmp_path):
-    srv = Server(tmp_path, env={"TALELOOM_LLM": "smollm2", "TALELOOM_CHAT_DEADLINE_S": "3"}).start()
+    srv = Server(tmp_path, env={"TALELOOM_LLM": "smollm2", "TALELOOM_CHAT_DEADLINE_S": str(DEADLINE_S)}).start()
     try:
         with srv.client(srv.token(), timeout=120) as c:
-            c.post("/v1/chat/completions", json={"messages": ASK, "max_tokens": 2})  # loads the model
-            r = c.post("/v1/chat/completions", json={
-                "messages": [{"role": "user", "content": "Write a very long story about a dragon, with many chapters."}],
-                "max_tokens": 3500, "seed": 3, "temperature": 1.0})
+            # the model loads first (under heavy load that alone can pass a deadline; the load goes on and a
+            # later call finds it done), so the long call below is past its deadline while it generates
+            codes = []
+            while 200 not in codes and len(codes) < 3:
+                codes.append(c.post("/v1/chat/completions", json={"messages": ASK, "max_tokens": 2}).status_code)
+            assert codes[-1] == 200, codes
+            r = c.post("/v1/chat/completions", json=ENDLESS)
             assert r.status_code == 504, r.text
             assert "chat_deadline_s" in error_body(r)["message"]
+            # stops: had the generation gone on, this call would queue behind thousands of tokens and be
+            # past its own deadline too
             alive(c)
     finally:
         srv.stop()

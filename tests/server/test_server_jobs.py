@@ -1,13 +1,16 @@
-"""The job pool in-process: resuming an edit that a crash cut off applies it once, not twice."""
+"""The job pool in-process: resuming an edit that a crash cut off applies it once, not twice; a stopping
+worker hands its book back at once; a worker that lost its lease stops before its next stage."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
 from serverkit import photo_bytes
+from sqlalchemy import update
 from testbackends import NearestUpscaler, SolidCaptioner, SolidIllustrator, StoryLLM, ToneNarrator
 
 from taleloom import orchestrator
@@ -15,7 +18,7 @@ from taleloom.book import Brief
 from taleloom.config import Settings
 from taleloom.server.events import EventHub
 from taleloom.server.jobs import JobManager
-from taleloom.server.store import Store, database_url
+from taleloom.server.store import Job, Store, database_url
 
 
 class Crash(Exception):
@@ -82,3 +85,66 @@ def test_resumed_edit_is_applied_once(setup, kind, params, check):
     assert store.get_book("b1").status == "done"
     # nothing stays behind per book: no lock table entry, no running or cancelled record
     assert orchestrator._locks == {} and jobs._running == {} and jobs.current == {}
+
+
+class GatedIllustrator(SolidIllustrator):
+    """Draws only once the test opens the gate, so a job is held mid-stage for as long as the test needs."""
+
+    def __init__(self):
+        super().__init__()
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def generate(self, requests):
+        self.entered.set()
+        assert self.gate.wait(30)
+        return super().generate(requests)
+
+
+def gated(tmp_path, store, user, book_id: str):
+    illustrator = GatedIllustrator()
+    backends = orchestrator.Backends(Settings(data_dir=tmp_path), captioner=SolidCaptioner(), llm=StoryLLM(),
+                                     illustrator=illustrator, upscaler=NearestUpscaler(), narrator=ToneNarrator())
+    orchestrator.create_book(tmp_path / "books" / book_id, Brief(pages=1), photo_bytes(), "http://x")
+    store.add_book(book_id, user.id, pages=1)
+    return backends, illustrator
+
+
+def test_a_stopping_worker_hands_its_book_back_at_once(setup, tmp_path):
+    store, _, books, user = setup
+    backends, illustrator = gated(tmp_path, store, user, "b2")
+    first = JobManager(store, backends, EventHub(), books, workers=1, lease_s=600)
+    first.start()
+    assert illustrator.entered.wait(30)  # mid-book, in illustrate
+    stopping = threading.Thread(target=first.stop, kwargs={"timeout": 30})
+    stopping.start()
+    illustrator.gate.set()  # the stage ends; the job stops at its next event
+    stopping.join(30)
+    job = store.active_job("b2")
+    assert job.status == "running" and job.lease_until == 0.0 and job.attempts == 0, job  # handed back, not counted
+
+    second = JobManager(store, backends, EventHub(), books, workers=1, lease_s=600)
+    second.start()  # takes it at once, though the first lease had 600 s to run
+    wait_idle(store)
+    second.stop()
+    assert store.get_book("b2").status == "done"
+    assert store.get_job(job.id).attempts == 1 and store.get_job(job.id).lease_owner == second.owner
+
+
+def test_a_worker_that_lost_its_lease_writes_no_further_stage(setup, tmp_path):
+    store, _, books, user = setup
+    backends, illustrator = gated(tmp_path, store, user, "b3")
+    jobs = JobManager(store, backends, EventHub(), books, workers=1, lease_s=600)
+    jobs.start()
+    assert illustrator.entered.wait(30)
+    job = store.active_job("b3")
+    with store.session.begin() as s:  # as if this process stalled past its lease and another worker took the job
+        s.execute(update(Job).where(Job.id == job.id).values(lease_owner="elsewhere:1:x"))
+    illustrator.gate.set()
+    deadline = time.monotonic() + 30
+    while jobs._running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    jobs.stop()
+    book = orchestrator.load_book(books / "b3")
+    assert book.stages["illustrate"].status == "done"  # the stage it was in when the lease went
+    assert book.stages["upscale"].status == "pending", book.stages["upscale"]  # none after it
+    assert store.get_job(job.id).lease_owner == "elsewhere:1:x" and store.get_job(job.id).status == "running"

@@ -1,17 +1,19 @@
 """The stateless service (issue 13, part 2), with the real parts on loopback: one PostgreSQL, two API
 processes (`taleloom serve --workers 0`) and two `taleloom worker` processes. Any API process takes
-books and streams the events of books a worker in another process makes; `kill -9` of a worker and
-of an API process mid-book loses nothing: every book finishes once, with every file there."""
+books and streams the events of books a worker in another process makes; a book deleted on one API
+process stops in its worker and its stream ends on the other; `kill -9` of a worker and of an API
+process mid-book loses nothing: every book finishes once, with every file there."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 
 import pytest
 from pg import Postgres, PostgresUnavailable
-from serverkit import Server, Worker, make_book, photo_bytes, wait_status
+from serverkit import Server, Worker, free_port, make_book, photo_bytes, taleloom_cmd, wait_status
 from sqlalchemy import select
 
 from taleloom.server.store import Job, Store, database_url
@@ -117,15 +119,28 @@ def test_api_and_worker_processes_survive_kill_9_and_make_every_book_once(cluste
     api_a, api_b = cluster.api(), cluster.api()
     token = api_a.token("ann")
     ca, cb = api_a.client(token), api_b.client(token)
+    health = cb.get("/healthz").json()
+    assert health["workers"] == 0 and health["events"] == "postgresql", health
+    doomed = make_book(ca, pages=8, seed=99)["id"]  # the oldest job, and a long one: the first a worker takes
     books = [make_book(ca if i % 2 else cb, pages=2, photo=photo_bytes(colour=(40 * i, 90, 160)), seed=i)
              for i in range(4)]
     ids = [b["id"] for b in books]
 
-    # a stream on API B of a book that a worker process makes hears every stage as it happens
+    # streams on API B of books that worker processes make hear every stage as it happens
     streamed: list = []
     reader = follow(cb, ids[0], streamed)
-    wait_for(lambda: streamed)  # the snapshot: the stream is open before any worker exists
-    w1, w2 = cluster.worker(), cluster.worker()
+    doomed_events: list = []
+    doomed_reader = follow(cb, doomed, doomed_events)
+    wait_for(lambda: streamed and doomed_events)  # the snapshots: the streams are open before any worker exists
+    w1 = cluster.worker()
+
+    # a book deleted on API A while a worker makes it: the worker stops and removes it, B's stream ends
+    wait_for(lambda: cb.get(f"/v1/books/{doomed}").json()["status"] == "running")
+    assert ca.delete(f"/v1/books/{doomed}").status_code == 204
+    doomed_reader.join(60)
+    assert not doomed_reader.is_alive(), "the stream on the other API process is still open"
+    assert doomed_events[-1] == ("status", {"book_id": doomed, "status": "deleted"})
+    w2 = cluster.worker()
 
     # kill -9 the worker running a book, mid-book, and the API process that took half the books
     running = wait_for(lambda: [j for j in cluster.jobs() if j.status == "running" and owner_pid(j)])
@@ -140,7 +155,7 @@ def test_api_and_worker_processes_survive_kill_9_and_make_every_book_once(cluste
     assert not reader.is_alive(), "the events stream did not end with its book"
 
     jobs = cluster.jobs()
-    assert sorted(j.book_id for j in jobs) == sorted(ids), "one job per book"
+    assert sorted(j.book_id for j in jobs) == sorted(ids), "one job per book (the deleted one's is gone)"
     assert all(j.status == "done" for j in jobs), [(j.id, j.status, j.error) for j in jobs]
     survivor = w2 if victim is w1 else w1
     for j in jobs:  # a claim bumps `attempts`: only the killed worker's books were started twice
@@ -150,6 +165,7 @@ def test_api_and_worker_processes_survive_kill_9_and_make_every_book_once(cluste
             assert owner_pid(j) == survivor.proc.pid
     for book_id in ids:
         assert_whole(cb, book_id)
+    assert not (cluster.data_dir / "books" / doomed).exists()
 
     kinds = [k for k, _ in streamed]
     assert kinds[0] == "snapshot" and streamed[-1][1].get("status") == "done", kinds
@@ -157,33 +173,14 @@ def test_api_and_worker_processes_survive_kill_9_and_make_every_book_once(cluste
     assert {"see", "write", "illustrate", "bind"} <= stages, f"stage events from the worker did not reach API B: {kinds}"
 
 
-def test_a_deleted_book_stops_in_its_worker_and_its_stream_ends_everywhere(cluster):
-    api_a, api_b = cluster.api(), cluster.api()
-    cluster.worker()
-    token = api_a.token("bob")
-    ca, cb = api_a.client(token), api_b.client(token)
-    book = make_book(ca, pages=3, seed=7)
-    wait_for(lambda: any(j.status == "running" for j in cluster.jobs()))
-    streamed: list = []
-    reader = follow(cb, book["id"], streamed)
-    wait_for(lambda: streamed)
-    assert ca.delete(f"/v1/books/{book['id']}").status_code == 204
-    reader.join(30)
-    assert not reader.is_alive(), "the stream on the other API process is still open"
-    assert streamed[-1] == ("status", {"book_id": book["id"], "status": "deleted"})
-    wait_for(lambda: not (cluster.data_dir / "books" / book["id"]).exists(), timeout=30, every=0.1)
-    assert cluster.jobs() == []  # the book and its job are gone from the store
-
-
 def test_split_processes_need_postgresql(tmp_path):
-    """SQLite is one process: a worker, or an API process without workers, refuses to start and says why."""
-    for args in (["worker"], ["serve", "--workers", "0"]):
-        import subprocess
-
-        from serverkit import taleloom_cmd
-
+    """SQLite is one process: a worker, or an API process without workers, refuses to start and says why;
+    so does a worker whose PostgreSQL cannot be reached."""
+    down = f"postgresql://taleloom:secret@127.0.0.1:{free_port()}/taleloom"
+    for args, env, says in ((["worker"], {}, "needs PostgreSQL"), (["serve", "--workers", "0"], {}, "needs PostgreSQL"),
+                            (["worker"], {"TALELOOM_DATABASE_URL": down}, "cannot open the database")):
         out = subprocess.run(taleloom_cmd() + args, capture_output=True, text=True, timeout=60,
-                             env={**Server(tmp_path).env}, cwd=tmp_path)
+                             env={**Server(tmp_path).env, **env}, cwd=tmp_path)
         assert out.returncode == 2, out
-        assert "needs PostgreSQL" in out.stderr and "TALELOOM_DATABASE_URL" in out.stderr, out.stderr
-        assert "Traceback" not in out.stderr
+        assert says in out.stderr and "TALELOOM_DATABASE_URL" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr and "secret" not in out.stderr

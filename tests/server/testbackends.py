@@ -173,8 +173,10 @@ class StoryLLM(TextModel):
         if schema is None:
             return _sentence(12, seed + len(prompt))
         props = set(schema.get("properties", {}))
-        if props == {"title", "hero", "friend", "place", "outline"}:
-            return json.dumps(self._plan(schema, prompt))
+        if props == {"title", "hero", "friend", "outline", "pages"}:  # the write stage's one answer: plan, pages
+            plan = self._plan(schema, prompt)
+            n = schema["properties"]["pages"]["minItems"]
+            return json.dumps(plan | {"pages": self._pages(prompt, seed, n, plan["hero"]["name"], plan["outline"])})
         if props == {"pages"}:
             return json.dumps({"pages": self._pages(prompt, seed, schema["properties"]["pages"]["minItems"])})
         if props == {"outline", "pages"}:  # extend: new outline lines, then their pages
@@ -213,7 +215,6 @@ class StoryLLM(TextModel):
                 "hero": {"name": hero_name, "kind": f"a child with a {a}"[:30], "look": "a yellow raincoat and red boots"},
                 "friend": {"name": "Tomo" if hero_name != "Tomo" else "Lulu", "kind": "a grey kitten",
                            "look": "grey fur and a green bell"},
-                "place": f"a {b} by the sea",
                 "outline": [SENTENCES[i % len(SENTENCES)].format(hero=hero_name, a=a, b=b) for i in range(n)]}
 
     @staticmethod
@@ -289,6 +290,7 @@ class ConceptIllustrator(SolidIllustrator):
     name = "test-concepts"
     model_id = "test-concepts-illustrator"
     VOCABULARY = ("kite", "cat", "tree", "boat")
+    draws_concepts = True
 
     def _draw(self, r: ImageRequest) -> Image.Image:
         return super()._draw(r.model_copy(update={"width": 32, "height": 32,

@@ -115,3 +115,16 @@ def test_the_cover_prints_the_heros_look_in_the_books_language(tmp_path):
     book.cast[0].look_translated = "une chatte tigrée"
     html = bind(book, folder).html
     assert "Mina — une chatte tigrée" in html and "a tabby cat" not in html
+
+
+def test_a_book_left_in_english_is_printed_as_english(tmp_path):
+    """The book's language is decided once (Storybook.text_lang): an Arabic brief whose translation failed
+    prints English pages left to right, in every format, not English text marked Arabic and right to left."""
+    from taleloom.render.pdf import context
+
+    book, _ = make_book(tmp_path, "ar", ["English 1", "English 2"], "The Title")
+    assert book.text_lang == "en"
+    ctx = context(book, None)
+    assert (ctx["lang"], ctx["dir"]) == ("en", "ltr")
+    book.pages[0].text_translated = "مينا تجد كرة"
+    assert book.text_lang == "ar" and (context(book, None)["lang"], context(book, None)["dir"]) == ("ar", "rtl")

@@ -11,7 +11,7 @@ from PIL import Image
 
 from taleloom.backends.base import TextModel
 from taleloom.backends.vision.embedded import EmbeddedCaptioner, template, validate
-from taleloom.backends.vision.facts import colour_name, image_facts
+from taleloom.backends.vision.facts import colour_name, image_facts, working_copy
 from taleloom.book import Brief
 from taleloom.stages.see import see
 
@@ -64,6 +64,23 @@ def test_facts_of_the_cat_photo():
 def test_a_person_face_is_found():
     facts = image_facts(Image.open(FIXTURES / "astronaut.jpg"))
     assert facts["faces"] == 1 and len(facts["faces_boxes"]) == 1
+
+
+def test_a_face_in_a_big_photo_is_found_and_no_face_where_there_is_none():
+    # a face a tenth of the picture wide in a 1200 px photo (~20 px at the old 320 px detection size: missed)
+    astronaut = Image.open(FIXTURES / "astronaut.jpg")
+    canvas = Image.new("RGB", (1200, 800), (120, 130, 110))
+    canvas.paste(astronaut.resize((640, 640)), (300, 80))
+    assert image_facts(canvas)["faces"] == 1
+    for photo in (CAT, FIXTURES / "dog.jpg", FIXTURES / "coffee.jpg"):
+        assert image_facts(Image.open(photo))["faces"] == 0
+
+
+def test_facts_come_from_a_small_copy_and_keep_the_photo_size():
+    big = Image.open(CAT).resize((3000, 2000))
+    small = working_copy(big)
+    assert max(small.size) == 640 and big.size == (3000, 2000) and small.mode == "RGB"
+    assert image_facts(big)["size"] == [3000, 2000]
 
 
 def test_standing_people_are_found_by_their_bodies():

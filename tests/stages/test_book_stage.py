@@ -74,9 +74,11 @@ def test_only_missing_pages_are_staged_and_overrides_apply():
 
 def test_concept_mapper_comes_from_the_illustrator():
     class Big:
-        pass
+        draws_concepts = False
 
     class Small:
+        draws_concepts = True
+
         def nearest_concepts(self, text, k):
             return ["cat face"][:k]
 

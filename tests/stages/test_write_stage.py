@@ -12,7 +12,6 @@ from taleloom.book import Brief, Caption, CastMember, Draft, Page, PageDraft, St
 from taleloom.errors import BackendError, BadInputError
 from taleloom.stages import story_text as st
 from taleloom.stages import write
-from taleloom.stages.llm_json import TRIES
 
 # The README's API example: the sample cat photo, hero=Mina, seed 0 (it once failed: "copied the example")
 CAT = Caption(text="a tabby cat sitting on a wooden floor", concepts=["cat", "tabby cat", "floor"])
@@ -63,7 +62,6 @@ def test_default_model_writes_the_readme_example_as_planned():
 PLAN = {"title": "Nora and the Kite",
         "hero": {"name": "Nora", "kind": "a little girl with a kite", "look": "red hair and a yellow coat"},
         "friend": {"name": "Otto", "kind": "a small dog", "look": "brown fur and a blue collar"},
-        "place": "a windy park",
         "outline": ["Nora flies her kite in the park.", "The wind takes the kite into a tree.",
                     "Otto barks and a bird pulls the string.", "Nora and Otto fly the kite all day.",
                     "Nora finds a shell at the beach.", "Nora and Otto build a castle.",
@@ -85,7 +83,8 @@ def scripted_pages(first: int, n: int, texts=TEXTS) -> dict:
 
 
 class ScriptedLLM(TextModel):
-    """Answers the plan, the pages, a rewrite and an extension with fixed, valid JSON; records every call."""
+    """Answers the book (plan + first pages), later pages, a rewrite and an extension with fixed, valid JSON;
+    records every call."""
 
     name = "scripted"
     model_id = "scripted"
@@ -98,9 +97,10 @@ class ScriptedLLM(TextModel):
     def chat(self, messages, sampling=None, schema=None):
         self.calls.append((list(messages), sampling, schema))
         props, user = schema["properties"], messages[-1]["content"]
-        if "place" in props:
+        if "title" in props:  # the book: the plan, then its first pages
             n = props["outline"]["minItems"]
-            return json.dumps(self.plan | {"outline": self.plan["outline"][:n]})
+            return json.dumps(self.plan | {"outline": self.plan["outline"][:n]}
+                              | scripted_pages(1, props["pages"]["minItems"], self.texts))
         if "outline" in props:  # extend
             n = props["outline"]["minItems"]
             return json.dumps({"outline": PLAN["outline"][4:4 + n]} | scripted_pages(5, n, self.texts))
@@ -127,23 +127,20 @@ class BrokenLLM(TextModel):
         return "Sure! Here is your story: {title: oops"
 
 
-def test_plan_then_pages_in_two_calls_that_share_their_prefix():
+def test_plan_and_pages_in_one_answer():
     llm = ScriptedLLM()
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite in a park", seed=3), llm)
     assert d.title == "Nora and the Kite"
     assert [c.name for c in d.cast] == ["Nora", "Otto"]
     assert d.cast[0].look == "a little girl, red hair and a yellow coat"  # kind cut at "with", then the look
     assert [p.text for p in d.pages] == TEXTS[:4] and [p.outline for p in d.pages] == PLAN["outline"][:4]
-    assert len({p.scene for p in d.pages}) == 4
-    assert len(llm.calls) == 2  # one plan, one answer for every page and scene: nothing asked twice
-    plan_messages, pages_messages = llm.calls[0][0], llm.calls[1][0]
-    assert pages_messages[:2] == plan_messages and pages_messages[2]["role"] == "assistant"
-    assert "Nora flies her kite" in pages_messages[3]["content"]  # the outline, page by page
-    seeds = [s.seed for _, s, _ in llm.calls]
-    assert len(set(seeds)) == len(seeds) and seeds[0] == 3  # every call its own seed, from the book's seed
-    plan_schema = llm.calls[0][2]
-    assert plan_schema["properties"]["hero"]["properties"]["name"]["enum"] == list(write.NAMES)
-    assert plan_schema["properties"]["outline"]["minItems"] == 4
+    assert len({p.scene for p in d.pages}) == 4 and not d.notes
+    assert len(llm.calls) == 1  # the plan and every page and scene: nothing asked or evaluated twice
+    (messages, sampling, schema), = llm.calls
+    assert sampling.seed == 3  # from the book's seed
+    assert list(schema["properties"]) == ["title", "hero", "friend", "outline", "pages"]  # plan first, then pages
+    assert schema["properties"]["hero"]["properties"]["name"]["enum"] == list(write.NAMES)
+    assert schema["properties"]["outline"]["minItems"] == 4 and schema["properties"]["pages"]["minItems"] == 4
 
 
 def test_the_photo_subject_is_the_hero():
@@ -152,24 +149,24 @@ def test_the_photo_subject_is_the_hero():
     prompt = llm.calls[0][0][-1]["content"]
     assert "The hero is called Nora and is the cat from the photo" in prompt
     # a plan whose hero is not the photo's subject is asked again (the scripted girl with a kite is not a cat)
-    assert len([c for c in llm.calls if "place" in c[2]["properties"]]) == write.PLAN_RELEVANCE_TRIES + 1
+    assert len([c for c in llm.calls if "title" in c[2]["properties"]]) == write.PLAN_RELEVANCE_TRIES + 1
 
 
 def test_brief_hero_name_is_imposed_by_the_schema():
     llm = ScriptedLLM()
-    with pytest.raises(BackendError, match="not called Mina"):  # the scripted answer names Nora
-        write.plan("a girl with a kite", Brief(hero="Mina"), llm, write.DEFAULT_SAMPLING)
+    with pytest.raises(write.PagesFailedError, match="not called Mina"):  # the scripted answer names Nora
+        write.plan_and_write("a girl with a kite", Brief(hero="Mina"), llm, write.DEFAULT_SAMPLING)
     assert llm.calls[0][2]["properties"]["hero"]["properties"]["name"] == {"type": "string", "enum": ["Mina"]}
 
 
 def test_invalid_json_is_retried_with_new_seeds_then_a_clear_backend_error():
     llm = BrokenLLM()
     with pytest.raises(BackendError) as err:
-        write.plan(write.subject(CAT, BRIEF), Brief(pages=2, seed=5), llm, write.story_sampling(BRIEF))
+        write.plan_and_write(write.subject(CAT, BRIEF), Brief(pages=2, seed=5), llm, write.story_sampling(BRIEF))
     message = str(err.value)
-    assert "broken-model" in message and "plan the title, characters and outline" in message
-    assert f"{TRIES} answers failed validation" in message and "not a JSON object" in message
-    assert len(llm.seeds) == TRIES and len(set(llm.seeds)) == TRIES
+    assert "broken-model" in message and "plan and write the book" in message
+    assert f"{write.BOOK_TRIES} answers failed validation" in message and "not a JSON object" in message
+    assert len(llm.seeds) == write.BOOK_TRIES and len(set(llm.seeds)) == write.BOOK_TRIES
     with pytest.raises(BackendError, match="write a 2-page story"):  # the book: the plan falls back, pages cannot
         write.write_story(CAT, Brief(pages=2, seed=5), BrokenLLM())
 
@@ -178,8 +175,8 @@ def test_a_plan_that_fails_every_try_gives_a_plain_cast_and_a_note():
     basket = Caption(text="an orange basket in soft, warm light", concepts=["basket", "orange book"])
     junk = PLAN | {"title": "<h1>Title</h1> {{title}}"}
     draft = write.write_story(basket, Brief(pages=2, hero="Nora", seed=4), ScriptedLLM(junk))
-    assert draft.title == "Nora and the Basket"
-    assert [c.name for c in draft.cast][0] == "Nora" and "child" in draft.cast[0].look
+    assert draft.title == "Nora the Basket"  # the photo's subject is the hero, a child the friend
+    assert [c.name for c in draft.cast][0] == "Nora" and draft.cast[0].look == "a little basket"
     assert len(draft.pages) == 2 and draft.notes and "plain title and cast" in draft.notes[0]
     again = write.write_story(basket, Brief(pages=2, hero="Nora", seed=4), ScriptedLLM(junk))
     assert again == draft  # seeded like every other step
@@ -215,9 +212,12 @@ def test_pages_without_the_hero_or_repeating_are_asked_again():
 def test_a_long_book_is_written_in_turns_that_continue_the_conversation():
     llm = ScriptedLLM()
     d = write.write_story(None, Brief(pages=8, age=6, idea="a girl and her kite", seed=1), llm)
-    assert len(llm.calls) == 3 and len(d.pages) == 8
-    second = llm.calls[2][0]
-    assert second[:4] == llm.calls[1][0] and "Now write pages 7 to 8" in second[-1]["content"]
+    assert len(llm.calls) == 2 and len(d.pages) == 8
+    assert llm.calls[0][2]["properties"]["outline"]["minItems"] == 8  # the whole outline, the first 6 pages
+    assert llm.calls[0][2]["properties"]["pages"]["minItems"] == write.PAGES_PER_ANSWER
+    second = llm.calls[1][0]
+    assert second[:2] == llm.calls[0][0] and second[2]["role"] == "assistant"
+    assert "Now write pages 7 to 8" in second[-1]["content"]
     assert [p.text for p in d.pages] == TEXTS
 
 
@@ -297,21 +297,40 @@ def test_labels_and_quoted_bad_outputs_are_cleaned_or_caught():
 
 
 class NoStructureLLM(ScriptedLLM):
-    """Cannot give the structured pages (as SmolLM2-135M): answers them with an echo of the outline."""
+    """Plans well but cannot give the structured pages: answers them with an echo of the outline."""
 
     def chat(self, messages, sampling=None, schema=None):
-        if set(schema["properties"]) == {"pages"}:
+        if "pages" in schema["properties"]:
             self.calls.append((list(messages), sampling, schema))
             n = schema["properties"]["pages"]["minItems"]
-            return json.dumps({"pages": [{"text": "1. Nora and Otto - the story", "scene": "Nora: a girl"}] * n})
+            junk = {"pages": [{"text": "1. Nora and Otto - the story", "scene": "Nora: a girl"}] * n}
+            return json.dumps((PLAN | {"outline": PLAN["outline"][:n]} | junk) if "title" in schema["properties"]
+                              else junk)
         return super().chat(messages, sampling, schema)
 
 
-def test_a_model_too_small_for_structured_pages_writes_one_story_shared_out():
+def test_pages_that_fail_every_try_are_one_plain_story_that_keeps_the_plan():
     llm = NoStructureLLM(texts=TEXTS[:4])
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=5), llm)
     assert " ".join(p.text for p in d.pages) == " ".join(TEXTS[:4])
-    assert [p.outline for p in d.pages] == PLAN["outline"][:4]
+    assert d.title == PLAN["title"] and [p.outline for p in d.pages] == PLAN["outline"][:4]
     assert d.pages[1].scene.startswith("Nora, a little girl, red hair and a yellow coat: The wind takes")
     kinds = [tuple(c[2]["properties"]) for c in llm.calls]
-    assert kinds.count(("pages",)) == write.PAGES_TRIES and kinds[-1] == ("story",)
+    assert len(kinds) == write.BOOK_TRIES + 1 and kinds[-1] == ("story",)
+
+
+class PlainLLM(ScriptedLLM):
+    """A model that says it cannot follow plans (the 135M fast preset)."""
+
+    writes_plans = False
+
+
+def test_a_model_that_does_not_plan_is_asked_for_one_plain_story_only():
+    llm = PlainLLM(texts=TEXTS[:4])
+    d = write.write_story(CAT, Brief(pages=4, hero="Nora", seed=5), llm)
+    assert [tuple(c[2]["properties"]) for c in llm.calls] == [("story",)]  # no plan asked for and thrown away
+    assert d.cast[0].name == "Nora" and d.cast[0].look == "a little cat"  # the photo's subject
+    assert "Nora, a little cat" in llm.calls[0][0][-1]["content"]
+    assert " ".join(p.text for p in d.pages) == " ".join(TEXTS[:4])
+    assert [p.outline for p in d.pages] == [st.sentences(t)[0] for t in TEXTS[:4]]
+    assert d.notes and "plain story" in d.notes[0]

@@ -142,6 +142,12 @@ class TextModel(Backend):
     role = "llm"
     can_stream: ClassVar[bool] = False
     supports_schema: ClassVar[bool] = False
+    # can plan a book and write its pages in one structured answer (False: the write stage asks for one plain
+    # story instead, as for the 135M fast preset, whose plans fail their checks)
+    writes_plans: ClassVar[bool] = True
+    # can translate a book (False: the translate stage keeps the English and says so without asking, as for
+    # the 135M fast preset, whose "translations" read back as unrelated text: benchmarks/story_quality.py)
+    translates: ClassVar[bool] = True
 
     @abstractmethod
     def chat(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
@@ -174,6 +180,12 @@ class TextModel(Backend):
 
 class Captioner(Backend):
     role = "captioner"
+    # capability: the captioner words its captions with the LLM; the pool then hands it the pooled LLM
+    # (the same backend and concurrency limit the stories use) through `use_llm`
+    uses_llm: ClassVar[bool] = False
+
+    def use_llm(self, llm: TextModel) -> None:
+        """Word captions with `llm` (called by the pool when `uses_llm`). A backend object, never a closure."""
 
     @abstractmethod
     def caption(self, image: Image.Image, hint: str | None = None) -> Caption:
@@ -182,7 +194,19 @@ class Captioner(Backend):
 
 class Illustrator(Backend):
     role = "illustrator"
-    max_batch: ClassVar[int] = 4  # requests per call the backend handles at once
+    max_batch: int = 4  # requests per call the backend handles at once (the pool's batcher fills up to it)
+    # capability: the model only knows a fixed concept vocabulary (the embedded one), so the stage maps each
+    # scene onto it with `nearest_concepts`, and `aligned` (its aligned image encoder) can check the pictures
+    draws_concepts: bool = False
+
+    def nearest_concepts(self, text: str, k: int = 5) -> list[str]:
+        """The `k` concept names nearest to `text`, best first (only when `draws_concepts`)."""
+        raise NotImplementedError(f"{self.name} draws full prompts, not concepts")
+
+    @property
+    def aligned(self) -> Any:
+        """The aligned image encoder that checks this illustrator's pictures, or None."""
+        return None
 
     @abstractmethod
     def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
@@ -227,4 +251,15 @@ class Narrator(Backend):
         return Speech(audio, align(split_words(text), audio), "audio pauses + letters")
 
     def languages(self) -> set[str]:
+        """ISO codes this narrator can read; empty when it cannot tell (then every language is tried)."""
         return set()
+
+    def voice_for(self, language: str) -> str:
+        """The voice that reads `language`; BadInputError naming the known languages when there is none."""
+        supported = self.languages()
+        if supported and language not in supported:
+            from taleloom.errors import BadInputError
+
+            raise BadInputError(f"{self.name} cannot read language {language!r}",
+                                f"narration needs one of: {', '.join(sorted(supported))}")
+        return language

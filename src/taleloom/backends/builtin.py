@@ -1,12 +1,11 @@
 """Built-in backends, registered the way a plugin would (entry point ``taleloom.backends``).
 
-Modules are imported only when a backend is created, so `taleloom --help` stays fast and a
-missing optional dependency (diffusers, transformers) only matters to the backend that needs it.
+Each is registered by its "module:Class" name, which the registry imports only when the backend is
+created, so `taleloom --help` stays fast and a missing optional dependency (diffusers, transformers)
+only matters to the backend that needs it.
 """
 
 from __future__ import annotations
-
-import importlib
 
 # (role, name, "module:Class", description)
 BUILTINS = [
@@ -56,15 +55,7 @@ BUILTINS = [
 ]
 
 
-def _lazy(target: str):
-    def factory(**kwargs):
-        module, _, cls = target.partition(":")
-        return getattr(importlib.import_module(module), cls)(**kwargs)
-
-    factory.target = target  # type: ignore[attr-defined]
-    return factory
-
-
 def register_all(register) -> None:
+    """Entry-point target: each built-in is registered by its "module:Class" name, as a plugin may be."""
     for role, name, target, description in BUILTINS:
-        register(role, name, _lazy(target), description)
+        register(role, name, target, description)

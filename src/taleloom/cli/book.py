@@ -56,7 +56,7 @@ def rewrite(book_dir, page, instruction, as_json):
 @book.command()
 @BOOK_DIR
 @click.argument("page", type=int)
-@click.option("--seed", type=SEED, help="new seed (default: a random one unless --style is given)")
+@click.option("--seed", type=SEED, help="new seed (default: the page's next seed; with --style, its own seed)")
 @click.option("--style", help="new style preset for this picture")
 @AS_JSON
 def redraw(book_dir, page, seed, style, as_json):

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from taleloom.book import ImageRequest
-from taleloom.cli.options import SEED
+from taleloom.cli.options import SEED, STEPS
 from taleloom.config import get_settings
 
 
@@ -34,7 +34,7 @@ _REQUEST = ImageRequest.model_fields  # the defaults of one picture live there, 
 @click.argument("prompt")
 @click.option("--n", "count", type=click.IntRange(1, 16), default=1, show_default=True, help="pictures to draw")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="seed of the first picture (then +1 each)")
-@click.option("--steps", type=click.IntRange(1, 1000), default=_REQUEST["steps"].default, show_default=True,
+@click.option("--steps", type=STEPS, default=_REQUEST["steps"].default, show_default=True,
               help="denoising steps")
 @click.option("--sampler", default=_REQUEST["sampler"].default, show_default=True,
               help="dpmpp_2m, dpmpp_3m, ddim or ddpm")
@@ -63,19 +63,17 @@ def draw(prompt, count, seed, steps, sampler, guidance, negative, exact, no_upsc
     from taleloom.files import atomic_save_image
     from taleloom.orchestrator import Backends
     from taleloom.stages.illustrate import upscale
-    from taleloom.stages.stage import get_style
+    from taleloom.stages.stage import concept_mapper_for, get_style
 
     style = get_style(style).name  # an unknown preset: a clear error listing the known ones
     backends = Backends.from_settings(get_settings(illustrator=illustrator, upscaler=upscaler))
     ill = backends.illustrator
-    mapper = getattr(ill, "nearest_concepts", None)
-    concepts = mapper(prompt, 1) if callable(mapper) and not exact else []
+    mapper = concept_mapper_for(ill)
+    concepts = mapper(prompt, 1) if mapper is not None and not exact else []
     requests = [ImageRequest(prompt=prompt, negative_prompt=negative, concepts=concepts, seed=seed + i, steps=steps,
                              guidance=guidance, sampler=sampler, style=style) for i in range(count)]
     t0 = time.perf_counter()
-    images = []
-    for start in range(0, count, max(1, ill.max_batch)):
-        images += ill.generate(requests[start:start + ill.max_batch])
+    images = ill.generate(requests)  # the pool's batcher splits them into model calls
     t_draw = time.perf_counter() - t0
     up_id = None
     if not no_upscale:

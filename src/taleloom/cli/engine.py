@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from taleloom.cli.options import SEED
+from taleloom.cli.options import SEED, STEPS
 from taleloom.errors import TaleloomError
 
 SAMPLER_NAMES = ("ddpm", "ddim", "dpmpp_2m", "dpmpp_3m")  # taleloom.diffusion.samplers.SAMPLERS (not imported: --help stays fast)
@@ -187,7 +187,7 @@ def _edit_options(fn):
     for opt in reversed([
         click.option("--negative", default="", help="negative prompt"),
         click.option("--sampler", default="ddim", show_default=True, help=f"one of: {', '.join(SAMPLER_NAMES)}"),
-        click.option("--steps", default=20, show_default=True, type=click.IntRange(1, 1000)),
+        click.option("--steps", default=20, show_default=True, type=STEPS),
         click.option("--guidance", default=3.0, show_default=True, type=float),
         click.option("--seed", default=0, show_default=True, type=SEED),
         click.option("--scale", default=1, show_default=True, type=click.IntRange(1, 16),

@@ -5,7 +5,6 @@ mean loading big weights or calling a server nobody configured)."""
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import click
@@ -19,22 +18,20 @@ def _reason(e: Exception) -> str:
     return " ".join(str(msg).split())[:200]
 
 
-def check(role: str, spec: str) -> tuple[bool, str]:
+def check(role: str, spec: str, device: str | None = None) -> tuple[bool, str]:
     """(ready, reason) for the backend a role uses; one that cannot even be created is not ready."""
     try:
-        return registry.create(role, spec).ready()
+        return registry.create(role, spec, default_device=device).ready()
     except Exception as e:  # a missing package, folder or server: report it, never crash the listing
         return False, _reason(e)
 
 
 def importable(entry: registry.Entry) -> tuple[bool, str]:
     """Whether a backend not in use could be chosen: its module and class import."""
-    target = getattr(entry.factory, "target", None)
-    if target is None:
+    if entry.target is None:
         return True, "registered by a plugin"
-    module, _, cls = target.partition(":")
     try:
-        getattr(importlib.import_module(module), cls)
+        entry.load()
     except Exception as e:
         return False, _reason(e)
     return True, f"installed; not in use (TALELOOM_{entry.role.upper()}={entry.name}[:location])"
@@ -49,7 +46,7 @@ def models(as_json):
     for entry in registry.available():
         spec = getattr(settings, entry.role)
         in_use = registry.Spec.parse(spec).name == entry.name
-        ok, why = check(entry.role, spec) if in_use else importable(entry)
+        ok, why = check(entry.role, spec, settings.device) if in_use else importable(entry)
         rows.append({"role": entry.role, "name": entry.name, "in_use": in_use, "spec": spec if in_use else None,
                      "ready": ok, "status": why, "description": entry.description})
     if as_json:

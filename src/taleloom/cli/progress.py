@@ -16,8 +16,9 @@ from rich.progress_bar import ProgressBar
 from rich.spinner import Spinner
 from rich.table import Table
 
-from taleloom.book import STAGES, Storybook, count
-from taleloom.orchestrator import BOOK, Event
+from taleloom.book import Storybook, count
+from taleloom.bookrun import BOOK, Event
+from taleloom.pipeline import STAGES
 
 _ICONS = {"done": "[green]✓[/]", "skipped": "[yellow]–[/]", "failed": "[red]✗[/]", "pending": "[dim]·[/]"}
 
@@ -138,3 +139,8 @@ def report(book: Storybook, book_dir: Path, as_json: bool) -> None:
     for key in ("pdf", "html"):
         if key in book.files:
             console.print(f"  {key}: {Path(book_dir) / book.files[key]}")
+    if book.url:
+        console.print(f"  link (QR code): {book.url}")
+    else:
+        console.print("  [dim]no link or QR code: this book is on no server; give --link URL with the address "
+                      "where you publish it[/]")

@@ -70,7 +70,8 @@ def up(roles: tuple[str, ...], replicas: str, address: str | None, port: int, nu
 
     configs = [RoleConfig(role, spec or _spec(settings, role), counts.get(role, 1),
                           dict(settings.backend_options.get(role, {})), max_batch, batch_wait_ms / 1000,
-                          cpus_per_replica, gpus_per_replica, settings.plugins or os.environ.get("TALELOOM_PLUGINS", ""))
+                          cpus_per_replica, gpus_per_replica, settings.plugins or os.environ.get("TALELOOM_PLUGINS", ""),
+                          settings.device)
                for role, spec in wanted.items()]
     if address is None:
         need = int(sum(c.replicas * c.num_cpus for c in configs)) + 1

@@ -45,12 +45,13 @@ def serve(host: str, port: int, data_dir: Path | None, workers: int | None, base
     import uvicorn
 
     from taleloom.server.app import create_app
-    from taleloom.server.service import require_postgres
+    from taleloom.server.service import open_store, require_postgres
     from taleloom.server.slowclients import timed_h11
 
     settings = get_settings(data_dir=data_dir, workers=workers, base_url=base_url)
     if settings.workers == 0:
         require_postgres(settings, "an API process without workers (--workers 0)")
+    open_store(settings).close()  # a database that cannot be reached is one clear line, before anything starts
     if "base_url" not in settings.model_fields_set:  # nobody chose one: the address we listen on
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         settings = settings.model_copy(update={"base_url": f"http://{shown}:{port}"})

@@ -59,9 +59,7 @@ def narrate(text, text_file, lang, out, narrator, list_languages, as_json):
         text = sys.stdin.read() if str(text_file) == "-" else text_file.read_text(encoding="utf-8")
     if not text or not text.strip():
         raise BadInputError("nothing to read", 'give the text: taleloom narrate "Once upon a time" --lang en')
-    voice = getattr(backend, "voice_for", None)
-    if voice is not None:
-        voice(lang)  # an unknown language fails here, listing the known ones
+    backend.voice_for(lang)  # an unknown language fails here, listing the known ones
     data = backend.speak(text, lang)
     atomic_write_bytes(out, data)
     seconds = wav_seconds(data)

@@ -8,49 +8,49 @@ import click
 from pydantic import ValidationError
 
 from taleloom.book import Brief, new_book_id
-from taleloom.cli.options import SEED
+from taleloom.cli.options import brief_bounds, brief_option
 from taleloom.config import get_settings
 from taleloom.errors import BadInputError
 from taleloom.orchestrator import Backends, create_book, load_book, run_book
 
 
 def brief_from(**fields) -> Brief:
-    """A Brief from CLI values; out-of-range numbers become one clear error."""
+    """A Brief from CLI values (their bounds are the Brief's: brief_option); a refused one becomes one clear error."""
     try:
         return Brief(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
-        ranges = {"pages": "--pages takes 1 to 24", "age": "--age takes 2 to 14", "temperature": "--temperature takes 0 to 2",
-                  "top_p": "--top-p takes more than 0, up to 1", "top_k": "--top-k takes 0 or more"}
-        raise BadInputError(f"--{field.replace('_', '-')} {err.get('input')!r}: {err['msg']}",
-                            ranges.get(field, "see taleloom tell --help")) from None
+        flag = f"--{field.replace('_', '-')}"
+        bounds = brief_bounds(field) if field in Brief.model_fields else ""
+        raise BadInputError(f"{flag} {err.get('input')!r}: {err['msg']}",
+                            f"{flag} takes {bounds}" if bounds else "see taleloom tell --help") from None
 
 
 @click.command()
 @click.argument("photo", required=False, type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--idea", help='one-line story idea, with or instead of a photo: --idea "a cat who learns to fly"')
-@click.option("--description", help="your own description of the photo (names, who is who); merged into the caption")
-@click.option("--pages", type=int, default=4, show_default=True, help="number of story pages (1-24)")
-@click.option("--lang", default="en", show_default=True, help="reader's language (ISO 639-1 code, e.g. ko, fr)")
-@click.option("--style", default="storybook", show_default=True,
-              help="illustration style: storybook, watercolor, crayon, pixel, ink, emoji")
-@click.option("--hero", help="the hero's name (the story picks one when empty)")
-@click.option("--age", type=int, default=6, show_default=True, help="reader's age (2-14)")
-@click.option("--tone", default="warm and gentle", show_default=True, help="tone of the story")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="book seed: same seed, same book")
-@click.option("--temperature", type=click.FloatRange(0, 2), help="story sampling temperature (default 0.6)")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), help="story nucleus sampling (default 0.95)")
-@click.option("--top-k", type=click.IntRange(0), help="story top-k sampling, 0 = off (default 40)")
+@brief_option("idea", help='one-line story idea, with or instead of a photo: --idea "a cat who learns to fly"')
+@brief_option("description", help="your own description of the photo (names, who is who); merged into the caption")
+@brief_option("pages")
+@brief_option("lang", help="reader's language (ISO 639-1 code, e.g. ko, fr)")
+@brief_option("style", help="illustration style: storybook, watercolor, crayon, pixel, ink, emoji")
+@brief_option("hero")
+@brief_option("age")
+@brief_option("tone")
+@brief_option("seed", help="book seed: same seed, same book")
+@brief_option("temperature")
+@brief_option("top_p")
+@brief_option("top_k")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("books"), show_default=True,
               help="folder the book's folder is made in")
 @click.option("--resume", "resume", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="finish an interrupted book (its folder)")
-@click.option("--base-url", help="public URL of the service; the QR code links to BASE_URL/books/ID")
+@click.option("--link", help="where readers will open this book (e.g. where you publish book.html); the QR code "
+                             "points there. Without it the book has no QR code: a book made here is on no server")
 @click.option("--device", help="torch device for local models: cpu, cuda, auto")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON (no live display)")
 def tell(photo, idea, description, pages, lang, style, hero, age, tone, seed, temperature, top_p, top_k, out, resume,
-         base_url, device, as_json):
+         link, device, as_json):
     """Make a storybook from a PHOTO, an --idea, or both.
 
     \b
@@ -60,7 +60,7 @@ def tell(photo, idea, description, pages, lang, style, hero, age, tone, seed, te
     """
     from taleloom.cli.progress import live_progress, report
 
-    settings = get_settings(base_url=base_url, device=device)
+    settings = get_settings(device=device)
     if resume is not None:
         if photo is not None or idea:
             raise click.UsageError("--resume finishes an existing book; give no PHOTO or --idea with it")
@@ -72,7 +72,7 @@ def tell(photo, idea, description, pages, lang, style, hero, age, tone, seed, te
         book_id = new_book_id()
         book_dir = out / book_id
         try:
-            book = create_book(book_dir, brief, photo, settings.base_url, book_id=book_id)
+            book = create_book(book_dir, brief, photo, link, book_id=book_id)
         except BaseException:
             _remove_empty(book_dir)
             raise

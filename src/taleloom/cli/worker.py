@@ -45,15 +45,20 @@ def worker(threads: int | None, data_dir: Path | None, stop_timeout: float, log_
       taleloom serve --workers 0 --port 8000 &
       for i in $(seq 4); do taleloom worker --threads 1 & done
     """
-    from taleloom.server.service import open_service, require_postgres
+    from taleloom.server.service import open_service, open_store, require_postgres
 
     settings = get_settings(data_dir=data_dir, workers=threads)
     require_postgres(settings, "taleloom worker")
+    open_store(settings).close()  # a database that cannot be reached is one clear line, before anything starts
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     service = open_service(settings)
+    if settings.warm:  # load the models now, beside the first book, rather than inside it
+        from taleloom.server.limits import warm
+
+        threading.Thread(target=warm, args=(service.backends,), name="warm-up", daemon=True).start()
     click.echo(f"taleloom worker pid {os.getpid()}: {service.jobs.workers} book(s) at once, "
                f"data {settings.data_dir}; stop with Ctrl-C or SIGTERM", err=True)
     try:

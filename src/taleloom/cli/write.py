@@ -6,22 +6,22 @@ import json
 
 import click
 
-from taleloom.cli.options import SEED
+from taleloom.cli.options import brief_option
 from taleloom.errors import BadInputError
 
 
 @click.command()
 @click.option("--caption", "caption_text", help="what the photo shows, as the see stage would say it")
-@click.option("--idea", help='one-line story idea: --idea "a cat who learns to fly"')
-@click.option("--pages", type=int, default=4, show_default=True, help="number of story pages")
-@click.option("--lang", default="en", show_default=True, help="reader's language (ISO code); pages are translated")
-@click.option("--hero", help="hero's name (the LLM picks one when not given)")
-@click.option("--age", type=int, default=6, show_default=True, help="reader's age: sets length and words")
-@click.option("--tone", default="warm and gentle", show_default=True, help="tone of the story")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="same seed, same story")
-@click.option("--temperature", type=float, help="sampling temperature for the story (default 0.6)")
-@click.option("--top-p", type=float, help="nucleus sampling: keep the likeliest tokens up to this probability")
-@click.option("--top-k", type=int, help="sample among the k likeliest tokens (0: all)")
+@brief_option("idea", help='one-line story idea: --idea "a cat who learns to fly"')
+@brief_option("pages")
+@brief_option("lang", help="reader's language (ISO code); pages are translated")
+@brief_option("hero")
+@brief_option("age")
+@brief_option("tone")
+@brief_option("seed", help="same seed, same story")
+@brief_option("temperature")
+@brief_option("top_p")
+@brief_option("top_k")
 @click.option("--llm", help="LLM backend spec (default from settings: smollm2)")
 @click.option("--json", "as_json", is_flag=True, help="print the draft as JSON")
 def write(caption_text, idea, pages, lang, hero, age, tone, seed, temperature, top_p, top_k, llm, as_json):
@@ -42,7 +42,7 @@ def write(caption_text, idea, pages, lang, hero, age, tone, seed, temperature, t
     caption = Caption(text=caption_text) if caption_text else None
     model = Backends.from_settings(get_settings(llm=llm)).llm
     console = Console(stderr=True)
-    with console.status(f"writing {brief.pages} pages with {getattr(model, 'model_id', '') or 'the LLM'}…"):
+    with console.status(f"writing {brief.pages} pages with {model.model_id or 'the LLM'}…"):
         draft = write_story(caption, brief, model)
     translated, warnings = None, []
     if brief.lang != "en":
@@ -51,7 +51,7 @@ def write(caption_text, idea, pages, lang, hero, age, tone, seed, temperature, t
         translated, warnings = list(result), result.warnings
     if as_json:
         data = draft.model_dump()
-        data.update(lang=brief.lang, seed=seed, model_id=getattr(model, "model_id", ""))
+        data.update(lang=brief.lang, seed=seed, model_id=model.model_id)
         if translated is not None:
             data["title_translated"] = translated[0]
             for page, text in zip(data["pages"], translated[1:], strict=True):

@@ -67,7 +67,7 @@ def build_epub(book: Storybook, book_dir: Path, editions: list[dict] | None = No
     """The EPUB file's bytes for `book` (its text, title and language as they stand: pass an edition's
     view of the book for another language); files are read from `book_dir`."""
     book_dir = Path(book_dir)
-    lang = _text_lang(book)
+    lang = book.text_lang
     title = book.title_translated or book.title or "A story"
     can_encode = shutil.which("ffmpeg") is not None
     pkg = _Package()
@@ -107,12 +107,6 @@ def build_epub(book: Storybook, book_dir: Path, editions: list[dict] | None = No
         pkg.add(_Item("back", "back.xhtml", "application/xhtml+xml", html.encode()), in_spine=True)
     pkg.add(_Item("nav", "nav.xhtml", "application/xhtml+xml", _nav(book, lang, title).encode(), properties="nav"))
     return _zip(book, lang, title, pkg, modified or datetime.now(UTC))
-
-
-def _text_lang(book: Storybook) -> str:
-    from taleloom.render.labels import text_language
-
-    return text_language(book)
 
 
 def _font_px(text: str) -> int:

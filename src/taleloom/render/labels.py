@@ -58,16 +58,8 @@ NOT_TRANSLATED: dict[str, str] = {
 }
 
 
-def text_language(book: Storybook) -> str:
-    """The language the pages are actually in: the brief's, unless the LLM left every page in English."""
-    lang = book.brief.lang
-    if lang == "en" or any(p.text_translated and p.text_translated != p.text for p in book.pages):
-        return lang
-    return "en"
-
-
 def labels(book: Storybook) -> dict[str, str]:
-    photo, online = LABELS.get(text_language(book).split("-")[0], LABELS["en"])
+    photo, online = LABELS.get(book.text_lang.split("-")[0], LABELS["en"])
     return {"photo": photo, "online": online}
 
 

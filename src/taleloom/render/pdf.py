@@ -37,7 +37,7 @@ def _env() -> Environment:
 
 
 def context(book: Storybook, qr: bytes | None, editions: list[dict] | None = None) -> dict:
-    lang = book.brief.lang
+    lang = book.text_lang  # an Arabic brief whose translation failed prints English, left to right
     serif, sans = fonts_for(lang)
     hero = next((c for c in book.cast if c.role == "hero"), book.cast[0] if book.cast else None)
     return {

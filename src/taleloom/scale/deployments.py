@@ -2,9 +2,9 @@
 
 A replica builds the role's backend from an ordinary spec (``embedded``, ``diffusers-sdxl:/models/sdxl``...)
 through the registry, once, and serves the role's interface methods. Pictures are batched across books
-with ``@serve.batch``: every page is sent on its own, and requests that arrive at a replica within
-`batch_wait_s` of each other (up to `max_batch`) share one model call, grouped by what a model call must
-share (size, steps, sampler, guidance). Model calls run in a thread so the replica keeps taking requests
+with ``@serve.batch``: each book's pictures come as one request (so its pages stay on one replica and in one
+call), and books whose requests reach a replica within `batch_wait_s` of each other share model calls, up to
+`max_batch` pictures, grouped by what a model call must share (size, steps, sampler, guidance). Model calls run in a thread so the replica keeps taking requests
 while it draws. One app per role (``taleloom-illustrator``...), so a role is redeployed or scaled alone.
 """
 
@@ -19,6 +19,7 @@ from typing import Any
 from ray import serve
 
 from taleloom.backends import registry
+from taleloom.backends.batching import batches
 from taleloom.errors import BackendError
 
 # the methods of each role's interface a client may call through `call` (generate goes through the batcher)
@@ -49,13 +50,12 @@ class RoleConfig:
     num_cpus: float = 1.0  # Ray resources each replica reserves
     num_gpus: float = 0.0
     plugins: str = ""  # TALELOOM_PLUGINS-style "module:function" loaded in each replica
+    device: str | None = None  # torch device for backends that take one (settings.device)
 
 
-def _group_key(r: Any) -> tuple:
-    """Pictures that may share one model call (the batcher of server/batching.py uses the same)."""
-    from taleloom.server.batching import batch_key
-
-    return batch_key(r)
+def _pictures(books: list[list[Any]]) -> int:
+    """A batch's size in pictures (each request is one book's list of pictures)."""
+    return sum(len(b) for b in books)
 
 
 @serve.deployment(max_ongoing_requests=32, health_check_period_s=2, health_check_timeout_s=10,
@@ -68,23 +68,26 @@ class ModelServer:
 
         load_plugins(config.plugins)
         self.config = config
-        self.backend = registry.create(config.role, config.spec, **config.options)
+        self.backend = registry.create(config.role, config.spec, default_device=config.device, **config.options)
         self.batches: Counter[int] = Counter()  # pictures per model call → how many calls
-        self.generate_one.set_max_batch_size(config.max_batch)
-        self.generate_one.set_batch_wait_timeout_s(config.batch_wait_s)
+        self.generate.set_max_batch_size(config.max_batch)
+        self.generate.set_batch_wait_timeout_s(config.batch_wait_s)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05)
-    async def generate_one(self, requests: list[Any]) -> list[Any]:
-        """Pictures from any number of books, one per request; drawn in as few model calls as may be."""
-        groups: dict[tuple, list[int]] = {}
-        for i, r in enumerate(requests):
-            groups.setdefault(_group_key(r), []).append(i)
-        out: list[Any] = [None] * len(requests)
-        for indices in groups.values():
-            images = await asyncio.to_thread(self.backend.generate, [requests[i] for i in indices])
-            self.batches[len(indices)] += 1
-            for i, im in zip(indices, images, strict=True):
-                out[i] = im
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05, batch_size_fn=_pictures)
+    async def generate(self, books: list[list[Any]]) -> list[list[Any]]:
+        """Pictures of any number of books (one request per book, so its pages stay together), drawn in as
+        few model calls as may be; `max_batch` counts pictures, not requests."""
+        flat = [r for book in books for r in book]
+        drawn: list[Any] = [None] * len(flat)
+        for part in batches(flat, self.backend.max_batch):  # groups that may share a call, the backend's size
+            images = await asyncio.to_thread(self.backend.generate, [flat[i] for i in part])
+            self.batches[len(part)] += 1
+            for i, im in zip(part, images, strict=True):
+                drawn[i] = im
+        out, k = [], 0
+        for book in books:
+            out.append(drawn[k:k + len(book)])
+            k += len(book)
         return out
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -97,7 +100,7 @@ class ModelServer:
         """What answers here: for `taleloom ray status`, the benchmark (batch sizes) and tests (pid)."""
         return {"role": self.config.role, "model_id": self.backend.model_id, "pid": os.getpid(),
                 "replica": serve.get_replica_context().replica_id.unique_id,
-                "batches": dict(self.batches), "ready": list(self.backend.ready())}
+                "batches": dict(self.batches), "ready": list(self.backend.ready()), "max_batch": self.config.max_batch}
 
 
 def deploy(config: RoleConfig, prefix: str = APP_PREFIX) -> None:

@@ -1,8 +1,9 @@
 """The `ray:` backends: every role's interface answered by its Ray Serve deployment (scale/deployments.py).
 
 Spec: ``ray:ADDRESS#PREFIX`` — ``ray:`` (RAY_ADDRESS or the local cluster), ``ray:127.0.0.1:6379``,
-``ray:head:6379#taleloom`` (the apps are PREFIX-ROLE; default ``taleloom``). Each picture is sent as its own
-request, so the replicas' ``@serve.batch`` groups pages of different books into one model call. A replica
+``ray:head:6379#taleloom`` (the apps are PREFIX-ROLE; default ``taleloom``). A book's pictures are sent as one
+request (up to the replicas' `max_batch`), so the replicas' ``@serve.batch`` puts the pages of several
+books into one model call. A replica
 that dies mid-call (a crash, ``kill -9``, a lost node) fails only that call's requests: they are sent again
 and Serve routes them to a live replica (a picture is the same for the same seed, so a retry is safe).
 """
@@ -48,6 +49,7 @@ class RayRole:
         self.role, self.address, self.options = role, location, options
         self.app = app_name(role, model or APP_PREFIX)
         self._handle: Any = None
+        self._about: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self.retried = 0  # calls sent again after a replica died (shown by `describe`)
 
@@ -106,6 +108,12 @@ class RayRole:
             time.sleep(self.options.backoff * 2**attempt)
         return results  # pragma: no cover
 
+    def about(self) -> dict[str, Any]:
+        """What a replica says of itself (model id, max_batch...), asked once."""
+        if self._about is None:
+            self._about = self.call_many(lambda h, _: h.describe.remote(), [None])[0]
+        return self._about
+
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return self.call_many(lambda h, _: h.call.remote(method, *args, **kwargs), [None])[0]
 
@@ -133,7 +141,10 @@ class RayIllustrator(_OnRay, Illustrator):
     max_batch = 64  # the replicas batch; a larger list only means more requests in flight at once
 
     def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
-        return self.ray.call_many(lambda h, r: h.generate_one.remote(r), requests)
+        """One request per `max_batch` pictures (the replicas' limit), so a book's pages share a call."""
+        n = self.ray.about()["max_batch"]
+        parts = [requests[i:i + n] for i in range(0, len(requests), n)]
+        return [im for part in self.ray.call_many(lambda h, p: h.generate.remote(p), parts) for im in part]
 
     def img2img(self, request: ImageRequest, image: Image.Image, strength: float = 0.6) -> Image.Image:
         return self.ray.call("img2img", request, image, strength)

@@ -182,6 +182,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         state = request.app.state
         return {"ok": True, "version": taleloom.__version__, "workers": state.jobs.workers,
+                "events": "postgresql" if state.hub.shared else "this process",
                 "queued": state.jobs.queued(), "active_jobs": state.store.count_active(),
                 "backends": loaded(state.backends), "warm": state.warm,
                 "batching": state.backends.illustrator.stats(), "plugins": state.plugins}

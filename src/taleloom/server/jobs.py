@@ -38,10 +38,16 @@ log = logging.getLogger("taleloom.jobs")
 MAX_ATTEMPTS = 3
 LEASE_S = 30.0
 POLL_S = 1.0  # how often an idle worker looks for jobs submitted elsewhere or leases that ran out
+SHARED_POLL_S = 5.0  # the same when events are shared (PostgreSQL): a new job wakes the workers at once, so
+# polling only finds leases that ran out on other machines (they last 30 s) — 5x fewer idle queries
 
 
 class JobCancelled(Exception):
-    """Raised from the event callback when the book was deleted, or the lease lost, while its job ran."""
+    """Raised from the event callback when the book was deleted, the lease lost or the worker stopped while
+    its job ran. Its text is what the book's manifest records for the stage it cut: nothing internal."""
+
+    def __init__(self) -> None:
+        super().__init__("interrupted: the worker stopped; the stage runs again when the book resumes")
 
 
 @dataclass
@@ -82,7 +88,7 @@ class JobManager:
         self.workers = max(0, workers)
         self.max_attempts = max_attempts
         self.lease_s = lease_s
-        self.poll_s = poll_s
+        self.poll_s = max(poll_s, SHARED_POLL_S) if hub.shared else poll_s
         self.owner = owner_id()
         self._running: dict[int, _Running] = {}  # job id → its book and stop flag, while a worker here runs it
         self._lock = threading.Lock()
@@ -134,8 +140,11 @@ class JobManager:
             except Exception:
                 log.exception("could not hand back the jobs of this process; their leases will run out")
             else:
+                for job in handed:  # workers elsewhere take them now, not at their next poll
+                    self.hub.publish(job.book_id, "status", {"book_id": job.book_id, "status": "queued",
+                                                             "job": job.kind})
                 if handed:
-                    log.info("handed back %d unfinished job(s)", handed)
+                    log.info("handed back %d unfinished job(s)", len(handed))
 
     def _expire_dead(self) -> int:
         """End the leases of owners that were processes on this machine and are gone (kill -9)."""
@@ -251,7 +260,14 @@ class JobManager:
 
         def on_event(ev: Any) -> None:
             if stop.is_set():
-                raise JobCancelled(job.book_id)
+                raise JobCancelled
+            if ev.kind == "started" and job.id not in self.store.renew_leases(self.owner, [job.id], self.lease_s):
+                # before a stage writes anything: this process stalled past its lease and another worker
+                # has the book now (or it was cancelled); stop here rather than write beside it
+                log.warning("job %s of book %s lost its lease: stopping before stage %s", job.id, job.book_id,
+                            ev.stage)
+                stop.set()
+                raise JobCancelled
             data = ev.to_dict()
             self.hub.publish(job.book_id, data.get("kind", "progress"), data)
 

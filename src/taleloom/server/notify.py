@@ -53,6 +53,7 @@ class PgBus:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.listening = threading.Event()  # set while the LISTEN connection is up
+        self.connects = 0  # LISTEN connections opened so far (more than one: the database went away and came back)
 
     def start(self) -> None:
         for target, name in ((self._send_loop, "notify-send"), (self._listen_loop, "notify-listen")):
@@ -125,6 +126,7 @@ class PgBus:
             try:
                 with psycopg.connect(self.url, autocommit=True, application_name="taleloom-listen") as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    self.connects += 1
                     self.listening.set()
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):

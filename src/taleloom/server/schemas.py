@@ -7,30 +7,22 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from taleloom.book import SEED_MAX, Brief, Storybook, WordTiming
+from taleloom.config import share_url
 from taleloom.render.labels import translation_notice
 from taleloom.server.store import BookRow, Share
 
 Status = Literal["queued", "running", "done", "failed"]
 
 
-class BookCreate(BaseModel):
-    """Form fields of POST /v1/books (next to the `photo` file). Defaults are the Brief's."""
+class BookCreate(Brief):
+    """Form fields of POST /v1/books (next to the `photo` file): the Brief itself, every field of it
+    (story sampling included), with the Brief's defaults and bounds. The server's own page limit
+    (`max_pages`) is checked after."""
 
     model_config = ConfigDict(extra="ignore")  # the form also carries the photo part
 
-    pages: int = Field(4, description="number of story pages (at most the server's max_pages)")
-    lang: str = Field("en", description="ISO 639-1 code of the reader's language")
-    style: str = Field("storybook", description="illustration style preset (GET /v1/options lists them)")
-    hero: str | None = Field(None, max_length=60, description="hero's name; the story picks one when empty")
-    age: int = Field(6, description="reader's age (2-14)")
-    tone: str = Field("warm and gentle", max_length=100)
-    idea: str | None = Field(None, max_length=500, description="one-line story idea (with or instead of a photo)")
-    description: str | None = Field(None, max_length=500, description="your own words about the photo")
-    seed: int = Field(0, ge=0, le=SEED_MAX, description="book seed; the same seed and inputs give the same book")
-
     def brief(self) -> Brief:
-        return Brief(**{k: (v or None) if k in ("hero", "idea", "description") else v
-                        for k, v in self.model_dump().items()})
+        return Brief.model_validate(self.model_dump())
 
 
 class StagePublic(BaseModel):
@@ -142,7 +134,7 @@ class SharePublic(BaseModel):
 
 
 def share_public(share: Share, base_url: str) -> SharePublic:
-    return SharePublic(id=share.id, url=f"{base_url}/books/{share.id}", created=share.created, revoked=share.revoked)
+    return SharePublic(id=share.id, url=share_url(base_url, share.id), created=share.created, revoked=share.revoked)
 
 
 def book_public(row: BookRow, book: Storybook | None, base: str, current: dict | None = None,

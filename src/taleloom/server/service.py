@@ -40,6 +40,22 @@ def require_postgres(settings: Settings, what: str) -> None:
         raise BadInputError(f"{what} needs PostgreSQL", SQLITE_ONE_PROCESS)
 
 
+def open_store(settings: Settings):
+    """The store, or a clear error when its database cannot be reached (no stack trace for a wrong URL)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from taleloom.server.store import Store
+
+    try:
+        return Store.from_settings(settings)
+    except OperationalError as e:
+        where = make_url(settings.database_url).render_as_string(hide_password=True) if settings.database_url \
+            else settings.data_dir
+        raise BadInputError(f"cannot open the database {where}: {str(e.orig).strip().splitlines()[0]}",
+                            "check TALELOOM_DATABASE_URL and that the database server is running") from None
+
+
 def other_sqlite_process(data_dir: Path) -> int | None:
     """Hold this data folder's lock for the life of the process; the pid of another process that holds
     it already (None when this one is alone, or where file locks are not available)."""
@@ -104,10 +120,8 @@ def open_service(settings: Settings, workers: int | None = None) -> Service:
     from taleloom.server.events import EventHub
     from taleloom.server.jobs import JobManager
     from taleloom.server.limits import concurrency_from_env, service_backends
-    from taleloom.server.store import Store
-
     plugins = load_plugins(settings.plugins)
-    store = Store.from_settings(settings)
+    store = open_store(settings)
     if not store.postgres:
         other = other_sqlite_process(Path(settings.data_dir))
         if other is not None:

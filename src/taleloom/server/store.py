@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +153,8 @@ class Store:
         self._add_lease_columns()
         self.session = sessionmaker(self.engine, expire_on_commit=False)
         self.postgres = self.engine.dialect.name == "postgresql"
+        self._mutexes: dict[str, threading.Lock] = {}
+        self._mutexes_guard = threading.Lock()
 
     def _add_lease_columns(self) -> None:
         """A data folder from before job leases keeps its jobs: the two columns are added in place."""
@@ -166,6 +171,25 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """One holder of `name` at a time in every process on this database (a PostgreSQL advisory lock,
+        released by the database if the holder dies), so a check and the write it allows (the queue
+        limits and the job they admit) are one step for the whole service. SQLite: within this process."""
+        with self._mutexes_guard:
+            mutex = self._mutexes.setdefault(name, threading.Lock())
+        with mutex:  # threads of this process queue here rather than each holding a database connection
+            if not self.postgres:
+                yield
+                return
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
     # users and tokens -------------------------------------------------------------------------
     def create_token(self, user_name: str | None = None, token_name: str = "") -> tuple[str, User]:
@@ -298,12 +322,13 @@ class Store:
             return s.execute(update(Job).where(Job.status == "running", Job.lease_owner.in_(owners))
                              .values(lease_until=0.0)).rowcount
 
-    def release_leases(self, owner: str) -> int:
+    def release_leases(self, owner: str) -> list[Job]:
         """Hand back the jobs `owner` holds (a worker stopping on purpose): claimable at once, and the
         claim it made does not count against the job's attempts (it was not killed by the job)."""
         with self.session.begin() as s:
-            return s.execute(update(Job).where(Job.status == "running", Job.lease_owner == owner)
-                             .values(lease_until=0.0, attempts=Job.attempts - 1)).rowcount
+            ids = list(s.scalars(update(Job).where(Job.status == "running", Job.lease_owner == owner)
+                                 .values(lease_until=0.0, attempts=Job.attempts - 1).returning(Job.id)))
+            return [s.get(Job, i) for i in ids]
 
     def finish_job(self, job_id: int, status: str, error: dict | None = None, owner: str | None = None) -> bool:
         """Record the end of a job; with `owner`, only while that worker still holds it (False if not)."""

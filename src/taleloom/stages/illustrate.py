@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from PIL import Image
 
 from taleloom.backends.base import Illustrator, Upscaler
+from taleloom.backends.batching import batches
 from taleloom.book import ImageRequest
 from taleloom.errors import BackendError
 
@@ -17,25 +18,27 @@ OnBatch = Callable[[list[int], list[Image.Image]], None]  # (indices into the in
 
 def illustrate(requests: Sequence[ImageRequest], illustrator: Illustrator, batch_size: int | None = None,
                on_batch: OnBatch | None = None, on_progress: Progress | None = None) -> list[Image.Image]:
-    """One picture per request, `illustrator.max_batch` at a time.
+    """One picture per request, in the model calls `batches` groups them into (`illustrator.max_batch`
+    matching requests at most).
 
     `on_batch(indices, images)` sees each finished batch (the orchestrator saves it at once, so an
     interrupted run keeps what was drawn).
     """
-    size = max(1, batch_size or illustrator.max_batch)
-    out: list[Image.Image] = []
-    for start in range(0, len(requests), size):
-        batch = list(requests[start:start + size])
-        images = illustrator.generate(batch)
-        if len(images) != len(batch):
+    out: list[Image.Image | None] = [None] * len(requests)
+    done = 0
+    for indices in batches(requests, batch_size or illustrator.max_batch):
+        images = illustrator.generate([requests[i] for i in indices])
+        if len(images) != len(indices):
             raise BackendError(f"illustrator {illustrator.name!r} returned {len(images)} pictures for "
-                               f"{len(batch)} requests", "this is a bug in the backend; report it")
-        out.extend(images)
+                               f"{len(indices)} requests", "this is a bug in the backend; report it")
+        for i, img in zip(indices, images, strict=True):
+            out[i] = img
+        done += len(indices)
         if on_batch:
-            on_batch(list(range(start, start + len(batch))), images)
+            on_batch(indices, images)
         if on_progress:
-            on_progress(len(out), len(requests))
-    return out
+            on_progress(done, len(requests))
+    return out  # type: ignore[return-value]  # every slot is filled
 
 
 def upscale_factor(image: Image.Image, target: int = UPSCALE_BELOW) -> int:
@@ -54,7 +57,7 @@ def upscale(images: Sequence[Image.Image], requests: Sequence[ImageRequest], ups
     todo = [i for i, img in enumerate(images) if upscale_factor(img) != 1]
     if not todo:  # nothing to enlarge: the upscaler is not even asked its batch size (a lazy one stays unloaded)
         return out
-    batch = max(1, int(getattr(upscaler, "max_batch", 1) or 1))
+    batch = max(1, upscaler.max_batch)
     done = len(images) - len(todo)
     by_size: dict[tuple[int, int], list[int]] = {}
     for i in todo:

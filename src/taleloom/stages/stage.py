@@ -54,8 +54,7 @@ DEFAULT_STYLE = "storybook"
 def concept_mapper_for(illustrator) -> ConceptMapper | None:
     """The illustrator's own concept matcher when it only knows a fixed vocabulary (the embedded model);
     None for backends that read full prompts."""
-    fn = getattr(illustrator, "nearest_concepts", None)
-    return fn if callable(fn) else None
+    return illustrator.nearest_concepts if illustrator.draws_concepts else None
 
 
 def get_style(name: str) -> Style:

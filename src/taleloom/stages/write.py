@@ -1,17 +1,22 @@
-"""write: a plan, then pages that follow it — two JSON-schema constrained answers for a whole book.
+"""write: a plan, then pages that follow it — for a whole book of up to PAGES_PER_ANSWER pages, ONE
+JSON-schema constrained answer, whose fields come in this order:
 
-1. plan  — title, cast sheet (hero + one friend, each with a fixed look reused in every picture), the place,
-           and a one-line outline per page. The hero is the photo's main subject (named by the brief, or
-           chosen from a list of names) unless the brief's idea says otherwise.
-2. pages — every page's text and key scene (English, for the illustrator) in one answer, asked as the
-           next turn of the same conversation, so the plan stays in front of the model and the prompt's
-           prefix is shared (a server with a prompt cache, like llama.cpp's, evaluates it once).
+  title, hero, friend — the cast sheet: each with a name, a kind and a fixed look reused in every picture;
+                        the hero is the photo's main subject (named by the brief, or chosen from a list of
+                        names) unless the brief's idea says otherwise;
+  outline             — one line per page: the story's beginning, small problem and happy ending;
+  pages               — every page's text and key scene (English, for the illustrator), one per line.
 
-A book of more than PAGES_PER_ANSWER pages is written in turns; `extend_story` continues the outline and
-writes the new pages in one answer; `rewrite_page` keeps the cast sheet. Every answer is cleaned (markup
-and labels stripped) and checked (hero on the page, no markup or prompt echo left, no loops, no repeated
-page) and asked again on a new seed when it fails; a plan that fails every try becomes a plain cast
-from the photo (noted in the manifest), a page that fails every try fails the stage with what went wrong.
+The model writes its plan before the pages, so they follow it; and as one answer nothing is sent or
+evaluated twice and no answer is thrown away (a second call for the pages made llama.cpp read the prompt
+and the plan again). A longer book gets its further pages in later turns of the
+same conversation; `extend_story` continues the outline and writes the new pages in one answer;
+`rewrite_page` keeps the cast sheet. Every answer is cleaned (markup and labels stripped) and checked
+(hero on the page, no markup or prompt echo left, no loops, no repeated page) and asked again on a new
+seed when it fails. When every answer fails, the book is one plain story shared out over the pages, with
+the plan of the last answer whose plan passed, else a plain title and cast from the photo (noted in the
+manifest). A model too small to plan (TextModel.writes_plans is False: the 135M fast preset) goes
+straight to the plain story.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ DEFAULT_SAMPLING = Sampling(temperature=0.7, top_p=0.95, top_k=40, repeat_penalt
 PLAN_TEMPERATURE = 0.5
 PLAN_RELEVANCE_TRIES = 2  # tries whose hero must come from the photo / idea; later ones only need to be sound
 PAGES_PER_ANSWER = 6  # pages written in one answer (a longer book takes turns)
-PAGES_TRIES = 2  # structured page answers before the plain story fallback (the 135M model cannot do them)
+PAGES_TRIES = 2  # structured answers for later pages before the plain story fallback
+BOOK_TRIES = 3  # answers for the plan and first pages (each a whole book) before the plain story fallback
 NAMES = ("Mina", "Leo", "Luna", "Milo", "Noah", "Sora", "Hana", "Yuki", "Theo", "Ava", "Ezra", "Zara", "Kai",
          "Nia", "Omar", "Lila", "Finn", "Ruby", "Jun", "Iris", "Tom", "Rosa", "Ben", "Amara", "Otto", "Maya",
          "Rafi", "Ella", "Sami", "Nora", "Ivy", "Juno", "Remy", "Tala", "Arlo", "Ada", "Eli", "Kira", "Max",
@@ -103,70 +109,103 @@ def main_subject(caption: Caption | None) -> str | None:
     return st.strip_markup(caption.concepts[0]) or None
 
 
-# ------------------------------------------------------------------ step 1: the plan
+# ------------------------------------------------------------------ the plan and the pages, in one answer
 
-def _plan_prompt(about: str, brief: Brief, hero_kind: str | None, pages: int) -> str:
+def _book_prompt(about: str, brief: Brief, hero_kind: str | None, pages: int, written: int) -> str:
+    """The one request for the plan and the first `written` pages (a book of more pages gets the rest in
+    later turns): only what the pages and the pictures need, so that few tokens are generated."""
     who = f"The hero is called {brief.hero}" if brief.hero else "Choose the hero's name from the list"
     if hero_kind and not brief.idea:
         who += f" and is the {hero_kind} from the photo"
+    per_page = st.words_per_page(brief.age)
+    which = "every page" if written == pages else f"the first {written} pages"
     return (f"A picture book for a {brief.age}-year-old reader, {pages} pages, {brief.tone}.\n"
             f"It is about: {about}\n{who}.\n"
-            "Plan it: a short title; the hero and one friend, each with a name, \"kind\" (what animal or person "
-            "they are, in a few words) and \"look\" (colours of fur, hair or skin, and one thing they wear or "
-            "carry, the same in every picture); the place; "
-            f"and an outline of exactly {pages} lines, one short line per page, that tells the whole story "
-            "with a beginning, a small problem and a happy ending. Every line names the hero.")
+            "Plan it, then write it. Give a short \"title\"; the \"hero\" and one \"friend\", each with a "
+            "\"name\", a \"kind\" (what animal or person they are, in a few words) and a \"look\" (colours of "
+            "fur, hair or skin, and one thing they wear or carry, the same in every picture); an \"outline\" of "
+            f"exactly {pages} short lines, one per page, that tells the whole story with a beginning, a small "
+            f"problem and a happy ending, every line naming the hero; then the \"pages\" for {which}, one per "
+            f"outline line, each with \"text\" ({per_page // 2} to {per_page} words for a {brief.age}-year-old, "
+            "whole sentences, naming the hero) and \"scene\" (what its picture shows, in English, 8 to 20 words: "
+            "who is in it, with their look, and where). No page repeats another. Plain text only: no titles, "
+            "page numbers, lists or markup.")
 
 
-def plan(about: str, brief: Brief, llm: TextModel, sampling: Sampling, notes: list[str] | None = None,
-         things: Sequence[str] = (), hero_kind: str | None = None) -> tuple[str, list[CastMember], list[str],
-                                                                           list[dict[str, str]]]:
-    """(title, cast sheet with the hero first, outline lines, the conversation so far). The brief's hero name
-    is imposed by the schema. When every answer fails its checks, a plain cast from `things` is used and
-    `notes` says so (without notes, the BackendError is raised)."""
+def _page_schema(brief: Brief, n: int) -> dict[str, Any]:
+    per_page = st.words_per_page(brief.age)
+    return _list(_object(text=_text(per_page, min(1000, per_page * 9)), scene=_text(20, 160)), n)
+
+
+def _pages_budget(brief: Brief, n: int) -> int:
+    """max_tokens for `n` pages of text and scene (about 1.3 tokens a word, JSON included, with room)."""
+    return n * (st.words_per_page(brief.age) * 2 + 50)
+
+
+class PagesFailedError(BackendError):
+    """Every answer for the book failed its checks; `plan` is the last (title, cast, outline) that passed
+    its own (its pages did not), or None."""
+
+    def __init__(self, error: BackendError, plan: tuple[str, list[CastMember], list[str]] | None):
+        super().__init__(error.message, error.hint)
+        self.plan = plan
+
+
+def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling, hero_kind: str | None = None) -> tuple[str, list[CastMember], list[str], list[PageDraft],
+                                                          list[dict[str, str]]]:
+    """(title, cast sheet with the hero first, outline lines, the first pages, the conversation so far), in
+    one schema-constrained answer: the plan is written first, so the pages follow it, and nothing is sent
+    or evaluated twice. The brief's hero name is imposed by the schema. PagesFailedError when every answer
+    fails its checks."""
     pages = brief.pages
+    n = min(pages, PAGES_PER_ANSWER)
     hero_name = {"type": "string", "enum": [brief.hero]} if brief.hero else NAME
     member = {"kind": _text(3, 40), "look": _text(8, 90)}
     schema = _object(title=_text(5, 60), hero=_object(name=hero_name, **member), friend=_object(name=NAME, **member),
-                     place=_text(3, 60), outline=_list(_text(10, 110), pages))
-    user = _plan_prompt(about, brief, hero_kind, pages)
+                     outline=_list(_text(10, 90), pages), pages=_page_schema(brief, n))
+    user = _book_prompt(about, brief, hero_kind, pages, n)
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
     wanted = st.content_words(" ".join([hero_kind or "", brief.idea or "", about if not hero_kind else ""]))
+    planned: list[tuple[str, list[CastMember], list[str]]] = []  # the last plan that passed its checks
+    written: list[PageDraft] = []
 
     def check(d: dict[str, Any], attempt: int) -> str | None:
         _clean_fields(d)
-        hero, friend = d["hero"], d["friend"]
-        if brief.hero and hero["name"] != brief.hero:  # backends without constrained decoding
-            return f"the hero is not called {brief.hero}"
-        if hero["name"] == friend["name"]:
-            return "the friend has the hero's name"
-        printed = [d["title"], hero["kind"], hero["look"], friend["kind"], friend["look"], d["place"], *d["outline"]]
-        if problem := next((p for p in map(_field_problem, printed) if p), None):
+        if problem := _plan_problem(d, brief, wanted if attempt < PLAN_RELEVANCE_TRIES else set()):
             return problem
-        if attempt < PLAN_RELEVANCE_TRIES and wanted and not st.content_words(hero["kind"]) & wanted:
-            return f"the hero ({hero['kind']}) is not from the photo or idea"
-        if len({line.lower() for line in d["outline"]}) < pages:
-            return "two outline lines are the same"
-        return None
+        cast = [CastMember(name=d["hero"]["name"], look=_look(d["hero"]), role="hero"),
+                CastMember(name=d["friend"]["name"], look=_look(d["friend"]), role="friend")]
+        planned[:] = [(short_look(d["title"], 60), cast, d["outline"])]
+        return _pages_problem(d["pages"], cast, 1, (), attempt == BOOK_TRIES - 1, written,
+                              int(st.words_per_page(brief.age) * 1.5))
 
     try:
-        d = ask_json(llm, messages, schema, _sampling(sampling, 0, cool=True, max_tokens=120 + 40 * pages),
-                     "plan the title, characters and outline", check)
+        d = ask_json(llm, messages, schema,
+                     _sampling(sampling, 0, max_tokens=60 + 35 * pages + _pages_budget(brief, n)),
+                     "plan and write the book", check, tries=BOOK_TRIES)
     except BackendError as e:
-        if notes is None:
-            raise
-        log.warning("%s; using a plain cast instead", e.message)
-        notes.append("the LLM's plan failed its checks on every try, so a plain title and cast were made from "
-                     "the photo's concepts (a larger LLM plans better)")
-        title, cast = fallback_plan(brief, things)
-        outline = [f"{cast[0].name} in {short_kind(things[0]) if things else 'the story'}, page {i + 1}"
-                   for i in range(pages)]
-        return title, cast, outline, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
-    hero, friend = d["hero"], d["friend"]
-    cast = [CastMember(name=hero["name"], look=_look(hero), role="hero"),
-            CastMember(name=friend["name"], look=_look(friend), role="friend")]
+        raise PagesFailedError(e, planned[0] if planned else None) from e
+    title, cast, outline = planned[0]
     messages.append({"role": "assistant", "content": json.dumps(d, ensure_ascii=False)})
-    return short_look(d["title"], 60), cast, d["outline"], messages
+    return title, cast, outline, list(written), messages
+
+
+def _plan_problem(d: dict[str, Any], brief: Brief, wanted: set[str]) -> str | None:
+    """What keeps an answer's plan out of the book, else None; `wanted`: words the hero's kind should share
+    (the photo's subject, the idea), empty once the try no longer insists."""
+    hero, friend = d["hero"], d["friend"]
+    if brief.hero and hero["name"] != brief.hero:  # backends without constrained decoding
+        return f"the hero is not called {brief.hero}"
+    if hero["name"] == friend["name"]:
+        return "the friend has the hero's name"
+    printed = [d["title"], hero["kind"], hero["look"], friend["kind"], friend["look"], *d["outline"]]
+    if problem := next((p for p in map(_field_problem, printed) if p), None):
+        return problem
+    if wanted and not st.content_words(hero["kind"]) & wanted:
+        return f"the hero ({hero['kind']}) is not from the photo or idea"
+    if len({line.lower() for line in d["outline"]}) < len(d["outline"]):
+        return "two outline lines are the same"
+    return None
 
 
 def _clean_fields(d: Any) -> Any:
@@ -199,17 +238,17 @@ FALLBACK_NAMES = ("Mina", "Leo", "Ava", "Tom", "Lila", "Sam", "Nora", "Finn")
 
 
 def fallback_plan(brief: Brief, things: Sequence[str]) -> tuple[str, list[CastMember]]:
-    """A plain title and cast when the LLM cannot plan one (the 135M model sometimes only copies): a child
-    hero and, as the friend, the first thing seen in the photo. Seeded by the brief."""
+    """A plain title and cast when the LLM does not plan (the fast preset) or its plans fail every check:
+    the first thing seen in the photo (or named by the idea) is the hero, a child its friend. Seeded by
+    the brief."""
     rnd = random.Random(brief.seed)
     hero = brief.hero or rnd.choice(FALLBACK_NAMES)
     friend = rnd.choice([n for n in FALLBACK_NAMES if n != hero])
-    thing = next((st.clean(t) for t in things if st.clean(t)), "")
-    kind = f"a little {thing}" if thing else "a little bird"
-    title = f"{hero} and the {thing.title()}" if thing else f"{hero}'s Big Day"
-    return short_look(title, 50), [CastMember(name=hero, look="a curious child, bright eyes and a yellow coat",
-                                              role="hero"),
-                                   CastMember(name=friend, look=short_kind(kind), role="friend")]
+    thing = next((short_kind(t) for t in things if st.clean(t)), "")
+    title = f"{hero} the {thing.title()}" if thing else f"{hero}'s Big Day"
+    child = "a curious child, bright eyes and a yellow coat"
+    return short_look(title, 50), [CastMember(name=hero, look=f"a little {thing}" if thing else child, role="hero"),
+                                   CastMember(name=friend, look=child if thing else "a little bird", role="friend")]
 
 
 def short_kind(kind: str) -> str:
@@ -236,7 +275,7 @@ def cast_sheet(cast: Sequence[CastMember]) -> str:
     return "; ".join(f"{c.name}: {c.look}" for c in cast)
 
 
-# ------------------------------------------------------------------ step 2: the pages
+# ------------------------------------------------------------------ pages in later turns, plain stories
 
 def _pages_prompt(brief: Brief, cast: Sequence[CastMember], first: int, lines: Sequence[str]) -> str:
     per_page = st.words_per_page(brief.age)
@@ -251,48 +290,53 @@ def _pages_prompt(brief: Brief, cast: Sequence[CastMember], first: int, lines: S
 def write_pages(messages: list[dict[str, str]], brief: Brief, cast: Sequence[CastMember], lines: Sequence[str],
                 first: int, llm: TextModel, sampling: Sampling, avoid: Sequence[str] = (),
                 what: str = "") -> tuple[list[PageDraft], list[dict[str, str]]]:
-    """Pages `first`.. for the outline `lines`, as the next turn of `messages` (the plan's conversation).
-    Returns the pages and the conversation with this turn added."""
-    per_page = st.words_per_page(brief.age)
+    """Pages `first`.. for the outline `lines`, as the next turn of `messages` (the book's conversation:
+    a book longer than PAGES_PER_ANSWER). Returns the pages and the conversation with this turn added."""
     n = len(lines)
-    item = _object(text=_text(per_page, min(1000, per_page * 9)), scene=_text(20, 160))
-    user = _pages_prompt(brief, cast, first, lines)
-    asked = [*messages, {"role": "user", "content": user}]
-    hero = cast[0].name
+    asked = [*messages, {"role": "user", "content": _pages_prompt(brief, cast, first, lines)}]
     result: list[PageDraft] = []
 
     def check(d: dict[str, Any], attempt: int) -> str | None:
-        pages = _clean_fields(d)["pages"]
-        texts = [st.drop_labels(p["text"]) for p in pages]
-        scenes = [st.drop_labels(p["scene"]) for p in pages]
-        seen = [st.clean(a) for a in avoid]
-        for i, (text, scene) in enumerate(zip(texts, scenes, strict=True)):
-            page = first + i
-            if problem := (st.not_prose(text) or _field_problem(scene)):
-                return f"page {page}: {problem}"
-            if st.echoes_prompt(text):
-                return f"page {page}: the prompt leaked into the text"
-            if not st.english_letters(text):
-                return f"page {page}: not English"
-            if problem := st.repetition(text):
-                return f"page {page}: {problem}"
-            # the hero on every page; a last try settles for the hero somewhere in the answer
-            if not st.mentions(text, hero) and (attempt < TRIES - 1 or not any(st.mentions(t, hero) for t in texts)):
-                return f"the hero {hero} is not on page {page}"
-            if other := st.similar_page(text, seen):
-                return f"page {page} repeats {other[:50]!r}"
-            seen.append(text)
-        if len({s.lower() for s in scenes}) < n:
-            return "two pages have the same scene"
-        result[:] = [PageDraft(text=st.trim_words(t, int(per_page * 1.5)), scene=_scene(s, cast))
-                     for t, s in zip(texts, scenes, strict=True)]
-        return None
+        return _pages_problem(_clean_fields(d)["pages"], cast, first, avoid, attempt == PAGES_TRIES - 1, result,
+                              int(st.words_per_page(brief.age) * 1.5))
 
-    d = ask_json(llm, asked, _object(pages=_list(item, n)),
-                 _sampling(sampling, first, max_tokens=n * (per_page * 2 + 50) + 40),
+    d = ask_json(llm, asked, _object(pages=_page_schema(brief, n)),
+                 _sampling(sampling, first, max_tokens=_pages_budget(brief, n) + 40),
                  what or f"write pages {first} to {first + n - 1}", check, tries=PAGES_TRIES)
     asked.append({"role": "assistant", "content": json.dumps(d, ensure_ascii=False)})
     return result, asked
+
+
+def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], first: int, avoid: Sequence[str],
+                   last: bool, result: list[PageDraft], limit: int) -> str | None:
+    """What keeps answered pages out of the book, else None (and `result` holds them, cleaned): prose, no
+    markup or prompt echo, English, no loops, the hero on every page (the `last` try settles for the hero
+    somewhere), no page like another or like one in `avoid`, no two scenes the same. Texts are cut to
+    `limit` words."""
+    texts = [st.drop_labels(p["text"]) for p in pages]
+    scenes = [st.drop_labels(p["scene"]) for p in pages]
+    seen = [st.clean(a) for a in avoid]
+    hero = cast[0].name
+    for i, (text, scene) in enumerate(zip(texts, scenes, strict=True)):
+        page = first + i
+        if problem := (st.not_prose(text) or _field_problem(scene)):
+            return f"page {page}: {problem}"
+        if st.echoes_prompt(text):
+            return f"page {page}: the prompt leaked into the text"
+        if not st.english_letters(text):
+            return f"page {page}: not English"
+        if problem := st.repetition(text):
+            return f"page {page}: {problem}"
+        if not st.mentions(text, hero) and (not last or not any(st.mentions(t, hero) for t in texts)):
+            return f"the hero {hero} is not on page {page}"
+        if other := st.similar_page(text, seen):
+            return f"page {page} repeats {other[:50]!r}"
+        seen.append(text)
+    if len({s.lower() for s in scenes}) < len(scenes):
+        return "two pages have the same scene"
+    result[:] = [PageDraft(text=st.trim_words(t, limit), scene=_scene(s, cast)) for t, s in zip(texts, scenes,
+                                                                                                   strict=True)]
+    return None
 
 
 def _scene(scene: str, cast: Sequence[CastMember]) -> str:
@@ -305,7 +349,8 @@ def _scene(scene: str, cast: Sequence[CastMember]) -> str:
 def _all_pages(messages: list[dict[str, str]], brief: Brief, cast: Sequence[CastMember], outline: Sequence[str],
                first: int, llm: TextModel, sampling: Sampling, avoid: Sequence[str] = (),
                about: str = "") -> list[PageDraft]:
-    """Every page of `outline`, PAGES_PER_ANSWER at a time, each turn continuing the conversation."""
+    """Every page of `outline`, PAGES_PER_ANSWER at a time, each turn continuing the conversation; a turn
+    that fails every try is written as one plain story instead."""
     out: list[PageDraft] = []
     for start in range(0, len(outline), PAGES_PER_ANSWER):
         lines = outline[start:start + PAGES_PER_ANSWER]
@@ -322,6 +367,18 @@ def _all_pages(messages: list[dict[str, str]], brief: Brief, cast: Sequence[Cast
                 raise BackendError(f"{plain.message}; before that, {e.message}", plain.hint) from e
         out += pages
     return out
+
+
+def plain_pages(brief: Brief, cast: Sequence[CastMember], outline: Sequence[str], llm: TextModel,
+                sampling: Sampling, about: str = "") -> list[PageDraft]:
+    """Every page as plain stories of up to PAGES_PER_ANSWER pages, each continuing the last. Without an
+    `outline` line (""), a page's first sentence is its outline line and its text makes its scene."""
+    out: list[PageDraft] = []
+    for start in range(0, len(outline), PAGES_PER_ANSWER):
+        out += story_fallback(brief, cast, outline[start:start + PAGES_PER_ANSWER], start + 1, llm, sampling,
+                              so_far=[p.text for p in out], about=about)
+    return [p.model_copy(update={"outline": line if st.words(line) else (st.sentences(p.text) or [p.text])[0]})
+            for p, line in zip(out, outline, strict=True)]
 
 
 def story_fallback(brief: Brief, cast: Sequence[CastMember], lines: Sequence[str], first: int, llm: TextModel,
@@ -367,17 +424,47 @@ def story_fallback(brief: Brief, cast: Sequence[CastMember], lines: Sequence[str
 
 def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling: Sampling | None = None) -> Draft:
     """Title, cast sheet, outline and `brief.pages` pages (text + key scene), in English. Seeded by
-    `brief.seed` unless `sampling.seed` is set; BackendError when the pages fail their checks on every try."""
+    `brief.seed` unless `sampling.seed` is set; BackendError when the pages fail their checks on every try.
+
+    A model that writes plans (TextModel.writes_plans) plans and writes the book in one answer; a model too
+    small for that (the fast preset) goes straight to one plain story with a title and cast from the photo,
+    as does a book whose plans failed every check (noted in the manifest)."""
     sampling = story_sampling(brief, sampling)
     about = subject(caption, brief)
     notes: list[str] = []
     idea_words = [w for w in re.findall(r"[a-z]+", (brief.idea or "").lower()) if len(w) > 2 and w not in st.STOPWORDS]
-    things = (list(caption.concepts) if caption is not None else []) + idea_words[:1]  # for a fallback cast
-    title, cast, outline, messages = plan(about, brief, llm, sampling, notes, things, main_subject(caption))
-    pages = [p.model_copy(update={"outline": line})
-             for p, line in zip(_all_pages(messages, brief, cast, outline, 1, llm, sampling, about=about), outline,
-                                      strict=True)]
-    if not any(st.mentions(p.text, cast[1].name) for p in pages):
+    things = (list(caption.concepts) if caption is not None else []) + idea_words[:1]  # for a plain cast
+    plan: tuple[str, list[CastMember], list[str]] | None = None
+    pages: list[PageDraft] = []
+    failed = ""  # why the planned book was not used
+    if llm.writes_plans:
+        try:
+            title, cast, outline, pages, messages = plan_and_write(about, brief, llm, sampling, main_subject(caption))
+            plan = title, cast, outline
+            pages += _all_pages(messages, brief, cast, outline[len(pages):], len(pages) + 1, llm, sampling,
+                                avoid=[p.text for p in pages], about=about)
+        except PagesFailedError as e:
+            log.warning("%s; writing the book as one plain story instead", e.message)
+            plan, pages, failed = e.plan, [], e.message
+            if plan is None:
+                notes.append("the LLM's plans failed their checks on every try, so a plain title and cast were made "
+                             "from the photo's concepts (a larger LLM plans better)")
+    else:
+        notes.append(f"{getattr(llm, 'model_id', 'the LLM')} writes one plain story; its title and cast come from "
+                     "the photo (the default LLM plans the book)")
+    if plan is None:
+        title, cast = fallback_plan(brief, things)
+        plan = title, cast, [""] * brief.pages
+    title, cast, outline = plan
+    if not pages:
+        try:
+            pages = plain_pages(brief, cast, outline, llm, sampling, about)
+        except BackendError as plain:
+            before = f"; before that, {failed}" if failed else ""
+            raise BackendError(f"{plain.message}{before}", plain.hint) from plain
+    else:
+        pages = [p.model_copy(update={"outline": line}) for p, line in zip(pages, outline, strict=True)]
+    if len(cast) > 1 and not any(st.mentions(p.text, cast[1].name) for p in pages):
         cast = cast[:1]  # the companion never turned up: keep the cast sheet to who is in the book
     return Draft(title=title, cast=cast, pages=pages, notes=notes)
 

@@ -19,6 +19,7 @@ from PIL import Image
 from pydantic import Field
 
 from taleloom.backends.base import Illustrator
+from taleloom.backends.batching import batches
 from taleloom.backends.image.diffusers_common import (
     DiffusersOptions,
     check_size,
@@ -33,7 +34,7 @@ from taleloom.backends.image.diffusers_common import (
     sampler_names,
 )
 from taleloom.backends.image.diffusers_upscale import DiffusersUpscaler  # noqa: F401  (registered name lives here)
-from taleloom.book import ImageRequest
+from taleloom.book import ImageRequest, Steps
 from taleloom.config import resolve_device
 from taleloom.errors import ModelNotFoundError, choice_error
 
@@ -60,7 +61,7 @@ class DiffusersIllustrator(Illustrator):
     class Options(DiffusersOptions):
         batch_size: int = Field(4, ge=1, le=64, description="pictures per pipeline call")
         sampler: str | None = Field(None, description="overrides each request's sampler")
-        steps: int | None = Field(None, ge=1, le=500, description="overrides each request's steps")
+        steps: Steps | None = Field(None, description="overrides each request's steps")
         guidance: float | None = Field(None, ge=0.0, le=50.0, description="overrides each request's guidance")
         width: int | None = Field(None, ge=8, le=4096, description="overrides each request's width")
         height: int | None = Field(None, ge=8, le=4096, description="overrides each request's height")
@@ -137,16 +138,12 @@ class DiffusersIllustrator(Illustrator):
     # ------------------------------------------------------------------ drawing
     def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
         """Requests that share size/steps/guidance/sampler go through the pipeline together, in batches."""
-        groups: dict[Settings, list[int]] = {}
-        for i, request in enumerate(requests):
-            groups.setdefault(self.settings(request), []).append(i)
         images: list[Image.Image | None] = [None] * len(requests)
-        for s, indices in groups.items():
-            for start in range(0, len(indices), self.options.batch_size):
-                chunk = indices[start:start + self.options.batch_size]
-                drawn = self._call("text2img", [requests[i] for i in chunk], s, {"width": s.width, "height": s.height})
-                for i, image in zip(chunk, drawn, strict=True):
-                    images[i] = image
+        for chunk in batches(requests, self.options.batch_size, key=self.settings):
+            s = self.settings(requests[chunk[0]])
+            drawn = self._call("text2img", [requests[i] for i in chunk], s, {"width": s.width, "height": s.height})
+            for i, image in zip(chunk, drawn, strict=True):
+                images[i] = image
         return images  # type: ignore[return-value]
 
     def img2img(self, request: ImageRequest, image: Image.Image, strength: float = 0.6) -> Image.Image:

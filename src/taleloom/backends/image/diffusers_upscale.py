@@ -19,6 +19,7 @@ from taleloom.backends.image.diffusers_common import (
     resolve_dtype,
     resolve_folder,
 )
+from taleloom.book import Steps
 from taleloom.config import resolve_device
 from taleloom.errors import BadInputError, ModelNotFoundError
 
@@ -28,7 +29,7 @@ class DiffusersUpscaler(Upscaler):
     suggested_repo = "stabilityai/stable-diffusion-x4-upscaler"
 
     class Options(DiffusersOptions):
-        steps: int = Field(20, ge=1, le=500)
+        steps: Steps = 20
         guidance: float = Field(9.0, ge=0.0, le=50.0)
         noise_level: int = Field(20, ge=0, le=350, description="noise added to the low-res picture (more: freer)")
         prompt: str = Field("a detailed children's book illustration", description="used when none is given")

@@ -70,6 +70,7 @@ class _Lazy:
 class EmbeddedIllustrator(_Lazy, Illustrator):
     name = "embedded"
     max_batch = 4
+    draws_concepts = True  # its vocabulary is the emoji concepts it was trained on
 
     class Options(BaseOptions):
         device: str = Field("auto", description="'auto' = CPU; the model is small")

@@ -1,4 +1,5 @@
-"""The model process: llama-cpp-python's own OpenAI-compatible server (`llama_cpp.server`) for one GGUF file.
+"""The model process: llama-cpp-python's own OpenAI-compatible server (`llama_cpp.server`) for one GGUF file
+(with ``--clip-model``, a vision model: its multimodal projector and the chat format that reads images).
 
 Run by `taleloom.backends.llm.supervisor` as ``python -m taleloom.backends.llm.llama_child --model M.gguf
 --port P ...``, never in the API process: whatever llama.cpp's native code does (a segfault on a
@@ -8,8 +9,9 @@ supervisor starts a new one. Three things differ from ``python -m llama_cpp.serv
 - every chat completion starts from an empty KV cache (``Llama.reset()`` first), as the in-process
   backend does, so the same seed gives the same answer whatever was asked before;
 - a new request never interrupts a running stream (``interrupt_requests=False``): calls queue;
-- weights load without llama.cpp's extra buffer types unless asked (they crash on AMX CPUs, see
-  llamacpp._model_params), and the process exits when its parent is gone, so a kill -9 of the API
+- weights load without llama.cpp's extra buffer types unless asked: ``--repack`` (the LLM's default)
+  keeps its CPU_REPACK layout but never the AMX one, which crashes on AMX CPUs (llamacpp._model_params,
+  cpu_buffers.py); grammars are checked on the sampled token first (grammar_sampling.py); and the process exits when its parent is gone, so a kill -9 of the API
   leaves no orphan holding the model's memory.
 """
 
@@ -54,8 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-threads", type=int, default=1)
     parser.add_argument("--n-gpu-layers", type=int, default=0)
     parser.add_argument("--chat-format", default=None)
+    parser.add_argument("--clip-model", default=None, help="multimodal projector GGUF (mmproj) of a vision model")
     parser.add_argument("--alias", default="local")
     parser.add_argument("--extra-buffers", action="store_true")
+    parser.add_argument("--repack", action="store_true", help="CPU_REPACK weights, no AMX (llamacpp.Options.repack)")
     parser.add_argument("--parent", type=int, default=None, help="exit when this process is gone")
     args = parser.parse_args(argv)
     if args.parent:
@@ -71,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     server = ServerSettings(host="127.0.0.1", port=args.port, interrupt_requests=False)
     model = ModelSettings(model=args.model, model_alias=args.alias, n_ctx=args.n_ctx, n_threads=args.n_threads,
                           n_threads_batch=args.n_threads, n_gpu_layers=args.n_gpu_layers,
-                          chat_format=args.chat_format, verbose=False)
-    with _model_params(extra_buffers=args.extra_buffers):
+                          chat_format=args.chat_format, clip_model_path=args.clip_model, verbose=False)
+    with _model_params(args.extra_buffers, repack=args.repack):
         app = create_app(server_settings=server, model_settings=[model])  # loads the weights
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", timeout_graceful_shutdown=1)
 

@@ -43,16 +43,24 @@ class ChildLlama:
     """One GGUF file served by one child process; `answer` / `answer_stream` like a TextModel's."""
 
     def __init__(self, path: Path, model_id: str, n_ctx: int, n_threads: int, n_gpu_layers: int = 0,
-                 chat_format: str | None = None, extra_buffers: bool = False, timeout: float = 600.0):
+                 chat_format: str | None = None, extra_buffers: bool = False, timeout: float = 600.0,
+                 clip_model: Path | None = None, repack: bool = False):
+        """`clip_model`: the multimodal projector of a vision model (then `chat_format` names the server's
+        handler for it, e.g. "llava-1-5"); its calls take OpenAI image parts (data URLs) in the messages.
+        `repack`: weights in llama.cpp's CPU_REPACK layout (llamacpp.Options.repack)."""
         command = [sys.executable, "-m", "taleloom.backends.llm.llama_child", "--model", str(path), "--port", "{port}",
                    "--n-ctx", str(n_ctx), "--n-threads", str(n_threads), "--n-gpu-layers", str(n_gpu_layers),
                    "--parent", str(os.getpid())]
         if chat_format:
             command += ["--chat-format", chat_format]
+        if clip_model is not None:
+            command += ["--clip-model", str(clip_model)]
         if extra_buffers:
             command.append("--extra-buffers")
+        if repack:
+            command.append("--repack")
         self.path, self.model_id, self.n_ctx = path, model_id, n_ctx
-        self.process = ModelProcess(f"LLM {path.name}", command)
+        self.process = ModelProcess(f"{'vision model' if clip_model else 'LLM'} {path.name}", command)
         self._timeout = timeout
         self._remote: OpenAITextModel | None = None
         self._remote_url: str | None = None
@@ -145,7 +153,7 @@ class ChildLlama:
     def _check_fits(self, remote: OpenAITextModel, messages: list[dict[str, Any]]) -> None:
         """A prompt longer than the context is a 422 that states the limit. (Streamed, the child would only
         end the stream empty.) Counted by the model's own tokenizer when the text could be too long."""
-        text = "\n".join(str(m.get("content", "")) for m in messages)
+        text = "\n".join(_text_of(m.get("content")) for m in messages)
         if len(text.encode()) + 16 * len(messages) < self.n_ctx:  # a token is at least one byte
             return
         counted = remote.client.http.post(f"{self.process.url}/extras/tokenize/count", json={"input": text})
@@ -179,3 +187,11 @@ class ChildLlama:
 
     def close(self) -> None:
         self.process.stop()
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of an OpenAI parts list (an image part
+    is a data URL of many kilobytes that the model reads as a few hundred image tokens, not as text)."""
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return "" if content is None else str(content)

@@ -22,7 +22,7 @@ from pydantic import Field
 from taleloom.backends.base import Captioner, Sampling, TextModel
 from taleloom.backends.base import Options as BaseOptions
 from taleloom.backends.vision.efficientnet_lite import CONFIGS
-from taleloom.backends.vision.facts import describe_facts, image_facts
+from taleloom.backends.vision.facts import describe_facts, image_facts, working_copy
 from taleloom.backends.vision.imagenet_nouns import ancestry, labels
 from taleloom.backends.vision.subjects import ImageNetClassifier, name_subjects
 from taleloom.book import Caption, count
@@ -71,6 +71,8 @@ class EmbeddedCaptioner(Captioner):
             f"embedded-captioner-{self.options.classifier}"
 
     # ---- wiring
+    uses_llm = True  # the pool hands it the pooled LLM
+
     def use_llm(self, provider: Callable[[], TextModel] | TextModel) -> None:
         """Word captions with this LLM (or a callable giving it, so it is only loaded when needed)."""
         self._llm_provider = provider if callable(provider) and not isinstance(provider, TextModel) else (
@@ -109,7 +111,9 @@ class EmbeddedCaptioner(Captioner):
 
     # ---- captioning
     def caption(self, image: Image.Image, hint: str | None = None) -> Caption:
-        facts = image_facts(image)
+        size = list(image.size)
+        image = working_copy(image)  # one small copy for every model: a 5,000 px photo costs what a 640 px one does
+        facts = {**image_facts(image), "size": size}
         if hint:
             facts["owner_description"] = hint
         if self.options.classifier == "none":

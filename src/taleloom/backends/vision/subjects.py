@@ -19,10 +19,19 @@ from PIL import Image
 from taleloom.backends.vision.efficientnet_lite import LITE0, LiteConfig, load_lite
 from taleloom.backends.vision.imagenet_nouns import GROUPS, ancestry, labels
 
-NOUN_SURE = 0.5  # summed probability above which the exact noun is said ("a cat")
-THING_SURE = 0.8  # ... for a noun in no group that could be said instead (odd labels: "modem", "bubble")
-GROUP_SURE = 0.5  # ... above which only the group is said ("an animal")
-ALSO_SURE = 0.5  # a second thing is mentioned above this (a weak second label is often a misfire)
+
+@dataclass(frozen=True)
+class Bars:
+    """How sure the classifier must be before a thing is said (summed probabilities; `sure` adds each noun's or
+    group's share of the labels). benchmarks/caption_accuracy.py --sweep shows named vs wrong as they move."""
+    noun: float = 0.5  # the exact noun is said ("a cat")
+    thing: float = 0.8  # ... for a noun in no group that could be said instead (odd labels: "modem", "bubble")
+    group: float = 0.5  # only the group is said ("an animal")
+    also: float = 0.5  # a second thing is mentioned (a weak second label is often a misfire)
+
+
+BARS = Bars()
+
 FACE_MAIN = 0.12  # a face at least this wide (fraction of the picture) makes the person the main subject
 
 # Nouns said with "some" rather than "a".
@@ -101,44 +110,61 @@ def _noun_groups() -> dict[str, str]:
     return {lab.noun: lab.group for lab in labels()}
 
 
-def name_subjects(probs: np.ndarray, facts: dict | None = None) -> list[Subject]:
+@functools.cache
+def _shares() -> tuple[dict[str, float], dict[str, float]]:
+    """Each noun's and group's share of the 1000 labels: the mass it gets from a classifier that knows nothing."""
+    return summed(np.full(1000, 1e-3))
+
+
+def sure(p: float, share: float, bar: float) -> bool:
+    """Whether a summed probability `p` is sure: it must clear `bar` of the mass left beyond chance. On a photo
+    ImageNet has no label for (the moon, grass, a galaxy) the probabilities spread out, and a group drifts towards
+    its share of the labels: 398 of the 1000 are animals, so "an animal" got 0.4-0.5 from photos with none in them.
+    For a small group (a cat: 5 labels) this is `bar`; for "animal" it is 0.70 instead of 0.5."""
+    return p >= bar + (1 - bar) * share
+
+
+def name_subjects(probs: np.ndarray, facts: dict | None = None, bars: Bars = BARS) -> list[Subject]:
     """What the photo shows, main subject first; empty when nothing is sure."""
     facts = facts or {}
     nouns, groups = summed(probs)
     ranked = sorted(nouns.items(), key=lambda kv: -kv[1])
     found: list[Subject] = []
     best, p = ranked[0]
-    if p >= (THING_SURE if noun_group(best) == "thing" else NOUN_SURE) and noun_group(best) != "person":
+    noun_share, group_share = _shares()
+    if (sure(p, noun_share[best], bars.thing if noun_group(best) == "thing" else bars.noun)
+            and noun_group(best) != "person"):
         found.append(Subject(best, with_article(best), round(p, 3), "noun"))
     else:  # the deepest group that is sure: "dog" before "animal"
-        sure = [(g, q) for g, q in groups.items() if q >= GROUP_SURE and GROUPS[g][0] and g not in ("person", "clothes")]
-        if sure:
-            g, q = max(sure, key=lambda gq: (len(ancestry(gq[0])), gq[1]))
+        candidates = [(g, q) for g, q in groups.items() if sure(q, group_share[g], bars.group) and GROUPS[g][0]
+                      and g not in ("person", "clothes")]
+        if candidates:
+            g, q = max(candidates, key=lambda gq: (len(ancestry(gq[0])), gq[1]))
             found.append(Subject(g, GROUPS[g][0], round(q, 3), "group"))
-    person = person_subject(facts, groups)
+    person = person_subject(facts, groups, bars)
     if person is not None:
         main_face = (max((b[2] for b in facts.get("faces_boxes", [])), default=0.0) >= FACE_MAIN
                      or bool(facts.get("bodies")))
         if not found or main_face or noun_group(found[0].noun) == "clothes":
             # a label of the whole picture when a person fills it often names their clothes or gear wrongly
-            found = [person] + [s for s in found if s.score >= ALSO_SURE and noun_group(s.noun) != "clothes"]
+            found = [person] + [s for s in found if s.score >= bars.also and noun_group(s.noun) != "clothes"]
         else:
             found.append(person)
     taken = {s.noun for s in found} | {noun_group(s.noun) for s in found}
     for noun, q in ranked[:4] if found else []:
-        if q >= ALSO_SURE and noun not in taken and noun_group(noun) not in taken and noun_group(noun) != "clothes":
+        if q >= bars.also and noun not in taken and noun_group(noun) not in taken and noun_group(noun) != "clothes":
             found.append(Subject(noun, with_article(noun), round(q, 3), "noun"))
             taken |= {noun, noun_group(noun)}
     return found
 
 
-def person_subject(facts: dict, groups: dict[str, float]) -> Subject | None:
+def person_subject(facts: dict, groups: dict[str, float], bars: Bars = BARS) -> Subject | None:
     """'a person' / '2 people' from faces or standing bodies; a ball player or diver label counts too."""
     faces = max(int(facts.get("faces", 0)), int(facts.get("bodies", 0)))
     if faces == 1:
         return Subject("person", "a person", 1.0, "person")
     if faces > 1:
         return Subject("people", f"{faces} people" if faces < 10 else "many people", 1.0, "person")
-    if groups.get("person", 0.0) >= NOUN_SURE:
+    if groups.get("person", 0.0) >= bars.noun:
         return Subject("person", "a person", round(groups["person"], 3), "person")
     return None

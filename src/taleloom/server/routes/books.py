@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
@@ -12,7 +11,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from taleloom import orchestrator
 from taleloom.book import Brief, Storybook, new_book_id
-from taleloom.config import Settings
+from taleloom.config import Settings, share_url
 from taleloom.errors import BadInputError
 from taleloom.server.deps import (
     BookDep,
@@ -42,7 +41,6 @@ from taleloom.server.schemas import (
 from taleloom.server.store import BookRow, Job, Store
 
 router = APIRouter(prefix="/v1/books", tags=["books"])
-_submit_lock = threading.Lock()  # queue-limit check and insert happen together
 KEEPALIVE_S = 15.0
 ENDED = ("done", "failed", "deleted")  # statuses after which a book's events stream ends
 
@@ -174,9 +172,9 @@ def _download_name(book: Storybook, suffix: str) -> str:
     return (title.strip() or "storybook") + suffix
 
 
-def share_url(request: Request, store: Store, book_id: str) -> str | None:
+def first_share_url(request: Request, store: Store, book_id: str) -> str | None:
     share = store.first_share(book_id)
-    return f"{request.app.state.settings.base_url}/books/{share.id}" if share else None
+    return share_url(request.app.state.settings.base_url, share.id) if share else None
 
 
 # routes ---------------------------------------------------------------------------------------
@@ -204,13 +202,10 @@ def _create(settings: Settings, store: Store, user_id: str, brief: Brief,
     storage = book_storage(settings)
     folder = storage.folder(book_id)
     try:
-        book = orchestrator.create_book(folder, brief, photo, settings.base_url, photo_limits={
+        # the QR code points at the share link, not at the owner's id
+        book = orchestrator.create_book(folder, brief, photo, share_url(settings.base_url, share_id), photo_limits={
             "max_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels})
-        link = f"{settings.base_url}/books/{share_id}"
-        if book.url != link:  # the QR code points at the share link, not at the owner's id
-            book.url = link
-            orchestrator.save_book(folder, book)
-        with _submit_lock:
+        with store.exclusive("submit"):  # queue-limit check and insert together, across API processes
             check_queue(store, settings, user_id)
             job = store.add_book(book_id, user_id, brief.pages, share_id=share_id)
     except BaseException:
@@ -243,7 +238,7 @@ def book_status(book: BookRow, request: Request, settings: Settings, store: Stor
     if lang and manifest is not None:
         manifest = edition_or_404(manifest, lang)
     return book_public(book, manifest, f"/v1/books/{book.id}", current=jobs.current.get(book.id),
-                       share_url=share_url(request, store, book.id), lang=lang.strip().lower() if lang else None)
+                       share_url=first_share_url(request, store, book.id), lang=lang.strip().lower() if lang else None)
 
 
 @router.get("/{book_id}/events", summary="Live progress as server-sent events",
@@ -334,7 +329,7 @@ def _edit(book: BookRow, settings: Settings, store: Store, jobs, kind: str, para
     _check_editable(book, kind)
     manifest = load_manifest(settings, book.id)
     params = {**params, "history": len(manifest.history) if manifest else 0}  # tells a resumed edit it was done
-    with _submit_lock:
+    with store.exclusive("submit"):
         check_queue(store, settings, book.user_id)
         job = store.add_job(book.id, book.user_id, kind, params)
     jobs.submit(job)

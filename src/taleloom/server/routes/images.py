@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse
 from PIL import Image, ImageOps
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from taleloom.book import SEED_MAX, ImageRequest
+from taleloom.book import SEED_MAX, STEPS_MAX, ImageRequest, Steps
 from taleloom.config import Settings
 from taleloom.deadline import Scope
 from taleloom.errors import BadInputError, choice_error
@@ -141,7 +141,7 @@ class ImageGeneration(BaseModel):
                                                 "natural (watercolor)")
     negative_prompt: str | None = None
     seed: int | None = Field(None, ge=0, le=SEED_MAX, description="picture i uses seed + i")
-    steps: int | None = Field(None, ge=1, le=200)
+    steps: Steps | None = None
     guidance: float | None = Field(None, ge=0, le=30, allow_inf_nan=False)
     sampler: str | None = None
     stream: bool = Field(False, description="not supported: partial pictures are not streamed (422)")
@@ -189,7 +189,7 @@ async def images_edits(request: Request, user: StepUserDep, settings: SettingsDe
                  n: Annotated[int, Form(ge=1, le=4)] = 1, size: Annotated[str | None, Form()] = None,
                  strength: Annotated[float, Form(gt=0, le=1, allow_inf_nan=False)] = 0.6,
                  style: Annotated[str, Form()] = "storybook", seed: Annotated[int | None, Form(ge=0, le=SEED_MAX)] = None,
-                 steps: Annotated[int | None, Form(ge=1, le=200)] = None,
+                 steps: Annotated[int | None, Form(ge=1, le=STEPS_MAX)] = None,
                  guidance: Annotated[float | None, Form(ge=0, le=30, allow_inf_nan=False)] = None,
                  quality: Annotated[Quality | None, Form()] = None,
                  output_format: Annotated[OutputFormat, Form()] = "png",

@@ -1,4 +1,6 @@
-"""An Illustrator wrapper that batches picture requests from different books together.
+"""The one place picture requests are grouped and batched: `batch_key` says which requests can share a
+model call, `batches` splits one caller's list that way, and `Batcher` batches requests from different
+books (and single-step calls) together. The pool puts every illustrator behind a `Batcher`.
 
 Each book's illustrate stage calls `generate(requests)` from its own job thread. The requests go
 into one pending pool, grouped by what must match inside one model call (size, steps, sampler,
@@ -16,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +28,6 @@ from PIL import Image
 from taleloom.backends.base import Illustrator
 from taleloom.book import ImageRequest
 from taleloom.deadline import Cancelled, Scope, Shared, current
-from taleloom.server.limits import Lazy
 
 
 @dataclass
@@ -40,27 +41,50 @@ class _Item:
         return self.scope is not None and (self.scope.cancelled or self.scope.expired())
 
 
+IDLE_S = 30.0  # seconds a dispatcher thread waits for work before it ends (a later call starts another)
+
+
 def batch_key(r: ImageRequest) -> tuple:
     """Requests with equal keys can share one model call."""
     return (r.width, r.height, r.steps, r.sampler, r.guidance)
 
 
-class BatchingIllustrator(Lazy, Illustrator):
-    def __init__(self, factory: Callable[[], Illustrator], workers: int = 1, max_batch: int | None = None,
-                 max_wait: float = 0.05):
-        super().__init__(factory)
+def batches(requests: Sequence[ImageRequest], max_batch: int,
+            key: Callable[[ImageRequest], Hashable] = batch_key) -> list[list[int]]:
+    """Indices of `requests` in model calls of at most `max_batch` requests with equal keys (`batch_key`,
+    or a backend's own finer one), in order of each group's first request."""
+    groups: dict[Hashable, list[int]] = {}
+    for i, r in enumerate(requests):
+        groups.setdefault(key(r), []).append(i)
+    size = max(1, max_batch)
+    return [idx[s:s + size] for idx in groups.values() for s in range(0, len(idx), size)]
+
+
+class Batcher:
+    """Batches `generate` calls from many threads into model calls of the illustrator `get()` returns.
+
+    `slots` bounds the model calls at once (dispatcher threads; img2img/inpaint share it); `max_wait`
+    is how long the oldest request waits for its batch to fill (0: run what is there)."""
+
+    def __init__(self, get: Callable[[], Illustrator], workers: int = 1, max_batch: int | None = None,
+                 max_wait: float = 0.05, slots: threading.BoundedSemaphore | None = None):
+        self._get = get
         self.workers = workers  # model calls at once: the illustrator's concurrency limit
         self._max_batch = max_batch
         self.max_wait = max_wait
-        self.slots = threading.BoundedSemaphore(workers)  # shared with img2img / inpaint
+        self.slots = slots or threading.BoundedSemaphore(workers)  # shared with img2img / inpaint
         self._pending: dict[tuple, deque[_Item]] = {}
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._batch_sizes: Counter[int] = Counter()
 
     @property
-    def max_batch(self) -> int:  # type: ignore[override]
-        return self._max_batch or max(1, int(getattr(self.inner, "max_batch", 4)))
+    def inner(self) -> Illustrator:
+        return self._get()
+
+    @property
+    def max_batch(self) -> int:
+        return self._max_batch or max(1, int(self.inner.max_batch))
 
     def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
         if not requests:
@@ -73,14 +97,6 @@ class BatchingIllustrator(Lazy, Illustrator):
             self._cond.notify_all()
         return [it.future.result() for it in items]
 
-    def img2img(self, request: ImageRequest, image: Image.Image, strength: float = 0.6) -> Image.Image:
-        with self.slots:
-            return self.inner.img2img(request, image, strength)
-
-    def inpaint(self, request: ImageRequest, image: Image.Image, mask: Image.Image) -> Image.Image:
-        with self.slots:
-            return self.inner.inpaint(request, image, mask)
-
     def stats(self) -> dict[str, Any]:
         sizes = dict(sorted(self._batch_sizes.items()))
         calls = sum(sizes.values())
@@ -90,17 +106,20 @@ class BatchingIllustrator(Lazy, Illustrator):
 
     # dispatcher -------------------------------------------------------------------------------
     def _start(self) -> None:
-        if self._threads:
-            return
-        for i in range(self.workers):
-            t = threading.Thread(target=self._dispatch, name=f"illustrator-batch-{i}", daemon=True)
-            t.start()
+        """Dispatchers up to `workers` (called under the lock; an idle one has left, see IDLE_S)."""
+        while len(self._threads) < self.workers:
+            t = threading.Thread(target=self._dispatch, name=f"illustrator-batch-{len(self._threads)}", daemon=True)
             self._threads.append(t)
+            t.start()
 
-    def _next_batch(self) -> list[_Item]:
+    def _next_batch(self) -> list[_Item] | None:
+        """The next batch to draw; [] when another dispatcher took it; None when idle for IDLE_S (then this
+        dispatcher has left the list, so a pool that is no longer used keeps no thread)."""
         with self._cond:
             while not self._pending:
-                self._cond.wait()
+                if not self._cond.wait(IDLE_S) and not self._pending:
+                    self._threads.remove(threading.current_thread())
+                    return None
             key = min(self._pending, key=lambda k: self._pending[k][0].at)  # oldest waiting request first
             limit = self.max_batch
             deadline = self._pending[key][0].at + self.max_wait
@@ -123,6 +142,8 @@ class BatchingIllustrator(Lazy, Illustrator):
     def _dispatch(self) -> None:
         while True:
             batch = self._next_batch()
+            if batch is None:
+                return
             if not batch:
                 continue
             try:
