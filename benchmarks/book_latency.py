@@ -2,6 +2,7 @@
 orchestration overhead: total minus the time spent inside models (model loading included).
 
     python benchmarks/book_latency.py [--pages 4] [--photo PATH] [--lang en] [--llm SPEC] [--out benchmarks/results]
+                                      [--name book_latency] [--keep book.pdf]
 
 Writes benchmarks/results/<name>.json and prints a markdown table for the README.
 Targets (issue 6): total ≤ 90 s, overhead ≤ 3 % of total. Issue 11, with translation (--lang fr): the default
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -63,7 +65,8 @@ def raw_tokens_per_second(llm, n: int = 96) -> float:
     return (a.usage.completion_tokens - 1) / max(1e-6, (t2 - t1) - (t1 - t0))
 
 
-def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None = None) -> dict:
+def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None = None,
+            keep: Path | None = None) -> dict:
     t_import = time.perf_counter()
     from taleloom.book import Brief
     from taleloom.config import Settings, cpu_threads
@@ -73,7 +76,7 @@ def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None 
     import_s = time.perf_counter() - t_import
     settings = Settings(**({"llm": llm_spec} if llm_spec else {}))  # the embedded defaults unless told
     backends = Backends.from_settings(settings)
-    counting = CountingLLM(backends.get("llm"))
+    counting = CountingLLM(backends.get("llm").inner)  # the model itself: the new pool below meters it once
     backends = Backends(settings, llm=counting)
     load_before = os.getloadavg()
 
@@ -88,6 +91,9 @@ def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None 
         created = time.perf_counter()
         book = run_book(book_dir, backends, on_event)
         total = time.perf_counter() - t0
+        if keep is not None:  # the book itself, to read (docs/samples)
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(book_dir / book.files["pdf"], keep)
     raw = raw_tokens_per_second(counting.inner)
     stages = {n: {"seconds": book.stages[n].seconds or 0.0, "model_seconds": book.stages[n].model_seconds or 0.0,
                   "status": book.stages[n].status, "model": book.stages[n].model_id} for n in STAGES}
@@ -180,9 +186,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     ap.add_argument("--llm", default=None, help="LLM spec (default: the settings' llm)")
     ap.add_argument("--name", default="book_latency", help="result file name (without .json)")
+    ap.add_argument("--keep", type=Path, default=None, help="copy the book's PDF to this path")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
-    result = measure(args.pages, args.photo.resolve(), args.lang, args.seed, args.llm)
+    result = measure(args.pages, args.photo.resolve(), args.lang, args.seed, args.llm, args.keep)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
