@@ -56,7 +56,7 @@ test-all: install  ## include slow tests
 demo: install  ## make a storybook from the sample photo on the embedded models
 	$(VENV)/bin/taleloom tell $(PHOTO) --pages 4 --lang en --hero Mina --out books/
 
-BENCH_APT = opencv-doc mate-backgrounds lomiri-wallpapers-20.04
+BENCH_APT = opencv-doc mate-backgrounds lomiri-wallpapers-20.04 lomiri-wallpapers-16.04 plasma-workspace-wallpapers
 bench-deps:  ## Debian packages only the benchmarks read (photos for caption_accuracy.py)
 	@dpkg -s $(BENCH_APT) >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(BENCH_APT); }

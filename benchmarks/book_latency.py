@@ -2,6 +2,7 @@
 orchestration overhead: total minus the time spent inside models (model loading included).
 
     python benchmarks/book_latency.py [--pages 4] [--photo PATH] [--lang en] [--llm SPEC] [--out benchmarks/results]
+                                      [--name book_latency] [--keep book.pdf]
 
 Writes benchmarks/results/<name>.json and prints a markdown table for the README.
 Targets (issue 6): total ≤ 90 s, overhead ≤ 3 % of total. Issue 11, with translation (--lang fr): the default
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -32,7 +34,7 @@ class CountingLLM:
     """Wraps the book's LLM: tokens generated and seconds, per stage (set `stage` before each)."""
 
     def __init__(self, inner):
-        self.inner, self.stage, self.tokens, self.seconds = inner, "", {}, {}
+        self.inner, self.stage, self.tokens, self.seconds, self.calls = inner, "", {}, {}, {}
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -45,6 +47,7 @@ class CountingLLM:
         a = self.inner.answer(messages, sampling, schema)
         self.tokens[self.stage] = self.tokens.get(self.stage, 0) + a.usage.completion_tokens
         self.seconds[self.stage] = self.seconds.get(self.stage, 0.0) + time.perf_counter() - t0
+        self.calls[self.stage] = self.calls.get(self.stage, 0) + 1
         return a
 
 
@@ -62,19 +65,20 @@ def raw_tokens_per_second(llm, n: int = 96) -> float:
     return (a.usage.completion_tokens - 1) / max(1e-6, (t2 - t1) - (t1 - t0))
 
 
-def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None = None) -> dict:
+def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None = None,
+            keep: Path | None = None) -> dict:
     t_import = time.perf_counter()
     from taleloom.book import Brief
-    from taleloom.config import Settings
+    from taleloom.config import Settings, cpu_threads
     from taleloom.orchestrator import Backends, create_book, run_book
     from taleloom.pipeline import STAGES
 
     import_s = time.perf_counter() - t_import
     settings = Settings(**({"llm": llm_spec} if llm_spec else {}))  # the embedded defaults unless told
     backends = Backends.from_settings(settings)
-    counting = CountingLLM(backends.get("llm"))
+    counting = CountingLLM(backends.get("llm").inner)  # the model itself: the new pool below meters it once
     backends = Backends(settings, llm=counting)
-    load_before = os.getloadavg()[0]
+    load_before = os.getloadavg()
 
     def on_event(ev) -> None:
         if ev.kind == "started":
@@ -87,6 +91,9 @@ def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None 
         created = time.perf_counter()
         book = run_book(book_dir, backends, on_event)
         total = time.perf_counter() - t0
+        if keep is not None:  # the book itself, to read (docs/samples)
+            keep.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(book_dir / book.files["pdf"], keep)
     raw = raw_tokens_per_second(counting.inner)
     stages = {n: {"seconds": book.stages[n].seconds or 0.0, "model_seconds": book.stages[n].model_seconds or 0.0,
                   "status": book.stages[n].status, "model": book.stages[n].model_id} for n in STAGES}
@@ -103,10 +110,10 @@ def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None 
         "render_seconds": round(stages["bind"]["seconds"] - stages["bind"]["model_seconds"], 2),
         "import_seconds": round(import_s, 2),
         "stages": stages, "models": book.models,
-        "llm": {"spec": settings.llm, "tokens_by_stage": counting.tokens,
+        "llm": {"spec": settings.llm, "tokens_by_stage": counting.tokens, "calls_by_stage": counting.calls,
                 "seconds_by_stage": {k: round(v, 2) for k, v in counting.seconds.items()},
                 "raw_tokens_per_second": round(raw, 2), "write_ratio": write_ratio,
-                "n_threads": getattr(getattr(counting.inner, "options", None), "n_threads", None)},
+                "n_threads": cpu_threads(getattr(getattr(counting.inner, "options", None), "n_threads", None) or 0)},
         "translation": book.translation.model_dump() if book.translation else None,
         "targets": {"total_seconds": TARGET_TOTAL_S, "overhead_fraction": TARGET_OVERHEAD,
                     "translated_book_seconds": target_book, "write_ratio": TARGET_WRITE_RATIO},
@@ -114,8 +121,10 @@ def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None 
                           "translated_book": (total <= target_book) if target_book and lang != "en" else None,
                           "write_ratio": write_ratio <= TARGET_WRITE_RATIO},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "load_average_1m_before": round(load_before, 2),
+                    "load_average_1m_before": round(load_before[0], 2),
                     "load_average_1m_after": round(os.getloadavg()[0], 2), "torch_threads": _torch_threads(),
+                    "load_average_1_5_15_before": [round(x, 2) for x in load_before],
+                    "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
     }
 
@@ -139,11 +148,33 @@ def markdown(r: dict) -> str:
               f"{100 * r['overhead_fraction']:.1f} % (of which PDF/HTML rendering {r['render_seconds']:.2f} s). "
               f"Targets: total ≤ {TARGET_TOTAL_S:.0f} s ({'met' if r['meets_targets']['total'] else 'missed'}), "
               f"overhead ≤ {100 * TARGET_OVERHEAD:.0f} % ({'met' if r['meets_targets']['overhead'] else 'missed'}).",
-              "", f"LLM {r['llm']['spec']}: {r['llm']['raw_tokens_per_second']} tokens/s raw; tokens by stage "
-              f"{r['llm']['tokens_by_stage']}; write stage ÷ (its tokens ÷ raw tokens/s) = {r['llm']['write_ratio']} "
-              f"(target ≤ {TARGET_WRITE_RATIO}); load {r['machine']['load_average_1m_before']} → "
-              f"{r['machine']['load_average_1m_after']}."]
+              "", *llm_summary(r)]
     return "\n".join(lines)
+
+
+def llm_summary(r: dict) -> list[str]:
+    """Issue 11's figures, one per line: the LLM stages' split, raw speed, write ratio, total, the load."""
+    llm, met = r["llm"], r["meets_targets"]
+    target = r["targets"]["translated_book_seconds"]
+
+    def verdict(ok: bool | None) -> str:
+        return "no target" if ok is None else ("MET" if ok else "NOT met")
+
+    out = [f"LLM {llm['spec']} ({llm['n_threads']} thread(s)):"]
+    for stage in ("see", "write", "translate"):
+        if stage in llm["tokens_by_stage"]:
+            out.append(f"- {stage}: {r['stages'][stage]['seconds']:.1f} s, {llm['calls_by_stage'].get(stage, 0)} "
+                       f"call(s), {llm['tokens_by_stage'][stage]} tokens generated")
+    out += [f"- raw speed: {llm['raw_tokens_per_second']} tokens/s (one free-running answer, prompt excluded, "
+            "after the book on the same model)",
+            f"- write ratio: {r['stages']['write']['seconds']:.1f} s ÷ ({llm['tokens_by_stage'].get('write', 0)} tokens "
+            f"÷ {llm['raw_tokens_per_second']} tokens/s) = {llm['write_ratio']} (target ≤ {TARGET_WRITE_RATIO}: "
+            f"{verdict(met['write_ratio'])})",
+            f"- book total: {r['total_seconds']:.1f} s (target ≤ {target} s with translation: "
+            f"{verdict(met['translated_book'])})",
+            f"- load average (1, 5, 15 min) before {r['machine']['load_average_1_5_15_before']}, after "
+            f"{r['machine']['load_average_1_5_15_after']} on {r['machine']['cpus']} cores"]
+    return out
 
 
 def main() -> None:
@@ -155,9 +186,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     ap.add_argument("--llm", default=None, help="LLM spec (default: the settings' llm)")
     ap.add_argument("--name", default="book_latency", help="result file name (without .json)")
+    ap.add_argument("--keep", type=Path, default=None, help="copy the book's PDF to this path")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
-    result = measure(args.pages, args.photo.resolve(), args.lang, args.seed, args.llm)
+    result = measure(args.pages, args.photo.resolve(), args.lang, args.seed, args.llm, args.keep)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")

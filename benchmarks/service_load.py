@@ -25,6 +25,7 @@ import json
 import multiprocessing
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -111,6 +112,55 @@ def status_latency(lat: list[float]) -> dict:
             "status_p50_ms": round(1000 * percentile(lat, 0.50), 2) if lat else None,
             "status_p99_ms": round(1000 * percentile(lat, 0.99), 2) if lat else None,
             "status_max_ms": round(1000 * max(lat), 2) if lat else None}
+
+
+def server_cpu_s(pid: int) -> float:
+    """User + system CPU seconds the server process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def status_cost(server: Server, gets: int = 300) -> dict:
+    """One client, one GET after another, nothing else sent: p50 latency of the status of a finished 4-page
+    book and of a running one, and the server's CPU ms per GET of the finished book (its workers are idle
+    then, so the CPU is the route's own: a figure that does not depend on what else runs on the machine)."""
+    token = server.token("status-cost")
+    with server.client(token) as http:
+        def times(book_id: str, want: str) -> tuple[list[float], int]:
+            lat, seen = [], 0
+            while len(lat) < gets:
+                t0 = time.perf_counter()
+                r = http.get(f"/v1/books/{book_id}")
+                if r.json()["status"] != want:
+                    return lat, seen
+                lat.append(time.perf_counter() - t0)
+                seen += 1
+            return lat, seen
+
+        def new_book() -> str:
+            return http.post("/v1/books", data={"pages": "4"},
+                             files={"photo": ("p.jpg", photo_bytes(), "image/jpeg")}).json()["id"]
+
+        running_id = new_book()
+        while http.get(f"/v1/books/{running_id}").json()["status"] != "running":
+            time.sleep(0.02)
+        running, _ = times(running_id, "running")
+        while http.get(f"/v1/books/{running_id}").json()["status"] not in ("done", "failed"):
+            time.sleep(0.2)
+        times(running_id, "done")  # warm: the manifest is parsed once
+        idle0, t_idle = server_cpu_s(server.proc.pid), time.perf_counter()
+        time.sleep(5)  # what the idle server burns on its own (lease and event threads) is not the route's
+        idle_rate = (server_cpu_s(server.proc.pid) - idle0) / (time.perf_counter() - t_idle)
+        cpu0, t0 = server_cpu_s(server.proc.pid), time.perf_counter()
+        finished, _ = times(running_id, "done")
+        cpu = server_cpu_s(server.proc.pid) - cpu0 - idle_rate * (time.perf_counter() - t0)
+    return {"gets_finished": len(finished), "status_finished_p50_ms": round(1000 * percentile(finished, 0.5), 2),
+            "status_finished_p99_ms": round(1000 * percentile(finished, 0.99), 2),
+            "server_cpu_ms_per_finished_get": round(1000 * cpu / len(finished), 2),
+            "server_idle_cpu_ms_per_s": round(1000 * idle_rate, 2),
+            "gets_running": len(running),
+            "status_running_p50_ms": round(1000 * percentile(running, 0.5), 2) if running else None,
+            "status_running_p99_ms": round(1000 * percentile(running, 0.99), 2) if running else None}
 
 
 def run_level(server: Server, clients: int, books_each: int, pages: int, poll: float, hz: float) -> dict:
@@ -303,10 +353,13 @@ def main() -> None:
            "TALELOOM_MAX_QUEUE_TOTAL": "64", "TALELOOM_MAX_QUEUE_PER_USER": "4"}
     levels = []
     load_at_start = [round(x, 2) for x in os.getloadavg()]  # other work on the machine skews every figure
+    uptime_at_start = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="taleloom-load-") as tmp:
         server = Server(Path(tmp), env=env).start()
         try:
             run_level(server, 1, 1, args.pages, args.poll, args.hz)  # warm-up: the first book loads fonts
+            single = status_cost(server)
+            print(json.dumps({"status_cost": single}), flush=True)
             for n in (int(x) for x in args.clients.split(",")):
                 levels.append(run_level(server, n, args.books16 if n >= 16 else args.books, args.pages, args.poll,
                                         args.hz))
@@ -317,13 +370,16 @@ def main() -> None:
     result = {
         "benchmark": "service_load",
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count(), "load_average_at_start": load_at_start},
+                    "cpus": os.cpu_count(), "load_average_at_start": load_at_start,
+                    "uptime_at_start": uptime_at_start,
+                    "uptime_at_end": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()},
         "settings": {"workers": args.workers, "pages": args.pages, "delay_s": args.delay, "poll_s": args.poll,
                      "probe_hz": args.hz,
                      "backends": "tests/server/testbackends.py (captioner, llm, illustrator, upscaler, narrator = "
                                  "test); real FastAPI/uvicorn, SQLite store, job pool, orchestrator, write stage, "
                                  "WeasyPrint bind", "concurrency": "captioner=1 llm=1 illustrator=1 (batched) "
                                  "upscaler=1 narrator=2"},
+        "status_cost_one_client": single,
         "levels": levels,
         "speedup_4_vs_1": speedup,
         "targets": {"no_5xx": all(r["5xx"] == 0 for r in levels),
@@ -341,6 +397,7 @@ def main_mixed(args) -> None:
     env = {"TALELOOM_TEST_DELAY": str(args.delay), "TALELOOM_WORKERS": str(args.workers),
            "TALELOOM_MAX_QUEUE_TOTAL": "64", "TALELOOM_MAX_QUEUE_PER_USER": "4"}
     load_at_start = [round(x, 2) for x in os.getloadavg()]
+    uptime_at_start = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="taleloom-mixed-") as tmp:
         server = Server(Path(tmp), env=env).start()
         try:
@@ -349,7 +406,9 @@ def main_mixed(args) -> None:
             server.stop()
     result = {"benchmark": "service_load_mixed",
               "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                          "cpus": os.cpu_count(), "load_average_at_start": load_at_start},
+                          "cpus": os.cpu_count(), "load_average_at_start": load_at_start,
+                          "uptime_at_start": uptime_at_start,
+                          "uptime_at_end": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()},
               "settings": {"workers": args.workers, "delay_s": args.delay, "probe_hz": args.hz, "mix": mix,
                            "backends": "tests/server/testbackends.py (all five roles = test)"},
               **row,

@@ -97,46 +97,46 @@ def run_model(spec: str, seeds: list[int], briefs: list, encoder, langs: list[st
 
     llm = registry.create("llm", spec)
     books, translations = [], []
-    for b, (text, concepts, fields) in enumerate(briefs):
-        for seed in seeds:
-            brief = Brief(pages=4, seed=seed, **fields)
-            caption = Caption(text=text, concepts=concepts)
+    # seed by seed, every brief: a run stopped early has covered the briefs evenly
+    for seed, (b, (text, concepts, fields)) in ((s, bt) for s in seeds for bt in enumerate(briefs)):
+        brief = Brief(pages=4, seed=seed, **fields)
+        caption = Caption(text=text, concepts=concepts)
+        t0 = time.perf_counter()
+        try:
+            draft = write_story(caption, brief, llm)
+        except TaleloomError as e:
+            books.append({"brief": b, "seed": seed, "written": False, "error": e.message[:300],
+                          "seconds": round(time.perf_counter() - t0, 1)})
+            log(f"{spec} brief {b} seed {seed}: FAILED {e.message[:100]}")
+            continue
+        row = {"brief": b, "seed": seed, "written": True, "seconds": round(time.perf_counter() - t0, 1),
+               "title": draft.title, "cast": [c.model_dump() for c in draft.cast],
+               "pages": [p.model_dump() for p in draft.pages], "notes": draft.notes}
+        row |= book_checks(draft, text, fields, encoder)
+        books.append(row)
+        if save:
+            save({"books": books, "translations": translations, "summary": summarize(books, translations, langs)})
+        log(f"{spec} brief {b} seed {seed}: {row['seconds']} s, hero {row['hero_every_page']}, "
+            f"markup-free {row['no_markup']}, max sim {row['max_page_similarity']}")
+        if seed != seeds[0] or not langs or b >= translate_briefs:
+            continue
+        english = [draft.title] + [p.text for p in draft.pages]
+        for lang in langs:
             t0 = time.perf_counter()
-            try:
-                draft = write_story(caption, brief, llm)
-            except TaleloomError as e:
-                books.append({"brief": b, "seed": seed, "written": False, "error": e.message[:300],
-                              "seconds": round(time.perf_counter() - t0, 1)})
-                log(f"{spec} brief {b} seed {seed}: FAILED {e.message[:100]}")
-                continue
-            row = {"brief": b, "seed": seed, "written": True, "seconds": round(time.perf_counter() - t0, 1),
-                   "title": draft.title, "cast": [c.model_dump() for c in draft.cast],
-                   "pages": [p.model_dump() for p in draft.pages], "notes": draft.notes}
-            row |= book_checks(draft, text, fields, encoder)
-            books.append(row)
+            out = translate(english, lang, llm)
+            ids = [identify(t)[0] for t in out[1:]]
+            back = translate_back(list(out[1:]), lang, llm)
+            sims = encoder.embed(back) @ encoder.embed(english[1:]).T
+            translations.append({
+                "brief": b, "lang": lang, "seconds": round(time.perf_counter() - t0, 1),
+                "identified": sum(i == lang for i in ids) / len(ids), "kept_english": len(out.kept_english),
+                "back_similarity": round(float(sims.diagonal().mean()), 3), "texts": list(out),
+                "back": back})
             if save:
-                save({"books": books, "translations": translations, "summary": summarize(books, translations, langs)})
-            log(f"{spec} brief {b} seed {seed}: {row['seconds']} s, hero {row['hero_every_page']}, "
-                f"markup-free {row['no_markup']}, max sim {row['max_page_similarity']}")
-            if seed != seeds[0] or not langs or b >= translate_briefs:
-                continue
-            english = [draft.title] + [p.text for p in draft.pages]
-            for lang in langs:
-                t0 = time.perf_counter()
-                out = translate(english, lang, llm)
-                ids = [identify(t)[0] for t in out[1:]]
-                back = translate_back(list(out[1:]), lang, llm)
-                sims = encoder.embed(back) @ encoder.embed(english[1:]).T
-                translations.append({
-                    "brief": b, "lang": lang, "seconds": round(time.perf_counter() - t0, 1),
-                    "identified": sum(i == lang for i in ids) / len(ids), "kept_english": len(out.kept_english),
-                    "back_similarity": round(float(sims.diagonal().mean()), 3), "texts": list(out),
-                    "back": back})
-                if save:
-                    save({"books": books, "translations": translations,
-                          "summary": summarize(books, translations, langs)})
-                log(f"{spec} brief {b} {lang}: identified {translations[-1]['identified']:.0%}, back-sim "
-                    f"{translations[-1]['back_similarity']}")
+                save({"books": books, "translations": translations,
+                      "summary": summarize(books, translations, langs)})
+            log(f"{spec} brief {b} {lang}: identified {translations[-1]['identified']:.0%}, back-sim "
+                f"{translations[-1]['back_similarity']}")
     return {"books": books, "translations": translations, "summary": summarize(books, translations, langs)}
 
 

@@ -43,6 +43,9 @@ class FakeLlama:
 def fake_llama(monkeypatch):
     from llama_cpp import llama_chat_format
 
+    from taleloom.backends.llm import grammar_sampling
+
+    grammar_sampling.install()  # patches the real Llama class once per process, before the fake replaces it
     monkeypatch.setattr(llama_cpp, "Llama", FakeLlama)
     monkeypatch.setattr(llama_chat_format, "Llava15ChatHandler", FakeHandler)
     monkeypatch.setattr(llama_chat_format, "MoondreamChatHandler", FakeHandler)

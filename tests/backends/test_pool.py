@@ -137,6 +137,15 @@ def test_capabilities_are_declared_not_probed():
         def speak(self, text, language):
             return b""
 
+    class Streams(DeviceLLM):
+        can_stream = True
+
+    big = Concepts()
+    big.max_batch = 16  # an instance's own value (a diffusers backend sets it from its options)
+    pool = Pool(settings(), llm=Streams(), illustrator=big)
+    assert pool.llm.can_stream is True and Pool(settings(), llm=DeviceLLM()).llm.can_stream is False
+    assert pool.illustrator.max_batch == 16 and pool.illustrator.draws_concepts is True
+
     assert EnglishOnly().voice_for("en") == "en"
     with pytest.raises(BadInputError, match="cannot read language 'ko'"):
         Pool(settings(), narrator=EnglishOnly()).narrator.voice_for("ko")

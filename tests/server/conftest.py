@@ -1,14 +1,18 @@
-"""Service tests run against a real `taleloom serve` (uvicorn) on loopback: see serverkit.py."""
+"""Service tests: the app in this process through FastAPI's TestClient by default, or a real `taleloom serve`
+(uvicorn) on loopback where the test needs a process of its own: see serverkit.py."""
 
 from __future__ import annotations
 
 import pytest
-from serverkit import Server
+from serverkit import any_server
 
 
 @pytest.fixture(scope="module")
 def server(request, tmp_path_factory):
-    """A fast server shared by a test module (a module's SERVER_ENV adds settings)."""
-    srv = Server(tmp_path_factory.mktemp("serve"), env=getattr(request.module, "SERVER_ENV", None)).start()
+    """A fast server shared by a test module (a module's SERVER_ENV adds settings). In this process unless
+    the module sets REAL_SERVER = True (kill -9, a browser, an HTTP client library, a model process that
+    must not take pytest down with it). TALELOOM_TEST_REAL_SERVER=1 runs every module against a real one."""
+    srv = any_server(tmp_path_factory.mktemp("serve"), getattr(request.module, "SERVER_ENV", None),
+                     real=getattr(request.module, "REAL_SERVER", False)).start()
     yield srv
     srv.stop()

@@ -123,6 +123,75 @@ class Worker(Server):
         raise RuntimeError(f"worker did not start in {timeout} s:\n{self.log.read_text()[-3000:]}")
 
 
+class AppServer:
+    """The same service as `Server`, in this process: `create_app` with the same settings, its lifespan
+    (store, workers, events) run once, requests through FastAPI's TestClient — no Python start-up, no
+    uvicorn, no sockets. For route tests that need no real process (a kill -9, a browser, PostgreSQL or a
+    socket-level client keep `Server`). Its `env` stays in os.environ while it runs: some settings are
+    read at call time (TALELOOM_TEST_DELAY)."""
+
+    url = "http://testserver"
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, test_backends: bool = True):
+        self.data_dir = Path(data_dir)
+        fast = {**TEST_BACKENDS, "TALELOOM_PLUGINS": "testbackends:register"} if test_backends else {}
+        self.env = {**fast, "TALELOOM_DATA_DIR": str(self.data_dir), "TALELOOM_CONFIG": str(self.data_dir / "none.toml"),
+                    "TALELOOM_WARM": "0", "TALELOOM_BASE_URL": self.url, **(env or {})}
+        self.log = self.data_dir / "server.log"
+        self._saved: dict[str, str | None] = {}
+        self._main = None
+
+    def start(self) -> AppServer:
+        import logging
+
+        from fastapi.testclient import TestClient
+
+        from taleloom.config import get_settings
+        from taleloom.server.app import create_app
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._saved = {k: os.environ.get(k) for k in self.env}
+        os.environ.update(self.env)
+        self._log_handler = logging.FileHandler(self.log)  # what `taleloom serve` would print (request ids)
+        logging.getLogger("taleloom").addHandler(self._log_handler)
+        self.app = create_app(get_settings())
+        self._main = TestClient(self.app, base_url=self.url, raise_server_exceptions=False).__enter__()
+        return self
+
+    def stop(self) -> None:
+        import logging
+
+        if self._main is not None:
+            self._main.__exit__(None, None, None)
+            self._main = None
+            logging.getLogger("taleloom").removeHandler(self._log_handler)
+            self._log_handler.close()
+        for k, v in self._saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    def token(self, name: str | None = None) -> str:
+        return self.app.state.store.create_token(name)[0]
+
+    def client(self, token: str | None = None, timeout: float = 30.0):
+        """A client (httpx API) whose requests run on the app's own event loop, as its lifespan did."""
+        from fastapi.testclient import TestClient
+
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        client = TestClient(self.app, base_url=self.url, headers=headers, raise_server_exceptions=False)
+        client.portal = self._main.portal  # one loop for every client (events, the hub's subscriptions)
+        return client
+
+
+def any_server(data_dir: Path, env: dict[str, str] | None = None, real: bool = False) -> Server | AppServer:
+    """An `AppServer`, or a real `Server` when `real` or when TALELOOM_TEST_REAL_SERVER=1 (to run the
+    in-process tests against a real process once in a while, or to compare their times)."""
+    real = real or os.environ.get("TALELOOM_TEST_REAL_SERVER") == "1"
+    return (Server if real else AppServer)(data_dir, env=env)
+
+
 def error_body(r: httpx.Response) -> dict:
     """An error answer as {error, message, hint}: the book API's own shape, or OpenAI's
     {"error": {message, type, param, code, hint}} that the OpenAI routes answer in (checked here)."""

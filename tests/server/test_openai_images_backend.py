@@ -18,6 +18,8 @@ from taleloom.backends.registry import create
 from taleloom.book import ImageRequest
 from taleloom.errors import BackendError
 
+REAL_SERVER = True  # the openai: backend under test speaks HTTP to it
+
 
 @pytest.fixture(scope="module")
 def token(server):

@@ -22,6 +22,8 @@ import pytest
 from PIL import Image
 from serverkit import Server, photo_bytes
 
+REAL_SERVER = True  # the openai package speaks HTTP (it takes no ASGI transport)
+
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 USER = [{"role": "user", "content": "Tell me about the park."}]
 

@@ -1,5 +1,5 @@
-"""Book API against a real server: make a book, follow its events, download every file, edit it,
-share it, delete it."""
+"""Book API (the app in this process, or a real server: conftest.py): make a book, follow its events,
+download every file, edit it, share it, delete it."""
 
 from __future__ import annotations
 

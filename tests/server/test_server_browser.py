@@ -15,6 +15,8 @@ import pytest
 from pypdf import PdfReader
 from serverkit import photo_bytes
 
+REAL_SERVER = True  # Chromium connects to it over HTTP
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from serverkit import Server, error_body, photo_bytes
 
+REAL_SERVER = True  # input that once crashed the process: pytest must not be that process
 SERVER_ENV = {"TALELOOM_LLM": "smollm2"}
 ASK = [{"role": "user", "content": "Name a colour."}]
 

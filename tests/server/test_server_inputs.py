@@ -1,4 +1,4 @@
-"""Hostile and careless inputs against a real server (issue 10, rows 6, 12, 13): every image a route
+"""Hostile and careless inputs (issue 10, rows 6, 12, 13): every image a route
 takes (a book's photo, a picture to edit, an inpaint mask, a photo to caption) gets the same limits and
 the same 413/422 messages; a 500 tells nothing of the server's insides; a share link's errors name
 nothing of the owner; a wrong body type or a NaN gets a message that says what to do."""
@@ -11,14 +11,14 @@ import zlib
 
 import pytest
 from PIL import Image
-from serverkit import Server, error_body, make_book, photo_bytes, wait_status
+from serverkit import any_server, error_body, make_book, photo_bytes, wait_status
 
 LIMITS = {"TALELOOM_MAX_PIXELS": "2000000"}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("inputs"), env=LIMITS).start()
+    srv = any_server(tmp_path_factory.mktemp("inputs"), LIMITS).start()
     yield srv
     srv.stop()
 

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from serverkit import Server, error_body, photo_bytes
+from serverkit import any_server, error_body, photo_bytes
 
 LIMITS = {"TALELOOM_MAX_UPLOAD_BYTES": "300000", "TALELOOM_MAX_PIXELS": "2000000", "TALELOOM_MAX_PAGES": "3",
           "TALELOOM_MAX_QUEUE_PER_USER": "2", "TALELOOM_MAX_QUEUE_TOTAL": "3", "TALELOOM_WORKERS": "1",
@@ -19,7 +19,7 @@ LIMITS = {"TALELOOM_MAX_UPLOAD_BYTES": "300000", "TALELOOM_MAX_PIXELS": "2000000
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("limits"), env=LIMITS).start()
+    srv = any_server(tmp_path_factory.mktemp("limits"), LIMITS).start()
     yield srv
     srv.stop()
 

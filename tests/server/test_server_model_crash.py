@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from serverkit import make_book, wait_status
 
+REAL_SERVER = True  # kills of the model process, seen from a server process
 SERVER_ENV = {"TALELOOM_LLM": "smollm2"}
 
 

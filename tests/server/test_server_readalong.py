@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from serverkit import make_book, wait_status
 
+REAL_SERVER = True  # Chromium connects to it over HTTP
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required", "--mute-audio"]
 

@@ -123,12 +123,20 @@ def test_language_id_catches_english_that_passes_the_word_list():
     assert reads_as("Mina", "fr") is None  # too short to tell
 
 
-def test_real_smollm2_never_fails_the_book():
+def test_real_smollm2_says_it_cannot_translate_and_is_not_asked():
     texts = ["Mina and the Moon", "Mina looked at the big round moon. She waved at it from her window."]
-    out = translate(texts, "ko", registry.create("llm", "embedded:smollm2"))
-    assert len(out) == 2 and all(t.strip() for t in out)
-    # either a checked Korean translation, or the English kept with a warning saying so
-    for i, text in enumerate(out):
-        assert text == texts[i] or problem(texts[i], text, "ko") is None
-    if out.kept_english:
-        assert out.warnings and "could not translate into Korean" in out.warnings[0]
+    smol = registry.create("llm", "embedded:smollm2")
+    assert not smol.translates
+    out = translate(texts, "ko", smol)
+    assert out == texts and out.kept_english == [0, 1]
+    assert out.warnings == ["embedded:smollm2 could not translate into Korean, so the book keeps its "
+                            "English text; use a larger LLM for translation (TALELOOM_LLM=openai:... or gguf:...)"]
+    assert smol._process is None and smol._llama is None  # the model was not even loaded
+
+
+def test_a_model_that_cannot_translate_is_not_asked():
+    class Untranslating(NoCalls):
+        translates = False
+
+    out = translate(["Mina ran."], "fr", Untranslating())
+    assert out == ["Mina ran."] and out.kept_english == [0] and "could not translate into French" in out.warnings[0]

@@ -334,3 +334,15 @@ def test_a_model_that_does_not_plan_is_asked_for_one_plain_story_only():
     assert " ".join(p.text for p in d.pages) == " ".join(TEXTS[:4])
     assert [p.outline for p in d.pages] == [st.sentences(t)[0] for t in TEXTS[:4]]
     assert d.notes and "plain story" in d.notes[0]
+
+
+def test_a_page_that_speaks_of_the_hero_only_by_kind_gets_the_name_instead_of_a_new_answer():
+    by_kind = ["In the park, a little girl with red hair flies her yellow kite.", TEXTS[1]]
+    llm = ScriptedLLM(texts=by_kind)
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), llm)
+    assert d.pages[0].text == "In the park, Nora the little girl with red hair flies her yellow kite."
+    assert len(llm.calls) == 1
+    hero = CastMember(name="Mina", look="tabby cat, grey fur")
+    assert write.name_the_hero("The cat sat down.", hero) == "Mina the cat sat down."
+    assert write.name_the_hero("She looked at the sky.", hero) == "She looked at the sky."  # asked again
+    assert write.name_the_hero("A cathedral stood there.", hero) == "A cathedral stood there."

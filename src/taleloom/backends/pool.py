@@ -77,6 +77,18 @@ class Pooled:
 
     role: str
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every capability the role's interface declares (a bool or int class attribute in base.py, e.g.
+        `can_stream`, `max_batch`, `draws_concepts`) reads the backend's own value: a new capability is
+        declared in base.py alone."""
+        super().__init_subclass__(**kwargs)
+        for base in cls.__mro__:
+            if not issubclass(base, Backend) or base is Backend or issubclass(base, Pooled):
+                continue
+            for name, value in vars(base).items():
+                if isinstance(value, bool | int) and not name.startswith("_") and name not in vars(cls):
+                    setattr(cls, name, property(lambda self, n=name: getattr(self.inner, n)))
+
     def __init__(self, role: str, make: Callable[[], Backend], limit: int = 1,
                  on_made: Callable[[Backend], None] | None = None):
         self.role, self._make, self.limit = role, make, limit
@@ -145,10 +157,6 @@ def _count(t0: float) -> None:
 
 
 class PooledTextModel(Pooled, TextModel):
-    can_stream = property(lambda self: self.inner.can_stream)  # type: ignore[assignment]
-    supports_schema = property(lambda self: self.inner.supports_schema)  # type: ignore[assignment]
-    writes_plans = property(lambda self: self.inner.writes_plans)  # type: ignore[assignment]
-
     def chat(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
              schema: dict[str, Any] | None = None) -> str:
         return self._call("chat", messages, sampling, schema)
@@ -165,8 +173,6 @@ class PooledTextModel(Pooled, TextModel):
 
 
 class PooledCaptioner(Pooled, Captioner):
-    uses_llm = property(lambda self: self.inner.uses_llm)  # type: ignore[assignment]
-
     def caption(self, image: Image.Image, hint: str | None = None) -> Caption:
         return self._call("caption", image, hint)
 
@@ -179,8 +185,6 @@ class PooledIllustrator(Pooled, Illustrator):
         super().__init__(role, make, limit, on_made)
         self.batcher = Batcher(lambda: self.inner, workers=limit, max_wait=max_wait, slots=self.slots)
 
-    max_batch = property(lambda self: self.inner.max_batch)  # type: ignore[assignment]
-    draws_concepts = property(lambda self: self.inner.draws_concepts)  # type: ignore[assignment]
     aligned = property(lambda self: self.inner.aligned)  # type: ignore[assignment]
 
     def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
@@ -209,8 +213,6 @@ class PooledIllustrator(Pooled, Illustrator):
 
 
 class PooledUpscaler(Pooled, Upscaler):
-    max_batch = property(lambda self: self.inner.max_batch)  # type: ignore[assignment]
-
     def upscale(self, image: Image.Image, factor: int = 4, prompt: str = "", seed: int = 0) -> Image.Image:
         return self._call("upscale", image, factor, prompt, seed)
 

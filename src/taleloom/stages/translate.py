@@ -7,8 +7,9 @@ language identified by py3langid (BSD, model inside the wheel): a text that stil
 again (only the texts that failed, in a second answer). A text that fails every try stays in English, and
 `Translation.warnings` / `kept_english` say so; the book then prints a notice in the reader's language.
 
-The embedded SmolLM2-135M cannot translate (its books keep English with the notice); Qwen2.5-Coder-1.5B,
-the default, translates the Latin-script languages well and others less reliably.
+The embedded SmolLM2-135M cannot translate: it says so (TextModel.translates is False) and its books keep
+English with the notice, without asking; Qwen2.5-Coder-1.5B, the default, translates the Latin-script
+languages well and others less reliably.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
         return Translation(list(texts))
     name = LANGUAGES[code]
     model = getattr(llm, "model_id", "") or "the LLM"
+    if not llm.translates:  # known not to (the fast preset): no answer asked for only to be thrown away
+        return Translation(list(texts), [_cannot(model, name)], list(range(len(texts))))
     out = list(texts)
     todo = [i for i, t in enumerate(texts) if t.strip()]
     why: dict[int, str] = {}
@@ -128,10 +131,14 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     kept = sorted(todo)
     warnings = [f"text {i + 1} kept in English: {why[i]}" for i in kept]
     if kept and len(kept) * 2 >= len([t for t in texts if t.strip()]):  # a mostly-English book reads worse
-        warnings.insert(0, f"{model} could not translate into {name}, so the book keeps its English text; use a "
-                           "larger LLM for translation (TALELOOM_LLM=openai:... or gguf:...)")
+        warnings.insert(0, _cannot(model, name))
         return Translation(list(texts), warnings[:3], list(range(len(texts))))
     return Translation(out, warnings, kept)
+
+
+def _cannot(model: str, name: str) -> str:
+    return (f"{model} could not translate into {name}, so the book keeps its English text; use a larger LLM for "
+            "translation (TALELOOM_LLM=openai:... or gguf:...)")
 
 
 def translate_batch(texts: list[str], code: str, llm: TextModel, sampling: Sampling) -> list[str]:

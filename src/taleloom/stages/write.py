@@ -127,7 +127,7 @@ def _book_prompt(about: str, brief: Brief, hero_kind: str | None, pages: int, wr
             f"exactly {pages} short lines, one per page, that tells the whole story with a beginning, a small "
             f"problem and a happy ending, every line naming the hero; then the \"pages\" for {which}, one per "
             f"outline line, each with \"text\" ({per_page // 2} to {per_page} words for a {brief.age}-year-old, "
-            "whole sentences, naming the hero) and \"scene\" (what its picture shows, in English, 8 to 20 words: "
+            "whole sentences, with the hero's name in it) and \"scene\" (what its picture shows, in English, 8 to 20 words: "
             "who is in it, with their look, and where). No page repeats another. Plain text only: no titles, "
             "page numbers, lists or markup.")
 
@@ -313,7 +313,7 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
     markup or prompt echo, English, no loops, the hero on every page (the `last` try settles for the hero
     somewhere), no page like another or like one in `avoid`, no two scenes the same. Texts are cut to
     `limit` words."""
-    texts = [st.drop_labels(p["text"]) for p in pages]
+    texts = [name_the_hero(st.drop_labels(p["text"]), cast[0]) for p in pages]
     scenes = [st.drop_labels(p["scene"]) for p in pages]
     seen = [st.clean(a) for a in avoid]
     hero = cast[0].name
@@ -337,6 +337,22 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
     result[:] = [PageDraft(text=st.trim_words(t, limit), scene=_scene(s, cast)) for t, s in zip(texts, scenes,
                                                                                                    strict=True)]
     return None
+
+
+def name_the_hero(text: str, hero: CastMember) -> str:
+    """`text` with the hero's name where a page speaks of the hero only by kind: 'In the sun, a grey tabby cat
+    sits' → 'In the sun, Mina the grey tabby cat sits' (the first such mention; a page that names the hero, or
+    never mentions its kind, is left as it is). Asking the whole book again for one missing name cost a
+    second answer as long as the first."""
+    if st.mentions(text, hero.name):
+        return text
+    noun = (kind_of(hero).split() or [""])[-1]
+    if len(noun) < 3:
+        return text
+    found = re.search(rf"\b(?:a|an|the)\s+((?:[a-z-]+\s+){{0,3}}?{re.escape(noun)})\b", text, re.IGNORECASE)
+    if found is None:
+        return text
+    return f"{text[:found.start()]}{hero.name} the {found.group(1)}{text[found.end():]}"
 
 
 def _scene(scene: str, cast: Sequence[CastMember]) -> str:

@@ -331,6 +331,10 @@ class EmbeddedLLM(LlamaCppTextModel):
     def writes_plans(self) -> bool:  # type: ignore[override]
         return self.preset.writes_plans
 
+    @property
+    def translates(self) -> bool:  # type: ignore[override]
+        return self.preset.translates
+
     def ready(self) -> tuple[bool, str]:
         try:
             path = self.model_path()

@@ -1,0 +1,31 @@
+"""The stage table is the one list of stages: its rows are sound, and a stage may only call the backends
+its row declares (so the table stays true as runners change)."""
+
+from __future__ import annotations
+
+import pytest
+
+from book_doubles import FAKE_TEXT, CountingLLM
+from taleloom.backends.roles import ROLES
+from taleloom.book import Brief, Storybook
+from taleloom.bookrun import Backends, Run
+from taleloom.orchestrator import _AFTER_PICTURE, _AFTER_TEXT
+from taleloom.pipeline import STAGE, STAGE_TABLE, STAGES
+
+
+def test_the_table_is_sound_and_the_rest_derives_from_it():
+    assert len(set(STAGES)) == len(STAGES) and STAGES[0] == "see" and STAGES[-1] == "bind"
+    for stage in STAGE_TABLE:
+        assert set(stage.roles) <= set(ROLES), stage.name
+        assert all(STAGES.index(later) > STAGES.index(stage.name) for later in stage.invalidates), stage.name
+    assert _AFTER_TEXT == STAGE["write"].invalidates and _AFTER_PICTURE == STAGE["stage"].invalidates
+
+
+def test_a_stage_may_call_only_the_backends_its_row_declares(tmp_path):
+    run = Run(tmp_path, Storybook(id="t", brief=Brief()), Backends(functions=FAKE_TEXT, llm=CountingLLM()), None)
+    run.stage, run.roles = "translate", STAGE["translate"].roles
+    assert run.backend("llm").chat([]) == "{}"
+    with pytest.raises(RuntimeError, match="'translate' asked for the narrator backend"):
+        run.backend("narrator")
+    run.roles = None  # an edit outside the stage loop (rewrite, extend) may use any
+    assert run.backend("narrator") is run.backends.narrator
