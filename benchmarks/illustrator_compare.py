@@ -1,20 +1,22 @@
 """v1 and v2 of the embedded illustrator side by side, on the held-out pictures of the multi-style data set.
 
-Run through `python benchmarks/illustrator_quality.py --v1-v2` (one run measures both models):
+Run through `python benchmarks/illustrator_quality.py --v1-v2` (one run measures every model). Three
+illustrators, each through the backend users run (`Illustrator.generate`, concept + trained style): v1;
+v2 as shipped (v1 draws the concept's shape, v2 redraws it in the style: `layout="v1"`); v2 alone.
 
-- Retrieval: top-1/top-5 of a picture's own concept among all 1,625 concept names (our aligned encoder),
-  for generated pictures of held-out (concept, style) prompts, as a share of the ceiling: the same
-  figure for the real held-out pictures. v1 gets the concept name (it knows one style), v2 the caption.
-- FD-aligned: Fréchet distance of aligned embeddings, generated vs a second real sample (same concepts,
-  pictures of the training split), next to the floor: the real held-out pictures vs that same sample.
-- Style: a classifier trained on 2,000 real training pictures' styles (logistic regression on the aligned
-  encoder's feature maps, a colour histogram and edge statistics), applied to generated pictures; mean
-  per-style accuracy against the style asked for (v1 cannot be asked: its figure shows what a style does
-  not do). Its accuracy on the real held-out pictures is the ceiling.
-- Scenes: held-out pairs (an animal hero, a place setting) drawn with region prompts; the hero must be in
-  the top 5 of the hero box's crop and the setting in the top 5 of the picture with the hero box blanked.
-- Time for a batch of 4 final 256 px pictures through the real backends, shipped asset bytes, and v2's
-  steps-vs-quality curve (DDIM, DPM-Solver++) at 5–50 steps on `curve_n` prompts.
+Two instruments, both reported:
+- aligned (the old one): our aligned encoder ranks all 1,625 concept names (top-1/top-5); FD-aligned of its
+  embeddings vs a second real sample (floor: real held-out vs that sample); a style classifier (logistic
+  regression on its feature maps, a colour histogram and edge statistics) fitted on 2,000 real training
+  pictures. Its encoder saw only Noto Color Emoji at 32 px: real held-out pictures reach ~38 % top-5 and the
+  style classifier ~59 %, too low a ceiling to judge a multi-style model by.
+- probe (illustrator_probe.py): ImageNet EfficientNet-Lite0 features with ridge-regression heads fitted on
+  every real training picture (all styles): concept among the 509 trained concepts (top-5) and style. The
+  real held-out pictures are its ceiling. The verdict on the targets uses this one.
+Scenes: held-out pairs (an animal hero, a place setting), storybook preset; the hero must be in the top 5 of
+the hero box's crop and the setting in the top 5 of the picture with the hero box blanked. Also: time for a
+batch of 4 final 256 px pictures, shipped asset bytes, and a steps-vs-quality curve of v2 (DDIM,
+DPM-Solver++ at 5–50 steps on `curve_n` prompts; left out by `--quick`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 from build_iconify_dataset import DEFAULT_OUT, load_manifest  # noqa: E402
 
-from taleloom.backends.image.styles import STYLES, caption, style_for_preset  # noqa: E402
+from taleloom.backends.image.styles import STYLES  # noqa: E402
 from taleloom.stages.stage import HERO_LEFT  # noqa: E402
 
 TARGETS = {"retrieval_top5_ratio": 0.80, "fd_ratio_to_floor": 1.2, "style_accuracy": 0.90, "scene_success": 0.60,
@@ -116,12 +118,30 @@ class StyleClassifier:
                 "overall": sum(self.styles[p] == lab for p, lab in zip(pred, labels, strict=True)) / len(labels)}
 
 
-def generate(pipe, prompts, sampler="dpmpp_2m", steps=20, guidance=3.0, batch=16) -> tuple[list[Image.Image], float]:
+def generate(ill, held: list[dict], steps: int = 20, sampler: str = "dpmpp_2m", guidance: float = 3.0,
+             batch: int = 16) -> tuple[list[Image.Image], float]:
+    """Each held-out (concept, style) through the backend users run (`Illustrator.generate`), seed i for
+    picture i: the concept as the request's concept and the trained style as its style (v1 ignores it)."""
+    from taleloom.book import ImageRequest
+
+    reqs = [ImageRequest(prompt=r["concept"], concepts=[r["concept"]], style=r["style"], seed=i, steps=steps,
+                         sampler=sampler, guidance=guidance) for i, r in enumerate(held)]
     out, t0 = [], time.perf_counter()
-    for s in range(0, len(prompts), batch):
-        out += pipe.generate(prompts[s:s + batch], sampler=sampler, steps=steps, guidance=guidance,
-                             seeds=list(range(s, s + len(prompts[s:s + batch]))))
-    return out, (time.perf_counter() - t0) / max(1, len(prompts))
+    for s in range(0, len(reqs), batch):
+        out += ill.generate(reqs[s:s + batch])
+    return final(out, reqs), (time.perf_counter() - t0) / max(1, len(reqs))
+
+
+def final(pictures: list[Image.Image], reqs) -> list[Image.Image]:
+    """The pictures as a book shows them, at 128 px: v1's 32 px ones through the ×4 super-resolution model
+    (its product path; the probe, fitted on sharp 128 px drawings, would otherwise judge Lanczos blur)."""
+    if pictures[0].size[0] >= 128:
+        return pictures
+    from taleloom.backends.registry import create
+
+    up = create("upscaler", "embedded")
+    return [im for s in range(0, len(pictures), 16)
+            for im in up.upscale_batch(pictures[s:s + 16], 4, seeds=[r.seed for r in reqs[s:s + 16]])]
 
 
 def quality(aligned, images, truth, reference: np.ndarray, ceiling: dict, floor: float) -> dict:
@@ -132,19 +152,28 @@ def quality(aligned, images, truth, reference: np.ndarray, ceiling: dict, floor:
             "fd": round(fd, 4), "fd_ratio_to_floor": round(fd / floor, 3)}
 
 
-def time_batch4(version: str, threads: int, reps: int = 3) -> dict:
+def backends(v2_dir: Path | None) -> dict:
+    """The three illustrators compared: v1, v2 as shipped (v1's layout redrawn in the style), v2 alone."""
+    from taleloom.backends.image.embedded import EmbeddedIllustrator
+
+    loc = str(v2_dir) if v2_dir else None
+    return {"v1": EmbeddedIllustrator(model="v1"), "v2": EmbeddedIllustrator(loc, model="v2"),
+            "v2-alone": EmbeddedIllustrator(loc, model="v2", layout="")}
+
+
+def time_batch4(ill, threads: int, reps: int = 3) -> dict:
     """4 final 256 px pictures through the real backends: v1 32 px → ×4 model → 128 → Lanczos 256;
     v2 128 px (latent 16 px decoded) → ×2 Lanczos (the upscaler's path for big pictures)."""
     from taleloom.backends.registry import create
     from taleloom.book import ImageRequest
 
-    ill, up = create("illustrator", f"embedded#{version}"), create("upscaler", "embedded")
+    up = create("upscaler", "embedded")
     names = ["red apple", "dog", "sun", "deciduous tree"]
     reqs = [ImageRequest(prompt=n, concepts=[n], seed=i) for i, n in enumerate(names)]
 
     def once():
         base = ill.generate(reqs)
-        if version == "v1":
+        if base[0].size[0] <= 32:
             big = up.upscale_batch(base, 4, seeds=[r.seed for r in reqs])
             return [im.resize((256, 256), Image.Resampling.LANCZOS) for im in big]
         return up.upscale_batch(base, 2)
@@ -159,39 +188,43 @@ def time_batch4(version: str, threads: int, reps: int = 3) -> dict:
             "threads": threads, "load_average_1m": round(os.getloadavg()[0], 2), "size": list(finals[0].size)}
 
 
-def scenes(pipe, aligned, pairs, styled: bool, guidance: float) -> tuple[dict, list[Image.Image]]:
-    def prompt(c):
-        return caption(c, style_for_preset("storybook")) if styled else c
+def scenes(ill, pairs, guidance: float) -> tuple[list[Image.Image], torch.Tensor, torch.Tensor]:
+    """Whole scenes through the backend (storybook preset, hero in HERO_LEFT): (pictures, hero crops, the
+    pictures with the hero box blanked), the two views both instruments look at, at 128 px."""
+    from taleloom.book import ImageRequest
 
+    reqs = [ImageRequest(prompt=f"{h} in {b}", concepts=[h, b], hero_box=HERO_LEFT, seed=i, hero_seed=i,
+                         guidance=guidance) for i, (h, b) in enumerate(pairs)]
     pics = []
-    for s in range(0, len(pairs), 8):
-        part = pairs[s:s + 8]
-        pics += pipe.generate_scene([prompt(b) for _, b in part], [([prompt(h) for h, _ in part], HERO_LEFT)],
-                                    guidance=guidance, seeds=list(range(s, s + len(part))))
+    for s in range(0, len(reqs), 8):
+        pics += ill.generate(reqs[s:s + 8])
+    pics = final(pics, reqs)
     x = pil_batch(pics)  # 128 px
     x0, t, x1, b = (int(round(v * 128)) for v in HERO_LEFT)
     crops = torch.nn.functional.interpolate(x[:, :, t:b, x0:x1], size=(128, 128), mode="bilinear", align_corners=False)
     blank = x.clone()
     blank[:, :, t:b, x0:x1] = 1.0
-    idx = {c: i for i, c in enumerate(aligned.concepts)}
+    return pics, crops, blank
 
-    def in_top5(imgs, names):
-        top = (aligned.image_embed(imgs) @ aligned.prototypes.T).topk(5, dim=1).indices
-        return [idx[n] in row for n, row in zip(names, top.tolist(), strict=True)]
 
-    hero = in_top5(crops, [h for h, _ in pairs])
-    setting = in_top5(blank, [b for _, b in pairs])
-    both = [a and b for a, b in zip(hero, setting, strict=True)]
-    return {"hero_found": round(float(np.mean(hero)), 4), "setting_found": round(float(np.mean(setting)), 4),
-            "success": round(float(np.mean(both)), 4), "pairs": len(pairs)}, pics
+def to_pil(x: torch.Tensor) -> list[Image.Image]:
+    arr = ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(a) for a in arr]
+
+
+def scene_scores(found_hero: list[bool], found_setting: list[bool]) -> dict:
+    both = [a and b for a, b in zip(found_hero, found_setting, strict=True)]
+    return {"hero_found": round(float(np.mean(found_hero)), 4), "setting_found": round(float(np.mean(found_setting)), 4),
+            "success": round(float(np.mean(both)), 4), "pairs": len(both)}
 
 
 def run(n: int = 48, threads: int = 2, v2_dir: Path | None = None, data: Path = DEFAULT_OUT, guidance: float = 3.0,
         out: Path = REPO / "benchmarks" / "results", curve_n: int = 16, scene_pairs: int = 24, quick: bool = False,
         grid_path: Path | None = None) -> dict:
-    from taleloom.assets import read_manifest, verified_dir
+    from illustrator_probe import Probe
+
+    from taleloom.assets import read_manifest
     from taleloom.diffusion.aligned import load_aligned_encoder
-    from taleloom.diffusion.pipeline import TextToImage
 
     torch.set_num_threads(threads)
     aligned = load_aligned_encoder(None)
@@ -224,25 +257,40 @@ def run(n: int = 48, threads: int = 2, v2_dir: Path | None = None, data: Path = 
     clf.fit(load(fit_on), [r["style"] for r in fit_on])
     style_ceiling = clf.accuracy(real_x, [r["style"] for r in held])
 
-    pipes = {"v1": TextToImage(verified_dir("illustrator")),
-             "v2": TextToImage(v2_dir or verified_dir("illustrator-v2"))}
-    prompts = {"v1": [r["concept"] for r in held], "v2": [r["caption"] for r in held]}
+    # the second instrument (illustrator_probe.py): ImageNet features, linear heads fitted on every training picture
+    probe = Probe()
+    p_concept, p_style = probe.cached_features([data / r["file"] for r in recs], [r["sha256"] for r in recs])
+    tr = [i for i, r in enumerate(recs) if r["split"] == "train"]
+    probe.fit(p_concept[tr], p_style[tr], [recs[i]["concept"] for i in tr], [recs[i]["style"] for i in tr])
+    hc, hs = probe.features(to_pil(real_x))
+    probe_ceiling = {**probe.concept_hits(hc, [r["concept"] for r in held]),
+                     "style": probe.style_accuracy(hs, [r["style"] for r in held])}
+
+    ills = backends(v2_dir)
     result: dict = {"n": len(held), "guidance": guidance, "threads": threads, "targets": TARGETS,
                     "load_average_1m": round(os.getloadavg()[0], 2),
                     "real": {"top1": round(ceiling["top1"], 4), "top5": round(ceiling["top5"], 4),
-                             "fd_floor": round(floor, 4), "style": style_ceiling},
-                    "v2_checkpoint": {k: pipes["v2"].meta.get(k) for k in ("step", "prompts")}}
+                             "fd_floor": round(floor, 4), "style": style_ceiling, "probe": probe_ceiling},
+                    "v2_checkpoint": {k: ills["v2"].pipe.meta.get(k) for k in ("step", "prompts")},
+                    "v2_layout_strength": ills["v2"].options.layout_strength}
     samples = {}
-    for v, pipe in pipes.items():
-        pics, spp = generate(pipe, prompts[v], guidance=guidance)
+    for v, ill in ills.items():
+        pics, spp = generate(ill, held, guidance=guidance)
         samples[v] = pics
         res = quality(aligned, pics, truth, reference, ceiling, floor)
         res["seconds_per_picture_dpmpp20"] = round(spp, 3)
         res["style"] = clf.accuracy(pil_batch(pics), [r["style"] for r in held])
+        gc, gs = probe.features(pics)
+        hits = probe.concept_hits(gc, [r["concept"] for r in held])
+        res["probe"] = {**hits, "top5_ratio": round(hits["top5"] / max(probe_ceiling["top5"], 1e-9), 4),
+                        "style": probe.style_accuracy(gs, [r["style"] for r in held])}
         result[v] = res
-        print(f"{v}: top-5 {res['top5']:.1%} ({res['top5_ratio']:.0%} of ceiling {ceiling['top5']:.1%}), "
-              f"FD {res['fd']:.3f} (floor {floor:.3f}, ×{res['fd_ratio_to_floor']}), "
-              f"style {res['style']['mean_per_style']:.0%} (real {style_ceiling['mean_per_style']:.0%})", flush=True)
+        print(f"{v}: aligned top-5 {res['top5']:.1%} ({res['top5_ratio']:.0%} of {ceiling['top5']:.1%}), "
+              f"FD ×{res['fd_ratio_to_floor']}, style {res['style']['mean_per_style']:.0%} "
+              f"(real {style_ceiling['mean_per_style']:.0%}); probe top-5 {hits['top5']:.1%} "
+              f"({res['probe']['top5_ratio']:.0%} of {probe_ceiling['top5']:.1%}), style "
+              f"{res['probe']['style']['mean_per_style']:.0%} (real {probe_ceiling['style']['mean_per_style']:.0%}), "
+              f"{spp:.2f} s/picture", flush=True)
 
     groups = {c["name"]: c["group"] for c in aligned.vocabulary}
     heldc = sorted({r["concept"] for r in held} | {r["concept"] for r in recs if r["split"] == "heldout"})
@@ -251,33 +299,46 @@ def run(n: int = 48, threads: int = 2, v2_dir: Path | None = None, data: Path = 
     prng = random.Random(2)
     pairs = [(prng.choice(heroes), prng.choice(places)) for _ in range(scene_pairs)]
     scene_pics = {}
-    for v, pipe in pipes.items():
-        result[v]["scenes"], scene_pics[v] = scenes(pipe, aligned, pairs, v == "v2", guidance)
-        print(f"{v} scenes: {result[v]['scenes']}", flush=True)
+    a_idx = {c: i for i, c in enumerate(aligned.concepts)}
 
-    for v in pipes:
-        result[v]["batch4_final_256px"] = time_batch4(v, threads)
+    def aligned_top5(imgs, names):
+        top = (aligned.image_embed(imgs) @ aligned.prototypes.T).topk(5, dim=1).indices
+        return [a_idx[nm] in row for nm, row in zip(names, top.tolist(), strict=True)]
+
+    def probe_top5(imgs, names):
+        top = probe.concept_head(probe.features(to_pil(imgs))[0]).topk(5, dim=1).indices.tolist()
+        return [probe.concepts.index(nm) in row for nm, row in zip(names, top, strict=True)]
+
+    for v, ill in ills.items():
+        scene_pics[v], crops, blank = scenes(ill, pairs, guidance)
+        hs_, bs_ = [h for h, _ in pairs], [b for _, b in pairs]
+        result[v]["scenes"] = scene_scores(aligned_top5(crops, hs_), aligned_top5(blank, bs_))
+        result[v]["scenes_probe"] = scene_scores(probe_top5(crops, hs_), probe_top5(blank, bs_))
+        print(f"{v} scenes: aligned {result[v]['scenes']}, probe {result[v]['scenes_probe']}", flush=True)
+
+    for v, ill in ills.items():
+        result[v]["batch4_final_256px"] = time_batch4(ill, threads)
         print(f"{v} batch of 4 at 256 px: {result[v]['batch4_final_256px']}", flush=True)
     result["asset_bytes"] = read_manifest()["bytes"]
 
     if not quick:
         result["curve"] = {}
         cn = min(curve_n, len(held))
-        for v, pipe in pipes.items():
-            if v == "v1":  # v1's own curve is in illustrator_quality.json (its trilemma); time goes to v2's
-                continue
+        for v in ("v2", "v2-alone"):  # v1's own curve is in illustrator_quality.json (its trilemma)
             for sampler in ("ddim", "dpmpp_2m"):
                 for steps in (5, 10, 20, 50):
-                    pics, spp = generate(pipe, prompts[v][:cn], sampler=sampler, steps=steps, guidance=guidance)
+                    pics, spp = generate(ills[v], held[:cn], steps=steps, sampler=sampler, guidance=guidance)
                     q = quality(aligned, pics, truth[:cn], reference[:cn], topk_hits(aligned, real_x[:cn], truth[:cn]),
                                 frechet(aligned.image_embed(real_x[:cn]).numpy(), reference[:cn]))
+                    q["probe_top5"] = probe.concept_hits(probe.features(pics)[0], [r["concept"] for r in held[:cn]])["top5"]
                     result["curve"][f"{v}/{sampler}/{steps}"] = {**q, "seconds_per_picture": round(spp, 3)}
-                    print(f"curve {v} {sampler} {steps}: {q['top5_ratio']:.0%} of ceiling, FD ×{q['fd_ratio_to_floor']}, "
-                          f"{spp:.3f} s/picture", flush=True)
+                    print(f"curve {v} {sampler} {steps}: aligned {q['top5_ratio']:.0%} of ceiling, probe top-5 "
+                          f"{q['probe_top5']:.0%}, FD ×{q['fd_ratio_to_floor']}, {spp:.3f} s/picture", flush=True)
 
+    result["verdict"] = verdict(result)
     out.mkdir(parents=True, exist_ok=True)
     (out / "illustrator_v1_v2.json").write_text(json.dumps(result, indent=2) + "\n")
-    grid = sample_grid(pipes, manifest, guidance, scene_pics)
+    grid = sample_grid(ills, manifest, guidance, scene_pics)
     grid.save(out / "illustrator_v1_v2_samples.png")
     if grid_path:
         grid_path.parent.mkdir(parents=True, exist_ok=True)
@@ -285,8 +346,24 @@ def run(n: int = 48, threads: int = 2, v2_dir: Path | None = None, data: Path = 
     return result
 
 
-def sample_grid(pipes, manifest, guidance: float, scene_pics) -> Image.Image:
-    """Rows: held-out concepts; columns: v1, then v2 in each trained style; last rows: scenes (v1 then v2)."""
+def verdict(result: dict) -> dict:
+    """Each target, per model, on the probe instrument (the aligned one's ceiling is too low to judge)."""
+    out = {}
+    for v in ("v1", "v2", "v2-alone"):
+        r = result[v]
+        out[v] = {"retrieval_top5_ratio": r["probe"]["top5_ratio"] >= TARGETS["retrieval_top5_ratio"],
+                  "fd_ratio_to_floor": r["fd_ratio_to_floor"] <= TARGETS["fd_ratio_to_floor"],
+                  "style_accuracy": r["probe"]["style"]["mean_per_style"] >= TARGETS["style_accuracy"],
+                  "scene_success": r["scenes_probe"]["success"] >= TARGETS["scene_success"],
+                  "batch4_final_256px_seconds": r["batch4_final_256px"]["seconds"]
+                  <= TARGETS["batch4_final_256px_seconds"]}
+    out["asset_bytes"] = result["asset_bytes"] <= TARGETS["asset_bytes"]
+    return out
+
+
+def sample_grid(ills, manifest, guidance: float, scene_pics) -> Image.Image:
+    """Rows: held-out concepts (v2 as shipped in every trained style, v1 first); then scenes of v1, v2, v2 alone."""
+    from taleloom.book import ImageRequest
     from taleloom.diffusion.data import image_grid
 
     heldout = [r["concept"] for r in manifest["images"] if r["split"] == "heldout"]
@@ -294,11 +371,12 @@ def sample_grid(pipes, manifest, guidance: float, scene_pics) -> Image.Image:
     styles = sorted(STYLES)
     tiles = []
     for i, c in enumerate(concepts):
-        v1 = pipes["v1"].generate([c], guidance=guidance, seeds=[i])[0].resize((128, 128), Image.Resampling.NEAREST)
-        v2 = pipes["v2"].generate([caption(c, s) for s in styles], guidance=guidance, seeds=[i] * len(styles))
-        tiles += [v1] + [im.resize((128, 128)) for im in v2]
+        v1 = ills["v1"].generate([ImageRequest(prompt=c, concepts=[c], seed=i, guidance=guidance)])[0]
+        v2 = ills["v2"].generate([ImageRequest(prompt=c, concepts=[c], seed=i, style=s, guidance=guidance)
+                                  for s in styles])
+        tiles += [v1.resize((128, 128), Image.Resampling.NEAREST)] + [im.resize((128, 128)) for im in v2]
     cols = 1 + len(styles)
-    for v in ("v1", "v2"):
+    for v in ("v1", "v2", "v2-alone"):
         row = [im.resize((128, 128), Image.Resampling.NEAREST) for im in scene_pics[v][:cols]]
         tiles += row + [Image.new("RGB", (128, 128), "white")] * (cols - len(row))
     return image_grid(tiles, cols=cols)

@@ -226,26 +226,14 @@ class TextToImage:
         `region_seeds` (one per picture, None = none): the noise inside the first region's box comes from
         this seed instead, so a book's hero keeps its look while each page's `seeds` vary the rest.
         Works for pixel and latent models alike; same prompts, boxes and seeds → the same picture."""
-        from taleloom.diffusion.guidance import RegionDenoiser
-
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         self._check_steps(steps)
         seeds = self._seeds(seeds, len(prompts))
         if guidance < 0:
             raise BadInputError(f"guidance must be >= 0, got {guidance}", "use 0–10; 1 = no guidance, 3 is typical")
         b = len(prompts)
-        parts = []
-        for region_prompts, box in regions:
-            rp = [region_prompts] * b if isinstance(region_prompts, str) else list(region_prompts)
-            if len(rp) != b:
-                raise BadInputError(f"a region has {len(rp)} prompts for {b} pictures", "give one, or one per picture")
-            parts.append((self.encode(rp), self.region_box(box)))
-        if negative_prompt:
-            uncond = self.encode([negative_prompt])
-        else:
-            uncond = self.model.null_context(1)
-        den = RegionDenoiser(self.model, self.schedule, self.prediction_type, cond=self.encode(prompts),
-                             regions=parts, uncond=uncond, guidance=guidance, region_weight=region_weight)
+        den = self.scene_denoiser(prompts, regions, negative_prompt, guidance, region_weight)
+        parts = den.regions
         smp = self.sampler(sampler, spacing=spacing)
         x_T = self.noise(seeds)
         if region_seeds is not None and parts:
@@ -257,6 +245,53 @@ class TextToImage:
                     x_T[i, :, y0:y1, x0_:x1] = self.noise([rs])[0, :, y0:y1, x0_:x1]
         x0 = self._run(den, smp, x_T, steps, seeds, progress)
         return self.pictures(x0)
+
+    def scene_denoiser(self, prompts: Sequence[str], regions, negative_prompt: str = "", guidance: float = 3.0,
+                       region_weight: float = 4.0):
+        """The guided RegionDenoiser for whole scenes: `prompts` over the picture, each (prompt(s), box) in its box."""
+        from taleloom.diffusion.guidance import RegionDenoiser
+
+        b = len(prompts)
+        parts = []
+        for region_prompts, box in regions:
+            rp = [region_prompts] * b if isinstance(region_prompts, str) else list(region_prompts)
+            if len(rp) != b:
+                raise BadInputError(f"a region has {len(rp)} prompts for {b} pictures", "give one, or one per picture")
+            parts.append((self.encode(rp), self.region_box(box)))
+        with torch.no_grad():
+            uncond = self.encode([negative_prompt]) if negative_prompt else self.model.null_context(1)
+        return RegionDenoiser(self.model, self.schedule, self.prediction_type, cond=self.encode(prompts),
+                              regions=parts, uncond=uncond, guidance=guidance, region_weight=region_weight)
+
+    @torch.no_grad()
+    def redraw(
+        self, prompts: Sequence[str], images: Sequence[Image.Image], strength: float = 0.6,
+        regions: Sequence[tuple[Sequence[str] | str, Sequence[float]]] = (), sampler: str = "dpmpp_2m",
+        steps: int = 20, guidance: float = 3.0, seeds: Sequence[int] | int | None = None, spacing: str = "trailing",
+    ) -> list[Image.Image]:  # fmt: skip
+        """img2img for a batch: each picture (any square size, resized to the model's) is noised to the level
+        of `strength` with its own seed's noise and denoised following its prompt (and region prompts, as in
+        generate_scene). Why: a cascade can take a layout from one model and the look from another."""
+        from taleloom.diffusion.edit import img2img_start_index
+
+        prompts = list(prompts)
+        if len(images) != len(prompts):
+            raise BadInputError(f"{len(images)} pictures for {len(prompts)} prompts", "give one picture per prompt")
+        self._check_steps(steps)
+        seeds = self._seeds(seeds, len(prompts))
+        start = img2img_start_index(steps, strength)
+        x = torch.cat([self._image_batch(im, "the input image") for im in images])
+        den = (self.scene_denoiser(prompts, regions, guidance=guidance) if regions
+               else self.denoiser(prompts, guidance=guidance))
+        smp = self.sampler(sampler, spacing=spacing)
+        smp.set_timesteps(steps)
+        x_t = smp.add_noise(x, self.noise(seeds), int(smp.timesteps[start]))
+        gen = torch.Generator(device=self.device).manual_seed(int(seeds[0]) + 1)
+        try:
+            out = sample_loop(den, smp, tuple(x.shape), steps, gen, x_T=x_t, start_index=start)
+        except ValueError as e:
+            raise BadInputError(str(e)) from e
+        return self.pictures(out)
 
     def pictures(self, x0: torch.Tensor) -> list[Image.Image]:
         """The sampler's result → RGB pictures (decoded by the autoencoder for a latent model)."""

@@ -75,6 +75,10 @@ class EmbeddedIllustrator(_Lazy, Illustrator):
     class Options(BaseOptions):
         device: str = Field("auto", description="'auto' = CPU; the model is small")
         concept_template: str = Field("{concept}", description="prompt built from a request's first concept")
+        layout: str = Field("v1", description="v2 only: 'v1' = start each concept picture from v1's drawing of it "
+                                               "(the shapes) and redraw it in the style (SDEdit); '' = v2 alone")
+        layout_strength: float = Field(0.6, gt=0.0, le=1.0, description="v2 with a layout: how much of the "
+                                       "v1 drawing is redrawn (1 = all of it, nothing of the layout kept)")
 
     def __init__(self, location: str | None = None, model: str | None = None, **options):
         self.options = self.Options(**options)
@@ -153,20 +157,41 @@ class EmbeddedIllustrator(_Lazy, Illustrator):
                 self.concept_prompt(request.concepts[0], request.style), tuple(request.hero_box))
 
     # --- drawing -------------------------------------------------------------------------------------
+    @property
+    def layout_model(self) -> EmbeddedIllustrator | None:
+        """v1, which draws a concept's shape, when this v2 starts its pictures from v1's (options.layout)."""
+        if self.version == "v1" or self.options.layout != "v1":
+            return None
+        if not hasattr(self, "_layout"):
+            self._layout = EmbeddedIllustrator(model="v1", device=self.options.device)
+        return self._layout
+
     def generate(self, requests: list[ImageRequest]) -> list[Image.Image]:
         """One picture per request (v1: 32×32, v2: 128×128); requests that share sampler settings (and,
-        for whole scenes, the hero's box) run as one batch."""
+        for whole scenes, the hero's box) run as one batch. v2 with a layout: v1 draws each request that
+        names concepts (whole scenes too), then v2 redraws that picture in the style (`layout_strength`)."""
         pipe = self.pipe
+        layouts: list[Image.Image | None] = [None] * len(requests)
+        if self.layout_model is not None and any(r.concepts for r in requests):
+            idx = [i for i, r in enumerate(requests) if r.concepts]
+            for i, im in zip(idx, self.layout_model.generate([requests[i] for i in idx]), strict=True):
+                layouts[i] = im.resize((pipe.image_size,) * 2, Image.Resampling.LANCZOS)
         out: list[Image.Image | None] = [None] * len(requests)
         groups: dict[tuple, list[int]] = {}
         prompts = [self.prompt_for(r) for r in requests]
         scenes = [self.scene_for(r) for r in requests]
         for i, r in enumerate(requests):
             box = scenes[i][2] if scenes[i] else None
-            groups.setdefault((prompts[i][1], r.sampler, r.steps, r.guidance, box), []).append(i)
-        for (negative, sampler, steps, guidance, box), idx in groups.items():
+            groups.setdefault((prompts[i][1], r.sampler, r.steps, r.guidance, box, layouts[i] is not None),
+                              []).append(i)
+        for (negative, sampler, steps, guidance, box, layout), idx in groups.items():
             seeds = [requests[i].seed for i in idx]
-            if box is not None:
+            if layout:
+                regions = [([scenes[i][1] for i in idx], box)] if box is not None else []
+                text = [scenes[i][0] if box is not None else prompts[i][0] for i in idx]
+                images = pipe.redraw(text, [layouts[i] for i in idx], self.options.layout_strength, regions,
+                                     sampler=sampler, steps=steps, guidance=guidance, seeds=seeds)
+            elif box is not None:
                 images = pipe.generate_scene([scenes[i][0] for i in idx], [([scenes[i][1] for i in idx], box)],
                                              sampler=sampler, steps=steps, guidance=guidance, seeds=seeds,
                                              region_seeds=[requests[i].hero_seed for i in idx])
