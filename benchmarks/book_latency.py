@@ -2,7 +2,7 @@
 orchestration overhead: total minus the time spent inside models (model loading included).
 
     python benchmarks/book_latency.py [--pages 4] [--photo PATH] [--lang en] [--llm SPEC] [--out benchmarks/results]
-                                      [--name book_latency] [--keep book.pdf]
+                                      [--name book_latency] [--keep book.pdf] [--sheet docs/samples/book.png]
 
 Writes benchmarks/results/<name>.json and prints a markdown table for the README.
 Targets (issue 6): total ≤ 90 s, overhead ≤ 3 % of total. Issue 11, with translation (--lang fr): the default
@@ -177,6 +177,24 @@ def llm_summary(r: dict) -> list[str]:
     return out
 
 
+def contact_sheet(pdf: Path, png: Path, dpi: int = 50, columns: int = 3) -> Path:
+    """Every page of the book's PDF (pdftoppm, poppler-utils) side by side in one PNG, to read the book."""
+    import subprocess
+
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["pdftoppm", "-png", "-r", str(dpi), str(pdf), str(Path(tmp) / "p")], check=True)
+        pages = [Image.open(p).convert("RGB") for p in sorted(Path(tmp).glob("p*.png"))]
+    w, h = max(p.width for p in pages), max(p.height for p in pages)
+    sheet = Image.new("RGB", (w * columns, h * -(-len(pages) // columns)), "white")
+    for i, page in enumerate(pages):
+        sheet.paste(page, ((i % columns) * w, (i // columns) * h))
+    png.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(png, optimize=True)
+    return png
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pages", type=int, default=4)
@@ -187,9 +205,13 @@ def main() -> None:
     ap.add_argument("--llm", default=None, help="LLM spec (default: the settings' llm)")
     ap.add_argument("--name", default="book_latency", help="result file name (without .json)")
     ap.add_argument("--keep", type=Path, default=None, help="copy the book's PDF to this path")
+    ap.add_argument("--sheet", type=Path, default=None, help="and render its pages into this PNG (docs/samples)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
-    result = measure(args.pages, args.photo.resolve(), args.lang, args.seed, args.llm, args.keep)
+    keep = args.keep or (Path(tempfile.mkdtemp(prefix="taleloom-book-")) / "book.pdf" if args.sheet else None)
+    result = measure(args.pages, args.photo.resolve(), args.lang, args.seed, args.llm, keep)
+    if args.sheet:
+        print(f"pages of the book: {contact_sheet(keep, args.sheet)}")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")

@@ -46,6 +46,14 @@ class BackendError(TaleloomError):
     status_code = 502
 
 
+class CutOffAnswerError(BackendError):
+    """A JSON answer stopped at the caller's own max_tokens before it closed. A book stage sets that limit
+    itself and retries it like any backend failure (hence a BackendError); an API client chose the limit,
+    so for it this is its own request to fix (422, "raise max_tokens"), not a failing server (issue 10, row 8)."""
+
+    status_code = 422
+
+
 def choice_error(kind: str, value: object, known: list[str] | tuple[str, ...]) -> BadInputError:
     """Uniform message for an unknown name: lists the known ones."""
     return BadInputError(f"unknown {kind} {value!r}", f"choose one of: {', '.join(sorted(known))}")

@@ -76,7 +76,6 @@ def test_a_killed_replica_loses_no_page(ray_cluster, tmp_path):
                 for p in book["pages"]:
                     picture = client.get(p["image"])
                     assert picture.status_code == 200 and picture.content[:4] == b"\x89PNG"
-        assert "lost their Ray replica" in front.log.read_text()  # the call was sent again
     finally:
         front.stop()
     victim = int(marker.with_suffix(".taken").read_text())

@@ -86,6 +86,17 @@ def test_json_answers_need_room_in_max_tokens(client):
     assert r.status_code == 422 and "tokens" in error_body(r)["hint"]
 
 
+def test_a_json_answer_cut_off_by_the_clients_max_tokens_is_422_not_502(client):
+    """Room for the shortest answer, not for the one the model writes: the limit is the client's to raise."""
+    story = {"type": "object", "properties": {"story": {"type": "string"}}, "required": ["story"]}
+    r = client.post("/v1/chat/completions", json={
+        "messages": [{"role": "user", "content": "Write a long story about a cat, in JSON."}], "max_tokens": 12,
+        "seed": 1, "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": story}}})
+    assert r.status_code == 422, r.text
+    assert "max_tokens=12" in error_body(r)["message"] and "raise max_tokens" in error_body(r)["hint"]
+    alive(client)
+
+
 def test_limits_on_messages_and_context_are_422_that_state_the_limit(client):
     r = client.post("/v1/chat/completions", json={"messages": ASK * 5000, "max_tokens": 4})
     assert r.status_code == 422 and "at most 200" in error_body(r)["message"]

@@ -346,3 +346,13 @@ def test_a_page_that_speaks_of_the_hero_only_by_kind_gets_the_name_instead_of_a_
     assert write.name_the_hero("The cat sat down.", hero) == "Mina the cat sat down."
     assert write.name_the_hero("She looked at the sky.", hero) == "She looked at the sky."  # asked again
     assert write.name_the_hero("A cathedral stood there.", hero) == "A cathedral stood there."
+
+
+def test_an_object_in_the_photo_may_be_the_title_and_not_the_hero():
+    """Asked to make a cup of coffee the hero, the model gave it an owner (a dog) three times: such a plan
+    is about the photo when its title says so, and is not asked again."""
+    coffee = Caption(text="a cup of coffee on a table", concepts=["espresso", "cup", "croissant"])
+    plan = PLAN | {"title": "Nora's Cup of Coffee"}
+    llm = ScriptedLLM(plan)
+    d = write.write_story(coffee, Brief(pages=2, hero="Nora", seed=1), llm)
+    assert d.title == "Nora's Cup of Coffee" and len(llm.calls) == 1 and not d.notes

@@ -3,8 +3,9 @@
 A replica builds the role's backend from an ordinary spec (``embedded``, ``diffusers-sdxl:/models/sdxl``...)
 through the registry, once, and serves the role's interface methods. Pictures are batched across books
 with ``@serve.batch``: each book's pictures come as one request (so its pages stay on one replica and in one
-call), and books whose requests reach a replica within `batch_wait_s` of each other share model calls, up to
-`max_batch` pictures, grouped by what a model call must share (size, steps, sampler, guidance). Model calls run in a thread so the replica keeps taking requests
+call), the books whose requests arrive together are handed on at once, and the replica's `Batcher` (the pool's,
+backends/batching.py) draws them in model calls of up to `max_batch` pictures, grouped by what a call must
+share (size, steps, sampler, guidance), filling the next call while the model draws. Model calls run in a thread so the replica keeps taking requests
 while it draws. One app per role (``taleloom-illustrator``...), so a role is redeployed or scaled alone.
 """
 
@@ -12,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from ray import serve
 
 from taleloom.backends import registry
-from taleloom.backends.batching import batches
+from taleloom.backends.batching import Batcher
 from taleloom.errors import BackendError
 
 # the methods of each role's interface a client may call through `call` (generate goes through the batcher)
@@ -58,7 +58,7 @@ def _pictures(books: list[list[Any]]) -> int:
     return sum(len(b) for b in books)
 
 
-@serve.deployment(max_ongoing_requests=32, health_check_period_s=2, health_check_timeout_s=10,
+@serve.deployment(max_ongoing_requests=64, health_check_period_s=2, health_check_timeout_s=10,
                   graceful_shutdown_timeout_s=5)
 class ModelServer:
     """One replica of one role's backend."""
@@ -69,21 +69,20 @@ class ModelServer:
         load_plugins(config.plugins)
         self.config = config
         self.backend = registry.create(config.role, config.spec, default_device=config.device, **config.options)
-        self.batches: Counter[int] = Counter()  # pictures per model call → how many calls
+        # the one place pictures are batched (backends/batching.py): @serve.batch alone forms a batch from
+        # what arrives within batch_wait_s and then queues it, so under a steady trickle every call drew one book
+        self.batcher = (Batcher(lambda: self.backend, workers=1, max_wait=config.batch_wait_s,
+                                max_batch=min(config.max_batch, max(1, self.backend.max_batch)))
+                        if config.role == "illustrator" else None)
         self.generate.set_max_batch_size(config.max_batch)
         self.generate.set_batch_wait_timeout_s(config.batch_wait_s)
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05, batch_size_fn=_pictures)
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.05, batch_size_fn=_pictures, max_concurrent_batches=8)
     async def generate(self, books: list[list[Any]]) -> list[list[Any]]:
-        """Pictures of any number of books (one request per book, so its pages stay together), drawn in as
-        few model calls as may be; `max_batch` counts pictures, not requests."""
-        flat = [r for book in books for r in book]
-        drawn: list[Any] = [None] * len(flat)
-        for part in batches(flat, self.backend.max_batch):  # groups that may share a call, the backend's size
-            images = await asyncio.to_thread(self.backend.generate, [flat[i] for i in part])
-            self.batches[len(part)] += 1
-            for i, im in zip(part, images, strict=True):
-                drawn[i] = im
+        """Pictures of the books whose requests arrived together (one request per book, so its pages stay
+        together); `max_batch` counts pictures. They join the replica's Batcher, which draws them in as few
+        model calls as may be, filling the next call while the model draws the current one."""
+        drawn = await asyncio.to_thread(self.batcher.generate, [r for book in books for r in book])
         out, k = [], 0
         for book in books:
             out.append(drawn[k:k + len(book)])
@@ -100,7 +99,8 @@ class ModelServer:
         """What answers here: for `taleloom ray status`, the benchmark (batch sizes) and tests (pid)."""
         return {"role": self.config.role, "model_id": self.backend.model_id, "pid": os.getpid(),
                 "replica": serve.get_replica_context().replica_id.unique_id,
-                "batches": dict(self.batches), "ready": list(self.backend.ready()), "max_batch": self.config.max_batch}
+                "ready": list(self.backend.ready()), "max_batch": self.config.max_batch,
+                "batches": self.batcher.stats()["batch_sizes"] if self.batcher else {}}
 
 
 def deploy(config: RoleConfig, prefix: str = APP_PREFIX) -> None:

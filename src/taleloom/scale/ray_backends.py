@@ -89,22 +89,26 @@ class RayRole:
             for i, response in pending:
                 try:
                     results[i] = response.result()
-                except rex.RayTaskError as e:  # the backend itself failed: its own error, as if local
-                    cause = getattr(e, "cause", None)
-                    if isinstance(cause, TaleloomError | ValueError | NotImplementedError):
-                        raise cause from None
-                    raise BackendError(f"the {self.role} on Ray ({self.app}) failed: {str(e).splitlines()[0][:300]}",
-                                       "see the replica's log in the Ray session folder (ray-head.log says where)") from None
-                except lost as e:
+                except Exception as e:
+                    cause = getattr(e, "cause", None) if isinstance(e, rex.RayTaskError) else None
+                    if not isinstance(e, lost) and not isinstance(cause, lost):
+                        if isinstance(cause, TaleloomError | ValueError | NotImplementedError):
+                            raise cause from None  # the backend itself failed: its own error, as if local
+                        if isinstance(e, rex.RayError):
+                            raise BackendError(f"the {self.role} on Ray ({self.app}) failed: "
+                                               f"{type(e).__name__}: {str(e).splitlines()[0][:300]}",
+                                               "see the replica's log in the Ray session folder "
+                                               "(/tmp/ray/session_latest/logs/serve/)") from None
+                        log.warning("a %s call on Ray failed: %r", self.role, e)
+                        raise
                     if attempt == self.options.retries:
                         raise BackendError(f"the {self.role} on Ray ({self.app}) lost its replica {attempt + 1} times "
                                            f"({type(e).__name__})", "check the cluster: taleloom ray status") from None
+                    log.warning("a %s call lost its Ray replica (%s); sending it again", self.role, type(e).__name__)
                     todo.append(i)
             if not todo:
                 return results
             self.retried += len(todo)
-            log.warning("%d %s call(s) lost their Ray replica; sending them again (attempt %d)", len(todo), self.role,
-                        attempt + 2)
             time.sleep(self.options.backoff * 2**attempt)
         return results  # pragma: no cover
 

@@ -151,12 +151,13 @@ class PagesFailedError(BackendError):
         self.plan = plan
 
 
-def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling, hero_kind: str | None = None) -> tuple[str, list[CastMember], list[str], list[PageDraft],
+def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling, hero_kind: str | None = None,
+                   things: Sequence[str] = ()) -> tuple[str, list[CastMember], list[str], list[PageDraft],
                                                           list[dict[str, str]]]:
     """(title, cast sheet with the hero first, outline lines, the first pages, the conversation so far), in
     one schema-constrained answer: the plan is written first, so the pages follow it, and nothing is sent
     or evaluated twice. The brief's hero name is imposed by the schema. PagesFailedError when every answer
-    fails its checks."""
+    fails its checks. `things`: the photo's top concepts (the story should be about one of them)."""
     pages = brief.pages
     n = min(pages, PAGES_PER_ANSWER)
     hero_name = {"type": "string", "enum": [brief.hero]} if brief.hero else NAME
@@ -165,7 +166,8 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
                      outline=_list(_text(10, 90), pages), pages=_page_schema(brief, n))
     user = _book_prompt(about, brief, hero_kind, pages, n)
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
-    wanted = st.content_words(" ".join([hero_kind or "", brief.idea or "", about if not hero_kind else ""]))
+    wanted = st.content_words(" ".join([hero_kind or "", brief.idea or "", about if not hero_kind else "",
+                                        *things[:3]]))
     planned: list[tuple[str, list[CastMember], list[str]]] = []  # the last plan that passed its checks
     written: list[PageDraft] = []
 
@@ -201,7 +203,8 @@ def _plan_problem(d: dict[str, Any], brief: Brief, wanted: set[str]) -> str | No
     printed = [d["title"], hero["kind"], hero["look"], friend["kind"], friend["look"], *d["outline"]]
     if problem := next((p for p in map(_field_problem, printed) if p), None):
         return problem
-    if wanted and not st.content_words(hero["kind"]) & wanted:
+    # the photo's subject is the hero, or (a cup of coffee, a bicycle: the model gives it an owner) the title's
+    if wanted and not (st.content_words(hero["kind"]) | st.content_words(d["title"])) & wanted:
         return f"the hero ({hero['kind']}) is not from the photo or idea"
     if len({line.lower() for line in d["outline"]}) < len(d["outline"]):
         return "two outline lines are the same"
@@ -455,7 +458,8 @@ def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling:
     failed = ""  # why the planned book was not used
     if llm.writes_plans:
         try:
-            title, cast, outline, pages, messages = plan_and_write(about, brief, llm, sampling, main_subject(caption))
+            title, cast, outline, pages, messages = plan_and_write(about, brief, llm, sampling, main_subject(caption),
+                                                                   things)
             plan = title, cast, outline
             pages += _all_pages(messages, brief, cast, outline[len(pages):], len(pages) + 1, llm, sampling,
                                 avoid=[p.text for p in pages], about=about)

@@ -143,9 +143,7 @@ class ChildLlama:
                 for choice in event.get("choices") or []:
                     finish = choice.get("finish_reason") or finish
                     text.append((choice.get("delta") or {}).get("content") or "")
-        answer = "".join(text)
-        if schema is not None:
-            remote._checked(answer, schema)
+        answer = remote.checked_answer("".join(text), schema, finish, sampling)
         usage = estimate_usage(messages, answer)
         return Answer(answer, "length" if finish == "length" else "stop", Usage(usage.prompt_tokens,
                                                                                  usage.completion_tokens, True))

@@ -35,7 +35,7 @@ from taleloom.backends.base import Answer, Options, Piece, Sampling, TextModel, 
 from taleloom.backends.llm import cpu_buffers
 from taleloom.backends.llm.schema_check import check_schema
 from taleloom.config import cpu_threads
-from taleloom.errors import BackendError, BadInputError, ModelNotFoundError
+from taleloom.errors import BackendError, BadInputError, CutOffAnswerError, ModelNotFoundError
 
 GRAMMAR_CACHE = 32  # compiled grammars kept (least recently used dropped): ~0.4 MB each, clients send any schema
 
@@ -189,10 +189,11 @@ class LlamaCppTextModel(TextModel):
             try:
                 json.loads(text, strict=False)
             except ValueError as e:
-                why = (f"it stopped at max_tokens={kwargs['max_tokens']}" if choice.get("finish_reason") == "length"
-                       else str(e))
-                raise BackendError(f"{self.model_id} gave incomplete JSON ({why}): {text[:120]!r}",
-                                   "raise max_tokens, or tighten maxLength in the schema") from e
+                cut = choice.get("finish_reason") == "length"
+                why = f"it stopped at max_tokens={kwargs['max_tokens']}" if cut else str(e)
+                error = CutOffAnswerError if cut else BackendError
+                raise error(f"{self.model_id} gave incomplete JSON ({why}): {text[:120]!r}",
+                            "raise max_tokens, or tighten maxLength in the schema") from e
         usage = answer["usage"]
         return Answer(text, "length" if choice.get("finish_reason") == "length" else "stop",
                       Usage(usage["prompt_tokens"], usage["completion_tokens"]))

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from taleloom.backends.base import Answer, Piece, Sampling, TextModel, Usage, estimate_usage
 from taleloom.backends.openai_http import ServerOptions, first_model, make_client, parse_json, server_ready
-from taleloom.errors import BackendError
+from taleloom.errors import BackendError, CutOffAnswerError
 
 
 class OpenAITextModel(TextModel):
@@ -75,16 +75,20 @@ class OpenAITextModel(TextModel):
                schema: dict[str, Any] | None = None) -> Answer:
         raw = self._ask(messages, sampling, schema)
         finish = ((raw.get("choices") or [{}])[0] or {}).get("finish_reason")
-        text = _content(raw)
+        text = self.checked_answer(_content(raw), schema, finish, sampling)
+        return Answer(text, "length" if finish == "length" else "stop", _usage(raw, messages, text))
+
+    def checked_answer(self, text: str, schema: dict[str, Any] | None, finish: str | None,
+                       sampling: Sampling | None) -> str:
+        """`_checked`, except that JSON cut off by max_tokens says so (CutOffAnswerError: the caller's limit)."""
         if schema is not None and finish == "length":
             try:
                 json.loads(text, strict=False)
             except ValueError as e:
                 limit = (sampling or Sampling()).max_tokens
-                raise BackendError(f"{self.model_id} gave incomplete JSON (it stopped at max_tokens={limit}): "
-                                   f"{text[:120]!r}", "raise max_tokens, or tighten maxLength in the schema") from e
-        text = self._checked(text, schema)
-        return Answer(text, "length" if finish == "length" else "stop", _usage(raw, messages, text))
+                raise CutOffAnswerError(f"{self.model_id} gave incomplete JSON (it stopped at max_tokens={limit}): "
+                                        f"{text[:120]!r}", "raise max_tokens, or tighten maxLength in the schema") from e
+        return self._checked(text, schema)
 
     def complete(self, messages: list[dict[str, Any]], sampling: Sampling | None = None,
                  schema: dict[str, Any] | None = None, check_json: bool = True) -> str:
