@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "server"), str(ROOT / "tests"), str(ROOT / "src")]
 
 from pg import Postgres  # noqa: E402
-from serverkit import Server, Worker, photo_bytes  # noqa: E402
+from serverkit import Server, Worker, iter_events, photo_bytes  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from taleloom.pipeline import STAGES  # noqa: E402
@@ -61,14 +61,9 @@ class Stream:
 
     def _read(self, client: httpx.Client, book_id: str) -> None:
         try:
-            with client.stream("GET", f"/v1/books/{book_id}/events", timeout=600) as r:
-                kind = None
-                for line in r.iter_lines():
-                    if line.startswith("event: "):
-                        kind = line[7:]
-                    elif line.startswith("data: "):
-                        self.events.append((time.time(), kind, json.loads(line[6:])))
-        except httpx.HTTPError as e:
+            for kind, data in iter_events(client, book_id, timeout=600):
+                self.events.append((time.time(), kind, data))
+        except (httpx.HTTPError, AssertionError) as e:
             self.error = f"{type(e).__name__}: {e}"
 
 

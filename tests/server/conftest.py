@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+from pg import Postgres, PostgresUnavailable
 from serverkit import any_server
 
 
@@ -16,3 +17,14 @@ def server(request, tmp_path_factory):
                      real=getattr(request.module, "REAL_SERVER", False)).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A throwaway PostgreSQL cluster on loopback for a test module; the module is skipped without one."""
+    try:
+        pg = Postgres().start()
+    except PostgresUnavailable as e:
+        pytest.skip(f"no PostgreSQL server: {e}")
+    yield pg
+    pg.stop()

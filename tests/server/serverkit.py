@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -229,9 +230,8 @@ def wait_status(client: httpx.Client, book_id: str, want=("done", "failed"), tim
     raise AssertionError(f"book {book_id} still {body['status']} after {timeout} s: {json.dumps(body)[:800]}")
 
 
-def read_events(client: httpx.Client, book_id: str, timeout: float = 60.0) -> list[tuple[str, dict]]:
-    """Follow the SSE stream until it closes; returns (event, data) pairs."""
-    events = []
+def iter_events(client: httpx.Client, book_id: str, timeout: float = 60.0) -> Iterator[tuple[str, dict]]:
+    """Follow the book's SSE stream, yielding (event, data) pairs as they arrive, until it closes."""
     with client.stream("GET", f"/v1/books/{book_id}/events", timeout=timeout) as r:
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -240,5 +240,9 @@ def read_events(client: httpx.Client, book_id: str, timeout: float = 60.0) -> li
             if line.startswith("event: "):
                 kind = line[7:]
             elif line.startswith("data: "):
-                events.append((kind, json.loads(line[6:])))
-    return events
+                yield kind, json.loads(line[6:])
+
+
+def read_events(client: httpx.Client, book_id: str, timeout: float = 60.0) -> list[tuple[str, dict]]:
+    """Follow the SSE stream until it closes; returns (event, data) pairs."""
+    return list(iter_events(client, book_id, timeout))

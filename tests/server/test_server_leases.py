@@ -9,23 +9,12 @@ import threading
 import time
 
 import pytest
-from pg import Postgres, PostgresUnavailable
 from serverkit import Server, make_book, photo_bytes, read_events, wait_status
 
 from taleloom.server.store import Job, Store, database_url
 
 ENV = {"TALELOOM_TEST_DELAY": "0.15", "TALELOOM_WORKERS": "2", "TALELOOM_JOB_LEASE_SECONDS": "3",
        "TALELOOM_MAX_QUEUE_PER_USER": "10"}
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    try:
-        pg = Postgres().start()
-    except PostgresUnavailable as e:
-        pytest.skip(f"no PostgreSQL server: {e}")
-    yield pg
-    pg.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

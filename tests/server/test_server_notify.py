@@ -9,22 +9,10 @@ import threading
 import time
 
 import psycopg
-import pytest
-from pg import Postgres, PostgresUnavailable
 
 from taleloom.server.events import EventHub
 from taleloom.server.notify import PgBus
 from taleloom.server.store import Store, database_url
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    try:
-        pg = Postgres().start()
-    except PostgresUnavailable as e:
-        pytest.skip(f"no PostgreSQL server: {e}")
-    yield pg
-    pg.stop()
 
 
 class Heard:

@@ -6,30 +6,27 @@ process mid-book loses nothing: every book finishes once, with every file there.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 import time
 
 import pytest
-from pg import Postgres, PostgresUnavailable
-from serverkit import Server, Worker, free_port, make_book, photo_bytes, taleloom_cmd, wait_status
+from serverkit import (
+    Server,
+    Worker,
+    free_port,
+    iter_events,
+    make_book,
+    photo_bytes,
+    taleloom_cmd,
+    wait_status,
+)
 from sqlalchemy import select
 
 from taleloom.server.store import Job, Store, database_url
 
 ENV = {"TALELOOM_TEST_DELAY": "0.1", "TALELOOM_WORKERS": "1", "TALELOOM_JOB_LEASE_SECONDS": "3",
        "TALELOOM_MAX_QUEUE_PER_USER": "20"}
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    try:
-        pg = Postgres().start()
-    except PostgresUnavailable as e:
-        pytest.skip(f"no PostgreSQL server: {e}")
-    yield pg
-    pg.stop()
 
 
 class Cluster:
@@ -74,13 +71,8 @@ def follow(client, book_id: str, into: list) -> threading.Thread:
     """Read the book's events stream on a thread, appending (event, data) pairs as they arrive."""
 
     def read():
-        with client.stream("GET", f"/v1/books/{book_id}/events", timeout=180) as r:
-            kind = None
-            for line in r.iter_lines():
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: "):
-                    into.append((kind, json.loads(line[6:])))
+        for pair in iter_events(client, book_id, timeout=180):  # appended as they arrive
+            into.append(pair)
 
     t = threading.Thread(target=read, daemon=True)
     t.start()

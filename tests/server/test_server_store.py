@@ -7,21 +7,10 @@ import threading
 import time
 
 import pytest
-from pg import Postgres, PostgresUnavailable
 from serverkit import Server, make_book, read_events, wait_status
 from sqlalchemy import select, text
 
 from taleloom.server.store import Store, Token, database_url, hash_token
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    try:
-        pg = Postgres().start()
-    except PostgresUnavailable as e:
-        pytest.skip(f"no PostgreSQL server for the store tests: {e}")
-    yield pg
-    pg.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
