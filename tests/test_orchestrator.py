@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from taleloom.orchestrator import (
     rewrite_page,
     run_book,
 )
-from taleloom.pipeline import STAGES
+from taleloom.pipeline import STAGE, STAGES
 
 CAT = Path(__file__).parents[1] / "src/taleloom/assets/samples/cat.jpg"
 URL = "http://books.test"
@@ -65,7 +67,11 @@ def test_a_book_is_made_with_every_file_and_timing(tmp_path):
         assert 0 <= page.words[0].start and page.words[-1].end <= page.audio_seconds
     kinds = [(e.stage, e.kind) for e in events]
     assert kinds[0] == ("see", "started") and kinds[-1] == ("book", "done")
-    assert [s for s, k in kinds if k == "finished"] == list(STAGES)
+    finished = [s for s, k in kinds if k == "finished"]
+    assert sorted(finished) == sorted(STAGES)  # every stage once; translate may finish beside the pictures
+    for name in STAGES:  # but never before what it reads had finished
+        started = kinds.index((name, "started"))
+        assert all(kinds.index((r, "finished")) < started for r in STAGE[name].reads), name
     assert all(e.book_id == "b" for e in events)
     assert load_book(d) == book
 
@@ -112,6 +118,58 @@ def test_keyboard_interrupt_is_recorded(tmp_path):
         run_book(d, backends(upscaler=Stop()))
     assert load_book(d).stages["upscale"].message == "interrupted"
     assert run_book(d, backends()).complete
+
+
+class SignallingIllustrator(FakeIllustrator):
+    """Sets `drawing` when its first picture is asked for."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.drawing = threading.Event()
+
+    def generate(self, requests):
+        self.drawing.set()
+        return super().generate(requests)
+
+
+def test_translation_runs_beside_the_pictures(tmp_path):
+    """The LLM's translation and the illustrator's pictures use different cores: one waits for the other
+    only when it reads its output (pipeline.py `reads`), so a translation that needs the pictures to have
+    started before it can finish completes the book instead of timing out."""
+    illustrator = SignallingIllustrator()
+
+    def translate(texts, lang, llm):
+        assert illustrator.drawing.wait(20), "the pictures did not start while the translation ran"
+        return FAKE_TEXT.translate(texts, lang, llm)
+
+    book = run_book(make(tmp_path, lang="fr"), backends(replace(FAKE_TEXT, translate=translate),
+                                                        illustrator=illustrator))
+    assert book.complete and book.pages[0].text_translated.startswith("[fr]")
+
+
+def test_a_failed_stage_stops_the_book_after_the_other_lane_saves(tmp_path):
+    """Translation fails while the pictures are drawn: the error is raised once the pictures are saved,
+    nothing after either runs, and running the book again redoes only the translation and what follows."""
+    illustrator = SignallingIllustrator()
+
+    def broken(texts, lang, llm):
+        illustrator.drawing.wait(20)
+        raise RuntimeError("translator crashed (test)")
+
+    d = make(tmp_path, lang="fr")
+    with pytest.raises(RuntimeError, match="translator crashed"):
+        run_book(d, backends(replace(FAKE_TEXT, translate=broken), illustrator=illustrator))
+    half = load_book(d)
+    assert half.stages["translate"].status == "failed" and "translator crashed" in half.stages["translate"].message
+    assert all(half.stages[s].status != "running" for s in STAGES)
+    assert half.stages["illustrate"].status == "done", "the picture being drawn was finished and saved"
+    assert half.stages["upscale"].status == "pending", "nothing new starts after a failure"
+    assert half.stages["narrate"].status == "pending" and half.stages["bind"].status == "pending"
+    assert not (d / "book.pdf").exists()
+    again = FakeIllustrator()
+    book = run_book(d, backends(illustrator=again))
+    assert book.complete and book.pages[0].text_translated.startswith("[fr]")
+    assert again.calls == 0, "the saved pictures are not drawn again"
 
 
 def test_unsupported_narration_language_still_makes_the_book(tmp_path):

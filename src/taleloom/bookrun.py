@@ -4,6 +4,8 @@ editions read and save a book folder's manifest.json; it sits below both so neit
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -100,10 +102,19 @@ class Run:
         self.fns = backends.functions
         self.roles: tuple[str, ...] | None = None  # the running stage's declared roles (None: any)
         self.stage = ""
+        self._lock = threading.RLock()  # two stages may run at once (orchestrator._Lanes): one save, one event at a time
+
+    def for_stage(self, name: str) -> Run:
+        """A view of this run for one stage on its own thread: the same book, folder, backends and lock,
+        its own stage name and roles."""
+        view = copy.copy(self)
+        view.stage, view.roles = name, None
+        return view
 
     def emit(self, kind: EventKind, progress: float | None = None, message: str = "", stage: str | None = None):
         if self.on_event:
-            self.on_event(Event(self.book.id, stage or self.stage, kind, progress, message))
+            with self._lock:
+                self.on_event(Event(self.book.id, stage or self.stage, kind, progress, message))
 
     def progress(self, done: int, total: int, what: str = "") -> None:
         self.emit("progress", done / total if total else 1.0, f"{done}/{total} {what}".strip())
@@ -127,6 +138,7 @@ class Run:
         return ", ".join(dict.fromkeys(ids)) or None
 
     def save(self) -> None:
-        save_book(self.dir, self.book)
+        with self._lock:  # the snapshot and its file together, so the last save holds every lane's work
+            save_book(self.dir, self.book)
 
 

@@ -111,21 +111,127 @@ def _book_lock(book_dir: Path):
 
 
 def run_book(book_dir: Path, backends: Backends, on_event: OnEvent | None = None) -> Storybook:
-    """Run every unfinished stage in order, saving after each; calling it again resumes."""
+    """Run every unfinished stage, saving after each; calling it again resumes."""
     book_dir = Path(book_dir)
     with _book_lock(book_dir):
         remove_stale_temps(book_dir)  # litter from a run killed mid-write; we hold the lock, so no writer is active
         book = load_book(book_dir)
         run = _Run(book_dir, book, backends, on_event)
+        todo = [name for name in STAGES if not book.stage_done(name)]
         if not book.stage_done("bind"):
             _warm_renderer()
-        for name in STAGES:
-            if book.stage_done(name):
-                continue
-            _run_stage(run, name)
-        total = sum(r.seconds or 0.0 for r in book.stages.values())
-        run.emit("done", 1.0, f"book ready in {total:.1f} s", stage=BOOK)
+        _preload_llm(backends, todo)
+        t0 = time.perf_counter()
+        _run_stages(run, todo)
+        run.emit("done", 1.0, f"book ready in {time.perf_counter() - t0:.1f} s", stage=BOOK)
         return book
+
+
+LANES = 2  # stages at once: the LLM's one thread and the pictures' one thread on a 2-core machine
+
+
+class _Lanes:
+    """Which unfinished stages may start: a stage starts once the stages it reads (pipeline.py) are done
+    and no running stage shares a backend role with it, so the translation (LLM) runs beside the
+    pictures (illustrator, upscaler). The main thread is one lane and runs in table order when nothing
+    else is ready; a second thread is the other. Books come out as they would one stage at a time."""
+
+    def __init__(self, book: Storybook, todo: list[str]):
+        self.book, self.todo, self.running = book, list(todo), {}
+        self.done = {name for name in book.stages if book.stage_done(name) and name not in todo}
+        self.cond = threading.Condition()
+        self.error: BaseException | None = None
+
+    def _ready(self, name: str) -> bool:
+        spec = STAGE[name]
+        return (all(r in self.done for r in spec.reads)  # finished, saved and announced: not just marked done
+                and all(not set(spec.roles) & set(STAGE[r].roles) for r in self.running))
+
+    def take(self) -> str | None:
+        """The next stage for this lane (waits while none is ready), or None when the lane is done."""
+        with self.cond:
+            while True:
+                if self.error is not None or not self.todo:
+                    return None
+                name = next((n for n in self.todo if self._ready(n)), None)
+                if name is not None and len(self.running) < LANES:
+                    self.todo.remove(name)
+                    self.running[name] = threading.current_thread()
+                    return name
+                if not self.running:  # cannot happen while every stage reads only earlier ones (pipeline.py)
+                    raise RuntimeError(f"no stage of {self.todo} can start: the stage table's reads are circular")
+                self.cond.wait()
+
+    def finish(self, name: str, error: BaseException | None = None) -> None:
+        with self.cond:
+            self.running.pop(name, None)
+            if self.book.stage_done(name):
+                self.done.add(name)
+            if error is not None and self.error is None:
+                self.error = error
+            if error is not None and not self.book.stage_done(name):
+                self.todo.clear()  # a failed stage stops the book: no lane starts another
+            self.cond.notify_all()
+
+
+def _run_stages(run: _Run, todo: list[str]) -> None:
+    """Run the stages in `todo` on up to LANES lanes (see _Lanes); the first failure is raised once the
+    other lane's running stage has finished and been saved (a Ctrl-C does not wait for it)."""
+    lanes = _Lanes(run.book, todo)
+
+    def lane() -> None:
+        while (name := lanes.take()) is not None:
+            try:
+                _run_stage(run.for_stage(name), name)
+            except BaseException as e:  # handed to the main thread, which raises it
+                lanes.finish(name, e)
+                return
+            lanes.finish(name)
+
+    helper = None
+    if LANES > 1 and len(todo) > 1:
+        helper = threading.Thread(target=lane, name=f"stages-{run.book.id}", daemon=True)
+        helper.start()
+    try:
+        lane()
+    except BaseException as e:  # a Ctrl-C while this lane waited for the other
+        lanes.finish("", e)
+    if isinstance(lanes.error, KeyboardInterrupt):
+        _interrupt_running(run, lanes)
+        raise lanes.error
+    if helper is not None:
+        helper.join()
+    if lanes.error is not None:
+        raise lanes.error
+
+
+def _interrupt_running(run: _Run, lanes: _Lanes) -> None:
+    """On Ctrl-C the other lane's stage is left to die with the process: record it as interrupted, so the
+    manifest never says "running" for a stage nothing runs (resuming redoes it either way)."""
+    with lanes.cond:
+        names = list(lanes.running)
+    for name in names:
+        rec = run.book.stages.get(name)
+        if rec is not None and rec.status == "running":
+            rec.status, rec.finished, rec.message = "failed", now(), "interrupted"
+    run.save()
+
+
+def _preload_llm(backends: Backends, todo: list[str]) -> None:
+    """When a later stage needs the LLM, load it in the background while the first stage works (a local
+    GGUF loads in its child process on the other core: seconds off the see stage). A failure here is
+    left for the stage that needs the LLM to raise."""
+    if not todo or "llm" in STAGE[todo[0]].roles or not any("llm" in STAGE[n].roles for n in todo):
+        return
+    llm = backends.get("llm")
+
+    def preload() -> None:
+        try:
+            llm.preload()
+        except Exception:  # the stage that asks the LLM reports the same error, with its context
+            pass
+
+    threading.Thread(target=preload, name="preload-llm", daemon=True).start()
 
 
 def _warm_renderer() -> None:

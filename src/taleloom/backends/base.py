@@ -154,6 +154,11 @@ class TextModel(Backend):
              schema: dict[str, Any] | None = None) -> str:
         """Answer a chat; with `schema`, the answer is JSON that validates against it."""
 
+    def preload(self) -> None:
+        """Load the model now, so that its first answer does not wait for it: the orchestrator calls this on
+        a background thread while the photo is looked at (a local model's child process loads it on the
+        other core). Nothing to do for a server."""
+
     def stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[str]:
         yield self.chat(messages, sampling)
 

@@ -157,6 +157,9 @@ def _count(t0: float) -> None:
 
 
 class PooledTextModel(Pooled, TextModel):
+    def preload(self) -> None:
+        self.inner.preload()  # not a call: no slot taken, no model time counted (see Pooled.inner)
+
     def chat(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
              schema: dict[str, Any] | None = None) -> str:
         return self._call("chat", messages, sampling, schema)

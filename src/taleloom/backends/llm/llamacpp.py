@@ -138,6 +138,14 @@ class LlamaCppTextModel(TextModel):
             self._grammars.popitem(last=False)
         return grammar
 
+    def preload(self) -> None:
+        """Start the child process and load the weights (or load them in this process) before the first call."""
+        if self.options.process == "child":
+            self._child().remote()
+        else:
+            with self._lock:
+                self._load()
+
     def _child(self):
         """The child process serving this model (created on first use; it starts on the first call)."""
         with self._lock:
