@@ -19,6 +19,33 @@ def test_the_table_is_sound_and_the_rest_derives_from_it():
         assert set(stage.roles) <= set(ROLES), stage.name
         assert all(STAGES.index(later) > STAGES.index(stage.name) for later in stage.invalidates), stage.name
     assert _AFTER_TEXT == STAGE["write"].invalidates and _AFTER_PICTURE == STAGE["stage"].invalidates
+    for stage in STAGE_TABLE:  # a stage runs only after what it reads; redoing what it reads redoes it
+        assert all(STAGES.index(r) < STAGES.index(stage.name) for r in stage.reads), stage.name
+        assert all(stage.name in _redone_after(r) for r in stage.reads), stage.name
+    assert _redone_after("see") == set(STAGES) - {"see"}  # a new caption redoes the whole book
+
+
+def _redone_after(name: str) -> set[str]:
+    """Every stage an edit of `name`'s output redoes, directly or through the stages it redoes."""
+    out: set[str] = set()
+    todo = list(STAGE[name].invalidates)
+    while todo:
+        if (n := todo.pop()) not in out:
+            out.add(n)
+            todo.extend(STAGE[n].invalidates)
+    return out
+
+
+def test_the_clock_counts_stages_that_ran_at_once_once():
+    from taleloom.book import StageRecord
+
+    def rec(name, start, seconds):
+        return StageRecord(name=name, status="done", started=f"2026-12-06T08:00:{start:06.3f}+00:00", seconds=seconds)
+
+    book = Storybook(id="t", brief=Brief(), stages={"write": rec("write", 0, 10.0), "translate": rec("translate", 10, 8.0),
+                                                     "illustrate": rec("illustrate", 10.5, 3.0),
+                                                     "bind": rec("bind", 20, 1.0)})
+    assert book.wall_seconds == pytest.approx(10 + 8 + 1)  # illustrate ran inside translate's span
 
 
 def test_a_stage_may_call_only_the_backends_its_row_declares(tmp_path):

@@ -252,6 +252,18 @@ class Storybook(Strict):
         return "en"
 
     @property
+    def wall_seconds(self) -> float:
+        """Seconds the stages took on the clock: the union of their spans, so two stages that ran at once (the
+        translation beside the pictures) count once; the sum of `seconds` counts them twice."""
+        spans = sorted((t, t + r.seconds) for r in self.stages.values() if r.started and r.seconds is not None
+                       for t in [datetime.fromisoformat(r.started).timestamp()])
+        covered, end = 0.0, float("-inf")
+        for start, stop in spans:
+            if stop > end:
+                covered, end = covered + stop - max(start, end), stop
+        return covered
+
+    @property
     def complete(self) -> bool:
         """Every stage finished (done or skipped); a new book holds a record of each (pipeline.STAGES)."""
         return bool(self.stages) and all(self.stage_done(name) for name in self.stages)
