@@ -356,3 +356,21 @@ def test_an_object_in_the_photo_may_be_the_title_and_not_the_hero():
     llm = ScriptedLLM(plan)
     d = write.write_story(coffee, Brief(pages=2, hero="Nora", seed=1), llm)
     assert d.title == "Nora's Cup of Coffee" and len(llm.calls) == 1 and not d.notes
+
+
+def test_a_page_does_not_tell_another_pages_picture_description():
+    """Qwen2.5-Coder-1.5B wrote page 3's scene into page 4's text (story_quality, brief 6, seed 0): those
+    sentences go, the page's own sentences and a sentence like its own scene stay."""
+    from taleloom.stages import story_text as st
+
+    scenes = ["Rosa approaches Leo and says, 'Leo, let's go for a bike ride!'",
+              "Rosa watches Leo struggle on the wall. She tries to help him by pushing him down with her hands",
+              "Rosa and Leo ride towards the blue wall. They laugh and have a great time on the bike"]
+    page4 = ("Leo jumped down at last. Rosa watched Leo struggle on the wall. She tries to help him by pushing "
+             "him down with her hands. They both laughed and rode towards the blue wall together.")
+    assert st.drop_copied_sentences(page4, scenes[:2]) == (
+        "Leo jumped down at last. They both laughed and rode towards the blue wall together.")
+    own = "Rosa and Leo ride towards the blue wall, laughing all the way."
+    assert st.drop_copied_sentences(own, scenes[:2]) == own  # like its own scene (not a source): kept
+    only_copy = "Rosa watched Leo struggle on the wall."
+    assert st.drop_copied_sentences(only_copy, scenes) == only_copy  # nothing would be left: the checks decide

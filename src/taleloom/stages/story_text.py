@@ -143,6 +143,20 @@ def similar_page(text: str, others: list[str] | tuple[str, ...], share: float = 
     return None
 
 
+def drop_copied_sentences(text: str, sources: list[str], share: float = 0.6, min_words: int = 4) -> str:
+    """`text` without the sentences that copy a sentence of `sources` (mostly the same content words, at least
+    `min_words` of them): a small model writes another page's picture description into a page's text
+    ("Rosa watched Leo struggle on the wall." from the page before's scene). Left whole when every sentence
+    would go: the page's other checks decide then."""
+    theirs = [w for src in sources for sent in _SENTENCE_END.split(clean(src))  # scenes often end unpunctuated
+              if len(w := content_words(sent)) >= min_words]
+    mine = sentences(text)
+    kept = [sent for sent in mine
+            if not any(len(own & w) / len(own | w) >= share for w in theirs
+                       for own in [content_words(sent)] if len(own) >= min_words)]
+    return " ".join(kept) if kept and len(kept) < len(mine) else text
+
+
 def mentions(text: str, name: str) -> bool:
     return re.search(rf"\b{re.escape(name)}\b", text, re.IGNORECASE) is not None
 

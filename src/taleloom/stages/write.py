@@ -312,12 +312,13 @@ def write_pages(messages: list[dict[str, str]], brief: Brief, cast: Sequence[Cas
 
 def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], first: int, avoid: Sequence[str],
                    last: bool, result: list[PageDraft], limit: int) -> str | None:
-    """What keeps answered pages out of the book, else None (and `result` holds them, cleaned): prose, no
-    markup or prompt echo, English, no loops, the hero on every page (the `last` try settles for the hero
+    """What keeps answered pages out of the book, else None (and `result` holds them, cleaned, without
+    sentences copied from another page's scene): prose, no markup or prompt echo, English, no loops, the hero on every page (the `last` try settles for the hero
     somewhere), no page like another or like one in `avoid`, no two scenes the same. Texts are cut to
     `limit` words."""
-    texts = [name_the_hero(st.drop_labels(p["text"]), cast[0]) for p in pages]
     scenes = [st.drop_labels(p["scene"]) for p in pages]
+    texts = [name_the_hero(st.drop_copied_sentences(st.drop_labels(p["text"]), scenes[:i] + scenes[i + 1:]), cast[0])
+             for i, p in enumerate(pages)]
     seen = [st.clean(a) for a in avoid]
     hero = cast[0].name
     for i, (text, scene) in enumerate(zip(texts, scenes, strict=True)):
