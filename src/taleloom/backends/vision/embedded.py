@@ -57,6 +57,8 @@ class EmbeddedCaptioner(Captioner):
         classifier: Literal["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "none"] = Field(
             "efficientnet-lite0", description="ImageNet classifier naming the subject; 'none' = emoji concepts only")
         threads: int = Field(1, ge=1, le=64, description="CPU threads for the classifier")
+        objects: bool = Field(True, description="also look for people and everyday objects with a COCO detector "
+                                                "(YOLOv4-tiny): ImageNet has no person, and misses small things")
 
     def __init__(self, location: str | None = None, model: str | None = None, encoder=None, imagenet=None,
                  **options):
@@ -66,6 +68,7 @@ class EmbeddedCaptioner(Captioner):
         self._encoder = encoder
         # anything with probs(image) -> (1000,) ImageNet probabilities
         self._classifier = imagenet
+        self._detector = None  # the COCO detector (coco_objects.py), loaded on first use
         self._llm_provider: Callable[[], TextModel] | None = None
         self.model_id = "embedded-captioner" if self.options.classifier == "none" else \
             f"embedded-captioner-{self.options.classifier}"
@@ -100,11 +103,21 @@ class EmbeddedCaptioner(Captioner):
             self._classifier = ImageNetClassifier(CONFIGS[self.options.classifier], threads=self.options.threads)
         return self._classifier
 
+    @property
+    def detector(self):
+        if self._detector is None:
+            from taleloom.backends.vision.coco_objects import CocoDetector
+
+            self._detector = CocoDetector(threads=self.options.threads)
+        return self._detector
+
     def ready(self) -> tuple[bool, str]:
         try:
             enc = self.encoder
             if self.options.classifier != "none":
                 _ = self.classifier.net  # loads and checks the weights' sha256
+            if self.options.objects and self.options.classifier != "none":
+                _ = self.detector.model
         except Exception as e:  # missing checkpoint, missing wheel, damaged weights: say so
             return False, f"captioner unavailable: {e}"
         return True, f"{self.options.classifier} + aligned encoder with {len(getattr(enc, 'concepts', []) or [])} concepts"
@@ -123,6 +136,9 @@ class EmbeddedCaptioner(Captioner):
             phrases = concepts[:2]
         else:
             probs = self.classifier.probs(image)
+            if self.options.objects:
+                facts["objects"] = [{"noun": d.noun, "score": d.score, "area": d.area}
+                                    for d in self.detector.detect(image)]
             subjects = name_subjects(probs, facts)
             top = probs.argsort()[::-1][:5]
             facts["labels"] = {labels()[i].lemma: round(float(probs[i]), 4) for i in top}
