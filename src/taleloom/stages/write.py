@@ -485,9 +485,31 @@ def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling:
             raise BackendError(f"{plain.message}{before}", plain.hint) from plain
     else:
         pages = [p.model_copy(update={"outline": line}) for p, line in zip(pages, outline, strict=True)]
+        pages = hero_on_every_page(pages, cast, brief, llm, sampling)
     if len(cast) > 1 and not any(st.mentions(p.text, cast[1].name) for p in pages):
         cast = cast[:1]  # the companion never turned up: keep the cast sheet to who is in the book
     return Draft(title=title, cast=cast, pages=pages, notes=notes)
+
+
+def hero_on_every_page(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brief, llm: TextModel,
+                       sampling: Sampling) -> list[PageDraft]:
+    """The planned pages, each that does not name the hero written again once with that one instruction (a
+    short answer; asking for the whole book again cost as much as the book, and Qwen2.5-Coder-1.5B left the
+    hero off a page in 6 of 18 books: story_quality). The page keeps its scene; a rewrite that still lacks the
+    hero, or fails, leaves the page as it was."""
+    hero, out = cast[0].name, list(pages)
+    for i, page in enumerate(pages):
+        if st.mentions(page.text, hero):
+            continue
+        try:
+            new = rewrite_page(out, i + 1, f"tell the same events, with {hero} named in the page", brief, llm,
+                               sampling, cast=list(cast))
+        except BackendError as e:
+            log.info("page %d still does not name %s: %s", i + 1, hero, e.message)
+            continue
+        if st.mentions(new.text, hero):
+            out[i] = page.model_copy(update={"text": new.text})
+    return out
 
 
 def _pages_of(source: Draft | Storybook | Sequence[Page | PageDraft]) -> list[Page | PageDraft]:
