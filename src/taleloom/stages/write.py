@@ -178,7 +178,7 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
         cast = [CastMember(name=d["hero"]["name"], look=_look(d["hero"]), role="hero"),
                 CastMember(name=d["friend"]["name"], look=_look(d["friend"]), role="friend")]
         planned[:] = [(short_look(d["title"], 60), cast, d["outline"])]
-        return _pages_problem(d["pages"], cast, 1, (), attempt == BOOK_TRIES - 1, written,
+        return _pages_problem(d["pages"], cast, 1, (), written,
                               int(st.words_per_page(brief.age) * 1.5))
 
     try:
@@ -300,7 +300,7 @@ def write_pages(messages: list[dict[str, str]], brief: Brief, cast: Sequence[Cas
     result: list[PageDraft] = []
 
     def check(d: dict[str, Any], attempt: int) -> str | None:
-        return _pages_problem(_clean_fields(d)["pages"], cast, first, avoid, attempt == PAGES_TRIES - 1, result,
+        return _pages_problem(_clean_fields(d)["pages"], cast, first, avoid, result,
                               int(st.words_per_page(brief.age) * 1.5))
 
     d = ask_json(llm, asked, _object(pages=_page_schema(brief, n)),
@@ -311,11 +311,12 @@ def write_pages(messages: list[dict[str, str]], brief: Brief, cast: Sequence[Cas
 
 
 def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], first: int, avoid: Sequence[str],
-                   last: bool, result: list[PageDraft], limit: int) -> str | None:
+                   result: list[PageDraft], limit: int) -> str | None:
     """What keeps answered pages out of the book, else None (and `result` holds them, cleaned, without
-    sentences copied from another page's scene): prose, no markup or prompt echo, English, no loops, the hero on every page (the `last` try settles for the hero
-    somewhere), no page like another or like one in `avoid`, no two scenes the same. Texts are cut to
-    `limit` words."""
+    sentences copied from another page's scene): prose, no markup or prompt echo, English, no loops, the hero
+    on some page (a page without the hero is asked again alone afterwards: hero_on_every_page, far cheaper
+    than the whole answer again), no page like another or like one in `avoid`, no two scenes the same. Texts
+    are cut to `limit` words."""
     scenes = [st.drop_labels(p["scene"]) for p in pages]
     texts = [name_the_hero(st.drop_copied_sentences(st.drop_labels(p["text"]), scenes[:i] + scenes[i + 1:]), cast[0])
              for i, p in enumerate(pages)]
@@ -331,7 +332,7 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
             return f"page {page}: not English"
         if problem := st.repetition(text):
             return f"page {page}: {problem}"
-        if not st.mentions(text, hero) and (not last or not any(st.mentions(t, hero) for t in texts)):
+        if not st.mentions(text, hero) and not any(st.mentions(t, hero) for t in texts):
             return f"the hero {hero} is not on page {page}"
         if other := st.similar_page(text, seen):
             return f"page {page} repeats {other[:50]!r}"
