@@ -156,9 +156,25 @@ def backends(v2_dir: Path | None) -> dict:
     """The three illustrators compared: v1, v2 as shipped (v1's layout redrawn in the style), v2 alone."""
     from taleloom.backends.image.embedded import EmbeddedIllustrator
 
-    loc = str(v2_dir) if v2_dir else None
+    loc = str(exported(v2_dir)) if v2_dir else None
     return {"v1": EmbeddedIllustrator(model="v1"), "v2": EmbeddedIllustrator(loc, model="v2"),
             "v2-alone": EmbeddedIllustrator(loc, model="v2", layout="")}
+
+
+def exported(run: Path) -> Path:
+    """A training run folder as the backend reads a shipped v2 (scripts/export_assets.py: the prompt format,
+    concepts.json, fp16), in a temporary folder; an exported folder as it is. A raw run folder lacks the
+    prompt format, so its pictures would be asked without style words."""
+    if "prompts" in json.loads((run / "config.json").read_text()):
+        return run
+    import tempfile
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from export_assets import export_v2
+
+    dst = Path(tempfile.mkdtemp(prefix="v2-export-")) / "illustrator-v2"
+    export_v2(run, dst, Path.home() / ".cache" / "taleloom" / "iconify")
+    return dst
 
 
 def time_batch4(ill, threads: int, reps: int = 3) -> dict:

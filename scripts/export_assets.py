@@ -25,9 +25,17 @@ from taleloom.assets import assets_root, write_manifest  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1] / "src" / "taleloom" / "assets"
 
 
-def export_checkpoint(src: Path, dst: Path, image_size: int | None = None) -> None:
+def base_step(src: Path) -> int:
+    """Steps of the checkpoint a run started from (`init_from`), 0 for a run from scratch. Read before the
+    destination is replaced: a phase that continued the shipped model names the shipped folder."""
+    init = json.loads((src / "config.json").read_text())["train"].get("init_from", "")
+    return int(json.loads((Path(init) / "config.json").read_text()).get("step", 0)) if init else 0
+
+
+def export_checkpoint(src: Path, dst: Path, image_size: int | None = None, base: int | None = None) -> None:
     """model.safetensors (fp16) + config.json; `image_size` overrides the informative U-Net field
-    (the ×4 model trains on 64 px patches and samples 128 px pictures)."""
+    (the ×4 model trains on 64 px patches and samples 128 px pictures); `base`: base_step(src), when the
+    init_from folder may be gone by now."""
     from safetensors.torch import load_file, save_file
 
     dst.mkdir(parents=True, exist_ok=True)
@@ -41,7 +49,7 @@ def export_checkpoint(src: Path, dst: Path, image_size: int | None = None) -> No
     meta["train"].pop("cache_dir", None)
     init = meta["train"].pop("init_from", "")
     if init:  # a later phase started from saved weights: count the steps of the whole model
-        base = int(json.loads((Path(init) / "config.json").read_text()).get("step", 0))
+        base = base_step(src) if base is None else base
         meta["train"]["started_from_step"] = base
         meta["step"] = base + int(meta["step"])
     (dst / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
@@ -54,9 +62,10 @@ def export_v2(src: Path, dst: Path, data: Path) -> None:
 
     from taleloom.backends.image.embedded import STYLED_PROMPTS
 
+    base = base_step(src)
     if dst.exists():
         shutil.rmtree(dst)
-    export_checkpoint(src, dst)
+    export_checkpoint(src, dst, base=base)
     export_checkpoint(src / "vae", dst / "vae")
     meta = json.loads((dst / "config.json").read_text())
     meta["prompts"] = STYLED_PROMPTS

@@ -70,3 +70,32 @@ def test_the_v2_recipes_fit_together():
         assert unet.vae == vae.out_dir  # trains on the recipe's autoencoder
         assert unet.unet.in_channels == unet.unet.out_channels == vae.vae.latent_channels
         assert unet.unet.image_size == vae.vae.latent_size
+
+
+def test_a_phase_that_continued_the_shipped_model_exports_over_it(tmp_path):
+    """Phase 2 of v2 started from the shipped folder (`init_from`) and is exported into that same folder: the
+    step count of the whole model (shipped + this phase) is read before the folder is replaced."""
+    import json
+
+    import export_assets
+    import torch
+    from safetensors.torch import save_file
+
+    def checkpoint(folder: Path, meta: dict) -> None:
+        folder.mkdir(parents=True)
+        save_file({"w": torch.ones(2)}, str(folder / "model.safetensors"))
+        (folder / "config.json").write_text(json.dumps(meta))
+
+    shipped, run = tmp_path / "assets" / "illustrator-v2", tmp_path / "runs" / "phase2"
+    checkpoint(shipped, {"step": 2300, "train": {}})
+    checkpoint(run, {"step": 6000, "train": {"init_from": str(shipped), "out_dir": "runs/phase2"}})
+    checkpoint(run / "vae", {"step": 600, "train": {}})
+    data = tmp_path / "iconify"
+    data.mkdir()
+    (data / "manifest.json").write_text(json.dumps({"styles": {"ink": {}}, "images": [
+        {"concept": "cat", "style": "ink", "split": "train"}, {"concept": "dog", "style": "ink", "split": "heldout"}]}))
+    export_assets.export_v2(run, shipped, data)
+    meta = json.loads((shipped / "config.json").read_text())
+    assert meta["step"] == 8300 and meta["train"]["started_from_step"] == 2300
+    assert meta["prompts"] == "concept, style words" and "init_from" not in meta["train"]
+    assert json.loads((shipped / "concepts.json").read_text()) == ["cat"] and (shipped / "vae" / "config.json").is_file()
