@@ -149,3 +149,39 @@ def test_capabilities_are_declared_not_probed():
     assert EnglishOnly().voice_for("en") == "en"
     with pytest.raises(BadInputError, match="cannot read language 'ko'"):
         Pool(settings(), narrator=EnglishOnly()).narrator.voice_for("ko")
+
+
+def test_two_threads_never_see_a_half_filled_registry(monkeypatch):
+    """The orchestrator builds the LLM on a thread while the see stage builds the captioner: the second
+    thread to look a backend up waits for the entry points to finish registering (a book once failed with
+    "unknown captioner backend 'embedded' → choose one of: " and nothing listed)."""
+    import threading
+    import time
+
+    from taleloom.backends import registry
+
+    class SlowEntryPoint:
+        def load(self):
+            def register_all(register):
+                register("llm", "slow-llm", object)
+                time.sleep(0.3)  # the first thread is still registering when the second one asks
+                register("captioner", "slow-captioner", object)
+            return register_all
+
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "_loaded", False)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [SlowEntryPoint()])
+    found, errors = [], []
+
+    def look(role, name):
+        try:
+            found.append(registry.entry(role, name).name)
+        except Exception as e:  # collected for the assertion
+            errors.append(e)
+
+    first = threading.Thread(target=look, args=("llm", "slow-llm"))
+    first.start()
+    time.sleep(0.1)
+    look("captioner", "slow-captioner")
+    first.join()
+    assert not errors and sorted(found) == ["slow-captioner", "slow-llm"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -75,6 +76,8 @@ class Entry:
 
 _REGISTRY: dict[tuple[str, str], Entry] = {}
 _loaded = False
+_loading = threading.Lock()
+_loader: int | None = None  # the thread registering the entry points (a plugin's own lookups return at once)
 
 
 def register(role: str, name: str, factory: Callable | str, description: str = "") -> None:
@@ -85,12 +88,21 @@ def register(role: str, name: str, factory: Callable | str, description: str = "
 
 
 def _load_plugins() -> None:
-    global _loaded
-    if _loaded:
+    """Register the entry points' backends (the built-ins among them) once. Two threads may ask at once (the
+    orchestrator loads the LLM on a thread while the see stage builds the captioner): the second waits, and
+    `_loaded` is set only when every entry point has registered, so nobody sees a half-filled registry."""
+    global _loaded, _loader
+    if _loaded or _loader == threading.get_ident():
         return
-    _loaded = True
-    for ep in entry_points(group="taleloom.backends"):
-        ep.load()(register)
+    with _loading:
+        if _loaded:
+            return
+        _loader = threading.get_ident()
+        try:
+            for ep in entry_points(group="taleloom.backends"):
+                ep.load()(register)
+        finally:
+            _loaded, _loader = True, None
 
 
 def available(role: str | None = None) -> list[Entry]:
