@@ -39,7 +39,7 @@ def test_tampered_file_is_refused_by_name(tmp_path):
 def test_base_and_upscaler_draw_on_cpu():
     from taleloom.backends.registry import create
 
-    ill = create("illustrator", "embedded")
+    ill = create("illustrator", "embedded#v1")
     up = create("upscaler", "embedded", steps=2)
     reqs = [ImageRequest(prompt="x", concepts=["red apple"], steps=3, seed=1),
             ImageRequest(prompt="red apple", steps=3, seed=2, sampler="ddim")]
@@ -65,8 +65,8 @@ def test_draw_cli_works_offline(tmp_path):
                                     "--json"])
     assert res.exit_code == 0, res.output
     info = json.loads(res.output.strip().splitlines()[-1])
-    assert info["concepts"] == ["red apple"] and info["size"] == [32, 32]
-    assert Image.open(out).size == (64, 32)
+    assert info["concepts"] == ["red apple"] and info["size"] == [128, 128]  # v2, the default
+    assert Image.open(out).size == (256, 128)
 
 
 def test_a_whole_scene_draws_the_hero_in_its_box_on_v1():
@@ -137,3 +137,39 @@ def test_v2_starts_from_v1s_drawing_of_the_concept_and_redraws_it_in_the_style()
     assert a.size == (128, 128) and a.tobytes() != b.tobytes()  # each page its own seed
     alone_a = np.asarray(ill.generate([scene])[0], dtype=int)  # the same picture drawn in a batch of one:
     assert np.abs(alone_a - np.asarray(a, dtype=int)).max() <= 2  # equal up to float rounding of the batch size
+
+
+def test_a_collage_puts_the_hero_in_its_box_and_the_setting_in_the_far_upper_corner():
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from taleloom.backends.image.collage import collage, setting_box
+
+    hero, setting = Image.new("RGB", (128, 128), "white"), Image.new("RGB", (128, 128), "white")
+    ImageDraw.Draw(hero).rectangle((24, 24, 104, 104), fill=(220, 20, 20))
+    ImageDraw.Draw(setting).ellipse((24, 24, 104, 104), fill=(20, 20, 220))
+    page = np.asarray(collage(hero, setting, (0.0, 0.375, 0.625, 1.0)), dtype=int)
+    assert page.shape == (128, 128, 3)
+    red = (page[..., 0] > 150) & (page[..., 2] < 80)
+    blue = (page[..., 2] > 150) & (page[..., 0] < 80)
+    ys, xs = np.nonzero(red)
+    assert xs.max() < 0.625 * 128 and ys.min() >= 0.375 * 128  # the hero inside its box, lower left
+    ys, xs = np.nonzero(blue)
+    assert xs.min() >= 0.45 * 128 and ys.max() < 0.55 * 128  # the setting upper right, away from the hero
+    assert tuple(page[2, 2]) == (255, 255, 255)  # the pictures' own background between the stickers
+    assert setting_box((0.375, 0.375, 1.0, 1.0))[0] < 0.1  # a hero on the right: the setting goes left
+
+
+def test_v2_scenes_are_collages_with_the_same_hero_on_every_page():
+    import numpy as np
+
+    from taleloom.backends.image.embedded import EmbeddedIllustrator
+
+    scene = ImageRequest(prompt="x", concepts=["cat", "house"], steps=4, seed=1, hero_seed=5,
+                         hero_box=(0.0, 0.375, 0.625, 1.0))
+    ill = EmbeddedIllustrator(model="v2", layout="")
+    assert ill.collages and not EmbeddedIllustrator(model="v2", layout="", scene="regions").collages
+    a, b = (np.asarray(im, dtype=int) for im in ill.generate([scene, scene.model_copy(update={"seed": 2})]))
+    hero = (slice(int(0.55 * 128), 128), slice(0, int(0.6 * 128)))  # below the setting's sticker
+    assert np.abs(a[hero] - b[hero]).max() <= 2  # the hero's picture comes from the book's hero seed
+    assert np.abs(a - b).mean() > 1  # the setting comes from each page's seed

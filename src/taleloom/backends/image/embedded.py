@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Literal
 
 import torch
 from PIL import Image
@@ -25,11 +26,12 @@ from pydantic import Field
 
 from taleloom.backends.base import Illustrator, Upscaler
 from taleloom.backends.base import Options as BaseOptions
+from taleloom.backends.image.collage import collage
 from taleloom.book import ImageRequest
 from taleloom.errors import BadInputError
 
 SHIPPED = {"v1": "illustrator", "v2": "illustrator-v2"}  # version → folder in taleloom/assets
-DEFAULT_VERSION = "v1"  # v2 becomes the default only when benchmarks/illustrator_quality.py measures it better
+DEFAULT_VERSION = "v2"  # since v2 at step 12,300 measured better than v1 (benchmarks/illustrator_compare.py, model card)
 STYLED_PROMPTS = "concept, style words"  # config.json "prompts" of a model trained on styles.caption()
 
 
@@ -79,6 +81,10 @@ class EmbeddedIllustrator(_Lazy, Illustrator):
                                                "(the shapes) and redraw it in the style (SDEdit); '' = v2 alone")
         layout_strength: float = Field(0.6, gt=0.0, le=1.0, description="v2 with a layout: how much of the "
                                        "v1 drawing is redrawn (1 = all of it, nothing of the layout kept)")
+        scene: Literal["auto", "collage", "regions"] = Field(
+            "auto", description="whole scenes: 'collage' draws the hero and the setting apart and lays them out "
+                                "(collage.py), 'regions' in one picture with region prompts; 'auto' = collage "
+                                "for v2 alone, regions otherwise")
 
     def __init__(self, location: str | None = None, model: str | None = None, **options):
         self.options = self.Options(**options)
@@ -158,6 +164,14 @@ class EmbeddedIllustrator(_Lazy, Illustrator):
 
     # --- drawing -------------------------------------------------------------------------------------
     @property
+    def collages(self) -> bool:
+        """Whole scenes as a collage (options.scene; 'auto': v2 alone, whose region-prompt scenes drew neither
+        the hero nor the setting recognisably: the model card's scene figures)."""
+        if self.options.scene == "auto":
+            return self.version == "v2" and self.layout_model is None
+        return self.options.scene == "collage"
+
+    @property
     def layout_model(self) -> EmbeddedIllustrator | None:
         """v1, which draws a concept's shape, when this v2 starts its pictures from v1's (options.layout)."""
         if self.version == "v1" or self.options.layout != "v1":
@@ -186,7 +200,14 @@ class EmbeddedIllustrator(_Lazy, Illustrator):
                               []).append(i)
         for (negative, sampler, steps, guidance, box, layout), idx in groups.items():
             seeds = [requests[i].seed for i in idx]
-            if layout:
+            if box is not None and not layout and self.collages:
+                heroes = pipe.generate([scenes[i][1] for i in idx], sampler=sampler, steps=steps, guidance=guidance,
+                                       seeds=[requests[i].hero_seed if requests[i].hero_seed is not None
+                                              else requests[i].seed for i in idx])
+                settings = pipe.generate([scenes[i][0] for i in idx], sampler=sampler, steps=steps, guidance=guidance,
+                                         seeds=seeds)
+                images = [collage(h, s, box) for h, s in zip(heroes, settings, strict=True)]
+            elif layout:
                 regions = [([scenes[i][1] for i in idx], box)] if box is not None else []
                 text = [scenes[i][0] if box is not None else prompts[i][0] for i in idx]
                 images = pipe.redraw(text, [layouts[i] for i in idx], self.options.layout_strength, regions,
