@@ -153,12 +153,12 @@ def quality(aligned, images, truth, reference: np.ndarray, ceiling: dict, floor:
 
 
 def backends(v2_dir: Path | None) -> dict:
-    """The three illustrators compared: v1, v2 as shipped (v1's layout redrawn in the style), v2 alone."""
+    """The three illustrators compared: v1, v2 as shipped (alone; scenes as collages), v2 redrawing v1's layout."""
     from taleloom.backends.image.embedded import EmbeddedIllustrator
 
     loc = str(exported(v2_dir)) if v2_dir else None
     return {"v1": EmbeddedIllustrator(model="v1"), "v2": EmbeddedIllustrator(loc, model="v2"),
-            "v2-alone": EmbeddedIllustrator(loc, model="v2", layout="")}
+            "v2-cascade": EmbeddedIllustrator(loc, model="v2", layout="v1")}
 
 
 def exported(run: Path) -> Path:
@@ -340,7 +340,7 @@ def run(n: int = 48, threads: int = 2, v2_dir: Path | None = None, data: Path = 
     if not quick:
         result["curve"] = {}
         cn = min(curve_n, len(held))
-        for v in ("v2", "v2-alone"):  # v1's own curve is in illustrator_quality.json (its trilemma)
+        for v in ("v2", "v2-cascade"):  # v1's own curve is in illustrator_quality.json (its trilemma)
             for sampler in ("ddim", "dpmpp_2m"):
                 for steps in (5, 10, 20, 50):
                     pics, spp = generate(ills[v], held[:cn], steps=steps, sampler=sampler, guidance=guidance)
@@ -365,7 +365,7 @@ def run(n: int = 48, threads: int = 2, v2_dir: Path | None = None, data: Path = 
 def verdict(result: dict) -> dict:
     """Each target, per model, on the probe instrument (the aligned one's ceiling is too low to judge)."""
     out = {}
-    for v in ("v1", "v2", "v2-alone"):
+    for v in ("v1", "v2", "v2-cascade"):
         r = result[v]
         out[v] = {"retrieval_top5_ratio": r["probe"]["top5_ratio"] >= TARGETS["retrieval_top5_ratio"],
                   "fd_ratio_to_floor": r["fd_ratio_to_floor"] <= TARGETS["fd_ratio_to_floor"],
@@ -378,7 +378,7 @@ def verdict(result: dict) -> dict:
 
 
 def sample_grid(ills, manifest, guidance: float, scene_pics) -> Image.Image:
-    """Rows: held-out concepts (v2 as shipped in every trained style, v1 first); then scenes of v1, v2, v2 alone."""
+    """Rows: held-out concepts (v2 as shipped in every trained style, v1 first); then scenes of v1, v2, v2-cascade."""
     from taleloom.book import ImageRequest
     from taleloom.diffusion.data import image_grid
 
@@ -392,7 +392,7 @@ def sample_grid(ills, manifest, guidance: float, scene_pics) -> Image.Image:
                                   for s in styles])
         tiles += [v1.resize((128, 128), Image.Resampling.NEAREST)] + [im.resize((128, 128)) for im in v2]
     cols = 1 + len(styles)
-    for v in ("v1", "v2", "v2-alone"):
+    for v in ("v1", "v2", "v2-cascade"):
         row = [im.resize((128, 128), Image.Resampling.NEAREST) for im in scene_pics[v][:cols]]
         tiles += row + [Image.new("RGB", (128, 128), "white")] * (cols - len(row))
     return image_grid(tiles, cols=cols)

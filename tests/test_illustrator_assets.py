@@ -126,13 +126,13 @@ def test_v2_starts_from_v1s_drawing_of_the_concept_and_redraws_it_in_the_style()
     def dist(im):
         return np.abs(np.asarray(im, dtype=int) - np.asarray(base, dtype=int)).mean()
 
-    light = EmbeddedIllustrator(model="v2", layout_strength=0.25).generate([req])[0]
+    light = EmbeddedIllustrator(model="v2", layout="v1", layout_strength=0.25).generate([req])[0]
     alone = EmbeddedIllustrator(model="v2", layout="").generate([req])[0]
     assert light.size == alone.size == (128, 128)
     assert dist(light) < dist(alone), (dist(light), dist(alone))  # v1's picture shows through
     scene = ImageRequest(prompt="x", concepts=["bear", "desert"], steps=4, seed=1, hero_seed=5,
                          hero_box=(0.0, 0.375, 0.625, 1.0))
-    ill = EmbeddedIllustrator(model="v2")
+    ill = EmbeddedIllustrator(model="v2", layout="v1")
     a, b = ill.generate([scene, scene.model_copy(update={"seed": 2})])
     assert a.size == (128, 128) and a.tobytes() != b.tobytes()  # each page its own seed
     alone_a = np.asarray(ill.generate([scene])[0], dtype=int)  # the same picture drawn in a batch of one:

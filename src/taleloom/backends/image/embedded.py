@@ -77,8 +77,9 @@ class EmbeddedIllustrator(_Lazy, Illustrator):
     class Options(BaseOptions):
         device: str = Field("auto", description="'auto' = CPU; the model is small")
         concept_template: str = Field("{concept}", description="prompt built from a request's first concept")
-        layout: str = Field("v1", description="v2 only: 'v1' = start each concept picture from v1's drawing of it "
-                                               "(the shapes) and redraw it in the style (SDEdit); '' = v2 alone")
+        layout: str = Field("", description="v2 only: '' = v2 alone (the default since phase 2 draws shapes of its "
+                                             "own); 'v1' = start each concept picture from v1's drawing of it and "
+                                             "redraw it in the style (SDEdit)")
         layout_strength: float = Field(0.6, gt=0.0, le=1.0, description="v2 with a layout: how much of the "
                                        "v1 drawing is redrawn (1 = all of it, nothing of the layout kept)")
         scene: Literal["auto", "collage", "regions"] = Field(
