@@ -3,10 +3,11 @@
 Big backends read the full prompt (scene + cast sheet + style suffix). The embedded illustrator
 only knows the concepts it was trained on (emoji names); for it, `concepts` holds the main
 subject and its setting, picked by MiniLM similarity from its vocabulary (`ConceptMapper`). A page
-with both is a whole scene: `hero_box` (scene_layout) says where the hero stands, the setting fills
-the rest (region prompts at sampling time). Every such page of a book shares one `hero_seed` (the
-noise inside the hero's box), so the hero looks the same from page to page, while each page keeps
-its own `seed` for the rest of the picture, so two pages with the same hero and setting still differ.
+with both is a whole scene: `hero_box` (scene_layout) says where the hero stands, the setting goes
+around it (the embedded v2 lays the two out as a collage; region prompts draw them in one picture).
+Every such page of a book shares one `hero_seed` (the hero's noise), so the hero looks the same from
+page to page, while each page keeps its own `seed` for the rest of the picture, so two pages with the
+same hero and setting still differ.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ is DEFAULT_VERSION):
   book style preset picks its trained style (styles.py) and the prompt says it, as the captions did.
 The illustrators only understand their concept vocabulary, so when a request carries `concepts` (the
 stage maps each scene onto them with `nearest_concepts`), the prompt is built from them: with a
-`hero_box` the page is a whole scene (the hero drawn in its box, the setting around it: region
+`hero_box` the page is a whole scene (v2: the hero and the setting drawn apart and laid out as a collage,
+collage.py; v1, or `scene="regions"`: the hero drawn in its box and the setting around it with region
 prompts, pipeline.generate_scene), else the first concept alone. Without concepts the request's prompt
 is used as it is. `location` ("embedded:/path") points at a checkpoint folder of your own.
 """
