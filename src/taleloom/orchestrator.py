@@ -244,9 +244,14 @@ def _warm_renderer() -> None:
 def _run_stage(run: _Run, name: str) -> None:
     book, runner = run.book, STAGE[name].run
     rec = book.stages.setdefault(name, StageRecord(name=name))
+    before = rec.model_copy()
     rec.status, rec.started, rec.finished, rec.message = "running", now(), None, None
     run.stage, run.roles = name, STAGE[name].roles
-    run.emit("started", 0.0)
+    try:
+        run.emit("started", 0.0)
+    except BaseException:  # refused before it began (the service's job lost its lease): it never ran
+        book.stages[name] = before
+        raise
     t0 = time.perf_counter()
     try:
         with metered() as meter:

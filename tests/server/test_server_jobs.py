@@ -14,7 +14,7 @@ from sqlalchemy import update
 from testbackends import NearestUpscaler, SolidCaptioner, SolidIllustrator, StoryLLM, ToneNarrator
 
 from taleloom import orchestrator
-from taleloom.book import Brief
+from taleloom.book import Brief, now
 from taleloom.config import Settings
 from taleloom.server.events import EventHub
 from taleloom.server.jobs import JobManager
@@ -139,12 +139,16 @@ def test_a_worker_that_lost_its_lease_writes_no_further_stage(setup, tmp_path):
     job = store.active_job("b3")
     with store.session.begin() as s:  # as if this process stalled past its lease and another worker took the job
         s.execute(update(Job).where(Job.id == job.id).values(lease_owner="elsewhere:1:x"))
+    lost_at = now()  # a stage starting later finds the lease gone
     illustrator.gate.set()
     deadline = time.monotonic() + 30
     while jobs._running and time.monotonic() < deadline:
         time.sleep(0.05)
     jobs.stop()
     book = orchestrator.load_book(books / "b3")
-    assert book.stages["illustrate"].status == "done"  # the stage it was in when the lease went
-    assert book.stages["upscale"].status == "pending", book.stages["upscale"]  # none after it
+    # the stage it was in when the lease went ends (done, or cut at its next event once the other lane found
+    # the lease gone); no stage starts after (narration may have run beside it before)
+    assert book.stages["illustrate"].status in ("done", "failed"), book.stages["illustrate"]
+    assert all(r.started is None or r.started < lost_at for r in book.stages.values()), book.stages
+    assert book.stages["upscale"].status == "pending" and book.stages["bind"].status == "pending"
     assert store.get_job(job.id).lease_owner == "elsewhere:1:x" and store.get_job(job.id).status == "running"
