@@ -26,9 +26,13 @@ ROOT = Path(__file__).resolve().parents[1] / "src" / "taleloom" / "assets"
 
 
 def base_step(src: Path) -> int:
-    """Steps of the checkpoint a run started from (`init_from`), 0 for a run from scratch. Read before the
-    destination is replaced: a phase that continued the shipped model names the shipped folder."""
-    init = json.loads((src / "config.json").read_text())["train"].get("init_from", "")
+    """Steps of the checkpoint a run started from (`init_from`), 0 for a run from scratch: what the trainer
+    recorded when the run began (`init_from_step`), else (older runs) the init_from folder's step, read
+    before the destination is replaced, since a phase that continued the shipped model names that folder."""
+    meta = json.loads((src / "config.json").read_text())
+    if "init_from_step" in meta:
+        return int(meta["init_from_step"])
+    init = meta["train"].get("init_from", "")
     return int(json.loads((Path(init) / "config.json").read_text()).get("step", 0)) if init else 0
 
 
@@ -45,6 +49,7 @@ def export_checkpoint(src: Path, dst: Path, image_size: int | None = None, base:
     if image_size:
         meta["train"]["patch_size"] = meta["unet"]["image_size"]  # what it trained on
         meta["unet"]["image_size"] = image_size  # what it samples (fully convolutional)
+    meta.pop("init_from_step", None)  # now `started_from_step` below
     meta["train"].pop("out_dir", None)
     meta["train"].pop("cache_dir", None)
     init = meta["train"].pop("init_from", "")

@@ -11,7 +11,7 @@ from engine_helpers import TinyImages, randomized, tiny_checkpoint, tiny_unet_co
 from PIL import Image
 
 import taleloom.diffusion.train as train_mod
-from taleloom.diffusion.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, save_checkpoint
+from taleloom.diffusion.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, read_meta, save_checkpoint
 from taleloom.diffusion.data import CaptionedImageFolder, load_all
 from taleloom.diffusion.pipeline import TextToImage
 from taleloom.diffusion.schedule import make_schedule, snr
@@ -74,6 +74,12 @@ def test_init_from_starts_a_new_run_at_the_saved_weights(tmp_path):
     other = small_config(tmp_path / "bad", init_from=str(tmp_path / "first"), unet=tiny_unet_config(8, base_channels=8))
     with pytest.raises(BadInputError, match="U-Net config differs"):
         train(other, data, progress=False)
+    first_steps = read_meta(tmp_path / "first")["step"]
+    assert read_meta(tmp_path / "ft")["init_from_step"] == first_steps  # kept with the run: the source may change
+    (tmp_path / "first" / "config.json").write_text("{}")  # e.g. exported over (scripts/export_assets.py)
+    resumed = train(small_config(tmp_path / "ft", init_from=str(tmp_path / "first"), lr=0.0, max_steps=3), data,
+                    progress=False, resume=True)
+    assert resumed.step == 3 and read_meta(tmp_path / "ft")["init_from_step"] == first_steps
 
 
 def test_resume_needs_a_saved_run_and_warns_when_the_trajectory_changes(tmp_path):

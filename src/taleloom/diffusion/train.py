@@ -269,6 +269,7 @@ def train(
     schedule = make_schedule(config.schedule, config.timesteps)
     weights = loss_weights(config, schedule).to(device)
     step = 0
+    resumed_state: dict | None = None
 
     if resume and state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)  # RNG states must stay on CPU
@@ -295,8 +296,15 @@ def train(
                 e.copy_(s)
         _set_rng_states(gen, state["rng"])
         step = int(state["step"])
+        resumed_state = state
     elif config.init_from:
         _init_from_checkpoint(model, ema, params, config)
+    # the steps behind the weights a fine-tune started from, kept with the run (the init_from folder may be
+    # replaced later: scripts/export_assets.py exports a phase over the shipped model it started from)
+    if resumed_state is not None and "init_from_step" in resumed_state:
+        init_from_step = int(resumed_state["init_from_step"])
+    else:  # a new run, or one saved before the step was kept
+        init_from_step = int(read_meta(config.init_from).get("step", 0)) if config.init_from else 0
     start_step = step
     forward = torch.compile(model) if config.compile else model
 
@@ -312,6 +320,7 @@ def train(
             "ema": ema,
             "rng": _rng_states(gen),
             "config": config.to_dict(),
+            "init_from_step": init_from_step,
         }
         buf = io.BytesIO()
         torch.save(sidecar, buf)
@@ -328,6 +337,7 @@ def train(
                 "text_encoder": ENCODER_ID,
                 "train": train_meta,
                 "step": step,
+                **({"init_from_step": init_from_step} if config.init_from else {}),
                 "ema": ema is not None,
                 **({"latent": latent} if latent is not None else {}),
             },
