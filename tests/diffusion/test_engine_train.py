@@ -11,7 +11,13 @@ from engine_helpers import TinyImages, randomized, tiny_checkpoint, tiny_unet_co
 from PIL import Image
 
 import taleloom.diffusion.train as train_mod
-from taleloom.diffusion.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_checkpoint, read_meta, save_checkpoint
+from taleloom.diffusion.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    load_checkpoint,
+    read_meta,
+    save_checkpoint,
+)
 from taleloom.diffusion.data import CaptionedImageFolder, load_all
 from taleloom.diffusion.pipeline import TextToImage
 from taleloom.diffusion.schedule import make_schedule, snr
