@@ -102,3 +102,22 @@ def test_whole_scenes_put_the_hero_in_the_same_box_with_one_hero_seed_and_a_seed
     assert redrawn.seed == 99 and redrawn.hero_box == HERO_LEFT  # redraw keeps its own seed
     assert redrawn.hero_seed == hero_seed(7)  # and the book's hero
     assert all(r.hero_box is None for r in stage(make_book()))  # big backends read the full prompt
+
+
+def test_the_setting_is_found_from_the_scene_without_the_cast_names():
+    """'Luna follows Mina into the forest' was staged with the setting 'new moon': MiniLM reads the name."""
+    from taleloom.stages.stage import without_names
+
+    book = make_book()
+    asked = []
+
+    def recording(text, k):
+        asked.append(text)
+        return mapper(text, k)
+
+    book.pages[0].scene = "Mina's friend Bo follows MINA into the forest"
+    stage_page(book, book.pages[0], recording)
+    assert asked[-1] == "friend follows into the forest", asked  # the scene, as the setting is looked up
+    assert without_names("Luna follows Mina into the forest", [CastMember(name="Luna", look="x"),
+                                                              CastMember(name="Mina", look="y")]) == \
+        "follows into the forest"

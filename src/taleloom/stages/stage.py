@@ -13,6 +13,7 @@ same hero and setting still differ.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -96,7 +97,7 @@ def stage_page(book: Storybook, page: Page, concept_mapper: ConceptMapper | None
     if concept_mapper is not None:
         subject = subject or main_subject(book, concept_mapper)
         concepts = [subject] if subject else []
-        setting = scene_setting(page.scene, concept_mapper, exclude=set(concepts))
+        setting = scene_setting(without_names(page.scene, book.cast), concept_mapper, exclude=set(concepts))
         if setting:
             concepts.append(setting)
         if len(concepts) == 2:  # a whole scene: the hero in its box with the book's hero noise
@@ -138,6 +139,14 @@ def main_subject(book: Storybook, concept_mapper: ConceptMapper) -> str | None:
         found = concept_mapper(book.pages[0].scene, 1)
         return found[0] if found else None
     return None
+
+
+def without_names(scene: str, cast: Sequence[CastMember]) -> str:
+    """The scene without the cast's names: a name says nothing about the place, and MiniLM reads some as
+    things ("Luna follows Mina into the forest" became the setting "new moon")."""
+    for member in cast:
+        scene = re.sub(rf"\b{re.escape(member.name)}(?:'s)?\b", " ", scene, flags=re.IGNORECASE)
+    return " ".join(scene.split())
 
 
 def scene_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str], k: int = 5) -> str | None:
