@@ -91,14 +91,9 @@ def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None 
     backends = Backends(settings, llm=counting)
     load_before = os.getloadavg()
 
-    spans: dict[str, list[float]] = {}  # stage → [start, end] (perf_counter), to see what ran at once
-
     def on_event(ev) -> None:
         if ev.kind == "started":
             counting.stage = ev.stage  # events come from the thread that runs the stage
-            spans[ev.stage] = [time.perf_counter(), time.perf_counter()]
-        elif ev.kind in ("finished", "failed") and ev.stage in spans:
-            spans[ev.stage][1] = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="taleloom-bench-") as tmp:
         book_dir = Path(tmp) / "bench"
@@ -115,11 +110,11 @@ def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None 
                   "status": book.stages[n].status, "model": book.stages[n].model_id} for n in STAGES}
     model_s = sum(s["model_seconds"] for s in stages.values())
     # Stages may overlap (translation beside the pictures), so the overhead is the time outside every stage
-    # (wall clock minus the union of the stages' spans) plus each stage's own time outside its models.
-    busy = _union(list(spans.values()))
+    # (wall clock minus the stages' time on the clock) plus each stage's own time outside its models.
+    busy = book.wall_seconds
     inside = sum(max(0.0, s["seconds"] - s["model_seconds"]) for s in stages.values())
     overhead = (total - busy) + inside
-    overlap = sum(e - b for b, e in spans.values()) - busy
+    overlap = sum(s["seconds"] for s in stages.values()) - busy
     write_ratio = round(stages["write"]["seconds"] / max(1e-6, counting.tokens.get("write", 0) / raw), 3)
     target_book = TARGET_TRANSLATED_S.get(settings.llm)
     return {
@@ -149,16 +144,6 @@ def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None 
                     "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
     }
-
-
-def _union(spans: list[list[float]]) -> float:
-    """Seconds covered by at least one of the [start, end] spans."""
-    covered, end = 0.0, float("-inf")
-    for b, e in sorted(spans):
-        if e > end:
-            covered += e - max(b, end)
-            end = e
-    return covered
 
 
 def _torch_threads() -> int:

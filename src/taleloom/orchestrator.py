@@ -137,7 +137,7 @@ class _Lanes:
     else is ready; a second thread is the other. Books come out as they would one stage at a time."""
 
     def __init__(self, book: Storybook, todo: list[str]):
-        self.book, self.todo, self.running = book, list(todo), {}
+        self.book, self.todo, self.running = book, list(todo), set[str]()
         self.done = {name for name in book.stages if book.stage_done(name) and name not in todo}
         self.cond = threading.Condition()
         self.error: BaseException | None = None
@@ -156,7 +156,7 @@ class _Lanes:
                 name = next((n for n in self.todo if self._ready(n)), None)
                 if name is not None and len(self.running) < LANES:
                     self.todo.remove(name)
-                    self.running[name] = threading.current_thread()
+                    self.running.add(name)
                     return name
                 if not self.running:  # cannot happen while every stage reads only earlier ones (pipeline.py)
                     raise RuntimeError(f"no stage of {self.todo} can start: the stage table's reads are circular")
@@ -164,7 +164,7 @@ class _Lanes:
 
     def finish(self, name: str, error: BaseException | None = None) -> None:
         with self.cond:
-            self.running.pop(name, None)
+            self.running.discard(name)
             if self.book.stage_done(name):
                 self.done.add(name)
             if error is not None and self.error is None:

@@ -150,10 +150,13 @@ def drop_copied_sentences(text: str, sources: list[str], share: float = 0.6, min
     would go: the page's other checks decide then."""
     theirs = [w for src in sources for sent in _SENTENCE_END.split(clean(src))  # scenes often end unpunctuated
               if len(w := content_words(sent)) >= min_words]
+
+    def copied(sentence: str) -> bool:
+        own = content_words(sentence)
+        return len(own) >= min_words and any(len(own & w) / len(own | w) >= share for w in theirs)
+
     mine = sentences(text)
-    kept = [sent for sent in mine
-            if not any(len(own & w) / len(own | w) >= share for w in theirs
-                       for own in [content_words(sent)] if len(own) >= min_words)]
+    kept = [sent for sent in mine if not copied(sent)]
     return " ".join(kept) if kept and len(kept) < len(mine) else text
 
 

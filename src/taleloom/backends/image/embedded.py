@@ -32,7 +32,7 @@ from taleloom.book import ImageRequest
 from taleloom.errors import BadInputError
 
 SHIPPED = {"v1": "illustrator", "v2": "illustrator-v2"}  # version → folder in taleloom/assets
-DEFAULT_VERSION = "v2"  # since v2 at step 12,300 measured better than v1 (benchmarks/illustrator_compare.py, model card)
+DEFAULT_VERSION = "v2"  # since v2 at step 20,300 measured better than v1 (benchmarks/illustrator_compare.py, model card)
 STYLED_PROMPTS = "concept, style words"  # config.json "prompts" of a model trained on styles.caption()
 
 
@@ -203,9 +203,14 @@ class EmbeddedIllustrator(_Lazy, Illustrator):
         for (negative, sampler, steps, guidance, box, layout), idx in groups.items():
             seeds = [requests[i].seed for i in idx]
             if box is not None and not layout and self.collages:
-                heroes = pipe.generate([scenes[i][1] for i in idx], sampler=sampler, steps=steps, guidance=guidance,
-                                       seeds=[requests[i].hero_seed if requests[i].hero_seed is not None
-                                              else requests[i].seed for i in idx])
+                # a book's pages share one hero (prompt and hero seed): each distinct hero is drawn once
+                keys = [(scenes[i][1], requests[i].seed if requests[i].hero_seed is None else requests[i].hero_seed)
+                        for i in idx]
+                distinct = list(dict.fromkeys(keys))
+                drawn = dict(zip(distinct, pipe.generate([p for p, _ in distinct], sampler=sampler, steps=steps,
+                                                         guidance=guidance, seeds=[s for _, s in distinct]),
+                                 strict=True))
+                heroes = [drawn[k] for k in keys]
                 settings = pipe.generate([scenes[i][0] for i in idx], sampler=sampler, steps=steps, guidance=guidance,
                                          seeds=seeds)
                 images = [collage(h, s, box) for h, s in zip(heroes, settings, strict=True)]
