@@ -79,9 +79,11 @@ def score(caption, accept: list[str]) -> dict:
 
 
 def diagnosis(caption) -> dict:
-    """What the captioner saw: classifier labels with scores, people found, the subjects it chose."""
+    """What the captioner saw: classifier labels with scores, people found, the COCO detector's objects, the
+    subjects it chose."""
     f = caption.facts
     return {"labels": f.get("labels", {}), "faces": f.get("faces", 0), "bodies": f.get("bodies", 0),
+            "objects": [f"{o['noun']} {o['score']:.2f} ({o['area']:.0%})" for o in f.get("objects", [])],
             "subjects": [f"{s['phrase']} ({s['level']} {s['score']:.2f})" for s in f.get("subjects", [])]}
 
 
@@ -93,7 +95,8 @@ def print_failures(rows: list[dict], key: str) -> None:
         d = r[key]["diagnosis"]
         labels = ", ".join(f"{k} {v:.2f}" for k, v in d["labels"].items())
         print(f"- {r['id']} [{r['split']}] expected {r['subject']!r}\n    top-5: {labels}\n"
-              f"    people: {d['faces']} faces, {d['bodies']} bodies; subjects: {d['subjects'] or 'none'}\n"
+              f"    people: {d['faces']} faces, {d['bodies']} bodies; objects: {', '.join(d.get('objects', [])) or 'none'}; "
+              f"subjects: {d['subjects'] or 'none'}\n"
               f"    caption: {r[key]['caption']!r}")
 
 
