@@ -62,6 +62,10 @@ class CountingLLM(TextModel):
 
     def __init__(self):
         self.calls = 0
+        self.preloaded: list[list[list[dict[str, str]]]] = []  # the prefixes of each preload
+
+    def preload(self, prefixes=()):
+        self.preloaded.append(list(prefixes))
 
     def chat(self, messages, sampling=None, schema=None):
         self.calls += 1

@@ -34,6 +34,7 @@ from taleloom.files import atomic_save_image, remove_stale_temps
 from taleloom.imageio import load_photo
 from taleloom.pipeline import STAGE, STAGES
 from taleloom.stages.stage import concept_mapper_for, get_style, page_seed, stage_page
+from taleloom.stages.write import BOOK_PREFIX
 
 PHOTO = "photo.png"
 _Run = Run  # the name editions.py and older callers use
@@ -219,15 +220,17 @@ def _interrupt_running(run: _Run, lanes: _Lanes) -> None:
 
 def _preload_llm(backends: Backends, todo: list[str]) -> None:
     """When a later stage needs the LLM, load it in the background while the first stage works (a local
-    GGUF loads in its child process on the other core: seconds off the see stage). A failure here is
-    left for the stage that needs the LLM to raise."""
+    GGUF loads in its child process on the other core: seconds off the see stage), and evaluate the write
+    stage's instructions there too (its prompt then starts from them). A failure here is left for the
+    stage that needs the LLM to raise."""
     if not todo or "llm" in STAGE[todo[0]].roles or not any("llm" in STAGE[n].roles for n in todo):
         return
     llm = backends.get("llm")
+    prefixes = [BOOK_PREFIX] if "write" in todo else []
 
     def preload() -> None:
         try:
-            llm.preload()
+            llm.preload(prefixes)
         except Exception:  # the stage that asks the LLM reports the same error, with its context
             pass
 

@@ -8,7 +8,7 @@ the constructor receives ``location`` and ``model`` (both may be None) plus Opti
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -154,10 +154,12 @@ class TextModel(Backend):
              schema: dict[str, Any] | None = None) -> str:
         """Answer a chat; with `schema`, the answer is JSON that validates against it."""
 
-    def preload(self) -> None:
+    def preload(self, prefixes: Sequence[list[dict[str, str]]] = ()) -> None:
         """Load the model now, so that its first answer does not wait for it: the orchestrator calls this on
         a background thread while the photo is looked at (a local model's child process loads it on the
-        other core). Nothing to do for a server."""
+        other core). `prefixes`: conversations that later calls start with (the write stage's
+        instructions); a model that reuses prompt prefixes exactly (the local GGUF's model process)
+        evaluates them now. Nothing to do for a server."""
 
     def stream(self, messages: list[dict[str, str]], sampling: Sampling | None = None) -> Iterator[str]:
         yield self.chat(messages, sampling)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -157,8 +157,8 @@ def _count(t0: float) -> None:
 
 
 class PooledTextModel(Pooled, TextModel):
-    def preload(self) -> None:
-        self.inner.preload()  # not a call: no slot taken, no model time counted (see Pooled.inner)
+    def preload(self, prefixes: Sequence[list[dict[str, str]]] = ()) -> None:
+        self.inner.preload(prefixes)  # not a call: no slot taken, no model time counted (see Pooled.inner)
 
     def chat(self, messages: list[dict[str, str]], sampling: Sampling | None = None,
              schema: dict[str, Any] | None = None) -> str:

@@ -111,9 +111,24 @@ def main_subject(caption: Caption | None) -> str | None:
 
 # ------------------------------------------------------------------ the plan and the pages, in one answer
 
+BOOK_SYSTEM = (SYSTEM + "\n"
+               "To plan a book and write it, give a short \"title\"; the \"hero\" and one \"friend\", each with a "
+               "\"name\", a \"kind\" (what animal or person they are, in a few words) and a \"look\" (colours of "
+               "fur, hair or skin, and one thing they wear or carry, the same in every picture); an \"outline\" of "
+               "one short line per page that tells the whole story with a beginning, a small problem and a happy "
+               "ending, every line naming the hero; then the \"pages\" asked for, one per outline line, each with "
+               "\"text\" (whole sentences for the reader's age, with the hero's name in it) and \"scene\" (what its "
+               "picture shows, in English, 8 to 20 words: who is in it, with their look, and where). No page "
+               "repeats another. Plain text only: no titles, page numbers, lists or markup.")
+# The book's instructions are the system message, the same for every book, so that the model process
+# evaluates them once, while the photo is looked at (TextModel.preload), and not on the write stage's clock.
+BOOK_PREFIX = [{"role": "system", "content": BOOK_SYSTEM}, {"role": "user", "content": ""}]
+
+
 def _book_prompt(about: str, brief: Brief, hero_kind: str | None, pages: int, written: int) -> str:
     """The one request for the plan and the first `written` pages (a book of more pages gets the rest in
-    later turns): only what the pages and the pictures need, so that few tokens are generated."""
+    later turns): only what the pages and the pictures need, so that few tokens are generated. What
+    differs between books; the instructions that do not are BOOK_SYSTEM."""
     who = f"The hero is called {brief.hero}" if brief.hero else "Choose the hero's name from the list"
     if hero_kind and not brief.idea:
         who += f" and is the {hero_kind} from the photo"
@@ -121,15 +136,8 @@ def _book_prompt(about: str, brief: Brief, hero_kind: str | None, pages: int, wr
     which = "every page" if written == pages else f"the first {written} pages"
     return (f"A picture book for a {brief.age}-year-old reader, {pages} pages, {brief.tone}.\n"
             f"It is about: {about}\n{who}.\n"
-            "Plan it, then write it. Give a short \"title\"; the \"hero\" and one \"friend\", each with a "
-            "\"name\", a \"kind\" (what animal or person they are, in a few words) and a \"look\" (colours of "
-            "fur, hair or skin, and one thing they wear or carry, the same in every picture); an \"outline\" of "
-            f"exactly {pages} short lines, one per page, that tells the whole story with a beginning, a small "
-            f"problem and a happy ending, every line naming the hero; then the \"pages\" for {which}, one per "
-            f"outline line, each with \"text\" ({per_page // 2} to {per_page} words for a {brief.age}-year-old, "
-            "whole sentences, with the hero's name in it) and \"scene\" (what its picture shows, in English, 8 to 20 words: "
-            "who is in it, with their look, and where). No page repeats another. Plain text only: no titles, "
-            "page numbers, lists or markup.")
+            f"Plan it, then write it: an outline of exactly {pages} lines, then the pages for {which}, each "
+            f"text {per_page // 2} to {per_page} words.")
 
 
 def _page_schema(brief: Brief, n: int) -> dict[str, Any]:
@@ -165,7 +173,7 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
     schema = _object(title=_text(5, 60), hero=_object(name=hero_name, **member), friend=_object(name=NAME, **member),
                      outline=_list(_text(10, 90), pages), pages=_page_schema(brief, n))
     user = _book_prompt(about, brief, hero_kind, pages, n)
-    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    messages = [{"role": "system", "content": BOOK_SYSTEM}, {"role": "user", "content": user}]
     wanted = st.content_words(" ".join([hero_kind or "", brief.idea or "", about if not hero_kind else "",
                                         *things[:3]]))
     planned: list[tuple[str, list[CastMember], list[str]]] = []  # the last plan that passed its checks

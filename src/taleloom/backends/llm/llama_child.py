@@ -6,9 +6,15 @@ Run by `taleloom.backends.llm.supervisor` as ``python -m taleloom.backends.llm.l
 grammar, an abort on an empty grammar stack, a kill -9), it takes down this process only, and the
 supervisor starts a new one. Three things differ from ``python -m llama_cpp.server``:
 
-- every chat completion starts from an empty KV cache (``Llama.reset()`` first), as the in-process
-  backend does, so the same seed gives the same answer whatever was asked before;
+- a prompt that starts like a recent one reuses that start's evaluation, exactly (prompt_prefixes.py:
+  whole batches of earlier prompts only, so the same seed gives the same answer whatever was asked
+  before, as from an empty cache); a vision model starts every chat from an empty KV cache instead
+  (its image embeddings are not tokens);
 - a new request never interrupts a running stream (``interrupt_requests=False``): calls queue;
+- logits are kept for the last token only (``logits_all=False``, the server's default is True): nothing
+  here asks for prompt log-probabilities, and keeping them made the server compute the vocabulary
+  projection for every prompt token and copy it (628 × 151,936 floats for Qwen's write prompt), which
+  slowed the write stage's prompt by about a fifth;
 - weights load without llama.cpp's extra buffer types unless asked: ``--repack`` (the LLM's default)
   keeps its CPU_REPACK layout but never the AMX one, which crashes on AMX CPUs (llamacpp._model_params,
   cpu_buffers.py); grammars are checked on the sampled token first (grammar_sampling.py); and the process exits when its parent is gone, so a kill -9 of the API
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
 import time
 
@@ -69,13 +76,19 @@ def main(argv: list[str] | None = None) -> None:
     from llama_cpp.server.app import create_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
+    from taleloom.backends.llm import prompt_prefixes
     from taleloom.backends.llm.llamacpp import _model_params
 
-    _reset_before_each_chat()
+    if args.clip_model:
+        _reset_before_each_chat()
+    else:
+        prompt_prefixes.install(prompt_prefixes.PrefixStates(), lambda line: print(line, file=sys.stderr, flush=True))
     server = ServerSettings(host="127.0.0.1", port=args.port, interrupt_requests=False)
     model = ModelSettings(model=args.model, model_alias=args.alias, n_ctx=args.n_ctx, n_threads=args.n_threads,
-                          n_threads_batch=args.n_threads, n_gpu_layers=args.n_gpu_layers,
-                          chat_format=args.chat_format, clip_model_path=args.clip_model, verbose=False)
+                          n_threads_batch=args.n_threads, n_batch=prompt_prefixes.ALIGN,
+                          n_ubatch=prompt_prefixes.ALIGN, n_gpu_layers=args.n_gpu_layers,
+                          chat_format=args.chat_format, clip_model_path=args.clip_model, verbose=False,
+                          logits_all=False)
     with _model_params(args.extra_buffers, repack=args.repack):
         app = create_app(server_settings=server, model_settings=[model])  # loads the weights
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", timeout_graceful_shutdown=1)

@@ -22,7 +22,7 @@ import json
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +33,7 @@ from taleloom import deadline
 from taleloom.backends import model_files
 from taleloom.backends.base import Answer, Options, Piece, Sampling, TextModel, Usage
 from taleloom.backends.llm import cpu_buffers
+from taleloom.backends.llm.prompt_prefixes import ALIGN
 from taleloom.backends.llm.schema_check import check_schema
 from taleloom.config import cpu_threads
 from taleloom.errors import BackendError, BadInputError, CutOffAnswerError, ModelNotFoundError
@@ -111,7 +112,8 @@ class LlamaCppTextModel(TextModel):
         try:
             with _model_params(self.options.extra_buffers, self.options.repack):
                 self._llama = Llama(model_path=str(path), n_ctx=self.options.n_ctx, n_threads=threads,
-                                    n_threads_batch=threads, n_gpu_layers=self.options.n_gpu_layers,
+                                    n_threads_batch=threads, n_batch=ALIGN, n_ubatch=ALIGN,  # as the child
+                                    n_gpu_layers=self.options.n_gpu_layers,
                                     chat_format=self.options.chat_format, verbose=False)
         except (ValueError, RuntimeError) as e:  # llama-cpp-python raises ValueError for unreadable files
             raise ModelNotFoundError(f"could not load GGUF file {path}: {e}",
@@ -138,10 +140,15 @@ class LlamaCppTextModel(TextModel):
             self._grammars.popitem(last=False)
         return grammar
 
-    def preload(self) -> None:
-        """Start the child process and load the weights (or load them in this process) before the first call."""
+    def preload(self, prefixes: Sequence[list[dict[str, str]]] = ()) -> None:
+        """Start the child process and load the weights (or load them in this process) before the first call;
+        the child also evaluates `prefixes` and keeps them (prompt_prefixes.py: a later prompt that starts
+        the same way does not evaluate that start again, and gets the same answer as without). Inline,
+        every call starts from an empty cache, so prefixes are not evaluated ahead."""
         if self.options.process == "child":
             self._child().remote()
+            for messages in prefixes:
+                self._child().answer(messages, Sampling(seed=0, max_tokens=1, temperature=0.0), None)
         else:
             with self._lock:
                 self._load()
