@@ -4,6 +4,7 @@ assets/manifest.json with the sha256 of every shipped file.
 
     python scripts/export_assets.py --illustrator runs/illustrator --upscaler runs/upscaler --aligned runs/aligned/model
     python scripts/export_assets.py --illustrator-v2 runs/v2-unet   # latent U-Net + its autoencoder (vae/)
+    python scripts/export_assets.py --v2-decoder runs/v2-vae-decoder   # a new decoder for the shipped encoder
 
 Any of the three may be left out (that asset stays as it is). The aligned encoder's vocabulary is
 marked with the concepts the illustrator was trained on (`trained`), which `nearest_concepts` uses.
@@ -16,6 +17,8 @@ import json
 import shutil
 import sys
 from pathlib import Path
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_emoji_dataset import DEFAULT_OUT, load_manifest, storybook_concept  # noqa: E402
@@ -83,6 +86,25 @@ def export_v2(src: Path, dst: Path, data: Path) -> None:
     (dst / "concepts.json").write_text(json.dumps(trained, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def export_v2_decoder(src: Path, dst: Path) -> None:
+    """Replace the shipped v2 autoencoder (`dst`) by a decoder_only run on its encoder: refused unless the
+    run's encoder is the shipped one, tensor for tensor (the shipped U-Net's latents depend on it)."""
+    from taleloom.diffusion.vae import load_vae
+
+    new, meta = load_vae(src)
+    old, old_meta = load_vae(dst)
+    if not meta["train"].get("decoder_only"):
+        raise SystemExit(f"{src} is not a decoder_only run: its encoder, and so the U-Net's latents, may differ")
+    for (name, a), b in zip(new.encoder.state_dict().items(), old.encoder.state_dict().values(), strict=True):
+        if not torch.equal(a.half(), b.half()):
+            raise SystemExit(f"{src}: encoder tensor {name} differs from the shipped one in {dst}")
+    export_checkpoint(src, dst, base=0)
+    meta = json.loads((dst / "config.json").read_text())
+    meta["train"].pop("started_from_step", None)
+    meta["train"]["encoder"] = f"the first v2 autoencoder's ({old_meta['step']} steps), frozen"
+    (dst / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
 def export_aligned(src: Path, dst: Path, data: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for name in ("model.safetensors", "config.json", "vocabulary.safetensors"):
@@ -101,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--upscaler", type=Path)
     p.add_argument("--aligned", type=Path)
     p.add_argument("--illustrator-v2", type=Path, help="a latent U-Net run folder (with its vae/)")
+    p.add_argument("--v2-decoder", type=Path, help="a decoder_only autoencoder run on the shipped v2 encoder")
     p.add_argument("--data", type=Path, default=DEFAULT_OUT)
     p.add_argument("--iconify-data", type=Path, default=Path.home() / ".cache" / "taleloom" / "iconify")
     a = p.parse_args(argv)
@@ -109,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
         export_checkpoint(a.illustrator, root / "illustrator")
     if a.illustrator_v2:
         export_v2(a.illustrator_v2, root / "illustrator-v2", a.iconify_data)
+    if a.v2_decoder:
+        export_v2_decoder(a.v2_decoder, root / "illustrator-v2" / "vae")
     if a.upscaler:
         export_checkpoint(a.upscaler, root / "upscaler", image_size=128)
     if a.aligned:

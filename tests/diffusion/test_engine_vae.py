@@ -116,6 +116,33 @@ def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tmp_path):
                   data, resume=True, progress=False)
 
 
+def test_a_wider_decoder_learns_on_a_frozen_encoder_and_the_latents_do_not_move(tmp_path):
+    data = Blobs(8, 16)
+    x = torch.stack(data.x)
+    train_vae(vae_config(tmp_path / "first", max_steps=60, crop_size=0, batch_size=8, lr=5e-3), data, progress=False)
+    first, _ = load_vae(tmp_path / "first")
+    wide = VAEConfig(channels=(8, 16), latent_channels=4, image_size=16, decoder_channels=(16, 24),
+                     decoder_res_blocks=2)
+    run = vae_config(tmp_path / "wide", vae=wide, init_from=str(tmp_path / "first"), decoder_only=True,
+                     max_steps=80, crop_size=0, batch_size=8, lr=5e-3)
+    losses = train_vae(run, data, progress=False).losses
+    second, meta = load_vae(tmp_path / "wide")
+    with torch.no_grad():
+        z = first.encode(x)[0]
+        assert torch.equal(second.encode(x)[0], z)  # same encoder, same latents: a U-Net trained on them still fits
+        assert sum(p.numel() for p in second.decoder.parameters()) > 2 * sum(p.numel() for p in first.decoder.parameters())
+        assert (second.decode(z) - x).abs().mean() < (first.decode(z) - x).abs().mean()
+    assert sum(losses[-10:]) < sum(losses[:10])
+    assert meta["vae"]["decoder_channels"] == [16, 24] and meta["train"]["decoder_only"] is True
+    with pytest.raises(ValueError, match="init_from"):
+        vae_config(tmp_path / "x", decoder_only=True)
+    with pytest.raises(BadInputError, match="encoder does not fit"):
+        train_vae(vae_config(tmp_path / "y", vae=VAEConfig(channels=(8, 8), image_size=16),
+                             init_from=str(tmp_path / "first"), decoder_only=True), data, progress=False)
+    with pytest.raises(ValueError, match="decoder_channels"):
+        VAEConfig(channels=(8, 16), decoder_channels=(8,))
+
+
 def test_checkpoint_kinds_are_not_mixed_up(tmp_path):
     train_vae(vae_config(tmp_path / "vae", max_steps=1), Blobs(4, 16), progress=False)
     with pytest.raises(ModelNotFoundError, match="autoencoder checkpoint"):

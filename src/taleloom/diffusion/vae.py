@@ -36,17 +36,35 @@ class VAEConfig:
     channels: tuple[int, ...] = (32, 64, 96, 128)  # f = 8
     num_res_blocks: int = 1  # residual blocks per level (encoder and decoder)
     image_size: int = 128  # pictures the latent model draws (informative: the network is convolutional)
+    # the decoder's own widths (finest level first, as `channels`) and blocks per level; empty / 0: the
+    # encoder's. A wider decoder can be trained later on a frozen encoder (vae_train decoder_only): the
+    # latents, and so every U-Net trained on them, stay the same while the pictures get sharper.
+    decoder_channels: tuple[int, ...] = ()
+    decoder_res_blocks: int = 0
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
+        self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
         if not self.channels or min(self.channels) <= 0:
             raise ValueError(f"channels must be positive widths, got {self.channels}")
+        if self.decoder_channels and (len(self.decoder_channels) != len(self.channels)
+                                      or min(self.decoder_channels) <= 0):
+            raise ValueError(f"decoder_channels must be {len(self.channels)} positive widths (one per level of "
+                             f"channels), got {self.decoder_channels}")
         if self.image_size % self.factor:
             raise ValueError(f"image_size {self.image_size} must be divisible by the factor {self.factor}")
 
     @property
     def factor(self) -> int:
         return 2 ** (len(self.channels) - 1)
+
+    @property
+    def dec_channels(self) -> tuple[int, ...]:
+        return self.decoder_channels or self.channels
+
+    @property
+    def dec_res_blocks(self) -> int:
+        return self.decoder_res_blocks or self.num_res_blocks
 
     @property
     def latent_size(self) -> int:
@@ -100,12 +118,12 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, c: VAEConfig):
         super().__init__()
-        ch = c.channels[::-1]
+        ch = c.dec_channels[::-1]
         layers: list[nn.Module] = [nn.Conv2d(c.latent_channels, ch[0], 3, padding=1)]
         for i, width in enumerate(ch):
             if i > 0:
                 layers.append(_Up(ch[i - 1], width))
-            layers += [_Res(width) for _ in range(c.num_res_blocks)]
+            layers += [_Res(width) for _ in range(c.dec_res_blocks)]
         layers += [nn.SiLU(), nn.Conv2d(ch[-1], c.in_channels, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 

@@ -53,6 +53,11 @@ class VAETrainConfig:
     kl_weight: float = 1e-4  # weight of the mean per-element KL (keeps latents near N(0, I) and smooth)
     perceptual: str = "aligned"  # "aligned" (our encoder's first levels) or "none"
     perceptual_weight: float = 0.5
+    # a trained autoencoder to start from: its encoder (and its decoder, where [vae] gives it the same
+    # shape) is loaded first; with decoder_only its encoder stays frozen and the decoder learns to draw
+    # the encoder's posterior means (what a latent U-Net produces), so the latent space does not move
+    init_from: str = ""
+    decoder_only: bool = False
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 250
@@ -69,6 +74,9 @@ class VAETrainConfig:
         for name in ("batch_size", "max_steps", "checkpoint_every", "log_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.decoder_only and not self.init_from:
+            raise ValueError("decoder_only trains a new decoder for a trained encoder: set init_from to that "
+                             "autoencoder's folder")
         if self.crop_size and (self.crop_size % self.vae.factor or self.crop_size > self.vae.image_size):
             raise ValueError(f"crop_size {self.crop_size} must divide by the factor {self.vae.factor} "
                              f"and be at most image_size {self.vae.image_size}")
@@ -175,14 +183,19 @@ def train_vae(config: VAETrainConfig, dataset: Dataset, *, resume: bool = False,
 
     torch.manual_seed(config.seed)
     model = AutoencoderKL(v).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.adam_betas,
+    if config.init_from and not resume:
+        start_from(model, config.init_from)
+    trained = model.decoder if config.decoder_only else model
+    if config.decoder_only:
+        model.encoder.requires_grad_(False).eval()
+    opt = torch.optim.AdamW(trained.parameters(), lr=config.lr, betas=config.adam_betas,
                             weight_decay=config.weight_decay)
     perc = perceptual_net(config.perceptual, device)
     gen = torch.Generator(device=device).manual_seed(config.seed)
     step = 0
     if resume:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state["config"]["vae"] != v.to_dict():
+        if VAEConfig.from_dict(state["config"]["vae"]) != v:
             raise BadInputError(f"cannot resume {out}: its [vae] config differs from this config's",
                                 "keep [vae] unchanged when resuming")
         model.load_state_dict(state["model"])
@@ -211,10 +224,15 @@ def train_vae(config: VAETrainConfig, dataset: Dataset, *, resume: bool = False,
         x = random_crops(images[idx], config.crop_size, gen).float().div_(127.5).sub_(1.0)
         for g in opt.param_groups:
             g["lr"] = lr_at(config, step)  # type: ignore[arg-type]  # same lr fields as TrainConfig
-        x_hat, mean, logvar = model(x, gen)
+        if config.decoder_only:
+            with torch.no_grad():
+                mean, _ = model.encode(x)
+            x_hat = model.decode(mean)
+        else:
+            x_hat, mean, logvar = model(x, gen)
         rec = (x_hat - x).abs().flatten(1).mean(dim=1)
         p_term = perc(x_hat, x) if perc is not None else torch.zeros_like(rec)
-        kl = kl_divergence(mean, logvar)
+        kl = torch.zeros_like(rec) if config.decoder_only else kl_divergence(mean, logvar)
         loss = (rec + config.perceptual_weight * p_term + config.kl_weight * kl).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -245,6 +263,23 @@ def train_vae(config: VAETrainConfig, dataset: Dataset, *, resume: bool = False,
             save()
     bar.close()
     return VAETrainResult(out, start_step, step, losses)
+
+
+def start_from(model: AutoencoderKL, folder: str) -> None:
+    """Load a trained autoencoder's encoder into `model` (the shapes must agree: the latent space is the
+    point), and its decoder too when `model`'s decoder has the same shape (else the decoder starts fresh)."""
+    from taleloom.diffusion.vae import load_vae
+
+    source, _ = load_vae(Path(folder).expanduser())
+    try:
+        model.encoder.load_state_dict(source.encoder.state_dict())
+    except RuntimeError as e:
+        raise BadInputError(f"init_from {folder}: its encoder does not fit this [vae] config",
+                            "keep [vae] channels, num_res_blocks and latent_channels as that autoencoder's; "
+                            "only decoder_channels / decoder_res_blocks may differ") from e
+    if source.config.dec_channels == model.config.dec_channels and \
+            source.config.dec_res_blocks == model.config.dec_res_blocks:
+        model.decoder.load_state_dict(source.decoder.state_dict())
 
 
 @torch.no_grad()
