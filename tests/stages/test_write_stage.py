@@ -391,3 +391,14 @@ def test_a_planned_page_without_the_hero_is_written_again_with_the_hero():
     plain = PlainLLM(texts=texts[:4])
     write.write_story(CAT, Brief(pages=4, hero="Nora", seed=5), plain)
     assert [tuple(c[2]["properties"]) for c in plain.calls] == [("story",)]  # the fast preset is not asked again
+
+
+def test_a_cast_name_in_capitals_is_printed_as_the_cast_sheet_spells_it():
+    """Qwen wrote "BEN runs down the beach" / "TOM says" (story_quality, brief 1 seed 2): the book prints the
+    cast's spelling, in the text and the scene; other capitals stay."""
+    texts = list(TEXTS)
+    texts[1] = "NORA ran after the kite. The wind said WHOOSH and OTTO barked."
+    d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), ScriptedLLM(texts=texts))
+    assert d.pages[1].text == "Nora ran after the kite. The wind said WHOOSH and Otto barked."
+    assert st.cast_spelling("nora and NORA's dog", ["Nora"]) == "Nora and Nora's dog"
+    assert st.cast_spelling("Noraline came", ["Nora"]) == "Noraline came"  # whole names only

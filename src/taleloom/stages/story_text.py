@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])['\"”’]?\s+(?=[\"'“‘]?[A-Z0-9])")
 _WORD = re.compile(r"[A-Za-z']+")
@@ -158,6 +159,14 @@ def drop_copied_sentences(text: str, sources: list[str], share: float = 0.6, min
     mine = sentences(text)
     kept = [sent for sent in mine if not copied(sent)]
     return " ".join(kept) if kept and len(kept) < len(mine) else text
+
+
+def cast_spelling(text: str, names: Sequence[str]) -> str:
+    """Each cast name as the cast sheet spells it ('BEN runs to TOM' → 'Ben runs to Tom'): Qwen sometimes
+    writes names in capitals, which a picture book's page should not shout."""
+    for name in names:
+        text = re.sub(rf"\b{re.escape(name)}\b", name, text, flags=re.IGNORECASE)
+    return text
 
 
 def mentions(text: str, name: str) -> bool:

@@ -347,7 +347,7 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
         seen.append(text)
     if len({s.lower() for s in scenes}) < len(scenes):
         return "two pages have the same scene"
-    result[:] = [PageDraft(text=st.trim_words(t, limit), scene=_scene(s, cast)) for t, s in zip(texts, scenes,
+    result[:] = [_page(st.trim_words(t, limit), s, cast) for t, s in zip(texts, scenes,
                                                                                                    strict=True)]
     return None
 
@@ -366,6 +366,13 @@ def name_the_hero(text: str, hero: CastMember) -> str:
     if found is None:
         return text
     return f"{text[:found.start()]}{hero.name} the {found.group(1)}{text[found.end():]}"
+
+
+def _page(text: str, scene: str, cast: Sequence[CastMember], outline: str = "") -> PageDraft:
+    """A page as the book keeps it: the cast's names spelt as on the cast sheet, the scene with their looks."""
+    names = [m.name for m in cast]
+    return PageDraft(text=st.cast_spelling(text, names), scene=_scene(st.cast_spelling(scene, names), cast),
+                     outline=outline)
 
 
 def _scene(scene: str, cast: Sequence[CastMember]) -> str:
@@ -445,8 +452,7 @@ def story_fallback(brief: Brief, cast: Sequence[CastMember], lines: Sequence[str
              _sampling(sampling, 300 + first, max_tokens=max_chars // 3 + 24),
              f"write a {n}-page story about {hero.name}", check)
     look = f"{hero.name}, {hero.look}"
-    return [PageDraft(text=t, scene=_scene(f"{look}: {line if st.words(line) else t}", cast))
-            for t, line in zip(result, lines, strict=True)]
+    return [_page(t, f"{look}: {line if st.words(line) else t}", cast) for t, line in zip(result, lines, strict=True)]
 
 
 # ------------------------------------------------------------------ the stage's entry points
@@ -568,7 +574,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
             return f"same text as another page ({other[:40]!r})"
         if problem := st.repetition(text):
             return problem
-        result[:] = [PageDraft(text=st.trim_words(text, int(per_page * 1.5)), scene=_scene(scene, cast))]
+        result[:] = [_page(st.trim_words(text, int(per_page * 1.5)), scene, cast)]
         return None
 
     ask_json(llm, messages, _object(text=_text(20, min(1000, per_page * 9)), scene=_text(20, 160)),
@@ -622,8 +628,7 @@ def extend_story(book: Storybook | Draft, n_more: int, llm: TextModel, sampling:
             if other := st.similar_page(text, seen):
                 return f"page {first + i} repeats {other[:50]!r}"
             seen.append(text)
-            drafts.append(PageDraft(text=st.trim_words(text, int(per_page * 1.5)), scene=_scene(scene, cast),
-                                    outline=d["outline"][i]))
+            drafts.append(_page(st.trim_words(text, int(per_page * 1.5)), scene, cast, outline=d["outline"][i]))
         result[:] = drafts
         return None
 
