@@ -143,6 +143,22 @@ def test_a_wider_decoder_learns_on_a_frozen_encoder_and_the_latents_do_not_move(
         VAEConfig(channels=(8, 16), decoder_channels=(8,))
 
 
+def test_the_adversarial_term_trains_a_discriminator_and_resumes_exactly(tmp_path):
+    data = Blobs(6, 16)
+    adv = dict(adversarial_weight=0.1, adversarial_start=3, disc_channels=4, crop_size=0)
+    full = train_vae(vae_config(tmp_path / "full", **adv), data, progress=False)
+    train_vae(vae_config(tmp_path / "split", max_steps=4, **adv), data, progress=False)
+    second = train_vae(vae_config(tmp_path / "split", **adv), data, resume=True, progress=False)
+    assert second.losses == full.losses[4:]  # discriminator, its optimizer and its spectral norms saved too
+    log = [json.loads(line) for line in (tmp_path / "full" / "train_log.jsonl").read_text().splitlines()]
+    assert log[0]["adversarial"] == 0.0 and log[0]["discriminator"] > 0  # the critic learns before the decoder feels it
+    assert log[-1]["adversarial"] != 0.0
+    plain = train_vae(vae_config(tmp_path / "plain", crop_size=0), data, progress=False)
+    assert plain.losses[:3] == full.losses[:3] and plain.losses[3:] != full.losses[3:]
+    with pytest.raises(ValueError, match="adversarial"):
+        vae_config(tmp_path / "bad", adversarial_weight=-1)
+
+
 def test_checkpoint_kinds_are_not_mixed_up(tmp_path):
     train_vae(vae_config(tmp_path / "vae", max_steps=1), Blobs(4, 16), progress=False)
     with pytest.raises(ModelNotFoundError, match="autoencoder checkpoint"):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -58,6 +59,13 @@ class VAETrainConfig:
     # the encoder's posterior means (what a latent U-Net produces), so the latent space does not move
     init_from: str = ""
     decoder_only: bool = False
+    # adversarial term (patch discriminator, hinge loss; Esser et al. 2021 as latent diffusion uses it): L1
+    # and perceptual distances are minimised by a blur where the latent does not say which detail; a
+    # discriminator of real vs decoded patches pushes the decoder to draw a sharp one. The discriminator
+    # trains from the first step; the decoder feels it from `adversarial_start` on. 0 = off.
+    adversarial_weight: float = 0.0
+    adversarial_start: int = 0
+    disc_channels: int = 32
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 250
@@ -71,6 +79,8 @@ class VAETrainConfig:
             raise ValueError(f"perceptual must be one of {', '.join(PERCEPTUAL)}, got {self.perceptual!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.adversarial_weight < 0 or self.adversarial_start < 0 or self.disc_channels <= 0:
+            raise ValueError("adversarial_weight and adversarial_start must be >= 0 and disc_channels positive")
         for name in ("batch_size", "max_steps", "checkpoint_every", "log_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -97,6 +107,24 @@ class VAETrainResult:
     start_step: int
     step: int
     losses: list[float]  # total loss of every step this call ran
+
+
+class PatchDiscriminator(nn.Module):
+    """Real or decoded, per overlapping patch (~22 px receptive field): three strided 4×4 convolutions with
+    spectral normalisation (a bounded critic, so the hinge loss stays stable without a warm-up schedule)."""
+
+    def __init__(self, channels: int = 32, in_channels: int = 3):
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        c = channels
+        self.net = nn.Sequential(
+            sn(nn.Conv2d(in_channels, c, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(c, 2 * c, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(2 * c, 4 * c, 4, 1, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(4 * c, 1, 3, 1, 1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
 
 
 class PerceptualLoss(nn.Module):
@@ -190,6 +218,10 @@ def train_vae(config: VAETrainConfig, dataset: Dataset, *, resume: bool = False,
         model.encoder.requires_grad_(False).eval()
     opt = torch.optim.AdamW(trained.parameters(), lr=config.lr, betas=config.adam_betas,
                             weight_decay=config.weight_decay)
+    disc = opt_d = None
+    if config.adversarial_weight > 0:
+        disc = PatchDiscriminator(config.disc_channels, v.in_channels).to(device).train()
+        opt_d = torch.optim.AdamW(disc.parameters(), lr=config.lr, betas=(0.5, 0.9))
     perc = perceptual_net(config.perceptual, device)
     gen = torch.Generator(device=device).manual_seed(config.seed)
     step = 0
@@ -200,6 +232,9 @@ def train_vae(config: VAETrainConfig, dataset: Dataset, *, resume: bool = False,
                                 "keep [vae] unchanged when resuming")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        if disc is not None:
+            disc.load_state_dict(state["disc"])
+            opt_d.load_state_dict(state["disc_optimizer"])
         _set_rng_states(gen, state["rng"])
         step = int(state["step"])
     start_step = step
@@ -208,8 +243,9 @@ def train_vae(config: VAETrainConfig, dataset: Dataset, *, resume: bool = False,
 
     def save() -> None:
         buf = io.BytesIO()
+        extra = {"disc": disc.state_dict(), "disc_optimizer": opt_d.state_dict()} if disc is not None else {}
         torch.save({"step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "rng": _rng_states(gen), "config": config.to_dict()}, buf)
+                    "rng": _rng_states(gen), "config": config.to_dict(), **extra}, buf)
         atomic_write_bytes(state_path, buf.getvalue())
         save_checkpoint(out, model.state_dict(), vae_meta(config, step))
 
@@ -234,12 +270,22 @@ def train_vae(config: VAETrainConfig, dataset: Dataset, *, resume: bool = False,
         p_term = perc(x_hat, x) if perc is not None else torch.zeros_like(rec)
         kl = torch.zeros_like(rec) if config.decoder_only else kl_divergence(mean, logvar)
         loss = (rec + config.perceptual_weight * p_term + config.kl_weight * kl).mean()
+        g_adv = d_loss = torch.zeros((), device=device)
+        if disc is not None and step >= config.adversarial_start:
+            g_adv = -disc(x_hat).mean()  # hinge, the decoder's side
+            loss = loss + config.adversarial_weight * g_adv
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         opt.step()
-        pending.append(torch.stack([loss.detach(), rec.mean().detach(), p_term.mean().detach(), kl.mean().detach()]))
+        if disc is not None:  # the discriminator's side: real patches above +1, decoded below -1
+            d_loss = F.relu(1.0 - disc(x)).mean() + F.relu(1.0 + disc(x_hat.detach())).mean()
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        pending.append(torch.stack([loss.detach(), rec.mean().detach(), p_term.mean().detach(), kl.mean().detach(),
+                                    g_adv.detach(), d_loss.detach()]))
         step += 1
         timed += 1
         bar.update(1)
@@ -256,7 +302,8 @@ def train_vae(config: VAETrainConfig, dataset: Dataset, *, resume: bool = False,
             ips = timed * config.batch_size / max(time.perf_counter() - t0, 1e-9)
             t0, timed = time.perf_counter(), 0
             with log_path.open("a") as f:
-                f.write(json.dumps({"step": step, "loss": m[0], "rec_l1": m[1], "perceptual": m[2], "kl": m[3],
+                adv = {"adversarial": m[4], "discriminator": m[5]} if disc is not None else {}
+                f.write(json.dumps({"step": step, "loss": m[0], "rec_l1": m[1], "perceptual": m[2], "kl": m[3], **adv,
                                     "lr": lr_at(config, step - 1), "img_per_s": ips}) + "\n")  # type: ignore[arg-type]
             bar.set_postfix(loss=f"{m[0]:.4f}", l1=f"{m[1]:.4f}", kl=f"{m[3]:.2f}")
         if step % config.checkpoint_every == 0 or step == config.max_steps:
