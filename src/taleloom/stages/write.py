@@ -136,8 +136,8 @@ def _book_prompt(about: str, brief: Brief, hero_kind: str | None, pages: int, wr
     which = "every page" if written == pages else f"the first {written} pages"
     return (f"A picture book for a {brief.age}-year-old reader, {pages} pages, {brief.tone}.\n"
             f"It is about: {about}\n{who}.\n"
-            f"Plan it, then write it: an outline of exactly {pages} lines, then the pages for {which}, each "
-            f"text {per_page // 2} to {per_page} words.")
+            f"Plan it, then write it: an outline of exactly {pages} lines (a beginning, a small problem, a happy "
+            f"ending), then the pages for {which}, each text {per_page // 2} to {per_page} words.")
 
 
 def _page_schema(brief: Brief, n: int) -> dict[str, Any]:
