@@ -61,8 +61,10 @@ class VAETrainConfig:
     decoder_only: bool = False
     # adversarial term (patch discriminator, hinge loss; Esser et al. 2021 as latent diffusion uses it): L1
     # and perceptual distances are minimised by a blur where the latent does not say which detail; a
-    # discriminator of real vs decoded patches pushes the decoder to draw a sharp one. The discriminator
-    # trains from the first step; the decoder feels it from `adversarial_start` on. 0 = off.
+    # discriminator of real vs decoded patches pushes the decoder to draw a sharp one. Its term is scaled by
+    # the ratio of gradient norms at the decoder's last layer (adaptive_weight) times this weight (0.5 in
+    # latent diffusion). The discriminator trains from the first step; the decoder feels it from
+    # `adversarial_start` on. 0 = off.
     adversarial_weight: float = 0.0
     adversarial_start: int = 0
     disc_channels: int = 32
@@ -125,6 +127,15 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def adaptive_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """The adversarial term's scale (Esser et al. 2021): the ratio of the two losses' gradient norms at the
+    decoder's last layer, so that `adversarial_weight` means the same whatever the reconstruction loss's scale
+    (a fixed weight on a critic's O(1) output would swamp an L1 of 0.07)."""
+    g_rec = torch.autograd.grad(rec_loss, last, retain_graph=True)[0]
+    g_adv = torch.autograd.grad(g_loss, last, retain_graph=True)[0]
+    return (g_rec.norm() / (g_adv.norm() + 1e-4)).clamp(0.0, 1e4).detach()
 
 
 class PerceptualLoss(nn.Module):
@@ -273,7 +284,7 @@ def train_vae(config: VAETrainConfig, dataset: Dataset, *, resume: bool = False,
         g_adv = d_loss = torch.zeros((), device=device)
         if disc is not None and step >= config.adversarial_start:
             g_adv = -disc(x_hat).mean()  # hinge, the decoder's side
-            loss = loss + config.adversarial_weight * g_adv
+            loss = loss + config.adversarial_weight * adaptive_weight(loss, g_adv, model.decoder.net[-1].weight) * g_adv
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
