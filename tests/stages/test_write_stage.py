@@ -402,3 +402,17 @@ def test_a_cast_name_in_capitals_is_printed_as_the_cast_sheet_spells_it():
     assert d.pages[1].text == "Nora ran after the kite. The wind said WHOOSH and Otto barked."
     assert st.cast_spelling("nora and NORA's dog", ["Nora"]) == "Nora and Nora's dog"
     assert st.cast_spelling("Noraline came", ["Nora"]) == "Noraline came"  # whole names only
+
+
+def test_the_models_notes_about_its_own_writing_never_reach_the_page():
+    """A Qwen book's last page read "The end. (Note: This story has been modified slightly from the original
+    request to ensure it is appropriate for 9-year-olds.) If y..." (story_quality, brief 7 seed 1)."""
+    note = ("Nora waved goodbye to Otto and took her yellow kite home. The end. (Note: This story has been modified slightly from the original request "
+            "to ensure it is appropriate for 9-year-olds.) If you would like any changes, let me know!")
+    texts = list(TEXTS)
+    texts[3] = note
+    d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), ScriptedLLM(texts=texts))
+    assert d.pages[3].text == "Nora waved goodbye to Otto and took her yellow kite home."
+    assert st.drop_asides('Nora said: "Let me know when you are home!" Then she left.') == \
+        'Nora said: "Let me know when you are home!" Then she left.'  # a character's words stay
+    assert st.drop_asides("I hope you enjoyed it. The endless sea was blue.") == "The endless sea was blue."

@@ -119,8 +119,29 @@ def strip_markup(text: str) -> str:
 
 
 def drop_labels(text: str) -> str:
-    """A page's text without a leading 'Page 2:' / 'Text:' / 'Scene:' label that the model added."""
-    return _LABEL.sub("", clean(text))
+    """A page's text without a leading 'Page 2:' / 'Text:' / 'Scene:' label that the model added, and
+    without its notes about its own writing (drop_asides)."""
+    return drop_asides(_LABEL.sub("", clean(text)))
+
+
+_ASIDE = re.compile(r"\(\s*(?:note|p\.?s\.?)\b[^)]*(?:\)|$)"  # (Note: this story has been modified ...)
+                    r"|(?:^|(?<=[.!?]\s))(?:note|p\.s\.)\s*:[^\n]*$"  # Note: ... to the end
+                    r"|(?:^|(?<=[.!?]\s))the end[.!]*(?=\s|$)",  # The end.
+                    re.IGNORECASE)
+
+
+_ASSISTANT_TALK = re.compile(r"\b(?:let me know(?: if|[.!]|$)|feel free to|i hope you (?:enjoy|like)\w*|if you (?:want|would like|'d like|"
+                             r"need) (?:any|more|me|a different)|this story (?:has been|was) (?:modified|written|adapted))\b",
+                             re.IGNORECASE)
+
+
+def drop_asides(text: str) -> str:
+    """A page's text without the model's notes about its own writing ('The end. (Note: This story has been
+    modified slightly from the original request to ensure it is appropriate for 9-year-olds.) If you'd like
+    any changes, let me know!'): the notes, 'The end' and the sentences that talk to the one who asked."""
+    parts = re.findall(r"[^.!?]+(?:[.!?]+['\"”’]?|$)", clean(_ASIDE.sub(" ", text)))
+    kept = [t.strip() for t in parts if not _ASSISTANT_TALK.search(t)]
+    return clean(" ".join(kept))
 
 
 def has_markup(text: str) -> bool:

@@ -137,7 +137,7 @@ def _book_prompt(about: str, brief: Brief, hero_kind: str | None, pages: int, wr
     return (f"A picture book for a {brief.age}-year-old reader, {pages} pages, {brief.tone}.\n"
             f"It is about: {about}\n{who}.\n"
             f"Plan it, then write it: an outline of exactly {pages} lines (a beginning, a small problem, a happy "
-            f"ending), then the pages for {which}, each text {per_page // 2} to {per_page} words.")
+            f"ending), then the pages for {which}, each text {per_page // 2} to {per_page} words and naming the hero.")
 
 
 def _page_schema(brief: Brief, n: int) -> dict[str, Any]:
@@ -440,7 +440,7 @@ def story_fallback(brief: Brief, cast: Sequence[CastMember], lines: Sequence[str
             return "not a story in English"
         if not st.mentions(story, hero.name):
             return f"the hero {hero.name} is not in the story"
-        split = st.split_pages(story, n)
+        split = st.split_pages(st.drop_asides(story), n)
         if split is None:
             return f"fewer than {n} sentences for {n} pages"
         if len({p.lower() for p in split}) < n or any(st.similar_page(p, list(so_far)) for p in split):
