@@ -86,6 +86,16 @@ def test_init_from_starts_a_new_run_at_the_saved_weights(tmp_path):
     resumed = train(small_config(tmp_path / "ft", init_from=str(tmp_path / "first"), lr=0.0, max_steps=3), data,
                     progress=False, resume=True)
     assert resumed.step == 3 and read_meta(tmp_path / "ft")["init_from_step"] == first_steps
+    # a sidecar saved before it kept the step (as the shipped phase 2's was): the run's config.json still knows it,
+    # while the init_from folder now holds an exported later model (here: claims step 999)
+    state_path = tmp_path / "ft" / "train_state.pt"
+    state = torch.load(state_path, weights_only=False)
+    state.pop("init_from_step", None)
+    torch.save(state, state_path)
+    (tmp_path / "first" / "config.json").write_text(json.dumps({"step": 999}))
+    again = train(small_config(tmp_path / "ft", init_from=str(tmp_path / "first"), lr=0.0, max_steps=4), data,
+                  progress=False, resume=True)
+    assert again.step == 4 and read_meta(tmp_path / "ft")["init_from_step"] == first_steps
 
 
 def test_resume_needs_a_saved_run_and_warns_when_the_trajectory_changes(tmp_path):

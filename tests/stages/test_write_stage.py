@@ -416,3 +416,20 @@ def test_the_models_notes_about_its_own_writing_never_reach_the_page():
     assert st.drop_asides('Nora said: "Let me know when you are home!" Then she left.') == \
         'Nora said: "Let me know when you are home!" Then she left.'  # a character's words stay
     assert st.drop_asides("I hope you enjoyed it. The endless sea was blue.") == "The endless sea was blue."
+
+
+def test_two_pages_with_one_scene_are_kept_and_the_later_shows_its_own_text():
+    """Qwen gave two pages the same scene in the README's own book (seed 0): the whole book was asked again, a
+    second answer as long as the first (book_latency: 2 calls, 692 tokens). Now the later page's picture is
+    drawn from its text, and the book costs one answer."""
+    class SameScenes(ScriptedLLM):
+        def chat(self, messages, sampling=None, schema=None):
+            answer = json.loads(super().chat(messages, sampling, schema))
+            if "title" in schema["properties"]:
+                answer["pages"][2]["scene"] = answer["pages"][1]["scene"]
+            return json.dumps(answer)
+
+    llm = SameScenes()
+    d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
+    assert len([c for c in llm.calls if "title" in c[2]["properties"]]) == 1
+    assert d.pages[2].scene != d.pages[1].scene and "bird pulled the string" in d.pages[2].scene

@@ -112,6 +112,16 @@ def loss_weights(config: TrainConfig, schedule) -> torch.Tensor:
     return clipped / s if config.prediction_type == "eps" else clipped / (s + 1)
 
 
+def _kept_init_step(out: Path) -> int | None:
+    """The `init_from_step` a run's own config.json recorded, if any: on resume it is the truth, whereas the
+    init_from folder may hold other weights by then (a phase exported over the model it started from)."""
+    try:
+        value = json.loads((out / "config.json").read_text()).get("init_from_step")
+    except (OSError, ValueError):
+        return None
+    return int(value) if value is not None else None
+
+
 def lr_at(config: TrainConfig, step: int) -> float:
     """Learning rate for optimizer step `step` (0-based): linear warm-up, then constant or cosine."""
     if step < config.warmup_steps:
@@ -301,9 +311,12 @@ def train(
         _init_from_checkpoint(model, ema, params, config)
     # the steps behind the weights a fine-tune started from, kept with the run (the init_from folder may be
     # replaced later: scripts/export_assets.py exports a phase over the shipped model it started from)
+    kept = _kept_init_step(out) if resumed_state is not None else None
     if resumed_state is not None and "init_from_step" in resumed_state:
         init_from_step = int(resumed_state["init_from_step"])
-    else:  # a new run, or one saved before the step was kept
+    elif kept is not None:  # a state saved before the sidecar kept it, but the run's config.json has it
+        init_from_step = kept
+    else:  # a new run (read now, before anything can replace that folder)
         init_from_step = int(read_meta(config.init_from).get("step", 0)) if config.init_from else 0
     start_step = step
     forward = torch.compile(model) if config.compile else model

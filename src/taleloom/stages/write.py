@@ -44,6 +44,7 @@ PLAN_RELEVANCE_TRIES = 2  # tries whose hero must come from the photo / idea; la
 PAGES_PER_ANSWER = 6  # pages written in one answer (a longer book takes turns)
 PAGES_TRIES = 2  # structured answers for later pages before the plain story fallback
 BOOK_TRIES = 3  # answers for the plan and first pages (each a whole book) before the plain story fallback
+HERO_REWRITE_TRIES = 2  # a page without the hero stays as it is when these fail (4 tries cost a book 15 s)
 NAMES = ("Mina", "Leo", "Luna", "Milo", "Noah", "Sora", "Hana", "Yuki", "Theo", "Ava", "Ezra", "Zara", "Kai",
          "Nia", "Omar", "Lila", "Finn", "Ruby", "Jun", "Iris", "Tom", "Rosa", "Ben", "Amara", "Otto", "Maya",
          "Rafi", "Ella", "Sami", "Nora", "Ivy", "Juno", "Remy", "Tala", "Arlo", "Ada", "Eli", "Kira", "Max",
@@ -323,8 +324,8 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
     """What keeps answered pages out of the book, else None (and `result` holds them, cleaned, without
     sentences copied from another page's scene): prose, no markup or prompt echo, English, no loops, the hero
     on some page (a page without the hero is asked again alone afterwards: hero_on_every_page, far cheaper
-    than the whole answer again), no page like another or like one in `avoid`, no two scenes the same. Texts
-    are cut to `limit` words."""
+    than the whole answer again), no page like another or like one in `avoid`. A scene that repeats an
+    earlier page's is replaced by the page's own text. Texts are cut to `limit` words."""
     scenes = [st.drop_labels(p["scene"]) for p in pages]
     texts = [name_the_hero(st.drop_copied_sentences(st.drop_labels(p["text"]), scenes[:i] + scenes[i + 1:]), cast[0])
              for i, p in enumerate(pages)]
@@ -345,8 +346,11 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
         if other := st.similar_page(text, seen):
             return f"page {page} repeats {other[:50]!r}"
         seen.append(text)
-    if len({s.lower() for s in scenes}) < len(scenes):
-        return "two pages have the same scene"
+    shown: set[str] = set()
+    for i, scene in enumerate(scenes):  # two pages, one picture: the later one shows its own text instead
+        if scene.lower() in shown:  # (asking the whole book again for it cost a second answer: book_latency)
+            scenes[i] = texts[i]
+        shown.add(scenes[i].lower())
     result[:] = [_page(st.trim_words(t, limit), s, cast) for t, s in zip(texts, scenes,
                                                                                                    strict=True)]
     return None
@@ -518,7 +522,7 @@ def hero_on_every_page(pages: list[PageDraft], cast: Sequence[CastMember], brief
             continue
         try:
             new = rewrite_page(out, i + 1, f"tell the same events, with {hero} named in the page", brief, llm,
-                               sampling, cast=list(cast))
+                               sampling, cast=list(cast), tries=HERO_REWRITE_TRIES)
         except BackendError as e:
             log.info("page %d still does not name %s: %s", i + 1, hero, e.message)
             continue
@@ -533,9 +537,9 @@ def _pages_of(source: Draft | Storybook | Sequence[Page | PageDraft]) -> list[Pa
 
 def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDraft], n: int, instruction: str,
                  brief: Brief, llm: TextModel, sampling: Sampling | None = None,
-                 cast: list[CastMember] | None = None) -> PageDraft:
+                 cast: list[CastMember] | None = None, tries: int = TRIES) -> PageDraft:
     """Page `n` (1-based) written again following `instruction`, with a new scene, keeping the cast sheet
-    (from a Draft or Storybook, else `cast`, else the brief's hero)."""
+    (from a Draft or Storybook, else `cast`, else the brief's hero); at most `tries` answers."""
     pages = _pages_of(draft_or_book_pages)
     if not 1 <= n <= len(pages):
         raise BadInputError(f"there is no page {n}", f"choose a page from 1 to {len(pages)}")
@@ -578,7 +582,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
         return None
 
     ask_json(llm, messages, _object(text=_text(20, min(1000, per_page * 9)), scene=_text(20, 160)),
-             _sampling(sampling, 500 + n, max_tokens=per_page * 2 + 90), f"rewrite page {n}", check)
+             _sampling(sampling, 500 + n, max_tokens=per_page * 2 + 90), f"rewrite page {n}", check, tries=tries)
     return result[0]
 
 
