@@ -433,3 +433,15 @@ def test_two_pages_with_one_scene_are_kept_and_the_later_shows_its_own_text():
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
     assert len([c for c in llm.calls if "title" in c[2]["properties"]]) == 1
     assert d.pages[2].scene != d.pages[1].scene and "bird pulled the string" in d.pages[2].scene
+
+
+def test_a_sentence_told_twice_is_printed_once():
+    """The demo book (cat photo, Mina, 13:05): page 4 read "Theo fetches the coffee from the fridge. Theo comes
+    over and fetches the coffee from the fridge.", the second sentence page 2's own."""
+    texts = list(TEXTS)
+    texts[1] = "Nora runs to the park with her kite. Otto comes over and fetches the ball from the pond."
+    texts[3] = ("Nora fetches the ball from the pond. Otto comes over and fetches the ball from the pond. "
+                "Nora laughs and flies her kite.")
+    d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), ScriptedLLM(texts=texts))
+    assert d.pages[3].text == "Nora fetches the ball from the pond. Nora laughs and flies her kite."
+    assert d.pages[1].text == texts[1]

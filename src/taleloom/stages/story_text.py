@@ -166,19 +166,25 @@ def similar_page(text: str, others: list[str] | tuple[str, ...], share: float = 
 
 
 def drop_copied_sentences(text: str, sources: list[str], share: float = 0.6, min_words: int = 4) -> str:
-    """`text` without the sentences that copy a sentence of `sources` (mostly the same content words, at least
-    `min_words` of them): a small model writes another page's picture description into a page's text
-    ("Rosa watched Leo struggle on the wall." from the page before's scene). Left whole when every sentence
-    would go: the page's other checks decide then."""
+    """`text` without the sentences that copy a sentence of `sources` or an earlier sentence of its own
+    (mostly the same content words, at least `min_words` of them): a small model writes another page's
+    picture description into a page's text ("Rosa watched Leo struggle on the wall." from the page before's
+    scene), or tells an event twice ("Theo fetches the coffee from the fridge. Theo comes over and fetches the
+    coffee from the fridge."). Left whole when every sentence would go: the page's other checks decide then."""
     theirs = [w for src in sources for sent in _SENTENCE_END.split(clean(src))  # scenes often end unpunctuated
               if len(w := content_words(sent)) >= min_words]
 
-    def copied(sentence: str) -> bool:
-        own = content_words(sentence)
+    def copied(own: set[str]) -> bool:
         return len(own) >= min_words and any(len(own & w) / len(own | w) >= share for w in theirs)
 
     mine = sentences(text)
-    kept = [sent for sent in mine if not copied(sent)]
+    kept = []
+    for sent in mine:
+        own = content_words(sent)
+        if not copied(own):
+            kept.append(sent)
+            if len(own) >= min_words:
+                theirs.append(own)
     return " ".join(kept) if kept and len(kept) < len(mine) else text
 
 

@@ -327,8 +327,10 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
     than the whole answer again), no page like another or like one in `avoid`. A scene that repeats an
     earlier page's is replaced by the page's own text. Texts are cut to `limit` words."""
     scenes = [st.drop_labels(p["scene"]) for p in pages]
-    texts = [name_the_hero(st.drop_copied_sentences(st.drop_labels(p["text"]), scenes[:i] + scenes[i + 1:]), cast[0])
-             for i, p in enumerate(pages)]
+    texts: list[str] = []
+    for i, p in enumerate(pages):  # nor another page's picture, an earlier page's sentence, or its own again
+        copied_from = scenes[:i] + scenes[i + 1:] + texts
+        texts.append(name_the_hero(st.drop_copied_sentences(st.drop_labels(p["text"]), copied_from), cast[0]))
     seen = [st.clean(a) for a in avoid]
     hero = cast[0].name
     for i, (text, scene) in enumerate(zip(texts, scenes, strict=True)):
