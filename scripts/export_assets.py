@@ -101,14 +101,10 @@ def export_v2_decoder(src: Path, dst: Path) -> None:
     init = Path(meta["train"].get("init_from", ""))
     earlier = json.loads((init / "config.json").read_text()) if (init / "config.json").is_file() else {}
     continued = earlier.get("train", {}).get("decoder_only") and earlier.get("vae") == meta["vae"]
-    base = int(earlier["step"]) if continued else 0  # a decoder phase that continued an earlier one
-    export_checkpoint(src, dst, base=0)
+    export_checkpoint(src, dst, base=int(earlier["step"]) if continued else 0)  # a phase continues the last
     meta = json.loads((dst / "config.json").read_text())
-    meta["train"].pop("started_from_step", None)
-    if base:
-        meta["train"]["decoder_started_from_step"] = base
-        meta["step"] = base + int(meta["step"])
-    meta["train"]["encoder"] = f"the first v2 autoencoder's ({old_meta['step']} steps), frozen"
+    meta["train"]["encoder"] = (old_meta["train"].get("encoder")  # a decoder exported before: its encoder's origin
+                                or f"the first v2 autoencoder's ({old_meta['step']} steps), frozen")
     (dst / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 

@@ -416,6 +416,7 @@ def test_the_models_notes_about_its_own_writing_never_reach_the_page():
     assert st.drop_asides('Nora said: "Let me know when you are home!" Then she left.') == \
         'Nora said: "Let me know when you are home!" Then she left.'  # a character's words stay
     assert st.drop_asides("I hope you enjoyed it. The endless sea was blue.") == "The endless sea was blue."
+    assert st.drop_asides("The end of the day came. Nora slept.") == "The end of the day came. Nora slept."
 
 
 def test_two_pages_with_one_scene_are_kept_and_the_later_shows_its_own_text():

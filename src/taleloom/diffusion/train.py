@@ -311,10 +311,9 @@ def train(
         _init_from_checkpoint(model, ema, params, config)
     # the steps behind the weights a fine-tune started from, kept with the run (the init_from folder may be
     # replaced later: scripts/export_assets.py exports a phase over the shipped model it started from)
-    kept = _kept_init_step(out) if resumed_state is not None else None
     if resumed_state is not None and "init_from_step" in resumed_state:
         init_from_step = int(resumed_state["init_from_step"])
-    elif kept is not None:  # a state saved before the sidecar kept it, but the run's config.json has it
+    elif resumed_state is not None and (kept := _kept_init_step(out)) is not None:  # an older sidecar
         init_from_step = kept
     else:  # a new run (read now, before anything can replace that folder)
         init_from_step = int(read_meta(config.init_from).get("step", 0)) if config.init_from else 0

@@ -28,7 +28,7 @@ from taleloom.diffusion.checkpoint import STATE_NAME, save_checkpoint
 from taleloom.diffusion.data import load_all
 from taleloom.diffusion.train import TrainingDivergedError, _rng_states, _set_rng_states, batch_indices, lr_at
 from taleloom.diffusion.unet import config_from_dict
-from taleloom.diffusion.vae import KIND, AutoencoderKL, VAEConfig, kl_divergence
+from taleloom.diffusion.vae import KIND, AutoencoderKL, VAEConfig, kl_divergence, load_vae
 from taleloom.errors import BadInputError
 from taleloom.files import atomic_write_bytes
 
@@ -326,8 +326,6 @@ def train_vae(config: VAETrainConfig, dataset: Dataset, *, resume: bool = False,
 def start_from(model: AutoencoderKL, folder: str) -> None:
     """Load a trained autoencoder's encoder into `model` (the shapes must agree: the latent space is the
     point), and its decoder too when `model`'s decoder has the same shape (else the decoder starts fresh)."""
-    from taleloom.diffusion.vae import load_vae
-
     source, _ = load_vae(Path(folder).expanduser())
     try:
         model.encoder.load_state_dict(source.encoder.state_dict())

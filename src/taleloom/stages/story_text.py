@@ -126,7 +126,7 @@ def drop_labels(text: str) -> str:
 
 _ASIDE = re.compile(r"\(\s*(?:note|p\.?s\.?)\b[^)]*(?:\)|$)"  # (Note: this story has been modified ...)
                     r"|(?:^|(?<=[.!?]\s))(?:note|p\.s\.)\s*:[^\n]*$"  # Note: ... to the end
-                    r"|(?:^|(?<=[.!?]\s))the end[.!]*(?=\s|$)",  # The end.
+                    r"|(?:^|(?<=[.!?]\s))the end(?:[.!]+(?=\s|$)|$)",  # The end. (a sentence of its own)
                     re.IGNORECASE)
 
 

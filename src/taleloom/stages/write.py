@@ -376,16 +376,12 @@ def name_the_hero(text: str, hero: CastMember) -> str:
 
 def _page(text: str, scene: str, cast: Sequence[CastMember], outline: str = "") -> PageDraft:
     """A page as the book keeps it: the cast's names spelt as on the cast sheet, the scene with their looks."""
-    names = [m.name for m in cast]
-    return PageDraft(text=st.cast_spelling(text, names), scene=_scene(st.cast_spelling(scene, names), cast),
-                     outline=outline)
+    return PageDraft(text=st.cast_spelling(text, [m.name for m in cast]), scene=_scene(scene, cast), outline=outline)
 
 
 def _scene(scene: str, cast: Sequence[CastMember]) -> str:
-    scene = st.trim_words(scene, 24).rstrip(".…")
-    for member in cast:  # small models lower-case names: "lena, a big cat"
-        scene = re.sub(rf"\b{re.escape(member.name)}\b", member.name, scene, flags=re.IGNORECASE)
-    return scene
+    # small models lower-case names ("lena, a big cat") or shout them ("LENA")
+    return st.cast_spelling(st.trim_words(scene, 24).rstrip(".…"), [m.name for m in cast])
 
 
 def _all_pages(messages: list[dict[str, str]], brief: Brief, cast: Sequence[CastMember], outline: Sequence[str],
