@@ -39,7 +39,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_emoji_dataset import storybook_concept  # noqa: E402
 
-from taleloom.backends.image.styles import STYLES, caption  # noqa: E402
+from taleloom.backends.image.styles import DERIVED_TRANSFORM, STYLES, caption  # noqa: E402
 
 FORMAT_VERSION = 1
 DEFAULT_OUT = Path.home() / ".cache" / "taleloom" / "iconify"
@@ -115,21 +115,6 @@ def rasterise(svg: str) -> Image.Image:
     return canvas.convert("RGB")
 
 
-def pixelate(img: Image.Image, grid: int = 32, colours: int = 16) -> Image.Image:
-    """Pixel art: the picture on a grid×grid raster (box filter) in `colours` colours, blown up with square pixels."""
-    small = img.resize((grid, grid), Image.Resampling.BOX).quantize(colours, dither=Image.Dither.NONE).convert("RGB")
-    return small.resize(img.size, Image.Resampling.NEAREST)
-
-
-def ink(img: Image.Image, threshold: int = 90) -> Image.Image:
-    """Ink drawing: the dark outlines in black on cream paper; every fill becomes paper."""
-    lum = img.convert("L")
-    mask = lum.point(lambda v: 255 if v < threshold else 0)
-    paper = Image.new("RGB", img.size, (246, 238, 220))
-    paper.paste((20, 20, 25), mask=mask)
-    return paper
-
-
 def build(out: Path, seed: int = 0, limit: int | None = None, heldout_frac: float = 0.05,
           min_styles: int = 6, progress: bool = True) -> dict:
     from taleloom.diffusion.aligned import load_aligned_encoder
@@ -164,7 +149,7 @@ def build(out: Path, seed: int = 0, limit: int | None = None, heldout_frac: floa
                 print(f"skipped {st}:{icon} ({e})", file=sys.stderr)
         for derived, src in DERIVED.items():
             if src in pictures:
-                pictures[derived] = pixelate(pictures[src]) if derived == "pixel" else ink(pictures[src])
+                pictures[derived] = DERIVED_TRANSFORM[derived](pictures[src])
         for st, img in sorted(pictures.items()):
             buf = io.BytesIO()
             img.save(buf, format="PNG")

@@ -11,7 +11,15 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 import build_iconify_dataset as bid  # noqa: E402
 
-from taleloom.backends.image.styles import PRESET_STYLE, STYLES, caption, style_for_preset  # noqa: E402
+from taleloom.backends.image.styles import (  # noqa: E402
+    PRESET_STYLE,
+    STYLES,
+    caption,
+    finish,
+    ink,
+    pixelate,
+    style_for_preset,
+)
 from taleloom.stages.stage import STYLES as BOOK_STYLES  # noqa: E402
 
 ICONS = {"width": 16, "height": 16,
@@ -42,12 +50,15 @@ def test_derived_styles_look_like_their_names():
     img = Image.new("RGB", (128, 128), "white")
     d = ImageDraw.Draw(img)
     d.ellipse((20, 20, 108, 108), fill=(240, 180, 30), outline=(0, 0, 0), width=5)
-    px = bid.pixelate(img)
+    px = pixelate(img)
     assert len(px.getcolors(4096)) <= 16
     block = px.crop((40, 40, 44, 44))
     assert len(block.getcolors()) == 1  # 4-pixel squares (a 32×32 grid)
-    inked = bid.ink(img)
+    inked = ink(img)
     assert {c for _, c in inked.getcolors()} == {(246, 238, 220), (20, 20, 25)}  # paper and ink only
+    # the illustrator finishes its pictures in a derived style with the same transform; others stay as drawn
+    assert finish(img, "pixel").tobytes() == px.tobytes() and finish(img, "ink").tobytes() == inked.tobytes()
+    assert finish(img, "twemoji") is img
 
 
 def test_every_book_style_draws_in_a_trained_style():

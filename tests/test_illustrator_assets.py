@@ -111,6 +111,8 @@ def test_v2_draws_128_px_and_a_book_style_changes_the_look():
     assert ink.size == pixel.size == (128, 128)
     diff = np.abs(np.asarray(ink, dtype=int) - np.asarray(pixel, dtype=int)).mean()
     assert diff > 10, diff  # v1's styles differed by 2.5/255 on average
+    assert len(pixel.getcolors(4096)) <= 16 and len(pixel.crop((60, 60, 64, 64)).getcolors()) == 1  # a 32×32 grid
+    assert {c for _, c in ink.getcolors(4096)} <= {(246, 238, 220), (20, 20, 25)}  # black lines on cream
 
 
 def test_v2_starts_from_v1s_drawing_of_the_concept_and_redraws_it_in_the_style():

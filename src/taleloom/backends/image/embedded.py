@@ -227,13 +227,24 @@ class EmbeddedIllustrator(_Lazy, Illustrator):
                 images = pipe.generate([prompts[i][0] for i in idx], negative_prompt=negative, sampler=sampler,
                                        steps=steps, guidance=guidance, seeds=seeds)
             for i, im in zip(idx, images, strict=True):
-                out[i] = im
+                out[i] = self.finished(im, requests[i])
         return out  # type: ignore[return-value]
+
+    def finished(self, image: Image.Image, request: ImageRequest) -> Image.Image:
+        """v2's picture in a derived trained style (pixel, ink) finished with the transform that made that
+        style's training pictures (styles.finish); v1 and every other style as drawn."""
+        if not self.styled:
+            return image
+        from taleloom.backends.image.styles import finish, style_for_preset
+
+        return finish(image, style_for_preset(request.style))
 
     def img2img(self, request: ImageRequest, image: Image.Image, strength: float = 0.6) -> Image.Image:
         prompt, negative = self.prompt_for(request)
-        return self.pipe.img2img(prompt, image, strength=strength, negative_prompt=negative, steps=request.steps,
-                                 guidance=request.guidance, seed=request.seed)
+        drawn = self.pipe.img2img(prompt, image, strength=strength, negative_prompt=negative, steps=request.steps,
+                                  guidance=request.guidance, seed=request.seed)
+        return self.finished(drawn, request)  # a redraw in pixel or ink style is finished like a new picture;
+        # inpaint is not: the picture outside its mask must stay exactly as it was
 
     def inpaint(self, request: ImageRequest, image: Image.Image, mask: Image.Image) -> Image.Image:
         prompt, negative = self.prompt_for(request)

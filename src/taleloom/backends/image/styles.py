@@ -6,12 +6,17 @@ sampling time are exactly the words the model saw next to pictures of that style
 
 Nine styles are Iconify colour-emoji sets (npm `@iconify-json/*`, rasterised on the user's machine);
 two are derived from them by the data script: `pixel` (twemoji on a 32×32 grid with a 16-colour
-palette) and `ink` (OpenMoji's outlines in black on cream, the colour fills dropped).
+palette) and `ink` (OpenMoji's outlines in black on cream, the colour fills dropped). The illustrator
+finishes its pictures in a derived style with the same transform (`finish`): the network draws the look
+only roughly (a pixel-art picture came out smooth, with no grid: the probe named none of them "pixel"),
+and the transform is what makes a picture pixel art or ink in the first place.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -72,3 +77,28 @@ def style_for_preset(preset: str) -> str:
     if preset in STYLES:
         return preset
     return PRESET_STYLE.get(preset, PRESET_STYLE["storybook"])
+
+
+def pixelate(img: Image.Image, grid: int = 32, colours: int = 16) -> Image.Image:
+    """Pixel art: the picture on a grid×grid raster (box filter) in `colours` colours, blown up with square pixels."""
+    small = img.resize((grid, grid), Image.Resampling.BOX).quantize(colours, dither=Image.Dither.NONE).convert("RGB")
+    return small.resize(img.size, Image.Resampling.NEAREST)
+
+
+def ink(img: Image.Image, threshold: int = 90) -> Image.Image:
+    """Ink drawing: the dark outlines in black on cream paper; every fill becomes paper."""
+    lum = img.convert("L")
+    mask = lum.point(lambda v: 255 if v < threshold else 0)
+    paper = Image.new("RGB", img.size, (246, 238, 220))
+    paper.paste((20, 20, 25), mask=mask)
+    return paper
+
+
+DERIVED_TRANSFORM = {"pixel": pixelate, "ink": ink}  # derived style → the transform its training pictures were made with
+
+
+def finish(image: Image.Image, style: str) -> Image.Image:
+    """A drawn picture as its trained style shows it: a derived style's transform applied (pixel art gets its
+    grid and palette, ink its clean black lines on cream); any other style as drawn."""
+    transform = DERIVED_TRANSFORM.get(style)
+    return transform(image.convert("RGB")) if transform else image
