@@ -393,6 +393,41 @@ def test_a_planned_page_without_the_hero_is_written_again_with_the_hero():
     assert [tuple(c[2]["properties"]) for c in plain.calls] == [("story",)]  # the fast preset is not asked again
 
 
+def test_a_page_that_speaks_of_the_hero_as_she_gets_the_name_without_a_new_answer():
+    """Pages naming Nora call her 'she': a page with only 'She …' gets her name in place of the first such
+    sentence's pronoun, and no rewrite is asked; a page that names another cast member is asked again (the
+    pronoun may be theirs), as is one when the book's pronoun for the hero is unclear."""
+    texts = list(TEXTS)
+    texts[2] = "The wind grew strong. She held the string with both hands. A bird flew by."
+    llm = ScriptedLLM(texts=texts)
+    d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
+    assert d.pages[2].text == "The wind grew strong. Nora held the string with both hands. A bird flew by."
+    assert not [c for c in llm.calls if "text" in c[2]["properties"] and "pages" not in c[2]["properties"]]
+    pages = ["Mina ran home. She was happy and her tail wagged.", "She sat down. He waved.", "Mina slept."]
+    assert write.hero_pronoun(pages, "Mina") == "she"
+    assert write.hero_pronoun(["Mina ran. He and she laughed."], "Mina") is None  # both in use: unsure
+    assert write.name_by_pronoun('"Wow!" She jumped.', "Mina", "she", []) == '"Wow!" Mina jumped.'
+    assert write.name_by_pronoun("Otto barked. She jumped.", "Mina", "she", ["Otto"]) == "Otto barked. She jumped."
+    assert write.name_by_pronoun("He jumped.", "Mina", "she", []) == "He jumped."
+    assert write.name_by_pronoun("The shell was hers.", "Mina", "she", []) == "The shell was hers."
+
+
+def test_a_rewritten_page_does_not_copy_another_pages_sentence():
+    """A hero rewrite told page 3's sentence again on page 4 (the demo book): the copy is dropped."""
+    pages = [PageDraft(text=t, scene=f"picture {i}") for i, t in enumerate(TEXTS[:3], 1)]
+    copied = "Nora's kite got stuck in a tall oak tree."  # page 2's own sentence
+
+    class CopyingLLM(ScriptedLLM):
+        def chat(self, messages, sampling=None, schema=None):
+            self.calls.append((list(messages), sampling, schema))
+            return json.dumps({"text": f"Nora smiled at the sky. {copied}", "scene": "Nora smiling at a kite"})
+
+    llm = CopyingLLM()
+    new = write.rewrite_page(pages, 3, "name Nora", Brief(pages=3, seed=1), llm,
+                             cast=[CastMember(name="Nora", look="a girl")])
+    assert new.text == "Nora smiled at the sky."
+
+
 def test_a_cast_name_in_capitals_is_printed_as_the_cast_sheet_spells_it():
     """Qwen wrote "BEN runs down the beach" / "TOM says" (story_quality, brief 1 seed 2): the book prints the
     cast's spelling, in the text and the scene; other capitals stay."""
