@@ -115,9 +115,52 @@ def test_the_setting_is_found_from_the_scene_without_the_cast_names():
         asked.append(text)
         return mapper(text, k)
 
-    book.pages[0].scene = "Mina's friend Bo follows MINA into the forest"
+    book.pages[0].scene = "Mina's shadow follows MINA into the forest"
     stage_page(book, book.pages[0], recording)
-    assert asked[-1] == "friend follows into the forest", asked  # the scene, as the setting is looked up
+    assert asked[-1] == "shadow follows into the forest", asked  # the scene, as the setting is looked up
     assert without_names("Luna follows Mina into the forest", [CastMember(name="Luna", look="x"),
                                                               CastMember(name="Mina", look="y")]) == \
         "follows into the forest"
+
+
+def test_a_friend_the_scene_names_is_drawn_beside_the_hero_with_the_same_noise_on_every_page():
+    """'Bo brings Mina a ball' showed the concept nearest to the sentence; now it shows Bo (his look's kind),
+    drawn from Bo's own seed on every page he is in, so he looks the same; a page without him keeps its seed."""
+    from taleloom.stages.stage import cast_seed
+
+    book = make_book()
+    book.pages[0].scene = "Bo brings Mina a ball by the sea"
+    book.pages[1].scene = "Mina and Bo climb a tall tree"
+    requests = stage(book, mapper)
+    assert [r.concepts for r in requests[:2]] == [["tabby cat", "dog face"]] * 2
+    assert requests[0].seed == requests[1].seed == cast_seed(7, 1) != requests[2].seed == page_seed(7, 3)
+    assert stage_page(book, book.pages[0], mapper, seed=5).seed == 5  # a redraw's own seed still wins
+
+
+def test_the_setting_is_what_the_scene_names_not_what_the_sentence_is_nearest_to():
+    """A scene that names a thing of the vocabulary gets that thing (of several, the nearest to the
+    sentence); a body part ('eyes') or the picture itself never counts; a hero whose look says 'child, blue
+    eyes' is no `eyes`."""
+    from taleloom.stages.concept_match import head, named_concepts, singular
+    from taleloom.stages.stage import VocabularyMapper, look_concept, scene_setting
+
+    assert [singular(w) for w in ("stars", "berries", "leaves", "grass", "bus", "fish")] == [
+        "star", "berry", "leaf", "grass", "bus", "fish"]
+    assert [head(c) for c in ("deciduous tree", "beach with umbrella", "person in bed", "index pointing up",
+                              "leaf fluttering in wind", "full moon face")] == [
+        "tree", "beach", "person", "index", "leaf", "face"]
+    vocab = ["rocket", "star", "glowing star", "eyes", "cat face", "framed picture", "deciduous tree", "boy",
+             "person walking"]
+    assert named_concepts("The rocket flies past the stars, its eyes shining", vocab) == [
+        "rocket", "star", "glowing star"]
+    assert named_concepts("A warm picture shows a cat walking", vocab) == []
+
+    def nearest(text, k):  # MiniLM stand-in: "glowing" scenes are nearest to the glowing star, else list order
+        return sorted(vocab, key=lambda c: ("glow" not in text) or "glow" not in c)[:k]
+
+    m = VocabularyMapper(nearest, tuple(vocab))
+    assert scene_setting("Oscar looks up at the glowing stars", m, exclude={"cat face"}) == "glowing star"
+    assert scene_setting("Oscar looks up at the stars", m, exclude={"cat face"}) == "star"
+    assert scene_setting("Oscar walks home", m, exclude={"rocket"}) == "star"  # names nothing: the nearest
+    assert look_concept("child, brown hair, blue eyes", VocabularyMapper(
+        lambda t, k: (["eyes", "boy"] if "eyes" in t else ["eyes", "boy"])[:k], ("eyes", "boy"))) == "boy"

@@ -19,9 +19,22 @@ from dataclasses import dataclass
 
 from taleloom.book import CastMember, ImageRequest, Page, Storybook
 from taleloom.errors import choice_error
+from taleloom.stages.concept_match import named_concepts, not_a_thing
 
 # text, k → the k nearest concept names, best first (e.g. the aligned encoder's nearest_concepts)
 ConceptMapper = Callable[[str, int], list[str]]
+
+
+@dataclass(frozen=True)
+class VocabularyMapper:
+    """A ConceptMapper that also lists its vocabulary, so that the stage can see which concepts a scene
+    names word for word (concept_match.py) before it asks for the nearest ones."""
+
+    nearest: ConceptMapper
+    vocabulary: tuple[str, ...]
+
+    def __call__(self, text: str, k: int) -> list[str]:
+        return self.nearest(text, k)
 
 
 @dataclass(frozen=True)
@@ -56,7 +69,10 @@ DEFAULT_STYLE = "storybook"
 def concept_mapper_for(illustrator) -> ConceptMapper | None:
     """The illustrator's own concept matcher when it only knows a fixed vocabulary (the embedded model);
     None for backends that read full prompts."""
-    return illustrator.nearest_concepts if illustrator.draws_concepts else None
+    if not illustrator.draws_concepts:
+        return None
+    vocabulary = getattr(illustrator, "concept_vocabulary", None)
+    return VocabularyMapper(illustrator.nearest_concepts, tuple(vocabulary()) if vocabulary else ())
 
 
 def get_style(name: str) -> Style:
@@ -97,12 +113,16 @@ def stage_page(book: Storybook, page: Page, concept_mapper: ConceptMapper | None
     if concept_mapper is not None:
         subject = subject or main_subject(book, concept_mapper)
         concepts = [subject] if subject else []
-        setting = scene_setting(without_names(page.scene, book.cast), concept_mapper, exclude=set(concepts))
+        friend = page_companion(page.scene, book.cast, concept_mapper, exclude=set(concepts))
+        setting = friend[1] if friend else scene_setting(without_names(page.scene, book.cast), concept_mapper,
+                                                         exclude=set(concepts))
         if setting:
             concepts.append(setting)
         if len(concepts) == 2:  # a whole scene: the hero in its box with the book's hero noise
             hero_box = scene_layout(page.scene)
             hero = hero_seed(book.brief.seed)
+        if friend and seed is None:  # a companion looks the same on every page: their own noise
+            seed = cast_seed(book.brief.seed, friend[0])
     return ImageRequest(prompt=prompt, negative_prompt=st.negative, concepts=concepts,
                         seed=page_seed(book.brief.seed, page.index) if seed is None else seed,
                         steps=st.steps, guidance=st.guidance, sampler=st.sampler, style=st.name, hero_box=hero_box,
@@ -125,13 +145,59 @@ def hero_seed(book_seed: int) -> int:
     return page_seed(book_seed, 0)
 
 
+def cast_seed(book_seed: int, member: int) -> int:
+    """The seed of cast member `member`'s picture (1 = the hero's friend) on every page they are drawn on."""
+    digest = hashlib.sha256(f"taleloom:{book_seed}:cast:{member}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def _unlike(name: str, exclude: set[str]) -> bool:
+    """Neither one of `exclude` nor a variant of one ("polar bear" is no setting for "bear")."""
+    taken = {w for other in exclude for w in other.lower().split()}
+    return name not in exclude and not taken & set(name.lower().split())
+
+
+def page_companion(scene: str, cast: Sequence[CastMember], concept_mapper: ConceptMapper,
+                   exclude: set[str]) -> tuple[int, str] | None:
+    """(cast index, concept) of the first cast member other than the hero whom the scene names, drawn as their
+    look's concept: a page where Theo the dog brings the toy shows a dog beside the hero, not the nearest
+    concept to the sentence (which named things the page never mentions: benchmarks/scene_concepts.py)."""
+    hero = _hero(cast)
+    for i, member in enumerate(cast):
+        if member is not hero and re.search(rf"\b{re.escape(member.name)}\b", scene, re.IGNORECASE):
+            if found := look_concept(member.look or member.name, concept_mapper, exclude):
+                return i, found
+    return None
+
+
+def look_concept(look: str, concept_mapper: ConceptMapper, exclude: set[str] = frozenset()) -> str | None:
+    """The concept that draws a cast member of this look ("kind, details"): the kind named word for word
+    ("tabby cat" → cat; of several, the nearest to the whole look: a tree with green leaves is no
+    Christmas tree), else the nearest concept to the kind, else to the whole look; never a body part
+    (a child's look "child, brown hair, blue eyes" was drawn as `eyes` on every page)."""
+    kind = look.split(",")[0].strip()
+    vocabulary = getattr(concept_mapper, "vocabulary", ())
+    usable = [c for c in named_concepts(kind, vocabulary) if _unlike(c, exclude)]
+    if usable:
+        rank = {c: i for i, c in enumerate(concept_mapper(look, len(vocabulary)))}  # the details choose
+        return min(usable, key=lambda c: rank.get(c, len(rank)))
+    for text in dict.fromkeys((kind, look)):
+        for name in concept_mapper(text, 5) if text else []:
+            if _unlike(name, exclude) and not not_a_thing(name):
+                return name
+    return None
+
+
+def _hero(cast: Sequence[CastMember]) -> CastMember | None:
+    """The cast member the book is about: the first whose role is hero, else the first."""
+    return next((c for c in cast if c.role == "hero"), cast[0] if cast else None)
+
+
 def main_subject(book: Storybook, concept_mapper: ConceptMapper) -> str | None:
     """The hero's concept, the same on every page: from the cast sheet, else the photo's top concept."""
-    hero = next((c for c in book.cast if c.role == "hero"), book.cast[0] if book.cast else None)
-    if hero is not None and hero.look:
-        found = concept_mapper(f"{hero.look}", 1)
-        if found:
-            return found[0]
+    hero = _hero(book.cast)
+    if hero is not None and hero.look and (found := look_concept(hero.look, concept_mapper)):
+        return found
     if book.caption and book.caption.concepts:  # the photo's subject in plain words ("cup of coffee"): map it too
         found = concept_mapper(book.caption.concepts[0], 1)
         return found[0] if found else book.caption.concepts[0]
@@ -150,10 +216,18 @@ def without_names(scene: str, cast: Sequence[CastMember]) -> str:
 
 
 def scene_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str], k: int = 5) -> str | None:
-    """Where the scene happens: the nearest concept that is not the subject nor a variant of it
-    ("polar bear" is no setting for "bear")."""
-    taken = {w for name in exclude for w in name.lower().split()}
+    """Where the scene happens or what is beside the hero: of the concepts the scene names word for word
+    (concept_match.py; the mapper must list its vocabulary), the one nearest to the scene; when it names
+    none, the nearest concept. Never the subject nor a variant of it ("polar bear" is no setting for
+    "bear")."""
+    vocabulary = getattr(concept_mapper, "vocabulary", ())
+    named = [c for c in named_concepts(scene, vocabulary) if _unlike(c, exclude)]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        rank = {c: i for i, c in enumerate(concept_mapper(scene, len(vocabulary)))}
+        return min(named, key=lambda c: rank.get(c, len(rank)))
     for name in concept_mapper(scene, k):
-        if name not in exclude and not taken & set(name.lower().split()):
+        if _unlike(name, exclude):
             return name
     return None

@@ -1,0 +1,102 @@
+"""Does a page's picture show what its scene is about? The stage's choice of the second concept of a whole
+scene (beside the hero), old against new, on hand-labelled scenes.
+
+The scenes are the picture descriptions Qwen2.5-Coder-1.5B wrote in story_quality runs
+(benchmarks/results/story_quality_qwen_*.json), each labelled by hand with every concept of the v2
+illustrator's vocabulary a reader would accept beside the hero (the friend the scene names, the place,
+or the thing it is about): benchmarks/data/scene_concepts.json. The "dev" scenes were looked at while the
+new rules were written; the "test" scenes were labelled after they were fixed.
+
+- old: the concept nearest to the whole scene sentence (MiniLM), the cast's names removed; the hero as the
+  concept nearest to the hero's whole look.
+- new (stages/stage.py): a friend the scene names, drawn as their look's concept; else the concepts the
+  scene names word for word (stages/concept_match.py), the nearest of them to the sentence; else as old.
+  The hero (and a friend): the kind (the look's first part) named word for word, else nearest to the kind.
+
+    python benchmarks/scene_concepts.py     → benchmarks/results/scene_concepts.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LABELS = REPO / "benchmarks" / "data" / "scene_concepts.json"
+
+
+def old_setting(scene: str, cast, nearest, exclude: set[str]) -> str | None:
+    """The stage before this change: the nearest concept to the scene without the cast's names."""
+    from taleloom.stages.stage import without_names
+
+    taken = {w for name in exclude for w in name.lower().split()}
+    for name in nearest(without_names(scene, cast), 5):
+        if name not in exclude and not taken & set(name.lower().split()):
+            return name
+    return None
+
+
+def old_subject(look: str, nearest) -> str | None:
+    """The stage before this change: the hero as the concept nearest to the whole look."""
+    found = nearest(look, 1)
+    return found[0] if found else None
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "scene_concepts.json")
+    a = p.parse_args(argv)
+
+    from taleloom.backends.registry import create
+    from taleloom.book import Brief, CastMember, Page, Storybook
+    from taleloom.stages.stage import (
+        concept_mapper_for,
+        main_subject,
+        page_companion,
+        scene_setting,
+        without_names,
+    )
+
+    ill = create("illustrator", "embedded")
+    mapper = concept_mapper_for(ill)
+    scenes = json.loads(LABELS.read_text(encoding="utf-8"))["scenes"]
+    rows, hits = [], {}
+    for s in scenes:
+        cast = [CastMember(name=c["name"], look=c["look"], role="hero" if i == 0 else "friend")
+                for i, c in enumerate(s["cast"])]
+        book = Storybook(id="bench", brief=Brief(pages=1), cast=cast, pages=[Page(index=1, text="", scene=s["scene"])])
+        hero = main_subject(book, mapper)
+        exclude = {hero} if hero else set()
+        old_hero = old_subject(cast[0].look, mapper)
+        old = old_setting(s["scene"], cast, mapper, {old_hero} if old_hero else set())
+        friend = page_companion(s["scene"], cast, mapper, exclude)
+        new = friend[1] if friend else scene_setting(without_names(s["scene"], cast), mapper, exclude)
+        row = {"split": s["split"], "scene": s["scene"], "old_hero": old_hero, "hero": hero, "old": old, "new": new,
+               "accept": s["accept"], "old_ok": old in s["accept"], "new_ok": new in s["accept"],
+               "old_hero_ok": old_hero in s["hero_accept"], "new_hero_ok": hero in s["hero_accept"]}
+        rows.append(row)
+        for split in (s["split"], "all"):
+            h = hits.setdefault(split, {"n": 0, "old": 0, "new": 0, "old_hero": 0, "new_hero": 0})
+            h["n"] += 1
+            for key in ("old", "new", "old_hero", "new_hero"):
+                h[key] += row[f"{key}_ok"]
+    summary = {k: {"n": v["n"], **{key: round(v[key] / v["n"], 3) for key in ("old", "new", "old_hero", "new_hero")}}
+               for k, v in hits.items()}
+    print("| scenes | n | beside the hero, old: nearest to the sentence | new: friend, then named things "
+          "| hero, old: nearest to the look | new: the kind first |")
+    print("|---|---|---|---|---|---|")
+    for k, v in summary.items():
+        print(f"| {k} | {v['n']} | {v['old']:.0%} | {v['new']:.0%} | {v['old_hero']:.0%} | {v['new_hero']:.0%} |")
+    for r in rows:
+        if not r["new_ok"]:
+            print(f"  miss ({r['split']}): {r['scene'][:80]!r} → {r['new']} (old {r['old']}; accept {r['accept'][:3]})")
+    result = {"labels": str(LABELS.relative_to(REPO)), "illustrator": ill.model_id, "summary": summary, "rows": rows}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    print(f"(written to {a.out})")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The concepts a scene names word for word: "The rocket takes off from the launchpad" names `rocket`,
+"Oscar sits on the branch, looking up at the stars" names `star` and `glowing star`.
+
+Why: the stage used to pick a page's setting as the concept nearest to the whole scene sentence (MiniLM).
+A sentence is mostly people and verbs, so its nearest concept was often one the scene never mentions:
+"Theo fetches the coffee from the fridge" → `taxi`, "Ben runs towards Juno near the water" → `person
+playing water polo` (benchmarks/scene_concepts.py). A concept is named when the scene has its head noun
+("tree" for `deciduous tree`, "beach" for `beach with umbrella`) or its whole name; which of several named
+concepts fits best is still MiniLM's call (stage.scene_setting).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_LINKS = (" with ", " in ", " on ", " at ", " over ", " behind ", " without ", " showing ", " of ")
+_PEOPLE = ("person", "people", "man", "woman", "men", "women")  # "person walking": the person, not the walk
+# heads that a scene uses about its characters, not about things to draw beside them
+# (and "picture": a scene is a picture's description, "A warm picture shows Otto …")
+NOT_THINGS = frozenset({"face", "eye", "eyes", "ear", "nose", "mouth", "tongue", "biceps", "selfie", "hand",
+                        "silhouette", "head", "sparkle", "print", "person", "people", "man", "woman", "picture"})
+_IRREGULAR = {"leaves": "leaf", "mice": "mouse", "geese": "goose", "children": "child", "feet": "foot",
+              "teeth": "tooth", "wolves": "wolf", "knives": "knife", "sheep": "sheep", "fish": "fish",
+              "dishes": "dish", "glasses": "glass", "buses": "bus", "beaches": "beach", "boxes": "box",
+              "peaches": "peach", "benches": "bench", "branches": "branch", "sandwiches": "sandwich"}
+
+
+def singular(word: str) -> str:
+    """A plural English noun's singular, by rule ('stars' → 'star', 'berries' → 'berry'); others as given."""
+    w = word.lower()
+    if w in _IRREGULAR:
+        return _IRREGULAR[w]
+    if len(w) > 4 and w.endswith("ies"):
+        return w[:-3] + "y"
+    if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        return w[:-1]
+    return w
+
+
+def head(concept: str) -> str:
+    """The noun a concept's name is about: 'deciduous tree' → 'tree', 'beach with umbrella' → 'beach',
+    'person in bed' → 'person', 'full moon face' → 'face', 'index pointing up' → 'index'."""
+    name = f" {concept.lower()} "
+    for link in _LINKS:
+        if link in name:
+            name = name.split(link)[0] + " "
+    words = name.split()
+    if not words:
+        return ""
+    if words[0] in _PEOPLE:
+        return words[0]
+    doing = next((i for i, w in enumerate(words) if i and w.endswith("ing")), len(words))
+    return singular(words[doing - 1])  # 'index pointing up' → 'index', 'leaf fluttering' → 'leaf'
+
+
+def not_a_thing(concept: str) -> bool:
+    """A concept that is only a body part or the like ('eyes', 'nose'): no drawing of a character ('dog
+    face' is one: a dog)."""
+    return singular(concept.lower()) in NOT_THINGS or concept.lower() in NOT_THINGS
+
+
+def named_concepts(text: str, vocabulary: Iterable[str]) -> list[str]:
+    """The concepts of `vocabulary` that `text` names: by the head noun (in singular or plural) or by the
+    whole name; heads that describe a character's body (face, eyes …) do not count."""
+    words = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z-]*", text)]
+    said = {singular(w) for w in words} | set(words)
+    joined = f" {' '.join(words)} "
+    found = []
+    for concept in vocabulary:
+        h = head(concept)
+        if h not in NOT_THINGS and (h in said or f" {concept.lower()} " in joined):
+            found.append(concept)
+    return found
