@@ -97,7 +97,9 @@ def test_whole_scenes_put_the_hero_in_the_same_box_with_one_hero_seed_and_a_seed
     assert len({r.seed for r in requests}) == len(requests)  # but each page its own seed: no two pages alike
     assert hero_seed(7) not in {r.seed for r in requests}
     assert [r.hero_box for r in requests] == [HERO_LEFT, HERO_RIGHT, HERO_LEFT]
-    assert scene_layout("left and right") == HERO_LEFT
+    assert scene_layout("left and right") == HERO_LEFT == scene_layout("Mina waves", 3)
+    assert scene_layout("Mina waves", 2) == HERO_RIGHT == scene_layout("Mina on the right", 3)  # sides take turns
+    assert scene_layout("Mina on the left", 2) == HERO_LEFT
     redrawn = stage_page(book, book.pages[0], mapper, seed=99)
     assert redrawn.seed == 99 and redrawn.hero_box == HERO_LEFT  # redraw keeps its own seed
     assert redrawn.hero_seed == hero_seed(7)  # and the book's hero
@@ -162,5 +164,8 @@ def test_the_setting_is_what_the_scene_names_not_what_the_sentence_is_nearest_to
     assert scene_setting("Oscar looks up at the glowing stars", m, exclude={"cat face"}) == "glowing star"
     assert scene_setting("Oscar looks up at the stars", m, exclude={"cat face"}) == "star"
     assert scene_setting("Oscar walks home", m, exclude={"rocket"}) == "star"  # names nothing: the nearest
+    people = VocabularyMapper(lambda t, k: ["person pouting", "woman"][:k], ("person pouting", "woman"))
+    assert look_concept("person, short brown hair", people) == "woman"  # a cast member is not an activity
+    assert scene_setting("Sami stands by the person pouting", people, exclude=set()) == "person pouting"
     assert look_concept("child, brown hair, blue eyes", VocabularyMapper(
         lambda t, k: (["eyes", "boy"] if "eyes" in t else ["eyes", "boy"])[:k], ("eyes", "boy"))) == "boy"

@@ -19,11 +19,26 @@ _PEOPLE = ("person", "people", "man", "woman", "men", "women")  # "person walkin
 # heads that a scene uses about its characters, not about things to draw beside them
 # (and "picture": a scene is a picture's description, "A warm picture shows Otto …")
 NOT_THINGS = frozenset({"face", "eye", "eyes", "ear", "nose", "mouth", "tongue", "biceps", "selfie", "hand",
-                        "silhouette", "head", "sparkle", "print", "person", "people", "man", "woman", "picture"})
+                        "silhouette", "head", "sparkle", "print", "person", "people", "picture"})
 _IRREGULAR = {"leaves": "leaf", "mice": "mouse", "geese": "goose", "children": "child", "feet": "foot",
               "teeth": "tooth", "wolves": "wolf", "knives": "knife", "sheep": "sheep", "fish": "fish",
               "dishes": "dish", "glasses": "glass", "buses": "bus", "beaches": "beach", "boxes": "box",
               "peaches": "peach", "benches": "bench", "branches": "branch", "sandwiches": "sandwich"}
+
+
+# Words a story's scene often uses for a place or thing no concept is called, and the concept that draws it
+# (used when the vocabulary has that concept): indoors is a house, open water is a wave, and so on.
+STAND_INS = {
+    "house": ("room", "bedroom", "kitchen", "home", "sofa", "couch", "bed", "fireplace", "door", "window"),
+    "water wave": ("sea", "ocean", "lake", "pond", "river", "stream", "water", "wave"),
+    "evergreen tree": ("forest", "wood", "woods", "pine"),
+    "hot beverage": ("coffee", "tea", "cocoa", "espresso", "cup", "mug"),
+    "night with stars": ("night",),
+    "cloud": ("sky",),
+    "snowflake": ("snow", "snowy"),
+    "cityscape": ("city", "town", "street"),
+    "seedling": ("grass", "meadow", "field", "garden"),
+}
 
 
 def singular(word: str) -> str:
@@ -60,6 +75,13 @@ def not_a_thing(concept: str) -> bool:
     return singular(concept.lower()) in NOT_THINGS or concept.lower() in NOT_THINGS
 
 
+def doing(concept: str) -> bool:
+    """A concept that shows someone doing something ('person pouting', 'people wrestling'): a scene may
+    show it, but it is no drawing of a cast member."""
+    words = concept.lower().split()
+    return len(words) > 1 and words[0] in _PEOPLE
+
+
 def named_concepts(text: str, vocabulary: Iterable[str]) -> list[str]:
     """The concepts of `vocabulary` that `text` names: by the head noun (in singular or plural) or by the
     whole name; heads that describe a character's body (face, eyes …) do not count."""
@@ -71,4 +93,6 @@ def named_concepts(text: str, vocabulary: Iterable[str]) -> list[str]:
         h = head(concept)
         if h not in NOT_THINGS and (h in said or f" {concept.lower()} " in joined):
             found.append(concept)
+    if not found:  # only when the scene names no concept itself: 'the pond' but no 'fish'
+        found = [c for c in vocabulary if said & set(STAND_INS.get(c, ()))]
     return found

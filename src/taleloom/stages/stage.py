@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from taleloom.book import CastMember, ImageRequest, Page, Storybook
 from taleloom.errors import choice_error
-from taleloom.stages.concept_match import named_concepts, not_a_thing
+from taleloom.stages.concept_match import doing, named_concepts, not_a_thing
 
 # text, k → the k nearest concept names, best first (e.g. the aligned encoder's nearest_concepts)
 ConceptMapper = Callable[[str, int], list[str]]
@@ -119,7 +119,7 @@ def stage_page(book: Storybook, page: Page, concept_mapper: ConceptMapper | None
         if setting:
             concepts.append(setting)
         if len(concepts) == 2:  # a whole scene: the hero in its box with the book's hero noise
-            hero_box = scene_layout(page.scene)
+            hero_box = scene_layout(page.scene, page.index)
             hero = hero_seed(book.brief.seed)
         if friend and seed is None:  # a companion looks the same on every page: their own noise
             seed = cast_seed(book.brief.seed, friend[0])
@@ -133,11 +133,15 @@ HERO_LEFT = (0.0, 0.375, 0.625, 1.0)  # the hero's box: lower left, 5/8 of the p
 HERO_RIGHT = (0.375, 0.375, 1.0, 1.0)
 
 
-def scene_layout(scene: str) -> tuple[float, float, float, float]:
-    """Where the hero stands in a whole-scene picture: lower right when the scene says so, else lower left.
-    The hero's noise (hero_seed) fills this box on every page, so the hero looks the same."""
+def scene_layout(scene: str, page: int = 1) -> tuple[float, float, float, float]:
+    """Where the hero stands in a whole-scene picture: where the scene says ("on the right"), else lower
+    left on odd pages and lower right on even ones. The hero's noise (hero_seed) fills this box on every
+    page, so the hero looks the same; the sides take turns because a friend is drawn the same on every
+    page too, and three pages of the hero with the same friend were three identical pictures."""
     words = set(scene.lower().replace(",", " ").replace(".", " ").split())
-    return HERO_RIGHT if "right" in words and "left" not in words else HERO_LEFT
+    if ("right" in words) != ("left" in words):
+        return HERO_RIGHT if "right" in words else HERO_LEFT
+    return HERO_LEFT if page % 2 else HERO_RIGHT
 
 
 def hero_seed(book_seed: int) -> int:
@@ -174,16 +178,21 @@ def look_concept(look: str, concept_mapper: ConceptMapper, exclude: set[str] = f
     """The concept that draws a cast member of this look ("kind, details"): the kind named word for word
     ("tabby cat" → cat; of several, the nearest to the whole look: a tree with green leaves is no
     Christmas tree), else the nearest concept to the kind, else to the whole look; never a body part
-    (a child's look "child, brown hair, blue eyes" was drawn as `eyes` on every page)."""
+    (a child's look "child, brown hair, blue eyes" was drawn as `eyes` on every page) nor an activity (a
+    "person, short brown hair" was `person pouting`)."""
     kind = look.split(",")[0].strip()
     vocabulary = getattr(concept_mapper, "vocabulary", ())
-    usable = [c for c in named_concepts(kind, vocabulary) if _unlike(c, exclude)]
+
+    def drawable(name: str) -> bool:  # a character, not a body part nor what a person is doing
+        return _unlike(name, exclude) and not not_a_thing(name) and not doing(name)
+
+    usable = [c for c in named_concepts(kind, vocabulary) if drawable(c)]
     if usable:
         rank = {c: i for i, c in enumerate(concept_mapper(look, len(vocabulary)))}  # the details choose
         return min(usable, key=lambda c: rank.get(c, len(rank)))
     for text in dict.fromkeys((kind, look)):
         for name in concept_mapper(text, 5) if text else []:
-            if _unlike(name, exclude) and not not_a_thing(name):
+            if drawable(name):
                 return name
     return None
 
