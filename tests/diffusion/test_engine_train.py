@@ -96,6 +96,11 @@ def test_init_from_starts_a_new_run_at_the_saved_weights(tmp_path):
     again = train(small_config(tmp_path / "ft", init_from=str(tmp_path / "first"), lr=0.0, max_steps=4), data,
                   progress=False, resume=True)
     assert again.step == 4 and read_meta(tmp_path / "ft")["init_from_step"] == first_steps
+    # a third phase started from the second's run folder counts both earlier phases (phase 3 of the shipped
+    # U-Net was labelled 39,000 steps: phase 2's own 31,000 + 8,000, without phase 1's 2,300)
+    third = train(small_config(tmp_path / "third", init_from=str(tmp_path / "ft"), lr=0.0, max_steps=1), data,
+                  progress=False)
+    assert third.step == 1 and read_meta(tmp_path / "third")["init_from_step"] == first_steps + 4
 
 
 def test_resume_needs_a_saved_run_and_warns_when_the_trajectory_changes(tmp_path):

@@ -315,8 +315,10 @@ def train(
         init_from_step = int(resumed_state["init_from_step"])
     elif resumed_state is not None and (kept := _kept_init_step(out)) is not None:  # an older sidecar
         init_from_step = kept
-    else:  # a new run (read now, before anything can replace that folder)
-        init_from_step = int(read_meta(config.init_from).get("step", 0)) if config.init_from else 0
+    else:  # a new run (read now, before anything can replace that folder); a run folder's own step does
+        # not count the phase it started from (its init_from_step), an exported folder's step counts all
+        source = read_meta(config.init_from) if config.init_from else {}
+        init_from_step = int(source.get("step", 0)) + int(source.get("init_from_step", 0))
     start_step = step
     forward = torch.compile(model) if config.compile else model
 
