@@ -427,6 +427,17 @@ def test_a_rewritten_page_does_not_copy_another_pages_sentence():
                              cast=[CastMember(name="Nora", look="a girl")])
     assert new.text == "Nora smiled at the sky."
 
+    class NamingByCopyLLM(ScriptedLLM):  # names the hero only in the sentence it copied, then properly
+        def chat(self, messages, sampling=None, schema=None):
+            self.calls.append((list(messages), sampling, schema))
+            text = f"{copied} The sky was blue." if len(self.calls) == 1 else "Nora smiled at the blue sky."
+            return json.dumps({"text": text, "scene": "a girl under a blue sky"})
+
+    llm = NamingByCopyLLM()
+    new = write.rewrite_page(pages, 3, "name Nora", Brief(pages=3, seed=1), llm,
+                             cast=[CastMember(name="Nora", look="a girl")], must_name="Nora")
+    assert new.text == "Nora smiled at the blue sky." and len(llm.calls) == 2
+
 
 def test_a_cast_name_in_capitals_is_printed_as_the_cast_sheet_spells_it():
     """Qwen wrote "BEN runs down the beach" / "TOM says" (story_quality, brief 1 seed 2): the book prints the

@@ -550,7 +550,7 @@ def hero_on_every_page(pages: list[PageDraft], cast: Sequence[CastMember], brief
             continue
         try:
             new = rewrite_page(out, i + 1, f"tell the same events, with {hero} named in the page", brief, llm,
-                               sampling, cast=list(cast), tries=HERO_REWRITE_TRIES)
+                               sampling, cast=list(cast), tries=HERO_REWRITE_TRIES, must_name=hero)
         except BackendError as e:
             log.info("page %d still does not name %s: %s", i + 1, hero, e.message)
             continue
@@ -565,9 +565,11 @@ def _pages_of(source: Draft | Storybook | Sequence[Page | PageDraft]) -> list[Pa
 
 def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDraft], n: int, instruction: str,
                  brief: Brief, llm: TextModel, sampling: Sampling | None = None,
-                 cast: list[CastMember] | None = None, tries: int = TRIES) -> PageDraft:
+                 cast: list[CastMember] | None = None, tries: int = TRIES, must_name: str | None = None) -> PageDraft:
     """Page `n` (1-based) written again following `instruction`, with a new scene, keeping the cast sheet
-    (from a Draft or Storybook, else `cast`, else the brief's hero); at most `tries` answers."""
+    (from a Draft or Storybook, else `cast`, else the brief's hero); at most `tries` answers. Sentences copied
+    from other pages are dropped from an answer, and one that then lacks `must_name` is asked again (Qwen
+    "named" the hero by copying the page before's sentence that did)."""
     pages = _pages_of(draft_or_book_pages)
     if not 1 <= n <= len(pages):
         raise BadInputError(f"there is no page {n}", f"choose a page from 1 to {len(pages)}")
@@ -600,8 +602,9 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
             return problem
         if st.echoes_prompt(text) or not st.english_letters(text):
             return "not a page of the story"
-        if keep and not st.mentions(text, keep):
-            return f"the hero {keep} is missing"
+        for name in dict.fromkeys(x for x in (keep, must_name) if x):
+            if not st.mentions(text, name):
+                return f"the hero {name} is missing"
         if other := st.similar_page(text, others):
             return f"same text as another page ({other[:40]!r})"
         if problem := st.repetition(text):
