@@ -39,13 +39,12 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_emoji_dataset import storybook_concept  # noqa: E402
 
-from taleloom.backends.image.styles import DERIVED_TRANSFORM, STYLES, caption  # noqa: E402
+from taleloom.backends.image.styles import DERIVED_FROM, DERIVED_TRANSFORM, STYLES, caption  # noqa: E402
 
 FORMAT_VERSION = 1
 DEFAULT_OUT = Path.home() / ".cache" / "taleloom" / "iconify"
 NPM_CACHE = Path.home() / ".cache" / "taleloom" / "npm"
 IMAGE_SIZE, GLYPH_SIZE = 128, 112
-DERIVED = {"pixel": "twemoji", "ink": "openmoji"}  # derived style → the set it is made from
 
 
 def npm_tarball(package: str, version: str, cache: Path = NPM_CACHE) -> Path:
@@ -120,7 +119,7 @@ def build(out: Path, seed: int = 0, limit: int | None = None, heldout_frac: floa
     from taleloom.diffusion.aligned import load_aligned_encoder
 
     vocab = [c for c in load_aligned_encoder(None, device="cpu").vocabulary if storybook_concept(c)]
-    base = {name: s for name, s in STYLES.items() if name not in DERIVED}
+    base = {name: s for name, s in STYLES.items() if name not in DERIVED_FROM}
     sets = {name: load_set(s.source, s.version) for name, s in base.items()}
     found: dict[str, dict[str, str]] = {}  # concept → style → icon
     for c in vocab:
@@ -147,7 +146,7 @@ def build(out: Path, seed: int = 0, limit: int | None = None, heldout_frac: floa
                 pictures[st] = rasterise(svg_of(sets[st][0], icon))
             except Exception as e:  # one broken SVG must not stop the build
                 print(f"skipped {st}:{icon} ({e})", file=sys.stderr)
-        for derived, src in DERIVED.items():
+        for derived, src in DERIVED_FROM.items():
             if src in pictures:
                 pictures[derived] = DERIVED_TRANSFORM[derived](pictures[src])
         for st, img in sorted(pictures.items()):
@@ -172,7 +171,7 @@ def build(out: Path, seed: int = 0, limit: int | None = None, heldout_frac: floa
         "params": {"seed": seed, "limit": limit, "image_size": IMAGE_SIZE, "glyph_size": GLYPH_SIZE,
                    "heldout_frac": heldout_frac, "min_styles": min_styles, "rasteriser": "resvg-py"},
         "styles": {name: {"words": s.words, "source": f"{s.source}@{s.version}", "licence": s.licence,
-                          "attribution": s.attribution, "derived_from": DERIVED.get(name)}
+                          "attribution": s.attribution, "derived_from": DERIVED_FROM.get(name)}
                    for name, s in STYLES.items()},
         "concepts": names,
         "images": records,

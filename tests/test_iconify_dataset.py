@@ -15,6 +15,7 @@ from taleloom.backends.image.styles import (  # noqa: E402
     PRESET_STYLE,
     STYLES,
     caption,
+    drawn_style,
     finish,
     ink,
     pixelate,
@@ -59,6 +60,8 @@ def test_derived_styles_look_like_their_names():
     # the illustrator finishes its pictures in a derived style with the same transform; others stay as drawn
     assert finish(img, "pixel").tobytes() == px.tobytes() and finish(img, "ink").tobytes() == inked.tobytes()
     assert finish(img, "twemoji") is img
+    # and draws them in the set they are made from, as the data script made them
+    assert (drawn_style("pixel"), drawn_style("ink"), drawn_style("noto")) == ("twemoji", "openmoji", "noto")
 
 
 def test_every_book_style_draws_in_a_trained_style():

@@ -106,7 +106,7 @@ def test_v2_draws_128_px_and_a_book_style_changes_the_look():
     own = set(ill.concept_vocabulary())
     assert 400 < len(own) < 720 and set(ill.nearest_concepts("a little dog", 5)) <= own
     reqs = [ImageRequest(prompt="x", concepts=["dog face"], steps=3, seed=1, style=s) for s in ("ink", "pixel")]
-    assert ill.prompt_for(reqs[0])[0] == "dog face, ink style, black pen lines on cream paper"
+    assert ill.prompt_for(reqs[0])[0] == "dog face, openmoji style, thick black outlines"  # then inked
     ink, pixel = ill.generate(reqs)
     assert ink.size == pixel.size == (128, 128)
     diff = np.abs(np.asarray(ink, dtype=int) - np.asarray(pixel, dtype=int)).mean()

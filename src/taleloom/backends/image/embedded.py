@@ -143,11 +143,12 @@ class EmbeddedIllustrator(_Lazy, Illustrator):
         return [c for c in ranked if c in known][:k]
 
     def concept_prompt(self, concept: str, style: str) -> str:
-        """The prompt for one concept: v2 adds the trained style's words for the book's style preset."""
+        """The prompt for one concept: v2 adds the trained style's words for the book's style preset (a derived
+        style's source set: its picture is finished afterwards, `finished`)."""
         if self.styled:
-            from taleloom.backends.image.styles import caption, style_for_preset
+            from taleloom.backends.image.styles import caption, drawn_style, style_for_preset
 
-            return caption(concept, style_for_preset(style))
+            return caption(concept, drawn_style(style_for_preset(style)))
         return self.options.concept_template.format(concept=concept)
 
     def prompt_for(self, request: ImageRequest) -> tuple[str, str]:
