@@ -4,8 +4,9 @@ scene (beside the hero), old against new, on hand-labelled scenes.
 The scenes are the picture descriptions Qwen2.5-Coder-1.5B wrote in story_quality runs
 (benchmarks/results/story_quality_qwen_*.json), each labelled by hand with every concept of the v2
 illustrator's vocabulary a reader would accept beside the hero (the friend the scene names, the place,
-or the thing it is about): benchmarks/data/scene_concepts.json. The "dev" scenes were looked at while the
-new rules were written; the "test" scenes were labelled after they were fixed.
+or the thing it is about), and the concepts that draw the hero: benchmarks/data/scene_concepts.json. The
+"dev" scenes were looked at while the rules were written; "test" was labelled after the first rules (the
+word list STAND_INS was then written from its misses); "test2" after the word list.
 
 - old: the concept nearest to the whole scene sentence (MiniLM), the cast's names removed; the hero as the
   concept nearest to the hero's whole look.
