@@ -387,7 +387,7 @@ def test_a_planned_page_without_the_hero_is_written_again_with_the_hero():
     assert d.pages[2].text.startswith("Nora laughed") and d.pages[2].scene.endswith("picture 3")
     assert [p.text for i, p in enumerate(d.pages) if i != 2] == [texts[i] for i in (0, 1, 3)]
     asked = [c for c in llm.calls if "text" in c[2]["properties"] and "pages" not in c[2]["properties"]]
-    assert len(asked) == 1 and "Nora named in the page" in asked[0][0][-1]["content"]
+    assert len(asked) == 1 and "Nora named in them" in asked[0][0][-1]["content"]
     plain = PlainLLM(texts=texts[:4])
     write.write_story(CAT, Brief(pages=4, hero="Nora", seed=5), plain)
     assert [tuple(c[2]["properties"]) for c in plain.calls] == [("story",)]  # the fast preset is not asked again

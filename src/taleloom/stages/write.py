@@ -549,7 +549,8 @@ def hero_on_every_page(pages: list[PageDraft], cast: Sequence[CastMember], brief
             out[i] = page.model_copy(update={"text": named})
             continue
         try:
-            new = rewrite_page(out, i + 1, f"tell the same events, with {hero} named in the page", brief, llm,
+            new = rewrite_page(out, i + 1, f"tell the same events in new sentences, with {hero} named in them; "
+                                           "do not repeat a sentence of another page", brief, llm,
                                sampling, cast=list(cast), tries=HERO_REWRITE_TRIES, must_name=hero)
         except BackendError as e:
             log.info("page %d still does not name %s: %s", i + 1, hero, e.message)
