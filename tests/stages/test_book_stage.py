@@ -164,6 +164,8 @@ def test_the_setting_is_what_the_scene_names_not_what_the_sentence_is_nearest_to
     assert scene_setting("Oscar looks up at the glowing stars", m, exclude={"cat face"}) == "glowing star"
     assert scene_setting("Oscar looks up at the stars", m, exclude={"cat face"}) == "star"
     assert scene_setting("Oscar walks home", m, exclude={"rocket"}) == "star"  # names nothing: the nearest
+    drinks = VocabularyMapper(lambda t, k: ["beer mug", "hot beverage"][:k], ("beer mug", "hot beverage"))
+    assert look_concept("a mug of coffee, golden", drinks) == "hot beverage"  # says mug and coffee of it
     people = VocabularyMapper(lambda t, k: ["person pouting", "woman"][:k], ("person pouting", "woman"))
     assert look_concept("person, short brown hair", people) == "woman"  # a cast member is not an activity
     assert scene_setting("Sami stands by the person pouting", people, exclude=set()) == "person pouting"

@@ -82,17 +82,32 @@ def doing(concept: str) -> bool:
     return len(words) > 1 and words[0] in _PEOPLE
 
 
-def named_concepts(text: str, vocabulary: Iterable[str]) -> list[str]:
-    """The concepts of `vocabulary` that `text` names: by the head noun (in singular or plural) or by the
-    whole name; heads that describe a character's body (face, eyes …) do not count."""
+_LINK_WORDS = {w.strip() for w in _LINKS} | {"and", "a", "an", "the"}
+
+
+def said_words(text: str) -> set[str]:
+    """The words of `text`, lower-case, each also in singular."""
     words = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z-]*", text)]
-    said = {singular(w) for w in words} | set(words)
-    joined = f" {' '.join(words)} "
+    return {singular(w) for w in words} | set(words)
+
+
+def strength(concept: str, said: set[str]) -> int:
+    """How many of the said words belong to `concept`: its name's words and its stand-in words ('a mug of
+    coffee' says two of `hot beverage`'s — mug, coffee — and one of `beer mug`'s)."""
+    own = {singular(w) for w in concept.lower().split()} - _LINK_WORDS
+    return len(said & (own | set(STAND_INS.get(concept, ()))))
+
+
+def named_concepts(text: str, vocabulary: Iterable[str]) -> list[str]:
+    """The concepts of `vocabulary` that `text` names, those it says most words of first: by the head noun (in
+    singular or plural), the whole name, or a stand-in word; heads that describe a character's body (face,
+    eyes …) do not count."""
+    said = said_words(text)
+    joined = f" {' '.join(re.findall(r'[a-z][a-z-]*', text.lower()))} "
     found = []
     for concept in vocabulary:
         h = head(concept)
-        if h not in NOT_THINGS and (h in said or f" {concept.lower()} " in joined):
+        if (h not in NOT_THINGS and (h in said or f" {concept.lower()} " in joined)) or said & set(
+                STAND_INS.get(concept, ())):
             found.append(concept)
-    if not found:  # only when the scene names no concept itself: 'the pond' but no 'fish'
-        found = [c for c in vocabulary if said & set(STAND_INS.get(c, ()))]
-    return found
+    return sorted(found, key=lambda c: -strength(c, said))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from taleloom.book import CastMember, ImageRequest, Page, Storybook
 from taleloom.errors import choice_error
-from taleloom.stages.concept_match import doing, named_concepts, not_a_thing
+from taleloom.stages.concept_match import doing, named_concepts, not_a_thing, said_words, strength
 
 # text, k → the k nearest concept names, best first (e.g. the aligned encoder's nearest_concepts)
 ConceptMapper = Callable[[str, int], list[str]]
@@ -174,6 +174,14 @@ def page_companion(scene: str, cast: Sequence[CastMember], concept_mapper: Conce
     return None
 
 
+def _first(named: list[str], text: str, concept_mapper: ConceptMapper, n: int) -> str:
+    """Of named concepts (those `text` says most words of first, concept_match.named_concepts), the first;
+    among as many words, the one nearest to `text`."""
+    rank = {c: i for i, c in enumerate(concept_mapper(text, n))}
+    top = [c for c in named if strength(c, said_words(text)) == strength(named[0], said_words(text))]
+    return min(top, key=lambda c: rank.get(c, len(rank)))
+
+
 def look_concept(look: str, concept_mapper: ConceptMapper, exclude: set[str] = frozenset()) -> str | None:
     """The concept that draws a cast member of this look ("kind, details"): the kind named word for word
     ("tabby cat" → cat; of several, the nearest to the whole look: a tree with green leaves is no
@@ -188,8 +196,7 @@ def look_concept(look: str, concept_mapper: ConceptMapper, exclude: set[str] = f
 
     usable = [c for c in named_concepts(kind, vocabulary) if drawable(c)]
     if usable:
-        rank = {c: i for i, c in enumerate(concept_mapper(look, len(vocabulary)))}  # the details choose
-        return min(usable, key=lambda c: rank.get(c, len(rank)))
+        return _first(usable, look, concept_mapper, len(vocabulary))  # the details choose among equals
     for text in dict.fromkeys((kind, look)):
         for name in concept_mapper(text, 5) if text else []:
             if drawable(name):
@@ -234,8 +241,7 @@ def scene_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str], 
     if len(named) == 1:
         return named[0]
     if named:
-        rank = {c: i for i, c in enumerate(concept_mapper(scene, len(vocabulary)))}
-        return min(named, key=lambda c: rank.get(c, len(rank)))
+        return _first(named, scene, concept_mapper, len(vocabulary))
     for name in concept_mapper(scene, k):
         if _unlike(name, exclude):
             return name
