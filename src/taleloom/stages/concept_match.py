@@ -17,9 +17,10 @@ from collections.abc import Iterable
 _LINKS = (" with ", " in ", " on ", " at ", " over ", " behind ", " without ", " showing ", " of ")
 _PEOPLE = ("person", "people", "man", "woman", "men", "women")  # "person walking": the person, not the walk
 # heads that a scene uses about its characters, not about things to draw beside them
-# (and "picture": a scene is a picture's description, "A warm picture shows Otto …")
+# (and "picture": a scene is a picture's description, "A warm picture shows Otto …"; "light": scenes tell of
+# warm or soft light, not of traffic lights)
 NOT_THINGS = frozenset({"face", "eye", "eyes", "ear", "nose", "mouth", "tongue", "biceps", "selfie", "hand",
-                        "silhouette", "head", "sparkle", "print", "person", "people", "picture"})
+                        "silhouette", "head", "sparkle", "print", "person", "people", "picture", "light"})
 _IRREGULAR = {"leaves": "leaf", "mice": "mouse", "geese": "goose", "children": "child", "feet": "foot",
               "teeth": "tooth", "wolves": "wolf", "knives": "knife", "sheep": "sheep", "fish": "fish",
               "dishes": "dish", "glasses": "glass", "buses": "bus", "beaches": "beach", "boxes": "box",
@@ -107,7 +108,7 @@ def named_concepts(text: str, vocabulary: Iterable[str]) -> list[str]:
     found = []
     for concept in vocabulary:
         h = head(concept)
-        if (h not in NOT_THINGS and (h in said or f" {concept.lower()} " in joined)) or said & set(
-                STAND_INS.get(concept, ())):
+        by_name = f" {concept.lower()} " in joined and not not_a_thing(concept)
+        if (h not in NOT_THINGS and h in said) or by_name or said & set(STAND_INS.get(concept, ())):
             found.append(concept)
     return sorted(found, key=lambda c: -strength(c, said))
