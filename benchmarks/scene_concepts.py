@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "scene_concepts.json")
     a = p.parse_args(argv)
 
-    from taleloom.backends.registry import create
     from taleloom.book import Brief, CastMember, Page, Storybook
+    from taleloom.config import Settings
+    from taleloom.orchestrator import Backends
     from taleloom.stages.stage import (
         concept_mapper_for,
         main_subject,
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
         without_names,
     )
 
-    ill = create("illustrator", "embedded")
+    ill = Backends.from_settings(Settings()).get("illustrator")  # through its pool, as a book reaches it
     mapper = concept_mapper_for(ill)
     scenes = json.loads(LABELS.read_text(encoding="utf-8"))["scenes"]
     rows, hits = [], {}
@@ -92,7 +93,8 @@ def main(argv: list[str] | None = None) -> dict:
     for r in rows:
         if not r["new_ok"]:
             print(f"  miss ({r['split']}): {r['scene'][:80]!r} → {r['new']} (old {r['old']}; accept {r['accept'][:3]})")
-    result = {"labels": str(LABELS.relative_to(REPO)), "illustrator": ill.model_id, "summary": summary, "rows": rows}
+    result = {"labels": str(LABELS.relative_to(REPO)), "illustrator": ill.inner.model_id, "summary": summary,
+              "rows": rows}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     print(f"(written to {a.out})")

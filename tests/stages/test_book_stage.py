@@ -76,14 +76,28 @@ def test_concept_mapper_comes_from_the_illustrator():
     class Big:
         draws_concepts = False
 
-    class Small:
+    from taleloom.backends.base import Illustrator
+    from taleloom.backends.pool import PooledIllustrator
+
+    class Small(Illustrator):
+        name = "small"
         draws_concepts = True
 
         def nearest_concepts(self, text, k):
             return ["cat face"][:k]
 
+        def concept_vocabulary(self):
+            return ["cat face", "rocket"]
+
+        def generate(self, requests):
+            raise AssertionError("not drawn here")
+
     assert concept_mapper_for(Big()) is None
     assert concept_mapper_for(Small())("x", 1) == ["cat face"]
+    # books reach the illustrator through its pool: the vocabulary must come through too (it did not, so the
+    # stage's word-for-word matching never ran in a real book)
+    pooled = concept_mapper_for(PooledIllustrator("illustrator", Small))
+    assert pooled.vocabulary == ("cat face", "rocket") and pooled("x", 1) == ["cat face"]
 
 
 def test_whole_scenes_put_the_hero_in_the_same_box_with_one_hero_seed_and_a_seed_per_page():

@@ -210,6 +210,11 @@ class Illustrator(Backend):
         """The `k` concept names nearest to `text`, best first (only when `draws_concepts`)."""
         raise NotImplementedError(f"{self.name} draws full prompts, not concepts")
 
+    def concept_vocabulary(self) -> list[str]:
+        """Every concept name the model draws (only when `draws_concepts`): the stage looks for them word for
+        word in a scene before it asks for the nearest ones."""
+        raise NotImplementedError(f"{self.name} draws full prompts, not concepts")
+
     @property
     def aligned(self) -> Any:
         """The aligned image encoder that checks this illustrator's pictures, or None."""

@@ -211,6 +211,9 @@ class PooledIllustrator(Pooled, Illustrator):
         finally:
             _count(t0)
 
+    def concept_vocabulary(self) -> list[str]:
+        return self.inner.concept_vocabulary()
+
     def stats(self) -> dict[str, Any]:
         return self.batcher.stats()
 

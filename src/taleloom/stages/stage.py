@@ -71,8 +71,7 @@ def concept_mapper_for(illustrator) -> ConceptMapper | None:
     None for backends that read full prompts."""
     if not illustrator.draws_concepts:
         return None
-    vocabulary = getattr(illustrator, "concept_vocabulary", None)
-    return VocabularyMapper(illustrator.nearest_concepts, tuple(vocabulary()) if vocabulary else ())
+    return VocabularyMapper(illustrator.nearest_concepts, tuple(illustrator.concept_vocabulary()))
 
 
 def get_style(name: str) -> Style:
