@@ -211,9 +211,9 @@ class Illustrator(Backend):
         raise NotImplementedError(f"{self.name} draws full prompts, not concepts")
 
     def concept_vocabulary(self) -> list[str]:
-        """Every concept name the model draws (only when `draws_concepts`): the stage looks for them word for
-        word in a scene before it asks for the nearest ones."""
-        raise NotImplementedError(f"{self.name} draws full prompts, not concepts")
+        """Every concept name the model draws (when `draws_concepts`): the stage looks for them word for word
+        in a scene before it asks for the nearest ones. Empty: not listed (the stage asks for the nearest)."""
+        return []
 
     @property
     def aligned(self) -> Any:
