@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 _LINKS = (" with ", " in ", " on ", " at ", " over ", " behind ", " without ", " showing ", " of ")
 _PEOPLE = ("person", "people", "man", "woman", "men", "women")  # "person walking": the person, not the walk
@@ -54,6 +55,7 @@ def singular(word: str) -> str:
     return w
 
 
+@lru_cache(maxsize=4096)  # asked for every concept of the vocabulary on every page
 def head(concept: str) -> str:
     """The noun a concept's name is about: 'deciduous tree' → 'tree', 'beach with umbrella' → 'beach',
     'person in bed' → 'person', 'full moon face' → 'face', 'index pointing up' → 'index'."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from taleloom.book import CastMember, ImageRequest, Page, Storybook
 from taleloom.errors import choice_error
 from taleloom.stages.concept_match import doing, named_concepts, not_a_thing, said_words, strength
+from taleloom.stages.story_text import mentions
 
 # text, k → the k nearest concept names, best first (e.g. the aligned encoder's nearest_concepts)
 ConceptMapper = Callable[[str, int], list[str]]
@@ -82,10 +83,14 @@ def get_style(name: str) -> Style:
         raise choice_error("style", name, list(STYLES)) from None
 
 
+def _derived_seed(key: str) -> int:
+    """A seed from a key of the book seed: stable across runs, different per key."""
+    return int.from_bytes(hashlib.sha256(f"taleloom:{key}".encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
 def page_seed(book_seed: int, index: int) -> int:
     """Per-page seed derived from the book seed: stable across runs, different per page."""
-    digest = hashlib.sha256(f"taleloom:{book_seed}:{index}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+    return _derived_seed(f"{book_seed}:{index}")
 
 
 def cast_sheet(cast: Sequence[CastMember]) -> str:
@@ -150,8 +155,7 @@ def hero_seed(book_seed: int) -> int:
 
 def cast_seed(book_seed: int, member: int) -> int:
     """The seed of cast member `member`'s picture (1 = the hero's friend) on every page they are drawn on."""
-    digest = hashlib.sha256(f"taleloom:{book_seed}:cast:{member}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+    return _derived_seed(f"{book_seed}:cast:{member}")
 
 
 def _unlike(name: str, exclude: set[str]) -> bool:
@@ -167,7 +171,7 @@ def page_companion(scene: str, cast: Sequence[CastMember], concept_mapper: Conce
     concept to the sentence (which named things the page never mentions: benchmarks/scene_concepts.py)."""
     hero = _hero(cast)
     for i, member in enumerate(cast):
-        if member is not hero and re.search(rf"\b{re.escape(member.name)}\b", scene, re.IGNORECASE):
+        if member is not hero and mentions(scene, member.name):
             if found := look_concept(member.look or member.name, concept_mapper, exclude):
                 return i, found
     return None
@@ -176,8 +180,11 @@ def page_companion(scene: str, cast: Sequence[CastMember], concept_mapper: Conce
 def _first(named: list[str], text: str, concept_mapper: ConceptMapper, n: int) -> str:
     """Of named concepts (those `text` says most words of first, concept_match.named_concepts), the first;
     among as many words, the one nearest to `text`."""
+    said = said_words(text)
+    top = [c for c in named if strength(c, said) == strength(named[0], said)]
+    if len(top) == 1:  # no need to rank the whole vocabulary
+        return top[0]
     rank = {c: i for i, c in enumerate(concept_mapper(text, n))}
-    top = [c for c in named if strength(c, said_words(text)) == strength(named[0], said_words(text))]
     return min(top, key=lambda c: rank.get(c, len(rank)))
 
 
@@ -237,8 +244,6 @@ def scene_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str], 
     "bear")."""
     vocabulary = getattr(concept_mapper, "vocabulary", ())
     named = [c for c in named_concepts(scene, vocabulary) if _unlike(c, exclude)]
-    if len(named) == 1:
-        return named[0]
     if named:
         return _first(named, scene, concept_mapper, len(vocabulary))
     for name in concept_mapper(scene, k):
