@@ -11,7 +11,8 @@ makes a picture in a derived style the way the data did: drawn in the source set
 then finished with the same transform (`finish`). Asked for "pixel art" itself, the network drew smooth
 shapes with no grid (the probe named none of them pixel), and pixelating its pixel-art attempts kept fewer
 concepts recognisable than pixelating its twemoji drawings (probe top-5 29 % vs 42 % of 24 held-out
-pictures; ink: 39 % vs 33 % of 18, within noise).
+pictures; ink: 39 % vs 33 % of 18, within noise; measured once with a throwaway script on
+benchmarks/illustrator_compare.py's probe, not a benchmark).
 """
 
 from __future__ import annotations
