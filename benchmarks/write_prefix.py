@@ -1,5 +1,5 @@
 """The write stage's first call on the default LLM (Qwen2.5-Coder-1.5B in its model process), cold and with
-the book's instructions evaluated ahead (TextModel.preload(BOOK_PREFIX), as the orchestrator does while the
+the book's instructions evaluated ahead (TextModel.preload(book_prefix(brief)), as the orchestrator does while the
 photo is looked at): seconds, tokens, and the write ratio of that one call (seconds ÷ (tokens ÷ the model's
 raw tokens/s, measured in the same process)). Each case runs in a fresh model process; the answers must be
 the same text (prefix reuse is exact).
@@ -31,12 +31,12 @@ def one(spec: str, warm: bool) -> dict:
     from taleloom.stages import write
 
     llm = registry.create("llm", spec)
-    t0 = time.perf_counter()
-    llm.preload([write.BOOK_PREFIX] if warm else [])
-    preload = time.perf_counter() - t0
     brief = Brief(pages=4, hero="Mina", seed=0)
+    t0 = time.perf_counter()
+    llm.preload([write.book_prefix(brief)] if warm else [])
+    preload = time.perf_counter() - t0
     messages = [{"role": "system", "content": write.BOOK_SYSTEM},
-                {"role": "user", "content": write._book_prompt(ABOUT, brief, "cat", 4, 4)}]
+                {"role": "user", "content": write._book_prompt(ABOUT, brief, "Mina", "cat", 4, 4)}]
     sampling = write.story_sampling(brief).model_copy(update={"max_tokens": 600})
     t0 = time.perf_counter()
     answer = llm.answer(messages, sampling, None)

@@ -24,7 +24,7 @@ from taleloom.orchestrator import (
     run_book,
 )
 from taleloom.pipeline import STAGE, STAGES
-from taleloom.stages.write import BOOK_PREFIX, BOOK_SYSTEM
+from taleloom.stages.write import BOOK_SYSTEM, book_prefix
 
 CAT = Path(__file__).parents[1] / "src/taleloom/assets/samples/cat.jpg"
 URL = "http://books.test"
@@ -49,9 +49,10 @@ def pixels(d: Path, rel: str) -> bytes:
 
 def test_the_llm_loads_with_the_write_instructions_while_the_photo_is_looked_at(tmp_path):
     llm = CountingLLM()
-    run_book(make(tmp_path), backends(llm=llm))
-    assert llm.preloaded == [[BOOK_PREFIX]]  # the model process evaluates them then, not on write's clock
-    assert BOOK_PREFIX[0]["content"] == BOOK_SYSTEM  # ... and the write call's prompt starts with them
+    book = run_book(make(tmp_path), backends(llm=llm))
+    prefix = book_prefix(book.brief)
+    assert llm.preloaded == [[prefix]]  # the model process evaluates it then, not on write's clock
+    assert prefix[0]["content"] == BOOK_SYSTEM and "The hero is called Mina" in prefix[1]["content"]
 
 
 def test_a_book_is_made_with_every_file_and_timing(tmp_path):

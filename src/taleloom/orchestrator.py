@@ -34,7 +34,7 @@ from taleloom.files import atomic_save_image, remove_stale_temps
 from taleloom.imageio import load_photo
 from taleloom.pipeline import STAGE, STAGES
 from taleloom.stages.stage import concept_mapper_for, get_style, page_seed, stage_page
-from taleloom.stages.write import BOOK_PREFIX
+from taleloom.stages.write import book_prefix
 
 PHOTO = "photo.png"
 _Run = Run  # the name editions.py and older callers use
@@ -121,7 +121,7 @@ def run_book(book_dir: Path, backends: Backends, on_event: OnEvent | None = None
         todo = [name for name in STAGES if not book.stage_done(name)]
         if not book.stage_done("bind"):
             _warm_renderer()
-        _preload_llm(backends, todo)
+        _preload_llm(backends, todo, book.brief)
         t0 = time.perf_counter()
         _run_stages(run, todo)
         run.emit("done", 1.0, f"book ready in {time.perf_counter() - t0:.1f} s", stage=BOOK)
@@ -218,15 +218,15 @@ def _interrupt_running(run: _Run, lanes: _Lanes) -> None:
     run.save()
 
 
-def _preload_llm(backends: Backends, todo: list[str]) -> None:
+def _preload_llm(backends: Backends, todo: list[str], brief: Brief) -> None:
     """When a later stage needs the LLM, load it in the background while the first stage works (a local
-    GGUF loads in its child process on the other core: seconds off the see stage), and evaluate the write
-    stage's instructions there too (its prompt then starts from them). A failure here is left for the
-    stage that needs the LLM to raise."""
+    GGUF loads in its child process on the other core: seconds off the see stage), and evaluate the start
+    of the write stage's request there too: its instructions and the brief's lines (book_prefix; the
+    request then starts from them). A failure here is left for the stage that needs the LLM to raise."""
     if not todo or "llm" in STAGE[todo[0]].roles or not any("llm" in STAGE[n].roles for n in todo):
         return
     llm = backends.get("llm")
-    prefixes = [BOOK_PREFIX] if "write" in todo else []
+    prefixes = [book_prefix(brief)] if "write" in todo else []
 
     def preload() -> None:
         try:

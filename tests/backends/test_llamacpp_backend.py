@@ -38,6 +38,19 @@ def test_schema_constrained_answer_parses_and_follows_the_schema(smol):
     assert 3 <= len(data["colour"]) <= 12 and isinstance(data["legs"], int)
 
 
+def test_a_page_schema_that_names_the_hero_is_honoured_by_llama_cpp(smol):
+    """The write stage's page text pattern (any JSON string characters, the hero's name somewhere) compiles
+    to a llama.cpp grammar, and answers under it parse and name the hero, on the model process."""
+    from taleloom.stages import write
+
+    schema = write._object(text=write._naming("Pip", 10, 400))
+    ask = [{"role": "user", "content": "Write two short sentences for a picture book about a little cat called "
+                                       "Pip who finds a ball. Answer in JSON with the text."}]
+    for seed in (1, 2, 3):
+        data = json.loads(smol.chat(ask, Sampling(seed=seed, max_tokens=120, temperature=1.0), schema))
+        assert "Pip" in data["text"], data
+
+
 def test_same_seed_same_answer_whatever_ran_before(smol):
     s = Sampling(seed=11, max_tokens=24, temperature=1.0)
     first = smol.chat(ASK, s)

@@ -12,7 +12,7 @@ from taleloom.backends.base import Sampling
 from taleloom.backends.llm.prompt_prefixes import ALIGN, PrefixStates, install
 from taleloom.book import Brief
 from taleloom.stages import write
-from taleloom.stages.write import BOOK_PREFIX, BOOK_SYSTEM
+from taleloom.stages.write import BOOK_SYSTEM, book_prefix
 
 USERS = ["A cat and a red ball.", "A dog who is afraid of the rain.", "Three fruits go to school."]
 
@@ -81,10 +81,10 @@ def test_the_model_process_evaluates_the_book_instructions_ahead_and_answers_the
     child, inline = registry.create("llm", "smollm2"), registry.create("llm", "smollm2", process="inline")
     brief = Brief(pages=2, hero="Mina", seed=4)
     book = [{"role": "system", "content": BOOK_SYSTEM},  # the write stage's first request
-            {"role": "user", "content": write._book_prompt("a grey cat in a garden", brief, "cat", 2, 2)}]
+            {"role": "user", "content": write._book_prompt("a grey cat in a garden", brief, "Mina", "cat", 2, 2)}]
     sampling = Sampling(seed=4, max_tokens=40, temperature=1.0)
     try:
-        child.preload([BOOK_PREFIX])
+        child.preload([book_prefix(brief)])
         answer = child.chat(book, sampling)
         assert "reused" in child._child().process.log_tail(4000)  # the request skipped the instructions
         assert answer == inline.chat(book, sampling)  # inline starts from an empty cache every time

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from taleloom.backends import registry
 from taleloom.backends.base import Sampling, TextModel
+from taleloom.backends.llm.schema_check import check_schema
 from taleloom.book import Brief, Caption, CastMember, Draft, Page, PageDraft, Storybook
 from taleloom.errors import BackendError, BadInputError
 from taleloom.stages import story_text as st
@@ -139,15 +141,37 @@ def test_plan_and_pages_in_one_answer():
     (messages, sampling, schema), = llm.calls
     assert sampling.seed == 3  # from the book's seed
     assert list(schema["properties"]) == ["title", "hero", "friend", "outline", "pages"]  # plan first, then pages
-    assert schema["properties"]["hero"]["properties"]["name"]["enum"] == list(write.NAMES)
+    drawn = write.hero_name(Brief(seed=3), 3)  # no hero in the brief: one of NAMES, drawn by the seed
+    assert drawn in write.NAMES and f"The hero is called {drawn}" in messages[-1]["content"]
+    prefix = write.book_prefix(Brief(pages=4, idea="a girl and her kite", seed=3))  # evaluated ahead, before the
+    assert messages[0] == prefix[0] and messages[1]["content"].startswith(prefix[1]["content"])  # photo is seen
+    assert "It is about: a girl and her kite" in messages[1]["content"][len(prefix[1]["content"]):]
+    assert schema["properties"]["hero"]["properties"]["name"]["enum"] == [drawn]
+    assert drawn not in schema["properties"]["friend"]["properties"]["name"]["enum"]
     assert schema["properties"]["outline"]["minItems"] == 4 and schema["properties"]["pages"]["minItems"] == 4
+
+
+def test_the_schema_makes_every_page_name_the_hero():
+    """The page text's pattern: the answer cannot close a page's text before the hero's name is in it (a
+    JSON string of any characters but quotes, backslashes and control characters)."""
+    text = write._page_schema(Brief(), 2, "Mina")["items"]["properties"]["text"]
+    rx = re.compile(text["pattern"])
+    assert rx.fullmatch("The sun rose. Mina ran to the pond, happy.")
+    assert rx.fullmatch("Ein Tag mit Mina am Meer.")
+    assert not rx.fullmatch("The sun rose. She ran to the pond.")
+    assert not rx.fullmatch('Mina said "hi".')  # no quotes: the pattern means the same on raw or decoded text
+    check_schema(write._page_schema(Brief(), 2, "Mina"))  # what llama.cpp and the server accept
+    for unspellable in ('Mi"na', "Dr. Who", "Ana (5)", "Zoë\\", ""):  # no pattern: the plain bounded string
+        assert "pattern" not in write._naming(unspellable, 10, 100)
+    for spellable in ("Anne-Marie", "Zoë", "Mary Ann", "O'Brien", "R2-D2"):
+        assert re.fullmatch(write._naming(spellable, 10, 100)["pattern"], f"Here is {spellable}.")
 
 
 def test_the_photo_subject_is_the_hero():
     llm = ScriptedLLM()
     write.write_story(CAT, Brief(pages=2, hero="Nora", seed=1), llm)
     prompt = llm.calls[0][0][-1]["content"]
-    assert "The hero is called Nora and is the cat from the photo" in prompt
+    assert "The hero is called Nora." in prompt and "The hero is the cat from the photo." in prompt
     # a plan whose hero is not the photo's subject is asked again (the scripted girl with a kite is not a cat)
     assert len([c for c in llm.calls if "title" in c[2]["properties"]]) == write.PLAN_RELEVANCE_TRIES + 1
 
@@ -201,12 +225,28 @@ def test_pages_without_the_hero_or_repeating_are_asked_again():
     no_hero = ["The kite flew up in the park. It was a windy day.", "A bird sat in the tall oak tree."]
     with pytest.raises(BackendError, match="hero Nora is not on page 1"):
         write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), ScriptedLLM(texts=no_hero))
-    same = [TEXTS[0], TEXTS[0].replace("yellow", "red")]
-    with pytest.raises(BackendError, match="page 2 repeats"):
-        write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), ScriptedLLM(texts=same))
     loop = ["Nora ran to the park. Nora ran to the park. Nora ran to the park.", TEXTS[1]]
     with pytest.raises(BackendError, match="repeated"):
         write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), ScriptedLLM(texts=loop))
+
+
+def test_a_page_that_repeats_another_is_written_again_alone_not_the_whole_book():
+    same = [TEXTS[0], TEXTS[0].replace("yellow", "red")]
+    llm = ScriptedLLM(texts=same)
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), llm)
+    assert len([c for c in llm.calls if "title" in c[2]["properties"]]) == 1  # the book was asked once
+    rewrite, schema = llm.calls[1][0][-1]["content"], llm.calls[1][2]
+    assert "Write page 2 again: tell this page's own event" in rewrite and "not what page 1 told" in rewrite
+    assert PLAN["outline"][1].rstrip(".") in rewrite and same[1] not in rewrite  # not shown the copy
+    assert list(schema["properties"]) == ["text"] and "Nora" in schema["properties"]["text"]["pattern"]
+    assert d.pages[0].text == TEXTS[0] and "big red bird" in d.pages[1].text  # the scripted rewrite
+    assert d.pages[1].outline == PLAN["outline"][1] and d.pages[1].scene.startswith("Nora laughed")
+    same_again = ScriptedLLM(texts=same)
+    same_again.chat = lambda m, s=None, schema=None, inner=same_again.chat: (  # the rewrite repeats too
+        inner(m, s, schema) if "title" in schema["properties"] else json.dumps(
+            {"text": same[1], "scene": "Nora with red hair and a kite in the park"}))
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), same_again)
+    assert [p.text for p in d.pages] == same  # kept as it was: a failed rewrite loses nothing
 
 
 def test_a_long_book_is_written_in_turns_that_continue_the_conversation():

@@ -2,10 +2,11 @@
 JSON-schema constrained answer, whose fields come in this order:
 
   title, hero, friend — the cast sheet: each with a name, a kind and a fixed look reused in every picture;
-                        the hero is the photo's main subject (named by the brief, or chosen from a list of
-                        names) unless the brief's idea says otherwise;
+                        the hero is the photo's main subject (named by the brief, or drawn from a list of
+                        names by the seed) unless the brief's idea says otherwise;
   outline             — one line per page: the story's beginning, small problem and happy ending;
-  pages               — every page's text and key scene (English, for the illustrator), one per line.
+  pages               — every page's text (the schema makes it name the hero) and key scene (English, for the
+                        illustrator), one per line.
 
 The model writes its plan before the pages, so they follow it; and as one answer nothing is sent or
 evaluated twice and no answer is thrown away (a second call for the pages made llama.cpp read the prompt
@@ -49,7 +50,6 @@ NAMES = ("Mina", "Leo", "Luna", "Milo", "Noah", "Sora", "Hana", "Yuki", "Theo", 
          "Nia", "Omar", "Lila", "Finn", "Ruby", "Jun", "Iris", "Tom", "Rosa", "Ben", "Amara", "Otto", "Maya",
          "Rafi", "Ella", "Sami", "Nora", "Ivy", "Juno", "Remy", "Tala", "Arlo", "Ada", "Eli", "Kira", "Max",
          "Lena", "Oscar", "Priya", "Ravi", "Suki", "Tess", "Uma", "Vera", "Wren", "Yara", "Zeno", "Coco", "Momo")
-NAME = {"type": "string", "enum": list(NAMES)}
 _KIND_END = re.compile(r"\s*(?:[,;.]|\b(?:with|who|that|which|and|in|on|at|by|near|next|under|from|to|is|was)\b).*$",
                        re.IGNORECASE)
 SYSTEM = ("You write picture books for young children: simple words, short sentences, a clear beginning, "
@@ -63,6 +63,23 @@ def _text(min_len: int, max_len: int) -> dict[str, Any]:
 
 def _object(**props: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": list(props)}
+
+
+# A page text that names the hero: any JSON string characters but quotes, backslashes and control characters
+# (so the pattern means the same raw or decoded: llama.cpp matches it on the raw text, OpenAI-style servers on
+# the value), the name somewhere. Unbounded: llama.cpp turns {0,n} into n nested rules; max_tokens bounds it.
+_PAGE_CHAR = r'[^"\\\x00-\x1f]'
+_SPELLABLE_NAME = re.compile(r"[^\W\d_](?:[^\W_]|[' -](?=[^\W_]))*")  # a letter, then letters or digits, with inner spaces, hyphens, apostrophes
+
+
+def _naming(name: str | None, min_len: int, max_len: int) -> dict[str, Any]:
+    """The schema of a page's text that must name `name` (the hero): the model cannot end the text before the
+    name is in it, so no page goes without its hero and no rewrite call is spent on one (Qwen2.5-Coder-1.5B
+    left the hero off a page in 4 of 30 books even after two rewrite tries: story_quality). A name the
+    pattern cannot spell plainly (quotes, digits, symbols), or none, gives the plain bounded string."""
+    if not name or not _SPELLABLE_NAME.fullmatch(name):
+        return _text(min_len, max_len)
+    return {"type": "string", "pattern": f"^{_PAGE_CHAR}*{name}{_PAGE_CHAR}*$"}
 
 
 def _list(item: dict[str, Any], n: int) -> dict[str, Any]:
@@ -121,29 +138,46 @@ BOOK_SYSTEM = (SYSTEM + "\n"
                "\"text\" (whole sentences for the reader's age, with the hero's name in it) and \"scene\" (what its "
                "picture shows, in English, 8 to 20 words: who is in it, with their look, and where). No page "
                "repeats another. Plain text only: no titles, page numbers, lists or markup.")
-# The book's instructions are the system message, the same for every book, so that the model process
-# evaluates them once, while the photo is looked at (TextModel.preload), and not on the write stage's clock.
-BOOK_PREFIX = [{"role": "system", "content": BOOK_SYSTEM}, {"role": "user", "content": ""}]
+def hero_name(brief: Brief, seed: int) -> str:
+    """The hero's name: the brief's, else one of NAMES drawn by the book's seed. Chosen before the model
+    writes, so that the schema can make every page name the hero (_naming), and before the photo is seen,
+    so that the request's instructions can be evaluated ahead (book_prefix)."""
+    return brief.hero or random.Random(seed).choice(NAMES)
 
 
-def _book_prompt(about: str, brief: Brief, hero_kind: str | None, pages: int, written: int) -> str:
-    """The one request for the plan and the first `written` pages (a book of more pages gets the rest in
-    later turns): only what the pages and the pictures need, so that few tokens are generated. What
-    differs between books; the instructions that do not are BOOK_SYSTEM."""
-    who = f"The hero is called {brief.hero}" if brief.hero else "Choose the hero's name from the list"
-    if hero_kind and not brief.idea:
-        who += f" and is the {hero_kind} from the photo"
+def _book_instructions(brief: Brief, hero: str, pages: int, written: int) -> str:
+    """The book request's first lines: what the brief alone says (known before the photo is seen)."""
     per_page = st.words_per_page(brief.age)
     which = "every page" if written == pages else f"the first {written} pages"
-    return (f"A picture book for a {brief.age}-year-old reader, {pages} pages, {brief.tone}.\n"
-            f"It is about: {about}\n{who}.\n"
-            f"Plan it, then write it: an outline of exactly {pages} lines (a beginning, a small problem, a happy "
-            f"ending), then the pages for {which}, each text {per_page // 2} to {per_page} words and naming the hero.")
+    return (f"A picture book for a {brief.age}-year-old reader, {pages} pages, {brief.tone}. The hero is called "
+            f"{hero}.\nPlan it, then write it: an outline of exactly {pages} lines (a beginning, a small problem, "
+            f"a happy ending), then the pages for {which}, each text {per_page // 2} to {per_page} words and naming "
+            f"the hero.\n")
 
 
-def _page_schema(brief: Brief, n: int) -> dict[str, Any]:
+def _book_prompt(about: str, brief: Brief, hero: str, hero_kind: str | None, pages: int, written: int) -> str:
+    """The one request for the plan and the first `written` pages (a book of more pages gets the rest in
+    later turns): only what the pages and the pictures need, so that few tokens are generated. What
+    differs between books; the instructions that do not are BOOK_SYSTEM, and what the photo adds comes last
+    (book_prefix)."""
+    whose = f"The hero is the {hero_kind} from the photo.\n" if hero_kind and not brief.idea else ""
+    return f"{_book_instructions(brief, hero, pages, written)}It is about: {about}\n{whose}"
+
+
+def book_prefix(brief: Brief, sampling: Sampling | None = None) -> list[dict[str, str]]:
+    """The start of the book's request that does not depend on the photo: the instructions (BOOK_SYSTEM, the
+    same for every book) and the brief's own lines. The model process evaluates it while the photo is looked
+    at (TextModel.preload), so the write call evaluates only what the photo adds (prompt_prefixes.py: Qwen
+    evaluates ~75 prompt tokens a second on one thread, a second and a half of write's clock before)."""
+    seed = story_sampling(brief, sampling).seed or 0
+    return [{"role": "system", "content": BOOK_SYSTEM},
+            {"role": "user", "content": _book_instructions(brief, hero_name(brief, seed), brief.pages,
+                                                           min(brief.pages, PAGES_PER_ANSWER))}]
+
+
+def _page_schema(brief: Brief, n: int, hero: str | None) -> dict[str, Any]:
     per_page = st.words_per_page(brief.age)
-    return _list(_object(text=_text(per_page, min(1000, per_page * 9)), scene=_text(20, 160)), n)
+    return _list(_object(text=_naming(hero, per_page, min(1000, per_page * 9)), scene=_text(20, 160)), n)
 
 
 def _pages_budget(brief: Brief, n: int) -> int:
@@ -160,20 +194,24 @@ class PagesFailedError(BackendError):
         self.plan = plan
 
 
+
 def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling, hero_kind: str | None = None,
                    things: Sequence[str] = ()) -> tuple[str, list[CastMember], list[str], list[PageDraft],
                                                           list[dict[str, str]]]:
     """(title, cast sheet with the hero first, outline lines, the first pages, the conversation so far), in
     one schema-constrained answer: the plan is written first, so the pages follow it, and nothing is sent
-    or evaluated twice. The brief's hero name is imposed by the schema. PagesFailedError when every answer
-    fails its checks. `things`: the photo's top concepts (the story should be about one of them)."""
+    or evaluated twice. The hero's name (hero_name) is imposed by the schema, and every page's text names
+    it. PagesFailedError when every answer fails its checks. `things`: the photo's top concepts (the story
+    should be about one of them)."""
     pages = brief.pages
     n = min(pages, PAGES_PER_ANSWER)
-    hero_name = {"type": "string", "enum": [brief.hero]} if brief.hero else NAME
+    hero = hero_name(brief, sampling.seed or 0)
+    friends = {"type": "string", "enum": [name for name in NAMES if name != hero]}
     member = {"kind": _text(3, 40), "look": _text(8, 90)}
-    schema = _object(title=_text(5, 60), hero=_object(name=hero_name, **member), friend=_object(name=NAME, **member),
-                     outline=_list(_text(10, 90), pages), pages=_page_schema(brief, n))
-    user = _book_prompt(about, brief, hero_kind, pages, n)
+    schema = _object(title=_text(5, 60), hero=_object(name={"type": "string", "enum": [hero]}, **member),
+                     friend=_object(name=friends, **member), outline=_list(_text(10, 90), pages),
+                     pages=_page_schema(brief, n, hero))
+    user = _book_prompt(about, brief, hero, hero_kind, pages, n)
     messages = [{"role": "system", "content": BOOK_SYSTEM}, {"role": "user", "content": user}]
     wanted = st.content_words(" ".join([hero_kind or "", brief.idea or "", about if not hero_kind else "",
                                         *things[:3]]))
@@ -187,7 +225,7 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
         cast = [CastMember(name=d["hero"]["name"], look=_look(d["hero"]), role="hero"),
                 CastMember(name=d["friend"]["name"], look=_look(d["friend"]), role="friend")]
         planned[:] = [(short_look(d["title"], 60), cast, d["outline"])]
-        return _pages_problem(d["pages"], cast, 1, (), written,
+        return _pages_problem(d["pages"], cast, 1, written,
                               int(st.words_per_page(brief.age) * 1.5))
 
     try:
@@ -203,9 +241,10 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
 
 def _plan_problem(d: dict[str, Any], brief: Brief, wanted: set[str]) -> str | None:
     """What keeps an answer's plan out of the book, else None; `wanted`: words the hero's kind should share
-    (the photo's subject, the idea), empty once the try no longer insists."""
+    (the photo's subject, the idea), empty once the try no longer insists. A backend without constrained
+    decoding may name the hero itself: only the brief's own hero name is insisted on."""
     hero, friend = d["hero"], d["friend"]
-    if brief.hero and hero["name"] != brief.hero:  # backends without constrained decoding
+    if brief.hero and hero["name"] != brief.hero:
         return f"the hero is not called {brief.hero}"
     if hero["name"] == friend["name"]:
         return "the friend has the hero's name"
@@ -300,38 +339,39 @@ def _pages_prompt(brief: Brief, cast: Sequence[CastMember], first: int, lines: S
 
 
 def write_pages(messages: list[dict[str, str]], brief: Brief, cast: Sequence[CastMember], lines: Sequence[str],
-                first: int, llm: TextModel, sampling: Sampling, avoid: Sequence[str] = (),
+                first: int, llm: TextModel, sampling: Sampling,
                 what: str = "") -> tuple[list[PageDraft], list[dict[str, str]]]:
     """Pages `first`.. for the outline `lines`, as the next turn of `messages` (the book's conversation:
-    a book longer than PAGES_PER_ANSWER). Returns the pages and the conversation with this turn added."""
+    a book longer than PAGES_PER_ANSWER). Returns the pages and the conversation with this turn added (a
+    page that repeats an earlier one is written again afterwards: distinct_pages)."""
     n = len(lines)
     asked = [*messages, {"role": "user", "content": _pages_prompt(brief, cast, first, lines)}]
     result: list[PageDraft] = []
 
     def check(d: dict[str, Any], attempt: int) -> str | None:
-        return _pages_problem(_clean_fields(d)["pages"], cast, first, avoid, result,
+        return _pages_problem(_clean_fields(d)["pages"], cast, first, result,
                               int(st.words_per_page(brief.age) * 1.5))
 
-    d = ask_json(llm, asked, _object(pages=_page_schema(brief, n)),
+    d = ask_json(llm, asked, _object(pages=_page_schema(brief, n, cast[0].name)),
                  _sampling(sampling, first, max_tokens=_pages_budget(brief, n) + 40),
                  what or f"write pages {first} to {first + n - 1}", check, tries=PAGES_TRIES)
     asked.append({"role": "assistant", "content": json.dumps(d, ensure_ascii=False)})
     return result, asked
 
 
-def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], first: int, avoid: Sequence[str],
-                   result: list[PageDraft], limit: int) -> str | None:
+def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], first: int, result: list[PageDraft],
+                   limit: int) -> str | None:
     """What keeps answered pages out of the book, else None (and `result` holds them, cleaned, without
     sentences copied from another page's scene): prose, no markup or prompt echo, English, no loops, the hero
-    on some page (a page without the hero is asked again alone afterwards: hero_on_every_page, far cheaper
-    than the whole answer again), no page like another or like one in `avoid`. A scene that repeats an
-    earlier page's is replaced by the page's own text. Texts are cut to `limit` words."""
+    on some page. A page without the hero, or one that tells what another page told, is kept: it is asked
+    again alone afterwards (hero_on_every_page, distinct_pages), far cheaper than the whole answer again.
+    A scene that repeats an earlier page's is replaced by the page's own text. Texts are cut to `limit`
+    words."""
     scenes = [st.drop_labels(p["scene"]) for p in pages]
     texts: list[str] = []
-    for i, p in enumerate(pages):  # nor another page's picture, an earlier page's sentence, or its own again
-        copied_from = scenes[:i] + scenes[i + 1:] + texts
+    for i, p in enumerate(pages):  # nor an earlier page's picture or sentence, or its own again; not a later
+        copied_from = scenes[:i] + texts  # page's picture: that was written after, copying this text (cat book)
         texts.append(name_the_hero(st.drop_copied_sentences(st.drop_labels(p["text"]), copied_from), cast[0]))
-    seen = [st.clean(a) for a in avoid]
     hero = cast[0].name
     for i, (text, scene) in enumerate(zip(texts, scenes, strict=True)):
         page = first + i
@@ -345,9 +385,6 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
             return f"page {page}: {problem}"
         if not st.mentions(text, hero) and not any(st.mentions(t, hero) for t in texts):
             return f"the hero {hero} is not on page {page}"
-        if other := st.similar_page(text, seen):
-            return f"page {page} repeats {other[:50]!r}"
-        seen.append(text)
     shown: set[str] = set()
     for i, scene in enumerate(scenes):  # two pages, one picture: the later one shows its own text instead
         if scene.lower() in shown:  # (asking the whole book again for it cost a second answer: book_latency)
@@ -418,8 +455,7 @@ def _all_pages(messages: list[dict[str, str]], brief: Brief, cast: Sequence[Cast
         lines = outline[start:start + PAGES_PER_ANSWER]
         what = f"write pages {first + start} to {first + start + len(lines) - 1} about {cast[0].name}"
         try:
-            pages, messages = write_pages(messages, brief, cast, lines, first + start, llm, sampling,
-                                          avoid=[*avoid, *(p.text for p in out)], what=what)
+            pages, messages = write_pages(messages, brief, cast, lines, first + start, llm, sampling, what=what)
         except BackendError as e:
             log.info("%s; writing these pages as one plain story instead", e.message)
             try:
@@ -526,10 +562,36 @@ def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling:
             raise BackendError(f"{plain.message}{before}", plain.hint) from plain
     else:
         pages = [p.model_copy(update={"outline": line}) for p, line in zip(pages, outline, strict=True)]
-        pages = hero_on_every_page(pages, cast, brief, llm, sampling)
+        pages = hero_on_every_page(distinct_pages(pages, cast, brief, llm, sampling), cast, brief, llm, sampling)
     if len(cast) > 1 and not any(st.mentions(p.text, cast[1].name) for p in pages):
         cast = cast[:1]  # the companion never turned up: keep the cast sheet to who is in the book
     return Draft(title=title, cast=cast, pages=pages, notes=notes)
+
+
+def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brief, llm: TextModel,
+                   sampling: Sampling) -> list[PageDraft]:
+    """The planned pages, each that tells what an earlier page told (st.similar_page) written again alone
+    with its own outline line and the hero: a short answer, where rejecting the book for it cost a second
+    answer of the whole book (Qwen2.5-Coder-1.5B once the schema made every page name the hero: 31 s of
+    write instead of 18, book_latency). The page keeps its outline line; a rewrite that still repeats, or
+    fails, leaves the page as it was."""
+    out = list(pages)
+    for i, page in enumerate(pages):
+        earlier = [p.text for p in out[:i]]
+        if not (other := st.similar_page(page.text, earlier)):
+            continue
+        told = f" ({page.outline.rstrip('.')})" if page.outline else ""
+        try:
+            new = rewrite_page(out, i + 1, f"tell this page's own event{told} in new sentences, with "
+                                           f"{cast[0].name} named in the first one; not what page "
+                                           f"{earlier.index(other) + 1} told",
+                               brief, llm, sampling, cast=list(cast), tries=HERO_REWRITE_TRIES,
+                               must_name=cast[0].name, fresh=True)
+        except BackendError as e:
+            log.info("page %d still repeats page %d: %s", i + 1, earlier.index(other) + 1, e.message)
+            continue
+        out[i] = page.model_copy(update={"text": new.text, "scene": new.scene})
+    return out
 
 
 def hero_on_every_page(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brief, llm: TextModel,
@@ -566,11 +628,14 @@ def _pages_of(source: Draft | Storybook | Sequence[Page | PageDraft]) -> list[Pa
 
 def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDraft], n: int, instruction: str,
                  brief: Brief, llm: TextModel, sampling: Sampling | None = None,
-                 cast: list[CastMember] | None = None, tries: int = TRIES, must_name: str | None = None) -> PageDraft:
+                 cast: list[CastMember] | None = None, tries: int = TRIES, must_name: str | None = None,
+                 fresh: bool = False) -> PageDraft:
     """Page `n` (1-based) written again following `instruction`, with a new scene, keeping the cast sheet
     (from a Draft or Storybook, else `cast`, else the brief's hero); at most `tries` answers. Sentences copied
     from other pages are dropped from an answer, and one that then lacks `must_name` is asked again (Qwen
-    "named" the hero by copying the page before's sentence that did)."""
+    "named" the hero by copying the page before's sentence that did). `fresh`: the page is written anew from
+    the instruction, without being shown its old text, and its picture shows the new text (Qwen copied a
+    repeated page's old text back, and wrote prompt fragments into a scene asked for with it)."""
     pages = _pages_of(draft_or_book_pages)
     if not 1 <= n <= len(pages):
         raise BadInputError(f"there is no page {n}", f"choose a page from 1 to {len(pages)}")
@@ -584,9 +649,10 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
     before = f"The page before: {pages[n - 2].text}\n" if n > 1 else ""
     after = f"The page after: {pages[n].text}\n" if n < len(pages) else ""
     keep = cast[0].name if st.mentions(old, cast[0].name) else None
+    shown, verb = ("", "Write page {n} again") if fresh else (f"Page {n}: {old}\n", "Rewrite page {n}")
     messages = [{"role": "system", "content": SYSTEM},
-                {"role": "user", "content": f"The cast sheet: {cast_sheet(cast)}.\n{before}Page {n}: {old}\n{after}"
-                                            f"Rewrite page {n}: {instruction.strip()}. Keep the characters as the "
+                {"role": "user", "content": f"The cast sheet: {cast_sheet(cast)}.\n{before}{shown}{after}"
+                                            f"{verb.format(n=n)}: {instruction.strip()}. Keep the characters as the "
                                             "cast sheet describes them" + (f" and keep {keep} in it." if keep else
                                                                             ".")}]
     sampling = story_sampling(brief, sampling)
@@ -596,7 +662,9 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
 
     def check(d: dict[str, Any], attempt: int) -> str | None:
         _clean_fields(d)
-        text, scene = st.drop_copied_sentences(st.drop_labels(d["text"]), others), st.drop_labels(d["scene"])
+        # cut to the page's length before the checks: the hero named only in a sentence cut off is missing
+        text = st.trim_words(st.drop_copied_sentences(st.drop_labels(d["text"]), others), int(per_page * 1.5))
+        scene = text if fresh else st.drop_labels(d["scene"])
         if st.clean(text).lower() == st.clean(old).lower():
             return "the page did not change"
         if problem := (st.not_prose(text) or _field_problem(scene)):
@@ -610,11 +678,14 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
             return f"same text as another page ({other[:40]!r})"
         if problem := st.repetition(text):
             return problem
-        result[:] = [_page(st.trim_words(text, int(per_page * 1.5)), scene, cast)]
+        result[:] = [_page(text, scene, cast)]
         return None
 
-    ask_json(llm, messages, _object(text=_text(20, min(1000, per_page * 9)), scene=_text(20, 160)),
-             _sampling(sampling, 500 + n, max_tokens=per_page * 2 + 90), f"rewrite page {n}", check, tries=tries)
+    fields = {"text": _naming(must_name or keep, 20, min(1000, per_page * 9))}
+    if not fresh:
+        fields["scene"] = _text(20, 160)
+    ask_json(llm, messages, _object(**fields), _sampling(sampling, 500 + n, max_tokens=per_page * 2 + 90),
+             f"rewrite page {n}", check, tries=tries)
     return result[0]
 
 
@@ -642,9 +713,9 @@ def extend_story(book: Storybook | Draft, n_more: int, llm: TextModel, sampling:
             f"{cast[0].name}) and \"scene\" (what its picture shows, in English, 8 to 20 words, with the cast's "
             "looks). Plain text only.")
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
-    item = _object(text=_text(per_page, min(1000, per_page * 9)), scene=_text(20, 160))
-    schema = _object(outline=_list(_text(10, 110), n_more), pages=_list(item, n_more))
     hero = cast[0].name
+    item = _object(text=_naming(hero, per_page, min(1000, per_page * 9)), scene=_text(20, 160))
+    schema = _object(outline=_list(_text(10, 110), n_more), pages=_list(item, n_more))
     result: list[PageDraft] = []
 
     def check(d: dict[str, Any], attempt: int) -> str | None:
