@@ -161,10 +161,13 @@ def test_the_schema_makes_every_page_name_the_hero():
     assert not rx.fullmatch("The sun rose. She ran to the pond.")
     assert not rx.fullmatch('Mina said "hi".')  # no quotes: the pattern means the same on raw or decoded text
     check_schema(write._page_schema(Brief(), 2, "Mina"))  # what llama.cpp and the server accept
-    for unspellable in ('Mi"na', "Dr. Who", "Ana (5)", "Zoë\\", ""):  # no pattern: the plain bounded string
+    for unspellable in ('Mi"na', "Ana (5)", "Zoë\\", "Max*", ""):  # no pattern: the plain bounded string
         assert "pattern" not in write._naming(unspellable, 10, 100)
-    for spellable in ("Anne-Marie", "Zoë", "Mary Ann", "O'Brien", "R2-D2"):
-        assert re.fullmatch(write._naming(spellable, 10, 100)["pattern"], f"Here is {spellable}.")
+    for spellable in ("Anne-Marie", "Zoë", "Mary Ann", "O'Brien", "R2-D2", "Dr. Lee", "J.J."):
+        pattern = write._naming(spellable, 10, 100)["pattern"]
+        assert re.fullmatch(pattern, f"Here is {spellable}, at home.") and check_schema(write._object(t={
+            "type": "string", "pattern": pattern})) is None
+    assert not re.fullmatch(write._naming("Dr. Lee", 10, 100)["pattern"], "Here is Drx Lee.")  # a dot, not any
 
 
 def test_the_photo_subject_is_the_hero():
@@ -330,6 +333,8 @@ def test_markup_and_stray_words_are_not_a_page():
 def test_labels_and_quoted_bad_outputs_are_cleaned_or_caught():
     assert st.strip_markup("Ben — a bear, <img src=") == "Ben — a bear"
     assert st.strip_markup("<p>Hi <b>there</b></p>") == "Hi there"
+    assert st.strip_markup("The cat sleeps on the couch.}") == "The cat sleeps on the couch."
+    assert st.strip_markup("Mina waves. ]} ") == "Mina waves."
     assert st.drop_labels("Page 2: Nora ran.") == "Nora ran." and st.drop_labels("3. Nora ran.") == "Nora ran."
     assert st.echoes_prompt("Tone: warm. Reader: 6") and not st.echoes_prompt("Nora ran home.")
     assert st.similar_page("Nora ran home to her mum.", ["nora ran home to her mum."])

@@ -112,10 +112,11 @@ _PROMPT_ECHO = re.compile(r"year-old reader|outline line|cast sheet|\bJSON\b|pla
 
 
 def strip_markup(text: str) -> str:
-    """`text` without HTML tags (a dangling '<img src=' too), markdown emphasis, bullets or headings, and
-    without the punctuation a cut left hanging ('Ben — a bear, <img src=' → 'Ben — a bear')."""
+    """`text` without HTML tags (a dangling '<img src=' too), markdown emphasis, bullets or headings, the
+    JSON debris a field can end in ('…a soft blanket around.}': Qwen, which cost a whole book's answer),
+    and without the punctuation a cut left hanging ('Ben — a bear, <img src=' → 'Ben — a bear')."""
     text = _EMPHASIS.sub("", _TAG.sub(" ", text))
-    return clean(text).rstrip(" ,;:—–-")
+    return clean(text).rstrip(" ,;:—–-{}[]")
 
 
 def drop_labels(text: str) -> str:

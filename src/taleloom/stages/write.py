@@ -69,7 +69,8 @@ def _object(**props: dict[str, Any]) -> dict[str, Any]:
 # (so the pattern means the same raw or decoded: llama.cpp matches it on the raw text, OpenAI-style servers on
 # the value), the name somewhere. Unbounded: llama.cpp turns {0,n} into n nested rules; max_tokens bounds it.
 _PAGE_CHAR = r'[^"\\\x00-\x1f]'
-_SPELLABLE_NAME = re.compile(r"[^\W\d_](?:[^\W_]|[' -](?=[^\W_]))*")  # a letter, then letters or digits, with inner spaces, hyphens, apostrophes
+_SPELLABLE_NAME = re.compile(r"[^\W\d_](?:[^\W_]|[' .-](?=[^\W_])|\.(?= |$))*")  # a letter, then letters, digits
+# and inner spaces, hyphens, apostrophes or dots (the brief's hero: "Dr. Lee", "Anne-Marie", "O'Brien", "J.J.")
 
 
 def _naming(name: str | None, min_len: int, max_len: int) -> dict[str, Any]:
@@ -79,7 +80,8 @@ def _naming(name: str | None, min_len: int, max_len: int) -> dict[str, Any]:
     pattern cannot spell plainly (quotes, digits, symbols), or none, gives the plain bounded string."""
     if not name or not _SPELLABLE_NAME.fullmatch(name):
         return _text(min_len, max_len)
-    return {"type": "string", "pattern": f"^{_PAGE_CHAR}*{name}{_PAGE_CHAR}*$"}
+    spelled = name.replace(".", "[.]")
+    return {"type": "string", "pattern": f"^{_PAGE_CHAR}*{spelled}{_PAGE_CHAR}*$"}
 
 
 def _list(item: dict[str, Any], n: int) -> dict[str, Any]:
