@@ -140,3 +140,34 @@ def test_a_model_that_cannot_translate_is_not_asked():
 
     out = translate(["Mina ran."], "fr", Untranslating())
     assert out == ["Mina ran."] and out.kept_english == [0] and "could not translate into French" in out.warnings[0]
+
+
+class Slipping(TextModel):
+    """Translates the pond page to Spanish but keeps three English words in it, `slips` times; then right."""
+
+    name = "slipping"
+    model_id = "slipping"
+
+    def __init__(self, slips: int):
+        self.slips, self.requests = slips, []
+
+    def chat(self, messages, sampling=None, schema=None):
+        texts = asked(messages)
+        self.requests.append(texts)
+        slip = len(self.requests) <= self.slips
+        es = {"Mina poured some hot water into her cup.": "Mina puso " + ("some hot water" if slip else
+                                                                      "un poco de agua caliente") + " en su taza.",
+              "Mina and Leo": "Mina y Leo"}
+        return json.dumps({"translations": [es[t] for t in texts]}, ensure_ascii=False)
+
+
+def test_english_words_left_inside_a_translation_are_asked_again_then_kept_with_a_warning():
+    texts = ["Mina and Leo", "Mina poured some hot water into her cup."]
+    llm = Slipping(slips=1)
+    out = translate(texts, "es", llm)
+    assert out == ["Mina y Leo", "Mina puso un poco de agua caliente en su taza."] and not out.warnings
+    assert llm.requests == [texts, [texts[1]]]  # only the page with the English words was asked again
+    stubborn = translate(texts, "es", Slipping(slips=9))
+    assert stubborn[1] == "Mina puso some hot water en su taza."  # better than the whole page in English
+    assert stubborn.kept_english == [] and "some hot water" in stubborn.warnings[0]
+    assert problem(texts[1], stubborn[1], "es") is None  # the checks before this one let it through

@@ -174,7 +174,7 @@ def test_the_photo_subject_is_the_hero():
     llm = ScriptedLLM()
     write.write_story(CAT, Brief(pages=2, hero="Nora", seed=1), llm)
     prompt = llm.calls[0][0][-1]["content"]
-    assert "The hero is called Nora." in prompt and "The hero is the cat from the photo." in prompt
+    assert "The hero is called Nora." in prompt and "Nora is the cat from the photo." in prompt
     # a plan whose hero is not the photo's subject is asked again (the scripted girl with a kite is not a cat)
     assert len([c for c in llm.calls if "title" in c[2]["properties"]]) == write.PLAN_RELEVANCE_TRIES + 1
 

@@ -110,6 +110,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     out = list(texts)
     todo = [i for i, t in enumerate(texts) if t.strip()]
     why: dict[int, str] = {}
+    nearly: dict[int, str] = {}  # translations whose only fault is a few English words: better than English
     base = (sampling or SAMPLING)
     for attempt in range(TRIES):
         if not todo:
@@ -125,11 +126,19 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             if problem := check_translation(texts[i], text, code):
                 why[i] = problem
                 left.append(i)
+            elif copied := kept_english_words(texts[i], text):
+                why[i] = f"English words kept: {copied!r}"
+                nearly[i] = text
+                left.append(i)
             else:
                 out[i] = text
         todo = left
-    kept = sorted(todo)
-    warnings = [f"text {i + 1} kept in English: {why[i]}" for i in kept]
+    warnings = [f"text {i + 1} keeps a few English words ({why[i]})" for i in todo if i in nearly]
+    for i in nearly:
+        if i in todo:
+            out[i] = nearly[i]
+    kept = sorted(i for i in todo if i not in nearly)
+    warnings += [f"text {i + 1} kept in English: {why[i]}" for i in kept]
     if kept and len(kept) * 2 >= len([t for t in texts if t.strip()]):  # a mostly-English book reads worse
         warnings.insert(0, _cannot(model, name))
         return Translation(list(texts), warnings[:3], list(range(len(texts))))
@@ -179,6 +188,20 @@ def check_translation(source: str, got: str, code: str) -> str | None:
         return "markup in the translation"
     if reads_as(got, code) is False:
         return f"language ID reads it as English, not {LANGUAGES[code]}"
+    return None
+
+
+def kept_english_words(source: str, got: str, run: int = 3) -> str | None:
+    """The first run of `run` words of the English `source`, in order, that the translation `got` kept as
+    they are ('…y puso some hot water en la taza': Qwen, a Spanish sample book), names aside; else None.
+    Three words in a row are rarely the same in English and another language by chance."""
+    names = {n.lower() for n in names_in(source)}
+    said = [w.lower() for w in st.words(source)]
+    grams = {tuple(said[i:i + run]) for i in range(len(said) - run + 1) if not names & set(said[i:i + run])}
+    kept = [w.lower() for w in st.words(got)]
+    for i in range(len(kept) - run + 1):
+        if tuple(kept[i:i + run]) in grams:
+            return " ".join(st.words(got)[i:i + run])
     return None
 
 

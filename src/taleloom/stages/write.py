@@ -162,7 +162,7 @@ def _book_prompt(about: str, brief: Brief, hero: str, hero_kind: str | None, pag
     later turns): only what the pages and the pictures need, so that few tokens are generated. What
     differs between books; the instructions that do not are BOOK_SYSTEM, and what the photo adds comes last
     (book_prefix)."""
-    whose = f"The hero is the {hero_kind} from the photo.\n" if hero_kind and not brief.idea else ""
+    whose = f"{hero} is the {hero_kind} from the photo.\n" if hero_kind and not brief.idea else ""
     return f"{_book_instructions(brief, hero, pages, written)}It is about: {about}\n{whose}"
 
 
