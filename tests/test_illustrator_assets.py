@@ -160,6 +160,12 @@ def test_a_collage_puts_the_hero_in_its_box_and_the_setting_in_the_far_upper_cor
     assert xs.min() >= 0.45 * 128 and ys.max() < 0.55 * 128  # the setting upper right, away from the hero
     assert tuple(page[2, 2]) == (255, 255, 255)  # the pictures' own background between the stickers
     assert setting_box((0.375, 0.375, 1.0, 1.0))[0] < 0.1  # a hero on the right: the setting goes left
+    thing = Image.new("RGB", (128, 128), "white")
+    ImageDraw.Draw(thing).ellipse((24, 24, 104, 104), fill=(20, 200, 20))
+    page = np.asarray(collage(hero, setting, (0.0, 0.375, 0.625, 1.0), thing), dtype=int)
+    ys, xs = np.nonzero((page[..., 1] > 150) & (page[..., 0] < 80))
+    assert xs.min() >= 0.6 * 128 and ys.min() >= 0.55 * 128  # a third thing in the far lower corner
+    assert np.array_equal(np.nonzero((page[..., 0] > 150) & (page[..., 2] < 80)), np.nonzero(red))  # hero on top
 
 
 def test_v2_scenes_are_collages_with_the_same_hero_on_every_page():
@@ -175,3 +181,7 @@ def test_v2_scenes_are_collages_with_the_same_hero_on_every_page():
     hero = (slice(int(0.55 * 128), 128), slice(0, int(0.6 * 128)))  # below the setting's sticker
     assert np.abs(a[hero] - b[hero]).max() <= 2  # the hero's picture comes from the book's hero seed
     assert np.abs(a - b).mean() > 1  # the setting comes from each page's seed
+    three = scene.model_copy(update={"concepts": ["cat", "dog", "red apple"]})
+    c = np.asarray(ill.generate([three])[0], dtype=int)
+    corner = (slice(int(0.62 * 128), 128), slice(int(0.65 * 128), 128))  # the far lower corner: the apple
+    assert np.abs(c[corner] - a[corner]).mean() > 5 and np.abs(c[hero] - a[hero]).max() <= 2

@@ -114,7 +114,8 @@ class ImageRequest(Strict):
     style: str = "storybook"
     hero_box: tuple[float, float, float, float] | None = Field(
         None, description="whole scenes (embedded illustrator): where the hero stands, (left, top, right, bottom) "
-                          "in fractions of the picture; concepts[1], the setting, fills the rest")
+                          "in fractions of the picture; concepts[1], the setting or a friend, fills the rest, and "
+                          "concepts[2], when given, is a thing beside them")
     hero_seed: int | None = Field(
         None, ge=0, le=SEED_MAX, description="whole scenes: the seed of the noise inside hero_box, the same on every "
                                              "page so the hero looks the same; `seed` draws the rest of the page")

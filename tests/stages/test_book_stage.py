@@ -153,6 +153,20 @@ def test_a_friend_the_scene_names_is_drawn_beside_the_hero_with_the_same_noise_o
     assert stage_page(book, book.pages[0], mapper, seed=5).seed == 5  # a redraw's own seed still wins
 
 
+def test_a_thing_the_page_names_beside_the_hero_and_a_friend_is_a_third_concept():
+    """Three pages of the same two friends were three copies of one collage (the cat sample book): a page that
+    names a thing of the vocabulary beside the friend gets it too; one that names nothing more stays two."""
+    from taleloom.stages.stage import VocabularyMapper
+
+    book = make_book()
+    book.pages[0].scene = "Bo brings Mina a cup by the house"
+    book.pages[1].scene = "Mina and Bo laugh together"
+    named = VocabularyMapper(mapper, tuple(VOCAB))
+    requests = stage(book, named)
+    assert requests[0].concepts == ["tabby cat", "dog face", "house"] and requests[0].hero_box is not None
+    assert requests[1].concepts == ["tabby cat", "dog face"]  # nothing named but the two: no nearest guess
+
+
 def test_the_setting_is_what_the_scene_names_not_what_the_sentence_is_nearest_to():
     """A scene that names a thing of the vocabulary gets that thing (of several, the nearest to the
     sentence); a body part ('eyes') or the picture itself never counts; a hero whose look says 'child, blue

@@ -122,7 +122,11 @@ def stage_page(book: Storybook, page: Page, concept_mapper: ConceptMapper | None
                                                          exclude=set(concepts))
         if setting:
             concepts.append(setting)
-        if len(concepts) == 2:  # a whole scene: the hero in its box with the book's hero noise
+        if friend and len(concepts) == 2 and (thing := named_setting(
+                without_names(page.scene, book.cast), concept_mapper, exclude=set(concepts))):
+            concepts.append(thing)  # what the page names beside the two ("Theo brings the coffee"): a third
+            # sticker, so pages of the same two friends are not one picture (the cat sample book's pages 2-4)
+        if len(concepts) >= 2:  # a whole scene: the hero in its box with the book's hero noise
             hero_box = scene_layout(page.scene, page.index)
             hero = hero_seed(book.brief.seed)
         if friend and seed is None:  # a companion looks the same on every page: their own noise
@@ -237,15 +241,20 @@ def without_names(scene: str, cast: Sequence[CastMember]) -> str:
     return " ".join(scene.split())
 
 
-def scene_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str], k: int = 5) -> str | None:
-    """Where the scene happens or what is beside the hero: of the concepts the scene names word for word
-    (concept_match.py; the mapper must list its vocabulary), the one nearest to the scene; when it names
-    none, the nearest concept. Never the subject nor a variant of it ("polar bear" is no setting for
-    "bear")."""
+def named_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str]) -> str | None:
+    """Of the concepts the scene names word for word (concept_match.py; the mapper must list its vocabulary)
+    and that are not in `exclude` nor variants of them, the one nearest to the scene; None when it names none."""
     vocabulary = getattr(concept_mapper, "vocabulary", ())
     named = [c for c in named_concepts(scene, vocabulary) if _unlike(c, exclude)]
-    if named:
-        return _first(named, scene, concept_mapper, len(vocabulary))
+    return _first(named, scene, concept_mapper, len(vocabulary)) if named else None
+
+
+def scene_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str], k: int = 5) -> str | None:
+    """Where the scene happens or what is beside the hero: the concept the scene names (named_setting); when
+    it names none, the nearest concept. Never the subject nor a variant of it ("polar bear" is no setting for
+    "bear")."""
+    if named := named_setting(scene, concept_mapper, exclude):
+        return named
     for name in concept_mapper(scene, k):
         if _unlike(name, exclude):
             return name

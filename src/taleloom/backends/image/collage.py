@@ -1,5 +1,6 @@
 """Whole scenes as a collage: the hero and the setting each drawn as a picture of its own, then laid out as
-stickers on one page: the hero in its box, the setting smaller in the opposite upper corner.
+stickers on one page: the hero in its box, the setting smaller in the opposite upper corner, and a thing the
+page names beside a friend, when there is one, smaller still in the opposite lower corner.
 
 Why: our illustrators learnt from single, centred icons on a plain background. Asked for two concepts in one
 16×16 latent with region prompts (MultiDiffusion, pipeline.generate_scene), v2 draws neither recognisably:
@@ -15,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 SETTING_SIZE = 0.5  # the setting's sticker: this share of the picture's side
+THING_SIZE = 0.38  # a third sticker (a thing the page names beside the hero and a friend)
 MARGIN = 0.03
 INK_THRESHOLD = 28  # a pixel differing from the picture's background by more than this (0-255) is drawn
 
@@ -41,8 +43,17 @@ def setting_box(hero_box: tuple[float, float, float, float]) -> tuple[float, flo
     return (x0, MARGIN, x0 + SETTING_SIZE, MARGIN + SETTING_SIZE)
 
 
-def collage(hero: Image.Image, setting: Image.Image, hero_box: tuple[float, float, float, float]) -> Image.Image:
-    """One picture the size of `hero`: the setting's sticker, then the hero's on top in `hero_box`."""
+def thing_box(hero_box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """A third sticker's box: the lower corner away from the hero, below the setting's."""
+    x0, y0, _, _ = setting_box(hero_box)
+    x0 = x0 if x0 <= MARGIN else 1 - MARGIN - THING_SIZE
+    return (x0, 1 - MARGIN - THING_SIZE, x0 + THING_SIZE, 1 - MARGIN)
+
+
+def collage(hero: Image.Image, setting: Image.Image, hero_box: tuple[float, float, float, float],
+            thing: Image.Image | None = None) -> Image.Image:
+    """One picture the size of `hero`: the setting's sticker, `thing`'s (when given), then the hero's on top in
+    `hero_box`."""
     size = hero.size[0]
     page = Image.new("RGB", hero.size, background(hero))
 
@@ -53,5 +64,7 @@ def collage(hero: Image.Image, setting: Image.Image, hero_box: tuple[float, floa
         page.paste(small, (x0 + (x1 - x0 - side) // 2, y0 + (y1 - y0 - side) // 2), sticker_mask(small))
 
     paste(setting, setting_box(hero_box))
+    if thing is not None:
+        paste(thing, thing_box(hero_box))
     paste(hero, hero_box)
     return page

@@ -28,7 +28,7 @@ from pydantic import Field
 from taleloom.backends.base import Illustrator, Upscaler
 from taleloom.backends.base import Options as BaseOptions
 from taleloom.backends.image.collage import collage
-from taleloom.book import ImageRequest
+from taleloom.book import SEED_MAX, ImageRequest
 from taleloom.errors import BadInputError
 
 SHIPPED = {"v1": "illustrator", "v2": "illustrator-v2"}  # version → folder in taleloom/assets
@@ -214,7 +214,16 @@ class EmbeddedIllustrator(_Lazy, Illustrator):
                 heroes = [drawn[k] for k in keys]
                 settings = pipe.generate([scenes[i][0] for i in idx], sampler=sampler, steps=steps, guidance=guidance,
                                          seeds=seeds)
-                images = [collage(h, s, box) for h, s in zip(heroes, settings, strict=True)]
+                things: list[Image.Image | None] = [None] * len(idx)
+                third = [j for j, i in enumerate(idx) if len(requests[i].concepts) > 2]
+                if third:  # a thing beside the hero and a friend: noise of its own, next to the friend's seed
+                    drawn_things = pipe.generate(
+                        [self.concept_prompt(requests[idx[j]].concepts[2], requests[idx[j]].style) for j in third],
+                        sampler=sampler, steps=steps, guidance=guidance,
+                        seeds=[(seeds[j] + 1) % (SEED_MAX + 1) for j in third])
+                    for j, im in zip(third, drawn_things, strict=True):
+                        things[j] = im
+                images = [collage(h, s, box, t) for h, s, t in zip(heroes, settings, things, strict=True)]
             elif layout:
                 regions = [([scenes[i][1] for i in idx], box)] if box is not None else []
                 text = [scenes[i][0] if box is not None else prompts[i][0] for i in idx]
