@@ -391,6 +391,14 @@ def test_a_page_that_speaks_of_the_hero_only_by_kind_gets_the_name_instead_of_a_
     assert write.name_the_hero("The cat sat down.", hero) == "Mina the cat sat down."
     assert write.name_the_hero("She looked at the sky.", hero) == "She looked at the sky."  # asked again
     assert write.name_the_hero("A cathedral stood there.", hero) == "A cathedral stood there."
+    # a long page that names the hero only in a sentence past the page's length: cut first, then named by kind
+    rambling = ("In the park, a little girl with red hair flies her yellow kite. The wind blew hard and the clouds "
+                "raced over the hills. Ducks swam in circles on the pond while an old man fed them bread crumbs. "
+                "A bus stopped at the gate and many children ran out laughing, shouting and waving their hats. "
+                "Far away, the church bell rang twelve times for lunch. Nora smiled.")
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1),
+                          ScriptedLLM(texts=[rambling, TEXTS[1]]))
+    assert d.pages[0].text.startswith("In the park, Nora the little girl") and "Nora smiled" not in d.pages[0].text
 
 
 def test_an_object_in_the_photo_may_be_the_title_and_not_the_hero():

@@ -373,7 +373,8 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
     texts: list[str] = []
     for i, p in enumerate(pages):  # nor an earlier page's picture or sentence, or its own again; not a later
         copied_from = scenes[:i] + texts  # page's picture: that was written after, copying this text (cat book)
-        texts.append(name_the_hero(st.drop_copied_sentences(st.drop_labels(p["text"]), copied_from), cast[0]))
+        kept = st.trim_words(st.drop_copied_sentences(st.drop_labels(p["text"]), copied_from), limit)
+        texts.append(name_the_hero(kept, cast[0]))  # cut first: the hero named only past the cut is missing
     hero = cast[0].name
     for i, (text, scene) in enumerate(zip(texts, scenes, strict=True)):
         page = first + i
@@ -392,8 +393,7 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
         if scene.lower() in shown:  # (asking the whole book again for it cost a second answer: book_latency)
             scenes[i] = texts[i]
         shown.add(scenes[i].lower())
-    result[:] = [_page(st.trim_words(t, limit), s, cast) for t, s in zip(texts, scenes,
-                                                                                                   strict=True)]
+    result[:] = [_page(t, s, cast) for t, s in zip(texts, scenes, strict=True)]
     return None
 
 
