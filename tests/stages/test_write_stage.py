@@ -161,6 +161,7 @@ def test_the_schema_makes_every_page_name_the_hero():
     assert not rx.fullmatch("The sun rose. She ran to the pond.")
     assert not rx.fullmatch('Mina said "hi".')  # no quotes: the pattern means the same on raw or decoded text
     check_schema(write._page_schema(Brief(), 2, "Mina"))  # what llama.cpp and the server accept
+    assert write._page_schema(Brief(), 2, "Mina")["items"]["properties"]["scene"]["pattern"] == text["pattern"]
     for unspellable in ('Mi"na', "Ana (5)", "Zoë\\", "Max*", ""):  # no pattern: the plain bounded string
         assert "pattern" not in write._naming(unspellable, 10, 100)
     for spellable in ("Anne-Marie", "Zoë", "Mary Ann", "O'Brien", "R2-D2", "Dr. Lee", "J.J."):

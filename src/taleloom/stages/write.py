@@ -74,10 +74,11 @@ _SPELLABLE_NAME = re.compile(r"[^\W\d_](?:[^\W_]|[' .-](?=[^\W_])|\.(?= |$))*") 
 
 
 def _naming(name: str | None, min_len: int, max_len: int) -> dict[str, Any]:
-    """The schema of a page's text that must name `name` (the hero): the model cannot end the text before the
-    name is in it, so no page goes without its hero and no rewrite call is spent on one (Qwen2.5-Coder-1.5B
-    left the hero off a page in 4 of 30 books even after two rewrite tries: story_quality). A name the
-    pattern cannot spell plainly (quotes, digits, symbols), or none, gives the plain bounded string."""
+    """The schema of a page's text or scene that must name `name` (the hero): the model cannot end it before
+    the name is in it, so no page goes without its hero and no rewrite call is spent on one (Qwen2.5-Coder-1.5B
+    left the hero off a page in 4 of 30 books even after two rewrite tries: story_quality), and every scene
+    says who the picture shows (the stage draws the hero on every page). A name the pattern cannot spell
+    plainly (quotes, digits, symbols), or none, gives the plain bounded string."""
     if not name or not _SPELLABLE_NAME.fullmatch(name):
         return _text(min_len, max_len)
     spelled = name.replace(".", "[.]")
@@ -140,6 +141,8 @@ BOOK_SYSTEM = (SYSTEM + "\n"
                "\"text\" (whole sentences for the reader's age, with the hero's name in it) and \"scene\" (what its "
                "picture shows, in English, 8 to 20 words: who is in it, with their look, and where). No page "
                "repeats another. Plain text only: no titles, page numbers, lists or markup.")
+
+
 def hero_name(brief: Brief, seed: int) -> str:
     """The hero's name: the brief's, else one of NAMES drawn by the book's seed. Chosen before the model
     writes, so that the schema can make every page name the hero (_naming), and before the photo is seen,
@@ -179,7 +182,7 @@ def book_prefix(brief: Brief, sampling: Sampling | None = None) -> list[dict[str
 
 def _page_schema(brief: Brief, n: int, hero: str | None) -> dict[str, Any]:
     per_page = st.words_per_page(brief.age)
-    return _list(_object(text=_naming(hero, per_page, min(1000, per_page * 9)), scene=_text(20, 160)), n)
+    return _list(_object(text=_naming(hero, per_page, min(1000, per_page * 9)), scene=_naming(hero, 20, 160)), n)
 
 
 def _pages_budget(brief: Brief, n: int) -> int:
@@ -194,7 +197,6 @@ class PagesFailedError(BackendError):
     def __init__(self, error: BackendError, plan: tuple[str, list[CastMember], list[str]] | None):
         super().__init__(error.message, error.hint)
         self.plan = plan
-
 
 
 def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling, hero_kind: str | None = None,
@@ -685,7 +687,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
 
     fields = {"text": _naming(must_name or keep, 20, min(1000, per_page * 9))}
     if not fresh:
-        fields["scene"] = _text(20, 160)
+        fields["scene"] = _naming(must_name or keep, 20, 160)
     ask_json(llm, messages, _object(**fields), _sampling(sampling, 500 + n, max_tokens=per_page * 2 + 90),
              f"rewrite page {n}", check, tries=tries)
     return result[0]
@@ -716,7 +718,7 @@ def extend_story(book: Storybook | Draft, n_more: int, llm: TextModel, sampling:
             "looks). Plain text only.")
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
     hero = cast[0].name
-    item = _object(text=_naming(hero, per_page, min(1000, per_page * 9)), scene=_text(20, 160))
+    item = _object(text=_naming(hero, per_page, min(1000, per_page * 9)), scene=_naming(hero, 20, 160))
     schema = _object(outline=_list(_text(10, 110), n_more), pages=_list(item, n_more))
     result: list[PageDraft] = []
 
