@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from importlib import metadata
 
@@ -10,7 +11,7 @@ import pytest
 
 from taleloom.backends import model_files, registry
 from taleloom.backends.base import Sampling
-from taleloom.errors import BackendError, ModelNotFoundError
+from taleloom.errors import BackendError, CutOffAnswerError, ModelNotFoundError
 
 COLOUR = {"type": "object", "properties": {"animal": {"type": "string", "enum": ["cat", "dog", "fox"]},
                                            "colour": {"type": "string", "minLength": 3, "maxLength": 12},
@@ -46,9 +47,15 @@ def test_a_page_schema_that_names_the_hero_is_honoured_by_llama_cpp(smol):
     schema = write._object(text=write._naming("Pip", 10, 400))
     ask = [{"role": "user", "content": "Write two short sentences for a picture book about a little cat called "
                                        "Pip who finds a ball. Answer in JSON with the text."}]
-    for seed in (1, 2, 3):
-        data = json.loads(smol.chat(ask, Sampling(seed=seed, max_tokens=120, temperature=1.0), schema))
-        assert "Pip" in data["text"], data
+    complete = []
+    for seed in (1, 2, 3, 4):
+        try:
+            complete.append(json.loads(smol.chat(ask, Sampling(seed=seed, max_tokens=120, temperature=1.0), schema)))
+        except CutOffAnswerError:  # the 135M model may run on rather than name the cat: no answer, never a wrong one
+            continue
+    assert len(complete) >= 2
+    for data in complete:
+        assert "Pip" in re.split(r"[.!?]", data["text"])[0], data  # named in the first sentence
 
 
 def test_same_seed_same_answer_whatever_ran_before(smol):

@@ -151,22 +151,27 @@ def test_plan_and_pages_in_one_answer():
     assert schema["properties"]["outline"]["minItems"] == 4 and schema["properties"]["pages"]["minItems"] == 4
 
 
-def test_the_schema_makes_every_page_name_the_hero():
-    """The page text's pattern: the answer cannot close a page's text before the hero's name is in it (a
-    JSON string of any characters but quotes, backslashes and control characters)."""
-    text = write._page_schema(Brief(), 2, "Mina")["items"]["properties"]["text"]
+def test_a_page_asked_for_alone_must_name_the_hero_in_its_first_sentence():
+    """A rewrite that must name the hero gets a pattern: the answer cannot end its first sentence before the
+    name (a JSON string of any characters but quotes, backslashes and control characters); the book's own
+    pages stay plain strings (a model that meant "the owl" ran a sentence on for hundreds of tokens)."""
+    llm = ScriptedLLM()
+    pages = [Page(index=i + 1, text=t, scene=f"scene {i}") for i, t in enumerate(TEXTS[:3])]
+    write.rewrite_page(pages, 2, "make it funnier", Brief(hero="Nora", seed=2), llm, must_name="Nora")
+    text = llm.calls[0][2]["properties"]["text"]
     rx = re.compile(text["pattern"])
-    assert rx.fullmatch("The sun rose. Mina ran to the pond, happy.")
-    assert rx.fullmatch("Ein Tag mit Mina am Meer.")
+    assert rx.fullmatch("When the sun rose, Nora ran to the pond. She was happy!")
+    assert rx.fullmatch("Ein Tag mit Nora am Meer.")
     assert not rx.fullmatch("The sun rose. She ran to the pond.")
-    assert not rx.fullmatch('Mina said "hi".')  # no quotes: the pattern means the same on raw or decoded text
-    check_schema(write._page_schema(Brief(), 2, "Mina"))  # what llama.cpp and the server accept
-    assert write._page_schema(Brief(), 2, "Mina")["items"]["properties"]["scene"]["pattern"] == text["pattern"]
+    assert not rx.fullmatch("The sun rose. Nora ran to the pond.")  # in the first sentence: not on and on
+    assert not rx.fullmatch('Nora said "hi".')  # no quotes: the pattern means the same on raw or decoded text
+    check_schema(llm.calls[0][2])  # what llama.cpp and the server accept
+    assert "pattern" not in write._page_schema(Brief(), 2)["items"]["properties"]["text"]
     for unspellable in ('Mi"na', "Ana (5)", "Zoë\\", "Max*", ""):  # no pattern: the plain bounded string
         assert "pattern" not in write._naming(unspellable, 10, 100)
     for spellable in ("Anne-Marie", "Zoë", "Mary Ann", "O'Brien", "R2-D2", "Dr. Lee", "J.J."):
         pattern = write._naming(spellable, 10, 100)["pattern"]
-        assert re.fullmatch(pattern, f"Here is {spellable}, at home.") and check_schema(write._object(t={
+        assert re.fullmatch(pattern, f"Here is {spellable}, at home. Hi!") and check_schema(write._object(t={
             "type": "string", "pattern": pattern})) is None
     assert not re.fullmatch(write._naming("Dr. Lee", 10, 100)["pattern"], "Here is Drx Lee.")  # a dot, not any
 
@@ -441,7 +446,8 @@ def test_a_planned_page_without_the_hero_is_written_again_with_the_hero():
     assert d.pages[2].text.startswith("Nora laughed") and d.pages[2].scene.endswith("picture 3")
     assert [p.text for i, p in enumerate(d.pages) if i != 2] == [texts[i] for i in (0, 1, 3)]
     asked = [c for c in llm.calls if "text" in c[2]["properties"] and "pages" not in c[2]["properties"]]
-    assert len(asked) == 1 and "Nora named in them" in asked[0][0][-1]["content"]
+    assert len(asked) == 1 and "Nora named in the first one" in asked[0][0][-1]["content"]
+    assert "Nora" in asked[0][2]["properties"]["text"]["pattern"]  # the answer must name her
     plain = PlainLLM(texts=texts[:4])
     write.write_story(CAT, Brief(pages=4, hero="Nora", seed=5), plain)
     assert [tuple(c[2]["properties"]) for c in plain.calls] == [("story",)]  # the fast preset is not asked again

@@ -5,8 +5,7 @@ JSON-schema constrained answer, whose fields come in this order:
                         the hero is the photo's main subject (named by the brief, or drawn from a list of
                         names by the seed) unless the brief's idea says otherwise;
   outline             — one line per page: the story's beginning, small problem and happy ending;
-  pages               — every page's text (the schema makes it name the hero) and key scene (English, for the
-                        illustrator), one per line.
+  pages               — every page's text and key scene (English, for the illustrator), one per line.
 
 The model writes its plan before the pages, so they follow it; and as one answer nothing is sent or
 evaluated twice and no answer is thrown away (a second call for the pages made llama.cpp read the prompt
@@ -65,24 +64,27 @@ def _object(**props: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": list(props)}
 
 
-# A page text that names the hero: any JSON string characters but quotes, backslashes and control characters
-# (so the pattern means the same raw or decoded: llama.cpp matches it on the raw text, OpenAI-style servers on
-# the value), the name somewhere. Unbounded: llama.cpp turns {0,n} into n nested rules; max_tokens bounds it.
+# A page text that names the hero in its first sentence: any JSON string characters but quotes, backslashes
+# and control characters (so the pattern means the same raw or decoded: llama.cpp matches it on the raw text,
+# OpenAI-style servers on the value), and no sentence end before the name (anywhere in the text, a model that
+# did not mean to name the hero went on and on rather than close the text). Unbounded: llama.cpp turns {0,n}
+# into n nested rules; max_tokens bounds it.
 _PAGE_CHAR = r'[^"\\\x00-\x1f]'
+_FIRST_SENTENCE_CHAR = r'[^"\\\x00-\x1f.!?]'
 _SPELLABLE_NAME = re.compile(r"[^\W\d_](?:[^\W_]|[' .-](?=[^\W_])|\.(?= |$))*")  # a letter, then letters, digits
 # and inner spaces, hyphens, apostrophes or dots (the brief's hero: "Dr. Lee", "Anne-Marie", "O'Brien", "J.J.")
 
 
 def _naming(name: str | None, min_len: int, max_len: int) -> dict[str, Any]:
-    """The schema of a page's text or scene that must name `name` (the hero): the model cannot end it before
-    the name is in it, so no page goes without its hero and no rewrite call is spent on one (Qwen2.5-Coder-1.5B
-    left the hero off a page in 4 of 30 books even after two rewrite tries: story_quality), and every scene
-    says who the picture shows (the stage draws the hero on every page). A name the pattern cannot spell
-    plainly (quotes, digits, symbols), or none, gives the plain bounded string."""
+    """The schema of a page's text that must name `name` (the hero) in its first sentence, for a page asked
+    for alone with that instruction: the model cannot end the sentence before the name is in it, so the
+    answer is not thrown away for lacking the hero (Qwen2.5-Coder-1.5B left the hero off a page in 4 of 30
+    books after two rewrite tries: story_quality; a run-on costs at most the rewrite's max_tokens). A name
+    the pattern cannot spell plainly (quotes, digits, symbols), or none, gives the plain bounded string."""
     if not name or not _SPELLABLE_NAME.fullmatch(name):
         return _text(min_len, max_len)
     spelled = name.replace(".", "[.]")
-    return {"type": "string", "pattern": f"^{_PAGE_CHAR}*{spelled}{_PAGE_CHAR}*$"}
+    return {"type": "string", "pattern": f"^{_FIRST_SENTENCE_CHAR}*{spelled}{_PAGE_CHAR}*$"}
 
 
 def _list(item: dict[str, Any], n: int) -> dict[str, Any]:
@@ -180,14 +182,19 @@ def book_prefix(brief: Brief, sampling: Sampling | None = None) -> list[dict[str
                                                            min(brief.pages, PAGES_PER_ANSWER))}]
 
 
-def _page_schema(brief: Brief, n: int, hero: str | None) -> dict[str, Any]:
+def _page_schema(brief: Brief, n: int) -> dict[str, Any]:
+    """The pages of a book's answer: plain bounded strings. Not _naming: in a whole book, a model that meant a
+    page's first sentence for "the owl" or "she" ran it on for hundreds of tokens rather than close it without
+    the hero's name (Qwen: 3 of 3 answers of one book cut off at max_tokens, 30 s each); such a page is named
+    afterwards (name_the_hero, name_by_pronoun) or asked again alone, where the schema does name the hero."""
     per_page = st.words_per_page(brief.age)
-    return _list(_object(text=_naming(hero, per_page, min(1000, per_page * 9)), scene=_naming(hero, 20, 160)), n)
+    return _list(_object(text=_text(per_page, min(1000, per_page * 9)), scene=_text(20, 160)), n)
 
 
 def _pages_budget(brief: Brief, n: int) -> int:
-    """max_tokens for `n` pages of text and scene (about 1.3 tokens a word, JSON included, with room)."""
-    return n * (st.words_per_page(brief.age) * 2 + 50)
+    """max_tokens for `n` pages of text and scene (about 1.3 tokens a word, JSON included, with room: a cut-off
+    answer is a whole book's answer lost)."""
+    return n * (st.words_per_page(brief.age) * 2 + 70)
 
 
 class PagesFailedError(BackendError):
@@ -204,8 +211,7 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
                                                           list[dict[str, str]]]:
     """(title, cast sheet with the hero first, outline lines, the first pages, the conversation so far), in
     one schema-constrained answer: the plan is written first, so the pages follow it, and nothing is sent
-    or evaluated twice. The hero's name (hero_name) is imposed by the schema, and every page's text names
-    it. PagesFailedError when every answer fails its checks. `things`: the photo's top concepts (the story
+    or evaluated twice. The hero's name (hero_name) is imposed by the schema. PagesFailedError when every answer fails its checks. `things`: the photo's top concepts (the story
     should be about one of them)."""
     pages = brief.pages
     n = min(pages, PAGES_PER_ANSWER)
@@ -214,7 +220,7 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
     member = {"kind": _text(3, 40), "look": _text(8, 90)}
     schema = _object(title=_text(5, 60), hero=_object(name={"type": "string", "enum": [hero]}, **member),
                      friend=_object(name=friends, **member), outline=_list(_text(10, 90), pages),
-                     pages=_page_schema(brief, n, hero))
+                     pages=_page_schema(brief, n))
     user = _book_prompt(about, brief, hero, hero_kind, pages, n)
     messages = [{"role": "system", "content": BOOK_SYSTEM}, {"role": "user", "content": user}]
     wanted = st.content_words(" ".join([hero_kind or "", brief.idea or "", about if not hero_kind else "",
@@ -356,7 +362,7 @@ def write_pages(messages: list[dict[str, str]], brief: Brief, cast: Sequence[Cas
         return _pages_problem(_clean_fields(d)["pages"], cast, first, result,
                               int(st.words_per_page(brief.age) * 1.5))
 
-    d = ask_json(llm, asked, _object(pages=_page_schema(brief, n, cast[0].name)),
+    d = ask_json(llm, asked, _object(pages=_page_schema(brief, n)),
                  _sampling(sampling, first, max_tokens=_pages_budget(brief, n) + 40),
                  what or f"write pages {first} to {first + n - 1}", check, tries=PAGES_TRIES)
     asked.append({"role": "assistant", "content": json.dumps(d, ensure_ascii=False)})
@@ -615,8 +621,8 @@ def hero_on_every_page(pages: list[PageDraft], cast: Sequence[CastMember], brief
             out[i] = page.model_copy(update={"text": named})
             continue
         try:
-            new = rewrite_page(out, i + 1, f"tell the same events in new sentences, with {hero} named in them; "
-                                           "do not repeat a sentence of another page", brief, llm,
+            new = rewrite_page(out, i + 1, f"tell the same events in new sentences, with {hero} named in the "
+                                           "first one; do not repeat a sentence of another page", brief, llm,
                                sampling, cast=list(cast), tries=HERO_REWRITE_TRIES, must_name=hero)
         except BackendError as e:
             log.info("page %d still does not name %s: %s", i + 1, hero, e.message)
@@ -687,7 +693,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
 
     fields = {"text": _naming(must_name or keep, 20, min(1000, per_page * 9))}
     if not fresh:
-        fields["scene"] = _naming(must_name or keep, 20, 160)
+        fields["scene"] = _text(20, 160)
     ask_json(llm, messages, _object(**fields), _sampling(sampling, 500 + n, max_tokens=per_page * 2 + 90),
              f"rewrite page {n}", check, tries=tries)
     return result[0]
@@ -718,7 +724,7 @@ def extend_story(book: Storybook | Draft, n_more: int, llm: TextModel, sampling:
             "looks). Plain text only.")
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
     hero = cast[0].name
-    item = _object(text=_naming(hero, per_page, min(1000, per_page * 9)), scene=_naming(hero, 20, 160))
+    item = _object(text=_text(per_page, min(1000, per_page * 9)), scene=_text(20, 160))
     schema = _object(outline=_list(_text(10, 110), n_more), pages=_list(item, n_more))
     result: list[PageDraft] = []
 
