@@ -448,6 +448,7 @@ def test_a_planned_page_without_the_hero_is_written_again_with_the_hero():
     asked = [c for c in llm.calls if "text" in c[2]["properties"] and "pages" not in c[2]["properties"]]
     assert len(asked) == 1 and "Nora named in the first one" in asked[0][0][-1]["content"]
     assert "Nora" in asked[0][2]["properties"]["text"]["pattern"]  # the answer must name her
+    assert list(asked[0][2]["properties"]) == ["text"]  # and the page keeps its picture: no scene asked for
     plain = PlainLLM(texts=texts[:4])
     write.write_story(CAT, Brief(pages=4, hero="Nora", seed=5), plain)
     assert [tuple(c[2]["properties"]) for c in plain.calls] == [("story",)]  # the fast preset is not asked again

@@ -623,7 +623,7 @@ def hero_on_every_page(pages: list[PageDraft], cast: Sequence[CastMember], brief
         try:
             new = rewrite_page(out, i + 1, f"tell the same events in new sentences, with {hero} named in the "
                                            "first one; do not repeat a sentence of another page", brief, llm,
-                               sampling, cast=list(cast), tries=HERO_REWRITE_TRIES, must_name=hero)
+                               sampling, cast=list(cast), tries=HERO_REWRITE_TRIES, must_name=hero, keep_scene=True)
         except BackendError as e:
             log.info("page %d still does not name %s: %s", i + 1, hero, e.message)
             continue
@@ -639,13 +639,14 @@ def _pages_of(source: Draft | Storybook | Sequence[Page | PageDraft]) -> list[Pa
 def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDraft], n: int, instruction: str,
                  brief: Brief, llm: TextModel, sampling: Sampling | None = None,
                  cast: list[CastMember] | None = None, tries: int = TRIES, must_name: str | None = None,
-                 fresh: bool = False) -> PageDraft:
+                 fresh: bool = False, keep_scene: bool = False) -> PageDraft:
     """Page `n` (1-based) written again following `instruction`, with a new scene, keeping the cast sheet
     (from a Draft or Storybook, else `cast`, else the brief's hero); at most `tries` answers. Sentences copied
     from other pages are dropped from an answer, and one that then lacks `must_name` is asked again (Qwen
     "named" the hero by copying the page before's sentence that did). `fresh`: the page is written anew from
     the instruction, without being shown its old text, and its picture shows the new text (Qwen copied a
-    repeated page's old text back, and wrote prompt fragments into a scene asked for with it)."""
+    repeated page's old text back, and wrote prompt fragments into a scene asked for with it). `keep_scene`:
+    only the text is asked for; the page keeps its picture (the same events told again)."""
     pages = _pages_of(draft_or_book_pages)
     if not 1 <= n <= len(pages):
         raise BadInputError(f"there is no page {n}", f"choose a page from 1 to {len(pages)}")
@@ -674,7 +675,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
         _clean_fields(d)
         # cut to the page's length before the checks: the hero named only in a sentence cut off is missing
         text = st.trim_words(st.drop_copied_sentences(st.drop_labels(d["text"]), others), int(per_page * 1.5))
-        scene = text if fresh else st.drop_labels(d["scene"])
+        scene = text if fresh else pages[n - 1].scene if keep_scene else st.drop_labels(d["scene"])
         if st.clean(text).lower() == st.clean(old).lower():
             return "the page did not change"
         if problem := (st.not_prose(text) or _field_problem(scene)):
@@ -692,7 +693,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
         return None
 
     fields = {"text": _naming(must_name or keep, 20, min(1000, per_page * 9))}
-    if not fresh:
+    if not (fresh or keep_scene):
         fields["scene"] = _text(20, 160)
     ask_json(llm, messages, _object(**fields), _sampling(sampling, 500 + n, max_tokens=per_page * 2 + 90),
              f"rewrite page {n}", check, tries=tries)
