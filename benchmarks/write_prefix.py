@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from book_latency import raw_tokens_per_second  # noqa: E402
 
-ABOUT = "A tabby cat sitting on a wooden floor. It shows: tabby cat, Egyptian cat."
+ABOUT = "A tabby cat sitting on a wooden floor. The photo shows tabby cat and Egyptian cat."
 
 
 def one(spec: str, warm: bool) -> dict:

@@ -141,7 +141,7 @@ SCENE_WORDS = ("sunny", "windy", "quiet", "golden", "misty", "bright", "green", 
 def _about_words(prompt: str) -> list[str]:
     from taleloom.stages import story_text as st
 
-    m = re.search(r"It shows: ([^.\n]+)", prompt) or re.search(r"(?:About|about): ([^\n]+)", prompt)
+    m = re.search(r"The photo shows ([^.\n]+)", prompt) or re.search(r"(?:About|about): ([^\n]+)", prompt)
     found = [w for w in st.words(m.group(1) if m else "") if w.lower() not in st.STOPWORDS and len(w) > 2]
     return (found + ["kite", "park"])[:2]
 

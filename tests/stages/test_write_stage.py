@@ -215,6 +215,15 @@ def test_a_plan_that_fails_every_try_gives_a_plain_cast_and_a_note():
     assert again == draft  # seeded like every other step
 
 
+def test_the_photo_is_described_in_a_sentence_the_model_does_not_copy_as_a_label():
+    """'It shows: cat, sofa.' came back as a page, 'Mina shows: cat.' (the cat book): the photo's concepts are a
+    plain sentence now, and a page that still copies the label is prompt echo."""
+    about = write.subject(Caption(text="A tabby cat on a sofa.", concepts=["tabby cat", "sofa", "house"]), Brief())
+    assert about == "A tabby cat on a sofa. The photo shows tabby cat, sofa and house."
+    assert write.subject(Caption(text="A cat.", concepts=["cat"]), Brief()).endswith("The photo shows cat.")
+    assert st.echoes_prompt("Mina shows: cat.") and not st.echoes_prompt("Mina shows Theo her ball.")
+
+
 def test_markup_from_the_model_never_reaches_the_book():
     """The cover once read 'Ben — a bear, <img src=': such tails are stripped; markup inside is asked again."""
     leaky = PLAN | {"hero": {"name": "Nora", "kind": "a little girl", "look": "red hair, <img src="},

@@ -108,7 +108,7 @@ _TAG = re.compile(r"</?[A-Za-z][^<>]*>|<!--.*?-->|<[A-Za-z/!][^<>]*$")
 _EMPHASIS = re.compile(r"\*\*|__|`+|^#+\s*|^\s*[-*•]\s+", re.MULTILINE)
 _LABEL = re.compile(r"^\s*(?:(?:page\s*)?\d+|text|scene|story|title)\s*[:.)\-–—]\s*", re.IGNORECASE)
 _PROMPT_ECHO = re.compile(r"year-old reader|outline line|cast sheet|\bJSON\b|plain text only|answer with|"
-                          r"words for a \d+|\bnaming\b|\bTone:|\bReader:|\bAbout:", re.IGNORECASE)
+                          r"words for a \d+|\bnaming\b|\bTone:|\bReader:|\bAbout:|\bshows:", re.IGNORECASE)
 
 
 def strip_markup(text: str) -> str:

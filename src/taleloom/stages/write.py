@@ -112,13 +112,19 @@ def _sampling(base: Sampling, offset: int, cool: bool = False, **update: Any) ->
 
 # ------------------------------------------------------------------ what the book is about
 
+def _listed(things: Sequence[str]) -> str:
+    """'a, b and c'."""
+    return " and ".join(filter(None, [", ".join(things[:-1]), things[-1]])) if things else ""
+
+
 def subject(caption: Caption | None, brief: Brief) -> str:
     """What the story is about: the idea, the photo's caption and its top concepts."""
     parts = [brief.idea or ""]
     if caption is not None:
         parts.append(caption.text)
         if caption.concepts:
-            parts.append("It shows: " + ", ".join(caption.concepts[:5]) + ".")
+            # a sentence, not a "label: list" the model copies ("Mina shows: cat." as a page: Qwen, the cat book)
+            parts.append(f"The photo shows {_listed(caption.concepts[:5])}.")
     about = " ".join(st.clean(p) for p in parts if p and p.strip())
     if not about:
         raise BadInputError("the story needs something to be about", "give a photo, an --idea, or both")
