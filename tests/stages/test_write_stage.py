@@ -406,6 +406,10 @@ def test_a_page_that_speaks_of_the_hero_only_by_kind_gets_the_name_instead_of_a_
     assert write.name_the_hero("The cat sat down.", hero) == "Mina the cat sat down."
     assert write.name_the_hero("She looked at the sky.", hero) == "She looked at the sky."  # asked again
     assert write.name_the_hero("A cathedral stood there.", hero) == "A cathedral stood there."
+    cast = [hero, CastMember(name="Theo", look="dog, black coat", role="friend")]
+    assert write.named_in_scene("The cat looks at the dog in the garden", cast) == \
+        "Mina the cat looks at Theo the dog in the garden"
+    assert write.named_in_scene("Theo runs after a cat", cast) == "Theo runs after Mina the cat"
     # a long page that names the hero only in a sentence past the page's length: cut first, then named by kind
     rambling = ("In the park, a little girl with red hair flies her yellow kite. The wind blew hard and the clouds "
                 "raced over the hills. Ducks swam in circles on the pond while an old man fed them bread crumbs. "

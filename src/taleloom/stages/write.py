@@ -383,7 +383,7 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
     again alone afterwards (hero_on_every_page, distinct_pages), far cheaper than the whole answer again.
     A scene that repeats an earlier page's is replaced by the page's own text. Texts are cut to `limit`
     words."""
-    scenes = [st.drop_labels(p["scene"]) for p in pages]
+    scenes = [named_in_scene(st.drop_labels(p["scene"]), cast) for p in pages]
     texts: list[str] = []
     for i, p in enumerate(pages):  # nor an earlier page's picture or sentence, or its own again; not a later
         copied_from = scenes[:i] + texts  # page's picture: that was written after, copying this text (cat book)
@@ -425,6 +425,15 @@ def name_the_hero(text: str, hero: CastMember) -> str:
     if found is None:
         return text
     return f"{text[:found.start()]}{hero.name} the {found.group(1)}{text[found.end():]}"
+
+
+def named_in_scene(scene: str, cast: Sequence[CastMember]) -> str:
+    """A picture's description with each cast member's name where it speaks of them only by kind ('The cat
+    looks at the dog' → 'Mina the cat looks at Theo the dog'): the stage finds a friend by name, and a big
+    illustrator's prompt says who is who. Qwen's scenes named no one in 16 of 30 books (story_quality)."""
+    for member in cast:
+        scene = name_the_hero(scene, member)
+    return scene
 
 
 _PRONOUNS = {"he": r"\b(?:he|him|his|himself)\b", "she": r"\b(?:she|her|hers|herself)\b"}
