@@ -65,7 +65,7 @@ def test_write_prints_title_cast_pages_and_scenes(llm):
     result = invoke("write", "--caption", "a grey cat and a red ball", "--pages", 2)
     assert result.exit_code == 0, result.output
     assert "Milo and the Ball" in result.stdout and "hero: Milo — a grey cat, a white tail" in result.stdout
-    assert "1. Once upon a time" in result.stdout and "scene: a grey cat" in result.stdout
+    assert "1. Once upon a time" in result.stdout and "scene: Milo the grey cat" in result.stdout  # named by kind
 
 
 def test_write_needs_a_caption_or_an_idea():
