@@ -224,6 +224,13 @@ def test_the_photo_is_described_in_a_sentence_the_model_does_not_copy_as_a_label
     assert st.echoes_prompt("Mina shows: cat.") and not st.echoes_prompt("Mina shows Theo her ball.")
 
 
+def test_a_title_of_several_sentences_keeps_its_first():
+    assert write.book_title("Mina's coffee is hot and inviting. It is the coffee from Mina's photo.") == \
+        "Mina's coffee is hot and inviting"
+    assert write.book_title("Nora and the Kite") == "Nora and the Kite"
+    assert write.book_title("Where is Leo? A Day at the Sea!") == "Where is Leo?"
+
+
 def test_markup_from_the_model_never_reaches_the_book():
     """The cover once read 'Ben — a bear, <img src=': such tails are stripped; markup inside is asked again."""
     leaky = PLAN | {"hero": {"name": "Nora", "kind": "a little girl", "look": "red hair, <img src="},

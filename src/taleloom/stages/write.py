@@ -240,7 +240,7 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
             return problem
         cast = [CastMember(name=d["hero"]["name"], look=_look(d["hero"]), role="hero"),
                 CastMember(name=d["friend"]["name"], look=_look(d["friend"]), role="friend")]
-        planned[:] = [(short_look(d["title"], 60), cast, d["outline"])]
+        planned[:] = [(book_title(d["title"]), cast, d["outline"])]
         return _pages_problem(d["pages"], cast, 1, written,
                               int(st.words_per_page(brief.age) * 1.5))
 
@@ -316,6 +316,14 @@ def fallback_plan(brief: Brief, things: Sequence[str]) -> tuple[str, list[CastMe
     child = "a curious child, bright eyes and a yellow coat"
     return short_look(title, 50), [CastMember(name=hero, look=f"a little {thing}" if thing else child, role="hero"),
                                    CastMember(name=friend, look=child if thing else "a little bird", role="friend")]
+
+
+def book_title(title: str) -> str:
+    """The title as a cover prints it: its first sentence when the model wrote several (the coffee book's cover
+    read "Mina's coffee is hot and inviting. It is the coffee from Mina's photo."), cut back to a whole
+    clause within 60 characters, without a closing full stop."""
+    first = (st.sentences(title) or [title])[0]
+    return short_look(first, 60).rstrip(".")
 
 
 def short_kind(kind: str) -> str:
