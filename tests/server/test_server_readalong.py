@@ -118,6 +118,7 @@ def test_add_a_language_from_the_page(server, browser, finished):
     page.wait_for_selector("#editions-panel:not([hidden])", timeout=60_000)
     item = page.inner_text("#editions li")
     assert item.startswith("German") and ("machine-translated" in item or "could not translate" in item)
+    page.wait_for_selector("#editions a", timeout=60_000)  # the edition is listed once saved, its PDF once bound
     pdf = page.request.get(page.evaluate("document.querySelector('#editions a').href"),
                            headers={"Authorization": f"Bearer {token}"})
     assert pdf.status == 200 and pdf.body()[:5] == b"%PDF-"
