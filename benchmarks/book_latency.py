@@ -107,7 +107,7 @@ def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None 
             keep.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(book_dir / book.files["pdf"], keep)
     # the shared machine's speed drifts by ~10 % from one minute to the next (24.3 and 27.6 tokens/s a minute
-    # apart, 16:57): the median of RAW_RUNS measurements, each kept in the JSON
+    # apart, 16:57, in a traced run of this script): the median of RAW_RUNS measurements, each kept in the JSON
     raws = [raw_tokens_per_second(counting.inner) for _ in range(RAW_RUNS)]
     raw = sorted(raws)[len(raws) // 2]
     stages = {n: {"seconds": book.stages[n].seconds or 0.0, "model_seconds": book.stages[n].model_seconds or 0.0,

@@ -118,12 +118,12 @@ def stage_page(book: Storybook, page: Page, concept_mapper: ConceptMapper | None
         subject = subject or main_subject(book, concept_mapper)
         concepts = [subject] if subject else []
         friend = page_companion(page.scene, book.cast, concept_mapper, exclude=set(concepts))
-        setting = friend[1] if friend else scene_setting(without_names(page.scene, book.cast), concept_mapper,
-                                                         exclude=set(concepts))
+        unnamed = without_names(page.scene, book.cast)
+        setting = friend[1] if friend else scene_setting(unnamed, concept_mapper, exclude=set(concepts))
         if setting:
             concepts.append(setting)
-        if friend and len(concepts) == 2 and (thing := named_setting(
-                without_names(page.scene, book.cast), concept_mapper, exclude=set(concepts))):
+        if friend and len(concepts) == 2 and (thing := named_setting(unnamed, concept_mapper,
+                                                                     exclude=set(concepts))):
             concepts.append(thing)  # what the page names beside the two ("Theo brings the coffee"): a third
             # sticker, so pages of the same two friends are not one picture (the cat sample book's pages 2-4)
         if len(concepts) >= 2:  # a whole scene: the hero in its box with the book's hero noise

@@ -110,7 +110,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     out = list(texts)
     todo = [i for i, t in enumerate(texts) if t.strip()]
     why: dict[int, str] = {}
-    nearly: dict[int, str] = {}  # translations whose only fault is a few English words: better than English
+    nearly: dict[int, tuple[str, str]] = {}  # (translation, the English words it kept): better than English
     base = (sampling or SAMPLING)
     for attempt in range(TRIES):
         if not todo:
@@ -127,16 +127,15 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
                 why[i] = problem
                 left.append(i)
             elif copied := kept_english_words(texts[i], text):
-                why[i] = f"English words kept: {copied!r}"
-                nearly[i] = text
+                nearly[i] = text, copied
                 left.append(i)
             else:
                 out[i] = text
         todo = left
-    warnings = [f"text {i + 1} keeps a few English words ({why[i]})" for i in todo if i in nearly]
-    for i in nearly:
-        if i in todo:
-            out[i] = nearly[i]
+    warnings = []
+    for i in (i for i in todo if i in nearly):
+        out[i], copied = nearly[i]
+        warnings.append(f"text {i + 1} keeps a few English words: {copied!r}")
     kept = sorted(i for i in todo if i not in nearly)
     warnings += [f"text {i + 1} kept in English: {why[i]}" for i in kept]
     if kept and len(kept) * 2 >= len([t for t in texts if t.strip()]):  # a mostly-English book reads worse
@@ -198,10 +197,11 @@ def kept_english_words(source: str, got: str, run: int = 3) -> str | None:
     names = {n.lower() for n in names_in(source)}
     said = [w.lower() for w in st.words(source)]
     grams = {tuple(said[i:i + run]) for i in range(len(said) - run + 1) if not names & set(said[i:i + run])}
-    kept = [w.lower() for w in st.words(got)]
+    kept = st.words(got)
+    lowered = [w.lower() for w in kept]
     for i in range(len(kept) - run + 1):
-        if tuple(kept[i:i + run]) in grams:
-            return " ".join(st.words(got)[i:i + run])
+        if tuple(lowered[i:i + run]) in grams:
+            return " ".join(kept[i:i + run])
     return None
 
 
