@@ -247,14 +247,12 @@ def _warm_renderer() -> None:
 def _run_stage(run: _Run, name: str) -> None:
     book, runner = run.book, STAGE[name].run
     rec = book.stages.setdefault(name, StageRecord(name=name))
-    before = rec.model_copy()
-    rec.status, rec.started, rec.finished, rec.message = "running", now(), None, None
     run.stage, run.roles = name, STAGE[name].roles
-    try:
-        run.emit("started", 0.0)
-    except BaseException:  # refused before it began (the service's job lost its lease): it never ran
-        book.stages[name] = before
-        raise
+    # The service's job may refuse the stage here (its lease is lost): then it never ran, and the record is
+    # left untouched. It is stamped only after: stamped before, another lane's save could write a start that
+    # never happened.
+    run.emit("started", 0.0)
+    rec.status, rec.started, rec.finished, rec.message = "running", now(), None, None
     t0 = time.perf_counter()
     try:
         with metered() as meter:
