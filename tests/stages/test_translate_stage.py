@@ -11,7 +11,15 @@ import pytest
 from taleloom.backends import registry
 from taleloom.backends.base import TextModel
 from taleloom.errors import BadInputError
-from taleloom.stages.translate import LANGUAGES, Translation, check_translation, problem, reads_as, translate
+from taleloom.stages.translate import (
+    LANGUAGES,
+    Translation,
+    check_translation,
+    misaligned,
+    problem,
+    reads_as,
+    translate,
+)
 
 FR = {"Milo and the Red Ball": "Milo et la balle rouge",
       "Once upon a time, there was a grey cat named Milo. He loved his red ball.":
@@ -171,3 +179,36 @@ def test_english_words_left_inside_a_translation_are_asked_again_then_kept_with_
     assert stubborn[1] == "Mina puso some hot water en su taza."  # better than the whole page in English
     assert stubborn.kept_english == [] and "some hot water" in stubborn.warnings[0]
     assert problem(texts[1], stubborn[1], "es") is None  # the checks before this one let it through
+
+
+class Shifted(TextModel):
+    """Answers the cast line with the next text's translation the first time (Qwen, the coffee book: the cover's
+    cast line printed page 1's Spanish), then translates right."""
+
+    name = "shifted"
+    model_id = "shifted"
+    supports_schema = True
+    ES = {"Otto's Warm Cup": "La taza caliente de Otto",
+          "cup, brown and yellow with a red handle": "taza, marrón y amarilla con un asa roja",
+          "Otto the cup is warm. It has a brown and yellow colour and a red handle.":
+              "Otto la taza está caliente. Tiene un color marrón y amarillo y un asa roja."}
+
+    def __init__(self):
+        self.requests: list[list[str]] = []
+
+    def chat(self, messages, sampling=None, schema=None):
+        texts = asked(messages)
+        self.requests.append(texts)
+        out = [self.ES[t] for t in texts]
+        if len(self.requests) == 1:
+            out[1] = "La taza está caliente. Tiene un color marrón y amarillo y un asa roja."
+        return json.dumps({"translations": out}, ensure_ascii=False)
+
+
+def test_a_translation_given_in_another_texts_slot_is_asked_again():
+    texts = list(Shifted.ES)
+    llm = Shifted()
+    out = translate(texts, "es", llm)
+    assert out == [Shifted.ES[t] for t in texts] and not out.warnings
+    assert llm.requests == [texts, [texts[1]]]  # the stray slot alone, not the page whose translation it copied
+    assert misaligned(texts, [Shifted.ES[t] for t in texts]) == {}  # alike English, alike translations: fine

@@ -246,6 +246,18 @@ def test_markup_from_the_model_never_reaches_the_book():
                               ScriptedLLM(texts=[bad, TEXTS[1]]))
 
 
+def test_the_requests_photo_lines_copied_into_a_page_are_dropped_not_printed():
+    """The request says "Nora is the girl from the photo." and "The photo shows ...": a reader has no photo.
+    Qwen's coffee book printed "The photo shows cup of coffee with a brown and yellow color" on page 1."""
+    echo = ["Nora flies her yellow kite. The photo shows kite, park and tree.", "Nora is the girl from the photo."]
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2), ScriptedLLM(texts=echo))
+    assert [p.text for p in d.pages] == ["Nora flies her yellow kite.", "Nora is the girl."]
+    assert st.drop_labels("Nora took a photo of the sea.") == "Nora took a photo of the sea."  # a photo in a story
+    with pytest.raises(BackendError, match="page 1: the prompt leaked"):  # nothing else on the page: asked again
+        write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2),
+                          ScriptedLLM(texts=["The photo shows Nora, a kite and a tree.", TEXTS[1]]))
+
+
 def test_pages_without_the_hero_or_repeating_are_asked_again():
     no_hero = ["The kite flew up in the park. It was a windy day.", "A bird sat in the tall oak tree."]
     with pytest.raises(BackendError, match="hero Nora is not on page 1"):
@@ -413,6 +425,12 @@ def test_a_page_that_speaks_of_the_hero_only_by_kind_gets_the_name_instead_of_a_
     assert write.name_the_hero("The cat sat down.", hero) == "Mina the cat sat down."
     assert write.name_the_hero("She looked at the sky.", hero) == "She looked at the sky."  # asked again
     assert write.name_the_hero("A cathedral stood there.", hero) == "A cathedral stood there."
+    # the kind's word as the first half of another noun is not the hero (the coffee book: "Otto the cup holder")
+    cup = CastMember(name="Otto", look="cup, brown and yellow")
+    assert write.name_the_hero("He took it out of the cup holder.", cup) == "He took it out of the cup holder."
+    assert write.name_the_hero("The cup holder fell and the cup rolled.", cup) == \
+        "The cup holder fell and Otto the cup rolled."
+    assert write.name_the_hero("Milo saw the cup's red handle.", cup) == "Milo saw Otto the cup's red handle."
     cast = [hero, CastMember(name="Theo", look="dog, black coat", role="friend")]
     assert write.named_in_scene("The cat looks at the dog in the garden", cast) == \
         "Mina the cat looks at Theo the dog in the garden"

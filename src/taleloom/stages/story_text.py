@@ -108,15 +108,25 @@ _TAG = re.compile(r"</?[A-Za-z][^<>]*>|<!--.*?-->|<[A-Za-z/!][^<>]*$")
 _EMPHASIS = re.compile(r"\*\*|__|`+|^#+\s*|^\s*[-*•]\s+", re.MULTILINE)
 _LABEL = re.compile(r"^\s*(?:(?:page\s*)?\d+|text|scene|story|title)\s*[:.)\-–—]\s*", re.IGNORECASE)
 _PROMPT_ECHO = re.compile(r"year-old reader|outline line|cast sheet|\bJSON\b|plain text only|answer with|"
-                          r"words for a \d+|\bnaming\b|\bTone:|\bReader:|\bAbout:|\bshows:", re.IGNORECASE)
+                          r"words for a \d+|\bnaming\b|\bTone:|\bReader:|\bAbout:|\bshows:|\bphoto shows\b", re.IGNORECASE)
 
 
 def strip_markup(text: str) -> str:
     """`text` without HTML tags (a dangling '<img src=' too), markdown emphasis, bullets or headings, the
     JSON debris a field can end in ('…a soft blanket around.}': Qwen, which cost a whole book's answer),
-    and without the punctuation a cut left hanging ('Ben — a bear, <img src=' → 'Ben — a bear')."""
-    text = _EMPHASIS.sub("", _TAG.sub(" ", text))
+    the request's 'from the photo' (_PHOTO_PHRASE), and without the punctuation a cut left hanging
+    ('Ben — a bear, <img src=' → 'Ben — a bear')."""
+    text = _PHOTO_PHRASE.sub("", _EMPHASIS.sub("", _TAG.sub(" ", text)))
     return clean(text).rstrip(" ,;:—–-{}[]")
+
+
+# The book's request says "Mina is the cat from the photo." and "The photo shows cat, sofa and house.": words
+# a reader of the book has no photo for. Qwen copied them into pages ("Mina is the cup of coffee from the
+# photo."; "The photo shows cup of coffee with a brown and yellow color": the coffee book, page 1). The phrase
+# is cut from any field; a sentence that still speaks of the photo is dropped from a page (drop_asides).
+_PHOTO_PHRASE = re.compile(r",?\s+(?:from|in|of|on) (?:the|this|that|our|your) (?:photo|photograph|picture)\b",
+                           re.IGNORECASE)
+_PHOTO_TALK = re.compile(r"\b(?:the|this|that|our|your) (?:photo|photograph)\b|\bphoto shows\b", re.IGNORECASE)
 
 
 def drop_labels(text: str) -> str:
@@ -139,10 +149,12 @@ _ASSISTANT_TALK = re.compile(r"\b(?:let me know(?: if|[.!]|$)|feel free to|i hop
 def drop_asides(text: str) -> str:
     """A page's text without the model's notes about its own writing ('The end. (Note: This story has been
     modified slightly from the original request to ensure it is appropriate for 9-year-olds.) If you'd like
-    any changes, let me know!'): the notes, 'The end' and the sentences that talk to the one who asked."""
+    any changes, let me know!'): the notes, 'The end' and the sentences that talk to the one who asked, and
+    the sentences that speak of the photo (kept when they are all the page says: its checks decide then)."""
     parts = re.findall(r"[^.!?]+(?:[.!?]+['\"”’]?|$)", clean(_ASIDE.sub(" ", text)))
     kept = [t.strip() for t in parts if not _ASSISTANT_TALK.search(t)]
-    return clean(" ".join(kept))
+    story = [t for t in kept if not _PHOTO_TALK.search(t)]  # the request's photo lines, copied (_PHOTO_PHRASE)
+    return clean(" ".join(story or kept))
 
 
 def has_markup(text: str) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 
 from taleloom.backends.base import Sampling, TextModel
@@ -122,8 +123,12 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             why.update({i: e.message for i in todo})
             continue
         left = []
-        for i, text in zip(todo, got, strict=True):
-            if problem := check_translation(texts[i], text, code):
+        astray = misaligned([texts[i] for i in todo], got)
+        for k, (i, text) in enumerate(zip(todo, got, strict=True)):
+            if k in astray:
+                why[i] = f"its translation is text {todo[astray[k]] + 1}'s"
+                left.append(i)
+            elif problem := check_translation(texts[i], text, code):
                 why[i] = problem
                 left.append(i)
             elif copied := kept_english_words(texts[i], text):
@@ -188,6 +193,28 @@ def check_translation(source: str, got: str, code: str) -> str | None:
     if reads_as(got, code) is False:
         return f"language ID reads it as English, not {LANGUAGES[code]}"
     return None
+
+
+def misaligned(sources: list[str], got: list[str], same: float = 0.5, margin: float = 0.25) -> dict[int, int]:
+    """{k: j} for each translation k that translates source j instead of its own: two translations much more
+    alike than their English texts are ('cup, brown and yellow with a red handle' came back as page 1's
+    translation, beside page 1's own: Qwen, the coffee book's cast line; its length, twice the English, passed
+    the length check). Of such a pair, the one whose length fits its English worse is the stray."""
+    def alike(a: str, b: str) -> float:
+        x, y = ({w.lower() for w in st.words(t) if len(w) > 2} for t in (a, b))
+        return len(x & y) / len(x | y) if x and y else 0.0
+
+    def misfit(k: int) -> float:
+        return abs(math.log(max(1, len(got[k])) / max(1, len(sources[k]))))
+
+    astray: dict[int, int] = {}
+    for k in range(len(got)):
+        for j in range(k + 1, len(got)):
+            both = alike(got[k], got[j])
+            if both >= same and both - alike(sources[k], sources[j]) >= margin:
+                stray, other = (k, j) if misfit(k) >= misfit(j) else (j, k)
+                astray.setdefault(stray, other)
+    return astray
 
 
 def kept_english_words(source: str, got: str, run: int = 3) -> str | None:

@@ -429,10 +429,28 @@ def name_the_hero(text: str, hero: CastMember) -> str:
     noun = (kind_of(hero).split() or [""])[-1]
     if len(noun) < 3:
         return text
-    found = re.search(rf"\b(?:a|an|the)\s+((?:[a-z-]+\s+){{0,3}}?{re.escape(noun)})\b", text, re.IGNORECASE)
-    if found is None:
-        return text
-    return f"{text[:found.start()]}{hero.name} the {found.group(1)}{text[found.end():]}"
+    for found in re.finditer(rf"\b(?:a|an|the)\s+((?:[a-z-]+\s+){{0,3}}?{re.escape(noun)})\b", text, re.IGNORECASE):
+        if _ends_noun_phrase(text[found.end():]):
+            return f"{text[:found.start()]}{hero.name} the {found.group(1)}{text[found.end():]}"
+    return text
+
+
+# Words that may follow the hero's kind when it ends its noun phrase ('the cup is', 'the cat and'); a word
+# outside them that is no verb form makes a compound ('the cup holder': 'Otto the cup holder', the coffee book).
+_PHRASE_FOLLOWERS = frozenset("""is was are were has had have and or but with without in on at to into onto from
+of for by near under over behind beside who which that as so then too again sat ran flew saw went came took made
+found said felt knew thought got gave stood swam ate drank fell held kept left lay met put read rode sang slept
+spoke told woke won wrote could would can will did may might must should shall""".split())
+
+
+def _ends_noun_phrase(rest: str) -> bool:
+    """Whether the text after a noun ends its noun phrase: punctuation or the end, or a following word that is
+    a function word or looks like a verb or adverb ('sits', 'jumped', 'running', 'happily')."""
+    following = re.match(r"\s*([A-Za-z']+)", rest)
+    if following is None or not rest[:1].isspace():
+        return following is None or rest[:2] == "'s"
+    word = following.group(1).lower()
+    return word in _PHRASE_FOLLOWERS or re.search(r"(?:s|ed|ing|ly)$", word) is not None
 
 
 def named_in_scene(scene: str, cast: Sequence[CastMember]) -> str:
