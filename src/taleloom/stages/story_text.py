@@ -108,7 +108,8 @@ _TAG = re.compile(r"</?[A-Za-z][^<>]*>|<!--.*?-->|<[A-Za-z/!][^<>]*$")
 _EMPHASIS = re.compile(r"\*\*|__|`+|^#+\s*|^\s*[-*•]\s+", re.MULTILINE)
 _LABEL = re.compile(r"^\s*(?:(?:page\s*)?\d+|text|scene|story|title)\s*[:.)\-–—]\s*", re.IGNORECASE)
 _PROMPT_ECHO = re.compile(r"year-old reader|outline line|cast sheet|\bJSON\b|plain text only|answer with|"
-                          r"words for a \d+|\bnaming\b|\bTone:|\bReader:|\bAbout:|\bshows:|\bphoto shows\b", re.IGNORECASE)
+                          r"words for a \d+|\bnaming\b|\bTone:|\bReader:|\bAbout:|\bshows:|"
+                          r"\b(?:photo|picture|image) shows\b", re.IGNORECASE)
 
 
 def strip_markup(text: str) -> str:
@@ -126,7 +127,8 @@ def strip_markup(text: str) -> str:
 # is cut from any field; a sentence that still speaks of the photo is dropped from a page (drop_asides).
 _PHOTO_PHRASE = re.compile(r",?\s+(?:from|in|of|on) (?:the|this|that|our|your) (?:photo|photograph|picture)\b",
                            re.IGNORECASE)
-_PHOTO_TALK = re.compile(r"\b(?:the|this|that|our|your) (?:photo|photograph)\b|\bphoto shows\b", re.IGNORECASE)
+_PHOTO_TALK = re.compile(r"\b(?:the|this|that|our|your) (?:photo|photograph)\b|\b(?:photo|picture|image) shows\b",
+                         re.IGNORECASE)  # "The picture shows Mina sitting on a wooden floor." (story_quality)
 
 
 def drop_labels(text: str) -> str:
