@@ -40,6 +40,13 @@ RESULTS = HERE / "results"
 TARGET = 0.80
 
 
+def _suffix(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]*", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a file-name suffix (letters, digits, _ . -); the "
+                                         "results always go to benchmarks/results")
+    return value
+
+
 def photo_path(entry: dict) -> Path:
     """Where the photo lies: inside an installed Python package, or at a Debian package's absolute path."""
     if entry["package"].startswith("pypi:"):
@@ -180,7 +187,8 @@ def main() -> int:
     ap.add_argument("--failures", action="store_true", help="print each miss with the labels and people seen")
     ap.add_argument("--baseline", type=Path, help="a saved JSON of an earlier run: its 'new' row is shown as 'before'")
     ap.add_argument("--sweep", action="store_true", help="also score the new captioner at other sureness bars")
-    ap.add_argument("--out", default="", help="suffix of the result files (caption_accuracy<suffix>.json)")
+    ap.add_argument("--out", default="", type=_suffix,
+                    help="suffix of the result files in benchmarks/results (caption_accuracy<suffix>.json), not a path")
     args = ap.parse_args()
 
     import torch
