@@ -164,15 +164,8 @@ def _book_instructions(brief: Brief, hero: str, pages: int, written: int) -> str
     which = "every page" if written == pages else f"the first {written} pages"
     return (f"A picture book for a {brief.age}-year-old reader, {pages} pages, {brief.tone}. The hero is called "
             f"{hero}.\nPlan it, then write it: an outline of exactly {pages} lines (a beginning, a small problem, "
-            f"a happy ending), then the pages for {which}, each text {per_page // 2} to {per_page} words in short "
-            f"sentences of at most {sentence_words(brief.age)} words, naming the hero.\n")
-
-
-def sentence_words(age: int) -> int:
-    """Most words in one sentence for a reader of `age`. The pages' Flesch-Kincaid grade (story_quality.py)
-    was 4.3 on average for readers of 6 with "whole sentences for the reader's age" alone: sentences of 12 to
-    15 words. Grade age - 4 needs about age + 3 words a sentence at a syllable and a quarter a word."""
-    return age + 3
+            f"a happy ending), then the pages for {which}, each text {per_page // 2} to {per_page} words and naming "
+            f"the hero.\n")
 
 
 def _book_prompt(about: str, brief: Brief, hero: str, hero_kind: str | None, pages: int, written: int) -> str:
