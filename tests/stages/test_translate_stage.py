@@ -19,6 +19,7 @@ from taleloom.stages.translate import (
     problem,
     reads_as,
     translate,
+    without_possessive,
 )
 
 FR = {"Milo and the Red Ball": "Milo et la balle rouge",
@@ -92,14 +93,14 @@ def test_every_text_goes_in_one_answer_and_numbers_are_dropped():
     texts = list(FR)
     out = translate(texts, "fr", llm)
     assert out == [FR[t] for t in texts] and out.warnings == [] and out.kept_english == []
-    assert llm.requests == [texts]  # one call for the book, no round trips
+    assert [sorted(r) for r in llm.requests] == [sorted(texts)]  # one call for the book, no round trips
 
 
 def test_only_the_texts_that_failed_are_asked_again():
     texts = list(FR)
     llm = DictTranslator(wrong=[texts[2]])
     out = translate(texts, "fr", llm)
-    assert out == [FR[t] for t in texts] and llm.requests == [texts, [texts[2]]]
+    assert out == [FR[t] for t in texts] and [sorted(r) for r in llm.requests] == [sorted(texts), [texts[2]]]
 
 
 def test_untranslated_text_keeps_the_english_with_a_warning_instead_of_failing():
@@ -174,7 +175,7 @@ def test_english_words_left_inside_a_translation_are_asked_again_then_kept_with_
     llm = Slipping(slips=1)
     out = translate(texts, "es", llm)
     assert out == ["Mina y Leo", "Mina puso un poco de agua caliente en su taza."] and not out.warnings
-    assert llm.requests == [texts, [texts[1]]]  # only the page with the English words was asked again
+    assert [sorted(r) for r in llm.requests] == [sorted(texts), [texts[1]]]  # only the page with English words
     stubborn = translate(texts, "es", Slipping(slips=9))
     assert stubborn[1] == "Mina puso some hot water en su taza."  # better than the whole page in English
     assert stubborn.kept_english == [] and "some hot water" in stubborn.warnings[0]
@@ -182,16 +183,17 @@ def test_english_words_left_inside_a_translation_are_asked_again_then_kept_with_
 
 
 class Shifted(TextModel):
-    """Answers the cast line with the next text's translation the first time (Qwen, the coffee book: the cover's
+    """Answers the cast line with the page's translation the first time (Qwen, the coffee book: the cover's
     cast line printed page 1's Spanish), then translates right."""
 
     name = "shifted"
     model_id = "shifted"
     supports_schema = True
-    ES = {"Otto's Warm Cup": "La taza caliente de Otto",
+    ES = {"A Warm Cup for Otto": "Una taza caliente para Otto",
           "cup, brown and yellow with a red handle": "taza, marrón y amarilla con un asa roja",
           "Otto the cup is warm. It has a brown and yellow colour and a red handle.":
               "Otto la taza está caliente. Tiene un color marrón y amarillo y un asa roja."}
+    STRAY = "La taza está caliente. Tiene un color marrón y amarillo y un asa roja."
 
     def __init__(self):
         self.requests: list[list[str]] = []
@@ -199,9 +201,8 @@ class Shifted(TextModel):
     def chat(self, messages, sampling=None, schema=None):
         texts = asked(messages)
         self.requests.append(texts)
-        out = [self.ES[t] for t in texts]
-        if len(self.requests) == 1:
-            out[1] = "La taza está caliente. Tiene un color marrón y amarillo y un asa roja."
+        first = len(self.requests) == 1
+        out = [self.STRAY if first and t.startswith("cup,") else self.ES[t] for t in texts]
         return json.dumps({"translations": out}, ensure_ascii=False)
 
 
@@ -210,5 +211,70 @@ def test_a_translation_given_in_another_texts_slot_is_asked_again():
     llm = Shifted()
     out = translate(texts, "es", llm)
     assert out == [Shifted.ES[t] for t in texts] and not out.warnings
-    assert llm.requests == [texts, [texts[1]]]  # the stray slot alone, not the page whose translation it copied
+    assert llm.requests[1] == [texts[1]]  # the stray slot alone, not the page whose translation it copied
     assert misaligned(texts, [Shifted.ES[t] for t in texts]) == {}  # alike English, alike translations: fine
+
+
+class TitleFirstCopier(TextModel):
+    """Copies the whole answer in English when the request's first text is a short title (Qwen: "Lila's Light
+    Show" first, then every page in English, on both tries); translates when a page of prose comes first."""
+
+    name = "copier"
+    model_id = "copier"
+    supports_schema = True
+
+    def __init__(self):
+        self.requests: list[list[str]] = []
+
+    def chat(self, messages, sampling=None, schema=None):
+        texts = asked(messages)
+        self.requests.append(texts)
+        copies = len(texts[0]) < 30
+        return json.dumps({"translations": [t if copies else FR[t] for t in texts]}, ensure_ascii=False)
+
+
+def test_the_longest_text_is_asked_first_and_answers_come_back_in_the_books_order():
+    texts = list(FR)  # the title first, as a book lists them
+    llm = TitleFirstCopier()
+    out = translate(texts, "fr", llm)
+    assert out == [FR[t] for t in texts] and not out.warnings
+    assert llm.requests == [sorted(texts, key=len, reverse=True)]
+
+
+def test_the_requests_example_sentence_in_a_translation_is_asked_again():
+    """Qwen's French dog book: 'Le soleil brille et les oiseaux chantent brightly sur le chien' for 'The warm sun
+    shines brightly on the dog' (the request's example, 'The sun is shining and the birds are singing.')."""
+    source = "The warm sun shines brightly on the brown dog."
+    assert problem(source, "Le soleil brille et les oiseaux chantent brightly sur le chien brun.", "fr") == \
+        "copied the example"
+    assert problem(source, "Le soleil chaud brille fort sur le chien brun.", "fr") is None
+    assert problem("The dog runs.", "太陽が輝いていて、犬が走る。", "ja") == "copied the example"
+    assert problem("The dog runs in the park.", "犬が公園で走っています。", "ja") is None
+
+
+class PossessiveCopier(TextModel):
+    """Gives a possessive title back as it is (Qwen: "Leo's Bicycle" in French, Spanish and German) and
+    translates the rephrased one, or gives the rephrasing back in English when `stubborn`."""
+
+    name = "possessive"
+    model_id = "possessive"
+    supports_schema = True
+
+    def __init__(self, stubborn=False):
+        self.requests: list[list[str]] = []
+        self.stubborn = stubborn
+
+    def chat(self, messages, sampling=None, schema=None):
+        texts = asked(messages)
+        self.requests.append(texts)
+        fr = {"The Bicycle of Leo": "The Bicycle of Leo" if self.stubborn else "Le vélo de Leo"}
+        return json.dumps({"translations": [fr.get(t, t) for t in texts]}, ensure_ascii=False)
+
+
+def test_a_possessive_title_is_asked_as_of_and_an_english_answer_to_it_is_not_taken():
+    llm = PossessiveCopier()
+    assert translate(["Leo's Bicycle"], "fr", llm) == ["Le vélo de Leo"] and llm.requests == [["The Bicycle of Leo"]]
+    out = translate(["Leo's Bicycle"], "fr", PossessiveCopier(stubborn=True))
+    assert out == ["Leo's Bicycle"] and out.kept_english == [0]  # the rephrasing is not a translation
+    assert without_possessive("The Owl's Night Watch") == "The Night Watch of the Owl"
+    assert without_possessive("Mina's cat sat down.") == "Mina's cat sat down."  # a sentence, not a title

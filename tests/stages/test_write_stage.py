@@ -251,7 +251,11 @@ def test_the_requests_photo_lines_copied_into_a_page_are_dropped_not_printed():
     Qwen's coffee book printed "The photo shows cup of coffee with a brown and yellow color" on page 1."""
     echo = ["Nora flies her yellow kite. The photo shows kite, park and tree.", "Nora is the girl from the photo."]
     d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2), ScriptedLLM(texts=echo))
-    assert [p.text for p in d.pages] == ["Nora flies her yellow kite.", "Nora is the girl."]
+    assert [p.text for p in d.pages] == ["Nora flies her yellow kite.", "Nora is the girl."]  # all the page says
+    hero = CastMember(name="Lila", look="person, grey coat")
+    assert write.drop_request_line("Lila is the person. Theo sees Lila.", hero) == "Theo sees Lila."
+    assert write.drop_request_line("Lila is the kindest person. Theo came.", hero) == \
+        "Lila is the kindest person. Theo came."
     assert st.drop_labels("Nora took a photo of the sea.") == "Nora took a photo of the sea."  # a photo in a story
     with pytest.raises(BackendError, match="page 1: the prompt leaked"):  # nothing else on the page: asked again
         write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2),

@@ -395,7 +395,8 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
     texts: list[str] = []
     for i, p in enumerate(pages):  # nor an earlier page's picture or sentence, or its own again; not a later
         copied_from = scenes[:i] + texts  # page's picture: that was written after, copying this text (cat book)
-        kept = st.trim_words(st.drop_copied_sentences(st.drop_labels(p["text"]), copied_from), limit)
+        own = drop_request_line(st.drop_labels(p["text"]), cast[0])
+        kept = st.trim_words(st.drop_copied_sentences(own, copied_from), limit)
         texts.append(name_the_hero(kept, cast[0]))  # cut first: the hero named only past the cut is missing
     hero = cast[0].name
     for i, (text, scene) in enumerate(zip(texts, scenes, strict=True)):
@@ -417,6 +418,17 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
         shown.add(scenes[i].lower())
     result[:] = [_page(t, s, cast) for t, s in zip(texts, scenes, strict=True)]
     return None
+
+
+def drop_request_line(text: str, hero: CastMember) -> str:
+    """`text` without the request's line "Lila is the person from the photo." copied as a sentence of its own
+    ("Lila is the person.": the people photo's book, page 2, once the photo was cut from it), unless it is
+    all the page says."""
+    kinds = "|".join(re.escape(w) for w in kind_of(hero).lower().split()) or "$^"
+    line = re.compile(rf"^{re.escape(hero.name)} is (?:the|a|an) (?:(?:{kinds})\s*)+[.!]$", re.IGNORECASE)
+    said = st.sentences(text)
+    kept = [s for s in said if not line.match(s)]
+    return " ".join(kept) if kept and len(kept) < len(said) else text
 
 
 def name_the_hero(text: str, hero: CastMember) -> str:
