@@ -14,6 +14,7 @@ from taleloom.errors import BadInputError
 from taleloom.stages.translate import (
     LANGUAGES,
     Translation,
+    asking_order,
     check_translation,
     misaligned,
     problem,
@@ -239,6 +240,10 @@ def test_the_longest_text_is_asked_first_and_answers_come_back_in_the_books_orde
     out = translate(texts, "fr", llm)
     assert out == [FR[t] for t in texts] and not out.warnings
     assert llm.requests == [sorted(texts, key=len, reverse=True)]
+    # each try the other order; a language of another script first in the book's order (Qwen wrote the
+    # example sentence for every Japanese text when a long page came first)
+    assert asking_order(texts, "fr", 1) == [0, 1, 2] and asking_order(texts, "ja", 0) == [0, 1, 2]
+    assert asking_order(texts, "ja", 1) == asking_order(texts, "de", 0) == [1, 2, 0]
 
 
 def test_the_requests_example_sentence_in_a_translation_is_asked_again():
@@ -248,7 +253,8 @@ def test_the_requests_example_sentence_in_a_translation_is_asked_again():
     assert problem(source, "Le soleil brille et les oiseaux chantent brightly sur le chien brun.", "fr") == \
         "copied the example"
     assert problem(source, "Le soleil chaud brille fort sur le chien brun.", "fr") is None
-    assert problem("The dog runs.", "太陽が輝いていて、犬が走る。", "ja") == "copied the example"
+    assert problem("The dog runs.", "太陽が輝いていて、鳥が歌っています。犬が走る。", "ja") == "copied the example"
+    assert problem("The sun was shining on the beach.", "Le soleil brille et chauffe la plage.", "fr") is None
     assert problem("The dog runs in the park.", "犬が公園で走っています。", "ja") is None
 
 

@@ -119,7 +119,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             break
         s = base.model_copy(update={"seed": ((base.seed or 0) + attempt * 1_000_003) % (SEED_MAX + 1)})
         try:
-            got = translate_batch([asked[i] for i in todo], code, llm, s)
+            got = translate_batch([asked[i] for i in todo], code, llm, s, attempt)
         except BackendError as e:
             why.update({i: e.message for i in todo})
             continue
@@ -169,17 +169,26 @@ def without_possessive(text: str) -> str:
     return f"The {thing} of {f'the {owner}' if article else owner}"
 
 
-def translate_batch(texts: list[str], code: str, llm: TextModel, sampling: Sampling) -> list[str]:
-    """One answer translating every text of `texts` into `code` (unchecked), longest text first; BackendError
-    if it is not JSON. Why longest first: asked for a book's title first ("Lila's Light Show", names and all),
-    Qwen copied it as it was, then every page after it in English, on both tries (the people photo's book);
-    a page of prose first sets the answer in the language."""
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+def translate_batch(texts: list[str], code: str, llm: TextModel, sampling: Sampling, attempt: int = 0) -> list[str]:
+    """One answer translating every text of `texts` into `code` (unchecked), in the order `asking_order` picks
+    for this attempt; BackendError if it is not JSON."""
+    order = asking_order(texts, code, attempt)
     got = _translate_in_order([texts[i] for i in order], code, llm, sampling)
     out = [""] * len(texts)
     for i, text in zip(order, got, strict=True):
         out[i] = text
     return out
+
+
+def asking_order(texts: list[str], code: str, attempt: int = 0) -> list[int]:
+    """In which order the texts are asked: the longest first, or the book's own order (title first), each try
+    the other one. What the first text is decides how a small model answers the rest (Qwen, story_quality's
+    books): asked a short title first, it copied the title as it was, then every page after it in English
+    (7 of 30 French, Spanish and German books; 0 of 30 longest first); asked a page of prose first in
+    Japanese, it wrote the request's example sentence for every text (20 of 20 texts of 4 books; 3 of 20 in
+    the book's order). So a Latin-script language is asked longest first, any other in the book's order."""
+    longest = (_TABLE[code][1] is None) == (attempt % 2 == 0)
+    return sorted(range(len(texts)), key=lambda i: -len(texts[i])) if longest else list(range(len(texts)))
 
 
 def _translate_in_order(texts: list[str], code: str, llm: TextModel, sampling: Sampling) -> list[str]:
@@ -292,10 +301,11 @@ def problem(source: str, got: str, code: str) -> str | None:
     return None
 
 
-def _copies_example(source: str, got: str, example: str, run: int = 4) -> bool:
+def _copies_example(source: str, got: str, example: str, run: int = 5) -> bool:
     """Whether `got` holds `run` words in a row of the request's example sentence that `source` does not ask
     for: "Le soleil brille et les oiseaux chantent brightly sur le chien" (Qwen, the dog photo's French book,
-    for "The warm sun shines brightly on the dog")."""
+    for "The warm sun shines brightly on the dog"). Four were too few: "Le soleil brille et ..." is a fair
+    start for "The sun was shining and warm on the beach"."""
     if len(st.words(source)) >= len(st.words(_EXAMPLE)) - 1 and st.content_words(_EXAMPLE) <= st.content_words(source):
         return False
     def tokens(text: str) -> list[str]:  # words; characters for a script written without spaces (ja, zh, th)
