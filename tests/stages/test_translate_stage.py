@@ -16,6 +16,8 @@ from taleloom.stages.translate import (
     Translation,
     asking_order,
     check_translation,
+    english_slips,
+    kept_english_words,
     misaligned,
     problem,
     reads_as,
@@ -284,3 +286,16 @@ def test_a_possessive_title_is_asked_as_of_and_an_english_answer_to_it_is_not_ta
     assert out == ["Leo's Bicycle"] and out.kept_english == [0]  # the rephrasing is not a translation
     assert without_possessive("The Owl's Night Watch") == "The Night Watch of the Owl"
     assert without_possessive("Mina's cat sat down.") == "Mina's cat sat down."  # a sentence, not a title
+
+
+def test_single_english_words_kept_in_a_translation_are_found_but_shared_words_and_names_are_not():
+    """Qwen's pages: "en swimming sous l'eau", "Le snowball continuait", "El rocket está subiendo"."""
+    assert english_slips("They went swimming under the water.", "Ils vont en swimming sous l'eau.", "fr") == \
+        ["swimming"]
+    assert english_slips("The rocket is rising.", "El rocket está subiendo.", "es") == ["rocket"]
+    assert english_slips("Mina saw the rocket.", "ミナはrocketを見た。", "ja") == ["rocket"]
+    # words both languages write alike, a name's possessive, a hyphenated word: not slips
+    assert english_slips("Theo's orange table and his t-shirt.", "La table orange de Theo's et son t-shirt.",
+                         "fr") == []
+    assert kept_english_words("Mina went swimming.", "Mina va swimming.", "fr") == "swimming"
+    assert kept_english_words("Mina went swimming.", "Mina va swimming.") is None  # without the language: runs only
