@@ -238,8 +238,8 @@ def misaligned(sources: list[str], got: list[str], same: float = 0.5, margin: fl
     translation, beside page 1's own: Qwen, the coffee book's cast line; its length, twice the English, passed
     the length check). Of such a pair, the one whose length fits its English worse is the stray."""
     def alike(a: str, b: str) -> float:
-        x, y = ({w.lower() for w in st.words(t) if len(w) > 2} for t in (a, b))
-        return len(x & y) / len(x | y) if x and y else 0.0
+        x, y = _pieces(a), _pieces(b)
+        return len(x & y) / len(x | y) if len(x) >= 4 and len(y) >= 4 else 0.0  # a name or two: no evidence
 
     def misfit(k: int) -> float:
         return abs(math.log(max(1, len(got[k])) / max(1, len(sources[k]))))
@@ -252,6 +252,15 @@ def misaligned(sources: list[str], got: list[str], same: float = 0.5, margin: fl
                 stray, other = (k, j) if misfit(k) >= misfit(j) else (j, k)
                 astray.setdefault(stray, other)
     return astray
+
+
+def _pieces(text: str) -> set[str]:
+    """What two texts are compared by: words of three letters or more in a Latin script, else pairs of
+    letters (Japanese and Chinese are written without spaces)."""
+    if st.english_letters(text, 0.5):
+        return {w.lower() for w in st.words(text) if len(w) > 2}
+    letters = [c for c in text if c.isalpha()]
+    return {a + b for a, b in zip(letters, letters[1:], strict=False)}
 
 
 def kept_english_words(source: str, got: str, code: str | None = None, run: int = 3) -> str | None:
