@@ -256,6 +256,8 @@ def test_the_requests_photo_lines_copied_into_a_page_are_dropped_not_printed():
     assert write.drop_request_line("Lila is the person. Theo sees Lila.", hero) == "Theo sees Lila."
     assert write.drop_request_line("Lila is the kindest person. Theo came.", hero) == \
         "Lila is the kindest person. Theo came."
+    mina = CastMember(name="Mina", look="animal, dark fur, carries a cup of coffee")
+    assert write.drop_request_line("Mina is the cup of coffee. Mina smiles.", mina, "cup of coffee") == "Mina smiles."
     assert st.drop_labels("Nora took a photo of the sea.") == "Nora took a photo of the sea."  # a photo in a story
     with pytest.raises(BackendError, match="page 1: the prompt leaked"):  # nothing else on the page: asked again
         write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2),

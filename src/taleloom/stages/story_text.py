@@ -123,10 +123,11 @@ def strip_markup(text: str) -> str:
 
 # The book's request says "Mina is the cat from the photo." and "The photo shows cat, sofa and house.": words
 # a reader of the book has no photo for. Qwen copied them into pages ("Mina is the cup of coffee from the
-# photo."; "The photo shows cup of coffee with a brown and yellow color": the coffee book, page 1). The phrase
-# is cut from any field; a sentence that still speaks of the photo is dropped from a page (drop_asides).
-_PHOTO_PHRASE = re.compile(r",?\s+(?:from|in|of|on) (?:the|this|that|our|your) (?:photo|photograph|picture)\b",
-                           re.IGNORECASE)
+# photo."; "The photo shows cup of coffee with a brown and yellow color": the coffee book, page 1; "...in a
+# sunny garden with a photo of herself": the cat book). The phrase is cut from any field; a sentence that still
+# speaks of the photo is dropped from a page (drop_asides).
+_PHOTO_PHRASE = re.compile(r",?\s+(?:(?:from|in|of|on) (?:the|this|that|our|your) (?:photo|photograph|picture)\b"
+                           r"|with a (?:photo|photograph) of (?:her|him|it|them)sel(?:f|ves)\b)", re.IGNORECASE)
 _PHOTO_TALK = re.compile(r"\b(?:the|this|that|our|your) (?:photo|photograph)\b|\b(?:photo|picture|image) shows\b",
                          re.IGNORECASE)  # "The picture shows Mina sitting on a wooden floor." (story_quality)
 

@@ -242,7 +242,7 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
                 CastMember(name=d["friend"]["name"], look=_look(d["friend"]), role="friend")]
         planned[:] = [(book_title(d["title"]), cast, d["outline"])]
         return _pages_problem(d["pages"], cast, 1, written,
-                              int(st.words_per_page(brief.age) * 1.5))
+                              int(st.words_per_page(brief.age) * 1.5), photo_kind=hero_kind)
 
     try:
         d = ask_json(llm, messages, schema,
@@ -384,7 +384,7 @@ def write_pages(messages: list[dict[str, str]], brief: Brief, cast: Sequence[Cas
 
 
 def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], first: int, result: list[PageDraft],
-                   limit: int) -> str | None:
+                   limit: int, photo_kind: str | None = None) -> str | None:
     """What keeps answered pages out of the book, else None (and `result` holds them, cleaned, without
     sentences copied from another page's scene): prose, no markup or prompt echo, English, no loops, the hero
     on some page. A page without the hero, or one that tells what another page told, is kept: it is asked
@@ -395,7 +395,7 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
     texts: list[str] = []
     for i, p in enumerate(pages):  # nor an earlier page's picture or sentence, or its own again; not a later
         copied_from = scenes[:i] + texts  # page's picture: that was written after, copying this text (cat book)
-        own = drop_request_line(st.drop_labels(p["text"]), cast[0])
+        own = drop_request_line(st.drop_labels(p["text"]), cast[0], photo_kind)
         kept = st.trim_words(st.drop_copied_sentences(own, copied_from), limit)
         texts.append(name_the_hero(kept, cast[0]))  # cut first: the hero named only past the cut is missing
     hero = cast[0].name
@@ -420,11 +420,13 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
     return None
 
 
-def drop_request_line(text: str, hero: CastMember) -> str:
+def drop_request_line(text: str, hero: CastMember, photo_kind: str | None = None) -> str:
     """`text` without the request's line "Lila is the person from the photo." copied as a sentence of its own
-    ("Lila is the person.": the people photo's book, page 2, once the photo was cut from it), unless it is
-    all the page says."""
-    kinds = "|".join(re.escape(w) for w in kind_of(hero).lower().split()) or "$^"
+    ("Lila is the person.": the people photo's book, page 2, once the photo was cut from it; "Mina is the cup
+    of coffee." where the plan made Mina an animal: the coffee book), unless it is all the page says. The
+    kind is the cast sheet's or the photo's (`photo_kind`, what the request line said)."""
+    words = f"{kind_of(hero)} {photo_kind or ''}".lower().split()
+    kinds = "|".join(re.escape(w) for w in dict.fromkeys(words)) or "$^"
     line = re.compile(rf"^{re.escape(hero.name)} is (?:the|a|an) (?:(?:{kinds})\s*)+[.!]$", re.IGNORECASE)
     said = st.sentences(text)
     kept = [s for s in said if not line.match(s)]
