@@ -441,6 +441,11 @@ def test_a_page_that_speaks_of_the_hero_only_by_kind_gets_the_name_instead_of_a_
     assert write.named_in_scene("The cat looks at the dog in the garden", cast) == \
         "Mina the cat looks at Theo the dog in the garden"
     assert write.named_in_scene("Theo runs after a cat", cast) == "Theo runs after Mina the cat"
+    assert write.named_in_scene("cat sits quietly on the mat", cast) == "Mina the cat sits quietly on the mat"
+    # a picture that names no one of the cast gets the hero: an illustrator drawing the scene would leave her out
+    assert write._scene("A sunny beach with rocks and waves", cast) == "A sunny beach with rocks and waves, with Mina " \
+        "the tabby cat"
+    assert write._scene("Theo digs on the beach", cast) == "Theo digs on the beach"
     # a long page that names the hero only in a sentence past the page's length: cut first, then named by kind
     rambling = ("In the park, a little girl with red hair flies her yellow kite. The wind blew hard and the clouds "
                 "raced over the hills. Ducks swam in circles on the pond while an old man fed them bread crumbs. "
