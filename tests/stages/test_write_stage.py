@@ -602,3 +602,16 @@ def test_a_sentence_told_twice_is_printed_once():
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), ScriptedLLM(texts=texts))
     assert d.pages[3].text == "Nora fetches the ball from the pond. Nora laughs and flies her kite."
     assert d.pages[1].text == texts[1]
+
+
+def test_a_photo_of_a_person_makes_the_hero_a_child_and_a_girl_or_boy_is_from_the_photo():
+    """Told "Lila is the person from the photo", Qwen wrote "Lila the person in a grey and black outfit", and its
+    plans that made her a woman or a girl were refused as not from the photo, down to a plain story."""
+    person = Caption(text="A person in a grey coat stands in a soft light.", concepts=["person"])
+    assert write.main_subject(person) == "child"
+    assert write.main_subject(Caption(text="two people", concepts=["people"])) == "child"
+    assert write.main_subject(CAT) == "cat"
+    llm = ScriptedLLM(PLAN)  # its hero is "a little girl with a kite"
+    d = write.write_story(person, Brief(pages=2, hero="Nora", seed=1), llm)
+    assert "Nora is the child from the photo." in llm.calls[0][0][-1]["content"]
+    assert len(llm.calls) == 1 and not d.notes and d.cast[0].look.startswith("a little girl")

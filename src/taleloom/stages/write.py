@@ -131,11 +131,22 @@ def subject(caption: Caption | None, brief: Brief) -> str:
     return about
 
 
+# Words for a person. A photo of people has the captioner's "person" or "people" as its subject; the book's
+# hero is then "the child from the photo": told "Lila is the person from the photo", Qwen wrote "Lila the person
+# in a grey and black outfit stands in a soft light" (the people photo's book), and its plans that made her a
+# "woman" or a "girl" were refused as not from the photo, three times, down to a plain story ("Tom the Person").
+PEOPLE_WORDS = frozenset("person people human child children kid girl boy woman women man men lady baby toddler "
+                         "grandma grandpa mother father mum mom dad".split())
+PHOTO_PERSON = "child"
+
+
 def main_subject(caption: Caption | None) -> str | None:
-    """The photo's main subject ('cat'), which becomes the hero: the top concept, else None."""
+    """The photo's main subject ('cat'), which becomes the hero: the top concept ('child' for a person or
+    people: PEOPLE_WORDS), else None."""
     if caption is None or not caption.concepts:
         return None
-    return st.strip_markup(caption.concepts[0]) or None
+    subject = st.strip_markup(caption.concepts[0]) or None
+    return PHOTO_PERSON if subject and subject.lower() in ("person", "people") else subject
 
 
 # ------------------------------------------------------------------ the plan and the pages, in one answer
@@ -231,6 +242,8 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
     messages = [{"role": "system", "content": BOOK_SYSTEM}, {"role": "user", "content": user}]
     wanted = st.content_words(" ".join([hero_kind or "", brief.idea or "", about if not hero_kind else "",
                                         *things[:3]]))
+    if wanted & PEOPLE_WORDS:  # a girl, a boy or a woman is the person from the photo
+        wanted |= PEOPLE_WORDS
     planned: list[tuple[str, list[CastMember], list[str]]] = []  # the last plan that passed its checks
     written: list[PageDraft] = []
 
