@@ -237,18 +237,18 @@ def misaligned(sources: list[str], got: list[str], same: float = 0.5, margin: fl
     alike than their English texts are ('cup, brown and yellow with a red handle' came back as page 1's
     translation, beside page 1's own: Qwen, the coffee book's cast line; its length, twice the English, passed
     the length check). Of such a pair, the one whose length fits its English worse is the stray."""
-    def alike(a: str, b: str) -> float:
-        x, y = _pieces(a), _pieces(b)
+    def alike(x: set[str], y: set[str]) -> float:
         return len(x & y) / len(x | y) if len(x) >= 4 and len(y) >= 4 else 0.0  # a name or two: no evidence
 
     def misfit(k: int) -> float:
         return abs(math.log(max(1, len(got[k])) / max(1, len(sources[k]))))
 
+    said, answered = [_pieces(t) for t in sources], [_pieces(t) for t in got]
     astray: dict[int, int] = {}
     for k in range(len(got)):
         for j in range(k + 1, len(got)):
-            both = alike(got[k], got[j])
-            if both >= same and both - alike(sources[k], sources[j]) >= margin:
+            both = alike(answered[k], answered[j])
+            if both >= same and both - alike(said[k], said[j]) >= margin:
                 stray, other = (k, j) if misfit(k) >= misfit(j) else (j, k)
                 astray.setdefault(stray, other)
     return astray
@@ -281,8 +281,8 @@ def kept_english_words(source: str, got: str, code: str | None = None, run: int 
 
 
 SLIP_RATIO = 4.0  # language ID must find a lone word this many times likelier English than the book's language
-_TOKEN = re.compile(r"(?<![A-Za-z\u00c0-\u024f])[A-Za-z]+(?:[-'’][A-Za-z]+)*(?![A-Za-z\u00c0-\u024f])")  # Latin words, even
-# between Japanese characters ("ミナはrocketを見た"), not the start of an accented word ("cr" of "créé")
+# Latin words, even between Japanese characters ("ミナはrocketを見た"), not the start of an accented word ("créé")
+_TOKEN = re.compile(r"(?<![A-Za-z\u00c0-\u024f])[A-Za-z]+(?:[-'’][A-Za-z]+)*(?![A-Za-z\u00c0-\u024f])")
 
 
 def english_slips(source: str, got: str, code: str) -> list[str]:
@@ -343,11 +343,12 @@ def _copies_example(source: str, got: str, example: str, run: int = 5) -> bool:
     start for "The sun was shining and warm on the beach"."""
     if len(st.words(source)) >= len(st.words(_EXAMPLE)) - 1 and st.content_words(_EXAMPLE) <= st.content_words(source):
         return False
-    def tokens(text: str) -> list[str]:  # words; characters for a script written without spaces (ja, zh, th)
-        return [w.lower() for w in re.findall(r"\w+", text)] if " " in example else [c for c in text if c.isalnum()]
+    spaced = " " in example  # else a script written without spaces (ja, zh, th): characters, twice as many
 
-    if " " not in example:
-        run *= 2
+    def tokens(text: str) -> list[str]:
+        return [w.lower() for w in re.findall(r"\w+", text)] if spaced else [c for c in text if c.isalnum()]
+
+    run = run if spaced else run * 2
     said = tokens(example)
     grams = {tuple(said[i:i + run]) for i in range(len(said) - run + 1)}
     mine = tokens(got)

@@ -228,8 +228,8 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
                                                           list[dict[str, str]]]:
     """(title, cast sheet with the hero first, outline lines, the first pages, the conversation so far), in
     one schema-constrained answer: the plan is written first, so the pages follow it, and nothing is sent
-    or evaluated twice. The hero's name (hero_name) is imposed by the schema. PagesFailedError when every answer fails its checks. `things`: the photo's top concepts (the story
-    should be about one of them)."""
+    or evaluated twice. The hero's name (hero_name) is imposed by the schema. PagesFailedError when every
+    answer fails its checks. `things`: the photo's top concepts (the story should be about one of them)."""
     pages = brief.pages
     n = min(pages, PAGES_PER_ANSWER)
     hero = hero_name(brief, sampling.seed or 0)
