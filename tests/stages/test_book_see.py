@@ -11,7 +11,7 @@ from PIL import Image
 
 from taleloom.backends.base import TextModel
 from taleloom.backends.vision.embedded import EmbeddedCaptioner, template, validate
-from taleloom.backends.vision.facts import colour_name, image_facts, working_copy
+from taleloom.backends.vision.facts import colour_name, image_facts, light, working_copy
 from taleloom.book import Brief
 from taleloom.stages.see import see
 
@@ -59,6 +59,14 @@ def test_facts_of_the_cat_photo():
     assert facts["colours"][0]["name"] in ("brown", "beige", "orange")
     assert "warm" in facts["light"] and facts["orientation"] == "landscape"
     assert facts["faces"] == 0
+
+
+def test_light_is_worded_as_a_phrase_without_neutral():
+    """'soft, warm light' or 'soft light': never 'neutral' (a story copied it) and never a comma before 'light'."""
+    grey = Image.new("RGB", (64, 64), (128, 128, 128))
+    warm = Image.new("RGB", (64, 64), (170, 120, 80))
+    assert light(grey)["light"] == "soft light"
+    assert light(warm)["light"] == "soft, warm light"
 
 
 def test_a_person_face_is_found():

@@ -92,8 +92,9 @@ def light(image: Image.Image) -> dict[str, Any]:
     warmth = float(arr[..., 0].mean() - arr[..., 2].mean())
     level = ("dark" if brightness < 0.25 else "dim" if brightness < 0.42 else
              "bright" if brightness > 0.68 else "soft")
-    tone = "warm, " if warmth > 0.06 else "cool, " if warmth < -0.06 else ""  # not "neutral": a story copied
-    phrase = f"{level}, {tone}light" + (", strong contrast" if contrast > 0.28 else "")  # "in a soft, neutral light"
+    # no "neutral": a story copied "in a soft, neutral light"; "soft, warm light" or "soft light"
+    tone = "warm" if warmth > 0.06 else "cool" if warmth < -0.06 else ""
+    phrase = (f"{level}, {tone} light" if tone else f"{level} light") + (", strong contrast" if contrast > 0.28 else "")
     return {"brightness": round(brightness, 3), "contrast": round(contrast, 3), "warmth": round(warmth, 3),
             "light": phrase}
 
