@@ -155,6 +155,23 @@ def test_an_unsure_classifier_says_less():
     assert out.text.startswith("A photo in ") and "cat" not in out.text
 
 
+def test_a_photo_with_nothing_named_is_not_worded_by_the_llm():
+    """Told to describe only colours and light, the LLM set a scene: "a dark, dimly lit room with black walls"
+    for a dahlia. With nothing named the caption is the template's colours and light, and the LLM is not asked."""
+    class Flat:
+        def probs(self, image):
+            return np.full(1000, 1 / 1000, dtype=np.float32)
+
+    llm = ScriptedLLM([json.dumps({"caption": "The scene is a dark, dimly lit room with black walls."})])
+    cap = EmbeddedCaptioner(encoder=Encoder(), imagenet=Flat(), objects=False)
+    cap.use_llm(lambda: llm)
+    out = cap.caption(Image.open(CAT))
+    assert llm.prompts == [] and out.facts["worded_by"] == "template"
+    assert out.text.startswith("A photo in ") and "room" not in out.text
+    described = cap.caption(Image.open(CAT), hint="Our garden in June")  # the owner's words are worth wording
+    assert described.text.startswith("Our garden in June.") and len(llm.prompts) == 1
+
+
 def test_the_emoji_only_captioner_is_kept_to_compare():
     cap, llm = captioner([json.dumps({"caption": "A brown cat face looks out near a little house."})],
                          classifier="none")

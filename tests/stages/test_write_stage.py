@@ -437,6 +437,11 @@ def test_a_page_that_speaks_of_the_hero_only_by_kind_gets_the_name_instead_of_a_
     assert write.name_the_hero("The cup holder fell and the cup rolled.", cup) == \
         "The cup holder fell and Otto the cup rolled."
     assert write.name_the_hero("Milo saw the cup's red handle.", cup) == "Milo saw Otto the cup's red handle."
+    # "of the" is no adjective: "the backseat of the bike" is no bike (the motorbike book: "on Lena the backseat")
+    bike = CastMember(name="Lena", look="bike, red and shiny")
+    assert write.name_the_hero("She puts them on the backseat of the bike.", bike) == \
+        "She puts them on the backseat of Lena the bike."
+    assert write.name_the_hero("The little red bike rolls.", bike) == "Lena the little red bike rolls."
     cast = [hero, CastMember(name="Theo", look="dog, black coat", role="friend")]
     assert write.named_in_scene("The cat looks at the dog in the garden", cast) == \
         "Mina the cat looks at Theo the dog in the garden"
@@ -558,6 +563,10 @@ def test_a_cast_name_in_capitals_is_printed_as_the_cast_sheet_spells_it():
     assert d.pages[1].text == "Nora ran after the kite. The wind said WHOOSH and Otto barked."
     assert st.cast_spelling("nora and NORA's dog", ["Nora"]) == "Nora and Nora's dog"
     assert st.cast_spelling("Noraline came", ["Nora"]) == "Noraline came"  # whole names only
+    # no article before a name ("The Theo sat on the armchair" on every page of a Qwen book; French "Le Theo")
+    assert st.cast_spelling("The Theo sat down. She saw the Theo's bed.", ["Theo"]) == "Theo sat down. She saw Theo's bed."
+    assert st.cast_spelling("The Theo Room", ["Theo"]) == "The Theo Room"
+    assert st.cast_spelling("the ivy grew", ["Ivy"]) == "the Ivy grew"  # a name written as a word is not the hero's
 
 
 def test_the_models_notes_about_its_own_writing_never_reach_the_page():
@@ -602,6 +611,26 @@ def test_a_sentence_told_twice_is_printed_once():
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), ScriptedLLM(texts=texts))
     assert d.pages[3].text == "Nora fetches the ball from the pond. Nora laughs and flies her kite."
     assert d.pages[1].text == texts[1]
+
+
+def test_a_thing_from_the_photo_is_told_to_come_alive_and_an_animal_is_not():
+    """Told only "Lila is the building from the photo", Qwen gave the building "soft fur, light brown hair" and sat
+    it on a chair; the motorbike book made its hero a girl walking to a motorbike while every picture drew a bike."""
+    for concepts, alive in ((["bicycle", "wall"], True), (["cup of coffee"], True), (["cat"], False),
+                            (["dragon"], False)):  # a word the label table does not hold: told nothing more
+        llm = ScriptedLLM()
+        write.write_story(Caption(text="a photo", concepts=concepts), Brief(pages=2, hero="Nora", seed=1), llm)
+        prompt = llm.calls[0][0][-1]["content"]
+        line = f"Nora is the {concepts[0]} from the photo"
+        assert (line + f", come to life: a {concepts[0]} that can move, talk and feel" in prompt) is alive, prompt
+        assert line in prompt
+
+
+def test_a_page_nearly_whole_inside_another_repeats_it():
+    """An abstract wallpaper's book: page 4 was page 3's two sentences and one more."""
+    p3 = "Suddenly, the lights turned off. Theo curled up on the bed, feeling content."
+    assert st.similar_page(p3 + " The room glowed pink and red.", [p3]) == p3
+    assert st.similar_page("Theo ran to the park to play.", ["Theo ran home to sleep in his bed."]) is None
 
 
 def test_a_photo_of_a_person_makes_the_hero_a_child_and_a_girl_or_boy_is_from_the_photo():

@@ -169,14 +169,22 @@ def echoes_prompt(text: str) -> bool:
     return _PROMPT_ECHO.search(text) is not None
 
 
+CONTAINED, CONTAINED_MIN = 0.85, 6  # a page of 6+ content words, nearly all in another page, repeats it
+
+
 def similar_page(text: str, others: list[str] | tuple[str, ...], share: float = 0.7) -> str | None:
-    """The page among `others` that `text` repeats (the same words, mostly), else None."""
+    """The page among `others` that `text` repeats, else None: the same words, mostly, or one page nearly whole
+    inside the other (an abstract wallpaper's book: page 4 was page 3's two sentences and one more, which the
+    shared-words measure put at 0.6)."""
     mine = content_words(text)
     for other in others:
         theirs = content_words(other)
         if clean(text).lower() == clean(other).lower():
             return other
         if mine and theirs and len(mine & theirs) / len(mine | theirs) >= share:
+            return other
+        smaller = min(len(mine), len(theirs))
+        if smaller >= CONTAINED_MIN and len(mine & theirs) / smaller >= CONTAINED:
             return other
     return None
 
@@ -206,8 +214,12 @@ def drop_copied_sentences(text: str, sources: list[str], share: float = 0.6, min
 
 def cast_spelling(text: str, names: Sequence[str]) -> str:
     """Each cast name as the cast sheet spells it ('BEN runs to TOM' → 'Ben runs to Tom'): Qwen sometimes
-    writes names in capitals, which a picture book's page should not shout."""
+    writes names in capitals, which a picture book's page should not shout. An article before a name is
+    dropped ('The Theo sat on the armchair' → 'Theo sat on the armchair': a Qwen book's every page, which the
+    French edition printed as 'Le Theo'), unless a capitalised word follows ('The Theo Room')."""
     for name in names:
+        # the name as written (the ivy on the wall stays), before its spelling is mended
+        text = re.sub(rf"\b(?i:the|a|an)\s+({re.escape(name)})\b(?!\s+[A-Z])", r"\1", text)
         text = re.sub(rf"\b{re.escape(name)}\b", name, text, flags=re.IGNORECASE)
     return text
 

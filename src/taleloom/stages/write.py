@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from taleloom.backends.base import Sampling, TextModel
+from taleloom.backends.vision.imagenet_nouns import is_creature
 from taleloom.book import SEED_MAX, Brief, Caption, CastMember, Draft, Page, PageDraft, Storybook
 from taleloom.errors import BackendError, BadInputError
 from taleloom.stages import story_text as st
@@ -153,8 +154,8 @@ def main_subject(caption: Caption | None) -> str | None:
 
 BOOK_SYSTEM = (SYSTEM + "\n"
                "To plan a book and write it, give a short \"title\"; the \"hero\" and one \"friend\", each with a "
-               "\"name\", a \"kind\" (what animal or person they are, in a few words) and a \"look\" (colours of "
-               "fur, hair or skin, and one thing they wear or carry, the same in every picture); an \"outline\" of "
+               "\"name\", a \"kind\" (what animal, person or thing they are, in a few words) and a \"look\" (colours "
+               "of fur, hair, skin or paint, and one thing they wear or carry, the same in every picture); an \"outline\" of "
                "one short line per page that tells the whole story with a beginning, a small problem and a happy "
                "ending, every line naming the hero; then the \"pages\" asked for, one per outline line, each with "
                "\"text\" (whole sentences for the reader's age, with the hero's name in it) and \"scene\" (what its "
@@ -184,7 +185,14 @@ def _book_prompt(about: str, brief: Brief, hero: str, hero_kind: str | None, pag
     later turns): only what the pages and the pictures need, so that few tokens are generated. What
     differs between books; the instructions that do not are BOOK_SYSTEM, and what the photo adds comes last
     (book_prefix)."""
-    whose = f"{hero} is the {hero_kind} from the photo.\n" if hero_kind and not brief.idea else ""
+    whose = ""
+    if hero_kind and not brief.idea:
+        # A thing is told to come alive: told only "Lila is the building from the photo", Qwen gave the building
+        # "soft fur, light brown hair" and sat it "on a chair by the window" (sklearn's temple photo), and made
+        # "Lena" a girl walking to the motorbike that the cast sheet, and so every picture, made her.
+        alive = "" if is_creature(hero_kind) is not False else (
+            f", come to life: a {hero_kind} that can move, talk and feel, not a person or an animal")
+        whose = f"{hero} is the {hero_kind} from the photo{alive}.\n"
     return f"{_book_instructions(brief, hero, pages, written)}It is about: {about}\n{whose}"
 
 
@@ -457,7 +465,10 @@ def name_the_hero(text: str, hero: CastMember) -> str:
     if len(noun) < 3:
         return text
     # "the grey cat", or the bare kind opening the text ("duck sits quietly on the reed": Qwen's scenes)
-    kind = rf"(?:\b(?:a|an|the)\s+((?:[a-z-]+\s+){{0,3}}?{re.escape(noun)})|^({re.escape(noun)}))\b"
+    # The words between article and kind are its adjectives, never "of the" ("the backseat of the bike" is no
+    # bike: "Lena the backseat of the bike", the motorbike book).
+    adjective = r"(?!(?:a|an|the|of|and|or|in|on|at|to|with|for|from|by|his|her|its|their)\b)[a-z-]+\s+"
+    kind = rf"(?:\b(?:a|an|the)\s+((?:{adjective}){{0,3}}?{re.escape(noun)})|^({re.escape(noun)}))\b"
     for found in re.finditer(kind, text, re.IGNORECASE):
         if _ends_noun_phrase(text[found.end():]):
             said = found.group(1) or found.group(2).lower()

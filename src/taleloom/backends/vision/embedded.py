@@ -154,7 +154,12 @@ class EmbeddedCaptioner(Captioner):
 
     def _word(self, concepts: list[str], phrases: list[str], facts: dict[str, Any],
               hint: str | None) -> tuple[str, str]:
-        """(caption, who worded it): the LLM when one of its answers validates, else the template."""
+        """(caption, who worded it): the LLM when one of its answers validates, else the template. A photo whose
+        classifier named nothing gets the template: told to describe only colours and light, the LLM still set
+        the scene ("a dark, dimly lit room with black walls" for sklearn's dahlia, "a room filled with pink and
+        red lights" for an abstract wallpaper), and nothing it adds can be checked."""
+        if facts.get("subjects") == [] and not hint:
+            return merge_hint(template(phrases, facts), hint), "template"
         messages = [{"role": "system", "content": SYSTEM},
                     {"role": "user", "content": prompt(phrases, facts, hint, named=bool(facts.get("subjects")))}]
         for attempt in range(self.options.tries if self.options.llm != "none" or self._llm_provider else 0):

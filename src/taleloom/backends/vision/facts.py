@@ -92,9 +92,11 @@ def light(image: Image.Image) -> dict[str, Any]:
     warmth = float(arr[..., 0].mean() - arr[..., 2].mean())
     level = ("dark" if brightness < 0.25 else "dim" if brightness < 0.42 else
              "bright" if brightness > 0.68 else "soft")
-    # no "neutral": a story copied "in a soft, neutral light"; "soft, warm light" or "soft light"
+    # "soft, warm light" or "soft light". No "neutral" (a story copied "in a soft, neutral light") and no "strong
+    # contrast" (the sklearn temple photo's book was titled "Soft Light and Strong Contrast"): the phrase goes
+    # into captions a story is written from; the contrast stays a number.
     tone = "warm" if warmth > 0.06 else "cool" if warmth < -0.06 else ""
-    phrase = (f"{level}, {tone} light" if tone else f"{level} light") + (", strong contrast" if contrast > 0.28 else "")
+    phrase = f"{level}, {tone} light" if tone else f"{level} light"
     return {"brightness": round(brightness, 3), "contrast": round(contrast, 3), "warmth": round(warmth, 3),
             "light": phrase}
 

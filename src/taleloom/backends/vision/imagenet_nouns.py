@@ -472,3 +472,24 @@ def ancestry(group: str) -> list[str]:
         chain.append(group)
         group = GROUPS[group][1]
     return chain
+
+
+@functools.cache
+def _alive() -> dict[str, bool]:
+    """Each noun and group word → whether it names a living creature (an animal or a person)."""
+    out = {g: "animal" in ancestry(g) or g == "person" for g in GROUPS if g != "thing"}
+    for lab in labels():
+        out.setdefault(lab.noun, "animal" in ancestry(lab.group) or lab.group == "person")
+    for lab in labels():  # a thing's own label too ("espresso"); not an animal's ("kite" is a bird there, a toy too)
+        if "animal" not in ancestry(lab.group):
+            out.setdefault(lab.lemma.lower(), lab.group == "person")
+    return out
+
+
+def is_creature(noun: str) -> bool | None:
+    """Whether `noun` names an animal or a person (True) or a thing, food, place or plant (False), by the label
+    table; None for a word it does not hold (another captioner's "giraffe" or "dragon"). The story's hero is the
+    photo's subject, and a thing needs telling that it comes to life (write.py)."""
+    words = noun.strip().lower()
+    found = _alive().get(words)
+    return found if found is not None or " " not in words else _alive().get(words.rsplit(" ", 1)[-1])
