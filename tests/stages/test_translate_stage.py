@@ -23,6 +23,7 @@ from taleloom.stages.translate import (
     reads_as,
     translate,
     without_possessive,
+    word_counts,
 )
 
 FR = {"Milo and the Red Ball": "Milo et la balle rouge",
@@ -299,3 +300,13 @@ def test_single_english_words_kept_in_a_translation_are_found_but_shared_words_a
                          "fr") == []
     assert kept_english_words("Mina went swimming.", "Mina va swimming.", "fr") == "swimming"
     assert kept_english_words("Mina went swimming.", "Mina va swimming.") is None  # without the language: runs only
+
+
+def test_a_language_with_a_word_list_finds_english_words_language_id_cannot_tell():
+    """A German page kept "blanket" and "as" from the English (language ID: ratios 0.7 and short); the German
+    word list lacks them. Japanese has no list: language ID decides there, as before."""
+    assert word_counts("de") is not None and word_counts("ja") is None
+    got = "Lila sitzt mit ihrer blanket am Fenster, und Theo fliegt as er kann."
+    assert english_slips("Lila sits by the window with her blanket, and Theo flies as he can.", got, "de") == \
+        ["blanket", "as"]
+    assert english_slips("Mina puts the radio on the table.", "Mina met la radio sur la table.", "fr") == []

@@ -15,9 +15,12 @@ languages well and others less reliably.
 from __future__ import annotations
 
 import functools
+import gzip
+import importlib.metadata
 import json
 import math
 import re
+from pathlib import Path
 
 from taleloom.backends.base import Sampling, TextModel
 from taleloom.book import SEED_MAX
@@ -281,8 +284,26 @@ def kept_english_words(source: str, got: str, code: str | None = None, run: int 
 
 
 SLIP_RATIO = 4.0  # language ID must find a lone word this many times likelier English than the book's language
+SLIP_EN_COUNT = 100  # ... or, where the language has a word list, an English word (this common in English
+# subtitles) that the language's list lacks
+WORD_LISTS = "pyspellchecker"  # word counts from OpenSubtitles, 12 languages (MIT; spellchecker/resources/*.json.gz)
 # Latin words, even between Japanese characters ("ミナはrocketを見た"), not the start of an accented word ("créé")
 _TOKEN = re.compile(r"(?<![A-Za-z\u00c0-\u024f])[A-Za-z]+(?:[-'’][A-Za-z]+)*(?![A-Za-z\u00c0-\u024f])")
+
+
+@functools.cache
+def word_counts(code: str) -> dict[str, int] | None:
+    """How often each word occurs in `code`'s subtitles (pyspellchecker's word lists: en, de, fr, es, it, pt, nl,
+    ru, ar, fa, eu, lv; lower-cased), else None. Only the data files are read: the package's code is not needed."""
+    try:
+        path = Path(str(importlib.metadata.distribution(WORD_LISTS).locate_file(
+            f"spellchecker/resources/{code}.json.gz")))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    if not path.is_file():
+        return None
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return json.load(f)
 
 
 def english_slips(source: str, got: str, code: str) -> list[str]:
@@ -290,13 +311,23 @@ def english_slips(source: str, got: str, code: str) -> list[str]:
     likelier English than `code`: "brightly", "swimming", "carrying", "snowball" inside French, Spanish and
     German pages (Qwen; 23 of 173 translated texts of story_quality's books), but not a word both languages
     write alike ("table", "orange", "radio": ratios under 2), a name, a name's possessive ("Theo's") or a
-    hyphenated word ("t-shirt"). Words under four letters are too short to tell."""
+    hyphenated word ("t-shirt"). Words under four letters are too short to tell.
+
+    Where the language has a word list (word_counts), that decides instead, and words of two letters and more:
+    an English word the list lacks is a slip. Language ID alone let "blanket", "bottle", "fluttering" and "as"
+    through in a German page (ratios 0.6-1.0: one word is too little for it), and "both" (2.4)."""
     capitalised = {w.lower() for w in re.findall(r"\b[A-Z]\w*", source)}  # names; sentence starts too: a miss
     said = {w.lower() for w in _TOKEN.findall(source)}
+    theirs, english = word_counts(code), word_counts("en")
+    listed = theirs is not None and english is not None
     slips = []
     for word in dict.fromkeys(_TOKEN.findall(got)):
         bare = re.sub(r"['’]s$", "", word).lower()
-        if len(bare) < 4 or "-" in bare or bare in capitalised or word.lower() not in said:
+        if len(bare) < (2 if listed else 4) or "-" in bare or bare in capitalised or word.lower() not in said:
+            continue
+        if listed:
+            if english.get(bare, 0) >= SLIP_EN_COUNT and bare not in theirs:
+                slips.append(word)
             continue
         ranks = dict(_identifier().rank(bare))
         if ranks.get("en", 0.0) >= SLIP_RATIO * max(ranks.get(code, 0.0), 1e-9):
