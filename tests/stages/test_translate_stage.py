@@ -19,6 +19,7 @@ from taleloom.stages.translate import (
     english_slips,
     kept_english_words,
     misaligned,
+    names_of_book,
     problem,
     reads_as,
     translate,
@@ -310,3 +311,8 @@ def test_a_language_with_a_word_list_finds_english_words_language_id_cannot_tell
     assert english_slips("Lila sits by the window with her blanket, and Theo flies as he can.", got, "de") == \
         ["blanket", "as"]
     assert english_slips("Mina puts the radio on the table.", "Mina met la radio sur la table.", "fr") == []
+    # a title's capitals are words unless the book uses them as names ("Motorbike World" → "Motorcicletas World")
+    book = ["Motorbike World", "Nora rides her motorbike around the world.", "Nora, the girl, waves at Otto."]
+    assert names_of_book(book) == {"nora", "otto"}
+    assert english_slips(book[0], "Motorcicletas World", "es", names_of_book(book)) == ["World"]
+    assert english_slips(book[2], "Nora, la niña, saluda a Otto.", "es", names_of_book(book)) == []

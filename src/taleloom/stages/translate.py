@@ -117,6 +117,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     why: dict[int, str] = {}
     nearly: dict[int, tuple[str, str]] = {}  # (translation, the English words it kept): better than English
     base = (sampling or SAMPLING)
+    book_names = names_of_book(texts)
     for attempt in range(TRIES):
         if not todo:
             break
@@ -135,7 +136,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             elif problem := check_translation(asked[i], text, code):
                 why[i] = problem
                 left.append(i)
-            elif copied := kept_english_words(asked[i], text, code):
+            elif copied := kept_english_words(asked[i], text, code, names=book_names):
                 nearly[i] = text, copied
                 left.append(i)
             else:
@@ -151,6 +152,14 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
         warnings.insert(0, _cannot(model, name))
         return Translation(list(texts), warnings[:3], list(range(len(texts))))
     return Translation(out, warnings, kept)
+
+
+def names_of_book(texts: list[str]) -> set[str]:
+    """The book's names, lower-cased: capitalised inside a sentence ("… said Lena."), or never written in lower
+    case ("Nora, l'homme…" opens every sentence it is in). A title's other capitals ("Motorbike World") are words."""
+    capitals = {w.lower() for t in texts for w in re.findall(r"\b[A-Z][a-z']+", t)}
+    lower = {w for t in texts for w in re.findall(r"\b[a-z][a-z']+", t)}
+    return {n.lower() for t in texts for n in names_in(t)} | (capitals - lower)
 
 
 def _cannot(model: str, name: str) -> str:
@@ -266,7 +275,8 @@ def _pieces(text: str) -> set[str]:
     return {a + b for a, b in zip(letters, letters[1:], strict=False)}
 
 
-def kept_english_words(source: str, got: str, code: str | None = None, run: int = 3) -> str | None:
+def kept_english_words(source: str, got: str, code: str | None = None, run: int = 3,
+                       names: set[str] | None = None) -> str | None:
     """English the translation `got` kept from `source`, else None: the first run of `run` words in order
     ('…y puso some hot water en la taza': Qwen, a Spanish sample book; three words in a row are rarely the
     same in English and another language by chance), else, given the language `code`, the single words
@@ -279,7 +289,7 @@ def kept_english_words(source: str, got: str, code: str | None = None, run: int 
     for i in range(len(kept) - run + 1):
         if tuple(lowered[i:i + run]) in grams:
             return " ".join(kept[i:i + run])
-    slips = english_slips(source, got, code) if code else []
+    slips = english_slips(source, got, code, names) if code else []
     return ", ".join(slips) or None
 
 
@@ -306,7 +316,7 @@ def word_counts(code: str) -> dict[str, int] | None:
         return json.load(f)
 
 
-def english_slips(source: str, got: str, code: str) -> list[str]:
+def english_slips(source: str, got: str, code: str, names: set[str] | None = None) -> list[str]:
     """Words of `source` that `got` kept as they are where language ID finds the word alone SLIP_RATIO times
     likelier English than `code`: "brightly", "swimming", "carrying", "snowball" inside French, Spanish and
     German pages (Qwen; 23 of 173 translated texts of story_quality's books), but not a word both languages
@@ -315,11 +325,15 @@ def english_slips(source: str, got: str, code: str) -> list[str]:
 
     Where the language has a word list (word_counts), that decides instead, and words of two letters and more:
     an English word the list lacks is a slip. Language ID alone let "blanket", "bottle", "fluttering" and "as"
-    through in a German page (ratios 0.6-1.0: one word is too little for it), and "both" (2.4)."""
-    capitalised = {w.lower() for w in re.findall(r"\b[A-Z]\w*", source)}  # names; sentence starts too: a miss
-    said = {w.lower() for w in _TOKEN.findall(source)}
+    through in a German page (ratios 0.6-1.0: one word is too little for it), and "both" (2.4). Given the book's
+    `names` (lower-cased), a capitalised word that is none of them is checked too: "Motorbike World" came back
+    "Motorcicletas World"; without them every capitalised word counts as a name."""
     theirs, english = word_counts(code), word_counts("en")
     listed = theirs is not None and english is not None
+    capitalised = {w.lower() for w in re.findall(r"\b[A-Z]\w*", source)}  # names; sentence starts too: a miss
+    if listed and names is not None:
+        capitalised = names
+    said = {w.lower() for w in _TOKEN.findall(source)}
     slips = []
     for word in dict.fromkeys(_TOKEN.findall(got)):
         bare = re.sub(r"['’]s$", "", word).lower()
