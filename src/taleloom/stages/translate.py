@@ -136,7 +136,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             elif problem := check_translation(asked[i], text, code):
                 why[i] = problem
                 left.append(i)
-            elif copied := kept_english_words(asked[i], text, code, names=book_names):
+            elif copied := kept_english_words(asked[i], text, code, book_names=book_names):
                 nearly[i] = text, copied
                 left.append(i)
             else:
@@ -157,8 +157,8 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
 def names_of_book(texts: list[str]) -> set[str]:
     """The book's names, lower-cased: capitalised inside a sentence ("… said Lena."), or never written in lower
     case ("Nora, l'homme…" opens every sentence it is in). A title's other capitals ("Motorbike World") are words."""
-    capitals = {w.lower() for t in texts for w in re.findall(r"\b[A-Z][a-z']+", t)}
-    lower = {w for t in texts for w in re.findall(r"\b[a-z][a-z']+", t)}
+    capitals = {w.lower() for t in texts for w in re.findall(r"\b[A-Z][a-z]+", t)}  # "Leo's" is Leo
+    lower = {w for t in texts for w in re.findall(r"\b[a-z]+", t)}
     return {n.lower() for t in texts for n in names_in(t)} | (capitals - lower)
 
 
@@ -276,7 +276,7 @@ def _pieces(text: str) -> set[str]:
 
 
 def kept_english_words(source: str, got: str, code: str | None = None, run: int = 3,
-                       names: set[str] | None = None) -> str | None:
+                       book_names: set[str] | None = None) -> str | None:
     """English the translation `got` kept from `source`, else None: the first run of `run` words in order
     ('…y puso some hot water en la taza': Qwen, a Spanish sample book; three words in a row are rarely the
     same in English and another language by chance), else, given the language `code`, the single words
@@ -289,7 +289,7 @@ def kept_english_words(source: str, got: str, code: str | None = None, run: int 
     for i in range(len(kept) - run + 1):
         if tuple(lowered[i:i + run]) in grams:
             return " ".join(kept[i:i + run])
-    slips = english_slips(source, got, code, names) if code else []
+    slips = english_slips(source, got, code, book_names) if code else []
     return ", ".join(slips) or None
 
 
