@@ -224,6 +224,19 @@ def test_the_photo_is_described_in_a_sentence_the_model_does_not_copy_as_a_label
     assert st.echoes_prompt("Mina shows: cat.") and not st.echoes_prompt("Mina shows Theo her ball.")
 
 
+def test_a_photo_with_nothing_named_makes_a_story_of_its_colours_not_of_a_photo():
+    """Told "A photo in pink and red tones", Qwen wrote "Theo in the Pink and Red Photo": a dog who finds a photo."""
+    facts = {"colours": [{"name": "pink"}, {"name": "red"}], "light": "dim, warm light", "subjects": []}
+    unnamed = Caption(text="A photo in pink and red tones, in dim, warm light.", concepts=[], facts=facts)
+    assert write.subject(unnamed, Brief()) == "A place all in pink and red, in dim, warm light."
+    described = unnamed.model_copy(update={"text": "Our garden. A photo in pink tones.",
+                                           "facts": {**facts, "owner_description": "Our garden"}})
+    assert write.subject(described, Brief()).startswith("Our garden.")  # the owner's words are the subject
+    # the line that tells a thing to come alive, copied back as a page's sentence, is dropped
+    assert st.drop_labels("Lila is a tall tower. It can't move, talk or feel, not a person or an animal.") == \
+        "Lila is a tall tower."
+
+
 def test_a_title_of_several_sentences_keeps_its_first():
     assert write.book_title("Mina's coffee is hot and inviting. It is the coffee from Mina's photo.") == \
         "Mina's coffee is hot and inviting"

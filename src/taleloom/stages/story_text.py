@@ -128,8 +128,10 @@ def strip_markup(text: str) -> str:
 # speaks of the photo is dropped from a page (drop_asides).
 _PHOTO_PHRASE = re.compile(r",?\s+(?:(?:from|in|of|on) (?:the|this|that|our|your) (?:photo|photograph|picture)\b"
                            r"|with a (?:photo|photograph) of (?:her|him|it|them)sel(?:f|ves)\b)", re.IGNORECASE)
-_PHOTO_TALK = re.compile(r"\b(?:the|this|that|our|your) (?:photo|photograph)\b|\b(?:photo|picture|image) shows\b",
-                         re.IGNORECASE)  # "The picture shows Mina sitting on a wooden floor." (story_quality)
+# "The picture shows Mina sitting on a wooden floor." (story_quality); the line that tells a thing from the photo
+# to come alive (write._book_prompt), copied back: "It can't move, talk or feel, not a person or an animal."
+_PHOTO_TALK = re.compile(r"\b(?:the|this|that|our|your) (?:photo|photograph)\b|\b(?:photo|picture|image) shows\b"
+                         r"|\bmove, talk,? (?:and|or) feel\b|\bnot a person or an animal\b", re.IGNORECASE)
 
 
 def drop_labels(text: str) -> str:

@@ -122,7 +122,7 @@ def subject(caption: Caption | None, brief: Brief) -> str:
     """What the story is about: the idea, the photo's caption and its top concepts."""
     parts = [brief.idea or ""]
     if caption is not None:
-        parts.append(caption.text)
+        parts.append(_unnamed_mood(caption) or caption.text)
         if caption.concepts:
             # a sentence, not a "label: list" the model copies ("Mina shows: cat." as a page: Qwen, the cat book)
             parts.append(f"The photo shows {_listed(caption.concepts[:5])}.")
@@ -130,6 +130,19 @@ def subject(caption: Caption | None, brief: Brief) -> str:
     if not about:
         raise BadInputError("the story needs something to be about", "give a photo, an --idea, or both")
     return about
+
+
+def _unnamed_mood(caption: Caption) -> str | None:
+    """For a photo whose captioner named nothing (an abstract wallpaper, a flower ImageNet has no label for), what
+    the story is about: a place in its colours and light. Told "A photo in pink and red tones, in dim, warm
+    light.", Qwen wrote "Theo in the Pink and Red Photo", a dog who finds a photo in the park. None when the
+    caption names something, or its owner described it."""
+    facts = caption.facts or {}
+    colours = [c["name"] for c in facts.get("colours", []) if isinstance(c, dict) and c.get("name")][:2]
+    if caption.concepts or not colours or facts.get("owner_description"):
+        return None
+    light = f", in {facts['light']}" if facts.get("light") else ""
+    return f"A place all in {_listed(colours)}{light}."
 
 
 # Words for a person. A photo of people has the captioner's "person" or "people" as its subject; the book's
