@@ -305,6 +305,18 @@ def test_a_page_that_repeats_another_is_written_again_alone_not_the_whole_book()
     assert [p.text for p in d.pages] == same  # kept as it was: a failed rewrite loses nothing
 
 
+def test_a_page_that_tells_an_earlier_pictures_description_is_written_again():
+    """The temple book's page 4 was page 2's scene word for word: a page that copies only other pages' sentences
+    is kept whole by drop_copied_sentences, and its texts differed, so nothing caught it."""
+    cast = [CastMember(name="Nora", look="a little girl, red hair", role="hero")]
+    scene = "Nora walks into the cozy house with Ava, whose wand glows brightly"
+    pages = [PageDraft(text=TEXTS[0], scene=scene, outline="Nora finds a house."),
+             PageDraft(text=scene + ".", scene="Nora and Ava in the house", outline="Nora plays.")]
+    llm = ScriptedLLM()
+    out = write.distinct_pages(pages, cast, Brief(pages=2, hero="Nora", seed=1), llm, write.DEFAULT_SAMPLING)
+    assert "not what page 1 told" in llm.calls[0][0][-1]["content"] and "big red bird" in out[1].text
+
+
 def test_a_long_book_is_written_in_turns_that_continue_the_conversation():
     llm = ScriptedLLM()
     d = write.write_story(None, Brief(pages=8, age=6, idea="a girl and her kite", seed=1), llm)

@@ -689,17 +689,19 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
     out = list(pages)
     for i, page in enumerate(pages):
         earlier = [p.text for p in out[:i]]
-        if not (other := st.similar_page(page.text, earlier)):
+        pictured = [p.scene for p in out[:i]]  # a page that tells an earlier picture's description tells that page
+        if not (other := st.similar_page(page.text, earlier + pictured)):  # (the temple book's page 4: page 2's scene)
             continue
         told = f" ({page.outline.rstrip('.')})" if page.outline else ""
+        which = (earlier.index(other) if other in earlier else pictured.index(other)) + 1
         try:
             new = rewrite_page(out, i + 1, f"tell this page's own event{told} in new sentences, with "
                                            f"{cast[0].name} named in the first one; not what page "
-                                           f"{earlier.index(other) + 1} told",
+                                           f"{which} told",
                                brief, llm, sampling, cast=list(cast), tries=HERO_REWRITE_TRIES,
                                must_name=cast[0].name, fresh=True)
         except BackendError as e:
-            log.info("page %d still repeats page %d: %s", i + 1, earlier.index(other) + 1, e.message)
+            log.info("page %d still repeats page %d: %s", i + 1, which, e.message)
             continue
         out[i] = page.model_copy(update={"text": new.text, "scene": new.scene})
     return out
