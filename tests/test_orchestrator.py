@@ -295,6 +295,7 @@ def test_pages_left_in_english_are_read_in_english(tmp_path):
 
     class Partly(list):
         kept_english = [0, 2]
+        kept_words = {3: "fairy"}  # page 2 is translated but kept one English word
 
     partly = replace(FAKE_TEXT, translate=lambda texts, lang, llm: Partly(  # texts: title, cover, pages
         [texts[0], f"[{lang}] {texts[1]}", texts[2]] + [f"[{lang}] {t}" for t in texts[3:]]))
@@ -302,3 +303,4 @@ def test_pages_left_in_english_are_read_in_english(tmp_path):
     book = run_book(make(tmp_path, lang="ko"), backends(partly, narrator=narrator))  # title + page 1 kept in English
     assert sorted(narrator.langs) == ["en", "ko"] and all(p.audio for p in book.pages)
     assert book.translation.status == "partly" and book.translation.kept_english == ["title", "page 1"]
+    assert book.translation.kept_words == {"page 2": "fairy"}  # the manifest says which words stayed English

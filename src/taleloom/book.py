@@ -169,6 +169,8 @@ class TranslationRecord(Strict):
     kept_english: list[str] = Field(default_factory=list, description="printed texts left in English: title, "
                                                                      "cover, page N")
     checked_by: str = ""  # the language identifier that checked each translation
+    kept_words: dict[str, str] = Field(default_factory=dict, description="translated texts that kept a few English "
+                                                                        "words, and the words: {'page 2': 'fairy'}")
 
 
 class EditionPage(Strict):

@@ -68,7 +68,11 @@ def run_translate(run: _Run) -> str | None:
         kept = sorted(set(earlier + kept), key=lambda k: (k != "title", k != "cover", len(k), k))
         printed = 2 + len(book.pages)
         status = "translated" if not kept else "not_translated" if len(kept) >= printed else "partly"
-        book.translation = TranslationRecord(lang=lang, status=status, kept_english=kept, checked_by=LANGUAGE_ID)
+        words = {label: w for i, (label, _) in enumerate(todo) if (w := getattr(result, "kept_words", {}).get(i))}
+        if book.translation:  # a resumed or extended book keeps what its earlier texts kept
+            words = {**{k: v for k, v in book.translation.kept_words.items() if k not in done}, **words}
+        book.translation = TranslationRecord(lang=lang, status=status, kept_english=kept, checked_by=LANGUAGE_ID,
+                                             kept_words=words)
     warnings = list(getattr(result, "warnings", []))  # e.g. texts the LLM could not translate stay English
     return f"{len(todo)} texts → {lang}" + (f"; {'; '.join(warnings)}" if warnings else "")
 

@@ -184,6 +184,7 @@ def test_english_words_left_inside_a_translation_are_asked_again_then_kept_with_
     stubborn = translate(texts, "es", Slipping(slips=9))
     assert stubborn[1] == "Mina puso some hot water en su taza."  # better than the whole page in English
     assert stubborn.kept_english == [] and "some hot water" in stubborn.warnings[0]
+    assert stubborn.kept_words == {1: "some hot water"}
     assert problem(texts[1], stubborn[1], "es") is None  # the checks before this one let it through
 
 

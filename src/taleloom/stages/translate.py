@@ -63,10 +63,12 @@ LANGUAGE_ID_MIN_WORDS = 4  # shorter texts (a title, a name) are too short to id
 class Translation(list):
     """The translated texts (a plain list of str, as the contract says) plus what went wrong."""
 
-    def __init__(self, texts: list[str], warnings: list[str] | None = None, kept_english: list[int] | None = None):
+    def __init__(self, texts: list[str], warnings: list[str] | None = None, kept_english: list[int] | None = None,
+                 kept_words: dict[int, str] | None = None):
         super().__init__(texts)
         self.warnings = warnings or []
         self.kept_english = kept_english or []  # indices of texts left in English
+        self.kept_words = kept_words or {}  # index → the English words a translated text kept ("fairy, berries")
 
 
 @functools.cache
@@ -142,16 +144,16 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             else:
                 out[i] = text
         todo = left
-    warnings = []
+    warnings, kept_words = [], {}
     for i in (i for i in todo if i in nearly):
-        out[i], copied = nearly[i]
-        warnings.append(f"text {i + 1} keeps a few English words: {copied!r}")
+        out[i], kept_words[i] = nearly[i]
+        warnings.append(f"text {i + 1} keeps a few English words: {kept_words[i]!r}")
     kept = sorted(i for i in todo if i not in nearly)
     warnings += [f"text {i + 1} kept in English: {why[i]}" for i in kept]
     if kept and len(kept) * 2 >= len([t for t in texts if t.strip()]):  # a mostly-English book reads worse
         warnings.insert(0, _cannot(model, name))
         return Translation(list(texts), warnings[:3], list(range(len(texts))))
-    return Translation(out, warnings, kept)
+    return Translation(out, warnings, kept, kept_words)
 
 
 def names_of_book(texts: list[str]) -> set[str]:
