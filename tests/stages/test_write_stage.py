@@ -607,6 +607,9 @@ def test_the_models_notes_about_its_own_writing_never_reach_the_page():
         'Nora said: "Let me know when you are home!" Then she left.'  # a character's words stay
     assert st.drop_asides("I hope you enjoyed it. The endless sea was blue.") == "The endless sea was blue."
     assert st.drop_asides("The end of the day came. Nora slept.") == "The end of the day came. Nora slept."
+    # the plan's parts named as labels (a wallpaper's book: "There's a small problem: Theo wants to play outside")
+    assert st.drop_asides("Theo yawns. There's a small problem: Theo wants to play.") == "Theo yawns. Theo wants to play."
+    assert st.drop_asides("Nora had a small problem: her kite was stuck.") == "Nora had a small problem: her kite was stuck."
 
 
 def test_two_pages_with_one_scene_are_kept_and_the_later_shows_its_own_text():

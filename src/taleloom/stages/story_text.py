@@ -142,7 +142,10 @@ def drop_labels(text: str) -> str:
 
 _ASIDE = re.compile(r"\(\s*(?:note|p\.?s\.?)\b[^)]*(?:\)|$)"  # (Note: this story has been modified ...)
                     r"|(?:^|(?<=[.!?]\s))(?:note|p\.s\.)\s*:[^\n]*$"  # Note: ... to the end
-                    r"|(?:^|(?<=[.!?]\s))the end(?:[.!]+(?=\s|$)|$)",  # The end. (a sentence of its own)
+                    r"|(?:^|(?<=[.!?]\s))the end(?:[.!]+(?=\s|$)|$)"  # The end. (a sentence of its own)
+                    # the plan's parts named as labels: "There's a small problem: Theo wants to play outside…"
+                    r"|(?:^|(?<=[.!?]\s))(?:there(?:'s| is) (?:a|one) (?:small |little )?problem|the (?:small )?"
+                    r"problem is|(?:and )?(?:a |the )?happy ending|the beginning)\s*:\s*(?=\w)",
                     re.IGNORECASE)
 
 
