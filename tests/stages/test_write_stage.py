@@ -591,6 +591,7 @@ def test_a_cast_name_in_capitals_is_printed_as_the_cast_sheet_spells_it():
     # no article before a name ("The Theo sat on the armchair" on every page of a Qwen book; French "Le Theo")
     assert st.cast_spelling("The Theo sat down. She saw the Theo's bed.", ["Theo"]) == "Theo sat down. She saw Theo's bed."
     assert st.cast_spelling("The Theo Room", ["Theo"]) == "The Theo Room"
+    assert st.cast_spelling("Theo, Theo, Theo, sleeping beside Mina.", ["Theo"]) == "Theo, sleeping beside Mina."
     assert st.cast_spelling("the ivy grew", ["Ivy"]) == "the Ivy grew"  # a name written as a word is not the hero's
 
 

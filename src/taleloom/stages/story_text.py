@@ -221,11 +221,14 @@ def cast_spelling(text: str, names: Sequence[str]) -> str:
     """Each cast name as the cast sheet spells it ('BEN runs to TOM' → 'Ben runs to Tom'): Qwen sometimes
     writes names in capitals, which a picture book's page should not shout. An article before a name is
     dropped ('The Theo sat on the armchair' → 'Theo sat on the armchair': a Qwen book's every page, which the
-    French edition printed as 'Le Theo'), unless a capitalised word follows ('The Theo Room')."""
+    French edition printed as 'Le Theo'), unless a capitalised word follows ('The Theo Room'); a name said three
+    times in a row is said once."""
     for name in names:
         # the name as written (the ivy on the wall stays), before its spelling is mended
         text = re.sub(rf"\b(?i:the|a|an)\s+({re.escape(name)})\b(?!\s+[A-Z])", r"\1", text)
         text = re.sub(rf"\b{re.escape(name)}\b", name, text, flags=re.IGNORECASE)
+        # a name stuttered ("Theo, Theo, Theo, sleeping quietly beside Mina": the sample cat's book) is said once
+        text = re.sub(rf"\b{re.escape(name)}(?:,?\s+{re.escape(name)}\b){{2,}}", name, text)
     return text
 
 
