@@ -34,8 +34,14 @@ SCHEMA = {
     "additionalProperties": False,
 }
 SYSTEM = ("You write short, concrete photo captions for a children's storybook writer. "
-          "Use only the facts given. Two sentences. Name the main subject; name no other animal or object. "
-          "No names unless the owner gives them.")
+          "Use only the facts given. Two sentences. Name the main subject; name no other animal or object, "
+          "and say nothing of where it is. No names unless the owner gives them.")
+
+# Where a subject is, which nothing here sees: a caption that names a place or furniture no fact gave invented it
+# ("The cat is sleeping on the couch": the sample cat; "a dark, dimly lit room with black walls": a dahlia).
+SETTING_WORDS = frozenset("""room rooms couch sofa bed floor table window windows wall walls ceiling furniture
+garden park forest woods beach street road grass lawn sky house home kitchen lamp lamps blanket pillow carpet rug
+chair shelf field meadow tree trees river lake sea ocean snow path yard porch garage office desk corner ground""".split())
 
 
 # Words about the task rather than the photo: an answer using them echoes the instructions.
@@ -240,7 +246,7 @@ def validate(answer: str, concepts: list[str], facts: dict[str, Any], hint: str 
                                                       else set())
         if subjects and not (subject_words([subjects[0]]) | hinted) & set(words) - GLUE_WORDS:
             return None
-        if (_object_words() | PERSON_WORDS) & set(words) - allowed:
+        if (_object_words() | PERSON_WORDS | SETTING_WORDS) & set(words) - allowed:
             return None
     else:
         topic = {w for c in concepts for w in re.findall(r"[a-z]+", c.lower()) if len(w) > 2 and w not in GLUE_WORDS}
