@@ -317,3 +317,5 @@ def test_a_language_with_a_word_list_finds_english_words_language_id_cannot_tell
     assert names_of_book(book) == {"nora", "otto"}
     assert english_slips(book[0], "Motorcicletas World", "es", names_of_book(book)) == ["World"]
     assert english_slips(book[2], "Nora, la niña, saluda a Otto.", "es", names_of_book(book)) == []
+    # a common word that only opens sentences is a word, not a name
+    assert english_slips("Suddenly, Nora ran.", "Suddenly, Nora corrió.", "es", names_of_book(book + ["Suddenly, Nora ran."])) == ["Suddenly"]

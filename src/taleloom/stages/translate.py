@@ -161,7 +161,11 @@ def names_of_book(texts: list[str]) -> set[str]:
     case ("Nora, l'homme…" opens every sentence it is in). A title's other capitals ("Motorbike World") are words."""
     capitals = {w.lower() for t in texts for w in re.findall(r"\b[A-Z][a-z]+", t)}  # "Leo's" is Leo
     lower = {w for t in texts for w in re.findall(r"\b[a-z]+", t)}
-    return {n.lower() for t in texts for n in names_in(t)} | (capitals - lower)
+    english = word_counts("en") or {}
+    # ... but a common English word that only opens sentences is a word ("Suddenly" kept in a French page); the
+    # commonest of write.NAMES, "Tom", is counted 6,969 times in English subtitles, "suddenly" 102,585
+    common = {w for w in capitals - lower if english.get(w, 0) >= COMMON_WORD}
+    return {n.lower() for t in texts for n in names_in(t)} | (capitals - lower - common)
 
 
 def _cannot(model: str, name: str) -> str:
@@ -298,6 +302,7 @@ def kept_english_words(source: str, got: str, code: str | None = None, run: int 
 SLIP_RATIO = 4.0  # language ID must find a lone word this many times likelier English than the book's language
 SLIP_EN_COUNT = 100  # ... or, where the language has a word list, an English word (this common in English
 # subtitles) that the language's list lacks
+COMMON_WORD = 20_000  # an English word this common (subtitle count) that only opens sentences is no name
 WORD_LISTS = "pyspellchecker"  # word counts from OpenSubtitles, 12 languages (MIT; spellchecker/resources/*.json.gz)
 # Latin words, even between Japanese characters ("ミナはrocketを見た"), not the start of an accented word ("créé")
 _TOKEN = re.compile(r"(?<![A-Za-z\u00c0-\u024f])[A-Za-z]+(?:[-'’][A-Za-z]+)*(?![A-Za-z\u00c0-\u024f])")
