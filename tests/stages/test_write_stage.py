@@ -317,6 +317,22 @@ def test_a_page_that_tells_an_earlier_pictures_description_is_written_again():
     assert "not what page 1 told" in llm.calls[0][0][-1]["content"] and "big red bird" in out[1].text
 
 
+def test_two_outline_lines_alike_cost_no_new_answer_when_their_pages_are_written():
+    """The sample cat's book: Qwen's first answer repeated an outline line and the whole book was asked again
+    (20 s). Its pages are checked themselves; the line becomes its page's first sentence."""
+    same = PLAN | {"outline": [PLAN["outline"][0], PLAN["outline"][0], *PLAN["outline"][2:]]}
+    llm = ScriptedLLM(same)
+    d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=1), llm)
+    assert len([c for c in llm.calls if "title" in c[2]["properties"]]) == 1
+    assert d.pages[1].outline == st.sentences(TEXTS[1])[0]
+    # a line alike for a page a later turn writes would write that page again: the plan is asked again
+    late = PLAN | {"outline": [*PLAN["outline"][:6], PLAN["outline"][0], PLAN["outline"][7]]}
+    llm = ScriptedLLM(late)
+    with pytest.raises(BackendError, match="two outline lines are the same"):  # the script never mends it
+        write.write_story(None, Brief(pages=8, idea="a girl and her kite", seed=1), llm)
+    assert len([c for c in llm.calls if "title" in c[2]["properties"]]) == write.BOOK_TRIES
+
+
 def test_a_long_book_is_written_in_turns_that_continue_the_conversation():
     llm = ScriptedLLM()
     d = write.write_story(None, Brief(pages=8, age=6, idea="a girl and her kite", seed=1), llm)

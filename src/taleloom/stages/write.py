@@ -270,7 +270,7 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
 
     def check(d: dict[str, Any], attempt: int) -> str | None:
         _clean_fields(d)
-        if problem := _plan_problem(d, brief, wanted if attempt < PLAN_RELEVANCE_TRIES else set()):
+        if problem := _plan_problem(d, brief, wanted if attempt < PLAN_RELEVANCE_TRIES else set(), n):
             return problem
         cast = [CastMember(name=d["hero"]["name"], look=_look(d["hero"]), role="hero"),
                 CastMember(name=d["friend"]["name"], look=_look(d["friend"]), role="friend")]
@@ -286,13 +286,26 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
         raise PagesFailedError(e, planned[0] if planned else None) from e
     title, cast, outline = planned[0]
     messages.append({"role": "assistant", "content": json.dumps(d, ensure_ascii=False)})
-    return title, cast, outline, list(written), messages
+    return title, cast, _distinct_outline(outline, written), list(written), messages
 
 
-def _plan_problem(d: dict[str, Any], brief: Brief, wanted: set[str]) -> str | None:
+def _distinct_outline(outline: list[str], pages: Sequence[PageDraft]) -> list[str]:
+    """The outline with a line that repeats an earlier one replaced by its written page's first sentence (a line
+    is the page's summary, kept for extend and rewrite)."""
+    out = list(outline)
+    for i, page in enumerate(pages):
+        if out[i].lower() in (line.lower() for line in out[:i]):
+            out[i] = (st.sentences(page.text) or [page.text])[0]
+    return out
+
+
+def _plan_problem(d: dict[str, Any], brief: Brief, wanted: set[str], written: int) -> str | None:
     """What keeps an answer's plan out of the book, else None; `wanted`: words the hero's kind should share
     (the photo's subject, the idea), empty once the try no longer insists. A backend without constrained
-    decoding may name the hero itself: only the brief's own hero name is insisted on."""
+    decoding may name the hero itself: only the brief's own hero name is insisted on. Two outline lines alike
+    refuse the plan only when the later one is for a page not `written` in this answer (a later turn would
+    write that page again); among written pages the pages themselves are checked (distinct_pages), and asking
+    the whole book again for a summary line cost the sample cat's book a second answer of 20 s."""
     hero, friend = d["hero"], d["friend"]
     if brief.hero and hero["name"] != brief.hero:
         return f"the hero is not called {brief.hero}"
@@ -304,7 +317,8 @@ def _plan_problem(d: dict[str, Any], brief: Brief, wanted: set[str]) -> str | No
     # the photo's subject is the hero, or (a cup of coffee, a bicycle: the model gives it an owner) the title's
     if wanted and not (st.content_words(hero["kind"]) | st.content_words(d["title"])) & wanted:
         return f"the hero ({hero['kind']}) is not from the photo or idea"
-    if len({line.lower() for line in d["outline"]}) < len(d["outline"]):
+    lines = [line.lower() for line in d["outline"]]
+    if any(line in lines[:i] for i, line in enumerate(lines) if i >= written):
         return "two outline lines are the same"
     return None
 
