@@ -304,6 +304,20 @@ def test_single_english_words_kept_in_a_translation_are_found_but_shared_words_a
     assert kept_english_words("Mina went swimming.", "Mina va swimming.") is None  # without the language: runs only
 
 
+def test_names_keep_the_english_books_spelling_in_a_translation():
+    """The sample cat's French book printed "Minâ" on every page; names stay as they are."""
+    class Accenting(TextModel):
+        name = model_id = "accenting"
+        supports_schema = True
+
+        def chat(self, messages, sampling=None, schema=None):
+            fr = {"Mina and Theo": "Minâ et Théo", "Mina sees Theo in the park.": "Minâ voit Théo au parc."}
+            return json.dumps({"translations": [fr[t] for t in asked(messages)]})
+
+    assert translate(["Mina and Theo", "Mina sees Theo in the park."], "fr", Accenting()) == \
+        ["Mina et Theo", "Mina voit Theo au parc."]
+
+
 def test_a_language_with_a_word_list_finds_english_words_language_id_cannot_tell():
     """A German page kept "blanket" and "as" from the English (language ID: ratios 0.7 and short); the German
     word list lacks them. Japanese has no list: language ID decides there, as before."""

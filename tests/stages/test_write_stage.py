@@ -487,6 +487,9 @@ def test_a_page_that_speaks_of_the_hero_only_by_kind_gets_the_name_instead_of_a_
     assert write.named_in_scene("The cat looks at the dog in the garden", cast) == \
         "Mina the cat looks at Theo the dog in the garden"
     assert write.named_in_scene("Theo runs after a cat", cast) == "Theo runs after Mina the cat"
+    # a friend of the hero's kind is not named over the hero's own name ("A photo of Mina Luna the cat")
+    cats = [hero, CastMember(name="Luna", look="lunatic cat, purple fur", role="friend")]
+    assert write.named_in_scene("A photo of Mina the cat in the sun", cats) == "A photo of Mina the cat in the sun"
     assert write.named_in_scene("cat sits quietly on the mat", cast) == "Mina the cat sits quietly on the mat"
     # a picture that names no one of the cast gets the hero: an illustrator drawing the scene would leave her out
     assert write._scene("A sunny beach with rocks and waves", cast) == "A sunny beach with rocks and waves, with Mina " \

@@ -20,6 +20,7 @@ import importlib.metadata
 import json
 import math
 import re
+import unicodedata
 from pathlib import Path
 
 from taleloom.backends.base import Sampling, TextModel
@@ -120,6 +121,8 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     nearly: dict[int, tuple[str, str]] = {}  # (translation, the English words it kept): better than English
     base = (sampling or SAMPLING)
     book_names = names_of_book(texts)
+    spelt = {w.lower(): w for t in texts for w in re.findall(r"\b[A-Z][a-z]+", t)}
+    written_names = [spelt[n] for n in book_names if n in spelt]
     for attempt in range(TRIES):
         if not todo:
             break
@@ -131,6 +134,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             continue
         left = []
         astray = misaligned([asked[i] for i in todo], got)
+        got = [names_as_written(t, written_names) for t in got]  # before the checks: "Théo" is Theo
         for k, (i, text) in enumerate(zip(todo, got, strict=True)):
             if k in astray:
                 why[i] = f"its translation is text {todo[astray[k]] + 1}'s"
@@ -154,6 +158,18 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
         warnings.insert(0, _cannot(model, name))
         return Translation(list(texts), warnings[:3], list(range(len(texts))))
     return Translation(out, warnings, kept, kept_words)
+
+
+def names_as_written(text: str, names: list[str]) -> str:
+    """`text` with each name spelt as the English book spells it where the translation put an accent on it:
+    the sample cat's French book read "Minâ" on every page, another "Théo"; names stay as they are."""
+    wanted = {name: name for name in names}
+    return re.sub(r"\b\w+\b", lambda m: wanted.get(_folded(m.group(0)), m.group(0)), text)
+
+
+def _folded(word: str) -> str:
+    """`word` without its accents: 'Minâ' → 'Mina'."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
 
 
 def names_of_book(texts: list[str]) -> set[str]:

@@ -481,7 +481,7 @@ def drop_request_line(text: str, hero: CastMember, photo_kind: str | None = None
     return " ".join(kept) if kept and len(kept) < len(said) else text
 
 
-def name_the_hero(text: str, hero: CastMember) -> str:
+def name_the_hero(text: str, hero: CastMember, named: Sequence[str] = ()) -> str:
     """`text` with the hero's name where a page speaks of the hero only by kind: 'In the sun, a grey tabby cat
     sits' → 'In the sun, Mina the grey tabby cat sits' (the first such mention; a page that names the hero, or
     never mentions its kind, is left as it is). Asking the whole book again for one missing name cost a
@@ -497,6 +497,9 @@ def name_the_hero(text: str, hero: CastMember) -> str:
     adjective = r"(?!(?:a|an|the|of|and|or|in|on|at|to|with|for|from|by|his|her|its|their)\b)[a-z-]+\s+"
     kind = rf"(?:\b(?:a|an|the)\s+((?:{adjective}){{0,3}}?{re.escape(noun)})|^({re.escape(noun)}))\b"
     for found in re.finditer(kind, text, re.IGNORECASE):
+        before = text[:found.start()].rstrip().rsplit(" ", 1)[-1]
+        if before in named:  # "Mina the cat" is Mina's: not "Mina Luna the cat" for a friend who is a cat too
+            continue
         if _ends_noun_phrase(text[found.end():]):
             said = found.group(1) or found.group(2).lower()
             return f"{text[:found.start()]}{hero.name} the {said}{text[found.end():]}"
@@ -526,7 +529,7 @@ def named_in_scene(scene: str, cast: Sequence[CastMember]) -> str:
     looks at the dog' → 'Mina the cat looks at Theo the dog'): the stage finds a friend by name, and a big
     illustrator's prompt says who is who. Qwen's scenes named no one in 16 of 30 books (story_quality)."""
     for member in cast:
-        scene = name_the_hero(scene, member)
+        scene = name_the_hero(scene, member, [m.name for m in cast])
     return scene
 
 
