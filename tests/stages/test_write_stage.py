@@ -237,6 +237,14 @@ def test_a_photo_with_nothing_named_makes_a_story_of_its_colours_not_of_a_photo(
         "Lila is a tall tower."
 
 
+def test_a_look_does_not_keep_the_captions_light():
+    """The sample cat's cover read "Mina — cat, brown and beige tones, soft, warm light, wearing a blue sweater"."""
+    member = {"kind": "cat", "look": "brown and beige tones, soft, warm light, wearing a blue sweater"}
+    assert write._look(member) == "cat, brown and beige, wearing a blue sweater"
+    assert write._look({"kind": "owl", "look": "light blue eyes, soft fur, dark wings"}) == \
+        "owl, light blue eyes, soft fur, dark wings"
+
+
 def test_a_title_of_several_sentences_keeps_its_first():
     assert write.book_title("Mina's coffee is hot and inviting. It is the coffee from Mina's photo.") == \
         "Mina's coffee is hot and inviting"

@@ -346,7 +346,21 @@ def _field_problem(text: str) -> str | None:
 
 
 def _look(member: dict[str, str]) -> str:
-    return f"{short_kind(member['kind'])}, {short_look(member['look'], 90)}"
+    return f"{short_kind(member['kind'])}, {short_look(_without_photo_light(member['look']), 90)}"
+
+
+# The caption's wording of the photo ("in brown and beige tones, in soft, warm light"), copied into a look: the
+# sample cat's cover read "Mina — cat, brown and beige tones, soft, warm light, wearing a blue sweater".
+_PHOTO_LIGHT_PART = re.compile(r"^(?:in )?(?:a )?(?:(?:soft|dim|bright|dark|warm|cool)(?: and | )?)*(?:light)?$",
+                               re.IGNORECASE)
+
+
+def _without_photo_light(look: str) -> str:
+    """A look without the photo's light and 'tones' ('brown and beige tones, soft, warm light, a blue sweater' →
+    'brown and beige, a blue sweater'); left as it is when nothing else would stay."""
+    parts = [re.sub(r"\s+tones?\b", "", p.strip(), flags=re.IGNORECASE) for p in look.split(",")]
+    kept = [p for p in parts if p and not _PHOTO_LIGHT_PART.match(p)]
+    return ", ".join(kept) if kept else look
 
 
 FALLBACK_NAMES = ("Mina", "Leo", "Ava", "Tom", "Lila", "Sam", "Nora", "Finn")
