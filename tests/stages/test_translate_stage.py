@@ -331,5 +331,8 @@ def test_a_language_with_a_word_list_finds_english_words_language_id_cannot_tell
     assert names_of_book(book) == {"nora", "otto"}
     assert english_slips(book[0], "Motorcicletas World", "es", names_of_book(book)) == ["World"]
     assert english_slips(book[2], "Nora, la niña, saluda a Otto.", "es", names_of_book(book)) == []
+    # a word French subtitles borrow now and then is still English in a French page ("Le Home chaud de Mina")
+    assert english_slips("Mina's Warm Home", "Le Home chaud de Mina", "fr", {"mina"}) == ["Home"]
+    assert english_slips("Mina's table", "La table de Mina", "fr", {"mina"}) == []
     # a common word that only opens sentences is a word, not a name
     assert english_slips("Suddenly, Nora ran.", "Suddenly, Nora corrió.", "es", names_of_book(book + ["Suddenly, Nora ran."])) == ["Suddenly"]
