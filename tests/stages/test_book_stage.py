@@ -153,6 +153,18 @@ def test_a_friend_the_scene_names_is_drawn_beside_the_hero_with_the_same_noise_o
     assert stage_page(book, book.pages[0], mapper, seed=5).seed == 5  # a redraw's own seed still wins
 
 
+def test_a_friend_of_the_heros_kind_is_drawn_as_that_kind_with_their_own_seed():
+    """The sample cat's friend Luna, a "lunatic cat", was drawn as a scorpion: the cat was the hero's, so the
+    nearest other concept to her words was taken."""
+    from taleloom.stages.stage import VocabularyMapper, cast_seed
+
+    book = make_book()
+    book.cast[1] = CastMember(name="Bo", look="tabby cat, purple fur", role="friend")
+    book.pages[0].scene = "Bo sits beside Mina"
+    request = stage(book, VocabularyMapper(mapper, tuple(VOCAB)))[0]
+    assert request.concepts == ["tabby cat", "tabby cat"] and request.seed == cast_seed(7, 1)
+
+
 def test_a_thing_the_page_names_beside_the_hero_and_a_friend_is_a_third_concept():
     """Three pages of the same two friends were three copies of one collage (the cat sample book): a page that
     names a thing of the vocabulary beside the friend gets it too; one that names nothing more stays two."""

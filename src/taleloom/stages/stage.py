@@ -204,7 +204,10 @@ def look_concept(look: str, concept_mapper: ConceptMapper, exclude: set[str] = f
     def drawable(name: str) -> bool:  # a character, not a body part nor what a person is doing
         return _unlike(name, exclude) and not not_a_thing(name) and not doing(name)
 
-    usable = [c for c in named_concepts(kind, vocabulary) if drawable(c)]
+    # the kind said word for word is drawn even when it is the hero's: a friend who is a cat too ("lunatic cat")
+    # was drawn as the concept nearest to its words, a scorpion (the sample cat's book); its own seed draws it
+    named = [c for c in named_concepts(kind, vocabulary) if not not_a_thing(c) and not doing(c)]
+    usable = [c for c in named if drawable(c)] or named
     if usable:
         return _first(usable, look, concept_mapper, len(vocabulary))  # the details choose among equals
     for text in dict.fromkeys((kind, look)):
