@@ -335,12 +335,13 @@ def rare_in(word: str, code: str) -> float:
     theirs, english = word_counts(code), word_counts("en")
     if code in LOWER_CASED_ONLY or not theirs or not english or not theirs.get(word):
         return 0.0
-    return (english.get(word, 0) / _total(("en",))) / (theirs[word] / _total((code,)))
+    return (english.get(word, 0) / _total("en")) / (theirs[word] / _total(code))
 
 
 @functools.cache
-def _total(code: tuple[str]) -> int:
-    return sum((word_counts(code[0]) or {}).values()) or 1
+def _total(code: str) -> int:
+    """How many words `code`'s subtitles hold (word_counts summed)."""
+    return sum((word_counts(code) or {}).values()) or 1
 
 
 @functools.cache
