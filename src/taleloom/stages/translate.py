@@ -121,8 +121,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     nearly: dict[int, tuple[str, str]] = {}  # (translation, the English words it kept): better than English
     base = (sampling or SAMPLING)
     book_names = names_of_book(texts)
-    spelt = {w.lower(): w for t in texts for w in re.findall(r"\b[A-Z][a-z]+", t)}
-    written_names = [spelt[n] for n in book_names if n in spelt]
+    written_names = {w for t in texts for w in re.findall(r"\b[A-Z][a-z]+", t) if w.lower() in book_names}
     for attempt in range(TRIES):
         if not todo:
             break
@@ -160,11 +159,10 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     return Translation(out, warnings, kept, kept_words)
 
 
-def names_as_written(text: str, names: list[str]) -> str:
+def names_as_written(text: str, names: set[str] | list[str]) -> str:
     """`text` with each name spelt as the English book spells it where the translation put an accent on it:
     the sample cat's French book read "Minâ" on every page, another "Théo"; names stay as they are."""
-    wanted = {name: name for name in names}
-    return re.sub(r"\b\w+\b", lambda m: wanted.get(_folded(m.group(0)), m.group(0)), text)
+    return re.sub(r"\b\w+\b", lambda m: folded if (folded := _folded(m.group(0))) in names else m.group(0), text)
 
 
 def _folded(word: str) -> str:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from taleloom.backends.base import Sampling, TextModel
+from taleloom.backends.vision.facts import LIGHT_WORDS
 from taleloom.backends.vision.imagenet_nouns import is_creature
 from taleloom.book import SEED_MAX, Brief, Caption, CastMember, Draft, Page, PageDraft, Storybook
 from taleloom.errors import BackendError, BadInputError
@@ -351,7 +352,7 @@ def _look(member: dict[str, str]) -> str:
 
 # The caption's wording of the photo ("in brown and beige tones, in soft, warm light"), copied into a look: the
 # sample cat's cover read "Mina — cat, brown and beige tones, soft, warm light, wearing a blue sweater".
-_PHOTO_LIGHT_PART = re.compile(r"^(?:in )?(?:a )?(?:(?:soft|dim|bright|dark|warm|cool)(?: and | )?)*(?:light)?$",
+_PHOTO_LIGHT_PART = re.compile(rf"^(?:in )?(?:a )?(?:(?:{'|'.join(LIGHT_WORDS)})(?: and | )?)*(?:light)?$",
                                re.IGNORECASE)
 
 

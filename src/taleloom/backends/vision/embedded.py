@@ -165,7 +165,7 @@ class EmbeddedCaptioner(Captioner):
         the scene ("a dark, dimly lit room with black walls" for sklearn's dahlia, "a room filled with pink and
         red lights" for an abstract wallpaper), and nothing it adds can be checked."""
         if facts.get("subjects") == [] and not hint:
-            return merge_hint(template(phrases, facts), hint), "template"
+            return template(phrases, facts), "template"
         messages = [{"role": "system", "content": SYSTEM},
                     {"role": "user", "content": prompt(phrases, facts, hint, named=bool(facts.get("subjects")))}]
         for attempt in range(self.options.tries if self.options.llm != "none" or self._llm_provider else 0):

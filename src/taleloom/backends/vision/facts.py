@@ -84,6 +84,9 @@ def dominant_colours(image: Image.Image, k: int = 6, top: int = 3) -> list[dict[
     return [{"name": n, "share": round(s, 3)} for n, s in ranked]
 
 
+LIGHT_WORDS = ("dark", "dim", "soft", "bright", "warm", "cool")  # every word of the light phrase but "light"
+
+
 def light(image: Image.Image) -> dict[str, Any]:
     """Brightness (0..1), contrast and warmth, worded as one phrase for the caption."""
     arr = np.asarray(image.resize((64, 64)), dtype=np.float32) / 255.0
