@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from taleloom.diffusion.checkpoint import load_checkpoint
 from taleloom.diffusion.pipeline import TextToImage
 from taleloom.diffusion.recipe import recipe_from_dict, train_recipe
-from taleloom.diffusion.train import TrainConfig, train
+from taleloom.diffusion.train import TrainConfig, mirrored, train
 from taleloom.diffusion.vae import AutoencoderKL, VAEConfig, kl_divergence, load_vae
 from taleloom.diffusion.vae_train import PerceptualLoss, VAETrainConfig, train_vae
 from taleloom.errors import BadInputError, ModelNotFoundError
@@ -199,6 +199,23 @@ def test_latent_unet_trains_on_scaled_latents_and_the_pipeline_decodes(latent_mo
     split.max_steps = 4
     second = train(split, data, resume=True, progress=False)
     assert first.losses + second.losses == result.losses
+
+
+def test_mirrored_pictures_are_encoded_as_new_pictures_and_marked_ones_stay_as_drawn(latent_model, tmp_path):
+    x = torch.arange(2 * 3 * 2 * 2, dtype=torch.uint8).reshape(2, 3, 2, 2)
+    images, conds, captions = mirrored(x, x + 1, ["a cat", "a Stop sign"], keep=("sign",))
+    assert captions == ["a cat", "a Stop sign", "a cat"]  # the sign's writing would read backwards
+    assert torch.equal(images[2], x[0].flip(-1)) and torch.equal(conds[2], x[0].flip(-1) + 1)
+    root, cfg, data, _ = latent_model
+    run = TrainConfig(**{**cfg.__dict__, "out_dir": str(tmp_path / "mirror"), "max_steps": 2, "hflip": True})
+    train(run, data, progress=False)
+    cached = list((tmp_path / "mirror" / "cache").glob("latents_*.pt"))
+    assert len(cached) == 1
+    z = torch.load(cached[0], weights_only=True)
+    assert z.shape[0] == 2 * len(data)  # every picture and its mirror image
+    assert not torch.allclose(z[len(data):], z[:len(data)].flip(-1), atol=1e-3)  # encoded, not mirrored latents
+    with pytest.raises(ValueError, match="hflip"):
+        TrainConfig.from_dict({"hflip_typo": True})
 
 
 def test_recipe_section_selects_autoencoder_or_latent_unet(tmp_path):

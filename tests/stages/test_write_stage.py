@@ -243,6 +243,12 @@ def test_a_look_does_not_keep_the_captions_light():
     assert write._look(member) == "cat, brown and beige, wearing a blue sweater"
     assert write._look({"kind": "owl", "look": "light blue eyes, soft fur, dark wings"}) == \
         "owl, light blue eyes, soft fur, dark wings"
+    # the person photo's book: "child, black and blue in dim light, ..."; the lemon's: "..., can move, talk and feel"
+    assert write._look({"kind": "child", "look": "black and blue in dim light, a simple dress"}) == \
+        "child, black and blue, a simple dress"
+    assert write._look({"kind": "lemon", "look": "yellow with green skin, can move, talk and feel"}) == \
+        "lemon, yellow with green skin"
+    assert write._look({"kind": "fox", "look": "red fur in soft, warm light"}) == "fox, red fur"
 
 
 def test_a_title_of_several_sentences_keeps_its_first():
@@ -265,6 +271,21 @@ def test_markup_from_the_model_never_reaches_the_book():
         with pytest.raises(BackendError, match="page 1"):
             write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2),
                               ScriptedLLM(texts=[bad, TEXTS[1]]))
+
+
+def test_a_page_that_is_only_the_come_alive_line_or_camera_talk_is_asked_again(caplog):
+    """The lemon book's page 2 was the request's come-alive line, word for word; the butterfly book's "The camera
+    zooms in to show Theo's wings and body." Dropped beside a story sentence; a page of nothing else is asked again."""
+    alive = "Nora is the kite, come to life: a kite that can move, talk and feel, not a person or an animal."
+    assert st.drop_labels("Nora flies high. " + alive) == "Nora flies high."
+    assert st.drop_labels("The camera zooms in on Nora. Nora smiles.") == "Nora smiles."
+    for page in (alive, "The camera zooms in to show Nora's kite."):
+        caplog.clear()
+        llm = ScriptedLLM(texts=[TEXTS[0], page])
+        d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2), llm)
+        assert "try 1: page 2: the prompt leaked" in caplog.text  # refused, asked again, never printed
+        assert not any(st.request_talk(p.text) for p in d.pages)
+    assert not st.request_talk("Nora took a close look at the camera her dad gave her.")
 
 
 def test_the_requests_photo_lines_copied_into_a_page_are_dropped_not_printed():
@@ -687,6 +708,17 @@ def test_a_page_nearly_whole_inside_another_repeats_it():
     p3 = "Suddenly, the lights turned off. Theo curled up on the bed, feeling content."
     assert st.similar_page(p3 + " The room glowed pink and red.", [p3]) == p3
     assert st.similar_page("Theo ran to the park to play.", ["Theo ran home to sleep in his bed."]) is None
+
+
+def test_a_page_told_again_in_another_tense_repeats_it():
+    """The squirrel book: page 4 was page 3 in the past tense, and one more sentence."""
+    p3 = "As Theo leaves, Milo realizes that he has collected too many nuts and needs help."
+    p4 = ("As Theo left, Milo realized that he had collected too many nuts and needed help. Theo dug for a hole "
+          "in the ground and finally found a spot to bury his nuts.")
+    assert st.similar_page(p4, [p3]) == p3
+    assert [st.stem(w) for w in ("watches", "watched", "watching", "stopped", "babies", "hoped", "hoping")] == \
+        ["watch", "watch", "watch", "stop", "baby", "hop", "hop"]
+    assert st.similar_page("Milo collected nuts all morning.", [p3]) is None  # one shared event, not the page
 
 
 def test_a_photo_of_a_person_makes_the_hero_a_child_and_a_girl_or_boy_is_from_the_photo():

@@ -70,11 +70,14 @@ class TrainConfig:
     cache_dir: str = ""  # where caption embeddings are cached; "" = <out_dir>/cache
     init_from: str = ""  # fine-tune: start from this checkpoint's weights (model and EMA), fresh optimizer
     vae: str = ""  # latent diffusion: an autoencoder checkpoint; the U-Net learns its scaled latents
+    hflip: bool = False  # train on every picture and its mirror image (mirrored before encoding: see mirrored())
+    hflip_except: tuple[str, ...] = ()  # caption words whose pictures stay unmirrored (text, a direction)
 
     def __post_init__(self) -> None:
         if isinstance(self.unet, dict):
             self.unet = UNetConfig.from_dict(self.unet)
         self.adam_betas = tuple(self.adam_betas)  # type: ignore[assignment]
+        self.hflip_except = tuple(self.hflip_except)
         if self.prediction_type not in ("eps", "v"):
             raise ValueError(f"prediction_type must be 'eps' or 'v', got {self.prediction_type!r}")
         make_schedule(self.schedule, self.timesteps)  # unknown name → ValueError listing the known ones
@@ -220,6 +223,24 @@ def _init_from_checkpoint(model: UNet, ema: list[torch.Tensor] | None, params: l
                 e.copy_(p)
 
 
+def mirrored(images: torch.Tensor, conds: torch.Tensor | None, captions: list[str],
+             keep: tuple[str, ...] = ()) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
+    """The data set plus the left–right mirror image of each picture whose caption has none of the words in `keep`.
+
+    Why: a small data set seen hundreds of times is learnt by heart (the v2 illustrator's training loss kept
+    falling while its held-out pictures did not improve); a mirrored drawing is a new picture of the same
+    thing. The pictures are mirrored before a latent model's autoencoder encodes them: a mirrored latent does
+    not decode to the mirrored picture. A picture with writing or a direction in it ("stop sign", "left
+    arrow") would be wrong mirrored, so its caption words can keep it as drawn."""
+    words = [w.lower() for w in keep]
+    pick = [i for i, c in enumerate(captions) if not any(w in c.lower() for w in words)]
+    idx = torch.tensor(pick, dtype=torch.long)
+    images = torch.cat([images, images[idx].flip(-1)])
+    if conds is not None:
+        conds = torch.cat([conds, conds[idx].flip(-1)])
+    return images, conds, captions + [captions[i] for i in pick]
+
+
 def train(
     config: TrainConfig,
     dataset: Dataset,
@@ -251,6 +272,8 @@ def train(
     images, conds, captions = load_all(
         dataset, progress=progress
     )  # uint8 (N, C, H, W), uint8 | None, list[str]
+    if config.hflip:
+        images, conds, captions = mirrored(images, conds, captions, config.hflip_except)
     latent = None
     if config.vae:  # float latents (N, z, h, w), already scaled to unit variance
         from taleloom.diffusion.latent import prepare_latents

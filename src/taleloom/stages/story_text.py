@@ -107,9 +107,15 @@ def not_prose(text: str, min_words: int = 4) -> str | None:
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>|<!--.*?-->|<[A-Za-z/!][^<>]*$")
 _EMPHASIS = re.compile(r"\*\*|__|`+|^#+\s*|^\s*[-*•]\s+", re.MULTILINE)
 _LABEL = re.compile(r"^\s*(?:(?:page\s*)?\d+|text|scene|story|title)\s*[:.)\-–—]\s*", re.IGNORECASE)
+# Talk no story has: the come-alive line, and a film's camera ("The camera zooms in to show Theo's wings and
+# body.": the butterfly book's page 2, from its scene "A close-up shot of Theo's wings"). Dropped from a page, and
+# a page that is nothing else is asked again (request_talk). A scene may show a close-up.
+_REQUEST_TALK = (r"\bmove, talk,? (?:and|or) feel\b|\bnot a person or an animal\b|\bcome to life:"
+                 r"|\bthe camera (?:zooms|pans|shows|focuses|moves|cuts|follows)\b|\bclose-up (?:shot|view)\b")
 _PROMPT_ECHO = re.compile(r"year-old reader|outline line|cast sheet|\bJSON\b|plain text only|answer with|"
                           r"words for a \d+|\bnaming\b|\bTone:|\bReader:|\bAbout:|\bshows:|"
                           r"\b(?:photo|picture|image) shows\b", re.IGNORECASE)
+_REQUEST_TALK_RE = re.compile(_REQUEST_TALK, re.IGNORECASE)
 
 
 def strip_markup(text: str) -> str:
@@ -130,8 +136,8 @@ _PHOTO_PHRASE = re.compile(r",?\s+(?:(?:from|in|of|on) (?:the|this|that|our|your
                            r"|with a (?:photo|photograph) of (?:her|him|it|them)sel(?:f|ves)\b)", re.IGNORECASE)
 # "The picture shows Mina sitting on a wooden floor." (story_quality); the line that tells a thing from the photo
 # to come alive (write._book_prompt), copied back: "It can't move, talk or feel, not a person or an animal."
-_PHOTO_TALK = re.compile(r"\b(?:the|this|that|our|your) (?:photo|photograph)\b|\b(?:photo|picture|image) shows\b"
-                         r"|\bmove, talk,? (?:and|or) feel\b|\bnot a person or an animal\b", re.IGNORECASE)
+_PHOTO_TALK = re.compile(r"\b(?:the|this|that|our|your) (?:photo|photograph)\b|\b(?:photo|picture|image) shows\b|"
+                         + _REQUEST_TALK, re.IGNORECASE)
 
 
 def drop_labels(text: str) -> str:
@@ -169,21 +175,30 @@ def has_markup(text: str) -> bool:
     return _NOT_PROSE.search(text) is not None
 
 
+def request_talk(text: str) -> bool:
+    """Whether a page's text still holds talk no story has (_REQUEST_TALK) once drop_asides kept it because it
+    was all the page said."""
+    return _REQUEST_TALK_RE.search(text) is not None
+
+
 def echoes_prompt(text: str) -> bool:
     """Words of our own prompts ('cast sheet', 'JSON', 'Reader:') in an answer meant for the book."""
     return _PROMPT_ECHO.search(text) is not None
 
 
 CONTAINED, CONTAINED_MIN = 0.85, 6  # a page of 6+ content words, nearly all in another page, repeats it
+# Words that differ between a page and the same page told in another tense ("he has collected" / "he had
+# collected"), left out when pages are compared whole.
+_TENSE_WORDS = frozenset({"has", "had", "have", "hav", "been", "doe", "did", "too", "then", "so"})
 
 
 def similar_page(text: str, others: list[str] | tuple[str, ...], share: float = 0.7) -> str | None:
     """The page among `others` that `text` repeats, else None: the same words, mostly, or one page nearly whole
     inside the other (an abstract wallpaper's book: page 4 was page 3's two sentences and one more, which the
     shared-words measure put at 0.6)."""
-    mine = content_words(text)
+    mine = content_words(text) - _TENSE_WORDS
     for other in others:
-        theirs = content_words(other)
+        theirs = content_words(other) - _TENSE_WORDS
         if clean(text).lower() == clean(other).lower():
             return other
         if mine and theirs and len(mine & theirs) / len(mine | theirs) >= share:
@@ -256,9 +271,29 @@ small shows photo about story who what where when while next""".split())
 
 
 def content_words(text: str) -> set[str]:
-    """Lower-case words that carry meaning, singular-ish ('cats' → 'cat'), for relevance checks."""
-    out = set()
-    for w in words(text.lower()):
-        if len(w) > 2 and w not in STOPWORDS:
-            out.add(w[:-1] if w.endswith("s") and len(w) > 3 else w)
-    return out
+    """Lower-case words that carry meaning, as stems ('cats' → 'cat', 'realized' → 'realiz'), for relevance and
+    repeat checks."""
+    return {stem(w) for w in words(text.lower()) if len(w) > 2 and w not in STOPWORDS}
+
+
+def stem(word: str) -> str:
+    """A light English stem, so that a page told again in another tense or number is the same words: the squirrel
+    book's page 4 was page 3's "As Theo leaves, Milo realizes that he has collected too many nuts and needs help"
+    in the past tense. Plurals, -ed, -ing and a final e go ('watches', 'watched', 'watching' → 'watch'; 'stopped'
+    → 'stop'); irregular forms stay apart ('left', 'leaves')."""
+    w = word
+    if w.endswith("ies") and len(w) > 4:
+        return w[:-3] + "y"
+    if re.search(r"(?:ss|x|ch|sh|z)es$", w) and len(w) > 4:
+        w = w[:-2]
+    elif w.endswith("s") and not w.endswith("ss") and len(w) > 3:
+        w = w[:-1]
+    elif re.search(r"[^e]ed$|ing$", w) and len(w) > 5:
+        w = w[:-2] if w.endswith("ed") else w[:-3]
+        if re.search(r"([b-df-hj-km-np-rtv-y])\1$", w):  # stopp → stop, runn → run (not "fall", "pass")
+            w = w[:-1]
+    elif w.endswith("ed") and len(w) > 4:
+        w = w[:-1]  # "realized" → "realize": the final e goes next
+    if w.endswith("e") and len(w) > 3:
+        w = w[:-1]
+    return w

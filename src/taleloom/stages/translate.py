@@ -322,6 +322,8 @@ WORD_LISTS = "pyspellchecker"  # word counts from OpenSubtitles, 12 languages (M
 _TOKEN = re.compile(r"(?<![A-Za-z\u00c0-\u024f])[A-Za-z]+(?:[-'’][A-Za-z]+)*(?![A-Za-z\u00c0-\u024f])")
 
 
+NO_POSSESSIVE_S = frozenset({"es", "fr", "it", "pt"})  # languages that never write an English possessive ("Momo's"):
+# German writes "Momos", Dutch "Momo's" itself, so a name's 's is a slip only in these
 SLIP_RATE = 50  # a word this many times rarer (per word of subtitles) in the language than in English is English
 LOWER_CASED_ONLY = frozenset({"de"})  # lists that hold only lower-case forms: German nouns ("Hand", "Kind") are
 # counted by their rare lower-case uses there, so a rate says nothing
@@ -361,12 +363,13 @@ def english_slips(source: str, got: str, code: str, names: set[str] | None = Non
     """Words of `source` that `got` kept as they are where language ID finds the word alone SLIP_RATIO times
     likelier English than `code`: "brightly", "swimming", "carrying", "snowball" inside French, Spanish and
     German pages (Qwen; 23 of 173 translated texts of story_quality's books), but not a word both languages
-    write alike ("table", "orange", "radio": ratios under 2), a name, a name's possessive ("Theo's") or a
+    write alike ("table", "orange", "radio": ratios under 2), a name, a name's possessive ("Theo's", but see below) or a
     hyphenated word ("t-shirt"). Words under four letters are too short to tell.
 
     Where the language has a word list (word_counts), that decides instead, and words of two letters and more:
     an English word the list lacks is a slip. Language ID alone let "blanket", "bottle", "fluttering" and "as"
-    through in a German page (ratios 0.6-1.0: one word is too little for it), and "both" (2.4). Given the book's
+    through in a German page (ratios 0.6-1.0: one word is too little for it), and "both" (2.4). In a language that
+    never writes a possessive 's (NO_POSSESSIVE_S), a name's possessive kept as it was is a slip too. Given the book's
     `names` (lower-cased), a capitalised word that is none of them is checked too: "Motorbike World" came back
     "Motorcicletas World"; without them every capitalised word counts as a name."""
     theirs, english = word_counts(code), word_counts("en")
@@ -378,6 +381,9 @@ def english_slips(source: str, got: str, code: str, names: set[str] | None = Non
     slips = []
     for word in dict.fromkeys(_TOKEN.findall(got)):
         bare = re.sub(r"['’]s$", "", word).lower()
+        if code in NO_POSSESSIVE_S and bare != word.lower() and word.lower() in said:
+            slips.append(word)  # "Lena escucha a Momo's voz" (the person photo's Spanish book)
+            continue
         if len(bare) < (2 if listed else 4) or "-" in bare or bare in capitalised or word.lower() not in said:
             continue
         if listed:

@@ -358,10 +358,17 @@ _PHOTO_LIGHT_PART = re.compile(rf"^(?:in )?(?:a )?(?:(?:{'|'.join(LIGHT_WORDS)})
 
 def _without_photo_light(look: str) -> str:
     """A look without the photo's light and 'tones' ('brown and beige tones, soft, warm light, a blue sweater' →
-    'brown and beige, a blue sweater'); left as it is when nothing else would stay."""
-    parts = [re.sub(r"\s+tones?\b", "", p.strip(), flags=re.IGNORECASE) for p in look.split(",")]
+    'brown and beige, a blue sweater'; 'black and blue in dim light' → 'black and blue'), and without the
+    request's come-alive words ('yellow with green skin, can move, talk and feel': the lemon book); left as it
+    is when nothing else would stay."""
+    plain = _IN_LIGHT.sub("", _ALIVE_WORDS.sub("", look))
+    parts = [re.sub(r"\s+tones?\b", "", p.strip(), flags=re.IGNORECASE) for p in plain.split(",")]
     kept = [p for p in parts if p and not _PHOTO_LIGHT_PART.match(p)]
     return ", ".join(kept) if kept else look
+
+
+_IN_LIGHT = re.compile(rf"\s+in (?:a )?(?:(?:{'|'.join(LIGHT_WORDS)}),? (?:and )?)*light\b", re.IGNORECASE)
+_ALIVE_WORDS = re.compile(r",?\s*(?:and |that |who )?(?:can|could) move, talk,? (?:and|or) feel\b", re.IGNORECASE)
 
 
 FALLBACK_NAMES = ("Mina", "Leo", "Ava", "Tom", "Lila", "Sam", "Nora", "Finn")
@@ -466,7 +473,7 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
         page = first + i
         if problem := (st.not_prose(text) or _field_problem(scene)):
             return f"page {page}: {problem}"
-        if st.echoes_prompt(text):
+        if st.echoes_prompt(text) or st.request_talk(text):
             return f"page {page}: the prompt leaked into the text"
         if not st.english_letters(text):
             return f"page {page}: not English"
@@ -815,7 +822,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
             return "the page did not change"
         if problem := (st.not_prose(text) or _field_problem(scene)):
             return problem
-        if st.echoes_prompt(text) or not st.english_letters(text):
+        if st.echoes_prompt(text) or st.request_talk(text) or not st.english_letters(text):
             return "not a page of the story"
         for name in dict.fromkeys(x for x in (keep, must_name) if x):
             if not st.mentions(text, name):
@@ -874,7 +881,7 @@ def extend_story(book: Storybook | Draft, n_more: int, llm: TextModel, sampling:
             text, scene = st.drop_labels(page["text"]), st.drop_labels(page["scene"])
             if problem := (st.not_prose(text) or _field_problem(scene) or st.repetition(text)):
                 return f"page {first + i}: {problem}"
-            if st.echoes_prompt(text) or not st.english_letters(text):
+            if st.echoes_prompt(text) or st.request_talk(text) or not st.english_letters(text):
                 return f"page {first + i}: not a page of the story"
             if not st.mentions(text, hero) and attempt < TRIES - 1:
                 return f"the hero {hero} is not on page {first + i}"
