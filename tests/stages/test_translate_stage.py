@@ -125,6 +125,7 @@ def test_checks_catch_wrong_script_english_lost_names_and_loops():
     assert "still English" in problem(src, "Once upon a time there was a cat and the ball was red.", "fr")
     assert "lost the names" in problem(src, "Il était une fois un chat gris. Il adorait sa balle rouge.", "fr")
     assert "implausible" in problem(src, "만나", "ko")
+    assert problem("The Butterfly's Tale", "蝶の話", "ja") is None  # one character says what English says in five
     assert "repeats" in problem(src, "Milo chat chat. Milo chat chat. Milo chat chat. Milo chat chat.", "fr")
 
 
@@ -304,6 +305,10 @@ def test_single_english_words_kept_in_a_translation_are_found_but_shared_words_a
     assert english_slips("Lena hears Momo's voice.", "Lena escucha a Momo's voz.", "es") == ["Momo's"]
     assert english_slips("Lena hears Momo's voice.", "Lena hoort Momo's stem.", "nl") == []
     assert english_slips("Lena hears Momo's voice.", "Lena hört Momo's Stimme.", "de") == []
+    # an English word with the language's ending on it; not a root both share, nor a long compound
+    assert english_slips("Milo begins to collect them.", "Milo beginnt zu collecten.", "de") == ["collecten"]
+    assert english_slips("Milo keeps on continuing.", "Milo sigue continuando.", "es") == []
+    assert english_slips("The robot speaks robot language.", "Der Roboter spricht Robotersprache.", "de") == []
     assert kept_english_words("Mina went swimming.", "Mina va swimming.", "fr") == "swimming"
     assert kept_english_words("Mina went swimming.", "Mina va swimming.") is None  # without the language: runs only
 
