@@ -19,6 +19,7 @@ from taleloom.stages.translate import (
     english_slips,
     kept_english_words,
     misaligned,
+    names_as_written,
     names_of_book,
     problem,
     reads_as,
@@ -325,6 +326,9 @@ def test_names_keep_the_english_books_spelling_in_a_translation():
 
     assert translate(["Mina and Theo", "Mina sees Theo in the park."], "fr", Accenting()) == \
         ["Mina et Theo", "Mina voit Theo au parc."]
+    # Japanese: a Latin word can only be a name ("theoは" on every page of the butterfly book); Spanish "leo" is a word
+    assert names_as_written("theoは花を見つけた。", {"Theo"}, any_case=True) == "Theoは花を見つけた。"
+    assert names_as_written("Yo leo con Leo.", {"Leo"}) == "Yo leo con Leo."
 
 
 def test_a_language_with_a_word_list_finds_english_words_language_id_cannot_tell():

@@ -293,7 +293,9 @@ def test_the_requests_photo_lines_copied_into_a_page_are_dropped_not_printed():
     Qwen's coffee book printed "The photo shows cup of coffee with a brown and yellow color" on page 1."""
     echo = ["Nora flies her yellow kite. The photo shows kite, park and tree.", "Nora is the girl from the photo."]
     d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2), ScriptedLLM(texts=echo))
-    assert [p.text for p in d.pages] == ["Nora flies her yellow kite.", "Nora is the girl."]  # all the page says
+    assert d.pages[0].text == "Nora flies her yellow kite."
+    # "Nora is the girl." was all page 2 said: it is written again alone, not printed
+    assert d.pages[1].text == "Nora laughed. The kite was a big red bird in the sky!"
     hero = CastMember(name="Lila", look="person, grey coat")
     assert write.drop_request_line("Lila is the person. Theo sees Lila.", hero) == "Theo sees Lila."
     assert write.drop_request_line("Lila is the kindest person. Theo came.", hero) == \
@@ -387,6 +389,21 @@ def test_rewrite_page_follows_the_instruction_and_keeps_the_cast():
     assert isinstance(new, PageDraft) and "big red bird" in new.text and "red hair" in new.scene
     prompt = llm.calls[0][0][-1]["content"]
     assert "make it funnier" in prompt and "Nora: a little girl, red hair and a yellow coat" in prompt
+    # the butterfly book's page 2 came back "Theo is the butterfly.": the request's line is no page
+    butterfly = [CastMember(name="Theo", look="butterfly, green wings")]
+    assert write.only_request_line("Theo is the butterfly.", butterfly[0])
+    assert not write.only_request_line("Theo is the butterfly. He flies home.", butterfly[0])
+
+    class RequestLineFirst(ScriptedLLM):
+        def chat(self, messages, sampling=None, schema=None):
+            if len(self.calls) == 0 and "text" in schema["properties"]:
+                self.calls.append((list(messages), sampling, schema))
+                return json.dumps({"text": "Theo is the butterfly.", "scene": "Theo on a leaf"})
+            return super().chat(messages, sampling, schema)
+
+    again = RequestLineFirst()
+    new = write.rewrite_page(pages, 2, "make it funnier", Brief(hero="Theo", seed=2), again, cast=butterfly)
+    assert len(again.calls) == 2 and "big red bird" in new.text
     with pytest.raises(BadInputError, match="no page 9"):
         write.rewrite_page(pages, 9, "x", Brief(), llm)
     with pytest.raises(BadInputError, match="instruction"):

@@ -137,7 +137,8 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             continue
         left = []
         astray = misaligned([asked[i] for i in todo], got)
-        got = [names_as_written(t, written_names) for t in got]  # before the checks: "Théo" is Theo
+        got = [names_as_written(t, written_names, any_case=_TABLE[code][1] is not None)  # before the checks:
+               for t in got]  # "Théo" is Theo, and "theoは" in Japanese too
         for k, (i, text) in enumerate(zip(todo, got, strict=True)):
             if k in astray:
                 why[i] = f"its translation is text {todo[astray[k]] + 1}'s"
@@ -163,10 +164,22 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     return Translation(out, warnings, kept, kept_words)
 
 
-def names_as_written(text: str, names: set[str] | list[str]) -> str:
+def names_as_written(text: str, names: set[str] | list[str], any_case: bool = False) -> str:
     """`text` with each name spelt as the English book spells it where the translation put an accent on it:
-    the sample cat's French book read "Minâ" on every page, another "Théo"; names stay as they are."""
-    return re.sub(r"\b\w+\b", lambda m: folded if (folded := _folded(m.group(0))) in names else m.group(0), text)
+    the sample cat's French book read "Minâ" on every page, another "Théo"; names stay as they are. With
+    `any_case` (a language not written in Latin letters, where a Latin word can only be a name), a lower-cased
+    name is mended too: the butterfly book's Japanese read "theoは" on every page. A Latin-script language
+    keeps its lower-case words: Spanish "leo" (I read) is not Leo."""
+    spelt = {(_folded(n).lower() if any_case else _folded(n)): n for n in names}
+
+    def mend(m: re.Match) -> str:
+        word = _folded(m.group(0))
+        return spelt.get(word.lower() if any_case else word, m.group(0))
+
+    return _LATIN_WORD.sub(mend, text)
+
+
+_LATIN_WORD = re.compile(r"(?<![A-Za-z\u00c0-\u024f])[A-Za-z\u00c0-\u024f]+(?![A-Za-z\u00c0-\u024f])")
 
 
 def _folded(word: str) -> str:

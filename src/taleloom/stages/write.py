@@ -493,14 +493,25 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
 def drop_request_line(text: str, hero: CastMember, photo_kind: str | None = None) -> str:
     """`text` without the request's line "Lila is the person from the photo." copied as a sentence of its own
     ("Lila is the person.": the people photo's book, page 2, once the photo was cut from it; "Mina is the cup
-    of coffee." where the plan made Mina an animal: the coffee book), unless it is all the page says. The
-    kind is the cast sheet's or the photo's (`photo_kind`, what the request line said)."""
+    of coffee." where the plan made Mina an animal: the coffee book), unless it is all the page says
+    (only_request_line: then the page is asked again). The kind is the cast sheet's or the photo's
+    (`photo_kind`, what the request line said)."""
+    said = st.sentences(text)
+    kept = [s for s in said if not _request_line(hero, photo_kind).match(s)]
+    return " ".join(kept) if kept and len(kept) < len(said) else text
+
+
+def only_request_line(text: str, hero: CastMember, photo_kind: str | None = None) -> bool:
+    """Whether a page says nothing but the request's line: the butterfly book's page 2, asked again for
+    camera talk, came back "Theo is the butterfly."."""
+    said = st.sentences(text)
+    return bool(said) and all(_request_line(hero, photo_kind).match(s) for s in said)
+
+
+def _request_line(hero: CastMember, photo_kind: str | None) -> re.Pattern:
     words = f"{kind_of(hero)} {photo_kind or ''}".lower().split()
     kinds = "|".join(re.escape(w) for w in dict.fromkeys(words)) or "$^"
-    line = re.compile(rf"^{re.escape(hero.name)} is (?:the|a|an) (?:(?:{kinds})\s*)+[.!]$", re.IGNORECASE)
-    said = st.sentences(text)
-    kept = [s for s in said if not line.match(s)]
-    return " ".join(kept) if kept and len(kept) < len(said) else text
+    return re.compile(rf"^{re.escape(hero.name)} is (?:the|a|an) (?:(?:{kinds})\s*)+[.!]$", re.IGNORECASE)
 
 
 def name_the_hero(text: str, hero: CastMember, named: Sequence[str] = ()) -> str:
@@ -720,8 +731,8 @@ def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling:
 
 def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brief, llm: TextModel,
                    sampling: Sampling) -> list[PageDraft]:
-    """The planned pages, each that tells what an earlier page told (st.similar_page) written again alone
-    with its own outline line and the hero: a short answer, where rejecting the book for it cost a second
+    """The planned pages, each that tells what an earlier page told (st.similar_page), or nothing but the
+    request's line (only_request_line), written again alone with its own outline line and the hero: a short answer, where rejecting the book for it cost a second
     answer of the whole book (Qwen2.5-Coder-1.5B once the schema made every page name the hero: 31 s of
     write instead of 18, book_latency). The page keeps its outline line; a rewrite that still repeats, or
     fails, leaves the page as it was."""
@@ -729,18 +740,21 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
     for i, page in enumerate(pages):
         earlier = [p.text for p in out[:i]]
         pictured = [p.scene for p in out[:i]]  # a page that tells an earlier picture's description tells that page
-        if not (other := st.similar_page(page.text, earlier + pictured)):  # (the temple book's page 4: page 2's scene)
-            continue
         told = f" ({page.outline.rstrip('.')})" if page.outline else ""
-        which = (earlier.index(other) if other in earlier else pictured.index(other)) + 1
+        if only_request_line(page.text, cast[0]):  # "Nora is the girl.": a page that tells nothing
+            instead, which = "", 0
+        elif other := st.similar_page(page.text, earlier + pictured):  # (the temple book's page 4: page 2's scene)
+            which = (earlier.index(other) if other in earlier else pictured.index(other)) + 1
+            instead = f"; not what page {which} told"
+        else:
+            continue
         try:
             new = rewrite_page(out, i + 1, f"tell this page's own event{told} in new sentences, with "
-                                           f"{cast[0].name} named in the first one; not what page "
-                                           f"{which} told",
+                                           f"{cast[0].name} named in the first one{instead}",
                                brief, llm, sampling, cast=list(cast), tries=HERO_REWRITE_TRIES,
                                must_name=cast[0].name, fresh=True)
         except BackendError as e:
-            log.info("page %d still repeats page %d: %s", i + 1, which, e.message)
+            log.info("page %d still repeats page %d (0: the request line): %s", i + 1, which, e.message)
             continue
         out[i] = page.model_copy(update={"text": new.text, "scene": new.scene})
     return out
@@ -822,7 +836,8 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
             return "the page did not change"
         if problem := (st.not_prose(text) or _field_problem(scene)):
             return problem
-        if st.echoes_prompt(text) or st.request_talk(text) or not st.english_letters(text):
+        if (st.echoes_prompt(text) or st.request_talk(text) or only_request_line(text, cast[0])
+                or not st.english_letters(text)):
             return "not a page of the story"
         for name in dict.fromkeys(x for x in (keep, must_name) if x):
             if not st.mentions(text, name):
