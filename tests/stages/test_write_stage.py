@@ -278,6 +278,12 @@ def test_a_page_that_is_only_the_come_alive_line_or_camera_talk_is_asked_again(c
     zooms in to show Theo's wings and body." Dropped beside a story sentence; a page of nothing else is asked again."""
     alive = "Nora is the kite, come to life: a kite that can move, talk and feel, not a person or an animal."
     assert st.drop_labels("Nora flies high. " + alive) == "Nora flies high."
+    # the story may say it ("there was an apple that could move, talk and feel"), not the request's other words
+    assert st.drop_labels("There was an apple that could move, talk and feel. Nora is not a person or an animal.") \
+        == "There was an apple that could move, talk and feel."
+    llm = ScriptedLLM()
+    write.write_story(Caption(text="a photo", concepts=["apple"]), Brief(pages=2, hero="Nora", seed=1), llm)
+    assert "come to life: an apple that" in llm.calls[0][0][-1]["content"]
     assert st.drop_labels("The camera zooms in on Nora. Nora smiles.") == "Nora smiles."
     for page in (alive, "The camera zooms in to show Nora's kite."):
         caplog.clear()
@@ -286,6 +292,15 @@ def test_a_page_that_is_only_the_come_alive_line_or_camera_talk_is_asked_again(c
         assert "try 1: page 2: the prompt leaked" in caplog.text  # refused, asked again, never printed
         assert not any(st.request_talk(p.text) for p in d.pages)
     assert not st.request_talk("Nora took a close look at the camera her dad gave her.")
+
+
+def test_an_outline_line_copied_from_the_request_becomes_its_pages_first_sentence():
+    """The apple book's outline held "Tom is the apple from the photo, come to life: a apple that can move, talk
+    and feel, not a" and then "person or an animal."; its fallback pictures were drawn from those lines."""
+    plan = dict(PLAN, outline=["Nora flies her kite in the park.",
+                               "Nora is the kite from the photo, come to life: a kite that can move."] + PLAN["outline"][2:])
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2), ScriptedLLM(plan=plan))
+    assert [p.outline for p in d.pages] == ["Nora flies her kite in the park.", st.sentences(TEXTS[1])[0]]
 
 
 def test_the_requests_photo_lines_copied_into_a_page_are_dropped_not_printed():
@@ -716,7 +731,8 @@ def test_a_thing_from_the_photo_is_told_to_come_alive_and_an_animal_is_not():
         write.write_story(Caption(text="a photo", concepts=concepts), Brief(pages=2, hero="Nora", seed=1), llm)
         prompt = llm.calls[0][0][-1]["content"]
         line = f"Nora is the {concepts[0]} from the photo"
-        assert (line + f", come to life: a {concepts[0]} that can move, talk and feel" in prompt) is alive, prompt
+        assert (line + f", come to life: a {concepts[0]} that can move, talk and feel. Nora is not a person or an "
+                "animal." in prompt) is alive, prompt
         assert line in prompt
 
 

@@ -31,6 +31,7 @@ from typing import Any
 from taleloom.backends.base import Sampling, TextModel
 from taleloom.backends.vision.facts import LIGHT_WORDS
 from taleloom.backends.vision.imagenet_nouns import is_creature
+from taleloom.backends.vision.subjects import with_article
 from taleloom.book import SEED_MAX, Brief, Caption, CastMember, Draft, Page, PageDraft, Storybook
 from taleloom.errors import BackendError, BadInputError
 from taleloom.stages import story_text as st
@@ -204,8 +205,11 @@ def _book_prompt(about: str, brief: Brief, hero: str, hero_kind: str | None, pag
         # A thing is told to come alive: told only "Lila is the building from the photo", Qwen gave the building
         # "soft fur, light brown hair" and sat it "on a chair by the window" (sklearn's temple photo), and made
         # "Lena" a girl walking to the motorbike that the cast sheet, and so every picture, made her.
+        # Its own sentences, each dropped whole from a page that copies it (story_text._REQUEST_TALK): as one
+        # line ending "..., not a person or an animal", Qwen copied it into the apple book's outline, split in two.
         alive = "" if is_creature(hero_kind) is not False else (
-            f", come to life: a {hero_kind} that can move, talk and feel, not a person or an animal")
+            f", come to life: {with_article(hero_kind)} that can move, talk and feel. {hero} is not a person or "
+            "an animal")
         whose = f"{hero} is the {hero_kind} from the photo{alive}.\n"
     return f"{_book_instructions(brief, hero, pages, written)}It is about: {about}\n{whose}"
 
@@ -264,8 +268,9 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
     messages = [{"role": "system", "content": BOOK_SYSTEM}, {"role": "user", "content": user}]
     wanted = st.content_words(" ".join([hero_kind or "", brief.idea or "", about if not hero_kind else "",
                                         *things[:3]]))
-    if wanted & PEOPLE_WORDS:  # a girl, a boy or a woman is the person from the photo
-        wanted |= PEOPLE_WORDS
+    people = {st.stem(w) for w in PEOPLE_WORDS}  # content words are stems ("people" → "peopl")
+    if wanted & people:  # a girl, a boy or a woman is the person from the photo
+        wanted |= people
     planned: list[tuple[str, list[CastMember], list[str]]] = []  # the last plan that passed its checks
     written: list[PageDraft] = []
 
@@ -295,7 +300,7 @@ def _distinct_outline(outline: list[str], pages: Sequence[PageDraft]) -> list[st
     is the page's summary, kept for extend and rewrite)."""
     out = list(outline)
     for i, page in enumerate(pages):
-        if out[i].lower() in (line.lower() for line in out[:i]):
+        if not out[i] or out[i].lower() in (line.lower() for line in out[:i]):  # "": a line of request talk
             out[i] = (st.sentences(page.text) or [page.text])[0]
     return out
 
@@ -312,14 +317,17 @@ def _plan_problem(d: dict[str, Any], brief: Brief, wanted: set[str], written: in
         return f"the hero is not called {brief.hero}"
     if hero["name"] == friend["name"]:
         return "the friend has the hero's name"
-    printed = [d["title"], hero["kind"], hero["look"], friend["kind"], friend["look"], *d["outline"]]
+    # an outline line copied from the request ("Tom is the apple from the photo, come to life: ...", the apple
+    # book) is no event: the page's own first sentence stands for it (the fallback's scenes are outline lines)
+    d["outline"] = ["" if st.request_talk(line) else line for line in d["outline"]]
+    printed = [d["title"], hero["kind"], hero["look"], friend["kind"], friend["look"], *filter(None, d["outline"])]
     if problem := next((p for p in map(_field_problem, printed) if p), None):
         return problem
     # the photo's subject is the hero, or (a cup of coffee, a bicycle: the model gives it an owner) the title's
     if wanted and not (st.content_words(hero["kind"]) | st.content_words(d["title"])) & wanted:
         return f"the hero ({hero['kind']}) is not from the photo or idea"
     lines = [line.lower() for line in d["outline"]]
-    if any(line in lines[:i] for i, line in enumerate(lines) if i >= written):
+    if any(line and line in lines[:i] for i, line in enumerate(lines) if i >= written):
         return "two outline lines are the same"
     return None
 
