@@ -223,6 +223,21 @@ def test_a_translation_given_in_another_texts_slot_is_asked_again():
     assert misaligned(texts, [Shifted.ES[t] for t in texts]) == {}  # alike English, alike translations: fine
 
 
+def test_a_stray_asked_again_alone_is_compared_with_the_translations_already_taken():
+    """The apple book's title, asked again alone, came back as page 1's translation once more, and was printed."""
+    class StillShifted(Shifted):
+        def chat(self, messages, sampling=None, schema=None):
+            texts = asked(messages)
+            self.requests.append(texts)
+            return json.dumps({"translations": [self.STRAY if t.startswith("cup,") else self.ES[t] for t in texts]},
+                              ensure_ascii=False)
+
+    texts = list(Shifted.ES)
+    out = translate(texts, "es", StillShifted())
+    assert out[1] == texts[1] and out.kept_english == [1]  # left in English, said so, not page 3's Spanish
+    assert "its translation is text 3's" in " ".join(out.warnings)
+
+
 class TitleFirstCopier(TextModel):
     """Copies the whole answer in English when the request's first text is a short title (Qwen: "Lila's Light
     Show" first, then every page in English, on both tries); translates when a page of prose comes first."""

@@ -237,7 +237,7 @@ def test_a_photo_with_nothing_named_makes_a_story_of_its_colours_not_of_a_photo(
         "Lila is a tall tower."
 
 
-def test_a_look_does_not_keep_the_captions_light():
+def test_a_look_does_not_keep_the_captions_light(caplog):
     """The sample cat's cover read "Mina — cat, brown and beige tones, soft, warm light, wearing a blue sweater"."""
     member = {"kind": "cat", "look": "brown and beige tones, soft, warm light, wearing a blue sweater"}
     assert write._look(member) == "cat, brown and beige, wearing a blue sweater"
@@ -249,6 +249,15 @@ def test_a_look_does_not_keep_the_captions_light():
     assert write._look({"kind": "lemon", "look": "yellow with green skin, can move, talk and feel"}) == \
         "lemon, yellow with green skin"
     assert write._look({"kind": "fox", "look": "red fur in soft, warm light"}) == "fox, red fur"
+    # the orange book: "a flowing orange t恤" (Chinese for a T-shirt) in the look, "Nora is not a人" in a scene
+    assert write._look({"kind": "orange", "look": "round face, red ears, a flowing orange t恤"}) == \
+        "orange, round face, red ears"
+    assert not st.foreign_script(write._scene("A sunny day. Nora is not a人", [CastMember(name="Nora", look="x")]))
+    assert st.drop_labels("Nora smiles. She wears a t恤.") == "Nora smiles."
+    assert st.drop_labels('Tom talks and feels. , "I feel good!"') == 'Tom talks and feels. "I feel good!"'
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2),
+                          ScriptedLLM(texts=[TEXTS[0], "Nora wears a t恤."]))
+    assert "try 1: page 2: not English" in caplog.text and not any(st.foreign_script(p.text) for p in d.pages)
 
 
 def test_a_title_of_several_sentences_keeps_its_first():

@@ -165,10 +165,14 @@ def drop_asides(text: str) -> str:
     """A page's text without the model's notes about its own writing ('The end. (Note: This story has been
     modified slightly from the original request to ensure it is appropriate for 9-year-olds.) If you'd like
     any changes, let me know!'): the notes, 'The end' and the sentences that talk to the one who asked, and
-    the sentences that speak of the photo (kept when they are all the page says: its checks decide then)."""
+    the sentences that speak of the photo or hold another script (kept when they are all the page says: its
+    checks decide then)."""
     parts = re.findall(r"[^.!?]+(?:[.!?]+['\"”’]?|$)", clean(_ASIDE.sub(" ", text)))
-    kept = [t.strip() for t in parts if not _ASSISTANT_TALK.search(t)]
-    story = [t for t in kept if not _PHOTO_TALK.search(t)]  # the request's photo lines, copied (_PHOTO_PHRASE)
+    # a part's leading comma is debris: 'Tom talks and feels. , "I feel good!"' (the apple book)
+    kept = [t.strip().lstrip(",;: ").strip() for t in parts if not _ASSISTANT_TALK.search(t)]
+    kept = [t for t in kept if t]
+    story = [t for t in kept if not _PHOTO_TALK.search(t) and not foreign_script(t)]  # the request's photo lines,
+    # copied (_PHOTO_PHRASE), and a sentence with a Chinese word in it
     return clean(" ".join(story or kept))
 
 
@@ -258,6 +262,21 @@ def copied(answer: str, example_words: set[str], given: str) -> str | None:
     allowed = {w.lower() for w in words(given)}
     leaked = sorted(w for w in example_words if w.lower() in have and w.lower() not in allowed)
     return f"copied the example ({', '.join(leaked)})" if leaked else None
+
+
+# Qwen, trained on much Chinese, lets a character slip into English now and then: "a flowing orange t恤" (a
+# T-shirt) in a look, "Nora is not a人" in a scene (the orange photo's book).
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7a3\uff01-\uff5e]+")
+
+
+def foreign_script(text: str) -> bool:
+    """Whether English text holds Chinese, Japanese or Korean characters."""
+    return _CJK.search(text) is not None
+
+
+def without_foreign_script(text: str) -> str:
+    """English text without such characters (for a picture's description, never printed)."""
+    return clean(_CJK.sub(" ", text))
 
 
 def english_letters(text: str, share: float = 0.9) -> bool:

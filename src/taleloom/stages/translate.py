@@ -136,12 +136,17 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             why.update({i: e.message for i in todo})
             continue
         left = []
-        astray = misaligned([asked[i] for i in todo], got)
+        # compared with the texts translated by earlier answers too: asked again alone, the apple book's title
+        # came back as page 1's translation, accepted in the first answer
+        done = [j for j in range(len(texts)) if j not in todo and out[j] != texts[j]]
+        pool = todo + done
+        astray = {k: pool[v] for k, v in misaligned([asked[i] for i in pool], got + [out[j] for j in done]).items()
+                  if k < len(todo)}
         got = [names_as_written(t, written_names, any_case=_TABLE[code][1] is not None)  # before the checks:
                for t in got]  # "Théo" is Theo, and "theoは" in Japanese too
         for k, (i, text) in enumerate(zip(todo, got, strict=True)):
             if k in astray:
-                why[i] = f"its translation is text {todo[astray[k]] + 1}'s"
+                why[i] = f"its translation is text {astray[k] + 1}'s"
                 left.append(i)
             elif problem := check_translation(asked[i], text, code):
                 why[i] = problem

@@ -367,11 +367,11 @@ _PHOTO_LIGHT_PART = re.compile(rf"^(?:in )?(?:a )?(?:(?:{'|'.join(LIGHT_WORDS)})
 def _without_photo_light(look: str) -> str:
     """A look without the photo's light and 'tones' ('brown and beige tones, soft, warm light, a blue sweater' →
     'brown and beige, a blue sweater'; 'black and blue in dim light' → 'black and blue'), and without the
-    request's come-alive words ('yellow with green skin, can move, talk and feel': the lemon book); left as it
-    is when nothing else would stay."""
+    request's come-alive words ('yellow with green skin, can move, talk and feel': the lemon book) and a part
+    in another script ('a flowing orange t恤'); left as it is when nothing else would stay."""
     plain = _IN_LIGHT.sub("", _ALIVE_WORDS.sub("", look))
     parts = [re.sub(r"\s+tones?\b", "", p.strip(), flags=re.IGNORECASE) for p in plain.split(",")]
-    kept = [p for p in parts if p and not _PHOTO_LIGHT_PART.match(p)]
+    kept = [p for p in parts if p and not _PHOTO_LIGHT_PART.match(p) and not st.foreign_script(p)]
     return ", ".join(kept) if kept else look
 
 
@@ -483,7 +483,7 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
             return f"page {page}: {problem}"
         if st.echoes_prompt(text) or st.request_talk(text):
             return f"page {page}: the prompt leaked into the text"
-        if not st.english_letters(text):
+        if not st.english_letters(text) or st.foreign_script(text):
             return f"page {page}: not English"
         if problem := st.repetition(text):
             return f"page {page}: {problem}"
@@ -608,7 +608,7 @@ def _scene(scene: str, cast: Sequence[CastMember]) -> str:
     them, "lena, a big cat", or shout them, "LENA"), and the hero in it when it names no one of the cast ("A
     sunny sand beach with rocks and waves": 8 of 30 Qwen books had such a scene, story_quality's cast check;
     an illustrator that draws what the scene says would leave the hero out of that page)."""
-    scene = st.cast_spelling(st.trim_words(scene, 24).rstrip(".…"), [m.name for m in cast])
+    scene = st.cast_spelling(st.trim_words(st.without_foreign_script(scene), 24).rstrip(".…"), [m.name for m in cast])
     if cast and not any(st.mentions(scene, m.name) for m in cast):
         scene = f"{scene}, with {cast[0].name} the {short_kind(kind_of(cast[0]))}"
     return scene
@@ -845,7 +845,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
         if problem := (st.not_prose(text) or _field_problem(scene)):
             return problem
         if (st.echoes_prompt(text) or st.request_talk(text) or only_request_line(text, cast[0])
-                or not st.english_letters(text)):
+                or not st.english_letters(text) or st.foreign_script(text)):
             return "not a page of the story"
         for name in dict.fromkeys(x for x in (keep, must_name) if x):
             if not st.mentions(text, name):
@@ -904,7 +904,7 @@ def extend_story(book: Storybook | Draft, n_more: int, llm: TextModel, sampling:
             text, scene = st.drop_labels(page["text"]), st.drop_labels(page["scene"])
             if problem := (st.not_prose(text) or _field_problem(scene) or st.repetition(text)):
                 return f"page {first + i}: {problem}"
-            if st.echoes_prompt(text) or st.request_talk(text) or not st.english_letters(text):
+            if st.echoes_prompt(text) or st.request_talk(text) or not st.english_letters(text) or st.foreign_script(text):
                 return f"page {first + i}: not a page of the story"
             if not st.mentions(text, hero) and attempt < TRIES - 1:
                 return f"the hero {hero} is not on page {first + i}"
