@@ -125,6 +125,11 @@ def test_checks_catch_wrong_script_english_lost_names_and_loops():
     assert problem(src, "옛날 옛적에 밀로라는 회색 고양이가 살았어요. 밀로는 빨간 공을 좋아했어요.", "ko") is None
     assert "still English" in problem(src, "Once upon a time there was a cat and the ball was red.", "fr")
     assert "lost the names" in problem(src, "Il était une fois un chat gris. Il adorait sa balle rouge.", "fr")
+    # a name of the book that opens the sentence is checked too, given the book's names; German "Theos" keeps it
+    ivy = "The glass is warm. Ivy comes to life."
+    assert check_translation(ivy, "El vaso está caliente. El ivi se levanta.", "es", {"Ivy"}) == "lost the names ['Ivy']"
+    assert check_translation(ivy, "El vaso está caliente. Ivy cobra vida.", "es", {"Ivy"}) is None
+    assert check_translation("Theo's ball is red.", "Theos Ball ist rot.", "de", {"Theo"}) is None
     assert "implausible" in problem(src, "만나", "ko")
     assert problem("The Butterfly's Tale", "蝶の話", "ja") is None  # one character says what English says in five
     assert "repeats" in problem(src, "Milo chat chat. Milo chat chat. Milo chat chat. Milo chat chat.", "fr")
@@ -299,6 +304,24 @@ class PossessiveCopier(TextModel):
         return json.dumps({"translations": [fr.get(t, t) for t in texts]}, ensure_ascii=False)
 
 
+def test_a_name_that_opens_a_sentence_must_stay_in_its_translation():
+    """The wine photo's book: "Ivy comes to life." came back "El ivi se levanta."; a title's own capitals are
+    words ("The Butterfly's Tale" may lose "Tale")."""
+    class Lowering(TextModel):
+        name = model_id = "lowering"
+        supports_schema = True
+        ES = {"The Glass Tale": "El cuento del vaso", "Ivy comes to life.": "El ivi cobra vida.",
+              "The glass swirls around Ivy.": "El vaso gira alrededor de Ivy."}
+
+        def chat(self, messages, sampling=None, schema=None):
+            return json.dumps({"translations": [self.ES[t] for t in asked(messages)]})
+
+    texts = list(Lowering.ES)
+    out = translate(texts, "es", Lowering())
+    assert out[0] == "El cuento del vaso" and out[2] == Lowering.ES[texts[2]]
+    assert out[1] == texts[1] and out.kept_english == [1] and "lost the names ['Ivy']" in " ".join(out.warnings)
+
+
 def test_a_possessive_title_is_asked_as_of_and_an_english_answer_to_it_is_not_taken():
     llm = PossessiveCopier()
     assert translate(["Leo's Bicycle"], "fr", llm) == ["Le vélo de Leo"] and llm.requests == [["The Bicycle of Leo"]]
@@ -323,6 +346,7 @@ def test_single_english_words_kept_in_a_translation_are_found_but_shared_words_a
     assert english_slips("Lena hears Momo's voice.", "Lena hört Momo's Stimme.", "de") == []
     # an English word with the language's ending on it; not a root both share, nor a long compound
     assert english_slips("Milo begins to collect them.", "Milo beginnt zu collecten.", "de") == ["collecten"]
+    assert english_slips("Colours make things look pretty.", "Farben lassen etwas hübsch looken.", "de") == ["looken"]
     assert english_slips("Milo keeps on continuing.", "Milo sigue continuando.", "es") == []
     assert english_slips("The robot speaks robot language.", "Der Roboter spricht Robotersprache.", "de") == []
     assert kept_english_words("Mina went swimming.", "Mina va swimming.", "fr") == "swimming"
