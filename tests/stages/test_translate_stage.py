@@ -347,6 +347,9 @@ def test_single_english_words_kept_in_a_translation_are_found_but_shared_words_a
     # an English word with the language's ending on it; not a root both share, nor a long compound
     assert english_slips("Milo begins to collect them.", "Milo beginnt zu collecten.", "de") == ["collecten"]
     assert english_slips("Colours make things look pretty.", "Farben lassen etwas hübsch looken.", "de") == ["looken"]
+    # behind a French elision (the sample cat's book: "rêvant d'home"), not a French word there
+    assert english_slips("Mina dreams of home.", "Mina rêve d'home.", "fr") == ["home"]
+    assert english_slips("Mina eats an orange.", "Mina mange l'orange.", "fr") == []
     assert english_slips("Milo keeps on continuing.", "Milo sigue continuando.", "es") == []
     assert english_slips("The robot speaks robot language.", "Der Roboter spricht Robotersprache.", "de") == []
     assert kept_english_words("Mina went swimming.", "Mina va swimming.", "fr") == "swimming"

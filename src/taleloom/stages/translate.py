@@ -410,7 +410,7 @@ def english_slips(source: str, got: str, code: str, names: set[str] | None = Non
     slips = []
     if listed:
         slips += _half_translated(said - capitalised, got, code)
-    for word in dict.fromkeys(_TOKEN.findall(got)):
+    for word in dict.fromkeys(_ELIDED.sub("", w) for w in _TOKEN.findall(got)):  # "rêvant d'home": "home"
         bare = re.sub(r"['’]s$", "", word).lower()
         if code in NO_POSSESSIVE_S and bare != word.lower() and word.lower() in said:
             slips.append(word)  # "Lena escucha a Momo's voz" (the person photo's Spanish book)
@@ -427,6 +427,7 @@ def english_slips(source: str, got: str, code: str, names: set[str] | None = Non
     return slips
 
 
+_ELIDED = re.compile(r"^(?:[dDlLjJnNsScCmMtT]|[qQ]u)['’](?=[a-z])")  # French and Italian elision: d', l', qu'...
 HYBRID_STEM, HYBRID_ENDING = 4, 4  # an English stem this long, with an ending this long at most
 
 
