@@ -320,6 +320,12 @@ def test_a_name_that_opens_a_sentence_must_stay_in_its_translation():
     out = translate(texts, "es", Lowering())
     assert out[0] == "El cuento del vaso" and out[2] == Lowering.ES[texts[2]]
     assert out[1] == texts[1] and out.kept_english == [1] and "lost the names ['Ivy']" in " ".join(out.warnings)
+    # a kind the book also writes in lower case is no name: "the Owl" may become "le hibou"
+    class Owl(Lowering):
+        ES = {"The owl hoots.": "El búho ulula.", "Owl flies home.": "El búho vuela a casa.",
+              "Mina sees the Owl.": "Mina ve el búho."}
+
+    assert list(translate(list(Owl.ES), "es", Owl())) == list(Owl.ES.values())
 
 
 def test_a_possessive_title_is_asked_as_of_and_an_english_answer_to_it_is_not_taken():

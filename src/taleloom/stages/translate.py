@@ -22,6 +22,7 @@ import json
 import math
 import re
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 
 from taleloom.backends.base import Sampling, TextModel
@@ -126,14 +127,17 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     base = (sampling or SAMPLING)
     book_names = names_of_book(texts)
     written_names = {w for t in texts for w in re.findall(r"\b[A-Z][a-z]+", t) if w.lower() in book_names}
-    sure_names = {n for t in texts for n in names_in(t)}  # capitalised inside a sentence somewhere: not a title's
-    # "Tale", which a translation rightly changes
+    # capitalised inside a sentence somewhere, and never written in lower case: not a title's "Tale", which a
+    # translation rightly changes, nor "the Owl" of a book that also says "the owl"
+    lower_case = {w for t in texts for w in re.findall(r"\b[a-z]+\b", t)}
+    sure_names = {n for t in texts for n in names_in(t) if n.lower() not in lower_case}
     for attempt in range(TRIES):
         if not todo:
             break
         s = base.model_copy(update={"seed": ((base.seed or 0) + attempt * 1_000_003) % (SEED_MAX + 1)})
         try:
-            got = translate_batch([asked[i] for i in todo], code, llm, s, attempt)
+            kept_before = [w.strip().lower() for i in todo if i in nearly for w in nearly[i][1].split(",")]
+            got = translate_batch([asked[i] for i in todo], code, llm, s, attempt, kept_before)
         except BackendError as e:
             why.update({i: e.message for i in todo})
             continue
@@ -225,11 +229,13 @@ def without_possessive(text: str) -> str:
     return f"The {thing} of {f'the {owner}' if article else owner}"
 
 
-def translate_batch(texts: list[str], code: str, llm: TextModel, sampling: Sampling, attempt: int = 0) -> list[str]:
+def translate_batch(texts: list[str], code: str, llm: TextModel, sampling: Sampling, attempt: int = 0,
+                    english: Sequence[str] = ()) -> list[str]:
     """One answer translating every text of `texts` into `code` (unchecked), in the order `asking_order` picks
-    for this attempt; BackendError if it is not JSON."""
+    for this attempt; BackendError if it is not JSON. `english`: words an earlier answer left in English, named
+    in the request (asked again without them, the sample cat's French title kept "Home" on both tries)."""
     order = asking_order(texts, code, attempt)
-    got = _translate_in_order([texts[i] for i in order], code, llm, sampling)
+    got = _translate_in_order([texts[i] for i in order], code, llm, sampling, english)
     out = [""] * len(texts)
     for i, text in zip(order, got, strict=True):
         out[i] = text
@@ -247,7 +253,8 @@ def asking_order(texts: list[str], code: str, attempt: int = 0) -> list[int]:
     return sorted(range(len(texts)), key=lambda i: -len(texts[i])) if longest else list(range(len(texts)))
 
 
-def _translate_in_order(texts: list[str], code: str, llm: TextModel, sampling: Sampling) -> list[str]:
+def _translate_in_order(texts: list[str], code: str, llm: TextModel, sampling: Sampling,
+                        english: Sequence[str] = ()) -> list[str]:
     name, _, example = _TABLE[code]
     item = {"type": "string", "minLength": 1, "maxLength": min(1000, max(40, max(len(t) for t in texts) * 3))}
     schema = {"type": "object", "required": ["translations"],
@@ -259,7 +266,10 @@ def _translate_in_order(texts: list[str], code: str, llm: TextModel, sampling: S
                 {"role": "user", "content": f"Translate each numbered text into {name} (for example, "
                                             f"\"{_EXAMPLE}\" is \"{example}\"). Give the translations in the "
                                             f"same order, without their numbers. Translate every word of every "
-                                            f"text, titles too; only names stay as they are.\n{numbered}"}]
+                                            f"text, titles too; only names stay as they are."
+                                            + (f" These English words need {name} words too: "
+                                               f"{', '.join(dict.fromkeys(english))}." if english else "")
+                                            + f"\n{numbered}"}]
     cjk = code in ("ja", "zh", "ko", "th")
     budget = sum(len(t) for t in texts) * (2 if cjk else 1) // 2 + 30 * len(texts) + 40
     answer = llm.chat(messages, sampling.model_copy(update={"max_tokens": min(4096, budget)}), schema)
@@ -277,13 +287,16 @@ def _translate_in_order(texts: list[str], code: str, llm: TextModel, sampling: S
 _UNNUMBER = re.compile(r"^\d+[.)]\s+")
 
 
-def check_translation(source: str, got: str, code: str, names: set[str] | frozenset[str] = frozenset()) -> str | None:
+def check_translation(source: str, got: str, code: str, names: set[str] | frozenset[str] | None = None) -> str | None:
     """What is wrong with `got` as `source` in language `code` (visible faults, then language ID), else None.
     `names`: the book's names as written ("Ivy"); one the source says must be in a Latin-script translation,
-    where it opens a sentence too ("Ivy comes to life." came back "El ivi se levanta.": the wine photo's book)."""
-    if problem_ := problem(source, got, code):
+    where it opens a sentence too ("Ivy comes to life." came back "El ivi se levanta.": the wine photo's book).
+    On stop 23's 308 stored French, Spanish and German texts this found 16 that lost or swapped a name ("Otto's
+    Warm Run" → "Warm Run", "Otto the rocket…" → "Der Theo der Rakete…"), where the per-text rule found none
+    (a throwaway script over the saved benchmark JSON, not a benchmark)."""
+    if problem_ := problem(source, got, code, names):
         return problem_
-    if _TABLE[code][1] is None and (lost := sorted(n for n in names if re.search(rf"\b{re.escape(n)}\b", source)
+    if _TABLE[code][1] is None and (lost := sorted(n for n in names or () if re.search(rf"\b{re.escape(n)}\b", source)
                                                    and not re.search(rf"\b{re.escape(n)}", got))):  # "Theos"
         return f"lost the names {lost}"
     if st.has_markup(got) and not st.has_markup(source):
@@ -463,8 +476,10 @@ def _begins_a_word(prefix: str, code: str) -> bool:
     return i < len(words) and words[i].startswith(prefix)
 
 
-def problem(source: str, got: str, code: str) -> str | None:
-    """What is visibly wrong with `got` as a translation of `source` into `code`, else None."""
+def problem(source: str, got: str, code: str, names: set[str] | frozenset[str] | None = None) -> str | None:
+    """What is visibly wrong with `got` as a translation of `source` into `code`, else None. A name capitalised
+    inside the source must be in a Latin-script translation; given the book's `names`, only one of them (a book
+    that writes "the Owl" and "the owl" has no Owl to keep)."""
     name, script, example = _TABLE[code]
     flat = " ".join(got.split())
     if not flat:
@@ -484,7 +499,7 @@ def problem(source: str, got: str, code: str) -> str | None:
         w = [x.lower() for x in st.words(flat)]
         if w and sum(x in _ENGLISH_ONLY for x in w) / len(w) > 0.15:
             return "still English"
-        lost = sorted(n for n in names_in(source) if n not in flat)
+        lost = sorted(n for n in names_in(source) if (names is None or n in names) and n not in flat)
         if lost:
             return f"lost the names {lost}"
     ratio = len(flat) / max(1, len(source))
