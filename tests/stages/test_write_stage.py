@@ -306,8 +306,8 @@ def test_a_page_that_is_only_the_come_alive_line_or_camera_talk_is_asked_again(c
 def test_an_outline_line_copied_from_the_request_becomes_its_pages_first_sentence():
     """The apple book's outline held "Tom is the apple from the photo, come to life: a apple that can move, talk
     and feel, not a" and then "person or an animal."; its fallback pictures were drawn from those lines."""
-    plan = dict(PLAN, outline=["Nora flies her kite in the park.",
-                               "Nora is the kite from the photo, come to life: a kite that can move."] + PLAN["outline"][2:])
+    copied = "Nora is the kite from the photo, come to life: a kite that can move."
+    plan = dict(PLAN, outline=["Nora flies her kite in the park.", copied] + PLAN["outline"][2:])
     d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2), ScriptedLLM(plan=plan))
     assert [p.outline for p in d.pages] == ["Nora flies her kite in the park.", st.sentences(TEXTS[1])[0]]
 

@@ -108,9 +108,10 @@ _TAG = re.compile(r"</?[A-Za-z][^<>]*>|<!--.*?-->|<[A-Za-z/!][^<>]*$")
 _EMPHASIS = re.compile(r"\*\*|__|`+|^#+\s*|^\s*[-*•]\s+", re.MULTILINE)
 _LABEL = re.compile(r"^\s*(?:(?:page\s*)?\d+|text|scene|story|title)\s*[:.)\-–—]\s*", re.IGNORECASE)
 # Talk no story has: the come-alive line's words that are not story ("a lemon that can move, talk and feel" is
-# fine in a story, "not a person or an animal" and "come to life:" are the request's), and a film's camera ("The camera zooms in to show Theo's wings and
-# body.": the butterfly book's page 2, from its scene "A close-up shot of Theo's wings"). Dropped from a page, and
-# a page that is nothing else is asked again (request_talk). A scene may show a close-up.
+# fine in a story, "not a person or an animal" and "come to life:" are the request's), and a film's camera ("The
+# camera zooms in to show Theo's wings and body.": the butterfly book's page 2, from its scene "A close-up shot
+# of Theo's wings"). Dropped from a page, and a page that is nothing else is asked again (request_talk). A scene
+# may show a close-up.
 _REQUEST_TALK = (r"\b(?:can't|cannot|can not) move, talk\b|\bnot a person or an animal\b|\bcome to life:"
                  r"|\bthe camera (?:zooms|pans|shows|focuses|moves|cuts|follows)\b|\bclose-up (?:shot|view)\b")
 _PROMPT_ECHO = re.compile(r"year-old reader|outline line|cast sheet|\bJSON\b|plain text only|answer with|"

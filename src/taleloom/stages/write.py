@@ -740,10 +740,10 @@ def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling:
 def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brief, llm: TextModel,
                    sampling: Sampling) -> list[PageDraft]:
     """The planned pages, each that tells what an earlier page told (st.similar_page), or nothing but the
-    request's line (only_request_line), written again alone with its own outline line and the hero: a short answer, where rejecting the book for it cost a second
-    answer of the whole book (Qwen2.5-Coder-1.5B once the schema made every page name the hero: 31 s of
-    write instead of 18, book_latency). The page keeps its outline line; a rewrite that still repeats, or
-    fails, leaves the page as it was."""
+    request's line (only_request_line), written again alone with its own outline line and the hero: a short
+    answer, where rejecting the book for it cost a second answer of the whole book (Qwen2.5-Coder-1.5B once
+    the schema made every page name the hero: 31 s of write instead of 18, book_latency). The page keeps its
+    outline line; a rewrite that still repeats, or fails, leaves the page as it was."""
     out = list(pages)
     for i, page in enumerate(pages):
         earlier = [p.text for p in out[:i]]
