@@ -16,6 +16,7 @@ from taleloom.stages.translate import (
     Translation,
     asking_order,
     check_translation,
+    displaced,
     english_slips,
     kept_english_words,
     misaligned,
@@ -241,6 +242,37 @@ def test_a_stray_asked_again_alone_is_compared_with_the_translations_already_tak
     out = translate(texts, "es", StillShifted())
     assert out[1] == texts[1] and out.kept_english == [1]  # left in English, said so, not page 3's Spanish
     assert "its translation is text 3's" in " ".join(out.warnings)
+
+
+def test_translations_given_in_swapped_slots_are_asked_again():
+    """The coffee book's Spanish title was page 4's sentence: no two translations alike, so only the words each
+    shares with the English tell ("activa"/"active", the names)."""
+    class Swapping(TextModel):
+        name = model_id = "swapping"
+        supports_schema = True
+        ES = {"Mina: A Cup of Coffee": "Mina: una taza de café",
+              "Theo is sitting outside with his friend Mina, watching the sun rise.":
+                  "Theo está sentado fuera con su amiga Mina, mirando salir el sol.",
+              "Mina becomes more active as Theo continues talking.":
+                  "Mina se vuelve más activa mientras Theo continúa hablando."}
+
+        def __init__(self):
+            self.requests = []
+
+        def chat(self, messages, sampling=None, schema=None):
+            texts = asked(messages)
+            self.requests.append(texts)
+            out = [self.ES[t] for t in texts]
+            if len(self.requests) == 1:  # the title's and page 4's translations trade places
+                a, b = texts.index("Mina: A Cup of Coffee"), texts.index(list(self.ES)[2])
+                out[a], out[b] = out[b], out[a]
+            return json.dumps({"translations": out}, ensure_ascii=False)
+
+    llm = Swapping()
+    texts = list(Swapping.ES)
+    assert list(translate(texts, "es", llm)) == list(Swapping.ES.values())
+    assert sorted(llm.requests[1]) == sorted([texts[0], texts[2]])  # both asked again, page 2 kept
+    assert displaced(texts, list(Swapping.ES.values())) == {}
 
 
 class TitleFirstCopier(TextModel):
