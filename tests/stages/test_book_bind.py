@@ -108,6 +108,9 @@ def test_a_book_not_really_translated_says_so_in_the_readers_language(tmp_path):
     assert notice in bound.html and notice in " ".join(pdf_text(folder / "book.pdf").split())
     book.translation = TranslationRecord(lang="fr", status="translated", checked_by="py3langid")
     assert notice not in bind(book, folder).html
+    book.translation = TranslationRecord(lang="fr", status="translated", checked_by="py3langid",
+                                         kept_words={"title": "Home"})  # "Le Home chaud de Mina"
+    assert notice in bind(book, folder).html
 
 
 def test_the_cover_prints_the_heros_look_in_the_books_language(tmp_path):

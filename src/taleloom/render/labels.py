@@ -64,8 +64,9 @@ def labels(book: Storybook) -> dict[str, str]:
 
 
 def translation_notice(book: Storybook) -> str | None:
-    """The notice, in the reader's language, that the book is not (all) translated; None when it is."""
+    """The notice, in the reader's language, that the book is not (all) translated; None when it is. A text
+    that kept a few English words counts: the sample cat's French title printed "Le Home chaud de Mina"."""
     record = book.translation
-    if record is None or record.status == "translated":
+    if record is None or (record.status == "translated" and not record.kept_words):
         return None
     return NOT_TRANSLATED.get(record.lang.split("-")[0], NOT_TRANSLATED["en"])
