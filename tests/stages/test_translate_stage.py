@@ -275,6 +275,47 @@ def test_translations_given_in_swapped_slots_are_asked_again():
     assert displaced(texts, list(Swapping.ES.values())) == {}
 
 
+def test_a_translation_taken_earlier_that_turns_out_to_be_another_texts_is_withdrawn():
+    """The coffee book: the first answer was shifted by two slots; page 2 took page 3's Spanish (nothing looked
+    wrong yet), page 3 was asked again and came back right, and page 2 printed page 3's sentence."""
+    class ShiftedOnce(TextModel):
+        name = model_id = "shifted-once"
+        supports_schema = True
+        ES = {"Theo is sitting outside with his friend Mina, watching the sun rise.":
+                  "Theo está sentado fuera con su amiga Mina, mirando salir el sol.",
+              "Mina hears Theo's voice and begins talking.": "Mina oye la voz de Theo y empieza a hablar.",
+              "Theo offers Mina some coffee, which she accepts with pleasure.":
+                  "Theo ofrece a Mina una taza de café, que ella acepta con satisfacción."}
+        WRONG = "Theo ofrece a Mina algunos café, que ella acepta con satisfacción"
+
+        def __init__(self):
+            self.requests = []
+
+        def chat(self, messages, sampling=None, schema=None):
+            texts = asked(messages)
+            self.requests.append(texts)
+            first = len(self.requests) == 1
+            out = [(self.WRONG if t.startswith("Mina hears") else t if t.startswith("Theo offers") else self.ES[t])
+                   if first else self.ES[t] for t in texts]  # first: page 2 gets page 3's, page 3 stays English
+            return json.dumps({"translations": out}, ensure_ascii=False)
+
+    texts = list(ShiftedOnce.ES)
+    llm = ShiftedOnce()
+    out = translate(texts, "es", llm)
+    assert list(out) == list(ShiftedOnce.ES.values()) and out.kept_english == [] and not out.warnings
+    assert llm.requests[1] == [texts[2]] and llm.requests[2] == [texts[1]]  # withdrawn on the last try: asked once more
+
+    class NeverRight(ShiftedOnce):  # a stray every time: left in English, said so, not page 3's sentence twice
+        def chat(self, messages, sampling=None, schema=None):
+            self.requests.append(asked(messages))
+            return json.dumps({"translations": [self.WRONG if t.startswith("Mina hears") else self.ES[t]
+                                                for t in asked(messages)]}, ensure_ascii=False)
+
+    out = translate(texts, "es", NeverRight())
+    assert out[1] == texts[1] and out.kept_english == [1]
+    assert "text 2 kept in English: its translation is text 3's" in out.warnings
+
+
 class TitleFirstCopier(TextModel):
     """Copies the whole answer in English when the request's first text is a short title (Qwen: "Lila's Light
     Show" first, then every page in English, on both tries); translates when a page of prose comes first."""

@@ -61,7 +61,8 @@ LANGUAGES: dict[str, str] = {code: row[0] for code, row in _TABLE.items()}
 # Scripts that say in one character what English says in three to five: "The Butterfly's Tale" is "蝶の話" (4 of
 # 20 characters), which a bar of 0.2 sent back as implausible.
 DENSE_SCRIPTS = frozenset({"ja", "zh", "ko"})
-TRIES = 2  # answers for the texts that still fail (each answer covers every text left)
+TRIES = 2  # answers for the texts that still fail (each answer covers every text left); one more when the
+# last withdrew a translation taken earlier
 SAMPLING = Sampling(temperature=0.2, top_p=0.9, top_k=40, repeat_penalty=1.05)
 _ENGLISH_ONLY = frozenset("the and was were with his she they there that this had said would could from have".split())
 LANGUAGE_ID_MIN_WORDS = 4  # shorter texts (a title, a name) are too short to identify reliably
@@ -132,7 +133,8 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     # translation rightly changes, nor "the Owl" of a book that also says "the owl"
     lower_case = {w for t in texts for w in re.findall(r"\b[a-z]+\b", t)}
     sure_names = {n for t in texts for n in names_in(t) if n.lower() not in lower_case}
-    for attempt in range(TRIES):
+    attempt, tries = -1, TRIES
+    while (attempt := attempt + 1) < tries:
         if not todo:
             break
         s = base.model_copy(update={"seed": ((base.seed or 0) + attempt * 1_000_003) % (SEED_MAX + 1)})
@@ -142,14 +144,21 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
         except BackendError as e:
             why.update({i: e.message for i in todo})
             continue
-        left = []
+        left: list[int] = []
         # compared with the texts translated by earlier answers too: asked again alone, the apple book's title
         # came back as page 1's translation, accepted in the first answer
         done = [j for j in range(len(texts)) if j not in todo and out[j] != texts[j]]
         pool = todo + done
         pooled = [asked[i] for i in pool], got + [out[j] for j in done]
         shifted = displaced(*pooled) if _TABLE[code][1] is None else {}
-        astray = {k: pool[v] for k, v in (shifted | misaligned(*pooled)).items() if k < len(todo)}
+        strays = {k: pool[v] for k, v in (shifted | misaligned(*pooled)).items()}
+        astray = {k: v for k, v in strays.items() if k < len(todo)}
+        for k, v in strays.items():  # a translation taken earlier turns out to be another text's: the coffee
+            if k >= len(todo):  # book's page 2 printed page 3's Spanish, taken in the first answer, which was
+                j = pool[k]  # shifted by two slots; page 3's own came in the second
+                out[j], why[j] = texts[j], f"its translation is text {v + 1}'s"
+                left.append(j)
+                tries = TRIES + 1  # withdrawn on the last try: one answer more for it
         got = [names_as_written(t, written_names, any_case=_TABLE[code][1] is not None)  # before the checks:
                for t in got]  # "Théo" is Theo, and "theoは" in Japanese too
         for k, (i, text) in enumerate(zip(todo, got, strict=True)):
@@ -164,7 +173,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
                 left.append(i)
             else:
                 out[i] = text
-        todo = left
+        todo = sorted(left)
     warnings, kept_words = [], {}
     for i in (i for i in todo if i in nearly):
         out[i], kept_words[i] = nearly[i]
