@@ -187,6 +187,11 @@ def request_talk(text: str) -> bool:
     return _REQUEST_TALK_RE.search(text) is not None
 
 
+def leaks_request(text: str) -> bool:
+    """Whether a page's text holds our prompt's words or talk no story has: it is no page of the story."""
+    return echoes_prompt(text) or request_talk(text)
+
+
 def echoes_prompt(text: str) -> bool:
     """Words of our own prompts ('cast sheet', 'JSON', 'Reader:') in an answer meant for the book."""
     return _PROMPT_ECHO.search(text) is not None
@@ -194,17 +199,18 @@ def echoes_prompt(text: str) -> bool:
 
 CONTAINED, CONTAINED_MIN = 0.85, 6  # a page of 6+ content words, nearly all in another page, repeats it
 # Words that differ between a page and the same page told in another tense ("he has collected" / "he had
-# collected"), left out when pages are compared whole.
-_TENSE_WORDS = frozenset({"has", "had", "have", "hav", "been", "doe", "did", "too", "then", "so"})
+# collected"), left out when pages are compared whole (as content_words gives them: stems).
+_TENSE_WORDS = "has had have been does did too then"
 
 
 def similar_page(text: str, others: list[str] | tuple[str, ...], share: float = 0.7) -> str | None:
     """The page among `others` that `text` repeats, else None: the same words, mostly, or one page nearly whole
     inside the other (an abstract wallpaper's book: page 4 was page 3's two sentences and one more, which the
     shared-words measure put at 0.6)."""
-    mine = content_words(text) - _TENSE_WORDS
+    tense = content_words(_TENSE_WORDS)
+    mine = content_words(text) - tense
     for other in others:
-        theirs = content_words(other) - _TENSE_WORDS
+        theirs = content_words(other) - tense
         if clean(text).lower() == clean(other).lower():
             return other
         if mine and theirs and len(mine & theirs) / len(mine | theirs) >= share:
@@ -278,6 +284,11 @@ def foreign_script(text: str) -> bool:
 def without_foreign_script(text: str) -> str:
     """English text without such characters (for a picture's description, never printed)."""
     return clean(_CJK.sub(" ", text))
+
+
+def in_english(text: str) -> bool:
+    """Whether a page's text is English to print: mostly Latin letters, and no Chinese, Japanese or Korean."""
+    return english_letters(text) and not foreign_script(text)
 
 
 def english_letters(text: str, share: float = 0.9) -> bool:

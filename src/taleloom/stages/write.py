@@ -481,9 +481,9 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
         page = first + i
         if problem := (st.not_prose(text) or _field_problem(scene)):
             return f"page {page}: {problem}"
-        if st.echoes_prompt(text) or st.request_talk(text):
+        if st.leaks_request(text):
             return f"page {page}: the prompt leaked into the text"
-        if not st.english_letters(text) or st.foreign_script(text):
+        if not st.in_english(text):
             return f"page {page}: not English"
         if problem := st.repetition(text):
             return f"page {page}: {problem}"
@@ -504,16 +504,16 @@ def drop_request_line(text: str, hero: CastMember, photo_kind: str | None = None
     of coffee." where the plan made Mina an animal: the coffee book), unless it is all the page says
     (only_request_line: then the page is asked again). The kind is the cast sheet's or the photo's
     (`photo_kind`, what the request line said)."""
-    said = st.sentences(text)
-    kept = [s for s in said if not _request_line(hero, photo_kind).match(s)]
+    said, line = st.sentences(text), _request_line(hero, photo_kind)
+    kept = [s for s in said if not line.match(s)]
     return " ".join(kept) if kept and len(kept) < len(said) else text
 
 
 def only_request_line(text: str, hero: CastMember, photo_kind: str | None = None) -> bool:
     """Whether a page says nothing but the request's line: the butterfly book's page 2, asked again for
     camera talk, came back "Theo is the butterfly."."""
-    said = st.sentences(text)
-    return bool(said) and all(_request_line(hero, photo_kind).match(s) for s in said)
+    said, line = st.sentences(text), _request_line(hero, photo_kind)
+    return bool(said) and all(line.match(s) for s in said)
 
 
 def _request_line(hero: CastMember, photo_kind: str | None) -> re.Pattern:
@@ -608,7 +608,8 @@ def _scene(scene: str, cast: Sequence[CastMember]) -> str:
     them, "lena, a big cat", or shout them, "LENA"), and the hero in it when it names no one of the cast ("A
     sunny sand beach with rocks and waves": 8 of 30 Qwen books had such a scene, story_quality's cast check;
     an illustrator that draws what the scene says would leave the hero out of that page)."""
-    scene = st.cast_spelling(st.trim_words(st.without_foreign_script(scene), 24).rstrip(".…"), [m.name for m in cast])
+    scene = st.trim_words(st.without_foreign_script(scene), 24).rstrip(".…")
+    scene = st.cast_spelling(scene, [m.name for m in cast])
     if cast and not any(st.mentions(scene, m.name) for m in cast):
         scene = f"{scene}, with {cast[0].name} the {short_kind(kind_of(cast[0]))}"
     return scene
@@ -844,8 +845,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
             return "the page did not change"
         if problem := (st.not_prose(text) or _field_problem(scene)):
             return problem
-        if (st.echoes_prompt(text) or st.request_talk(text) or only_request_line(text, cast[0])
-                or not st.english_letters(text) or st.foreign_script(text)):
+        if st.leaks_request(text) or only_request_line(text, cast[0]) or not st.in_english(text):
             return "not a page of the story"
         for name in dict.fromkeys(x for x in (keep, must_name) if x):
             if not st.mentions(text, name):
@@ -904,7 +904,7 @@ def extend_story(book: Storybook | Draft, n_more: int, llm: TextModel, sampling:
             text, scene = st.drop_labels(page["text"]), st.drop_labels(page["scene"])
             if problem := (st.not_prose(text) or _field_problem(scene) or st.repetition(text)):
                 return f"page {first + i}: {problem}"
-            if st.echoes_prompt(text) or st.request_talk(text) or not st.english_letters(text) or st.foreign_script(text):
+            if st.leaks_request(text) or not st.in_english(text):
                 return f"page {first + i}: not a page of the story"
             if not st.mentions(text, hero) and attempt < TRIES - 1:
                 return f"the hero {hero} is not on page {first + i}"
