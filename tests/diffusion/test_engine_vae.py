@@ -15,7 +15,7 @@ from taleloom.diffusion.pipeline import TextToImage
 from taleloom.diffusion.recipe import recipe_from_dict, train_recipe
 from taleloom.diffusion.train import TrainConfig, mirrored, train
 from taleloom.diffusion.vae import AutoencoderKL, VAEConfig, kl_divergence, load_vae
-from taleloom.diffusion.vae_train import PerceptualLoss, VAETrainConfig, train_vae
+from taleloom.diffusion.vae_train import PerceptualLoss, VAETrainConfig, edge_distance, train_vae
 from taleloom.errors import BadInputError, ModelNotFoundError
 
 
@@ -245,3 +245,20 @@ def test_recipe_section_selects_autoencoder_or_latent_unet(tmp_path):
         recipe_from_dict({"unet": {}, "vae": {}})
     with pytest.raises(BadInputError, match="perceptual"):
         recipe_from_dict({"vae": {}, "train": {"perceptual": "vgg"}})
+
+
+def test_the_edge_term_ranks_a_blurred_edge_worse_than_a_colour_shift_unlike_the_pixel_l1_and_is_logged(tmp_path):
+    sharp = -torch.ones(1, 3, 16, 16)
+    sharp[..., 8:] = 1.0  # one vertical edge
+    blurred = sharp.clone()
+    blurred[..., 7], blurred[..., 8] = -1 / 3, 1 / 3  # the same edge spread over 3 pixels
+    shifted = sharp + 0.2  # a colour shift, no change of shape
+    assert (blurred - sharp).abs().mean() < (shifted - sharp).abs().mean()  # the pixel L1 prefers the blur
+    assert edge_distance(shifted, sharp).item() == pytest.approx(0.0, abs=1e-6)
+    assert edge_distance(blurred, sharp).item() > 0.05
+    run = vae_config(tmp_path / "edge", edge_weight=1.0, max_steps=6, crop_size=0)
+    train_vae(run, Blobs(6, 16), progress=False)
+    logged = [json.loads(line) for line in (tmp_path / "edge" / "train_log.jsonl").read_text().splitlines()]
+    assert all(row["edge"] > 0 for row in logged)
+    with pytest.raises(ValueError, match="edge_weight"):
+        vae_config(tmp_path / "x", edge_weight=-1.0)
