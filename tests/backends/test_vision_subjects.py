@@ -59,6 +59,14 @@ def test_a_group_must_beat_its_share_of_the_labels():
         ["a cat"]
 
 
+def test_shores_of_lakes_and_seas_are_the_waters_edge_and_other_land_only_a_landscape():
+    # the classifier splits a lake at dusk over lakeside, sandbar and seashore: none is sure, all are by the water
+    p = probs_for({"lakeside": 0.3, "sandbar": 0.25, "seashore": 0.1})
+    assert [s.phrase for s in name_subjects(p)] == ["the water's edge"]
+    assert [s.phrase for s in name_subjects(probs_for({"lakeside": 0.3, "alp": 0.2, "valley": 0.15}))] == \
+        ["a landscape"]
+
+
 def test_nothing_sure_means_nothing_said():
     assert name_subjects(probs_for({"bubble": 0.2, "nematode": 0.15})) == []
 

@@ -21,7 +21,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "person": ("a person", ""), "clothes": ("clothes", ""),
     "car": ("a car", "vehicle"), "boat": ("a boat", "vehicle"), "train": ("a train", "vehicle"),
     "aircraft": ("an aircraft", "vehicle"), "truck": ("a truck", "vehicle"), "vehicle": ("a vehicle", ""),
-    "building": ("a building", "place"), "landscape": ("a landscape", "place"), "place": ("a place outdoors", ""),
+    "building": ("a building", "place"), "landscape": ("a landscape", "place"),
+    "shore": ("the water's edge", "landscape"), "place": ("a place outdoors", ""),
     "fruit": ("some fruit", "food"), "vegetable": ("some vegetables", "food"), "drink": ("a drink", "food"),
     "food": ("some food", ""),
     "plant": ("a plant", ""), "flower": ("flowers", "plant"),
@@ -186,6 +187,7 @@ TABLE = """
 449 boathouse | building
 453 bookcase | furniture
 454 bookshop | building
+460 breakwater | shore
 466 train | train
 467 shop | building
 468 taxi | car
@@ -284,7 +286,7 @@ TABLE = """
 703 bench | furniture
 705 train | train
 717 truck | truck
-718 pier | place
+718 pier | shore
 719 piggy bank | toy
 721 pillow | furniture
 722 ping-pong ball | ball
@@ -408,10 +410,10 @@ TABLE = """
 972 cliff | landscape
 973 coral reef | sea animal
 974 geyser | landscape
-975 lake | landscape
-976 headland | landscape
-977 sandbank | landscape
-978 beach | landscape
+975 lake | shore
+976 headland | shore
+977 sandbank | shore
+978 beach | shore
 979 valley | landscape
 980 volcano | landscape
 981 ball player | person
