@@ -774,3 +774,22 @@ def test_a_photo_of_a_person_makes_the_hero_a_child_and_a_girl_or_boy_is_from_th
     d = write.write_story(person, Brief(pages=2, hero="Nora", seed=1), llm)
     assert "Nora is the child from the photo." in llm.calls[0][0][-1]["content"]
     assert len(llm.calls) == 1 and not d.notes and d.cast[0].look.startswith("a little girl")
+
+
+def test_a_landscape_is_where_the_story_happens_never_its_hero():
+    """The lake-at-dusk photo ("the water's edge"): told "Theo is the shore from the photo, come to life", Qwen's
+    three plans were refused and the plain story made Theo a "shore animal" that swam to save a fish."""
+    lake = Caption(text="The water's edge at dusk.", concepts=["shore"])
+    assert write.main_subject(lake) is None and write.photo_setting(lake) == "the water's edge"
+    llm = ScriptedLLM(PLAN)  # its hero is "a little girl with a kite": a child visiting, as asked
+    d = write.write_story(lake, Brief(pages=2, hero="Nora", seed=1), llm)
+    prompt = llm.calls[0][0][-1]["content"]
+    assert "Nora is a child who visits the water's edge from the photo." in prompt and "come to life" not in prompt
+    assert len(llm.calls) == 1 and not d.notes and d.cast[0].look.startswith("a little girl")
+    boats = Caption(text="Boats by a mountain lake.", concepts=["mountain", "boat"])
+    assert write.main_subject(boats) == "boat" and write.photo_setting(boats) == "a mountain"
+    llm = ScriptedLLM()
+    write.write_story(boats, Brief(pages=2, hero="Nora", seed=1), llm)
+    prompt = llm.calls[0][0][-1]["content"]
+    assert "Nora is the boat from the photo, come to life" in prompt
+    assert "The story happens at a mountain from the photo." in prompt

@@ -30,7 +30,7 @@ from typing import Any
 
 from taleloom.backends.base import Sampling, TextModel
 from taleloom.backends.vision.facts import LIGHT_WORDS
-from taleloom.backends.vision.imagenet_nouns import is_creature
+from taleloom.backends.vision.imagenet_nouns import is_creature, landscape_place
 from taleloom.backends.vision.subjects import with_article
 from taleloom.book import SEED_MAX, Brief, Caption, CastMember, Draft, Page, PageDraft, Storybook
 from taleloom.errors import BackendError, BadInputError
@@ -157,12 +157,19 @@ PHOTO_PERSON = "child"
 
 
 def main_subject(caption: Caption | None) -> str | None:
-    """The photo's main subject ('cat'), which becomes the hero: the top concept ('child' for a person or
-    people: PEOPLE_WORDS), else None."""
-    if caption is None or not caption.concepts:
-        return None
-    subject = st.strip_markup(caption.concepts[0]) or None
+    """The photo's main subject ('cat'), which becomes the hero: the top concept that is not a landscape
+    ('child' for a person or people: PEOPLE_WORDS), else None."""
+    subject = next((c for c in _concepts(caption) if landscape_place(c) is None), None)
     return PHOTO_PERSON if subject and subject.lower() in ("person", "people") else subject
+
+
+def photo_setting(caption: Caption | None) -> str | None:
+    """Where the story happens when the photo shows a landscape ("the water's edge"), else None."""
+    return next((p for c in _concepts(caption) if (p := landscape_place(c))), None)
+
+
+def _concepts(caption: Caption | None) -> list[str]:
+    return [c for c in (st.strip_markup(c) for c in (caption.concepts if caption is not None else [])) if c]
 
 
 # ------------------------------------------------------------------ the plan and the pages, in one answer
@@ -195,7 +202,8 @@ def _book_instructions(brief: Brief, hero: str, pages: int, written: int) -> str
             f"the hero.\n")
 
 
-def _book_prompt(about: str, brief: Brief, hero: str, hero_kind: str | None, pages: int, written: int) -> str:
+def _book_prompt(about: str, brief: Brief, hero: str, hero_kind: str | None, pages: int, written: int,
+                 setting: str | None = None) -> str:
     """The one request for the plan and the first `written` pages (a book of more pages gets the rest in
     later turns): only what the pages and the pictures need, so that few tokens are generated. What
     differs between books; the instructions that do not are BOOK_SYSTEM, and what the photo adds comes last
@@ -211,6 +219,9 @@ def _book_prompt(about: str, brief: Brief, hero: str, hero_kind: str | None, pag
             f", come to life: {with_article(hero_kind)} that can move, talk and feel. {hero} is not a person or "
             "an animal")
         whose = f"{hero} is the {hero_kind} from the photo{alive}.\n"
+    if setting and not brief.idea:  # a landscape is where the story happens; with nothing else, a child visits it
+        whose += (f"The story happens at {setting} from the photo.\n" if hero_kind else
+                  f"{hero} is a {PHOTO_PERSON} who visits {setting} from the photo.\n")
     return f"{_book_instructions(brief, hero, pages, written)}It is about: {about}\n{whose}"
 
 
@@ -250,12 +261,13 @@ class PagesFailedError(BackendError):
 
 
 def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling, hero_kind: str | None = None,
-                   things: Sequence[str] = ()) -> tuple[str, list[CastMember], list[str], list[PageDraft],
+                   things: Sequence[str] = (), setting: str | None = None) -> tuple[str, list[CastMember], list[str], list[PageDraft],
                                                           list[dict[str, str]]]:
     """(title, cast sheet with the hero first, outline lines, the first pages, the conversation so far), in
     one schema-constrained answer: the plan is written first, so the pages follow it, and nothing is sent
     or evaluated twice. The hero's name (hero_name) is imposed by the schema. PagesFailedError when every
-    answer fails its checks. `things`: the photo's top concepts (the story should be about one of them)."""
+    answer fails its checks. `things`: the photo's top concepts (the story should be about one of them);
+    `setting`: the landscape it happens in (photo_setting), not a kind the hero must be."""
     pages = brief.pages
     n = min(pages, PAGES_PER_ANSWER)
     hero = hero_name(brief, sampling.seed or 0)
@@ -264,10 +276,12 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
     schema = _object(title=_text(5, 60), hero=_object(name={"type": "string", "enum": [hero]}, **member),
                      friend=_object(name=friends, **member), outline=_list(_text(10, 90), pages),
                      pages=_page_schema(brief, n))
-    user = _book_prompt(about, brief, hero, hero_kind, pages, n)
+    user = _book_prompt(about, brief, hero, hero_kind, pages, n, setting)
     messages = [{"role": "system", "content": BOOK_SYSTEM}, {"role": "user", "content": user}]
-    wanted = st.content_words(" ".join([hero_kind or "", brief.idea or "", about if not hero_kind else "",
-                                        *things[:3]]))
+    things = [t for t in things if landscape_place(t) is None]
+    visitor = PHOTO_PERSON if setting and not hero_kind else ""  # _book_prompt's child at the landscape
+    wanted = st.content_words(" ".join([hero_kind or visitor, brief.idea or "",
+                                        about if not (hero_kind or setting) else "", *things[:3]]))
     people = {st.stem(w) for w in PEOPLE_WORDS}  # content words are stems ("people" → "peopl")
     if wanted & people:  # a girl, a boy or a woman is the person from the photo
         wanted |= people
@@ -700,14 +714,15 @@ def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling:
     about = subject(caption, brief)
     notes: list[str] = []
     idea_words = [w for w in re.findall(r"[a-z]+", (brief.idea or "").lower()) if len(w) > 2 and w not in st.STOPWORDS]
-    things = (list(caption.concepts) if caption is not None else []) + idea_words[:1]  # for a plain cast
+    # for a plain cast: the photo's things, not its landscape (the story's setting)
+    things = [c for c in _concepts(caption) if landscape_place(c) is None] + idea_words[:1]
     plan: tuple[str, list[CastMember], list[str]] | None = None
     pages: list[PageDraft] = []
     failed = ""  # why the planned book was not used
     if llm.writes_plans:
         try:
             title, cast, outline, pages, messages = plan_and_write(about, brief, llm, sampling, main_subject(caption),
-                                                                   things)
+                                                                   things, photo_setting(caption))
             plan = title, cast, outline
             pages += _all_pages(messages, brief, cast, outline[len(pages):], len(pages) + 1, llm, sampling,
                                 avoid=[p.text for p in pages], about=about)

@@ -495,3 +495,24 @@ def is_creature(noun: str) -> bool | None:
     words = noun.strip().lower()
     found = _alive().get(words)
     return found if found is not None or " " not in words else _alive().get(words.rsplit(" ", 1)[-1])
+
+
+@functools.cache
+def _landscapes() -> frozenset[str]:
+    """The landscape group's own words, nouns and lemmas ("shore", "mountain", "lakeside")."""
+    out = {g for g in GROUPS if "landscape" in ancestry(g)}
+    for lab in labels():
+        if "landscape" in ancestry(lab.group):
+            out |= {lab.noun, lab.lemma.lower()}
+    return frozenset(out)
+
+
+def landscape_place(noun: str) -> str | None:
+    """How a story names the place of a photo whose subject is a landscape — "the water's edge" for "shore", "a
+    mountain" for "mountain" — else None. A landscape is the book's setting, never its hero: told "Theo is the
+    shore from the photo, come to life", Qwen wrote a "shore animal" that swam to save a fish, after three plans
+    refused (the lake-at-dusk photo)."""
+    words = noun.strip().lower()
+    if words not in _landscapes():
+        return None
+    return GROUPS[words][0] if words in GROUPS else f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
