@@ -793,3 +793,22 @@ def test_a_landscape_is_where_the_story_happens_never_its_hero():
     prompt = llm.calls[0][0][-1]["content"]
     assert "Nora is the boat from the photo, come to life" in prompt
     assert "The story happens at a mountain from the photo." in prompt
+
+
+def test_a_page_that_opens_with_they_for_the_hero_and_friend_names_them():
+    """The turtle book's last page, "They play in the pond together", lacked Otto after two hero rewrites."""
+    before = "Theo watches as Otto jumps into the pond."
+    assert write.name_by_they("They play in the pond together.", "Otto", "Theo", before) == \
+        "Otto and Theo play in the pond together."
+    assert write.name_by_they("The sun set. They went home, Theo first.", "Otto", "Theo") == \
+        "The sun set. Otto and Theo went home, Theo first."
+    # who "they" are is unknown: the page before does not name both, or they're is no sentence's subject
+    assert write.name_by_they("They play.", "Otto", "Theo", "Otto swims.") == "They play."
+    assert write.name_by_they("They're happy, Theo says.", "Otto", "Theo") == "They're happy, Theo says."
+    assert write.name_by_they("They play.", "Otto", None, before) == "They play."
+    texts = list(TEXTS)
+    texts[3] = "They flew the kite all day. Everyone laughed in the sunny park."  # page 3 names Nora and Otto
+    llm = ScriptedLLM(texts=texts)
+    d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
+    assert d.pages[3].text == "Nora and Otto flew the kite all day. Everyone laughed in the sunny park."
+    assert not [c for c in llm.calls if "text" in c[2]["properties"] and "pages" not in c[2]["properties"]]
