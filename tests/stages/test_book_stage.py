@@ -206,6 +206,11 @@ def test_the_setting_is_what_the_scene_names_not_what_the_sentence_is_nearest_to
     assert scene_setting("Oscar walks home", m, exclude={"rocket"}) == "star"  # names nothing: the nearest
     drinks = VocabularyMapper(lambda t, k: ["beer mug", "hot beverage"][:k], ("beer mug", "hot beverage"))
     assert look_concept("a mug of coffee, golden", drinks) == "hot beverage"  # says mug and coffee of it
+    animals = VocabularyMapper(lambda t, k: ["rabbit", "chipmunk", "goat", "ewe"][:k],
+                               ("rabbit", "chipmunk", "goat", "ewe"))
+    assert look_concept("squirrel, brown fur, a bushy tail", animals) == "chipmunk"  # MiniLM's nearest: rabbit
+    assert look_concept("lamb, white wool", animals) == "ewe"
+    assert look_concept("bunny, grey fur", animals) == "rabbit"
     people = VocabularyMapper(lambda t, k: ["person pouting", "woman"][:k], ("person pouting", "woman"))
     assert look_concept("person, short brown hair", people) == "woman"  # a cast member is not an activity
     assert scene_setting("Sami stands by the person pouting", people, exclude=set()) == "person pouting"

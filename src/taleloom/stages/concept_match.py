@@ -40,6 +40,16 @@ STAND_INS = {
     "snowflake": ("snow", "snowy"),
     "cityscape": ("city", "town", "street"),
     "seedling": ("grass", "meadow", "field", "garden"),
+    # animals and fruit a story calls by their everyday name, whose emoji has another: v2's nearest concept to
+    # "squirrel" was `rabbit` (the squirrel book's hero was drawn as a lavender rabbit), to "orange" `red apple`,
+    # to "hen" `rooster` and to "lamb" `goat`
+    "chipmunk": ("squirrel",),
+    "tangerine": ("orange", "clementine", "mandarin"),
+    "ewe": ("lamb", "sheep"),
+    "chicken": ("hen",),
+    "rabbit": ("bunny",),
+    "dog": ("puppy",),
+    "cat": ("kitten",),
 }
 
 
