@@ -470,3 +470,35 @@ def test_a_language_with_a_word_list_finds_english_words_language_id_cannot_tell
     assert english_slips("Mina's table", "La table de Mina", "fr", {"mina"}) == []
     # a common word that only opens sentences is a word, not a name
     assert english_slips("Suddenly, Nora ran.", "Suddenly, Nora corrió.", "es", names_of_book(book + ["Suddenly, Nora ran."])) == ["Suddenly"]
+
+
+def test_the_books_animals_are_told_in_the_readers_words_from_cldr():
+    """Qwen made the squirrel book's hero a German "Schnecke" (snail) and "Schwalbe" (swallow): the words of the
+    book that name an animal, a food, a place or an activity of the emoji vocabulary are told to the model in the
+    reader's language, from the emoji package's CLDR names (a picture's compound name is not a word for it)."""
+    from taleloom.stages.glossary import glossary, word_in
+
+    book = ["Lila the Squirrel", "squirrel, brown fur", "Lila the squirrel watches a cat.", "The squirrel and the cat "
+            "fly a kite.", "The cat sleeps. The kite flies away, and they watch it."]
+    assert glossary(book, "fr") == {"squirrel": "écureuil", "cat": "chat", "kite": "cerf-volant"}
+    assert glossary(book, "de") == {"squirrel": "Streifenhörnchen", "cat": "Katze", "kite": "Drachen"}
+    assert word_in("watch", "fr") is None and word_in("fly", "de") is None  # verbs as often as things
+    assert word_in("fox", "pt") is None  # 🦊 is "rosto de raposa" (fox face) in Portuguese: not a fox's word
+    assert word_in("acorn", "fr") is None  # drawn as a chestnut (concept_match), but it is no chestnut
+    assert glossary(book, "xx") == {}
+
+    class Recorder(Parrot):
+        prompts: list[str] = []
+
+        def chat(self, messages, sampling=None, schema=None):
+            self.prompts.append(messages[-1]["content"])
+            return super().chat(messages, sampling, schema)
+
+    llm = Recorder()
+    translate(book, "fr", llm)
+    assert llm.prompts and all("Say these words so: squirrel = écureuil, cat = chat, kite = cerf-volant." in p
+                                for p in llm.prompts)
+    llm = Recorder()
+    llm.prompts = []
+    translate(list(FR), "fr", llm)  # a ball and a pond: no word to tell
+    assert llm.prompts and not any("Say these words so" in p for p in llm.prompts)

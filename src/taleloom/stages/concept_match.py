@@ -40,17 +40,15 @@ STAND_INS = {
     "snowflake": ("snow", "snowy"),
     "cityscape": ("city", "town", "street"),
     "seedling": ("grass", "meadow", "field", "garden"),
-    # animals and fruit a story calls by their everyday name, whose emoji has another: v2's nearest concept to
-    # "squirrel" was `rabbit` (the squirrel book's hero was drawn as a lavender rabbit), to "orange" `red apple`,
-    # to "hen" `rooster` and to "lamb" `goat`
-    "chipmunk": ("squirrel",),
-    "tangerine": ("orange", "clementine", "mandarin"),
-    "ewe": ("lamb", "sheep"),
-    "chicken": ("hen",),
-    "rabbit": ("bunny",),
-    "dog": ("puppy",),
-    "cat": ("kitten",),
 }
+# Animals, fruit and nuts a story calls by their everyday name, whose emoji is called otherwise: v2's nearest concept
+# to "squirrel" was `rabbit` (the squirrel book's hero was drawn as a lavender rabbit), to "orange" `red apple`, to
+# "hen" `rooster`, to "lamb" `goat`. Also the word the translate stage looks up (glossary.py).
+EVERYDAY_NAMES = {"squirrel": "chipmunk", "orange": "tangerine", "clementine": "tangerine", "mandarin": "tangerine",
+                  "lamb": "ewe", "sheep": "ewe", "hen": "chicken", "bunny": "rabbit", "puppy": "dog",
+                  "kitten": "cat", "acorn": "chestnut", "nut": "chestnut"}
+for _word, _concept in EVERYDAY_NAMES.items():
+    STAND_INS[_concept] = (*STAND_INS.get(_concept, ()), _word)
 
 
 def singular(word: str) -> str:

@@ -30,6 +30,7 @@ from taleloom.backends.base import Sampling, TextModel
 from taleloom.book import SEED_MAX
 from taleloom.errors import BackendError, choice_error
 from taleloom.stages import story_text as st
+from taleloom.stages.glossary import glossary
 
 # ISO 639-1 code → (name, Unicode ranges of its script or None for Latin, one example sentence)
 _EXAMPLE = "The sun is shining and the birds are singing."
@@ -130,6 +131,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     book_names = names_of_book(texts)
     written_names = {w for t in texts for w in re.findall(r"\b[A-Z][a-z]+", t) if w.lower() in book_names}
     sure_names = names_to_keep(texts)
+    terms = glossary(texts, code)  # the book's animals and things in the reader's words (CLDR)
     attempt, tries = -1, TRIES
     while (attempt := attempt + 1) < tries:
         if not todo:
@@ -137,7 +139,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
         s = base.model_copy(update={"seed": ((base.seed or 0) + attempt * 1_000_003) % (SEED_MAX + 1)})
         try:
             kept_before = [w.strip().lower() for i in todo if i in nearly for w in nearly[i][1].split(",")]
-            got = translate_batch([asked[i] for i in todo], code, llm, s, attempt, kept_before)
+            got = translate_batch([asked[i] for i in todo], code, llm, s, attempt, kept_before, terms)
         except BackendError as e:
             why.update({i: e.message for i in todo})
             continue
@@ -246,12 +248,13 @@ def without_possessive(text: str) -> str:
 
 
 def translate_batch(texts: list[str], code: str, llm: TextModel, sampling: Sampling, attempt: int = 0,
-                    english: Sequence[str] = ()) -> list[str]:
+                    english: Sequence[str] = (), terms: dict[str, str] | None = None) -> list[str]:
     """One answer translating every text of `texts` into `code` (unchecked), in the order `asking_order` picks
     for this attempt; BackendError if it is not JSON. `english`: words an earlier answer left in English, named
-    in the request (asked again without them, the sample cat's French title kept "Home" on both tries)."""
+    in the request (asked again without them, the sample cat's French title kept "Home" on both tries); `terms`:
+    English word → the word to use for it (glossary.py)."""
     order = asking_order(texts, code, attempt)
-    got = _translate_in_order([texts[i] for i in order], code, llm, sampling, english)
+    got = _translate_in_order([texts[i] for i in order], code, llm, sampling, english, terms or {})
     out = [""] * len(texts)
     for i, text in zip(order, got, strict=True):
         out[i] = text
@@ -270,7 +273,7 @@ def asking_order(texts: list[str], code: str, attempt: int = 0) -> list[int]:
 
 
 def _translate_in_order(texts: list[str], code: str, llm: TextModel, sampling: Sampling,
-                        english: Sequence[str] = ()) -> list[str]:
+                        english: Sequence[str] = (), terms: dict[str, str] | None = None) -> list[str]:
     name, _, example = _TABLE[code]
     item = {"type": "string", "minLength": 1, "maxLength": min(1000, max(40, max(len(t) for t in texts) * 3))}
     schema = {"type": "object", "required": ["translations"],
@@ -285,6 +288,8 @@ def _translate_in_order(texts: list[str], code: str, llm: TextModel, sampling: S
                                             f"text, titles too; only names stay as they are."
                                             + (f" These English words need {name} words too: "
                                                f"{', '.join(dict.fromkeys(english))}." if english else "")
+                                            + (f" Say these words so: {', '.join(f'{k} = {v}' for k, v in terms.items())}."
+                                               if terms else "")
                                             + f"\n{numbered}"}]
     cjk = code in ("ja", "zh", "ko", "th")
     budget = sum(len(t) for t in texts) * (2 if cjk else 1) // 2 + 30 * len(texts) + 40

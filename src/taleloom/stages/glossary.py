@@ -1,0 +1,78 @@
+"""The words a book's translation must get right: its animals and things, in the reader's language, from the names
+that Unicode's CLDR gives each emoji (the `emoji` package, BSD-3, already a dependency, carries them for 13
+languages besides English).
+
+Why: Qwen2.5-Coder-1.5B translated the squirrel book's hero into German as "Schnecke" (snail) on three pages and
+"Schwalbe" (swallow) on the first, and a lemon into French as "citrouille" (pumpkin). The book's words that name an
+emoji are the ones its pictures draw, so the translation is told them: "squirrel = écureuil". Only a CLDR name that
+is the emoji's own English name (not an alias: "cat" is 🐈 "Katze", not 🐱 "Katzengesicht"), of an animal, a food,
+a place or an activity, and one word in the target language is used: "rosto de raposa" (fox face) is Portuguese for 🦊's picture, not for a fox.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from taleloom.stages import story_text as st
+from taleloom.stages.concept_match import EVERYDAY_NAMES
+
+# Everyday names (concept_match.EVERYDAY_NAMES) that mean the emoji's animal itself, so its CLDR name translates them
+# (🐿's is "écureuil", "ardilla", "リス"; German says "Streifenhörnchen", of the squirrel family). Not "acorn"
+# (drawn as a chestnut, translated as one it would be wrong), "orange" (a tangerine) nor "puppy" or "lamb".
+SAME_ANIMAL = frozenset({"squirrel", "bunny", "hen", "sheep"})
+LIMIT = 5  # words told at most: the book's most frequent ones (a longer request costs every translation's time)
+_COMPOUND = re.compile(r"[_\s]|の|顔|的|얼굴")  # "tête_de_chat", "キツネの顔": a picture's name, not the animal's
+
+
+# The illustrator vocabulary's groups whose names are things a story's characters are or meet; not objects, symbols
+# or people ("watch", "ring" and "bow" are verbs too), and not these, said as verbs or colours as often as nouns.
+GROUPS = frozenset({"animals-nature", "food-drink", "travel-places", "activities"})
+NOT_TOLD = frozenset({"fly", "duck", "bat", "seal", "watch", "fire", "rose", "date", "squash", "orange", "star",
+                      "bowling", "kiss", "wave"})
+
+
+@functools.cache
+def _emoji_by_name() -> dict[str, str]:
+    """The illustrator vocabulary's names (the aligned encoder's: CLDR's own English names) in GROUPS → emoji."""
+    import json
+    from importlib import resources
+
+    vocabulary = json.loads(resources.files("taleloom.assets").joinpath("aligned/vocabulary.json")
+                            .read_text(encoding="utf-8"))
+    return {c["name"].lower(): c["emoji"] for c in vocabulary if c["group"] in GROUPS and c["name"] not in NOT_TOLD}
+
+
+def languages() -> frozenset[str]:
+    import emoji
+
+    return frozenset(emoji.LANGUAGES) - {"en"}
+
+
+def word_in(english: str, code: str) -> str | None:
+    """The CLDR name, in `code`, of the emoji that `english` names ("squirrel" → 🐿 → "écureuil"), or None."""
+    word = english.strip().lower()
+    char = _emoji_by_name().get(EVERYDAY_NAMES[word] if word in SAME_ANIMAL else word)
+    if char is None or code not in languages():
+        return None
+    import emoji
+
+    name = emoji.demojize(char, language=code, delimiters=("", "")).strip()
+    if not name or name == char or _COMPOUND.search(name):
+        return None
+    return name.capitalize() if code == "de" else name  # German nouns are written with a capital
+
+
+def glossary(texts: Sequence[str], code: str, limit: int = LIMIT) -> dict[str, str]:
+    """English word → its word in `code`, for the words of `texts` said in two texts or more that name an emoji
+    (most frequent first): the book's characters and things, not a word said once in passing."""
+    seen = Counter(w for t in texts for w in {w.lower() for w in st.words(t)})
+    out: dict[str, str] = {}
+    for word, n in seen.most_common():
+        if n < 2 or len(out) >= limit:
+            break
+        if len(word) > 2 and (found := word_in(word, code)) and found.lower() != word:
+            out[word] = found
+    return out
