@@ -31,7 +31,10 @@ _COMPOUND = re.compile(r"[_\s]|の|顔|的|얼굴")  # "tête_de_chat", "キツ�
 # or people ("watch", "ring" and "bow" are verbs too), and not these, said as verbs or colours as often as nouns.
 GROUPS = frozenset({"animals-nature", "food-drink", "travel-places", "activities"})
 NOT_TOLD = frozenset({"fly", "duck", "bat", "seal", "watch", "fire", "rose", "date", "squash", "orange", "star",
-                      "bowling", "kiss", "wave"})
+                      "bowling", "kiss", "wave",
+                      # CLDR names of the picture, not the word: "電車正面" (a train seen from the front), "丸太"
+                      # (a log) for wood, German "Tennisball" for tennis
+                      "train", "wood", "tennis"})
 
 
 @functools.cache
