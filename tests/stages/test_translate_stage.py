@@ -498,7 +498,8 @@ def test_the_books_animals_are_told_in_the_readers_words_from_cldr():
     translate(book, "fr", llm)
     assert llm.prompts and all("Say these words so: squirrel = écureuil, cat = chat, kite = cerf-volant." in p
                                 for p in llm.prompts)
-    llm = Recorder()
-    llm.prompts = []
-    translate(list(FR), "fr", llm)  # a ball and a pond: no word to tell
-    assert llm.prompts and not any("Say these words so" in p for p in llm.prompts)
+    for code, words in (("fr", list(FR)), ("ja", book)):  # a ball and a pond: no word to tell; Japanese: none told
+        llm = Recorder()
+        llm.prompts = []
+        translate(words, code, llm)
+        assert llm.prompts and not any("Say these words so" in p for p in llm.prompts)
