@@ -48,6 +48,7 @@ def _emoji_by_name() -> dict[str, str]:
     return {c["name"].lower(): c["emoji"] for c in vocabulary if c["group"] in GROUPS and c["name"] not in NOT_TOLD}
 
 
+@functools.cache
 def languages() -> frozenset[str]:
     import emoji
 
@@ -71,6 +72,8 @@ def word_in(english: str, code: str) -> str | None:
 def glossary(texts: Sequence[str], code: str, limit: int = LIMIT) -> dict[str, str]:
     """English word → its word in `code`, for the words of `texts` said in two texts or more that name an emoji
     (most frequent first): the book's characters and things, not a word said once in passing."""
+    if code not in languages():
+        return {}
     seen = Counter(w for t in texts for w in {w.lower() for w in st.words(t)})
     out: dict[str, str] = {}
     for word, n in seen.most_common():

@@ -30,8 +30,8 @@ from typing import Any
 
 from taleloom.backends.base import Sampling, TextModel
 from taleloom.backends.vision.facts import LIGHT_WORDS
-from taleloom.backends.vision.imagenet_nouns import is_creature, landscape_place
-from taleloom.backends.vision.subjects import with_article
+from taleloom.backends.vision.imagenet_nouns import is_creature
+from taleloom.backends.vision.subjects import landscape_place, with_article
 from taleloom.book import SEED_MAX, Brief, Caption, CastMember, Draft, Page, PageDraft, Storybook
 from taleloom.errors import BackendError, BadInputError
 from taleloom.stages import story_text as st
@@ -266,8 +266,8 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
     """(title, cast sheet with the hero first, outline lines, the first pages, the conversation so far), in
     one schema-constrained answer: the plan is written first, so the pages follow it, and nothing is sent
     or evaluated twice. The hero's name (hero_name) is imposed by the schema. PagesFailedError when every
-    answer fails its checks. `things`: the photo's top concepts (the story should be about one of them);
-    `setting`: the landscape it happens in (photo_setting), not a kind the hero must be."""
+    answer fails its checks. `things`: the photo's top concepts but its landscape (the story should be about
+    one of them); `setting`: the landscape it happens in (photo_setting), not a kind the hero must be."""
     pages = brief.pages
     n = min(pages, PAGES_PER_ANSWER)
     hero = hero_name(brief, sampling.seed or 0)
@@ -278,7 +278,6 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
                      pages=_page_schema(brief, n))
     user = _book_prompt(about, brief, hero, hero_kind, pages, n, setting)
     messages = [{"role": "system", "content": BOOK_SYSTEM}, {"role": "user", "content": user}]
-    things = [t for t in things if landscape_place(t) is None]
     visitor = PHOTO_PERSON if setting and not hero_kind else ""  # _book_prompt's child at the landscape
     wanted = st.content_words(" ".join([hero_kind or visitor, brief.idea or "",
                                         about if not (hero_kind or setting) else "", *things[:3]]))

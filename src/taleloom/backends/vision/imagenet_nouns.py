@@ -507,12 +507,6 @@ def _landscapes() -> frozenset[str]:
     return frozenset(out)
 
 
-def landscape_place(noun: str) -> str | None:
-    """How a story names the place of a photo whose subject is a landscape — "the water's edge" for "shore", "a
-    mountain" for "mountain" — else None. A landscape is the book's setting, never its hero: told "Theo is the
-    shore from the photo, come to life", Qwen wrote a "shore animal" that swam to save a fish, after three plans
-    refused (the lake-at-dusk photo)."""
-    words = noun.strip().lower()
-    if words not in _landscapes():
-        return None
-    return GROUPS[words][0] if words in GROUPS else f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
+def is_landscape(noun: str) -> bool:
+    """Whether `noun` is the landscape group, one of its groups, or a noun or label of theirs ("shore", "lakeside")."""
+    return noun.strip().lower() in _landscapes()

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from taleloom.backends.vision.efficientnet_lite import LITE0, LiteConfig, load_lite
-from taleloom.backends.vision.imagenet_nouns import GROUPS, ancestry, labels
+from taleloom.backends.vision.imagenet_nouns import GROUPS, ancestry, is_landscape, labels
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,17 @@ def with_article(noun: str) -> str:
     if noun in MASS:
         return f"some {noun}"
     return f"{'an' if re.match(r'[aeiou]', noun) else 'a'} {noun}"
+
+
+def landscape_place(noun: str) -> str | None:
+    """How a story names the place of a photo whose subject is a landscape — "the water's edge" for "shore", "a
+    mountain" for "mountain" — else None. A landscape is the book's setting, never its hero: told "Theo is the
+    shore from the photo, come to life", Qwen wrote a "shore animal" that swam to save a fish, after three plans
+    refused (the lake-at-dusk photo)."""
+    if not is_landscape(noun):
+        return None
+    words = noun.strip().lower()
+    return GROUPS[words][0] if words in GROUPS else with_article(words)
 
 
 class ImageNetClassifier:
