@@ -10,8 +10,11 @@ word list STAND_INS was then written from its misses); "test2" after the word li
 
 - old: the concept nearest to the whole scene sentence (MiniLM), the cast's names removed; the hero as the
   concept nearest to the hero's whole look.
-- new (stages/stage.py): a friend the scene names, drawn as their look's concept; else the concepts the
-  scene names word for word (stages/concept_match.py), the nearest of them to the sentence; else as old.
+- new (stages/stage.py, beside_hero): a friend the scene names, drawn as their look's concept; else the concepts
+  the scene names word for word (stages/concept_match.py), the nearest of them to the sentence; else a friend or
+  a thing the page's text names, or what the pages before named (the stage reads the whole book: each
+  labelled scene is looked at in its book, from the source run's JSON); else the nearest concept to the scene
+  without the photo's colour and light words, never a body part. The labels were made from the scene alone.
   The hero (and a friend): the kind (the look's first part) named word for word, else nearest to the kind.
 
     python benchmarks/scene_concepts.py     → benchmarks/results/scene_concepts.json
@@ -38,6 +41,23 @@ def old_setting(scene: str, cast, nearest, exclude: set[str]) -> str | None:
     return None
 
 
+def book_pages(labelled: dict) -> list:
+    """The pages of the book a labelled scene comes from (its source run's JSON: text and scene of every page),
+    so the stage sees what it sees in a book: the page's text and the pages before. The labelled page keeps
+    its labelled scene."""
+    from taleloom.book import Page
+
+    run = json.loads((REPO / "benchmarks" / "results" / labelled["source"]).read_text(encoding="utf-8"))
+    books = [b for m in run["models"].values() for b in m["books"]
+             if b["brief"] == labelled["brief"] and b["seed"] == labelled["seed"]]
+    drafts = books[0]["pages"] if books else []
+    pages = [Page(index=i, text=d.get("text", ""), scene=d.get("scene", "")) for i, d in enumerate(drafts, 1)]
+    pages = [p for p in pages if p.index != labelled["page"]]
+    return sorted([*pages, Page(index=labelled["page"], text=drafts[labelled["page"] - 1]["text"]
+                                if len(drafts) >= labelled["page"] else "", scene=labelled["scene"])],
+                  key=lambda p: p.index)
+
+
 def old_subject(look: str, nearest) -> str | None:
     """The stage before this change: the hero as the concept nearest to the whole look."""
     found = nearest(look, 1)
@@ -49,16 +69,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "scene_concepts.json")
     a = p.parse_args(argv)
 
-    from taleloom.book import Brief, CastMember, Page, Storybook
+    from taleloom.book import Brief, CastMember, Storybook
     from taleloom.config import Settings
     from taleloom.orchestrator import Backends
-    from taleloom.stages.stage import (
-        concept_mapper_for,
-        main_subject,
-        page_companion,
-        scene_setting,
-        without_names,
-    )
+    from taleloom.stages.stage import beside_hero, concept_mapper_for, main_subject
 
     ill = Backends.from_settings(Settings()).get("illustrator")  # through its pool, as a book reaches it
     mapper = concept_mapper_for(ill)
@@ -67,13 +81,14 @@ def main(argv: list[str] | None = None) -> dict:
     for s in scenes:
         cast = [CastMember(name=c["name"], look=c["look"], role="hero" if i == 0 else "friend")
                 for i, c in enumerate(s["cast"])]
-        book = Storybook(id="bench", brief=Brief(pages=1), cast=cast, pages=[Page(index=1, text="", scene=s["scene"])])
+        pages = book_pages(s)
+        book = Storybook(id="bench", brief=Brief(pages=len(pages)), cast=cast, pages=pages)
+        page = next(p for p in pages if p.index == s["page"])
         hero = main_subject(book, mapper)
         exclude = {hero} if hero else set()
         old_hero = old_subject(cast[0].look, mapper)
         old = old_setting(s["scene"], cast, mapper, {old_hero} if old_hero else set())
-        friend = page_companion(s["scene"], cast, mapper, exclude)
-        new = friend[1] if friend else scene_setting(without_names(s["scene"], cast), mapper, exclude)
+        new = beside_hero(book, page, mapper, exclude)[1]
         row = {"split": s["split"], "scene": s["scene"], "old_hero": old_hero, "hero": hero, "old": old, "new": new,
                "accept": s["accept"], "old_ok": old in s["accept"], "new_ok": new in s["accept"],
                "old_hero_ok": old_hero in s["hero_accept"], "new_hero_ok": hero in s["hero_accept"]}

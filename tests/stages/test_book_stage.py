@@ -216,3 +216,36 @@ def test_the_setting_is_what_the_scene_names_not_what_the_sentence_is_nearest_to
     assert scene_setting("Sami stands by the person pouting", people, exclude=set()) == "person pouting"
     assert look_concept("child, brown hair, blue eyes", VocabularyMapper(
         lambda t, k: (["eyes", "boy"] if "eyes" in t else ["eyes", "boy"])[:k], ("eyes", "boy"))) == "boy"
+
+
+def test_a_scene_that_names_no_place_takes_the_friend_or_place_its_text_names_then_where_the_story_last_was():
+    """The baboon book (stop 27): the scenes described the hero's look ("in grey and green tones, soft, warm
+    light") and named no place, and the nearest concept to them drew a sun, eyes and an apple beside the monkey
+    in a story set in a forest. Now page 1 draws the friend its text names, the pages after it the forest page
+    1's text named; the nearest concept to a scene ignores the photo's colour and light words and is never a
+    body part."""
+    from taleloom.stages.concept_match import without_photo_words
+    from taleloom.stages.stage import VocabularyMapper, nearest_setting
+
+    vocab = ("monkey", "cat", "evergreen tree", "sun with face", "eyes", "green apple", "poultry leg", "kite")
+
+    def nearest(text, k):  # MiniLM stand-in: what the colour and light words and the eyes pull towards first
+        words = set(text.lower().replace(",", " ").split())
+        pulled = [c for c, w in (("sun with face", "warm"), ("green apple", "green"), ("eyes", "eyes"),
+                                 ("poultry leg", "legs")) if w in words]
+        rest = ["monkey", "cat", "kite", "evergreen tree"] if "cat" in words else ["monkey", "kite", "cat",
+                                                                                   "evergreen tree"]
+        return (pulled + rest)[:k]
+
+    m = VocabularyMapper(nearest, vocab)
+    look = "in grey and green tones, soft, warm light, wearing a green hat"
+    cast = [CastMember(name="Lila", look="monkey, grey fur", role="hero"), CastMember(name="Luna", look="cat, yellow fur")]
+    book = Storybook(id="b", brief=Brief(pages=3, seed=1), cast=cast, pages=[
+        Page(index=1, text="In the green forest, Lila was playing with her friend Luna.", scene=f"Lila the monkey {look}"),
+        Page(index=2, text="Lila saw a bird. She was surprised.", scene="Lila looking up with her eyes wide"),
+        Page(index=3, text="Lila laughed.", scene=f"Lila the monkey {look}")])
+    assert [r.concepts for r in stage(book, m)] == [["monkey", "cat"], ["monkey", "evergreen tree"],
+                                                    ["monkey", "evergreen tree"]]
+    assert stage(book, m)[0].seed != stage(book, m)[1].seed  # the friend keeps their own noise, as when the scene names them
+    assert without_photo_words("Lila in grey and green tones, soft, warm light.") == "Lila in and"
+    assert nearest_setting("Lila moving her arms and legs, eyes wide", m, exclude={"monkey"}) == "kite"  # no leg, no eyes

@@ -15,13 +15,18 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+from taleloom.backends.vision.facts import COLOUR_NAMES, LIGHT_WORDS
+
 _LINKS = (" with ", " in ", " on ", " at ", " over ", " behind ", " without ", " showing ", " of ")
 _PEOPLE = ("person", "people", "man", "woman", "men", "women")  # "person walking": the person, not the walk
 # heads that a scene uses about its characters, not about things to draw beside them
 # (and "picture": a scene is a picture's description, "A warm picture shows Otto …"; "light": scenes tell of
 # warm or soft light, not of traffic lights)
+# a character's limbs: no concept with one as its head is drawn beside the hero ("moving her arms and legs" drew
+# `poultry leg`, stop 27's fish book)
+LIMBS = frozenset({"leg", "arm", "foot", "wing", "tail", "paw", "tooth", "lip"})
 NOT_THINGS = frozenset({"face", "eye", "eyes", "ear", "nose", "mouth", "tongue", "biceps", "selfie", "hand",
-                        "silhouette", "head", "sparkle", "print", "person", "people", "picture", "light"})
+                        "silhouette", "head", "sparkle", "print", "person", "people", "picture", "light", *LIMBS})
 _IRREGULAR = {"leaves": "leaf", "mice": "mouse", "geese": "goose", "children": "child", "feet": "foot",
               "teeth": "tooth", "wolves": "wolf", "knives": "knife", "sheep": "sheep", "fish": "fish",
               "dishes": "dish", "glasses": "glass", "buses": "bus", "beaches": "beach", "boxes": "box",
@@ -81,9 +86,9 @@ def head(concept: str) -> str:
 
 
 def not_a_thing(concept: str) -> bool:
-    """A concept that is only a body part or the like ('eyes', 'nose'): no drawing of a character ('dog
-    face' is one: a dog)."""
-    return singular(concept.lower()) in NOT_THINGS or concept.lower() in NOT_THINGS
+    """A concept that is only a body part or the like ('eyes', 'nose', 'poultry leg'): no drawing of a character
+    ('dog face' is one: a dog)."""
+    return singular(concept.lower()) in NOT_THINGS or concept.lower() in NOT_THINGS or head(concept) in LIMBS
 
 
 def doing(concept: str) -> bool:
@@ -94,6 +99,15 @@ def doing(concept: str) -> bool:
 
 
 _LINK_WORDS = {w.strip() for w in _LINKS} | {"and", "a", "an", "the"}
+
+
+# what a caption says of the photo itself ("in grey and green tones, in soft, warm light"), which stories copy
+PHOTO_WORDS = frozenset({*COLOUR_NAMES, *LIGHT_WORDS, "light", "tone", "tones"})
+
+
+def without_photo_words(text: str) -> str:
+    """`text` without the caption's colour and light words: they say how the photo looks, not what to draw."""
+    return " ".join(w for w in re.split(r"\s+", text) if w.lower().strip(",.;:!?") not in PHOTO_WORDS)
 
 
 def said_words(text: str) -> set[str]:

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 
 from taleloom.book import CastMember, ImageRequest, Page, Storybook
 from taleloom.errors import choice_error
-from taleloom.stages.concept_match import doing, named_concepts, not_a_thing, said_words, strength
+from taleloom.stages.concept_match import (
+    doing,
+    named_concepts,
+    not_a_thing,
+    said_words,
+    strength,
+    without_photo_words,
+)
 from taleloom.stages.story_text import mentions
 
 # text, k → the k nearest concept names, best first (e.g. the aligned encoder's nearest_concepts)
@@ -117,9 +124,8 @@ def stage_page(book: Storybook, page: Page, concept_mapper: ConceptMapper | None
     if concept_mapper is not None:
         subject = subject or main_subject(book, concept_mapper)
         concepts = [subject] if subject else []
-        friend = page_companion(page.scene, book.cast, concept_mapper, exclude=set(concepts))
+        friend, setting = beside_hero(book, page, concept_mapper, exclude=set(concepts))
         unnamed = without_names(page.scene, book.cast)
-        setting = friend[1] if friend else scene_setting(unnamed, concept_mapper, exclude=set(concepts))
         if setting:
             concepts.append(setting)
         if friend and len(concepts) == 2 and (thing := named_setting(unnamed, concept_mapper,
@@ -254,11 +260,56 @@ def named_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str]) 
 
 def scene_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str], k: int = 5) -> str | None:
     """Where the scene happens or what is beside the hero: the concept the scene names (named_setting); when
-    it names none, the nearest concept. Never the subject nor a variant of it ("polar bear" is no setting for
-    "bear")."""
-    if named := named_setting(scene, concept_mapper, exclude):
-        return named
-    for name in concept_mapper(scene, k):
-        if _unlike(name, exclude):
+    it names none, the nearest concept (nearest_setting). Never the subject nor a variant of it ("polar bear"
+    is no setting for "bear")."""
+    return named_setting(scene, concept_mapper, exclude) or nearest_setting(scene, concept_mapper, exclude, k)
+
+
+def nearest_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str], k: int = 5) -> str | None:
+    """The concept nearest to the scene said without the photo's colours and light (concept_match.
+    without_photo_words), never a body part nor someone doing something: to "Lila the monkey in grey and green
+    tones, soft, warm light" the nearest was `sun with face`, to "looking at the monkey with her eyes wide-eyed"
+    `eyes`, to "computer screen with white background" `white flower` (stop 27's baboon and fish books). Someone
+    doing something may stand beside the hero ("Leo leaning against the wall with his bicycle": `person
+    biking`)."""
+    for name in concept_mapper(without_photo_words(scene), k):
+        if _unlike(name, exclude) and not not_a_thing(name):
             return name
+    return None
+
+
+def beside_hero(book: Storybook, page: Page, concept_mapper: ConceptMapper,
+                exclude: set[str]) -> tuple[tuple[int, str] | None, str | None]:
+    """(the friend drawn as (cast index, concept), or None; the concept drawn beside the hero) for one page, in
+    this order: a friend the scene names; what the scene names word for word; a friend the page's text names;
+    what the text names; where the story last was (story_place); the nearest concept to the scene.
+    Why the text and the pages before: a scene often describes the hero's look and no place ("A picture of
+    Lila the monkey in grey and green tones, wearing a grey jacket") while the text says "In the green forest,
+    Lila was playing with her friend Luna"; the nearest concept to such a scene drew a sun, eyes and an apple
+    beside the monkey on a book that happens in a forest (stop 27's baboon book)."""
+    cast = book.cast
+    unnamed = without_names(page.scene, cast)
+    if friend := page_companion(page.scene, cast, concept_mapper, exclude):
+        return friend, friend[1]
+    if named := named_setting(unnamed, concept_mapper, exclude):
+        return None, named
+    if page.text and (friend := page_companion(page.text, cast, concept_mapper, exclude)):
+        return friend, friend[1]
+    if page.text and (named := named_setting(without_names(page.text, cast), concept_mapper, exclude)):
+        return None, named
+    place = story_place(book, page, concept_mapper, exclude)
+    return None, place or nearest_setting(unnamed, concept_mapper, exclude)
+
+
+def story_place(book: Storybook, page: Page, concept_mapper: ConceptMapper, exclude: set[str]) -> str | None:
+    """What the latest page before this one names word for word in its scene or text (not the cast: a friend
+    stays on the pages that name them): a book that begins in the forest stays there until a page says
+    otherwise."""
+    cast_kinds = {found for member in book.cast
+                  if (found := look_concept(member.look or member.name, concept_mapper, exclude))}
+    for before in sorted((p for p in book.pages if p.index < page.index), key=lambda p: -p.index):
+        for text in (before.scene, before.text):
+            if text and (named := named_setting(without_names(text, book.cast), concept_mapper,
+                                                exclude | cast_kinds)):
+                return named
     return None

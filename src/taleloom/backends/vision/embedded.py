@@ -22,7 +22,7 @@ from pydantic import Field
 from taleloom.backends.base import Captioner, Sampling, TextModel
 from taleloom.backends.base import Options as BaseOptions
 from taleloom.backends.vision.efficientnet_lite import CONFIGS
-from taleloom.backends.vision.facts import describe_facts, image_facts, working_copy
+from taleloom.backends.vision.facts import COLOUR_NAMES, describe_facts, image_facts, working_copy
 from taleloom.backends.vision.imagenet_nouns import ancestry, labels
 from taleloom.backends.vision.subjects import ImageNetClassifier, name_subjects
 from taleloom.book import Caption, count
@@ -200,8 +200,7 @@ def prompt(phrases: list[str], facts: dict[str, Any], hint: str | None, named: b
 # Words a caption may use for a person; any other ImageNet noun not among the subjects is a wrong name.
 PERSON_WORDS = frozenset({"person", "people", "man", "woman", "men", "women", "child", "children", "boy", "girl",
                           "someone", "player", "astronaut", "face", "faces"})
-COLOUR_WORDS = frozenset({"orange", "brown", "black", "white", "grey", "pink", "red", "green", "blue", "yellow",
-                          "purple", "beige", "turquoise", "gold", "golden", "silver", "cream", "lemon"})
+COLOUR_WORDS = frozenset(COLOUR_NAMES) | {"gold", "golden", "silver", "cream", "lemon"}
 
 
 @functools.cache

@@ -47,6 +47,11 @@ def image_facts(image: Image.Image) -> dict[str, Any]:
     return facts
 
 
+# every name colour_name gives: the words a caption (and a story that copies it) uses for the photo's colours
+COLOUR_NAMES = ("black", "white", "grey", "pink", "brown", "beige", "red", "orange", "yellow", "green", "turquoise",
+                "blue", "purple")
+
+
 def colour_name(r: int, g: int, b: int) -> str:
     """A child's name for an RGB colour: hue bins, with greys, browns and beiges by saturation/value."""
     hue, sat, val = colorsys.rgb_to_hsv(r / 255, g / 255, b / 255)
