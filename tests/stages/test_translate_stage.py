@@ -400,6 +400,14 @@ def test_a_name_that_opens_a_sentence_must_stay_in_its_translation():
 
     assert list(translate(list(Owl.ES), "es", Owl())) == list(Owl.ES.values())
 
+    # a Title Cased title's capitals are words too ("Sun"), while the pages' names still hold for it
+    class Sun(Lowering):
+        ES = {"Butterfly in the Sun": "Mariposa al sol", "Sami flies in the warm sunlight.": "Sami vuela bajo el sol.",
+              "Pip on the Pond": "El estanque", "Then Pip swims to the reeds.": "Luego Pip nada hacia los juncos."}
+
+    out = translate(list(Sun.ES), "es", Sun())
+    assert out[:3] == ["Mariposa al sol", "Sami vuela bajo el sol.", "Pip on the Pond"] and out.kept_english == [2]
+
 
 def test_a_possessive_title_is_asked_as_of_and_an_english_answer_to_it_is_not_taken():
     llm = PossessiveCopier()

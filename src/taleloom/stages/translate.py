@@ -558,7 +558,25 @@ def problem(source: str, got: str, code: str, names: set[str] | frozenset[str] |
         return f"length {len(flat)} is implausible for {len(source)} English characters"
     if re.search(r"(.{6,}?)\1{2,}", flat):
         return "a piece of text repeats"
+    if said := overused_word(source, flat):
+        return said
     return None
+
+
+def overused_word(source: str, got: str) -> str | None:
+    """A word of four letters or more that `got` says at least three times, two more than the English says any
+    word: the butterfly book's look "butterfly, green wings, yellow body, orange legs" came back "papillon,
+    couleurs de papillon, corps papillon, pieds papillon, …" and was printed on the cover."""
+    def most(text: str) -> tuple[int, str]:
+        counts: dict[str, int] = {}
+        for w in st.words(text):
+            if len(w) >= 4:
+                counts[w.lower()] = counts.get(w.lower(), 0) + 1
+        return max(((n, w) for w, n in counts.items()), default=(0, ""))
+
+    n, word = most(got)
+    english = most(source)[0]
+    return f"says {word!r} {n} times (the English no word more than {english})" if n >= 3 and n >= english + 2 else None
 
 
 def _copies_example(source: str, got: str, example: str, run: int = 5) -> bool:
@@ -580,8 +598,19 @@ def _copies_example(source: str, got: str, example: str, run: int = 5) -> bool:
     return any(tuple(mine[i:i + run]) in grams for i in range(len(mine) - run + 1))
 
 
+# the words a Title Cased Title leaves in lower case
+TITLE_SMALL_WORDS = frozenset({"a", "an", "the", "and", "or", "but", "of", "in", "on", "at", "to", "by", "for",
+                               "with", "from", "into", "under", "over", "up"})
+
+
 def names_in(text: str) -> set[str]:
-    """Capitalised words inside sentences (names, kept by a translation); none in a Title Cased Title."""
+    """Capitalised words inside sentences (names, kept by a translation); none in a Title Cased Title, where
+    every word but the small ones is capitalised ("Butterfly in the Sun" may become "Papillon au soleil": its
+    "Sun" was kept as a name, so the butterfly book's French title stayed English); the book's names from its
+    pages still hold for the title (problem)."""
     found = set(re.findall(r"(?<![.!?]\s)(?<![.!?'\"“‘])(?<!^)\b[A-Z][a-z]+", text))
-    capitals = [w for w in st.words(text) if w[:1].isupper()]
-    return set() if len(capitals) * 2 > len(st.words(text)) else found
+    words = st.words(text)
+    capitals = [w for w in words if w[:1].isupper()]
+    content = [w for w in words if w.lower() not in TITLE_SMALL_WORDS]
+    title_cased = len(content) >= 2 and len(capitals) == len(content) and len(words) <= 8
+    return set() if title_cased or len(capitals) * 2 > len(words) else found
