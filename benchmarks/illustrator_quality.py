@@ -129,7 +129,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="v1 and v2 side by side on the multi-style held-out set (benchmarks/illustrator_compare.py): "
                         "illustrator_v1_v2.json + illustrator_v1_v2_samples.png")
     p.add_argument("--v2-model", type=Path, default=None, help="with --v1-v2: a v2 checkpoint folder instead of the asset")
-    p.add_argument("--scene-pairs", type=int, default=24, help="with --v1-v2: held-out (hero, setting) pairs")
+    p.add_argument("--scene-pairs", type=int, default=None,
+                   help="with --v1-v2: held-out (hero, setting) pairs (default illustrator_compare.SCENE_PAIRS, 96; "
+                        "the first 24 are stop 26's pairs)")
     p.add_argument("--grid", type=Path, default=REPO / "docs" / "illustrator_v1_v2.png",
                    help="with --v1-v2: where else to save the grid of held-out prompts × styles")
     a = p.parse_args(argv)
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         from illustrator_compare import run
 
         run(n=a.n, threads=a.threads, v2_dir=a.v2_model, guidance=a.guidance or 3.0, out=a.out,
-            scene_pairs=a.scene_pairs, quick=a.quick, grid_path=a.grid)
+            quick=a.quick, grid_path=a.grid, **({"scene_pairs": a.scene_pairs} if a.scene_pairs else {}))
         return
     if a.timing_only:
         from taleloom.backends.image.embedded import EmbeddedIllustrator, EmbeddedUpscaler

@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from build_iconify_dataset import DEFAULT_OUT, load_manifest  # noqa: E402
 from illustrator_probe import Probe  # noqa: E402
 
+from taleloom.backends.image.styles import caption  # noqa: E402
 from taleloom.diffusion.vae import load_vae  # noqa: E402
 
 SHIPPED = REPO / "src/taleloom/assets/illustrator-v2/vae"
@@ -98,7 +99,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"note: {folder} has another encoder; its row decodes other latents")
             latents = z if latents is None else latents
             t0 = time.perf_counter()
-            decoded = vae.decode(z)
+            # a decoder trained with classes is told each picture's style, as the sampler tells it from the prompt
+            classes = torch.tensor([vae.config.class_index(caption(r["concept"], r["style"])) for r in pick])
+            decoded = vae.decode(z, classes)
             seconds = time.perf_counter() - t0
         pics = to_pil(decoded)
         rows.append(pics)

@@ -262,3 +262,59 @@ def test_the_edge_term_ranks_a_blurred_edge_worse_than_a_colour_shift_unlike_the
     assert all(row["edge"] > 0 for row in logged)
     with pytest.raises(ValueError, match="edge_weight"):
         vae_config(tmp_path / "x", edge_weight=-1.0)
+
+
+def test_a_decoder_told_each_pictures_class_starts_as_the_one_it_came_from_learns_per_class_and_reads_the_prompt(
+        tmp_path):
+    """decoder_classes: a picture's class is the class text its caption ends with (class 0: none); the new FiLM
+    layers start at zero, so the decoder begins as the one it is initialised from; trained, the same latent
+    decodes differently per class, and a latent model's codec finds the class from each picture's prompt."""
+    from taleloom.diffusion.latent import LatentCodec
+    from taleloom.diffusion.vae_train import start_from
+
+    data = Blobs(8, 16)
+    data.captions = [f"disc {i}, {'flat style' if i % 2 else 'ink style'}" for i in range(8)]
+    train_vae(vae_config(tmp_path / "plain", max_steps=30, crop_size=0, batch_size=8, lr=5e-3), data, progress=False)
+    plain, _ = load_vae(tmp_path / "plain")
+    styled = VAEConfig(channels=(8, 16), latent_channels=4, image_size=16, decoder_classes=("flat style", "ink style"),
+                       decoder_class_dim=8)
+    assert [styled.class_index(c) for c in ("disc, flat style", "disc, ink style ", "a disc", "flat style, disc")] == \
+        [1, 2, 0, 0]
+    fresh = AutoencoderKL(styled)
+    start_from(fresh, str(tmp_path / "plain"))
+    z = plain.encode(torch.stack(data.x))[0].detach()
+    with torch.no_grad():
+        assert torch.equal(fresh.decode(z, torch.tensor([1] * 8)), plain.decode(z))  # step 0: the decoder it came from
+    run = vae_config(tmp_path / "styled", vae=styled, init_from=str(tmp_path / "plain"), decoder_only=True,
+                     max_steps=40, crop_size=0, batch_size=8, lr=5e-3, class_dropout=0.25)
+    losses = train_vae(run, data, progress=False).losses
+    assert sum(losses[-10:]) < sum(losses[:10])
+    trained, meta = load_vae(tmp_path / "styled")
+    assert meta["vae"]["decoder_classes"] == ["flat style", "ink style"]
+    with torch.no_grad():
+        flat, ink, none = (trained.decode(z, torch.full((8,), c)) for c in (1, 2, 0))
+        assert (flat - ink).abs().mean() > 1e-3 and (flat - none).abs().mean() > 1e-3
+        assert torch.equal(trained.decode(z), none)  # no class given: class 0
+    codec = LatentCodec.__new__(LatentCodec)
+    codec.vae, codec.scale = trained, 1.0
+    with torch.no_grad():
+        assert torch.allclose(codec.decode(z[:2], ["disc, ink style", "a disc"]),
+                              torch.cat([ink[:1], none[1:2]]).clamp(-1, 1), atol=1e-5)
+    with pytest.raises(BadInputError, match="decoder_classes"):
+        train_vae(vae_config(tmp_path / "none", vae=VAEConfig(channels=(8, 16), image_size=16, decoder_classes=("x",))),
+                  data, progress=False)
+    with pytest.raises(ValueError, match="distinct"):
+        VAEConfig(channels=(8, 16), decoder_classes=("a", "a"))
+
+
+def test_the_style_decoder_recipe_lists_the_trained_styles_words_in_their_order():
+    """One home for the style words (styles.py): the recipe's decoder_classes must be exactly them, since the
+    sampler finds a picture's class from the prompt styles.caption() wrote."""
+    import tomllib
+    from pathlib import Path
+
+    from taleloom.backends.image.styles import STYLES
+
+    recipe = Path(__file__).resolve().parents[2] / "scripts" / "recipes" / "illustrator_v2_vae_decoder_styles.toml"
+    classes = tomllib.loads(recipe.read_text())["vae"]["decoder_classes"]
+    assert classes == [s.words for s in STYLES.values()]

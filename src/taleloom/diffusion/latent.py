@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,13 @@ class LatentCodec:
         self.image_size = int(section["image_size"])
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Scaled latents (B, z, h, w) → pictures (B, 3, h·f, w·f) in [-1, 1]."""
-        return self.vae.decode(z / self.scale).clamp(-1, 1)
+    def decode(self, z: torch.Tensor, prompts: Sequence[str] | None = None) -> torch.Tensor:
+        """Scaled latents (B, z, h, w) → pictures (B, 3, h·f, w·f) in [-1, 1]. `prompts` (one per latent) tell a
+        class-conditioned decoder each picture's class (the class its prompt ends with, VAEConfig.class_index)."""
+        classes = None
+        if prompts is not None and self.vae.config.decoder_classes:
+            classes = torch.tensor([self.vae.config.class_index(p) for p in prompts], device=z.device)
+        return self.vae.decode(z / self.scale, classes).clamp(-1, 1)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:

@@ -188,7 +188,7 @@ class TextToImage:
         den = self.denoiser(prompts, negative_prompt, guidance, cond_image)
         smp = self.sampler(sampler, spacing=spacing, **({"eta": eta} if sampler == "ddim" else {}))
         x0 = self._run(den, smp, self.noise(seeds), steps, seeds, progress)
-        return self.pictures(x0)
+        return self.pictures(x0, prompts)
 
     def region_box(self, box: Sequence[float]) -> tuple[int, int, int, int]:
         """A box (left, top, right, bottom) in fractions of the picture → (y0, y1, x0, x1) in the U-Net's
@@ -244,7 +244,7 @@ class TextToImage:
                 if rs is not None:
                     x_T[i, :, y0:y1, x0_:x1] = self.noise([rs])[0, :, y0:y1, x0_:x1]
         x0 = self._run(den, smp, x_T, steps, seeds, progress)
-        return self.pictures(x0)
+        return self.pictures(x0, prompts)
 
     def scene_denoiser(self, prompts: Sequence[str], regions, negative_prompt: str = "", guidance: float = 3.0,
                        region_weight: float = 4.0):
@@ -291,12 +291,13 @@ class TextToImage:
             out = sample_loop(den, smp, tuple(x.shape), steps, gen, x_T=x_t, start_index=start)
         except ValueError as e:
             raise BadInputError(str(e)) from e
-        return self.pictures(out)
+        return self.pictures(out, prompts)
 
-    def pictures(self, x0: torch.Tensor) -> list[Image.Image]:
-        """The sampler's result → RGB pictures (decoded by the autoencoder for a latent model)."""
+    def pictures(self, x0: torch.Tensor, prompts: Sequence[str] | None = None) -> list[Image.Image]:
+        """The sampler's result → RGB pictures (decoded by the autoencoder for a latent model; `prompts`, one per
+        picture, tell a class-conditioned decoder each picture's style)."""
         if self.codec is not None:
-            x0 = self.codec.decode(x0)
+            x0 = self.codec.decode(x0, prompts)
         return [tensor_to_pil(x) for x in x0]
 
     def _image_batch(self, image: Image.Image, what: str) -> torch.Tensor:
@@ -325,7 +326,7 @@ class TextToImage:
             out = edit.img2img(den, self.sampler(sampler), x, strength, steps, gen)
         except ValueError as e:
             raise BadInputError(str(e)) from e
-        return self.pictures(out[:1])[0]
+        return self.pictures(out[:1], [prompt])[0]
 
     @torch.no_grad()
     def inpaint(
@@ -354,7 +355,7 @@ class TextToImage:
             out = edit.inpaint(den, self.sampler(sampler), x, m_t.to(self.device), steps, gen)
         except ValueError as e:
             raise BadInputError(str(e)) from e
-        return self.pictures(out[:1])[0]
+        return self.pictures(out[:1], [prompt])[0]
 
     @torch.no_grad()
     def interpolate(
@@ -380,4 +381,4 @@ class TextToImage:
         den = self.denoiser([prompt_a] * frames, negative_prompt, guidance)
         den.cond = (ctx, mask)
         x0 = self._run(den, self.sampler(sampler), x_T, steps, [seed_a], progress)
-        return self.pictures(x0)
+        return self.pictures(x0, [prompt_a if w < 0.5 else prompt_b for w in ws])

@@ -69,6 +69,9 @@ class VAETrainConfig:
     # the ratio of gradient norms at the decoder's last layer (adaptive_weight) times this weight (0.5 in
     # latent diffusion). The discriminator trains from the first step; the decoder feels it from
     # `adversarial_start` on. 0 = off.
+    # with [vae] decoder_classes: the share of pictures decoded with no class (0), so that the decoder also
+    # draws a latent whose prompt names none of its classes
+    class_dropout: float = 0.1
     adversarial_weight: float = 0.0
     adversarial_start: int = 0
     disc_channels: int = 32
@@ -85,6 +88,8 @@ class VAETrainConfig:
             raise ValueError(f"perceptual must be one of {', '.join(PERCEPTUAL)}, got {self.perceptual!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if not 0.0 <= self.class_dropout < 1.0:
+            raise ValueError(f"class_dropout must be in [0, 1), got {self.class_dropout}")
         if self.edge_weight < 0:
             raise ValueError(f"edge_weight must be >= 0 (0 = off), got {self.edge_weight}")
         if self.adversarial_weight < 0 or self.adversarial_start < 0 or self.disc_channels <= 0:
@@ -225,7 +230,7 @@ def train_vae(config: VAETrainConfig, dataset: Dataset, *, resume: bool = False,
         raise BadInputError(f"there is no training run to resume in {out} (no {STATE_NAME})",
                             "check out_dir, or start a new run without --resume")
     device = torch.device(resolve_device(config.device))
-    images, _, _ = load_all(dataset, progress=progress)
+    images, _, captions = load_all(dataset, progress=progress)
     v = config.vae
     if images.shape[1] != v.in_channels or images.shape[-1] != v.image_size or images.shape[-2] != v.image_size:
         raise BadInputError(
@@ -233,6 +238,13 @@ def train_vae(config: VAETrainConfig, dataset: Dataset, *, resume: bool = False,
             f"({v.in_channels}, {v.image_size}, {v.image_size})", "set [vae] image_size to the pictures' size")
     images = images.to(device)
     n = images.shape[0]
+    labels = None
+    if v.decoder_classes:
+        labels = torch.tensor([v.class_index(c) for c in captions], device=device)
+        if not bool((labels > 0).any()):
+            raise BadInputError(f"no caption of the {n} training pictures ends with any of [vae] decoder_classes "
+                                f"(e.g. {captions[0]!r})", "list the texts the captions end with, such as their "
+                                "style words")
 
     torch.manual_seed(config.seed)
     model = AutoencoderKL(v).to(device).train()
@@ -283,14 +295,18 @@ def train_vae(config: VAETrainConfig, dataset: Dataset, *, resume: bool = False,
     while step < config.max_steps:
         idx = batch_indices(step, config.batch_size, n, config.seed).to(device)
         x = random_crops(images[idx], config.crop_size, gen).float().div_(127.5).sub_(1.0)
+        cls = None
+        if labels is not None:
+            keep = torch.rand(idx.shape, generator=gen, device=gen.device) >= config.class_dropout
+            cls = torch.where(keep, labels[idx], torch.zeros_like(labels[idx]))
         for g in opt.param_groups:
             g["lr"] = lr_at(config, step)  # type: ignore[arg-type]  # same lr fields as TrainConfig
         if config.decoder_only:
             with torch.no_grad():
                 mean, _ = model.encode(x)
-            x_hat = model.decode(mean)
+            x_hat = model.decode(mean, cls)
         else:
-            x_hat, mean, logvar = model(x, gen)
+            x_hat, mean, logvar = model(x, gen, cls)
         rec = (x_hat - x).abs().flatten(1).mean(dim=1)
         p_term = perc(x_hat, x) if perc is not None else torch.zeros_like(rec)
         kl = torch.zeros_like(rec) if config.decoder_only else kl_divergence(mean, logvar)
@@ -351,7 +367,13 @@ def start_from(model: AutoencoderKL, folder: str) -> None:
                             "only decoder_channels / decoder_res_blocks may differ") from e
     if source.config.dec_channels == model.config.dec_channels and \
             source.config.dec_res_blocks == model.config.dec_res_blocks:
-        model.decoder.load_state_dict(source.decoder.state_dict())
+        # a decoder gaining classes starts as the source's: its new FiLM layers are zero (they change nothing)
+        missing, unexpected = model.decoder.load_state_dict(source.decoder.state_dict(), strict=False)
+        new = [k for k in missing if ".film." not in k and not k.startswith("classes.")]
+        if new or unexpected:
+            raise BadInputError(f"init_from {folder}: its decoder does not fit this [vae] config "
+                                f"(missing {new[:3]}, unexpected {unexpected[:3]})",
+                                "start a decoder with classes from one with the same decoder_channels")
 
 
 @torch.no_grad()
