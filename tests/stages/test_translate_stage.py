@@ -511,3 +511,22 @@ def test_the_books_animals_are_told_in_the_readers_words_from_cldr():
         llm.prompts = []
         translate(words, code, llm)
         assert llm.prompts and not any("Say these words so" in p for p in llm.prompts)
+
+
+def test_a_sentence_opening_english_word_left_after_every_re_ask_is_dropped_not_printed():
+    """The baboon book's Spanish page 1 kept "Suddenly," after its re-ask and printed it; the sentence says the
+    same without it. Another kept word stays, and is recorded."""
+    class Stubborn(TextModel):
+        name = model_id = "stubborn"
+        supports_schema = True
+        ES = {"Lila played in the forest. Suddenly, a monkey appeared.": "Lila jugaba en el bosque. Suddenly, un mono "
+                                                                         "apareció.",
+              "Then, Lila flew her kite over the big green hill.": "Then, Lila voló su kite sobre la gran colina verde."}
+
+        def chat(self, messages, sampling=None, schema=None):
+            return json.dumps({"translations": [self.ES[t] for t in asked(messages)]})
+
+    texts = list(Stubborn.ES)
+    out = translate(texts, "es", Stubborn())
+    assert out[0] == "Lila jugaba en el bosque. Un mono apareció." and 0 not in out.kept_words
+    assert out[1] == "Lila voló su kite sobre la gran colina verde." and out.kept_words[1] == "kite"

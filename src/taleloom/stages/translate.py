@@ -179,14 +179,40 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
         todo = sorted(left)
     warnings, kept_words = [], {}
     for i in (i for i in todo if i in nearly):
-        out[i], kept_words[i] = nearly[i]
-        warnings.append(f"text {i + 1} keeps a few English words: {kept_words[i]!r}")
+        out[i], left = without_openers(*nearly[i])
+        if left:
+            kept_words[i] = left
+            warnings.append(f"text {i + 1} keeps a few English words: {left!r}")
     kept = sorted(i for i in todo if i not in nearly)
     warnings += [f"text {i + 1} kept in English: {why[i]}" for i in kept]
     if kept and len(kept) * 2 >= len([t for t in texts if t.strip()]):  # a mostly-English book reads worse
         warnings.insert(0, _cannot(model, name))
         return Translation(list(texts), warnings[:3], list(range(len(texts))))
     return Translation(out, warnings, kept, kept_words)
+
+
+# English words that only open a sentence ("Suddenly, a monkey appeared."): one left in a translation after every
+# re-ask is dropped with its comma, as the sentence says the same without it ("Suddenly, un mono apareció." →
+# "Un mono apareció.", the baboon book's Spanish page 1), rather than printed in English
+SENTENCE_OPENERS = frozenset({"suddenly", "then", "finally", "meanwhile", "later", "soon", "afterwards", "luckily",
+                              "unfortunately", "however", "now", "still", "instead", "together"})
+_OPENER = re.compile(r"(^|[.!?…]\s+)([A-Z][a-z]+),\s+(\w)")
+
+
+def without_openers(text: str, kept: str) -> tuple[str, str]:
+    """(`text` without the sentence-opening English words of `kept` (a comma list), the kept words left)."""
+    words = [w.strip() for w in kept.split(",") if w.strip()]
+    dropped = set()
+
+    def drop(m: re.Match) -> str:
+        if m.group(2).lower() in SENTENCE_OPENERS and m.group(2).lower() in {w.lower() for w in words}:
+            dropped.add(m.group(2).lower())
+            return m.group(1) + m.group(3).upper()
+        return m.group(0)
+
+    text = _OPENER.sub(drop, text)
+    left = [w for w in words if w.lower() not in dropped or re.search(rf"\b{re.escape(w)}\b", text)]
+    return text, ", ".join(left)
 
 
 def names_as_written(text: str, names: set[str] | list[str], any_case: bool = False) -> str:
