@@ -249,3 +249,14 @@ def test_a_scene_that_names_no_place_takes_the_friend_or_place_its_text_names_th
     assert stage(book, m)[0].seed != stage(book, m)[1].seed  # the friend keeps their own noise, as when the scene names them
     assert without_photo_words("Lila in grey and green tones, soft, warm light.") == "Lila in and"
     assert nearest_setting("Lila moving her arms and legs, eyes wide", m, exclude={"monkey"}) == "kite"  # no leg, no eyes
+
+
+def test_a_football_is_a_soccer_ball_and_an_american_football_is_no_setting_beside_it():
+    """The captioner says "football" for ImageNet's soccer ball (OpenCV's footballer, stop 27): by its head noun the
+    hero was drawn as `american football`, an egg-shaped ball, with the soccer ball beside it."""
+    from taleloom.stages.stage import VocabularyMapper, look_concept, scene_setting
+
+    vocab = ("american football", "soccer ball", "woman")
+    m = VocabularyMapper(lambda t, k: list(vocab)[:k], vocab)  # MiniLM stand-in: the egg-shaped ball is nearest
+    assert look_concept("football, white and black", m) == "soccer ball"
+    assert scene_setting("Milo the football rolls past the woman", m, exclude={"soccer ball"}) == "woman"

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from taleloom.book import CastMember, ImageRequest, Page, Storybook
 from taleloom.errors import choice_error
 from taleloom.stages.concept_match import (
+    EVERYDAY_NAMES,
     doing,
+    head,
     named_concepts,
     not_a_thing,
     said_words,
@@ -169,9 +171,11 @@ def cast_seed(book_seed: int, member: int) -> int:
 
 
 def _unlike(name: str, exclude: set[str]) -> bool:
-    """Neither one of `exclude` nor a variant of one ("polar bear" is no setting for "bear")."""
+    """Neither one of `exclude` nor a variant of one ("polar bear" is no setting for "bear"; `american football`
+    none for a `soccer ball` hero, whose everyday name "football" is its head noun)."""
     taken = {w for other in exclude for w in other.lower().split()}
-    return name not in exclude and not taken & set(name.lower().split())
+    return (name not in exclude and not taken & set(name.lower().split())
+            and EVERYDAY_NAMES.get(head(name)) not in exclude)
 
 
 def page_companion(scene: str, cast: Sequence[CastMember], concept_mapper: ConceptMapper,
