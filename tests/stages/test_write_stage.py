@@ -249,6 +249,13 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
     assert write._look({"kind": "lemon", "look": "yellow with green skin, can move, talk and feel"}) == \
         "lemon, yellow with green skin"
     assert write._look({"kind": "fox", "look": "red fur in soft, warm light"}) == "fox, red fur"
+    # a thing come to life has no animal's coat (the footballer's "football, coloured fur"); a creature keeps it
+    assert write._look({"kind": "football", "look": "coloured fur, green and grey, red hat"}, thing=True) == \
+        "football, green and grey, red hat"
+    assert write._look({"kind": "rocket", "look": "white; red, yellow, blue feathers; red cap"}, thing=True) == \
+        "rocket, white, red cap"
+    assert write._look({"kind": "kite", "look": "red, a long tail"}, thing=True) == "kite, red, a long tail"
+    assert write._look({"kind": "football", "look": "soft fur"}, thing=True) == "football, soft fur"  # nothing else
     # the orange book: "a flowing orange t恤" (Chinese for a T-shirt) in the look, "Nora is not a人" in a scene
     assert write._look({"kind": "orange", "look": "round face, red ears, a flowing orange t恤"}) == \
         "orange, round face, red ears"

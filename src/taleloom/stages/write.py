@@ -284,6 +284,7 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
     people = {st.stem(w) for w in PEOPLE_WORDS}  # content words are stems ("people" → "peopl")
     if wanted & people:  # a girl, a boy or a woman is the person from the photo
         wanted |= people
+    photo_thing = bool(hero_kind and not brief.idea and is_creature(hero_kind) is False)  # told to come alive
     planned: list[tuple[str, list[CastMember], list[str]]] = []  # the last plan that passed its checks
     written: list[PageDraft] = []
 
@@ -291,7 +292,7 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
         _clean_fields(d)
         if problem := _plan_problem(d, brief, wanted if attempt < PLAN_RELEVANCE_TRIES else set(), n):
             return problem
-        cast = [CastMember(name=d["hero"]["name"], look=_look(d["hero"]), role="hero"),
+        cast = [CastMember(name=d["hero"]["name"], look=_look(d["hero"], thing=photo_thing), role="hero"),
                 CastMember(name=d["friend"]["name"], look=_look(d["friend"]), role="friend")]
         planned[:] = [(book_title(d["title"]), cast, d["outline"])]
         return _pages_problem(d["pages"], cast, 1, written,
@@ -367,8 +368,27 @@ def _field_problem(text: str) -> str | None:
     return None
 
 
-def _look(member: dict[str, str]) -> str:
-    return f"{short_kind(member['kind'])}, {short_look(_without_photo_light(member['look']), 90)}"
+def _look(member: dict[str, str], thing: bool = False) -> str:
+    """The cast sheet's look: the kind, then the look without the photo's light; for a `thing` (the photo's
+    subject, which the classifier says is no creature, come to life) without an animal's coat too."""
+    look = _without_photo_light(member["look"])
+    if thing:
+        look = _without_coat(look)
+    return f"{short_kind(member['kind'])}, {short_look(look, 90)}"
+
+
+# An animal's coat: a thing come to life has none. Qwen gave the footballer photo's football "coloured fur" (printed
+# on the French cover as "peluche verte"), a rocket "white fur" and "red, yellow, blue feathers" (story_quality books)
+_COAT = re.compile(r"\b(?:fur|furry|feathers?|feathered|whiskers|paws?|mane|fins|claws|hooves|beak|snout)\b",
+                   re.IGNORECASE)
+
+
+def _without_coat(look: str) -> str:
+    """`look` without its comma parts that speak of an animal's coat ('coloured fur, red hat' → 'red hat'); as it
+    is when nothing else would stay."""
+    parts = look.split(";") if ";" in look else look.split(",")  # "white; red, yellow, blue feathers; red cap"
+    kept = [p.strip() for p in parts if p.strip() and not _COAT.search(p)]
+    return ", ".join(kept) if kept else look
 
 
 # The caption's wording of the photo ("in brown and beige tones, in soft, warm light"), copied into a look: the
