@@ -256,6 +256,9 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
         "rocket, white, red cap"
     assert write._look({"kind": "kite", "look": "red, a long tail"}, thing=True) == "kite, red, a long tail"
     assert write._look({"kind": "football", "look": "soft fur"}, thing=True) == "football, soft fur"  # nothing else
+    # the building book's hero: "building, building from photo"; the kind said again is no look
+    assert write._look({"kind": "building", "look": "building from photo, red roof"}) == "building, red roof"
+    assert write._look({"kind": "building", "look": "building from photo"}) == "building"
     # the orange book: "a flowing orange t恤" (Chinese for a T-shirt) in the look, "Nora is not a人" in a scene
     assert write._look({"kind": "orange", "look": "round face, red ears, a flowing orange t恤"}) == \
         "orange, round face, red ears"

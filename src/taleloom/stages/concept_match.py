@@ -71,6 +71,13 @@ def singular(word: str) -> str:
     return w
 
 
+# nouns that end in -ing: the thing itself, not someone doing something ("office building" is a building; read as
+# a doing, its head was "office", and a building photo's hero was drawn as `building construction`, a crane)
+NOUNS_IN_ING = frozenset({"building", "ring", "king", "wing", "string", "spring", "swing", "ceiling", "painting",
+                          "clothing", "pudding", "wedding", "dumpling", "earring", "stocking", "evening", "morning",
+                          "icing", "thing", "sling", "lightning"})
+
+
 @lru_cache(maxsize=4096)  # asked for every concept of the vocabulary on every page
 def head(concept: str) -> str:
     """The noun a concept's name is about: 'deciduous tree' → 'tree', 'beach with umbrella' → 'beach',
@@ -84,7 +91,7 @@ def head(concept: str) -> str:
         return ""
     if words[0] in _PEOPLE:
         return words[0]
-    doing = next((i for i, w in enumerate(words) if i and w.endswith("ing")), len(words))
+    doing = next((i for i, w in enumerate(words) if i and w.endswith("ing") and w not in NOUNS_IN_ING), len(words))
     return singular(words[doing - 1])  # 'index pointing up' → 'index', 'leaf fluttering' → 'leaf'
 
 

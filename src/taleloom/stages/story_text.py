@@ -135,6 +135,7 @@ def strip_markup(text: str) -> str:
 # sunny garden with a photo of herself": the cat book). The phrase is cut from any field; a sentence that still
 # speaks of the photo is dropped from a page (drop_asides).
 _PHOTO_PHRASE = re.compile(r",?\s+(?:(?:from|in|of|on) (?:the|this|that|our|your) (?:photo|photograph|picture)\b"
+                           r"|from (?:photo|photograph)\b"  # the building book's hero: "building, building from photo"
                            r"|with a (?:photo|photograph) of (?:her|him|it|them)sel(?:f|ves)\b)", re.IGNORECASE)
 # "The picture shows Mina sitting on a wooden floor." (story_quality); the line that tells a thing from the photo
 # to come alive (write._book_prompt), copied back: "It can't move, talk or feel, not a person or an animal."

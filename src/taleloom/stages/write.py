@@ -374,7 +374,10 @@ def _look(member: dict[str, str], thing: bool = False) -> str:
     look = _without_photo_light(member["look"])
     if thing:
         look = _without_coat(look)
-    return f"{short_kind(member['kind'])}, {short_look(look, 90)}"
+    kind = short_kind(member["kind"])
+    # the request's "from the photo" and the kind said again are no look: "building, building from photo"
+    parts = [p for p in st.strip_markup(look).split(",") if p.strip() and p.strip().lower() != kind.lower()]
+    return f"{kind}, {short_look(','.join(parts), 90)}" if parts else kind
 
 
 # An animal's coat: a thing come to life has none. Qwen gave the footballer photo's football "coloured fur" (printed
