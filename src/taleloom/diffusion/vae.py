@@ -89,7 +89,6 @@ class VAEConfig:
     def from_dict(cls, d: dict[str, Any]) -> VAEConfig:
         return config_from_dict(cls, d)
 
-
     def class_index(self, text: str) -> int:
         """1 + the index of the decoder class whose text `text` ends with (the longest such), else 0 (none)."""
         text = text.strip()

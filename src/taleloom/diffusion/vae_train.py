@@ -63,15 +63,15 @@ class VAETrainConfig:
     # the encoder's posterior means (what a latent U-Net produces), so the latent space does not move
     init_from: str = ""
     decoder_only: bool = False
+    # with [vae] decoder_classes: the share of pictures decoded with no class (0), so that the decoder also
+    # draws a latent whose prompt names none of its classes
+    class_dropout: float = 0.1
     # adversarial term (patch discriminator, hinge loss; Esser et al. 2021 as latent diffusion uses it): L1
     # and perceptual distances are minimised by a blur where the latent does not say which detail; a
     # discriminator of real vs decoded patches pushes the decoder to draw a sharp one. Its term is scaled by
     # the ratio of gradient norms at the decoder's last layer (adaptive_weight) times this weight (0.5 in
     # latent diffusion). The discriminator trains from the first step; the decoder feels it from
     # `adversarial_start` on. 0 = off.
-    # with [vae] decoder_classes: the share of pictures decoded with no class (0), so that the decoder also
-    # draws a latent whose prompt names none of its classes
-    class_dropout: float = 0.1
     adversarial_weight: float = 0.0
     adversarial_start: int = 0
     disc_channels: int = 32

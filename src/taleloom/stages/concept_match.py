@@ -55,8 +55,10 @@ EVERYDAY_NAMES = {"squirrel": "chipmunk", "orange": "tangerine", "clementine": "
                   # ImageNet's "soccer ball" is the captioner's "football" (British English, as the books are):
                   # drawn as `american football` by its head noun, a football photo's hero was an egg-shaped ball
                   "football": "soccer ball"}
+_EVERYDAY_OF: dict[str, set[str]] = {}  # concept → its everyday names
 for _word, _concept in EVERYDAY_NAMES.items():
     STAND_INS[_concept] = (*STAND_INS.get(_concept, ()), _word)
+    _EVERYDAY_OF.setdefault(_concept, set()).add(_word)
 
 
 def singular(word: str) -> str:
@@ -130,8 +132,8 @@ def strength(concept: str, said: set[str]) -> int:
     """How many of the said words belong to `concept`: its name's words and its stand-in words ('a mug of
     coffee' says two of `hot beverage`'s — mug, coffee — and one of `beer mug`'s)."""
     own = {singular(w) for w in concept.lower().split()} - _LINK_WORDS
-    everyday = {w for w, c in EVERYDAY_NAMES.items() if c == concept}  # a deliberate name counts twice: "football"
-    return len(said & (own | set(STAND_INS.get(concept, ())))) + len(said & everyday)  # beats `american football`
+    everyday = _EVERYDAY_OF.get(concept, set())  # a deliberate name counts twice: "football" beats `american football`
+    return len(said & (own | set(STAND_INS.get(concept, ())))) + len(said & everyday)
 
 
 def named_concepts(text: str, vocabulary: Iterable[str]) -> list[str]:

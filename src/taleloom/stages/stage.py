@@ -309,9 +309,12 @@ def story_place(book: Storybook, page: Page, concept_mapper: ConceptMapper, excl
     """What the latest page before this one names word for word in its scene or text (not the cast: a friend
     stays on the pages that name them): a book that begins in the forest stays there until a page says
     otherwise."""
+    before_pages = sorted((p for p in book.pages if p.index < page.index), key=lambda p: -p.index)
+    if not before_pages:  # the first page: no place yet, and no cast kinds to look up
+        return None
     cast_kinds = {found for member in book.cast
                   if (found := look_concept(member.look or member.name, concept_mapper, exclude))}
-    for before in sorted((p for p in book.pages if p.index < page.index), key=lambda p: -p.index):
+    for before in before_pages:
         for text in (before.scene, before.text):
             if text and (named := named_setting(without_names(text, book.cast), concept_mapper,
                                                 exclude | cast_kinds)):

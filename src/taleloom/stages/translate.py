@@ -23,6 +23,7 @@ import json
 import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -202,10 +203,11 @@ _OPENER = re.compile(r"(^|[.!?…]\s+)([A-Z][a-z]+),\s+(\w)")
 def without_openers(text: str, kept: str) -> tuple[str, str]:
     """(`text` without the sentence-opening English words of `kept` (a comma list), the kept words left)."""
     words = [w.strip() for w in kept.split(",") if w.strip()]
+    droppable = SENTENCE_OPENERS & {w.lower() for w in words}
     dropped = set()
 
     def drop(m: re.Match) -> str:
-        if m.group(2).lower() in SENTENCE_OPENERS and m.group(2).lower() in {w.lower() for w in words}:
+        if m.group(2).lower() in droppable:
             dropped.add(m.group(2).lower())
             return m.group(1) + m.group(3).upper()
         return m.group(0)
@@ -593,15 +595,11 @@ def overused_word(source: str, got: str) -> str | None:
     """A word of four letters or more that `got` says at least three times, two more than the English says any
     word: the butterfly book's look "butterfly, green wings, yellow body, orange legs" came back "papillon,
     couleurs de papillon, corps papillon, pieds papillon, …" and was printed on the cover."""
-    def most(text: str) -> tuple[int, str]:
-        counts: dict[str, int] = {}
-        for w in st.words(text):
-            if len(w) >= 4:
-                counts[w.lower()] = counts.get(w.lower(), 0) + 1
-        return max(((n, w) for w, n in counts.items()), default=(0, ""))
+    def most(text: str) -> tuple[str, int]:
+        common = Counter(w.lower() for w in st.words(text) if len(w) >= 4).most_common(1)
+        return common[0] if common else ("", 0)
 
-    n, word = most(got)
-    english = most(source)[0]
+    (word, n), (_, english) = most(got), most(source)
     return f"says {word!r} {n} times (the English no word more than {english})" if n >= 3 and n >= english + 2 else None
 
 
