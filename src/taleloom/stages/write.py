@@ -649,8 +649,11 @@ def name_by_they(text: str, hero: str, friend: str | None, before: str = "") -> 
 
 
 def _page(text: str, scene: str, cast: Sequence[CastMember], outline: str = "") -> PageDraft:
-    """A page as the book keeps it: the cast's names spelt as on the cast sheet, the scene with their looks."""
-    return PageDraft(text=st.cast_spelling(text, [m.name for m in cast]), scene=_scene(scene, cast), outline=outline)
+    """A page as the book keeps it: the cast's names spelt as on the cast sheet, two sentences joined by a comma
+    and a conjunction told as two (st.short_sentences), the scene with their looks."""
+    names = [m.name for m in cast]
+    return PageDraft(text=st.short_sentences(st.cast_spelling(text, names), names), scene=_scene(scene, cast),
+                     outline=outline)
 
 
 def _scene(scene: str, cast: Sequence[CastMember]) -> str:
