@@ -506,11 +506,36 @@ def test_the_books_animals_are_told_in_the_readers_words_from_cldr():
     translate(book, "fr", llm)
     assert llm.prompts and all("Say these words so: squirrel = écureuil, cat = chat, kite = cerf-volant." in p
                                 for p in llm.prompts)
-    for code, words in (("fr", list(FR)), ("ja", book)):  # a ball and a pond: no word to tell; Japanese: none told
+    # a ball and a pond (the story's "Once upon a time" aside): no word to tell; Japanese: none told
+    for code, words in (("fr", [t.replace("Once upon a time, there", "There") for t in FR]), ("ja", book)):
         llm = Recorder()
         llm.prompts = []
         translate(words, code, llm)
         assert llm.prompts and not any("Say these words so" in p for p in llm.prompts)
+
+
+def test_a_storys_set_phrases_are_told_in_the_readers_own_words():
+    """Qwen translated "Once upon a time" word by word ("Einmal vorher", "Une fois au fil d'un temps", "Una vez
+    antes de todo") and "Suddenly" as German "Schnell" (quickly): the phrases a book says are told as terms."""
+    from taleloom.stages.glossary import glossary
+
+    book = ["The Kite", "Once upon a time, Nora had a kite.", "One day the wind blew. Suddenly, the kite flew away."]
+    assert glossary(book, "de") == {"kite": "Drachen", "once upon a time": "Es war einmal", "one day": "Eines Tages",
+                                    "suddenly": "Plötzlich"}
+    assert glossary(["Nora ran one mile a day."], "fr") == {}  # "one day" is the phrase, not its words apart
+    assert "once upon a time" not in glossary(book, "ja")  # phrases for the languages in Latin letters only
+
+    class Recorder(Parrot):
+        prompts: list[str] = []
+
+        def chat(self, messages, sampling=None, schema=None):
+            self.prompts.append(messages[-1]["content"])
+            return super().chat(messages, sampling, schema)
+
+    llm = Recorder()
+    translate(book, "fr", llm)
+    assert llm.prompts and all("once upon a time = Il était une fois" in p and "suddenly = Soudain" in p
+                                for p in llm.prompts)
 
 
 def test_a_sentence_opening_english_word_left_after_every_re_ask_is_dropped_not_printed():

@@ -259,6 +259,10 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
     # the building book's hero: "building, building from photo"; the kind said again is no look
     assert write._look({"kind": "building", "look": "building from photo, red roof"}) == "building, red roof"
     assert write._look({"kind": "building", "look": "building from photo"}) == "building"
+    # OpenCV's dog photo ("… is standing in a dim light"): the caption's pose is no look; a pose in a part stays
+    assert write._look({"kind": "dog", "look": "brown and grey, blue eyes, standing, wearing a red sweater"}) == \
+        "dog, brown and grey, blue eyes, wearing a red sweater"
+    assert write._look({"kind": "dog", "look": "brown, a standing collar"}) == "dog, brown, a standing collar"
     # the orange book: "a flowing orange t恤" (Chinese for a T-shirt) in the look, "Nora is not a人" in a scene
     assert write._look({"kind": "orange", "look": "round face, red ears, a flowing orange t恤"}) == \
         "orange, round face, red ears"

@@ -37,6 +37,30 @@ NOT_TOLD = frozenset({"fly", "duck", "bat", "seal", "watch", "fire", "rose", "da
                       "train", "wood", "tennis"})
 
 
+# A story's set phrases, which a small model translates word by word: Qwen gave "Once upon a time" as "Einmal
+# vorher", "Une fois au fil d'un temps" and "Una vez antes de todo", "Suddenly" as German "Schnell" (quickly) and
+# French "Au moment d'un coup", "One day" as "Ein Tag" (story_quality's stop 27 translations). Told as terms, in the
+# languages in Latin letters (the only ones told terms: translate.py).
+STORY_PHRASES: dict[str, dict[str, str]] = {
+    "once upon a time": {"de": "Es war einmal", "es": "Érase una vez", "fr": "Il était une fois", "id": "Pada zaman "
+                         "dahulu", "it": "C'era una volta", "nl": "Er was eens", "pl": "Dawno, dawno temu", "pt": "Era "
+                         "uma vez", "sv": "Det var en gång", "tr": "Bir varmış bir yokmuş", "vi": "Ngày xửa ngày xưa"},
+    "one day": {"de": "Eines Tages", "es": "Un día", "fr": "Un jour", "id": "Suatu hari", "it": "Un giorno",
+                "nl": "Op een dag", "pl": "Pewnego dnia", "pt": "Um dia", "sv": "En dag", "tr": "Bir gün",
+                "vi": "Một ngày nọ"},
+    "suddenly": {"de": "Plötzlich", "es": "De repente", "fr": "Soudain", "id": "Tiba-tiba", "it": "All'improvviso",
+                 "nl": "Plotseling", "pl": "Nagle", "pt": "De repente", "sv": "Plötsligt", "tr": "Birden",
+                 "vi": "Đột nhiên"},
+}
+
+
+def story_phrases(texts: Sequence[str], code: str) -> dict[str, str]:
+    """The STORY_PHRASES that `texts` say, in `code` (English phrase → the language's own phrase)."""
+    said = " ".join(texts).lower()
+    return {phrase: by_code[code] for phrase, by_code in STORY_PHRASES.items()
+            if code in by_code and re.search(rf"\b{phrase}\b", said)}
+
+
 @functools.cache
 def _emoji_by_name() -> dict[str, str]:
     """The illustrator vocabulary's names (the aligned encoder's: CLDR's own English names) in GROUPS → emoji."""
@@ -71,9 +95,10 @@ def word_in(english: str, code: str) -> str | None:
 
 def glossary(texts: Sequence[str], code: str, limit: int = LIMIT) -> dict[str, str]:
     """English word → its word in `code`, for the words of `texts` said in two texts or more that name an emoji
-    (most frequent first): the book's characters and things, not a word said once in passing."""
+    (most frequent first): the book's characters and things, not a word said once in passing; then the story's
+    set phrases (story_phrases)."""
     if code not in languages():
-        return {}
+        return story_phrases(texts, code)
     seen = Counter(w for t in texts for w in {w.lower() for w in st.words(t)})
     out: dict[str, str] = {}
     for word, n in seen.most_common():
@@ -81,4 +106,4 @@ def glossary(texts: Sequence[str], code: str, limit: int = LIMIT) -> dict[str, s
             break
         if len(word) > 2 and (found := word_in(word, code)) and found.lower() != word:
             out[word] = found
-    return out
+    return out | story_phrases(texts, code)

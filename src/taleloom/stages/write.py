@@ -407,8 +407,16 @@ def _without_photo_light(look: str) -> str:
     in another script ('a flowing orange t恤'); left as it is when nothing else would stay."""
     plain = _IN_LIGHT.sub("", _ALIVE_WORDS.sub("", look))
     parts = [re.sub(r"\s+tones?\b", "", p.strip(), flags=re.IGNORECASE) for p in plain.split(",")]
-    kept = [p for p in parts if p and not _PHOTO_LIGHT_PART.match(p) and not st.foreign_script(p)]
+    kept = [p for p in parts if p and not _PHOTO_LIGHT_PART.match(p) and not _POSE_PART.match(p)
+            and not st.foreign_script(p)]
     return ", ".join(kept) if kept else look
+
+
+# The caption's pose, copied into a look as a part of its own: OpenCV's dog photo ("A brown and grey dog … is
+# standing in a dim light") gave "dog, brown and grey, blue eyes, standing, wearing a red sweater", printed on the
+# cover (German "stehen") and drawn on every page. A pose is the page's, not the cast sheet's.
+_POSE_PART = re.compile(r"^(?:standing|sitting|lying(?: down)?|walking|running|sleeping|resting|smiling)(?: up| still)?$",
+                        re.IGNORECASE)
 
 
 _IN_LIGHT = re.compile(rf"\s+in (?:a )?(?:(?:{'|'.join(LIGHT_WORDS)}),? (?:and )?)*light\b", re.IGNORECASE)
