@@ -473,6 +473,10 @@ def test_a_language_with_a_word_list_finds_english_words_language_id_cannot_tell
     assert names_of_book(book) == {"nora", "otto"}
     assert english_slips(book[0], "Motorcicletas World", "es", names_of_book(book)) == ["World"]
     assert english_slips(book[2], "Nora, la niña, saluda a Otto.", "es", names_of_book(book)) == []
+    # ... even a title word the pages never say in lower case (the squirrel book says "branches", not "branch")
+    squirrel = ["The Golden Branch", "Lena loved her days perched on branches.", "One day, Lena met Theo."]
+    assert names_of_book(squirrel) == {"lena", "theo"}
+    assert english_slips(squirrel[0], "Le Golden Branch", "fr", names_of_book(squirrel)) == ["Branch"]
     # a word French subtitles borrow now and then is still English in a French page ("Le Home chaud de Mina")
     assert english_slips("Mina's Warm Home", "Le Home chaud de Mina", "fr", {"mina"}) == ["Home"]
     assert english_slips("Mina's table", "La table de Mina", "fr", {"mina"}) == []

@@ -251,7 +251,11 @@ def names_to_keep(texts: list[str]) -> set[str]:
 def names_of_book(texts: list[str]) -> set[str]:
     """The book's names, lower-cased: capitalised inside a sentence ("… said Lena."), or never written in lower
     case ("Nora, l'homme…" opens every sentence it is in). A title's other capitals ("Motorbike World") are words."""
-    capitals = {w.lower() for t in texts for w in re.findall(r"\b[A-Z][a-z]+", t)}  # "Leo's" is Leo
+    # "Leo's" is Leo; a Title Cased title's capitals are words: "The Golden Branch" came back "Le Golden Branch",
+    # its "Branch" (never in lower case in the book, which says "branches") kept as a name
+    # (a title's possessive is someone's: "Leo's Bicycle")
+    capitals = {w.lower() for t in texts for w in re.findall(r"\b[A-Z][a-z]+(?=['’]s\b)" if title_cased(t)
+                                                             else r"\b[A-Z][a-z]+", t)}
     lower = {w for t in texts for w in re.findall(r"\b[a-z]+", t)}
     english = word_counts("en") or {}
     # ... but a common English word that only opens sentences is a word ("Suddenly" kept in a French page); the
@@ -635,6 +639,11 @@ def names_in(text: str) -> set[str]:
     found = set(re.findall(r"(?<![.!?]\s)(?<![.!?'\"“‘])(?<!^)\b[A-Z][a-z]+", text))
     words = st.words(text)
     capitals = [w for w in words if w[:1].isupper()]
+    return set() if title_cased(text) or len(capitals) * 2 > len(words) else found
+
+
+def title_cased(text: str) -> bool:
+    """Whether `text` is a Title Cased title: every word but the small ones capitalised, 8 words at most."""
+    words = st.words(text)
     content = [w for w in words if w.lower() not in TITLE_SMALL_WORDS]
-    title_cased = len(content) >= 2 and len(capitals) == len(content) and len(words) <= 8
-    return set() if title_cased or len(capitals) * 2 > len(words) else found
+    return len(content) >= 2 and all(w[:1].isupper() for w in content) and len(words) <= 8
