@@ -373,6 +373,12 @@ def test_a_page_that_repeats_another_is_written_again_alone_not_the_whole_book()
             {"text": same[1], "scene": "Nora with red hair and a kite in the park"}))
     d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), same_again)
     assert [p.text for p in d.pages] == same  # kept as it was: a failed rewrite loses nothing
+    # the duck book: page 4 was page 1 word for word and both rewrites failed; an outline line that names the hero
+    # and repeats no page tells the page instead (this plan's line 2, "The wind takes the kite…", names no one)
+    named = PLAN | {"outline": [PLAN["outline"][0], "Nora's kite gets stuck in a tall oak tree.", *PLAN["outline"][2:]]}
+    same_again.plan = named
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), same_again)
+    assert [p.text for p in d.pages] == [same[0], "Nora's kite gets stuck in a tall oak tree."]
 
 
 def test_a_page_that_tells_an_earlier_pictures_description_is_written_again():
@@ -845,6 +851,10 @@ def test_two_sentences_joined_by_a_comma_and_a_conjunction_are_told_as_two():
     assert st.short_sentences("Ben smiles at Mina, then they play.", names) == "Ben smiles at Mina. Then they play."
     assert st.short_sentences("Theo looked around his house, but there was no one, and suddenly he ran.", names) == \
         "Theo looked around his house. But there was no one. Suddenly he ran."
+    # what someone says stays whole (a later check that drops a copied sentence left half a quote behind)
+    assert st.short_sentences("Otto says, 'I'm a coffee machine, and I can make coffee.' Mina ran to the door, and "
+                              "she waved.", names) == \
+        "Otto says, 'I'm a coffee machine, and I can make coffee.' Mina ran to the door. She waved."
     for kept in ("Mina, Theo, and Otto went home.", "Mina saw Theo, Luna, and Otto by the pond.",
                  "Yes, and she ran.", "Mina ate apples, and pears from the tree."):
         assert st.short_sentences(kept, names) == kept

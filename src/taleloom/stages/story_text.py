@@ -73,11 +73,20 @@ def short_sentences(text: str, names: Sequence[str] = ()) -> str:
         rest = f"{m['adverb'] or ''}{subject}"
         return f"{before}. {lead}{rest if lead else rest[0].upper() + rest[1:]}"
 
-    for _ in range(3):  # "It was big, and it was red, and it was fun.": each split makes the next one's clause
-        text, before = _JOINED.sub(split, text), text
-        if text == before:
-            break
-    return text
+    def split_all(part: str) -> str:
+        for _ in range(3):  # "It was big, and it was red, and it was fun.": each split makes the next one's clause
+            part, before = _JOINED.sub(split, part), part
+            if part == before:
+                break
+        return part
+
+    # what someone says stays as they say it: split in a quote, a later check that drops a copied sentence left
+    # half a quote behind ("… looks at Otto's coffee mug. I can make coffee.'", the espresso book)
+    return "".join(part if i % 2 else split_all(part) for i, part in enumerate(_QUOTED.split(text)))
+
+
+# A quotation: in double quotes, or in single quotes that are no apostrophes ("'I'm hungry,' said Pip").
+_QUOTED = re.compile(r"([\"“][^\"”]*[\"”]?|(?<![A-Za-z])['‘](?=[A-Za-z]).*?['’](?![A-Za-z])|(?<![A-Za-z])['‘](?=[A-Za-z]).*$)")
 
 
 def split_pages(text: str, pages: int) -> list[str] | None:

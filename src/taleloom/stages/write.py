@@ -806,7 +806,8 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
     request's line (only_request_line), written again alone with its own outline line and the hero: a short
     answer, where rejecting the book for it cost a second answer of the whole book (Qwen2.5-Coder-1.5B once
     the schema made every page name the hero: 31 s of write instead of 18, book_latency). The page keeps its
-    outline line; a rewrite that still repeats, or fails, leaves the page as it was."""
+    outline line; where the rewrite fails, a repeated page is told by that line (if it names the hero and repeats
+    no page), else left as it was."""
     out = list(pages)
     for i, page in enumerate(pages):
         earlier = [p.text for p in out[:i]]
@@ -825,7 +826,17 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
                                brief, llm, sampling, cast=list(cast), tries=HERO_REWRITE_TRIES,
                                must_name=cast[0].name, fresh=True)
         except BackendError as e:
-            log.info("page %d still repeats page %d (0: the request line): %s", i + 1, which, e.message)
+            line = st.clean(page.outline)
+            others = [p.text for j, p in enumerate(out) if j != i]
+            if (which and line and st.mentions(line, cast[0].name) and not st.leaks_request(line)
+                    and not st.similar_page(line, others)):
+                # the duck book's page 4 was page 1 word for word, and both rewrites failed (a copied prompt, then
+                # page 3 in the past tense): the plan's own line for the page is a page a young reader can read
+                log.info("page %d repeats page %d and could not be rewritten: its outline line stands for it (%s)",
+                         i + 1, which, e.message)
+                out[i] = page.model_copy(update={"text": _page(line, page.scene, cast).text})
+            else:
+                log.info("page %d still repeats page %d (0: the request line): %s", i + 1, which, e.message)
             continue
         out[i] = page.model_copy(update={"text": new.text, "scene": new.scene})
     return out
