@@ -290,6 +290,11 @@ def test_markup_from_the_model_never_reaches_the_book():
     tagged = ["<p>Page 1: Nora had a <b>yellow</b> kite.</p> She ran in the park.", TEXTS[1]]
     d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2), ScriptedLLM(texts=tagged))
     assert d.pages[0].text == "Nora had a yellow kite. She ran in the park."
+    # the Leuven street book's page 3 had the answer's next field glued on: cut where it starts
+    glued = ['Nora had a yellow kite. She ran in the park. . scene":"Nora is standing in the park, with the wind', TEXTS[1]]
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2), ScriptedLLM(texts=glued))
+    assert d.pages[0].text == "Nora had a yellow kite. She ran in the park."
+    assert st.strip_markup('Nora said "scene" is a word.') == 'Nora said "scene" is a word.'  # a word, not a field
     for bad in ("Nora {ran} to the park with her kite.", "Nora, a 4-year-old reader, flew the kite in JSON."):
         with pytest.raises(BackendError, match="page 1"):
             write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2),

@@ -161,11 +161,18 @@ _PROMPT_ECHO = re.compile(r"year-old reader|outline line|cast sheet|\bJSON\b|pla
 
 def strip_markup(text: str) -> str:
     """`text` without HTML tags (a dangling '<img src=' too), markdown emphasis, bullets or headings, the
-    JSON debris a field can end in ('…a soft blanket around.}': Qwen, which cost a whole book's answer),
+    JSON debris a field can end in ('…a soft blanket around.}': Qwen, which cost a whole book's answer) or the
+    next field glued on (_GLUED_FIELD),
     the request's 'from the photo' (_PHOTO_PHRASE), and without the punctuation a cut left hanging
     ('Ben — a bear, <img src=' → 'Ben — a bear')."""
-    text = _PHOTO_PHRASE.sub("", _EMPHASIS.sub("", _TAG.sub(" ", text)))
+    text = _PHOTO_PHRASE.sub("", _EMPHASIS.sub("", _TAG.sub(" ", _GLUED_FIELD.sub(lambda m: m[0][0] if m[0][0] in ".!?" else "", text))))
     return clean(text).rstrip(" ,;:—–-{}[]")
+
+
+# The answer's next field glued into a string, to the end: OpenCV's Leuven street book printed page 3 as "Tom starts
+# feeling the wind. . scene":"Tom is standing on top of the building, …" (and its translation took the scene too).
+_GLUED_FIELD = re.compile(r"[\s.,;{\"]*\b(?:text|scene|title|outline|look|kind|name|pages|hero|friend)\"\s*:.*$",
+                          re.DOTALL)
 
 
 # The book's request says "Mina is the cat from the photo." and "The photo shows cat, sofa and house.": words
