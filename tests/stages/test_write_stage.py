@@ -866,3 +866,20 @@ def test_two_sentences_joined_by_a_comma_and_a_conjunction_are_told_as_two():
     joined = [*TEXTS[:2], "Her dog Otto barked at the tree, and Nora climbed up to the kite!", *TEXTS[3:]]
     draft = write.write_story(CAT, Brief(pages=3, hero="Nora", seed=1), ScriptedLLM(PLAN, texts=joined))
     assert draft.pages[2].text == "Her dog Otto barked at the tree. Nora climbed up to the kite!"
+
+
+def test_a_book_without_an_idea_is_told_its_small_problem_drawn_by_the_seed():
+    """Told only "a beginning, a small problem and a happy ending", Qwen wrote pages where nothing happens
+    ("Mina sits on the floor. Theo comes to the floor. Mina watches Theo."): the plan is told one of the
+    classic problems (write.PLOTS), the same for the same seed; a brief's idea is the story instead."""
+    llm = ScriptedLLM()
+    write.write_story(CAT, Brief(pages=2, hero="Nora", seed=1), llm)
+    plot = write.plot_of(Brief(pages=2, hero="Nora", seed=1), "Nora")
+    assert plot and plot.startswith("Nora ") and plot in [p.format(hero="Nora") for p in write.PLOTS]
+    assert f"(a beginning, the small problem: {plot}, a happy ending)" in llm.calls[0][0][-1]["content"]
+    assert plot == write.plot_of(Brief(pages=2, hero="Nora", seed=1), "Nora")
+    assert len({write.plot_of(Brief(pages=2, seed=s), "Nora") for s in range(40)}) == len(write.PLOTS)
+    idea = ScriptedLLM()
+    write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), idea)
+    assert write.plot_of(Brief(pages=2, idea="a girl and her kite", seed=1), "Nora") is None
+    assert "(a beginning, a small problem, a happy ending)" in idea.calls[0][0][-1]["content"]

@@ -52,6 +52,18 @@ NAMES = ("Mina", "Leo", "Luna", "Milo", "Noah", "Sora", "Hana", "Yuki", "Theo", 
          "Nia", "Omar", "Lila", "Finn", "Ruby", "Jun", "Iris", "Tom", "Rosa", "Ben", "Amara", "Otto", "Maya",
          "Rafi", "Ella", "Sami", "Nora", "Ivy", "Juno", "Remy", "Tala", "Arlo", "Ada", "Eli", "Kira", "Max",
          "Lena", "Oscar", "Priya", "Ravi", "Suki", "Tess", "Uma", "Vera", "Wren", "Yara", "Zeno", "Coco", "Momo")
+# The small problem a book without an idea is told to be about, drawn by the seed (plot_of). Why: told only "a
+# beginning, a small problem and a happy ending", Qwen2.5-Coder-1.5B wrote pages where nothing happens (story_quality's
+# cat: "Mina sits on the floor. Theo comes to the floor. Mina watches Theo. Theo stops near a tree."). The classic
+# shapes of a picture book's problem, said so that any hero (a cat, a rocket, a child) can live them.
+PLOTS = ("{hero} loses something special and finds it again with a friend's help",
+         "{hero} wants something that is out of reach and finds a clever way to get it",
+         "{hero} is scared of something new, which turns out to be friendly",
+         "{hero} gets lost and finds the way home",
+         "{hero} prepares a surprise for a friend, and it goes wrong before it works out",
+         "{hero} meets someone who is sad and cheers them up",
+         "{hero} finds a little lost animal and helps it back to its family",
+         "{hero} tries something for the first time, fails, and tries again until it works")
 _KIND_END = re.compile(r"\s*(?:[,;.]|\b(?:with|who|that|which|and|in|on|at|by|near|next|under|from|to|is|was)\b).*$",
                        re.IGNORECASE)
 SYSTEM = ("You write picture books for young children: simple words, short sentences, a clear beginning, "
@@ -192,12 +204,22 @@ def hero_name(brief: Brief, seed: int) -> str:
     return brief.hero or random.Random(seed).choice(NAMES)
 
 
+def plot_of(brief: Brief, hero: str) -> str | None:
+    """The book's small problem (PLOTS), drawn by its seed; None when the brief gives an idea (the idea is the
+    story). Known before the photo is seen, like the hero's name, so that it is part of the evaluated prefix."""
+    if brief.idea:
+        return None
+    return random.Random(f"plot:{brief.seed}:{hero}").choice(PLOTS).format(hero=hero)
+
+
 def _book_instructions(brief: Brief, hero: str, pages: int, written: int) -> str:
     """The book request's first lines: what the brief alone says (known before the photo is seen)."""
     per_page = st.words_per_page(brief.age)
     which = "every page" if written == pages else f"the first {written} pages"
+    plot = plot_of(brief, hero)
+    problem = f"the small problem: {plot}" if plot else "a small problem"
     return (f"A picture book for a {brief.age}-year-old reader, {pages} pages, {brief.tone}. The hero is called "
-            f"{hero}.\nPlan it, then write it: an outline of exactly {pages} lines (a beginning, a small problem, "
+            f"{hero}.\nPlan it, then write it: an outline of exactly {pages} lines (a beginning, {problem}, "
             f"a happy ending), then the pages for {which}, each text {per_page // 2} to {per_page} words and naming "
             f"the hero.\n")
 
