@@ -726,6 +726,11 @@ def test_the_models_notes_about_its_own_writing_never_reach_the_page():
     # the plan's parts named as labels (a wallpaper's book: "There's a small problem: Theo wants to play outside")
     assert st.drop_asides("Theo yawns. There's a small problem: Theo wants to play.") == "Theo yawns. Theo wants to play."
     assert st.drop_asides("Nora had a small problem: her kite was stuck.") == "Nora had a small problem: her kite was stuck."
+    # a picture's description as a stage direction (a cat book told its small problem, story_quality, stop 28)
+    assert st.drop_asides("The cat Mina sits on a wooden floor. (Mina) sitting in the corner, looking around.") == \
+        "The cat Mina sits on a wooden floor."
+    assert st.drop_asides("They play. (Mina and Sora) playing in the park, laughing.") == "They play."
+    assert st.drop_asides("Mina (the cat) ran home.") == "Mina (the cat) ran home."
 
 
 def test_two_pages_with_one_scene_are_kept_and_the_later_shows_its_own_text():

@@ -196,6 +196,8 @@ def drop_labels(text: str) -> str:
 
 
 _ASIDE = re.compile(r"\(\s*(?:note|p\.?s\.?)\b[^)]*(?:\)|$)"  # (Note: this story has been modified ...)
+                    # a picture's description as a stage direction: "(Mina and Sora) playing in the park, laughing."
+                    r"|\((?-i:[A-Z][a-z]+)(?:,? (?:and )?(?-i:[A-Z][a-z]+))*\)\s+[a-z][^.!?]*(?:[.!?]+|$)"
                     r"|(?:^|(?<=[.!?]\s))(?:note|p\.s\.)\s*:[^\n]*$"  # Note: ... to the end
                     r"|(?:^|(?<=[.!?]\s))the end(?:[.!]+(?=\s|$)|$)"  # The end. (a sentence of its own)
                     # the plan's parts named as labels: "There's a small problem: Theo wants to play outside…"
