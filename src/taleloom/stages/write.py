@@ -52,18 +52,24 @@ NAMES = ("Mina", "Leo", "Luna", "Milo", "Noah", "Sora", "Hana", "Yuki", "Theo", 
          "Nia", "Omar", "Lila", "Finn", "Ruby", "Jun", "Iris", "Tom", "Rosa", "Ben", "Amara", "Otto", "Maya",
          "Rafi", "Ella", "Sami", "Nora", "Ivy", "Juno", "Remy", "Tala", "Arlo", "Ada", "Eli", "Kira", "Max",
          "Lena", "Oscar", "Priya", "Ravi", "Suki", "Tess", "Uma", "Vera", "Wren", "Yara", "Zeno", "Coco", "Momo")
-# The small problem a book without an idea is told to be about, drawn by the seed (plot_of). Why: told only "a
-# beginning, a small problem and a happy ending", Qwen2.5-Coder-1.5B wrote pages where nothing happens (story_quality's
-# cat: "Mina sits on the floor. Theo comes to the floor. Mina watches Theo. Theo stops near a tree."). The classic
-# shapes of a picture book's problem, said so that any hero (a cat, a rocket, a child) can live them.
-PLOTS = ("{hero} loses something special and finds it again with a friend's help",
-         "{hero} wants something that is out of reach and finds a clever way to get it",
-         "{hero} is scared of something new, which turns out to be friendly",
-         "{hero} gets lost and finds the way home",
-         "{hero} prepares a surprise for a friend, and it goes wrong before it works out",
-         "{hero} meets someone who is sad and cheers them up",
-         "{hero} finds a little lost animal and helps it back to its family",
-         "{hero} tries something for the first time, fails, and tries again until it works")
+# The small problem a book without an idea is told to be about, drawn by the seed with one of its things
+# (plot_of). Why: told only "a beginning, a small problem and a happy ending", Qwen2.5-Coder-1.5B wrote pages where
+# nothing happens (story_quality's cat: "Mina sits on the floor. Theo comes to the floor. Mina watches Theo. Theo
+# stops near a tree."). The classic shapes of a picture book's problem, said so that any hero (a cat, a rocket, a
+# child) can live them, each with a thing the illustrator can draw: told "a little lost animal", Qwen wrote "the
+# animal" on every page, and a fox hero met "a little red fox".
+PLOTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("{hero} loses a favourite {thing} and finds it again with a friend's help",
+     ("kite", "teddy bear", "scarf", "umbrella", "balloon")),
+    ("{hero} wants a {thing} that hangs out of reach and finds a clever way to get it", ("red apple", "pear", "balloon")),
+    ("{hero} hears a strange noise at night and is scared, but it is a friendly {thing}", ("owl", "frog", "hedgehog")),
+    ("{hero} gets lost on the way to the {thing} and finds the way home", ("park", "beach", "market")),
+    ("{hero} makes a {thing} as a surprise for a friend, and it goes wrong before it works out",
+     ("birthday cake", "pie", "pizza")),
+    ("{hero} meets a {thing} who is sad and cheers it up", ("little bear", "snail", "penguin")),
+    ("{hero} finds a little lost {thing} and helps it back to its family", ("chick", "bunny", "puppy", "kitten", "lamb")),
+    ("{hero} tries to {thing} for the first time, fails, and tries again until it works",
+     ("fly a kite", "ride a bicycle", "swim", "climb a tree")))
 _KIND_END = re.compile(r"\s*(?:[,;.]|\b(?:with|who|that|which|and|in|on|at|by|near|next|under|from|to|is|was)\b).*$",
                        re.IGNORECASE)
 SYSTEM = ("You write picture books for young children: simple words, short sentences, a clear beginning, "
@@ -209,7 +215,9 @@ def plot_of(brief: Brief, hero: str) -> str | None:
     story). Known before the photo is seen, like the hero's name, so that it is part of the evaluated prefix."""
     if brief.idea:
         return None
-    return random.Random(f"plot:{brief.seed}:{hero}").choice(PLOTS).format(hero=hero)
+    pick = random.Random(f"plot:{brief.seed}:{hero}")
+    shape, things = pick.choice(PLOTS)
+    return shape.format(hero=hero, thing=pick.choice(things))
 
 
 def _book_instructions(brief: Brief, hero: str, pages: int, written: int) -> str:
