@@ -179,6 +179,25 @@ def test_a_thing_the_page_names_beside_the_hero_and_a_friend_is_a_third_concept(
     assert requests[1].concepts == ["tabby cat", "dog face"]  # nothing named but the two: no nearest guess
 
 
+def test_an_animal_the_page_names_beside_the_setting_is_a_third_concept_without_a_friend():
+    """A book told the small problem "finds a little lost chick": "She finds a little lost chick in the sand" drew
+    the girl and the beach, never the chick. Without a friend on the page, an animal the scene names beside the
+    setting is drawn too; a thing that is no animal (a cup) is not, nor the hero's own kind."""
+    from taleloom.stages.concept_match import creature
+    from taleloom.stages.stage import VocabularyMapper
+
+    vocab = (*VOCAB, "baby chick", "hot beverage")
+    book = make_book()
+    book.pages[0].scene = "Mina finds a little lost chick by the house"
+    book.pages[1].scene = "Mina drinks from a cup by the house"
+    book.pages[2].scene = "Mina sees another tabby cat by the house"
+    requests = stage(book, VocabularyMapper(mapper, vocab))
+    assert requests[0].concepts == ["tabby cat", "house", "baby chick"]
+    assert requests[1].concepts == ["tabby cat", "house"] and requests[2].concepts == ["tabby cat", "house"]
+    assert creature("baby chick") and creature("hedgehog") and not creature("evergreen tree")
+    assert not creature("paw prints") and not creature("house")
+
+
 def test_the_setting_is_what_the_scene_names_not_what_the_sentence_is_nearest_to():
     """A scene that names a thing of the vocabulary gets that thing (of several, the nearest to the
     sentence); a body part ('eyes') or the picture itself never counts; a hero whose look says 'child, blue

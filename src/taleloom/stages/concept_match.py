@@ -110,6 +110,31 @@ def doing(concept: str) -> bool:
     return len(words) > 1 and words[0] in _PEOPLE
 
 
+# The animals-nature group's concepts that are no creature: plants, and what an animal leaves or is made of
+_NOT_CREATURES = frozenset({"tree", "leaf", "flower", "blossom", "clover", "shamrock", "seedling", "cactus", "tulip",
+                            "rose", "hibiscus", "sunflower", "rice", "herb", "mushroom", "rosette", "bouquet", "plant",
+                            "lotus", "hyacinth", "coral", "shell", "nose", "print", "web", "feather", "nest", "wing",
+                            "microbe"})
+
+
+@lru_cache(maxsize=1)
+def shipped_vocabulary() -> tuple[dict, ...]:
+    """The embedded illustrator's concepts as shipped (assets/aligned/vocabulary.json: name, emoji, CLDR group)."""
+    import json
+    from importlib import resources
+
+    return tuple(json.loads(resources.files("taleloom.assets").joinpath("aligned/vocabulary.json")
+                            .read_text(encoding="utf-8")))
+
+
+@lru_cache(maxsize=4096)
+def creature(concept: str) -> bool:
+    """Whether `concept` draws an animal (CLDR's animals-nature group, less its plants and parts): what a story
+    meets and a page should show, a lost chick or a friendly hedgehog."""
+    groups = {c["name"].lower(): c["group"] for c in shipped_vocabulary()}
+    return groups.get(concept.lower()) == "animals-nature" and head(concept) not in _NOT_CREATURES
+
+
 _LINK_WORDS = {w.strip() for w in _LINKS} | {"and", "a", "an", "the"}
 
 

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from taleloom.stages import story_text as st
-from taleloom.stages.concept_match import EVERYDAY_NAMES
+from taleloom.stages.concept_match import EVERYDAY_NAMES, shipped_vocabulary
 
 # Everyday names (concept_match.EVERYDAY_NAMES) that mean the emoji's animal itself, so its CLDR name translates them
 # (🐿's is "écureuil", "ardilla", "リス"; German says "Streifenhörnchen", of the squirrel family). Not "acorn"
@@ -64,12 +64,8 @@ def story_phrases(texts: Sequence[str], code: str) -> dict[str, str]:
 @functools.cache
 def _emoji_by_name() -> dict[str, str]:
     """The illustrator vocabulary's names (the aligned encoder's: CLDR's own English names) in GROUPS → emoji."""
-    import json
-    from importlib import resources
-
-    vocabulary = json.loads(resources.files("taleloom.assets").joinpath("aligned/vocabulary.json")
-                            .read_text(encoding="utf-8"))
-    return {c["name"].lower(): c["emoji"] for c in vocabulary if c["group"] in GROUPS and c["name"] not in NOT_TOLD}
+    return {c["name"].lower(): c["emoji"] for c in shipped_vocabulary()
+            if c["group"] in GROUPS and c["name"] not in NOT_TOLD}
 
 
 @functools.cache

@@ -21,6 +21,7 @@ from taleloom.book import CastMember, ImageRequest, Page, Storybook
 from taleloom.errors import choice_error
 from taleloom.stages.concept_match import (
     EVERYDAY_NAMES,
+    creature,
     doing,
     head,
     named_concepts,
@@ -130,10 +131,12 @@ def stage_page(book: Storybook, page: Page, concept_mapper: ConceptMapper | None
         unnamed = without_names(page.scene, book.cast)
         if setting:
             concepts.append(setting)
-        if friend and len(concepts) == 2 and (thing := named_setting(unnamed, concept_mapper,
-                                                                     exclude=set(concepts))):
+        if len(concepts) == 2 and (thing := (named_setting if friend else named_creature)(
+                unnamed, concept_mapper, exclude=set(concepts))):
             concepts.append(thing)  # what the page names beside the two ("Theo brings the coffee"): a third
-            # sticker, so pages of the same two friends are not one picture (the cat sample book's pages 2-4)
+            # sticker, so pages of the same two friends are not one picture (the cat sample book's pages 2-4);
+            # with no friend on the page, an animal it names beside the setting (the lost chick of a book told
+            # that small problem: "She finds a little lost chick in the sand" drew the girl and the beach)
         if len(concepts) >= 2:  # a whole scene: the hero in its box with the book's hero noise
             hero_box = scene_layout(page.scene, page.index)
             hero = hero_seed(book.brief.seed)
@@ -259,6 +262,14 @@ def named_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str]) 
     and that are not in `exclude` nor variants of them, the one nearest to the scene; None when it names none."""
     vocabulary = getattr(concept_mapper, "vocabulary", ())
     named = [c for c in named_concepts(scene, vocabulary) if _unlike(c, exclude)]
+    return _first(named, scene, concept_mapper, len(vocabulary)) if named else None
+
+
+def named_creature(scene: str, concept_mapper: ConceptMapper, exclude: set[str]) -> str | None:
+    """Of the animals the scene names word for word (concept_match.creature), not in `exclude` nor variants of
+    them, the one nearest to the scene; else None."""
+    vocabulary = getattr(concept_mapper, "vocabulary", ())
+    named = [c for c in named_concepts(scene, vocabulary) if _unlike(c, exclude) and creature(c)]
     return _first(named, scene, concept_mapper, len(vocabulary)) if named else None
 
 
