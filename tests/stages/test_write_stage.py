@@ -889,3 +889,19 @@ def test_a_book_without_an_idea_is_told_its_small_problem_drawn_by_the_seed():
     write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), idea)
     assert write.plot_of(Brief(pages=2, idea="a girl and her kite", seed=1), "Nora") is None
     assert "(a beginning, a small problem, a happy ending)" in idea.calls[0][0][-1]["content"]
+
+
+def test_a_page_with_a_sentence_too_long_for_a_young_reader_is_written_again_in_short_sentences():
+    """The owl book's page 2 had a 45-word sentence ("It sounded like a small bird was calling for help from the
+    distance as it landed on the ground with its wings flapping in distress …"): written again alone."""
+    long = ("Nora heard a small bird calling for help from far away as it landed on the ground with its wings "
+            "flapping in distress and its eyes wide open in panic and pain, so she looked up at the tall oak tree.")
+    assert len(st.words(long)) > write.LONG_SENTENCE
+    llm = ScriptedLLM(texts=[TEXTS[0], long])
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), llm)
+    rewrite = llm.calls[1][0][-1]["content"]
+    assert f"in short sentences of at most {write.SHORT_SENTENCE} words" in rewrite
+    assert "big red bird" in d.pages[1].text  # the scripted rewrite
+    llm = ScriptedLLM()  # sentences of ordinary length: one answer, no rewrite
+    write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), llm)
+    assert len(llm.calls) == 1

@@ -47,6 +47,8 @@ PLAN_RELEVANCE_TRIES = 2  # tries whose hero must come from the photo / idea; la
 PAGES_PER_ANSWER = 6  # pages written in one answer (a longer book takes turns)
 PAGES_TRIES = 2  # structured answers for later pages before the plain story fallback
 BOOK_TRIES = 3  # answers for the plan and first pages (each a whole book) before the plain story fallback
+LONG_SENTENCE = 30  # words: a page with a longer sentence is written again (distinct_pages) ...
+SHORT_SENTENCE = 12  # ... asked for sentences of at most this many words
 HERO_REWRITE_TRIES = 2  # a page without the hero stays as it is when these fail (4 tries cost a book 15 s)
 NAMES = ("Mina", "Leo", "Luna", "Milo", "Noah", "Sora", "Hana", "Yuki", "Theo", "Ava", "Ezra", "Zara", "Kai",
          "Nia", "Omar", "Lila", "Finn", "Ruby", "Jun", "Iris", "Tom", "Rosa", "Ben", "Amara", "Otto", "Maya",
@@ -832,8 +834,11 @@ def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling:
 
 def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brief, llm: TextModel,
                    sampling: Sampling) -> list[PageDraft]:
-    """The planned pages, each that tells what an earlier page told (st.similar_page), or nothing but the
-    request's line (only_request_line), written again alone with its own outline line and the hero: a short
+    """The planned pages, each that tells what an earlier page told (st.similar_page), nothing but the
+    request's line (only_request_line), or a sentence too long for a young reader (LONG_SENTENCE: "Suddenly,
+    there was a loud noise nearby. It sounded like a small bird was calling for help from the distance as it
+    landed on the ground with its wings flapping in distress and its eyes wide open in panic and pain, causing
+    Otto, the owl, to quickly look up at the scene."), written again alone with its own outline line and the hero: a short
     answer, where rejecting the book for it cost a second answer of the whole book (Qwen2.5-Coder-1.5B once
     the schema made every page name the hero: 31 s of write instead of 18, book_latency). The page keeps its
     outline line; where the rewrite fails, a repeated page is told by that line (if it names the hero and repeats
@@ -848,6 +853,8 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
         elif other := st.similar_page(page.text, earlier + pictured):  # (the temple book's page 4: page 2's scene)
             which = (earlier.index(other) if other in earlier else pictured.index(other)) + 1
             instead = f"; not what page {which} told"
+        elif max(map(len, map(st.words, st.sentences(page.text) or [page.text]))) > LONG_SENTENCE:
+            instead, which = f"; in short sentences of at most {SHORT_SENTENCE} words", 0
         else:
             continue
         try:
