@@ -665,6 +665,10 @@ def test_a_page_that_speaks_of_the_hero_as_she_gets_the_name_without_a_new_answe
     assert write.name_by_pronoun("Otto barked. She jumped.", "Mina", "she", ["Otto"]) == "Otto barked. She jumped."
     assert write.name_by_pronoun("He jumped.", "Mina", "she", []) == "He jumped."
     assert write.name_by_pronoun("The shell was hers.", "Mina", "she", []) == "The shell was hers."
+    # a page the model began in lower case ("he saw a small bird…", a kite book's page 2) opens a sentence too
+    texts[2] = "she held the string with both hands. A bird flew by."
+    d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), ScriptedLLM(texts=texts))
+    assert d.pages[2].text == "Nora held the string with both hands. A bird flew by."
 
 
 def test_a_rewritten_page_does_not_copy_another_pages_sentence():
