@@ -185,3 +185,16 @@ def test_v2_scenes_are_collages_with_the_same_hero_on_every_page():
     c = np.asarray(ill.generate([three])[0], dtype=int)
     corner = (slice(int(0.62 * 128), 128), slice(int(0.65 * 128), 128))  # the far lower corner: the apple
     assert np.abs(c[corner] - a[corner]).mean() > 5 and np.abs(c[hero] - a[hero]).max() <= 2
+
+
+def test_every_small_problems_thing_is_one_the_embedded_illustrator_draws():
+    """write.PLOTS names a thing per problem so that the page can show it: a kite (not among v2's trained
+    concepts) was never drawn in a kite book; each thing must name a trained concept word for word."""
+    from taleloom.backends.registry import create
+    from taleloom.stages.concept_match import named_concepts
+    from taleloom.stages.write import PLOTS
+
+    own = create("illustrator", "embedded#v2").concept_vocabulary()
+    for _, things in PLOTS:
+        for thing in things:
+            assert named_concepts(thing, own), thing

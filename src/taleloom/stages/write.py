@@ -58,20 +58,20 @@ NAMES = ("Mina", "Leo", "Luna", "Milo", "Noah", "Sora", "Hana", "Yuki", "Theo", 
 # (plot_of). Why: told only "a beginning, a small problem and a happy ending", Qwen2.5-Coder-1.5B wrote pages where
 # nothing happens (story_quality's cat: "Mina sits on the floor. Theo comes to the floor. Mina watches Theo. Theo
 # stops near a tree."). The classic shapes of a picture book's problem, said so that any hero (a cat, a rocket, a
-# child) can live them, each with a thing the illustrator can draw: told "a little lost animal", Qwen wrote "the
-# animal" on every page, and a fox hero met "a little red fox".
+# child) can live them, each with a thing the embedded illustrator has learnt to draw (a test checks): told "a
+# little lost animal", Qwen wrote "the animal" on every page, and a fox hero met "a little red fox".
 PLOTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("{hero} loses a favourite {thing} and finds it again with a friend's help",
-     ("kite", "teddy bear", "scarf", "umbrella", "balloon")),
+     ("teddy bear", "umbrella", "balloon", "soccer ball")),
     ("{hero} wants a {thing} that hangs out of reach and finds a clever way to get it", ("red apple", "pear", "balloon")),
-    ("{hero} hears a strange noise at night and is scared, but it is a friendly {thing}", ("owl", "frog", "hedgehog")),
-    ("{hero} gets lost on the way to the {thing} and finds the way home", ("park", "beach", "market")),
+    ("{hero} hears a strange noise at night and is scared, but it is a friendly {thing}", ("owl", "frog", "mouse")),
+    ("{hero} gets lost on the way to the {thing} and finds the way home", ("castle", "beach", "mountain")),
     ("{hero} makes a {thing} as a surprise for a friend, and it goes wrong before it works out",
-     ("birthday cake", "pie", "pizza")),
+     ("birthday cake", "pizza", "cookie")),
     ("{hero} meets a {thing} who is sad and cheers it up", ("little bear", "snail", "penguin")),
     ("{hero} finds a little lost {thing} and helps it back to its family", ("chick", "bunny", "puppy", "kitten", "lamb")),
     ("{hero} tries to {thing} for the first time, fails, and tries again until it works",
-     ("fly a kite", "ride a bicycle", "swim", "climb a tree")))
+     ("ride a bicycle", "ice skate", "climb a tree")))
 _KIND_END = re.compile(r"\s*(?:[,;.]|\b(?:with|who|that|which|and|in|on|at|by|near|next|under|from|to|is|was)\b).*$",
                        re.IGNORECASE)
 SYSTEM = ("You write picture books for young children: simple words, short sentences, a clear beginning, "
