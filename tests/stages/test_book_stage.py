@@ -279,3 +279,25 @@ def test_a_football_is_a_soccer_ball_and_an_american_football_is_no_setting_besi
     m = VocabularyMapper(lambda t, k: list(vocab)[:k], vocab)  # MiniLM stand-in: the egg-shaped ball is nearest
     assert look_concept("football, white and black", m) == "soccer ball"
     assert scene_setting("Milo the football rolls past the woman", m, exclude={"soccer ball"}) == "woman"
+
+
+def test_a_child_hero_is_drawn_as_the_boy_or_girl_the_pages_speak_of_not_a_baby():
+    """A photo of a person makes the hero "the child from the photo"; v2 knows no child and its nearest concept
+    is `baby`: the basketball photo's book drew a baby flying a kite. The pages' pronoun decides."""
+    from taleloom.stages.stage import VocabularyMapper, main_subject
+
+    vocab = ("baby", "boy", "girl", "house")
+    m = VocabularyMapper(lambda t, k: list(vocab)[:k], vocab)  # MiniLM stand-in: "child" is nearest to baby
+    book = make_book()
+    book.cast = [CastMember(name="Ezra", look="child, grey coat", role="hero")]
+    for p in book.pages:
+        p.text = "Ezra flies his kite. He laughs."
+    assert main_subject(book, m) == "boy"
+    for p in book.pages:
+        p.text = "Ezra flies her kite. She laughs."
+    assert main_subject(book, m) == "girl"
+    for p in book.pages:
+        p.text = "Ezra flies a kite."
+    assert main_subject(book, m) == "baby"  # the pages do not say: as before
+    book.cast = [CastMember(name="Ezra", look="baby, grey coat", role="hero")]
+    assert main_subject(book, m) == "baby"

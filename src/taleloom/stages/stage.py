@@ -31,6 +31,7 @@ from taleloom.stages.concept_match import (
     without_photo_words,
 )
 from taleloom.stages.story_text import mentions
+from taleloom.stages.write import hero_pronoun
 
 # text, k → the k nearest concept names, best first (e.g. the aligned encoder's nearest_concepts)
 ConceptMapper = Callable[[str, int], list[str]]
@@ -239,7 +240,7 @@ def main_subject(book: Storybook, concept_mapper: ConceptMapper) -> str | None:
     """The hero's concept, the same on every page: from the cast sheet, else the photo's top concept."""
     hero = _hero(book.cast)
     if hero is not None and hero.look and (found := look_concept(hero.look, concept_mapper)):
-        return found
+        return _boy_or_girl(found, hero, book, concept_mapper)
     if book.caption and book.caption.concepts:  # the photo's subject in plain words ("cup of coffee"): map it too
         found = concept_mapper(book.caption.concepts[0], 1)
         return found[0] if found else book.caption.concepts[0]
@@ -247,6 +248,21 @@ def main_subject(book: Storybook, concept_mapper: ConceptMapper) -> str | None:
         found = concept_mapper(book.pages[0].scene, 1)
         return found[0] if found else None
     return None
+
+
+CHILD_WORDS = frozenset({"child", "kid", "toddler", "little one"})  # a hero's kind that is neither a boy nor a girl
+
+
+def _boy_or_girl(found: str, hero: CastMember, book: Storybook, concept_mapper: ConceptMapper) -> str:
+    """A child hero drawn as a boy or a girl, as the pages speak of them ("his kite": a boy), where the illustrator
+    knows no child: v2's nearest concept to "child" is `baby`, so every photo of a person (whose hero is "the
+    child from the photo") drew a baby flying a kite. `found` otherwise, and when the pages do not tell."""
+    kind = hero.look.split(",")[0].strip().lower()
+    if kind not in CHILD_WORDS or "child" in getattr(concept_mapper, "vocabulary", ()):
+        return found
+    pronoun = hero_pronoun([p.text for p in book.pages], hero.name)
+    drawn = {"he": "boy", "she": "girl"}.get(pronoun or "")
+    return drawn if drawn and drawn in getattr(concept_mapper, "vocabulary", ()) else found
 
 
 def without_names(scene: str, cast: Sequence[CastMember]) -> str:
