@@ -263,6 +263,7 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
     assert write._look({"kind": "dog", "look": "brown and grey, blue eyes, standing, wearing a red sweater"}) == \
         "dog, brown and grey, blue eyes, wearing a red sweater"
     assert write._look({"kind": "dog", "look": "brown, a standing collar"}) == "dog, brown, a standing collar"
+    assert write._look({"kind": "child", "look": "black and blue, with person"}) == "child, black and blue"
     # the orange book: "a flowing orange t恤" (Chinese for a T-shirt) in the look, "Nora is not a人" in a scene
     assert write._look({"kind": "orange", "look": "round face, red ears, a flowing orange t恤"}) == \
         "orange, round face, red ears"

@@ -447,8 +447,10 @@ def _without_photo_light(look: str) -> str:
 # The caption's pose, copied into a look as a part of its own: OpenCV's dog photo ("A brown and grey dog … is
 # standing in a dim light") gave "dog, brown and grey, blue eyes, standing, wearing a red sweater", printed on the
 # cover (German "stehen") and drawn on every page. A pose is the page's, not the cast sheet's.
-_POSE_PART = re.compile(r"^(?:standing|sitting|lying(?: down)?|walking|running|sleeping|resting|smiling)(?: up| still)?$",
-                        re.IGNORECASE)
+_POSE_PART = re.compile(r"^(?:standing|sitting|lying(?: down)?|walking|running|sleeping|resting|smiling)(?: up| still)?$"
+                        # and the photo's own subject said as a part: matplotlib's Grace Hopper photo ("A photo of
+                        # a person …") gave "child, black and blue, with person"
+                        r"|^(?:with |a |an |the )*(?:person|people|photo|picture|image)$", re.IGNORECASE)
 
 
 _IN_LIGHT = re.compile(rf"\s+in (?:a )?(?:(?:{'|'.join(LIGHT_WORDS)}),? (?:and )?)*light\b", re.IGNORECASE)
