@@ -59,7 +59,11 @@ def test_derived_styles_look_like_their_names():
     assert {c for _, c in inked.getcolors()} == {(246, 238, 220), (20, 20, 25)}  # paper and ink only
     # the illustrator finishes its pictures in a derived style with the same transform; others stay as drawn
     assert finish(img, "pixel").tobytes() == px.tobytes() and finish(img, "ink").tobytes() == inked.tobytes()
-    assert finish(img, "twemoji") is img
+    assert finish(img, "noto") is img and finish(img, "fluent") is img
+    # a flat style's soft shading is made flat: a gradient of 128 greys becomes 12 flat fills
+    shaded = Image.linear_gradient("L").convert("RGB").resize((128, 128))
+    for style in ("twemoji", "fluent-flat", "emojione"):
+        assert len(finish(shaded, style).getcolors(4096)) <= 12 < len(shaded.getcolors(4096))
     # and draws them in the set they are made from, as the data script made them
     assert (drawn_style("pixel"), drawn_style("ink"), drawn_style("noto")) == ("twemoji", "openmoji", "noto")
 
