@@ -73,6 +73,18 @@ class Parrot(TextModel):
         return json.dumps({"translations": asked(messages)})
 
 
+class Recorder(Parrot):
+    """A Parrot that keeps every request's last message (what the model was told)."""
+
+    def __init__(self):
+        super().__init__()
+        self.prompts: list[str] = []
+
+    def chat(self, messages, sampling=None, schema=None):
+        self.prompts.append(messages[-1]["content"])
+        return super().chat(messages, sampling, schema)
+
+
 class NoCalls(TextModel):
     name = "none"
 
@@ -499,13 +511,6 @@ def test_the_books_animals_are_told_in_the_readers_words_from_cldr():
     assert word_in("acorn", "fr") is None  # drawn as a chestnut (concept_match), but it is no chestnut
     assert glossary(book, "xx") == {}
 
-    class Recorder(Parrot):
-        prompts: list[str] = []
-
-        def chat(self, messages, sampling=None, schema=None):
-            self.prompts.append(messages[-1]["content"])
-            return super().chat(messages, sampling, schema)
-
     llm = Recorder()
     translate(book, "fr", llm)
     assert llm.prompts and all("Say these words so: squirrel = écureuil, cat = chat, kite = cerf-volant." in p
@@ -513,7 +518,6 @@ def test_the_books_animals_are_told_in_the_readers_words_from_cldr():
     # a ball and a pond (the story's "Once upon a time" aside): no word to tell; Japanese: none told
     for code, words in (("fr", [t.replace("Once upon a time, there", "There") for t in FR]), ("ja", book)):
         llm = Recorder()
-        llm.prompts = []
         translate(words, code, llm)
         assert llm.prompts and not any("Say these words so" in p for p in llm.prompts)
 
@@ -528,13 +532,6 @@ def test_a_storys_set_phrases_are_told_in_the_readers_own_words():
                                     "suddenly": "Plötzlich"}
     assert glossary(["Nora ran one mile a day."], "fr") == {}  # "one day" is the phrase, not its words apart
     assert "once upon a time" not in glossary(book, "ja")  # phrases for the languages in Latin letters only
-
-    class Recorder(Parrot):
-        prompts: list[str] = []
-
-        def chat(self, messages, sampling=None, schema=None):
-            self.prompts.append(messages[-1]["content"])
-            return super().chat(messages, sampling, schema)
 
     llm = Recorder()
     translate(book, "fr", llm)

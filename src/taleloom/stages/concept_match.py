@@ -127,12 +127,16 @@ def shipped_vocabulary() -> tuple[dict, ...]:
                             .read_text(encoding="utf-8")))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1)
+def _groups() -> dict[str, str]:
+    """Each shipped concept's CLDR group, by its lower-case name."""
+    return {c["name"].lower(): c["group"] for c in shipped_vocabulary()}
+
+
 def creature(concept: str) -> bool:
     """Whether `concept` draws an animal (CLDR's animals-nature group, less its plants and parts): what a story
     meets and a page should show, a lost chick or a friendly hedgehog."""
-    groups = {c["name"].lower(): c["group"] for c in shipped_vocabulary()}
-    return groups.get(concept.lower()) == "animals-nature" and head(concept) not in _NOT_CREATURES
+    return _groups().get(concept.lower()) == "animals-nature" and head(concept) not in _NOT_CREATURES
 
 
 _LINK_WORDS = {w.strip() for w in _LINKS} | {"and", "a", "an", "the"}

@@ -258,11 +258,11 @@ def _boy_or_girl(found: str, hero: CastMember, book: Storybook, concept_mapper: 
     knows no child: v2's nearest concept to "child" is `baby`, so every photo of a person (whose hero is "the
     child from the photo") drew a baby flying a kite. `found` otherwise, and when the pages do not tell."""
     kind = hero.look.split(",")[0].strip().lower()
-    if kind not in CHILD_WORDS or "child" in getattr(concept_mapper, "vocabulary", ()):
+    vocabulary = getattr(concept_mapper, "vocabulary", ())
+    if kind not in CHILD_WORDS or "child" in vocabulary:
         return found
-    pronoun = hero_pronoun([p.text for p in book.pages], hero.name)
-    drawn = {"he": "boy", "she": "girl"}.get(pronoun or "")
-    return drawn if drawn and drawn in getattr(concept_mapper, "vocabulary", ()) else found
+    drawn = {"he": "boy", "she": "girl"}.get(hero_pronoun([p.text for p in book.pages], hero.name) or "")
+    return drawn if drawn in vocabulary else found
 
 
 def without_names(scene: str, cast: Sequence[CastMember]) -> str:

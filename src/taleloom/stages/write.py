@@ -439,7 +439,7 @@ def _without_photo_light(look: str) -> str:
     in another script ('a flowing orange t恤'); left as it is when nothing else would stay."""
     plain = _IN_LIGHT.sub("", _ALIVE_WORDS.sub("", look))
     parts = [re.sub(r"\s+tones?\b", "", p.strip(), flags=re.IGNORECASE) for p in plain.split(",")]
-    kept = [p for p in parts if p and not _PHOTO_LIGHT_PART.match(p) and not _POSE_PART.match(p)
+    kept = [p for p in parts if p and not _PHOTO_LIGHT_PART.match(p) and not _NO_LOOK_PART.match(p)
             and not st.foreign_script(p)]
     return ", ".join(kept) if kept else look
 
@@ -447,7 +447,7 @@ def _without_photo_light(look: str) -> str:
 # The caption's pose, copied into a look as a part of its own: OpenCV's dog photo ("A brown and grey dog … is
 # standing in a dim light") gave "dog, brown and grey, blue eyes, standing, wearing a red sweater", printed on the
 # cover (German "stehen") and drawn on every page. A pose is the page's, not the cast sheet's.
-_POSE_PART = re.compile(r"^(?:standing|sitting|lying(?: down)?|walking|running|sleeping|resting|smiling)(?: up| still)?$"
+_NO_LOOK_PART = re.compile(r"^(?:standing|sitting|lying(?: down)?|walking|running|sleeping|resting|smiling)(?: up| still)?$"
                         # and the photo's own subject said as a part: matplotlib's Grace Hopper photo ("A photo of
                         # a person …") gave "child, black and blue, with person"
                         r"|^(?:with |a |an |the )*(?:person|people|photo|picture|image)$", re.IGNORECASE)
@@ -877,7 +877,8 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
                          i + 1, which, e.message)
                 out[i] = page.model_copy(update={"text": _page(line, page.scene, cast).text})
             else:
-                log.info("page %d still repeats page %d (0: the request line): %s", i + 1, which, e.message)
+                log.info("page %d kept as written (its rewrite%s failed): %s", i + 1,
+                         instead or " for the request line alone", e.message)
             continue
         out[i] = page.model_copy(update={"text": new.text, "scene": new.scene})
     return out
