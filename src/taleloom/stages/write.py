@@ -366,6 +366,8 @@ def _plan_problem(d: dict[str, Any], brief: Brief, wanted: set[str], written: in
     # an outline line copied from the request ("Tom is the apple from the photo, come to life: ...", the apple
     # book) is no event: the page's own first sentence stands for it (the fallback's scenes are outline lines)
     d["outline"] = ["" if st.request_talk(line) else line for line in d["outline"]]
+    for member in (hero, friend):  # a look's sentence of photo talk is cut, not the whole book asked again
+        member["kind"], member["look"] = map(st.without_leaked_sentences, (member["kind"], member["look"]))
     printed = [d["title"], hero["kind"], hero["look"], friend["kind"], friend["look"], *filter(None, d["outline"])]
     if problem := next((p for p in map(_field_problem, printed) if p), None):
         return problem
@@ -708,7 +710,8 @@ def _scene(scene: str, cast: Sequence[CastMember]) -> str:
     scene = st.trim_words(st.without_foreign_script(scene), 24).rstrip(".…")
     scene = st.cast_spelling(scene, [m.name for m in cast])
     if cast and not any(st.mentions(scene, m.name) for m in cast):
-        scene = f"{scene}, with {cast[0].name} the {short_kind(kind_of(cast[0]))}"
+        kind = re.sub(r"^(?:a|an|the)\s+(?=\S)", "", short_kind(kind_of(cast[0])), flags=re.IGNORECASE)
+        scene = f"{scene}, with {cast[0].name} the {kind}"  # not "Lila the a fruit" (the apple book)
     return scene
 
 
