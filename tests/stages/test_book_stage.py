@@ -301,3 +301,26 @@ def test_a_child_hero_is_drawn_as_the_boy_or_girl_the_pages_speak_of_not_a_baby(
     assert main_subject(book, m) == "baby"  # the pages do not say: as before
     book.cast = [CastMember(name="Ezra", look="baby, grey coat", role="hero")]
     assert main_subject(book, m) == "baby"
+
+
+def test_a_hero_whose_kind_is_the_sort_of_thing_the_photo_shows_is_drawn_as_the_photo_subject():
+    """The apple book: told "Lila is the apple from the photo", Qwen's cast sheet said "a fruit", which mapped
+    alone to `kiwi fruit` on every page, and page 4's "Lila, a golden fruit" drew a second kiwi beside her."""
+    from taleloom.stages.stage import VocabularyMapper, main_subject
+
+    vocab = ("kiwi fruit", "red apple", "penguin", "house")
+    nearest = {"apple": ["red apple"], "fruit": ["kiwi fruit"]}
+    m = VocabularyMapper(lambda t, k: (nearest.get(t.split()[-1], list(vocab)))[:k], vocab)
+    book = make_book()
+    book.caption = Caption(text="A photo of an apple.", concepts=["apple"])
+    book.cast = [CastMember(name="Lila", look="a fruit, golden", role="hero"),
+                 CastMember(name="Priya", look="a penguin, white", role="friend")]
+    book.pages[0].scene = "Lila, a golden fruit, sits in the sun"
+    book.pages[0].text = "Lila, a golden fruit, sat in the sun."
+    assert main_subject(book, m) == "red apple"
+    assert "kiwi fruit" not in stage_page(book, book.pages[0], m).concepts
+    book.cast[0] = CastMember(name="Lila", look="a penguin, golden", role="hero")  # another kind: as the sheet says
+    assert main_subject(book, m) == "penguin"
+    book.caption = Caption(text="A photo of a fruit.", concepts=["fruit"])  # no ImageNet subject: the sheet's
+    book.cast[0] = CastMember(name="Lila", look="a fruit, golden", role="hero")
+    assert main_subject(book, m) == "kiwi fruit"

@@ -128,12 +128,13 @@ def stage_page(book: Storybook, page: Page, concept_mapper: ConceptMapper | None
     if concept_mapper is not None:
         subject = subject or main_subject(book, concept_mapper)
         concepts = [subject] if subject else []
-        friend, setting = beside_hero(book, page, concept_mapper, exclude=set(concepts))
+        hero_said = hero_kind_concepts(book, concept_mapper)
+        friend, setting = beside_hero(book, page, concept_mapper, exclude=set(concepts) | hero_said)
         unnamed = without_names(page.scene, book.cast)
         if setting:
             concepts.append(setting)
         if len(concepts) == 2 and (thing := (named_setting if friend else named_creature)(
-                unnamed, concept_mapper, exclude=set(concepts))):
+                unnamed, concept_mapper, exclude=set(concepts) | hero_said)):
             concepts.append(thing)  # what the page names beside the two ("Theo brings the coffee"): a third
             # sticker, so pages of the same two friends are not one picture (the cat sample book's pages 2-4);
             # with no friend on the page, an animal it names beside the setting (the lost chick of a book told
@@ -239,6 +240,8 @@ def _hero(cast: Sequence[CastMember]) -> CastMember | None:
 def main_subject(book: Storybook, concept_mapper: ConceptMapper) -> str | None:
     """The hero's concept, the same on every page: from the cast sheet, else the photo's top concept."""
     hero = _hero(book.cast)
+    if hero is not None and hero.look and _kind_of_photo_subject(hero, book):
+        hero = None  # "a fruit" for the apple from the photo: the photo's apple, not the nearest fruit (a kiwi)
     if hero is not None and hero.look and (found := look_concept(hero.look, concept_mapper)):
         return _boy_or_girl(found, hero, book, concept_mapper)
     if book.caption and book.caption.concepts:  # the photo's subject in plain words ("cup of coffee"): map it too
@@ -248,6 +251,33 @@ def main_subject(book: Storybook, concept_mapper: ConceptMapper) -> str | None:
         found = concept_mapper(book.pages[0].scene, 1)
         return found[0] if found else None
     return None
+
+
+GENERIC_KINDS = frozenset({"thing", "object"})
+
+
+def _kind_of_photo_subject(hero: CastMember, book: Storybook) -> bool:
+    """Whether the hero's kind only says what sort of thing the photo's subject is ("a fruit" for the apple the
+    write stage told the model the hero is, "an animal" for the cat): then the photo's subject is drawn. Mapped
+    alone, "a fruit" drew a kiwi on every page of the apple book."""
+    if not (book.caption and book.caption.concepts):
+        return False
+    from taleloom.backends.vision.imagenet_nouns import ancestry
+    from taleloom.backends.vision.subjects import noun_group
+
+    head = (hero.look.split(",")[0].strip().lower().split() or [""])[-1]
+    photo = book.caption.concepts[0].lower()
+    return head in GENERIC_KINDS or (head != photo and head in ancestry(noun_group(photo)))
+
+
+def hero_kind_concepts(book: Storybook, concept_mapper: ConceptMapper) -> set[str]:
+    """Concepts that the hero's kind names when that kind is only the sort of thing the photo's subject is
+    (_kind_of_photo_subject): a page's "Lila, a golden fruit" is the hero, not a kiwi beside her (the apple
+    book's page 4)."""
+    hero = _hero(book.cast)
+    if hero is None or not hero.look or not _kind_of_photo_subject(hero, book):
+        return set()
+    return set(named_concepts(hero.look.split(",")[0], getattr(concept_mapper, "vocabulary", ())))
 
 
 CHILD_WORDS = frozenset({"child", "kid", "toddler", "little one"})  # a hero's kind that is neither a boy nor a girl
