@@ -132,6 +132,27 @@ def test_a_caption_that_places_the_subject_somewhere_unseen_is_refused():
     assert "couch" in cap.caption(Image.open(CAT), hint="Mina on our couch").text
 
 
+def test_a_caption_that_says_the_light_of_the_subject_is_refused():
+    """From "soft, warm light" Qwen captioned OpenCV's apple "The apple is soft and warm, with a golden color.",
+    and the book's first page began with it. The light may be soft; the subject's feel is nothing seen."""
+    felt = json.dumps({"caption": "The cat is soft and warm, with brown fur."})
+    cap, llm = captioner([felt, json.dumps({"caption": "A brown cat looks up. The light is soft and warm."})])
+    out = cap.caption(Image.open(CAT))
+    assert len(llm.prompts) == 2 and out.text == "A brown cat looks up. The light is soft and warm."
+
+
+def test_a_caption_that_makes_a_colour_of_the_subject_is_refused():
+    """OpenCV's orange was captioned "A warm, sunny day with an orange sun.": the subject's word was there, as a
+    colour. The orange itself must be named."""
+    from taleloom.backends.vision.embedded import validate
+
+    facts = {"subjects": [{"phrase": "an orange", "noun": "orange"}], "colours": [{"name": "orange"}]}
+    sun = json.dumps({"caption": "A warm, sunny day with an orange sun."})
+    assert validate(sun, ["orange"], facts, None) is None
+    fruit = json.dumps({"caption": "An orange sits in soft light. It is round and bright orange."})
+    assert validate(fruit, ["orange"], facts, None) == "An orange sits in soft light. It is round and bright orange."
+
+
 def test_the_owners_description_is_merged():
     cap, llm = captioner([json.dumps({"caption": "Mina the cat rests in warm light."})])
     out = see(Image.open(CAT), Brief(description="This is Mina, our cat"), cap)

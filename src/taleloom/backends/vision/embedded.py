@@ -217,6 +217,33 @@ def subject_words(phrases: list[str]) -> set[str]:
     return words | {w + "s" for w in words} | {w + "es" for w in words}
 
 
+# The photo's light said as the subject's feel: from "soft, warm light", Qwen captioned OpenCV's apple "The apple is
+# soft and warm, with a golden color.", and the book's first page began with that sentence. Nothing here feels
+# the subject; "the light is soft" and "in warm light" stay.
+_LIGHT_AS_THING = re.compile(r"\b(?!light\b)[a-z]+\s+(?:is|are|looks?|feels?|seems?)\s+(?:very\s+|so\s+)?"
+                             r"(?:soft|warm|cool|cold|dim|bright)(?:\s*(?:,|and)\s*(?:soft|warm|cool|cold|dim|bright))*"
+                             r"(?=\s*(?:[,.;!]|and\b|with\b|$))", re.IGNORECASE)
+
+
+def names_colour_noun(text: str, phrase: str) -> bool:
+    """Whether a caption names a subject whose noun is also a colour ("an orange", "a lemon") as the thing, not
+    as a colour: Qwen captioned OpenCV's orange "A warm, sunny day with an orange sun.". The noun must end its
+    noun phrase (punctuation, a function word, or a verb or adverb after it). True for any other subject."""
+    noun = phrase.lower().split()[-1] if phrase.split() else ""
+    if noun not in COLOUR_WORDS:
+        return True
+    for found in re.finditer(rf"\b{re.escape(noun)}(e?s)?\b", text, re.IGNORECASE):
+        after = re.match(r"\s*([A-Za-z']+)?", text[found.end():])
+        following = (after.group(1) or "").lower() if after and text[found.end():found.end() + 1].isspace() else ""
+        if found.group(1) or not following or following in NOUN_PHRASE_ENDS or re.search(r"(?:s|ed|ing|ly)$", following):
+            return True
+    return False
+
+
+NOUN_PHRASE_ENDS = frozenset("is was are were has had and or but with in on at by near under beside next that which "
+                             "sits sat rests lies lay glows shines".split())
+
+
 def validate(answer: str, concepts: list[str], facts: dict[str, Any], hint: str | None) -> str | None:
     """The caption if it is usable: JSON with text of sensible length, on topic, naming the main subject and no
     other object, not a loop of words."""
@@ -235,6 +262,8 @@ def validate(answer: str, concepts: list[str], facts: dict[str, Any], hint: str 
         return None
     if len(words) < 4 or len(set(words)) / len(words) < 0.5:  # "cat cat cat cat"
         return None
+    if _LIGHT_AS_THING.search(text):  # the light said of the subject: "The apple is soft and warm"
+        return None
     commas = text.count(",")
     if commas >= 4 and len(words) < 3 * commas:  # "The bear, otter, squid, lab coat, ...": a list, not a caption
         return None
@@ -244,6 +273,8 @@ def validate(answer: str, concepts: list[str], facts: dict[str, Any], hint: str 
         allowed = subject_words(subjects) | hinted | (PERSON_WORDS if "person" in concepts or "people" in concepts
                                                       else set())
         if subjects and not (subject_words([subjects[0]]) | hinted) & set(words) - GLUE_WORDS:
+            return None
+        if subjects and not hinted and not names_colour_noun(text, subjects[0]):
             return None
         if (_object_words() | PERSON_WORDS | SETTING_WORDS) & set(words) - allowed:
             return None
