@@ -289,6 +289,11 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
         "dog, brown and grey, blue eyes, wearing a red sweater"
     assert write._look({"kind": "dog", "look": "brown, a standing collar"}) == "dog, brown, a standing collar"
     assert write._look({"kind": "child", "look": "black and blue, with person"}) == "child, black and blue"
+    # OpenCV's orange: the caption's tones said as colours, a light word left hanging, the come-alive words
+    look = "orange with soft, warm light, in yellow and grey colours, come to life as an orange"
+    assert write._look({"kind": "an orange", "look": look}, thing=True) == "an orange, orange, yellow and grey"
+    assert write._look({"kind": "girl", "look": "red hair, colours of the rainbow scarf"}) == \
+        "girl, red hair, colours of the rainbow scarf"
     # the orange book: "a flowing orange t恤" (Chinese for a T-shirt) in the look, "Nora is not a人" in a scene
     assert write._look({"kind": "orange", "look": "round face, red ears, a flowing orange t恤"}) == \
         "orange, round face, red ears"

@@ -440,9 +440,9 @@ def _without_photo_light(look: str) -> str:
     request's come-alive words ('yellow with green skin, can move, talk and feel': the lemon book) and a part
     in another script ('a flowing orange t恤'); left as it is when nothing else would stay."""
     plain = _IN_LIGHT.sub("", _ALIVE_WORDS.sub("", look))
-    parts = [re.sub(r"\s+tones?\b", "", p.strip(), flags=re.IGNORECASE) for p in plain.split(",")]
+    parts = [_DANGLING_LIGHT.sub("", _TONES.sub("", p.strip())) for p in plain.split(",")]
     kept = [p for p in parts if p and not _PHOTO_LIGHT_PART.match(p) and not _NO_LOOK_PART.match(p)
-            and not st.foreign_script(p)]
+            and not st.foreign_script(p) and not _COME_ALIVE.search(p)]
     return ", ".join(kept) if kept else look
 
 
@@ -456,6 +456,12 @@ _NO_LOOK_PART = re.compile(r"^(?:standing|sitting|lying(?: down)?|walking|runnin
 
 
 _IN_LIGHT = re.compile(rf"\s+in (?:a )?(?:(?:{'|'.join(LIGHT_WORDS)}),? (?:and )?)*light\b", re.IGNORECASE)
+# The orange book's look, "orange with soft, warm light, in yellow and grey colours, come to life as an orange":
+# the caption's tones said as colours ("in yellow and grey colours" → "yellow and grey"), a light word left
+# hanging once the light went ("orange with soft"), and the request's come-alive words as a part of their own.
+_TONES = re.compile(r"^in (?=\w+(?: and \w+)? (?:tones?|colou?rs?)$)|\s+(?:tones?|colou?rs?)$", re.IGNORECASE)
+_DANGLING_LIGHT = re.compile(rf"\s+(?:with|in) (?:{'|'.join(LIGHT_WORDS)})$", re.IGNORECASE)
+_COME_ALIVE = re.compile(r"\bcomes? (?:to life|alive)\b", re.IGNORECASE)
 _ALIVE_WORDS = re.compile(r",?\s*(?:and |that |who )?(?:can|could) move, talk,? (?:and|or) feel\b", re.IGNORECASE)
 
 
