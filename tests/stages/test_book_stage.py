@@ -298,6 +298,10 @@ def test_a_child_hero_is_drawn_as_the_boy_or_girl_the_pages_speak_of_not_a_baby(
     assert main_subject(book, m) == "girl"
     for p in book.pages:
         p.text = "Ezra flies a kite."
+    book.pages[0].scene = "Ezra runs in the park. He's wearing a red cap"  # a scene that tells (the whale book)
+    assert main_subject(book, m) == "boy"
+    for p in book.pages:
+        p.scene = "a park"
     assert main_subject(book, m) == "baby"  # the pages do not say: as before
     book.cast = [CastMember(name="Ezra", look="baby, grey coat", role="hero")]
     assert main_subject(book, m) == "baby"

@@ -138,6 +138,10 @@ def test_checks_catch_wrong_script_english_lost_names_and_loops():
     assert problem(src, "옛날 옛적에 밀로라는 회색 고양이가 살았어요. 밀로는 빨간 공을 좋아했어요.", "ko") is None
     assert "still English" in problem(src, "Once upon a time there was a cat and the ball was red.", "fr")
     assert "lost the names" in problem(src, "Il était une fois un chat gris. Il adorait sa balle rouge.", "fr")
+    # the rubber whale book's French kept a Chinese word: "…qui ont rassemblé pour庆祝 le anniversaire de Theo"
+    party = "The children gathered to celebrate Theo's birthday."
+    assert "Chinese, Japanese or Korean" in problem(party, "Les enfants ont rassemblé pour庆祝 l'anniversaire de Theo.", "fr")
+    assert problem(party, "Les enfants se sont réunis pour fêter l'anniversaire de Theo.", "fr") is None
     # a name of the book that opens the sentence is checked too, given the book's names; German "Theos" keeps it
     ivy = "The glass is warm. Ivy comes to life."
     assert check_translation(ivy, "El vaso está caliente. El ivi se levanta.", "es", {"Ivy"}) == "lost the names ['Ivy']"

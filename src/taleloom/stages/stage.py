@@ -291,7 +291,9 @@ def _boy_or_girl(found: str, hero: CastMember, book: Storybook, concept_mapper: 
     vocabulary = getattr(concept_mapper, "vocabulary", ())
     if kind not in CHILD_WORDS or "child" in vocabulary:
         return found
-    drawn = {"he": "boy", "she": "girl"}.get(hero_pronoun([p.text for p in book.pages], hero.name) or "")
+    # the scenes too: the rubber whale book's pages named Omar only where no pronoun was; its scene said "He's"
+    told = [p.text for p in book.pages] + [p.scene for p in book.pages]
+    drawn = {"he": "boy", "she": "girl"}.get(hero_pronoun(told, hero.name) or "")
     return drawn if drawn in vocabulary else found
 
 

@@ -578,6 +578,8 @@ def problem(source: str, got: str, code: str, names: set[str] | frozenset[str] |
     else:
         if not st.english_letters(flat, 0.8):
             return f"not in Latin script for {name}"
+        if st.foreign_script(flat) and not st.foreign_script(source):  # "…rassemblé pour庆祝 le anniversaire…"
+            return f"Chinese, Japanese or Korean characters in {name}"  # (Qwen, the rubber whale book's French)
         w = [x.lower() for x in st.words(flat)]
         if w and sum(x in _ENGLISH_ONLY for x in w) / len(w) > 0.15:
             return "still English"
