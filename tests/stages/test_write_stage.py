@@ -846,6 +846,18 @@ def test_a_photo_of_a_person_makes_the_hero_a_child_and_a_girl_or_boy_is_from_th
     assert len(llm.calls) == 1 and not d.notes and d.cast[0].look.startswith("a little girl")
 
 
+def test_a_photo_that_names_nothing_takes_any_hero():
+    """OpenCV's rubber whale photo named nothing: its book was about "A place all in beige and orange, in soft,
+    warm light.", and two whole answers (90 s of 155) were refused for an "animal" and a "person" hero "not from
+    the photo". Colours and light are no hero's kind."""
+    toys = Caption(text="A photo in beige and orange tones, in soft, warm light.", concepts=[],
+                   facts={"colours": [{"name": "beige"}, {"name": "orange"}], "light": "soft, warm light"})
+    llm = ScriptedLLM(PLAN)  # its hero is "a little girl with a kite"
+    d = write.write_story(toys, Brief(pages=2, hero="Nora", seed=1), llm)
+    assert "A place all in beige and orange" in llm.calls[0][0][-1]["content"]
+    assert len(llm.calls) == 1 and not d.notes and d.cast[0].look.startswith("a little girl")
+
+
 def test_a_landscape_is_where_the_story_happens_never_its_hero():
     """The lake-at-dusk photo ("the water's edge"): told "Theo is the shore from the photo, come to life", Qwen's
     three plans were refused and the plain story made Theo a "shore animal" that swam to save a fish."""
