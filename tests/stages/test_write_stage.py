@@ -952,3 +952,21 @@ def test_a_page_with_a_sentence_too_long_for_a_young_reader_is_written_again_in_
     llm = ScriptedLLM()  # sentences of ordinary length: one answer, no rewrite
     write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), llm)
     assert len(llm.calls) == 1
+
+
+def test_a_rewrite_asked_for_short_sentences_that_is_long_again_is_asked_again():
+    """Asked for sentences of at most 12 words, Qwen wrote the rubber whale book's page 1 again as one sentence
+    of 35 ("The whole room is bathed in a warm and inviting beige and orange light, creating an atmosphere…")."""
+    long = ("Nora heard a small bird calling for help from far away as it landed on the ground with its wings "
+            "flapping in distress and its eyes wide open in panic and pain, so she looked up at the tall oak tree.")
+
+    class LongAgain(ScriptedLLM):
+        def chat(self, messages, sampling=None, schema=None):
+            if "title" not in schema["properties"] and "text" in schema["properties"] and len(self.calls) == 1:
+                self.calls.append((list(messages), sampling, schema))
+                return json.dumps({"text": long.replace("Nora heard", "Nora then heard")})
+            return super().chat(messages, sampling, schema)
+
+    llm = LongAgain(texts=[TEXTS[0], long])
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), llm)
+    assert len(llm.calls) == 3 and "big red bird" in d.pages[1].text  # the long rewrite refused, then the short

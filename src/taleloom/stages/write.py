@@ -878,7 +878,7 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
             new = rewrite_page(out, i + 1, f"tell this page's own event{told} in new sentences, with "
                                            f"{cast[0].name} named in the first one{instead}",
                                brief, llm, sampling, cast=list(cast), tries=HERO_REWRITE_TRIES,
-                               must_name=cast[0].name, fresh=True)
+                               must_name=cast[0].name, fresh=True, max_sentence=LONG_SENTENCE)
         except BackendError as e:
             line = st.clean(page.outline)
             others = [p.text for j, p in enumerate(out) if j != i]
@@ -935,14 +935,16 @@ def _pages_of(source: Draft | Storybook | Sequence[Page | PageDraft]) -> list[Pa
 def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDraft], n: int, instruction: str,
                  brief: Brief, llm: TextModel, sampling: Sampling | None = None,
                  cast: list[CastMember] | None = None, tries: int = TRIES, must_name: str | None = None,
-                 fresh: bool = False, keep_scene: bool = False) -> PageDraft:
+                 fresh: bool = False, keep_scene: bool = False, max_sentence: int | None = None) -> PageDraft:
     """Page `n` (1-based) written again following `instruction`, with a new scene, keeping the cast sheet
     (from a Draft or Storybook, else `cast`, else the brief's hero); at most `tries` answers. Sentences copied
     from other pages are dropped from an answer, and one that then lacks `must_name` is asked again (Qwen
     "named" the hero by copying the page before's sentence that did). `fresh`: the page is written anew from
     the instruction, without being shown its old text, and its picture shows the new text (Qwen copied a
     repeated page's old text back, and wrote prompt fragments into a scene asked for with it). `keep_scene`:
-    only the text is asked for; the page keeps its picture (the same events told again)."""
+    only the text is asked for; the page keeps its picture (the same events told again). `max_sentence`: an
+    answer with a longer sentence is asked again (asked for sentences of at most 12 words, Qwen wrote the rubber
+    whale book's page 1 again as one sentence of 35)."""
     pages = _pages_of(draft_or_book_pages)
     if not 1 <= n <= len(pages):
         raise BadInputError(f"there is no page {n}", f"choose a page from 1 to {len(pages)}")
@@ -985,7 +987,11 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
             return f"same text as another page ({other[:40]!r})"
         if problem := st.repetition(text):
             return problem
-        result[:] = [_page(text, scene, cast)]
+        page = _page(text, scene, cast)  # as printed: two sentences joined by ", and" are two
+        longest = max(map(len, map(st.words, st.sentences(page.text) or [page.text])))
+        if max_sentence and longest > max_sentence:
+            return f"a sentence of {longest} words"
+        result[:] = [page]
         return None
 
     fields = {"text": _naming(must_name or keep, 20, min(1000, per_page * 9))}
