@@ -328,3 +328,23 @@ def test_a_hero_whose_kind_is_the_sort_of_thing_the_photo_shows_is_drawn_as_the_
     book.caption = Caption(text="A photo of a fruit.", concepts=["fruit"])  # no ImageNet subject: the sheet's
     book.cast[0] = CastMember(name="Lila", look="a fruit, golden", role="hero")
     assert main_subject(book, m) == "kiwi fruit"
+
+
+def test_a_thing_a_page_names_is_the_kind_the_book_speaks_of():
+    """The rubber whale book's last page, "Theo is standing in front of the cake", drew a fish cake in a story of
+    a birthday cake: among kinds of the same thing, the one the book says most of. Another thing the page names
+    as strongly stays the nearest (a knife beside the cake is no cake)."""
+    from taleloom.stages.stage import VocabularyMapper, beside_hero
+
+    vocab = ("fish cake with swirl", "birthday cake", "kitchen knife", "boy")
+    m = VocabularyMapper(lambda t, k: list(vocab)[:k], vocab)  # MiniLM stand-in: the fish cake is nearest
+    book = make_book()
+    book.cast = [CastMember(name="Omar", look="boy, brown hair", role="hero")]
+    book.pages[0].scene = "Omar bakes a birthday cake for the party"
+    book.pages[1].scene = "Omar stands in front of the cake"
+    assert beside_hero(book, book.pages[1], m, {"boy"}) == (None, "birthday cake")
+    book.pages[0].scene = "Omar plays in the park"
+    assert beside_hero(book, book.pages[1], m, {"boy"}) == (None, "fish cake with swirl")  # the book does not say
+    book.pages[1].scene = "Omar cuts the cake with a knife"
+    m = VocabularyMapper(lambda t, k: ["kitchen knife", "fish cake with swirl", "birthday cake", "boy"][:k], vocab)
+    assert beside_hero(book, book.pages[1], m, {"boy"}) == (None, "kitchen knife")

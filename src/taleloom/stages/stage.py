@@ -134,7 +134,7 @@ def stage_page(book: Storybook, page: Page, concept_mapper: ConceptMapper | None
         if setting:
             concepts.append(setting)
         if len(concepts) == 2 and (thing := (named_setting if friend else named_creature)(
-                unnamed, concept_mapper, exclude=set(concepts) | hero_said)):
+                unnamed, concept_mapper, set(concepts) | hero_said, book_words(book))):
             concepts.append(thing)  # what the page names beside the two ("Theo brings the coffee"): a third
             # sticker, so pages of the same two friends are not one picture (the cat sample book's pages 2-4);
             # with no friend on the page, an animal it names beside the setting (the lost chick of a book told
@@ -196,15 +196,21 @@ def page_companion(scene: str, cast: Sequence[CastMember], concept_mapper: Conce
     return None
 
 
-def _first(named: list[str], text: str, concept_mapper: ConceptMapper, n: int) -> str:
+def _first(named: list[str], text: str, concept_mapper: ConceptMapper, n: int, book_text: str = "") -> str:
     """Of named concepts (those `text` says most words of first, concept_match.named_concepts), the first;
-    among as many words, the one nearest to `text`."""
+    among as many words, the one whose words the whole book says most (`book_text`: the rubber whale book's
+    "finish the cake" drew a fish cake on the last page of a birthday cake's story), then the nearest to `text`."""
     said = said_words(text)
     top = [c for c in named if strength(c, said) == strength(named[0], said)]
     if len(top) == 1:  # no need to rank the whole vocabulary
         return top[0]
     rank = {c: i for i, c in enumerate(concept_mapper(text, n))}
-    return min(top, key=lambda c: rank.get(c, len(rank)))
+    nearest = min(top, key=lambda c: rank.get(c, len(rank)))
+    if not book_text:
+        return nearest
+    told = said_words(book_text)  # a kind of the same thing ("cake"): the one the book says most of
+    kinds = [c for c in top if head(c) == head(nearest)]
+    return max(kinds, key=lambda c: (strength(c, told), -rank.get(c, len(rank))))
 
 
 def look_concept(look: str, concept_mapper: ConceptMapper, exclude: set[str] = frozenset()) -> str | None:
@@ -305,20 +311,26 @@ def without_names(scene: str, cast: Sequence[CastMember]) -> str:
     return " ".join(scene.split())
 
 
-def named_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str]) -> str | None:
+def named_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str], book_text: str = "") -> str | None:
     """Of the concepts the scene names word for word (concept_match.py; the mapper must list its vocabulary)
-    and that are not in `exclude` nor variants of them, the one nearest to the scene; None when it names none."""
+    and that are not in `exclude` nor variants of them, the one nearest to the scene (among equals, the one the
+    book says most of: _first); None when it names none."""
     vocabulary = getattr(concept_mapper, "vocabulary", ())
     named = [c for c in named_concepts(scene, vocabulary) if _unlike(c, exclude)]
-    return _first(named, scene, concept_mapper, len(vocabulary)) if named else None
+    return _first(named, scene, concept_mapper, len(vocabulary), book_text) if named else None
 
 
-def named_creature(scene: str, concept_mapper: ConceptMapper, exclude: set[str]) -> str | None:
+def book_words(book: Storybook) -> str:
+    """Every scene and text of the book without the cast's names: what a page's "the cake" is in this book."""
+    return without_names(" ".join(f"{p.scene} {p.text}" for p in book.pages), book.cast)
+
+
+def named_creature(scene: str, concept_mapper: ConceptMapper, exclude: set[str], book_text: str = "") -> str | None:
     """Of the animals the scene names word for word (concept_match.creature), not in `exclude` nor variants of
-    them, the one nearest to the scene; else None."""
+    them, the one nearest to the scene (among equals, the one the book says most of); else None."""
     vocabulary = getattr(concept_mapper, "vocabulary", ())
     named = [c for c in named_concepts(scene, vocabulary) if _unlike(c, exclude) and creature(c)]
-    return _first(named, scene, concept_mapper, len(vocabulary)) if named else None
+    return _first(named, scene, concept_mapper, len(vocabulary), book_text) if named else None
 
 
 def scene_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str], k: int = 5) -> str | None:
@@ -354,11 +366,12 @@ def beside_hero(book: Storybook, page: Page, concept_mapper: ConceptMapper,
     unnamed = without_names(page.scene, cast)
     if friend := page_companion(page.scene, cast, concept_mapper, exclude):
         return friend, friend[1]
-    if named := named_setting(unnamed, concept_mapper, exclude):
+    told = book_words(book)
+    if named := named_setting(unnamed, concept_mapper, exclude, told):
         return None, named
     if page.text and (friend := page_companion(page.text, cast, concept_mapper, exclude)):
         return friend, friend[1]
-    if page.text and (named := named_setting(without_names(page.text, cast), concept_mapper, exclude)):
+    if page.text and (named := named_setting(without_names(page.text, cast), concept_mapper, exclude, told)):
         return None, named
     place = story_place(book, page, concept_mapper, exclude)
     return None, place or nearest_setting(unnamed, concept_mapper, exclude)
