@@ -352,6 +352,11 @@ def test_a_page_that_is_only_the_come_alive_line_or_camera_or_photo_talk_is_aske
         assert "try 1: page 2: the prompt leaked" in caplog.text  # refused, asked again, never printed
         assert not any(st.request_talk(p.text) for p in d.pages)
     assert not st.request_talk("Nora took a close look at the camera her dad gave her.")
+    # OpenCV's aero photo: page 1 began "The scene shows Lila standing in the middle of the open grassland"; a
+    # picture's description says what it shows all the same
+    assert st.drop_labels("The scene shows Nora in the park. Nora smiles.") == "Nora smiles."
+    assert st.scene_of("The scene shows Nora in the park. The sky is blue.") == "Nora in the park. The sky is blue."
+    assert st.scene_of("The picture shows: Nora in a park") == "Nora in a park"
 
 
 def test_an_outline_line_copied_from_the_request_becomes_its_pages_first_sentence():

@@ -185,7 +185,7 @@ _PHOTO_PHRASE = re.compile(r",?\s+(?:(?:from|in|of|on) (?:the|this|that|our|your
                            r"|with a (?:photo|photograph) of (?:her|him|it|them)sel(?:f|ves)\b)", re.IGNORECASE)
 # "The picture shows Mina sitting on a wooden floor." (story_quality); the line that tells a thing from the photo
 # to come alive (write._book_prompt), copied back: "It can't move, talk or feel, not a person or an animal."
-_PHOTO_TALK = re.compile(r"\b(?:the|this|that|our|your) (?:photo|photograph)\b|\b(?:photo|picture|image) shows\b|"
+_PHOTO_TALK = re.compile(r"\b(?:the|this|that|our|your) (?:photo|photograph)\b|\b(?:photo|picture|image|scene) shows\b|"
                          + _REQUEST_TALK, re.IGNORECASE)
 
 
@@ -193,6 +193,16 @@ def drop_labels(text: str) -> str:
     """A page's text without a leading 'Page 2:' / 'Text:' / 'Scene:' label that the model added, and
     without its notes about its own writing (drop_asides)."""
     return drop_asides(_LABEL.sub("", clean(text)))
+
+
+_SHOWS = re.compile(r"^(?:the |this |our )?(?:photo|picture|image|scene|illustration) (?:shows|is of):?\s+",
+                    re.IGNORECASE)
+
+
+def scene_of(text: str) -> str:
+    """A picture's description as drop_labels gives it, its opening "The scene shows …" said as what it shows
+    (a page's sentence of such talk is dropped, drop_asides; a picture's description is all about it)."""
+    return drop_labels(_SHOWS.sub("", clean(text)))
 
 
 _ASIDE = re.compile(r"\(\s*(?:note|p\.?s\.?)\b[^)]*(?:\)|$)"  # (Note: this story has been modified ...)

@@ -70,7 +70,8 @@ PLOTS: tuple[tuple[str, tuple[str, ...]], ...] = (
      ("birthday cake", "pizza", "cookie")),
     ("{hero} meets a {thing} who is sad and cheers it up", ("little bear", "snail", "penguin")),
     ("{hero} finds a little lost {thing} and helps it back to its family", ("chick", "bunny", "puppy", "kitten", "lamb")),
-    ("{hero} tries to {thing} for the first time, fails, and tries again until it works",
+    # not "fails": the aero photo's girl "falls down and breaks her ankle" learning to skate
+    ("{hero} tries to {thing} for the first time, finds it hard, practises, and gets it right",
      ("ride a bicycle", "ice skate", "climb a tree")))
 _KIND_END = re.compile(r"\s*(?:[,;.]|\b(?:with|who|that|which|and|in|on|at|by|near|next|under|from|to|is|was)\b).*$",
                        re.IGNORECASE)
@@ -559,7 +560,7 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
     again alone afterwards (hero_on_every_page, distinct_pages), far cheaper than the whole answer again.
     A scene that repeats an earlier page's is replaced by the page's own text. Texts are cut to `limit`
     words."""
-    scenes = [named_in_scene(st.drop_labels(p["scene"]), cast) for p in pages]
+    scenes = [named_in_scene(st.scene_of(p["scene"]), cast) for p in pages]
     texts: list[str] = []
     for i, p in enumerate(pages):  # nor an earlier page's picture or sentence, or its own again; not a later
         copied_from = scenes[:i] + texts  # page's picture: that was written after, copying this text (cat book)
@@ -973,7 +974,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
         _clean_fields(d)
         # cut to the page's length before the checks: the hero named only in a sentence cut off is missing
         text = st.trim_words(st.drop_copied_sentences(st.drop_labels(d["text"]), others), int(per_page * 1.5))
-        scene = text if fresh else pages[n - 1].scene if keep_scene else st.drop_labels(d["scene"])
+        scene = text if fresh else pages[n - 1].scene if keep_scene else st.scene_of(d["scene"])
         if st.clean(text).lower() == st.clean(old).lower():
             return "the page did not change"
         if problem := (st.not_prose(text) or _field_problem(scene)):
@@ -1038,7 +1039,7 @@ def extend_story(book: Storybook | Draft, n_more: int, llm: TextModel, sampling:
         seen = list(so_far)
         drafts = []
         for i, page in enumerate(d["pages"]):
-            text, scene = st.drop_labels(page["text"]), st.drop_labels(page["scene"])
+            text, scene = st.drop_labels(page["text"]), st.scene_of(page["scene"])
             if problem := (st.not_prose(text) or _field_problem(scene) or st.repetition(text)):
                 return f"page {first + i}: {problem}"
             if st.leaks_request(text) or not st.in_english(text):
