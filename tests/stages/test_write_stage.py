@@ -917,8 +917,13 @@ def test_two_sentences_joined_by_a_comma_and_a_conjunction_are_told_as_two():
     assert st.short_sentences("Otto says, 'I'm a coffee machine, and I can make coffee.' Mina ran to the door, and "
                               "she waved.", names) == \
         "Otto says, 'I'm a coffee machine, and I can make coffee.' Mina ran to the door. She waved."
+    # the espresso book's page 2: four clauses joined by semicolons, 44 words
+    assert st.short_sentences("Theo began drinking his coffee; suddenly, a small chick jumps out; Theo is surprised "
+                              "by it.", names) == "Theo began drinking his coffee. Suddenly, a small chick jumps out. " \
+                                                  "Theo is surprised by it."
     for kept in ("Mina, Theo, and Otto went home.", "Mina saw Theo, Luna, and Otto by the pond.",
-                 "Yes, and she ran.", "Mina ate apples, and pears from the tree."):
+                 "Yes, and she ran.", "Mina ate apples, and pears from the tree.", "She packed apples; pears; plums.",
+                 "'I like it; you like it too,' said Mina."):
         assert st.short_sentences(kept, names) == kept
     joined = [*TEXTS[:2], "Her dog Otto barked at the tree, and Nora climbed up to the kite!", *TEXTS[3:]]
     draft = write.write_story(CAT, Brief(pages=3, hero="Nora", seed=1), ScriptedLLM(PLAN, texts=joined))

@@ -62,7 +62,8 @@ def short_sentences(text: str, names: Sequence[str] = ()) -> str:
     subject (a pronoun or a cast name): "Mina looks confused, but Theo continues to look at her." → "Mina
     looks confused. But Theo continues to look at her." Why: Qwen's sentences run long for a young reader
     (story_quality's reading level: mean Flesch-Kincaid grade 5 for 4–6-year-olds), and asking for shorter
-    sentences did not shorten them; this split keeps every word the model chose but the joining 'and'."""
+    sentences did not shorten them; this split keeps every word the model chose but the joining 'and'. Clauses
+    joined by semicolons are told as sentences too (the espresso book's page 2 was four clauses and 44 words)."""
     subjects = _SUBJECT_PRONOUNS | {n.lower() for n in names}
 
     def split(m: re.Match[str]) -> str:
@@ -74,6 +75,7 @@ def short_sentences(text: str, names: Sequence[str] = ()) -> str:
         return f"{before}. {lead}{rest if lead else rest[0].upper() + rest[1:]}"
 
     def split_all(part: str) -> str:
+        part = _semicolons(part)
         for _ in range(3):  # "It was big, and it was red, and it was fun.": each split makes the next one's clause
             part, before = _JOINED.sub(split, part), part
             if part == before:
@@ -83,6 +85,20 @@ def short_sentences(text: str, names: Sequence[str] = ()) -> str:
     # what someone says stays as they say it: split in a quote, a later check that drops a copied sentence left
     # half a quote behind ("… looks at Otto's coffee mug. I can make coffee.'", the espresso book)
     return "".join(part if i % 2 else split_all(part) for i, part in enumerate(_QUOTED.split(text)))
+
+
+def _semicolons(text: str) -> str:
+    """`text` with each semicolon between two clauses of 3+ words a full stop ("…drinking his coffee; suddenly, a
+    small chick jumps out" → "…drinking his coffee. Suddenly, a small chick jumps out"); a list's stays."""
+    pieces = re.split(r";\s+", text)
+    out = pieces[0]
+    for piece in pieces[1:]:
+        last = re.split(r"[.!?]\s+", out)[-1]
+        if len(words(last)) >= 3 and len(words(re.split(r"[.!?]", piece)[0])) >= 3:
+            out += ". " + piece[:1].upper() + piece[1:]
+        else:
+            out += "; " + piece
+    return out
 
 
 # A quotation: in double quotes, or in single quotes that are no apostrophes ("'I'm hungry,' said Pip").
@@ -292,16 +308,6 @@ def similar_page(text: str, others: list[str] | tuple[str, ...], share: float = 
     return None
 
 
-def _clauses(sentence: str) -> list[str]:
-    """A sentence's clauses between semicolons, each told as a sentence ("It rained; Mina stayed in." → "It
-    rained.", "Mina stayed in.")."""
-    parts = [p.strip() for p in re.split(r";\s+", sentence) if p.strip()]
-    if len(parts) < 2:
-        return [sentence]
-    told = [p.rstrip(",") + "." for p in parts[:-1]] + parts[-1:]
-    return [c[:1].upper() + c[1:] for c in told]
-
-
 def drop_copied_sentences(text: str, sources: list[str], share: float = 0.6, min_words: int = 4) -> str:
     """`text` without the sentences that copy a sentence of `sources` or an earlier sentence of its own
     (mostly the same content words, at least `min_words` of them): a small model writes another page's
@@ -316,7 +322,7 @@ def drop_copied_sentences(text: str, sources: list[str], share: float = 0.6, min
 
     # a clause after a semicolon is judged as a sentence of its own: a rewrite of the apple book's page 1 glued
     # page 2's first sentence on ("The apple is soft and warm, with a golden color; Lila is a tiny, red ball…")
-    mine = [c for sent in sentences(text) for c in _clauses(sent)]
+    mine = sentences(_semicolons(clean(text)))
     kept = []
     for sent in mine:
         own = content_words(sent)
