@@ -901,6 +901,32 @@ def test_a_page_that_opens_with_they_for_the_hero_and_friend_names_them():
     assert not [c for c in llm.calls if "text" in c[2]["properties"] and "pages" not in c[2]["properties"]]
 
 
+def test_a_page_opening_with_the_heros_pronoun_after_a_page_that_ends_on_the_hero_names_the_hero():
+    """A kite book's page 2, "He saw a small bird perched on a tree branch. It was a bluebird named Theo.", after
+    "… Otto was flying his kite.", lacked Otto: the page names Theo, so "he" was left for a rewrite that failed."""
+    kite = "Once upon a time, in the park, Otto was flying his kite."
+    page = "He saw a small bird perched on a tree branch. It was a bluebird named Theo."
+    assert write.name_by_pronoun(page, "Otto", "he", ["Theo"], kite) == \
+        "Otto saw a small bird perched on a tree branch. It was a bluebird named Theo."
+    # "he" may be Theo: the page before names Theo too, or the first sentence does, or he opens no sentence first
+    assert write.name_by_pronoun(page, "Otto", "he", ["Theo"], "Otto met Theo.") == page
+    assert write.name_by_pronoun("He saw Theo.", "Otto", "he", ["Theo"], kite) == "He saw Theo."
+    assert write.name_by_pronoun("Theo came. He saw a bird.", "Otto", "he", ["Theo"], kite) == \
+        "Theo came. He saw a bird."
+
+
+def test_a_friend_described_as_the_hero_is_only_its_kind_and_a_named_kind_is_no_other_cast_member():
+    """A beach book's friend Theo had the hero Otto's look word for word ("brown dog, brown and fluffy fur, long
+    white hair, tan skin with brown spots, and a yellow sweater"), and its scene became "Theo the brown dog named
+    Otto running along a sandy beach"."""
+    hero = "dog, brown and fluffy fur, long white hair, tan skin with brown spots, and a yellow sweater"
+    assert write._own_look("brown " + hero, hero) == "brown dog"
+    assert write._own_look("penguin, blue feathers, pink beak", hero) == "penguin, blue feathers, pink beak"
+    cast = [CastMember(name="Otto", look=hero, role="hero"), CastMember(name="Theo", look="brown dog", role="friend")]
+    assert write.named_in_scene("The brown dog named Otto runs along the beach", cast) == \
+        "The brown dog named Otto runs along the beach"
+
+
 def test_two_sentences_joined_by_a_comma_and_a_conjunction_are_told_as_two():
     """Qwen's long sentences (story_quality: Flesch-Kincaid grade 5 for 4–6-year-olds) split where the second
     half has its own subject; a list of names or a clause too short to stand alone stays as written."""

@@ -329,8 +329,9 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
         _clean_fields(d)
         if problem := _plan_problem(d, brief, wanted if attempt < PLAN_RELEVANCE_TRIES else set(), n):
             return problem
-        cast = [CastMember(name=d["hero"]["name"], look=_look(d["hero"], thing=photo_thing), role="hero"),
-                CastMember(name=d["friend"]["name"], look=_look(d["friend"]), role="friend")]
+        hero_look, friend_look = _look(d["hero"], thing=photo_thing), _look(d["friend"])
+        cast = [CastMember(name=d["hero"]["name"], look=hero_look, role="hero"),
+                CastMember(name=d["friend"]["name"], look=_own_look(friend_look, hero_look), role="friend")]
         planned[:] = [(book_title(d["title"]), cast, d["outline"])]
         return _pages_problem(d["pages"], cast, 1, written,
                               int(st.words_per_page(brief.age) * 1.5), photo_kind=hero_kind)
@@ -417,6 +418,17 @@ def _look(member: dict[str, str], thing: bool = False) -> str:
     # the request's "from the photo" and the kind said again are no look: "building, building from photo"
     parts = [p for p in st.strip_markup(look).split(",") if p.strip() and p.strip().lower() != kind.lower()]
     return f"{kind}, {short_look(','.join(parts), 90)}" if parts else kind
+
+
+def _own_look(look: str, hero_look: str, share: float = 0.7) -> str:
+    """A friend's look, or only its kind when its details are the hero's (a beach book's friend Theo was
+    "brown dog, brown and fluffy fur, long white hair, tan skin with brown spots, and a yellow sweater", the hero
+    Otto's look word for word): two cast members drawn and described alike are one to a reader."""
+    kind, _, details = look.partition(",")
+    mine, theirs = st.content_words(details), st.content_words(hero_look.partition(",")[2])
+    if mine and theirs and len(mine & theirs) / len(mine | theirs) >= share:
+        return kind.strip()
+    return look
 
 
 # An animal's coat: a thing come to life has none. Qwen gave the footballer photo's football "coloured fur" (printed
@@ -632,6 +644,8 @@ def name_the_hero(text: str, hero: CastMember, named: Sequence[str] = ()) -> str
         before = text[:found.start()].rstrip().rsplit(" ", 1)[-1]
         if before in named:  # "Mina the cat" is Mina's: not "Mina Luna the cat" for a friend who is a cat too
             continue
+        if re.match(r"\s+(?:named|called)\s+[A-Z]", text[found.end():]):  # "the brown dog named Otto" is Otto,
+            continue  # not the friend who is a brown dog too ("Theo the brown dog named Otto": a beach book's scene)
         if _ends_noun_phrase(text[found.end():]):
             said = found.group(1) or found.group(2).lower()
             return f"{text[:found.start()]}{hero.name} the {said}{text[found.end():]}"
@@ -677,16 +691,29 @@ def hero_pronoun(texts: Sequence[str], hero: str) -> str | None:
     return first if count[first] >= max(1, 4 * count[second]) else None
 
 
-def name_by_pronoun(text: str, hero: str, pronoun: str | None, others: Sequence[str]) -> str:
+def name_by_pronoun(text: str, hero: str, pronoun: str | None, others: Sequence[str], before: str = "") -> str:
     """`text` with the hero's name for the first sentence that opens with the hero's pronoun: 'The wind
     blew. She held on tight.' → 'The wind blew. Mina held on tight.'. Left as it is when the page names
     another cast member (the pronoun may be theirs) or has no such sentence. Why: a page that speaks of the
     hero only as 'she' cost a rewrite call of its own (Qwen: 1 or 2 calls in most French books), a third
-    of the write stage's time."""
-    if pronoun is None or st.mentions(text, hero) or any(st.mentions(text, o) for o in others):
+    of the write stage's time. A page that names another cast member later is named too when it opens with the
+    pronoun and the page `before` ends on the hero alone ("He saw a small bird on a branch. It was a bluebird
+    named Theo.", after "… Otto was flying his kite.": a kite book's page 2)."""
+    if pronoun is None or st.mentions(text, hero):
+        return text
+    if any(st.mentions(text, o) for o in others) and not _continues_hero(text, hero, pronoun, others, before):
         return text
     found = re.search(rf"(?:^|(?<=[.!?]\s)|(?<=[.!?][\"'’”]\s))({pronoun.capitalize()})\b", text)
     return text if found is None else f"{text[:found.start(1)]}{hero}{text[found.end(1):]}"
+
+
+def _continues_hero(text: str, hero: str, pronoun: str, others: Sequence[str], before: str) -> bool:
+    """Whether `text` opens with the hero's pronoun in a sentence that names no one, right after a page whose
+    last sentence names the hero and no one else: the pronoun can only be the hero's."""
+    first, last = (st.sentences(text) or [text])[0], (st.sentences(before) or [before])[-1]
+    return (re.match(rf"{pronoun}\b", first, re.IGNORECASE) is not None
+            and not any(st.mentions(first, o) for o in others)
+            and st.mentions(last, hero) and not any(st.mentions(last, o) for o in others))
 
 
 def name_by_they(text: str, hero: str, friend: str | None, before: str = "") -> str:
@@ -910,7 +937,7 @@ def hero_on_every_page(pages: list[PageDraft], cast: Sequence[CastMember], brief
     for i, page in enumerate(pages):
         if st.mentions(page.text, hero):
             continue
-        named = name_by_pronoun(page.text, hero, pronoun, [m.name for m in cast[1:]])
+        named = name_by_pronoun(page.text, hero, pronoun, [m.name for m in cast[1:]], out[i - 1].text if i else "")
         if named == page.text:
             named = name_by_they(page.text, hero, cast[1].name if len(cast) > 1 else None,
                                  out[i - 1].text if i else "")
