@@ -357,6 +357,10 @@ def test_a_page_that_is_only_the_come_alive_line_or_camera_or_photo_talk_is_aske
     assert st.drop_labels("The scene shows Nora in the park. Nora smiles.") == "Nora smiles."
     assert st.scene_of("The scene shows Nora in the park. The sky is blue.") == "Nora in the park. The sky is blue."
     assert st.scene_of("The picture shows: Nora in a park") == "Nora in a park"
+    # a bicycle book's last pages spoke of the book itself
+    assert st.drop_labels("Nora and Otto go home in the kite picture. Nora smiles.") == "Nora smiles."
+    assert st.request_talk("The end of the story, with Nora's kite picture again and the reader leaving the book.")
+    assert not st.request_talk("Nora reads a story to Otto. Then she draws a picture of him.")
 
 
 def test_an_outline_line_copied_from_the_request_becomes_its_pages_first_sentence():

@@ -169,7 +169,10 @@ _LABEL = re.compile(r"^\s*(?:(?:page\s*)?\d+|text|scene|story|title)\s*[:.)\-–
 # of Theo's wings"). Dropped from a page, and a page that is nothing else is asked again (request_talk). A scene
 # may show a close-up.
 _REQUEST_TALK = (r"\b(?:can't|cannot|can not) move, talk\b|\bnot a person or an animal\b|\bcome to life:"
-                 r"|\bthe camera (?:zooms|pans|shows|focuses|moves|cuts|follows)\b|\bclose-up (?:shot|view)\b")
+                 r"|\bthe camera (?:zooms|pans|shows|focuses|moves|cuts|follows)\b|\bclose-up (?:shot|view)\b"
+                 # talk of the book itself: a bicycle book's last page, "The end of the story, with Leo's bicycle
+                 # picture again and the reader leaving the book."
+                 r"|\bthe reader\b|\bthe end of (?:the|this|our) (?:story|book)\b|\bin the \w+ picture\b")
 _PROMPT_ECHO = re.compile(r"year-old reader|outline line|cast sheet|\bJSON\b|plain text only|answer with|"
                           r"words for a \d+|\bnaming\b|\bTone:|\bReader:|\bAbout:|\bshows:|"
                           r"\b(?:photo|picture|image) shows\b", re.IGNORECASE)
