@@ -348,3 +348,13 @@ def test_a_thing_a_page_names_is_the_kind_the_book_speaks_of():
     book.pages[1].scene = "Omar cuts the cake with a knife"
     m = VocabularyMapper(lambda t, k: ["kitchen knife", "fish cake with swirl", "birthday cake", "boy"][:k], vocab)
     assert beside_hero(book, book.pages[1], m, {"boy"}) == (None, "kitchen knife")
+
+
+def test_a_hand_sign_is_no_sign_a_page_speaks_of():
+    """An apple book's "looking for signs of other animals" drew `sign of the horns` (a hand gesture) beside the
+    apple and the penguin."""
+    from taleloom.stages.concept_match import named_concepts
+
+    vocab = ("sign of the horns", "vulcan salute", "stop sign", "evergreen tree")
+    assert "sign of the horns" not in named_concepts("looking for signs of other animals in the forest", vocab)
+    assert named_concepts("a red stop sign by the road", vocab) == ["stop sign"]

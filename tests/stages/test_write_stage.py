@@ -931,6 +931,21 @@ def test_a_friend_described_as_the_hero_is_only_its_kind_and_a_named_kind_is_no_
         "The brown dog named Otto runs along the beach"
 
 
+def test_a_page_written_as_a_plays_lines_is_told_as_speech():
+    """The apple book's four pages were a play's lines ("Priya: Hi, Lila! I'm here to help you. What's wrong?"),
+    printed with the speakers' labels."""
+    names = ["Lila", "Priya"]
+    assert st.said_aloud("Priya: Hi, Lila! I'm here to help you. What's wrong?", names) == \
+        'Priya says, "Hi, Lila! I\'m here to help you. What\'s wrong?"'
+    assert st.said_aloud("Lila: We found them! Priya: Yes!", names) == 'Lila says, "We found them!" Priya says, "Yes!"'
+    assert st.said_aloud("Lila smiled. Priya: Let us go.", names) == 'Lila smiled. Priya says, "Let us go."'
+    for kept in ("The sign said: Lila: keep out", "Lila smiled at Priya: she was home."):
+        assert st.said_aloud(kept, names) == kept
+    texts = [TEXTS[0], "Otto: Woof! Nora, the kite is up there!"]
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), ScriptedLLM(texts=texts))
+    assert d.pages[1].text.startswith('Otto says, "Woof!')
+
+
 def test_two_sentences_joined_by_a_comma_and_a_conjunction_are_told_as_two():
     """Qwen's long sentences (story_quality: Flesch-Kincaid grade 5 for 4–6-year-olds) split where the second
     half has its own subject; a list of names or a clause too short to stand alone stays as written."""

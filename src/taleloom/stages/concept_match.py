@@ -26,7 +26,9 @@ _PEOPLE = ("person", "people", "man", "woman", "men", "women")  # "person walkin
 # `poultry leg`, stop 27's fish book)
 LIMBS = frozenset({"leg", "arm", "foot", "wing", "tail", "paw", "tooth", "lip"})
 NOT_THINGS = frozenset({"face", "eye", "eyes", "ear", "nose", "mouth", "tongue", "biceps", "selfie", "hand",
-                        "silhouette", "head", "sparkle", "print", "person", "people", "picture", "light", *LIMBS})
+                        "silhouette", "head", "sparkle", "print", "person", "people", "picture", "light", *LIMBS,
+                        # hand signs: an apple book's "looking for signs of other animals" drew `sign of the horns`
+                        "sign of the horns", "love-you gesture", "vulcan salute", "gesture", "salute"})
 _IRREGULAR = {"leaves": "leaf", "mice": "mouse", "geese": "goose", "children": "child", "feet": "foot",
               "teeth": "tooth", "wolves": "wolf", "knives": "knife", "sheep": "sheep", "fish": "fish",
               "dishes": "dish", "glasses": "glass", "buses": "bus", "beaches": "beach", "boxes": "box",
@@ -173,6 +175,8 @@ def named_concepts(text: str, vocabulary: Iterable[str]) -> list[str]:
     joined = f" {' '.join(re.findall(r'[a-z][a-z-]*', text.lower()))} "
     found = []
     for concept in vocabulary:
+        if concept.lower() in NOT_THINGS:  # a hand sign is named by no "sign"
+            continue
         h = head(concept)
         by_name = f" {concept.lower()} " in joined and not not_a_thing(concept)
         if (h not in NOT_THINGS and h in said) or by_name or said & set(STAND_INS.get(concept, ())):

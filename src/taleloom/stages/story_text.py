@@ -336,6 +336,25 @@ def drop_copied_sentences(text: str, sources: list[str], share: float = 0.6, min
     return " ".join(kept) if kept and len(kept) < len(mine) else text
 
 
+def said_aloud(text: str, names: Sequence[str]) -> str:
+    """A page written as a play's lines ("Priya: Hi, Lila! What's wrong? Lila: I feel sad.") told as a story's
+    speech ('Priya says, "Hi, Lila! What's wrong?" Lila says, "I feel sad."'): the apple book's four pages were
+    such lines, printed with their speakers' labels. Only a cast name opening the text or a sentence is a
+    speaker."""
+    if not names:
+        return text
+    who = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    label = re.compile(rf"(?:^|(?<=[.!?]\s)|(?<=[.!?][\"'’”]\s))({who}):\s+")
+    found = list(label.finditer(text))
+    if not found:
+        return text
+    out = [text[:found[0].start()].strip()]
+    for i, m in enumerate(found):
+        speech = text[m.end():found[i + 1].start() if i + 1 < len(found) else len(text)].strip().strip("\"“”")
+        out.append(f'{m.group(1)} says, "{speech}"' if speech else "")
+    return " ".join(x for x in out if x)
+
+
 def cast_spelling(text: str, names: Sequence[str]) -> str:
     """Each cast name as the cast sheet spells it ('BEN runs to TOM' → 'Ben runs to Tom'): Qwen sometimes
     writes names in capitals, which a picture book's page should not shout. An article before a name is

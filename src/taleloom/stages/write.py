@@ -734,7 +734,7 @@ def _page(text: str, scene: str, cast: Sequence[CastMember], outline: str = "") 
     """A page as the book keeps it: the cast's names spelt as on the cast sheet, two sentences joined by a comma
     and a conjunction told as two (st.short_sentences), the scene with their looks."""
     names = [m.name for m in cast]
-    text = st.short_sentences(st.cast_spelling(text, names), names)
+    text = st.short_sentences(st.said_aloud(st.cast_spelling(text, names), names), names)
     text = text[:1].upper() + text[1:]  # "he saw a small bird…" (a kite book's page 2): a page opens a sentence, and
     # the hero's pronoun there can then be named (name_by_pronoun)
     return PageDraft(text=text, scene=_scene(scene, cast), outline=outline)
