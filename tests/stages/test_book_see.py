@@ -153,6 +153,18 @@ def test_a_caption_that_makes_a_colour_of_the_subject_is_refused():
     assert validate(fruit, ["orange"], facts, None) == "An orange sits in soft light. It is round and bright orange."
 
 
+def test_a_caption_that_describes_what_someone_wears_is_refused():
+    """skimage's astronaut: "A person in a warm, orange dress with soft brown hair and a face covered in black
+    makeup." No fact gives a dress, hair or makeup; the cover printed the makeup. The owner may say it."""
+    from taleloom.backends.vision.embedded import validate
+
+    facts = {"subjects": [{"phrase": "a person", "noun": "person"}], "colours": [{"name": "orange"}]}
+    dressed = json.dumps({"caption": "A person in a warm, orange dress with soft brown hair."})
+    assert validate(dressed, ["person"], facts, None) is None
+    assert validate(dressed, ["person"], facts, "Eileen in her orange dress and brown hair") is not None
+    assert validate(json.dumps({"caption": "A person in orange, in soft, warm light."}), ["person"], facts, None)
+
+
 def test_the_owners_description_is_merged():
     cap, llm = captioner([json.dumps({"caption": "Mina the cat rests in warm light."})])
     out = see(Image.open(CAT), Brief(description="This is Mina, our cat"), cap)

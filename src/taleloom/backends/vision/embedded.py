@@ -43,6 +43,10 @@ SETTING_WORDS = frozenset("""room rooms couch sofa bed floor table window window
 garden park forest woods beach street road grass lawn sky house home kitchen lamp lamps blanket pillow carpet rug
 chair shelf field meadow tree trees river lake sea ocean snow path yard porch garage office desk corner ground""".split())
 
+# What someone wears or looks like, which no fact gives either: skimage's astronaut was captioned "A person in a warm,
+# orange dress with soft brown hair and a face covered in black makeup", and the book's cover printed the makeup.
+LOOK_WORDS = frozenset("""hair haired dress dresses shirt shirts makeup hat hats coat jacket eyes beard glasses smile
+smiling smiles skirt uniform suit costume freckles""".split())
 
 # Words about the task rather than the photo: an answer using them echoes the instructions.
 META_WORDS = frozenset({"caption", "captions", "sentence", "sentences", "facts", "owner", "json", "modified",
@@ -276,7 +280,7 @@ def validate(answer: str, concepts: list[str], facts: dict[str, Any], hint: str 
             return None
         if subjects and not hinted and not names_colour_noun(text, subjects[0]):
             return None
-        if (_object_words() | PERSON_WORDS | SETTING_WORDS) & set(words) - allowed:
+        if (_object_words() | PERSON_WORDS | SETTING_WORDS | LOOK_WORDS) & set(words) - allowed:
             return None
     else:
         topic = {w for c in concepts for w in re.findall(r"[a-z]+", c.lower()) if len(w) > 2 and w not in GLUE_WORDS}
