@@ -113,6 +113,24 @@ def test_a_book_not_really_translated_says_so_in_the_readers_language(tmp_path):
     assert notice in bind(book, folder).html
 
 
+def test_a_long_title_and_the_notice_stay_on_the_cover(tmp_path):
+    """A German title of 98 characters (a page's sentence, since refused by the translation checks) pushed the
+    cover's notice onto a PDF page of its own: a long title is set smaller."""
+    from pypdf import PdfReader
+
+    from taleloom.book import TranslationRecord
+
+    title = "Nora macht einen Kekse als eine Überraschung für Theo, der nicht erwarten sollte, dass er es bekommt."
+    book, folder = make_book(tmp_path, "de", ["Nora backt."], title)
+    atomic_save_image(folder / "photo.png", Image.new("RGB", (512, 512), (200, 150, 90)))  # square, as a photo's
+    book.cast[0].look_translated = "Ein Mensch, eine Orangekleidung, weiche braune Haare, einen Gesicht mit schwarmer Makup"
+    book.translation = TranslationRecord(lang="de", status="translated", checked_by="py3langid",
+                                         kept_words={"page 1": "Porche"})
+    pdf = write(bind(book, folder), folder)
+    assert len(PdfReader(pdf).pages) == 3  # cover, one spread, back page
+    assert "übersetzt" in " ".join(PdfReader(pdf).pages[0].extract_text().split())
+
+
 def test_the_cover_prints_the_heros_look_in_the_books_language(tmp_path):
     book, folder = make_book(tmp_path, "fr", ["Mina trouve une balle."], "Mina et la balle")
     book.cast[0].look_translated = "une chatte tigrée"

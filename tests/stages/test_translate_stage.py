@@ -142,6 +142,12 @@ def test_checks_catch_wrong_script_english_lost_names_and_loops():
     party = "The children gathered to celebrate Theo's birthday."
     assert "Chinese, Japanese or Korean" in problem(party, "Les enfants ont rassemblé pour庆祝 l'anniversaire de Theo.", "fr")
     assert problem(party, "Les enfants se sont réunis pour fêter l'anniversaire de Theo.", "fr") is None
+    # the astronaut book's German title, "Nora's Cookie Surprise" (asked "The Cookie Surprise of Nora"), came back as
+    # page 3's sentence; on the stored benchmark translations this flags 1 of 474 short texts, also a sentence
+    sentence = "Nora macht einen Kekse als eine Überraschung für Theo, der nicht erwarten sollte, dass er es bekommt."
+    assert "a sentence, not this text" in problem("The Cookie Surprise of Nora", sentence, "de")
+    assert problem("The Cookie Surprise of Nora", "Die Keksüberraschung von Nora", "de") is None
+    assert problem("Mina, a tabby cat", "Mina, une petite chatte tigrée toute douce", "fr") is None
     # a name of the book that opens the sentence is checked too, given the book's names; German "Theos" keeps it
     ivy = "The glass is warm. Ivy comes to life."
     assert check_translation(ivy, "El vaso está caliente. El ivi se levanta.", "es", {"Ivy"}) == "lost the names ['Ivy']"

@@ -67,6 +67,7 @@ TRIES = 2  # answers for the texts that still fail (each answer covers every tex
 # last withdrew a translation taken earlier
 SAMPLING = Sampling(temperature=0.2, top_p=0.9, top_k=40, repeat_penalty=1.05)
 _ENGLISH_ONLY = frozenset("the and was were with his she they there that this had said would could from have".split())
+SHORT_TEXT_WORDS = 8  # a title or a cast line: its translation is at most twice as many words, and 3 more
 LANGUAGE_ID_MIN_WORDS = 4  # shorter texts (a title, a name) are too short to identify reliably
 
 
@@ -587,6 +588,9 @@ def problem(source: str, got: str, code: str, names: set[str] | frozenset[str] |
         lost = sorted(n for n in said if not re.search(rf"\b{re.escape(n)}", flat))  # German "Theos" keeps Theo
         if lost:
             return f"lost the names {lost}"
+        given, got_words = len(st.words(source)), len(st.words(flat))
+        if given <= SHORT_TEXT_WORDS and got_words > 2 * given + 3:  # "Nora's Cookie Surprise" came back as a
+            return f"{got_words} words for {given}: a sentence, not this text"  # page's sentence (German, 17 words)
     ratio = len(flat) / max(1, len(source))
     if not (0.1 if code in DENSE_SCRIPTS else 0.2) <= ratio <= 4.0:
         return f"length {len(flat)} is implausible for {len(source)} English characters"
