@@ -357,6 +357,13 @@ def test_a_page_that_is_only_the_come_alive_line_or_camera_or_photo_talk_is_aske
     assert st.drop_labels("The scene shows Nora in the park. Nora smiles.") == "Nora smiles."
     assert st.scene_of("The scene shows Nora in the park. The sky is blue.") == "Nora in the park. The sky is blue."
     assert st.scene_of("The picture shows: Nora in a park") == "Nora in a park"
+    # the cat photo's Japanese book: the caption's wording in its first page and its picture's description
+    page = write._page("There was Milo, the friendly cat in brown and beige tones, in soft, warm light. He ran.",
+                       st.scene_of("A photo of Milo the cat, in brown and beige tones, in soft, warm light"),
+                       [CastMember(name="Milo", look="cat", role="hero")])
+    assert page.text == "There was Milo, the friendly cat. He ran." and page.scene == "Milo the cat"
+    assert write.without_photo_wording("Mina slept in the soft light of the moon.") == \
+        "Mina slept in the soft light of the moon."
     # a bicycle book's last pages spoke of the book itself
     assert st.drop_labels("Nora and Otto go home in the kite picture. Nora smiles.") == "Nora smiles."
     assert st.request_talk("The end of the story, with Nora's kite picture again and the reader leaving the book.")

@@ -214,7 +214,8 @@ def drop_labels(text: str) -> str:
     return drop_asides(_LABEL.sub("", clean(text)))
 
 
-_SHOWS = re.compile(r"^(?:the |this |our )?(?:photo|picture|image|scene|illustration) (?:shows|is of):?\s+",
+_SHOWS = re.compile(r"^(?:(?:the |this |our )?(?:photo|picture|image|scene|illustration) (?:shows|is of):?|"
+                    r"an? (?:photo|picture|image) of)\s+",
                     re.IGNORECASE)
 
 

@@ -479,6 +479,17 @@ _IN_LIGHT = re.compile(rf"\s+in (?:a )?(?:(?:{'|'.join(LIGHT_WORDS)}),? (?:and )
 _TONES = re.compile(r"^in (?=\w+(?: and \w+)? (?:tones?|colou?rs?)$)|\s+(?:tones?|colou?rs?)$", re.IGNORECASE)
 _DANGLING_LIGHT = re.compile(rf"\s+(?:with|in) (?:{'|'.join(LIGHT_WORDS)})$", re.IGNORECASE)
 _COME_ALIVE = re.compile(r"\bcomes? (?:to life|alive)\b", re.IGNORECASE)
+# The caption's wording of the photo in a page or a picture's description: the cat photo's Japanese book opened
+# "there was Milo, the friendly cat in brown and beige tones, in soft, warm light" (and its scene "A photo of Milo
+# the cat, in brown and beige tones, in soft, warm light"). A story has no tones; the light is the photo's.
+_PHOTO_WORDING = re.compile(rf",?\s+in (?:\w+ and )?\w+ tones\b|,?{_IN_LIGHT.pattern}", re.IGNORECASE)
+
+
+def without_photo_wording(text: str) -> str:
+    """`text` without the caption's "in brown and beige tones" and "in soft, warm light"."""
+    return st.clean(_PHOTO_WORDING.sub("", text))
+
+
 _ALIVE_WORDS = re.compile(r",?\s*(?:and |that |who )?(?:can|could) move, talk,? (?:and|or) feel\b", re.IGNORECASE)
 
 
@@ -734,6 +745,7 @@ def _page(text: str, scene: str, cast: Sequence[CastMember], outline: str = "") 
     """A page as the book keeps it: the cast's names spelt as on the cast sheet, two sentences joined by a comma
     and a conjunction told as two (st.short_sentences), the scene with their looks."""
     names = [m.name for m in cast]
+    text = without_photo_wording(text)
     text = st.short_sentences(st.said_aloud(st.cast_spelling(text, names), names), names)
     text = text[:1].upper() + text[1:]  # "he saw a small bird…" (a kite book's page 2): a page opens a sentence, and
     # the hero's pronoun there can then be named (name_by_pronoun)
@@ -745,7 +757,7 @@ def _scene(scene: str, cast: Sequence[CastMember]) -> str:
     them, "lena, a big cat", or shout them, "LENA"), and the hero in it when it names no one of the cast ("A
     sunny sand beach with rocks and waves": 8 of 30 Qwen books had such a scene, story_quality's cast check;
     an illustrator that draws what the scene says would leave the hero out of that page)."""
-    scene = st.trim_words(st.without_foreign_script(scene), 24).rstrip(".…")
+    scene = st.trim_words(st.without_foreign_script(without_photo_wording(scene)), 24).rstrip(".…")
     scene = st.cast_spelling(scene, [m.name for m in cast])
     if cast and not any(st.mentions(scene, m.name) for m in cast):
         kind = re.sub(r"^(?:a|an|the)\s+(?=\S)", "", short_kind(kind_of(cast[0])), flags=re.IGNORECASE)
