@@ -953,6 +953,24 @@ def test_a_page_written_as_a_plays_lines_is_told_as_speech():
     assert d.pages[1].text.startswith('Otto says, "Woof!')
 
 
+def test_a_last_page_that_leaves_the_hero_in_trouble_is_written_again_happily():
+    """A rocket photo's book ended "The waves become stronger, making it harder for Ivy to swim back home."; on the
+    stored story_quality books the check flags 26 of 422 last pages, nearly all such endings."""
+    assert st.unhappy_ending("The waves become stronger, making it harder for Ivy to swim back home.")
+    assert st.unhappy_ending("She felt scared and alone. Ella the owl was missing.")
+    assert not st.unhappy_ending("Ivy was scared, but Milo pulled her out and they laughed on the sand.")
+    assert not st.unhappy_ending(TEXTS[3])
+    assert not st.unhappy_ending("Otto took the lost chick home.")  # home reached
+    texts = [*TEXTS[:3], "The wind grew stronger and Nora could not find her kite. She felt sad and alone."]
+    llm = ScriptedLLM(texts=texts)
+    d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
+    ask = llm.calls[-1][0][-1]["content"]
+    assert "end the story happily" in ask and d.pages[3].text == "Nora laughed. The kite was a big red bird in the sky!"
+    llm = ScriptedLLM()  # a happy last page: no call more
+    write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
+    assert len(llm.calls) == 1
+
+
 def test_two_sentences_joined_by_a_comma_and_a_conjunction_are_told_as_two():
     """Qwen's long sentences (story_quality: Flesch-Kincaid grade 5 for 4–6-year-olds) split where the second
     half has its own subject; a list of names or a clause too short to stand alone stays as written."""

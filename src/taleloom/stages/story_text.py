@@ -283,6 +283,24 @@ def without_leaked_sentences(text: str) -> str:
     return " ".join(kept).rstrip(".") if kept and len(kept) < len(said) else text
 
 
+# A last page that leaves the hero in trouble: sad or danger words and none of a happy ending. On the stored
+# story_quality books (422 written by Qwen) it flags 26 last pages, nearly all real ("She felt scared and alone.
+# Ella the owl was missing.", "The waves become stronger, making it harder for Ivy to swim back home.").
+_TROUBLE = re.compile(r"\b(?:scared|afraid|alone|lost|missing|sad|cr(?:y|ies|ied|ying)|harder|danger\w*|too late|hurt|"
+                      r"broke\w*|worr\w*|frighten\w*|stuck|trapped|could ?n[o']t|no longer|gone)\b", re.IGNORECASE)
+_HAPPY = re.compile(r"\b(?:happ\w*|smil\w*|laugh\w*|glad|hug\w*|safe\w*|together|lov\w*|joy\w*|cheer\w*|"
+                    r"thank\w*|celebrat\w*|fun|proud|grin\w*|best friends?|delight\w*|excit\w*|relie\w*|found|"
+                    # home reached, not home still to reach ("harder for Ivy to swim back home")
+                    r"(?:went|go|goes|came|come|comes|got|gets|returned|returns|arrived|arrives|flew|walked|ran)"
+                    r"(?: back)? home|(?:took|takes|brought|brings|carried|carries|led|leads|helped|helps)(?: \w+){1,4}? "
+                    r"(?:back )?home|at home|home again)\b", re.IGNORECASE)
+
+
+def unhappy_ending(text: str) -> bool:
+    """Whether a book's last page ends it in trouble (the brief asks for a happy ending)."""
+    return _TROUBLE.search(text) is not None and _HAPPY.search(text) is None
+
+
 def echoes_prompt(text: str) -> bool:
     """Words of our own prompts ('cast sheet', 'JSON', 'Reader:') in an answer meant for the book."""
     return _PROMPT_ECHO.search(text) is not None

@@ -884,6 +884,7 @@ def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling:
     else:
         pages = [p.model_copy(update={"outline": line}) for p, line in zip(pages, outline, strict=True)]
         pages = hero_on_every_page(distinct_pages(pages, cast, brief, llm, sampling), cast, brief, llm, sampling)
+        pages = happy_ending(pages, cast, brief, llm, sampling)
     if len(cast) > 1 and not any(st.mentions(p.text, cast[1].name) for p in pages):
         cast = cast[:1]  # the companion never turned up: keep the cast sheet to who is in the book
     return Draft(title=title, cast=cast, pages=pages, notes=notes)
@@ -935,6 +936,28 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
             continue
         out[i] = page.model_copy(update={"text": new.text, "scene": new.scene})
     return out
+
+
+def happy_ending(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brief, llm: TextModel,
+                 sampling: Sampling) -> list[PageDraft]:
+    """The pages, the last written again alone when it leaves the hero in trouble (st.unhappy_ending: a rocket
+    photo's book ended "The waves become stronger, making it harder for Ivy to swim back home."); kept as it was
+    when the rewrite fails or is no happier. A book of fewer than 3 pages has no room for a problem and its end
+    apart: its last page may be the problem."""
+    if len(pages) < 3 or not st.unhappy_ending(pages[-1].text):
+        return pages
+    hero, n = cast[0].name, len(pages)
+    try:
+        new = rewrite_page(pages, n, f"end the story happily: the problem is solved and {hero} is glad, in new "
+                                     f"sentences with {hero} named in the first one", brief, llm, sampling,
+                           cast=list(cast), tries=HERO_REWRITE_TRIES, must_name=hero, fresh=True,
+                           max_sentence=LONG_SENTENCE)
+    except BackendError as e:
+        log.info("the last page still ends in trouble: %s", e.message)
+        return pages
+    if st.unhappy_ending(new.text):
+        return pages
+    return [*pages[:-1], pages[-1].model_copy(update={"text": new.text, "scene": new.scene})]
 
 
 def hero_on_every_page(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brief, llm: TextModel,
