@@ -305,6 +305,13 @@ def test_a_child_hero_is_drawn_as_the_boy_or_girl_the_pages_speak_of_not_a_baby(
     assert main_subject(book, m) == "baby"  # the pages do not say: as before
     book.cast = [CastMember(name="Ezra", look="baby, grey coat", role="hero")]
     assert main_subject(book, m) == "baby"
+    # a "human" hero of a picture book is a child too: the flower photo's Ezra rode "his new bicycle" as `woman`
+    vocab = ("woman", "man", "boy", "girl")
+    m = VocabularyMapper(lambda t, k: list(vocab)[:k], vocab)
+    book.cast = [CastMember(name="Ezra", look="human, brown hair", role="hero")]
+    for p in book.pages:
+        p.text = "Ezra rides his new bicycle."
+    assert main_subject(book, m) == "boy"
 
 
 def test_a_hero_whose_kind_is_the_sort_of_thing_the_photo_shows_is_drawn_as_the_photo_subject():

@@ -287,6 +287,9 @@ def hero_kind_concepts(book: Storybook, concept_mapper: ConceptMapper) -> set[st
 
 
 CHILD_WORDS = frozenset({"child", "kid", "toddler", "little one"})  # a hero's kind that is neither a boy nor a girl
+# nor is a "human" or a "person" (a picture book's hero of that kind is a child): the flower photo's Ezra, "human,
+# brown hair" riding "his new bicycle", was drawn as `woman`
+PERSON_KINDS = CHILD_WORDS | {"human", "person", "a human", "a person"}
 
 
 def _boy_or_girl(found: str, hero: CastMember, book: Storybook, concept_mapper: ConceptMapper) -> str:
@@ -295,7 +298,7 @@ def _boy_or_girl(found: str, hero: CastMember, book: Storybook, concept_mapper: 
     child from the photo") drew a baby flying a kite. `found` otherwise, and when the pages do not tell."""
     kind = hero.look.split(",")[0].strip().lower()
     vocabulary = getattr(concept_mapper, "vocabulary", ())
-    if kind not in CHILD_WORDS or "child" in vocabulary:
+    if kind not in PERSON_KINDS or (kind in CHILD_WORDS and "child" in vocabulary):
         return found
     # the scenes too: the rubber whale book's pages named Omar only where no pronoun was; its scene said "He's"
     told = [p.text for p in book.pages] + [p.scene for p in book.pages]
