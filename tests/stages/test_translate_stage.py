@@ -136,6 +136,13 @@ def test_checks_catch_wrong_script_english_lost_names_and_loops():
     src = "Once upon a time, there was a grey cat named Milo. He loved his red ball."
     assert "Korean script" in problem(src, "Il était une fois un chat gris nommé Milo.", "ko")
     assert problem(src, "옛날 옛적에 밀로라는 회색 고양이가 살았어요. 밀로는 빨간 공을 좋아했어요.", "ko") is None
+    # one English word in a Japanese title is a Japanese title that kept a word, not English (the cat book's
+    # "ミロのピザ Surprise" left its title, and with it half a two-text request, in English)
+    assert problem("The Pizza Surprise of Milo", "ミロのピザ Surprise", "ja") is None
+    assert "Japanese script" in problem("The Pizza Surprise of Milo", "Milo's Pizza Surprise ピザ", "ja")
+    assert kept_english_words("The Pizza Surprise of Milo", "ミロのピザ Surprise", "ja", book_names={"milo"}) == \
+        "Surprise"  # asked again, and kept with the word noted where the re-asks keep it
+    assert kept_english_words("Milo sees a rocket", "Miloはロケットを見た", "ja", book_names={"milo"}) is None
     assert "still English" in problem(src, "Once upon a time there was a cat and the ball was red.", "fr")
     assert "lost the names" in problem(src, "Il était une fois un chat gris. Il adorait sa balle rouge.", "fr")
     # the rubber whale book's French kept a Chinese word: "…qui ont rassemblé pour庆祝 le anniversaire de Theo"

@@ -506,6 +506,10 @@ def english_slips(source: str, got: str, code: str, names: set[str] | None = Non
         if code in NO_POSSESSIVE_S and bare != word.lower() and word.lower() in said:
             slips.append(word)  # "Lena escucha a Momo's voz" (the person photo's Spanish book)
             continue
+        if _TABLE[code][1] and word.lower() in said and len(bare) >= 2 and bare not in (
+                capitalised if names is None else names):  # a Latin word of the source in Japanese, Korean …: English
+            slips.append(word)  # kept ("ミロのピザ Surprise", the cat book's title; a Title Cased word is no name here
+            continue  # when the book's names are known)
         if len(bare) < (2 if listed else 4) or "-" in bare or bare in capitalised or word.lower() not in said:
             continue
         if listed:
@@ -573,8 +577,11 @@ def problem(source: str, got: str, code: str, names: set[str] | frozenset[str] |
         return "copied the example"
     letters = [c for c in flat if c.isalpha()]
     if script:
-        share = sum(bool(re.match(f"[{script}]", c)) for c in letters) / max(1, len(letters))
-        if share < 0.6:
+        # a word in another script counts once, not letter by letter: "ミロのピザ Surprise" (the cat book's title)
+        # is Japanese with one English word, not 5 Japanese letters against 8 English ones
+        native = sum(bool(re.match(f"[{script}]", c)) for c in letters)
+        foreign_words = len(re.findall(rf"[^\W\d_{script}]+", flat))
+        if native / max(1, native + foreign_words) < 0.6:
             return f"not in {name} script"
     else:
         if not st.english_letters(flat, 0.8):
