@@ -961,6 +961,9 @@ def test_a_last_page_that_leaves_the_hero_in_trouble_is_written_again_happily():
     assert not st.unhappy_ending("Ivy was scared, but Milo pulled her out and they laughed on the sand.")
     assert not st.unhappy_ending(TEXTS[3])
     assert not st.unhappy_ending("Otto took the lost chick home.")  # home reached
+    # the rocket book's happy page came back ending with our prompt's words: that sentence goes, not the page
+    echo = "Nora and Otto find the kite and laugh all the way home. The cast sheet: Nora: a little girl, red hair."
+    assert st.drop_labels(echo) == "Nora and Otto find the kite and laugh all the way home."
     texts = [*TEXTS[:3], "The wind grew stronger and Nora could not find her kite. She felt sad and alone."]
     llm = ScriptedLLM(texts=texts)
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)

@@ -245,14 +245,15 @@ def drop_asides(text: str) -> str:
     """A page's text without the model's notes about its own writing ('The end. (Note: This story has been
     modified slightly from the original request to ensure it is appropriate for 9-year-olds.) If you'd like
     any changes, let me know!'): the notes, 'The end' and the sentences that talk to the one who asked, and
-    the sentences that speak of the photo or hold another script (kept when they are all the page says: its
-    checks decide then)."""
+    the sentences that speak of the photo, echo our prompt or hold another script (kept when they are all the page
+    says: its checks decide then)."""
     parts = re.findall(r"[^.!?]+(?:[.!?]+['\"”’]?|$)", clean(_ASIDE.sub(" ", text)))
     # a part's leading comma is debris: 'Tom talks and feels. , "I feel good!"' (the apple book)
     kept = [t.strip().lstrip(",;: ").strip() for t in parts if not _ASSISTANT_TALK.search(t)]
     kept = [t for t in kept if t]
-    story = [t for t in kept if not _PHOTO_TALK.search(t) and not foreign_script(t)]  # the request's photo lines,
-    # copied (_PHOTO_PHRASE), and a sentence with a Chinese word in it
+    story = [t for t in kept if not _PHOTO_TALK.search(t) and not foreign_script(t) and not _PROMPT_ECHO.search(t)]
+    # the request's photo lines, copied (_PHOTO_PHRASE), a sentence with a Chinese word in it, and one of our prompt's
+    # words: a rocket book's happy last page came back ending "The cast sheet: Ivy: dog, brown and white fur, …"
     return clean(" ".join(story or kept))
 
 

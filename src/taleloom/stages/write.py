@@ -956,6 +956,7 @@ def happy_ending(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brie
         log.info("the last page still ends in trouble: %s", e.message)
         return pages
     if st.unhappy_ending(new.text):
+        log.info("the last page's rewrite still ends in trouble, kept as it was: %r", new.text)
         return pages
     return [*pages[:-1], pages[-1].model_copy(update={"text": new.text, "scene": new.scene})]
 
