@@ -31,7 +31,7 @@ from taleloom.stages.concept_match import (
     without_photo_words,
 )
 from taleloom.stages.story_text import mentions
-from taleloom.stages.write import hero_pronoun
+from taleloom.stages.write import hero_pronoun, kind_of
 
 # text, k → the k nearest concept names, best first (e.g. the aligned encoder's nearest_concepts)
 ConceptMapper = Callable[[str, int], list[str]]
@@ -128,13 +128,13 @@ def stage_page(book: Storybook, page: Page, concept_mapper: ConceptMapper | None
     if concept_mapper is not None:
         subject = subject or main_subject(book, concept_mapper)
         concepts = [subject] if subject else []
-        hero_said = hero_kind_concepts(book, concept_mapper)
-        friend, setting = beside_hero(book, page, concept_mapper, exclude=set(concepts) | hero_said)
+        hero_said, told = hero_kind_concepts(book, concept_mapper), book_words(book)
+        friend, setting = beside_hero(book, page, concept_mapper, exclude=set(concepts) | hero_said, book_text=told)
         unnamed = without_names(page.scene, book.cast)
         if setting:
             concepts.append(setting)
         if len(concepts) == 2 and (thing := (named_setting if friend else named_creature)(
-                unnamed, concept_mapper, set(concepts) | hero_said, book_words(book))):
+                unnamed, concept_mapper, set(concepts) | hero_said, told)):
             concepts.append(thing)  # what the page names beside the two ("Theo brings the coffee"): a third
             # sticker, so pages of the same two friends are not one picture (the cat sample book's pages 2-4);
             # with no friend on the page, an animal it names beside the setting (the lost chick of a book told
@@ -271,9 +271,9 @@ def _kind_of_photo_subject(hero: CastMember, book: Storybook) -> bool:
     from taleloom.backends.vision.imagenet_nouns import ancestry
     from taleloom.backends.vision.subjects import noun_group
 
-    head = (hero.look.split(",")[0].strip().lower().split() or [""])[-1]
+    last = (kind_of(hero).lower().split() or [""])[-1]
     photo = book.caption.concepts[0].lower()
-    return head in GENERIC_KINDS or (head != photo and head in ancestry(noun_group(photo)))
+    return last in GENERIC_KINDS or (last != photo and last in ancestry(noun_group(photo)))
 
 
 def hero_kind_concepts(book: Storybook, concept_mapper: ConceptMapper) -> set[str]:
@@ -283,7 +283,7 @@ def hero_kind_concepts(book: Storybook, concept_mapper: ConceptMapper) -> set[st
     hero = _hero(book.cast)
     if hero is None or not hero.look or not _kind_of_photo_subject(hero, book):
         return set()
-    return set(named_concepts(hero.look.split(",")[0], getattr(concept_mapper, "vocabulary", ())))
+    return set(named_concepts(kind_of(hero), getattr(concept_mapper, "vocabulary", ())))
 
 
 CHILD_WORDS = frozenset({"child", "kid", "toddler", "little one"})  # a hero's kind that is neither a boy nor a girl
@@ -296,7 +296,7 @@ def _boy_or_girl(found: str, hero: CastMember, book: Storybook, concept_mapper: 
     """A child hero drawn as a boy or a girl, as the pages speak of them ("his kite": a boy), where the illustrator
     knows no child: v2's nearest concept to "child" is `baby`, so every photo of a person (whose hero is "the
     child from the photo") drew a baby flying a kite. `found` otherwise, and when the pages do not tell."""
-    kind = hero.look.split(",")[0].strip().lower()
+    kind = kind_of(hero).lower()
     vocabulary = getattr(concept_mapper, "vocabulary", ())
     if kind not in PERSON_KINDS or (kind in CHILD_WORDS and "child" in vocabulary):
         return found
@@ -356,20 +356,21 @@ def nearest_setting(scene: str, concept_mapper: ConceptMapper, exclude: set[str]
     return None
 
 
-def beside_hero(book: Storybook, page: Page, concept_mapper: ConceptMapper,
-                exclude: set[str]) -> tuple[tuple[int, str] | None, str | None]:
+def beside_hero(book: Storybook, page: Page, concept_mapper: ConceptMapper, exclude: set[str],
+                book_text: str | None = None) -> tuple[tuple[int, str] | None, str | None]:
     """(the friend drawn as (cast index, concept), or None; the concept drawn beside the hero) for one page, in
     this order: a friend the scene names; what the scene names word for word; a friend the page's text names;
     what the text names; where the story last was (story_place); the nearest concept to the scene.
     Why the text and the pages before: a scene often describes the hero's look and no place ("A picture of
     Lila the monkey in grey and green tones, wearing a grey jacket") while the text says "In the green forest,
     Lila was playing with her friend Luna"; the nearest concept to such a scene drew a sun, eyes and an apple
-    beside the monkey on a book that happens in a forest (stop 27's baboon book)."""
+    beside the monkey on a book that happens in a forest (stop 27's baboon book). `book_text`: book_words(book),
+    when the caller has it."""
     cast = book.cast
     unnamed = without_names(page.scene, cast)
     if friend := page_companion(page.scene, cast, concept_mapper, exclude):
         return friend, friend[1]
-    told = book_words(book)
+    told = book_words(book) if book_text is None else book_text
     if named := named_setting(unnamed, concept_mapper, exclude, told):
         return None, named
     if page.text and (friend := page_companion(page.text, cast, concept_mapper, exclude)):

@@ -36,6 +36,11 @@ def sentences(text: str) -> list[str]:
     return parts
 
 
+def longest_sentence(text: str) -> int:
+    """How many words the longest sentence of `text` has (the whole text when it has no finished sentence)."""
+    return max(map(len, map(words, sentences(text) or [text])))
+
+
 def trim_words(text: str, limit: int) -> str:
     """`text` cut to whole sentences within `limit` words (at least its first sentence, cut at a word)."""
     out: list[str] = []

@@ -31,7 +31,7 @@ from typing import Any
 from taleloom.backends.base import Sampling, TextModel
 from taleloom.backends.vision.facts import COLOUR_NAMES, LIGHT_WORDS
 from taleloom.backends.vision.imagenet_nouns import is_creature
-from taleloom.backends.vision.subjects import landscape_place, with_article
+from taleloom.backends.vision.subjects import ends_noun_phrase, landscape_place, with_article
 from taleloom.book import SEED_MAX, Brief, Caption, CastMember, Draft, Page, PageDraft, Storybook
 from taleloom.errors import BackendError, BadInputError
 from taleloom.stages import story_text as st
@@ -657,28 +657,10 @@ def name_the_hero(text: str, hero: CastMember, named: Sequence[str] = ()) -> str
             continue
         if re.match(r"\s+(?:named|called)\s+[A-Z]", text[found.end():]):  # "the brown dog named Otto" is Otto,
             continue  # not the friend who is a brown dog too ("Theo the brown dog named Otto": a beach book's scene)
-        if _ends_noun_phrase(text[found.end():]):
+        if ends_noun_phrase(text[found.end():]):
             said = found.group(1) or found.group(2).lower()
             return f"{text[:found.start()]}{hero.name} the {said}{text[found.end():]}"
     return text
-
-
-# Words that may follow the hero's kind when it ends its noun phrase ('the cup is', 'the cat and'); a word
-# outside them that is no verb form makes a compound ('the cup holder': 'Otto the cup holder', the coffee book).
-_PHRASE_FOLLOWERS = frozenset("""is was are were has had have and or but with without in on at to into onto from
-of for by near under over behind beside who which that as so then too again sat ran flew saw went came took made
-found said felt knew thought got gave stood swam ate drank fell held kept left lay met put read rode sang slept
-spoke told woke won wrote could would can will did may might must should shall""".split())
-
-
-def _ends_noun_phrase(rest: str) -> bool:
-    """Whether the text after a noun ends its noun phrase: punctuation or the end, or a following word that is
-    a function word or looks like a verb or adverb ('sits', 'jumped', 'running', 'happily')."""
-    following = re.match(r"\s*([A-Za-z']+)", rest)
-    if following is None or not rest[:1].isspace():
-        return following is None or rest[:2] == "'s"
-    word = following.group(1).lower()
-    return word in _PHRASE_FOLLOWERS or re.search(r"(?:s|ed|ing|ly)$", word) is not None
 
 
 def named_in_scene(scene: str, cast: Sequence[CastMember]) -> str:
@@ -911,7 +893,7 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
         elif other := st.similar_page(page.text, earlier + pictured):  # (the temple book's page 4: page 2's scene)
             which = (earlier.index(other) if other in earlier else pictured.index(other)) + 1
             instead = f"; not what page {which} told"
-        elif max(map(len, map(st.words, st.sentences(page.text) or [page.text]))) > LONG_SENTENCE:
+        elif st.longest_sentence(page.text) > LONG_SENTENCE:
             instead, which = f"; in short sentences of at most {SHORT_SENTENCE} words", 0
         else:
             continue
@@ -1052,8 +1034,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
         if problem := st.repetition(text):
             return problem
         page = _page(text, scene, cast)  # as printed: two sentences joined by ", and" are two
-        longest = max(map(len, map(st.words, st.sentences(page.text) or [page.text])))
-        if max_sentence and longest > max_sentence:
+        if max_sentence and (longest := st.longest_sentence(page.text)) > max_sentence:
             return f"a sentence of {longest} words"
         result[:] = [page]
         return None

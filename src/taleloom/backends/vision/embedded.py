@@ -24,7 +24,7 @@ from taleloom.backends.base import Options as BaseOptions
 from taleloom.backends.vision.efficientnet_lite import CONFIGS
 from taleloom.backends.vision.facts import COLOUR_NAMES, describe_facts, image_facts, working_copy
 from taleloom.backends.vision.imagenet_nouns import ancestry, labels
-from taleloom.backends.vision.subjects import ImageNetClassifier, name_subjects
+from taleloom.backends.vision.subjects import ImageNetClassifier, ends_noun_phrase, name_subjects
 from taleloom.book import Caption, count
 
 SCHEMA = {
@@ -224,9 +224,9 @@ def subject_words(phrases: list[str]) -> set[str]:
 # The photo's light said as the subject's feel: from "soft, warm light", Qwen captioned OpenCV's apple "The apple is
 # soft and warm, with a golden color.", and the book's first page began with that sentence. Nothing here feels
 # the subject; "the light is soft" and "in warm light" stay.
-_LIGHT_AS_THING = re.compile(r"\b(?!light\b)[a-z]+\s+(?:is|are|looks?|feels?|seems?)\s+(?:very\s+|so\s+)?"
-                             r"(?:soft|warm|cool|cold|dim|bright)(?:\s*(?:,|and)\s*(?:soft|warm|cool|cold|dim|bright))*"
-                             r"(?=\s*(?:[,.;!]|and\b|with\b|$))", re.IGNORECASE)
+_FEEL = r"(?:soft|warm|cool|cold|dim|bright)"
+_LIGHT_AS_THING = re.compile(rf"\b(?!light\b)[a-z]+\s+(?:is|are|looks?|feels?|seems?)\s+(?:very\s+|so\s+)?"
+                             rf"{_FEEL}(?:\s*(?:,|and)\s*{_FEEL})*(?=\s*(?:[,.;!]|and\b|with\b|$))", re.IGNORECASE)
 
 
 def names_colour_noun(text: str, phrase: str) -> bool:
@@ -236,16 +236,8 @@ def names_colour_noun(text: str, phrase: str) -> bool:
     noun = phrase.lower().split()[-1] if phrase.split() else ""
     if noun not in COLOUR_WORDS:
         return True
-    for found in re.finditer(rf"\b{re.escape(noun)}(e?s)?\b", text, re.IGNORECASE):
-        after = re.match(r"\s*([A-Za-z']+)?", text[found.end():])
-        following = (after.group(1) or "").lower() if after and text[found.end():found.end() + 1].isspace() else ""
-        if found.group(1) or not following or following in NOUN_PHRASE_ENDS or re.search(r"(?:s|ed|ing|ly)$", following):
-            return True
-    return False
-
-
-NOUN_PHRASE_ENDS = frozenset("is was are were has had and or but with in on at by near under beside next that which "
-                             "sits sat rests lies lay glows shines".split())
+    return any(found.group(1) or ends_noun_phrase(text[found.end():])  # "oranges" are fruit too
+               for found in re.finditer(rf"\b{re.escape(noun)}(e?s)?\b", text, re.IGNORECASE))
 
 
 def validate(answer: str, concepts: list[str], facts: dict[str, Any], hint: str | None) -> str | None:

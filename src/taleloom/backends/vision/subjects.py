@@ -63,6 +63,25 @@ def with_article(noun: str) -> str:
     return f"{'an' if re.match(r'[aeiou]', noun) else 'a'} {noun}"
 
 
+# Words that may follow a noun when it ends its noun phrase ('the cup is', 'the cat and', 'an orange next to'); a
+# word outside them that is no verb form makes a compound ('the cup holder': 'Otto the cup holder', the coffee book).
+PHRASE_FOLLOWERS = frozenset("""is was are were has had have and or but with without in on at to into onto from
+of for by near next under over behind beside who which that as so then too again sat ran flew saw went came took made
+found said felt knew thought got gave stood swam ate drank fell held kept left lay met put read rode sang slept
+spoke told woke won wrote could would can will did may might must should shall""".split())
+
+
+def ends_noun_phrase(rest: str) -> bool:
+    """Whether the text after a noun ends its noun phrase: punctuation or the end, or a following word that is
+    a function word or looks like a verb or adverb ('sits', 'jumped', 'running', 'happily'). The write stage
+    names a hero by its kind with it; the captioner checks that "an orange" is the fruit, not a colour."""
+    following = re.match(r"\s*([A-Za-z']+)", rest)
+    if following is None or not rest[:1].isspace():
+        return following is None or rest[:2] == "'s"
+    word = following.group(1).lower()
+    return word in PHRASE_FOLLOWERS or re.search(r"(?:s|ed|ing|ly)$", word) is not None
+
+
 def landscape_place(noun: str) -> str | None:
     """How a story names the place of a photo whose subject is a landscape — "the water's edge" for "shore", "a
     mountain" for "mountain" — else None. A landscape is the book's setting, never its hero: told "Theo is the
