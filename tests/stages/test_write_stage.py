@@ -349,8 +349,18 @@ def test_a_page_that_is_only_the_come_alive_line_or_camera_or_photo_talk_is_aske
         caplog.clear()
         llm = ScriptedLLM(texts=[TEXTS[0], page])
         d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2), llm)
-        assert "try 1: page 2: the prompt leaked" in caplog.text  # refused, asked again, never printed
+        # the page alone is written again (a short answer), not the whole book's answer refused for it
+        assert "the prompt leaked" not in caplog.text and len(llm.calls) == 2 and "text" in llm.calls[1][2]["properties"]
+        assert d.pages[1].text == "Nora laughed. The kite was a big red bird in the sky!"
         assert not any(st.request_talk(p.text) for p in d.pages)
+    # skimage's motorcycle book: pages 1 and 4 were captions ("A picture of Lila with Priya after the hug.")
+    assert st.request_talk("A picture of Nora with Priya after the hug.")
+    assert st.drop_labels("Nora runs home. A picture of a kite in soft light.") == "Nora runs home."
+    assert not st.request_talk("Nora drew a picture of her kite.")
+    # its page 1, written again, recited the hero's look: no page of the story either
+    bike = [CastMember(name="Lila", look="motorbike, brown and grey, with a penguin on the back and a toy car on top")]
+    assert write.tells_a_look("Lila is a motorbike, brown and grey, with a penguin on the back and a toy car on top.", bike)
+    assert not write.tells_a_look("Lila is a brown and grey motorbike. She rides to the park with a penguin.", bike)
     assert not st.request_talk("Nora took a close look at the camera her dad gave her.")
     # OpenCV's aero photo: page 1 began "The scene shows Lila standing in the middle of the open grassland"; a
     # picture's description says what it shows all the same
@@ -394,9 +404,13 @@ def test_the_requests_photo_lines_copied_into_a_page_are_dropped_not_printed():
     mina = CastMember(name="Mina", look="animal, dark fur, carries a cup of coffee")
     assert write.drop_request_line("Mina is the cup of coffee. Mina smiles.", mina, "cup of coffee") == "Mina smiles."
     assert st.drop_labels("Nora took a photo of the sea.") == "Nora took a photo of the sea."  # a photo in a story
-    with pytest.raises(BackendError, match="page 1: the prompt leaked"):  # nothing else on the page: asked again
-        write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2),
+    # nothing else on the page: the page alone is asked again
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2),
                           ScriptedLLM(texts=["The photo shows Nora, a kite and a tree.", TEXTS[1]]))
+    assert d.pages[0].text == "Nora laughed. The kite was a big red bird in the sky!"
+    with pytest.raises(BackendError, match="page 1: the prompt leaked"):  # our prompt's words: the book again
+        write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=2),
+                          ScriptedLLM(texts=["The cast sheet: Nora, a girl, and her kite.", TEXTS[1]]))
 
 
 def test_pages_without_the_hero_or_repeating_are_asked_again():
@@ -759,6 +773,11 @@ def test_a_cast_name_in_capitals_is_printed_as_the_cast_sheet_spells_it():
     assert st.cast_spelling("The Theo Room", ["Theo"]) == "The Theo Room"
     assert st.cast_spelling("Theo, Theo, Theo, sleeping beside Mina.", ["Theo"]) == "Theo, sleeping beside Mina."
     assert st.cast_spelling("the ivy grew", ["Ivy"]) == "the Ivy grew"  # a name written as a word is not the hero's
+    # a slip of the pen: skimage's motorcycle book wrote its friend Priya as "Ppriya" on every page, and the cast
+    # sheet lost her; another name one letter away, or a word, is not a slip
+    assert st.cast_spelling("Ppriya hugs Lila. Thoe ran. Mian sat.", ["Lila", "Priya", "Theo", "Mina"]) == \
+        "Priya hugs Lila. Theo ran. Mina sat."
+    assert st.cast_spelling("Then Nina came. Otto and Oto.", ["Theo", "Mina", "Otto"]) == "Then Nina came. Otto and Otto."
 
 
 def test_the_models_notes_about_its_own_writing_never_reach_the_page():

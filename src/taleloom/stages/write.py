@@ -332,7 +332,8 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
         hero_look, friend_look = _look(d["hero"], thing=photo_thing), _look(d["friend"])
         cast = [CastMember(name=d["hero"]["name"], look=hero_look, role="hero"),
                 CastMember(name=d["friend"]["name"], look=_own_look(friend_look, hero_look), role="friend")]
-        planned[:] = [(book_title(d["title"]), cast, d["outline"])]
+        planned[:] = [(book_title(d["title"]), cast, [st.cast_spelling(line, [m.name for m in cast])
+                                                      for line in d["outline"]])]
         return _pages_problem(d["pages"], cast, 1, written,
                               int(st.words_per_page(brief.age) * 1.5), photo_kind=hero_kind)
 
@@ -595,7 +596,8 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
         page = first + i
         if problem := (st.not_prose(text) or _field_problem(scene)):
             return f"page {page}: {problem}"
-        if st.leaks_request(text):
+        if st.echoes_prompt(text) and not st.request_talk(text):  # a page of photo talk alone ("The photo shows
+            # motorbike.") is kept: distinct_pages writes it again alone
             return f"page {page}: the prompt leaked into the text"
         if not st.in_english(text):
             return f"page {page}: not English"
@@ -621,6 +623,11 @@ def drop_request_line(text: str, hero: CastMember, photo_kind: str | None = None
     said, line = st.sentences(text), _request_line(hero, photo_kind)
     kept = [s for s in said if not line.match(s)]
     return " ".join(kept) if kept and len(kept) < len(said) else text
+
+
+def tells_a_look(text: str, cast: Sequence[CastMember]) -> bool:
+    """Whether a page only recites cast members' looks from the cast sheet (st.only_copies): no event."""
+    return st.only_copies(text, [m.look for m in cast])
 
 
 def only_request_line(text: str, hero: CastMember, photo_kind: str | None = None) -> bool:
@@ -890,6 +897,9 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
         told = f" ({page.outline.rstrip('.')})" if page.outline else ""
         if only_request_line(page.text, cast[0]):  # "Nora is the girl.": a page that tells nothing
             instead, which = "", 0
+        elif st.request_talk(page.text) or tells_a_look(page.text, cast):
+            # "A picture of Lila with Priya after the hug." (the motorcycle book), or the hero's look recited
+            instead, which = "; what happens, not a picture or a photo", 0
         elif other := st.similar_page(page.text, earlier + pictured):  # (the temple book's page 4: page 2's scene)
             which = (earlier.index(other) if other in earlier else pictured.index(other)) + 1
             instead = f"; not what page {which} told"
@@ -905,12 +915,13 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
         except BackendError as e:
             line = st.clean(page.outline)
             others = [p.text for j, p in enumerate(out) if j != i]
-            if (which and line and st.mentions(line, cast[0].name) and not st.leaks_request(line)
+            if ((which or st.request_talk(page.text) or tells_a_look(page.text, cast)) and line and st.mentions(line, cast[0].name)
+                    and not st.leaks_request(line)
                     and not st.similar_page(line, others)):
                 # the duck book's page 4 was page 1 word for word, and both rewrites failed (a copied prompt, then
                 # page 3 in the past tense): the plan's own line for the page is a page a young reader can read
-                log.info("page %d repeats page %d and could not be rewritten: its outline line stands for it (%s)",
-                         i + 1, which, e.message)
+                log.info("page %d (%s) could not be rewritten: its outline line stands for it (%s)", i + 1,
+                         f"repeats page {which}" if which else "photo talk", e.message)
                 out[i] = page.model_copy(update={"text": _page(line, page.scene, cast).text})
             else:
                 log.info("page %d kept as written (its rewrite%s failed): %s", i + 1,
@@ -1024,7 +1035,8 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
             return "the page did not change"
         if problem := (st.not_prose(text) or _field_problem(scene)):
             return problem
-        if st.leaks_request(text) or only_request_line(text, cast[0]) or not st.in_english(text):
+        if (st.leaks_request(text) or only_request_line(text, cast[0]) or tells_a_look(text, cast)
+                or not st.in_english(text)):
             return "not a page of the story"
         for name in dict.fromkeys(x for x in (keep, must_name) if x):
             if not st.mentions(text, name):
