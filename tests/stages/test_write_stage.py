@@ -283,6 +283,15 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
     assert write._look({"kind": "football", "look": "soft fur"}, thing=True) == "football, soft fur"  # nothing else
     # the building book's hero: "building, building from photo"; the kind said again is no look
     assert write._look({"kind": "building", "look": "building from photo, red roof"}) == "building, red roof"
+    # skimage's cameraman book: a look that is a scene with another of the cast in it is no look; a capital that
+    # only opened the field is said in lower case on the cover
+    names = ["Lena", "Theo"]
+    assert write._look({"name": "Theo", "kind": "Person", "look": "Theo is standing next to Lena, holding a tripod"},
+                       names=names) == "person"
+    assert write._look({"name": "Lena", "kind": "Child", "look": "A girl with brown hair"}, names=names) == \
+        "child, a girl with brown hair"
+    assert write._look({"name": "Lena", "kind": "Eiffel Tower", "look": "Lena has an iron top"}, names=names) == \
+        "Eiffel Tower, Lena has an iron top"
     assert write._look({"kind": "building", "look": "building from photo"}) == "building"
     # OpenCV's dog photo ("… is standing in a dim light"): the caption's pose is no look; a pose in a part stays
     assert write._look({"kind": "dog", "look": "brown and grey, blue eyes, standing, wearing a red sweater"}) == \
@@ -796,6 +805,9 @@ def test_the_models_notes_about_its_own_writing_never_reach_the_page():
     # the plan's parts named as labels (a wallpaper's book: "There's a small problem: Theo wants to play outside")
     assert st.drop_asides("Theo yawns. There's a small problem: Theo wants to play.") == "Theo yawns. Theo wants to play."
     assert st.drop_asides("Nora had a small problem: her kite was stuck.") == "Nora had a small problem: her kite was stuck."
+    assert st.drop_asides("The happy ending is that Lena is happy and Theo is happy too.") == \
+        "Lena is happy and Theo is happy too."  # the cameraman book's last page
+    assert st.drop_asides("Nora wanted a happy ending for the lamb.") == "Nora wanted a happy ending for the lamb."
     # a picture's description as a stage direction (a cat book told its small problem, story_quality, stop 28)
     assert st.drop_asides("The cat Mina sits on a wooden floor. (Mina) sitting in the corner, looking around.") == \
         "The cat Mina sits on a wooden floor."

@@ -241,7 +241,10 @@ _ASIDE = re.compile(r"\(\s*(?:note|p\.?s\.?)\b[^)]*(?:\)|$)"  # (Note: this stor
                     r"|(?:^|(?<=[.!?]\s))the end(?:[.!]+(?=\s|$)|$)"  # The end. (a sentence of its own)
                     # the plan's parts named as labels: "There's a small problem: Theo wants to play outside…"
                     r"|(?:^|(?<=[.!?]\s))(?:there(?:'s| is) (?:a|one) (?:small |little )?problem|the (?:small )?"
-                    r"problem is|(?:and )?(?:a |the )?happy ending|the beginning)\s*:\s*(?=\w)",
+                    r"problem is|(?:and )?(?:a |the )?happy ending|the beginning)\s*:\s*(?=\w)"
+                    # and said as a sentence's start: "The happy ending is that Lena is happy and Theo is happy too."
+                    # (the cameraman book's last page)
+                    r"|(?:^|(?<=[.!?]\s))(?:and )?(?:in )?(?:a |the )?happy ending,?(?: is)?(?: that)?\s+(?=\w)",
                     re.IGNORECASE)
 
 

@@ -329,7 +329,8 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
         _clean_fields(d)
         if problem := _plan_problem(d, brief, wanted if attempt < PLAN_RELEVANCE_TRIES else set(), n):
             return problem
-        hero_look, friend_look = _look(d["hero"], thing=photo_thing), _look(d["friend"])
+        names = [d["hero"]["name"], d["friend"]["name"]]
+        hero_look, friend_look = _look(d["hero"], thing=photo_thing, names=names), _look(d["friend"], names=names)
         cast = [CastMember(name=d["hero"]["name"], look=hero_look, role="hero"),
                 CastMember(name=d["friend"]["name"], look=_own_look(friend_look, hero_look), role="friend")]
         planned[:] = [(book_title(d["title"]), cast, [st.cast_spelling(line, [m.name for m in cast])
@@ -409,16 +410,32 @@ def _field_problem(text: str) -> str | None:
     return None
 
 
-def _look(member: dict[str, str], thing: bool = False) -> str:
+def _look(member: dict[str, str], thing: bool = False, names: Sequence[str] = ()) -> str:
     """The cast sheet's look: the kind, then the look without the photo's light; for a `thing` (the photo's
-    subject, which the classifier says is no creature, come to life) without an animal's coat too."""
+    subject, which the classifier says is no creature, come to life) without an animal's coat too. A look that
+    names another of the cast (`names`) is a scene, not a look, and only the kind is kept: the cameraman book's friend
+    was "Person, Theo is standing next to Lena, holding a tripod and looking down at Lena's face", printed in the
+    cast and drawn on every page. A kind or look written as a sentence's start ("Child, A girl with …") is said
+    in lower case, as inside a sentence."""
     look = _without_photo_light(member["look"])
     if thing:
         look = _without_coat(look)
-    kind = short_kind(member["kind"])
+    if any(st.mentions(look, name) for name in names if name and name != member.get("name")):
+        look = ""
+    kind = _lower_start(short_kind(member["kind"]))
+    look = _lower_start(look.strip())
     # the request's "from the photo" and the kind said again are no look: "building, building from photo"
     parts = [p for p in st.strip_markup(look).split(",") if p.strip() and p.strip().lower() != kind.lower()]
     return f"{kind}, {short_look(','.join(parts), 90)}" if parts else kind
+
+
+def _lower_start(text: str) -> str:
+    """'Child' → 'child', 'A girl with brown hair' → 'a girl with brown hair': a capital that only opened the field
+    (an article, or a one-word kind); a name or an acronym ('Eiffel Tower', 'UFO') keeps its capitals."""
+    first, _, rest = text.partition(" ")
+    if first in ("A", "An", "The") or (not rest and first[1:].islower() and first.istitle()):
+        return first.lower() + (f" {rest}" if rest else "")
+    return text
 
 
 def _own_look(look: str, hero_look: str, share: float = 0.7) -> str:
