@@ -286,6 +286,10 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
     # skimage's cameraman book: a look that is a scene with another of the cast in it is no look; a capital that
     # only opened the field is said in lower case on the cover
     names = ["Lena", "Theo"]
+    lena = [CastMember(name="Lena", look="child, a girl"), CastMember(name="Theo", look="person")]
+    assert write.named_in_text("The person helps Lena find the lamb.", lena) == "Theo the person helps Lena find the lamb."
+    cats = [CastMember(name="Mina", look="cat, grey"), CastMember(name="Theo", look="cat, brown")]
+    assert write.named_in_text("Mina sees the cat.", cats) == "Mina sees the cat."  # two cats: either may be meant
     assert write._look({"name": "Theo", "kind": "Person", "look": "Theo is standing next to Lena, holding a tripod"},
                        names=names) == "person"
     assert write._look({"name": "Lena", "kind": "Child", "look": "A girl with brown hair"}, names=names) == \

@@ -31,7 +31,7 @@ from taleloom.stages.concept_match import (
     without_photo_words,
 )
 from taleloom.stages.story_text import mentions
-from taleloom.stages.write import hero_pronoun, kind_of
+from taleloom.stages.write import hero_pronoun, kind_noun, kind_of
 
 # text, k → the k nearest concept names, best first (e.g. the aligned encoder's nearest_concepts)
 ConceptMapper = Callable[[str, int], list[str]]
@@ -271,7 +271,7 @@ def _kind_of_photo_subject(hero: CastMember, book: Storybook) -> bool:
     from taleloom.backends.vision.imagenet_nouns import ancestry
     from taleloom.backends.vision.subjects import noun_group
 
-    last = (kind_of(hero).lower().split() or [""])[-1]
+    last = kind_noun(hero)
     photo = book.caption.concepts[0].lower()
     return last in GENERIC_KINDS or (last != photo and last in ancestry(noun_group(photo)))
 

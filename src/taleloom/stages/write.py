@@ -607,7 +607,7 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
         copied_from = scenes[:i] + texts  # page's picture: that was written after, copying this text (cat book)
         own = drop_request_line(st.drop_labels(p["text"]), cast[0], photo_kind)
         kept = st.trim_words(st.drop_copied_sentences(own, copied_from), limit)
-        texts.append(name_the_hero(kept, cast[0]))  # cut first: the hero named only past the cut is missing
+        texts.append(named_in_text(kept, cast))  # cut first: the hero named only past the cut is missing
     hero = cast[0].name
     for i, (text, scene) in enumerate(zip(texts, scenes, strict=True)):
         page = first + i
@@ -667,7 +667,7 @@ def name_the_hero(text: str, hero: CastMember, named: Sequence[str] = ()) -> str
     second answer as long as the first."""
     if st.mentions(text, hero.name):
         return text
-    noun = (kind_of(hero).split() or [""])[-1]
+    noun = kind_noun(hero)
     if len(noun) < 3:
         return text
     # "the grey cat", or the bare kind opening the text ("duck sits quietly on the reed": Qwen's scenes)
@@ -694,6 +694,22 @@ def named_in_scene(scene: str, cast: Sequence[CastMember]) -> str:
     for member in cast:
         scene = name_the_hero(scene, member, [m.name for m in cast])
     return scene
+
+
+def named_in_text(text: str, cast: Sequence[CastMember]) -> str:
+    """A page's text with the hero's name where it speaks of the hero only by kind (name_the_hero), and the
+    friend's where it speaks of the friend only by kind, when the two are of different kinds: skimage's cameraman
+    book said "The person helps Lena find the lamb's family", and a reader never learnt that the person was Theo.
+    Two of one kind (two cats) leave 'the cat' to the story."""
+    text = name_the_hero(text, cast[0])
+    if len(cast) > 1 and kind_noun(cast[1]) != kind_noun(cast[0]):
+        text = name_the_hero(text, cast[1], [m.name for m in cast])
+    return text
+
+
+def kind_noun(member: CastMember) -> str:
+    """The last word of a cast member's kind, lower-cased: 'cat' for 'a grey tabby cat'."""
+    return (kind_of(member).split() or [""])[-1].lower()
 
 
 _PRONOUNS = {"he": r"\b(?:he|him|his|himself)\b", "she": r"\b(?:she|her|hers|herself)\b"}
