@@ -1007,6 +1007,13 @@ def test_a_last_page_that_leaves_the_hero_in_trouble_is_written_again_happily():
     llm = ScriptedLLM()  # a happy last page: no call more
     write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
     assert len(llm.calls) == 1
+    # a last page that stops without an end (OpenCV's smarties book) is written again too; one that closes is not
+    assert st.open_ending("But when Tom looks closely into the room, he can see Oscar the owl sitting on the door.")
+    assert not st.open_ending("From that day on, Tom visited Oscar every morning.")
+    assert not st.open_ending("Tom and Oscar waved goodbye.") and not st.open_ending(TEXTS[3])
+    llm = ScriptedLLM(texts=[*TEXTS[:3], "Nora saw a bird on the oak tree next to her kite."])
+    d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
+    assert "end the story happily" in llm.calls[-1][0][-1]["content"] and "laughed" in d.pages[3].text
 
 
 def test_two_sentences_joined_by_a_comma_and_a_conjunction_are_told_as_two():
@@ -1033,9 +1040,9 @@ def test_two_sentences_joined_by_a_comma_and_a_conjunction_are_told_as_two():
                  "Yes, and she ran.", "Mina ate apples, and pears from the tree.", "She packed apples; pears; plums.",
                  "'I like it; you like it too,' said Mina."):
         assert st.short_sentences(kept, names) == kept
-    joined = [*TEXTS[:2], "Her dog Otto barked at the tree, and Nora climbed up to the kite!", *TEXTS[3:]]
+    joined = [*TEXTS[:2], "Her dog Otto barked at the tree, and Nora climbed up to the kite at last!", *TEXTS[3:]]
     draft = write.write_story(CAT, Brief(pages=3, hero="Nora", seed=1), ScriptedLLM(PLAN, texts=joined))
-    assert draft.pages[2].text == "Her dog Otto barked at the tree. Nora climbed up to the kite!"
+    assert draft.pages[2].text == "Her dog Otto barked at the tree. Nora climbed up to the kite at last!"
 
 
 def test_a_book_without_an_idea_is_told_its_small_problem_drawn_by_the_seed():

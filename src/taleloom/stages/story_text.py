@@ -309,6 +309,19 @@ _HAPPY = re.compile(r"\b(?:happ\w*|smil\w*|laugh\w*|glad|hug\w*|safe\w*|together
                     r"(?:back )?home|at home|home again)\b", re.IGNORECASE)
 
 
+# Words that close a story without being happy ones: "From that day on…", "…fell asleep", "waved goodbye".
+_CLOSING = re.compile(r"\b(?:from (?:that|this) (?:day|night|moment)|ever after|finally|at last|in the end|always|"
+                      r"fell asleep|went to (?:bed|sleep)|good ?night|goodbye|waved|never forg[eo]t\w*)\b", re.IGNORECASE)
+
+
+def open_ending(text: str) -> bool:
+    """Whether a book's last page stops without an end: no trouble, and nothing happy or closing either. Qwen ended
+    OpenCV's smarties book on "But when Tom looks closely into the room, he can see Oscar the owl sitting on top of
+    the door.", and 95 of 198 distinct last pages of the stored story_quality books (most from before the books
+    were told a small problem) had nothing that ends a story ("Pip asked Hana what she wanted to do.")."""
+    return _HAPPY.search(text) is None and _CLOSING.search(text) is None and _TROUBLE.search(text) is None
+
+
 def unhappy_ending(text: str) -> bool:
     """Whether a book's last page ends it in trouble (the brief asks for a happy ending)."""
     return _TROUBLE.search(text) is not None and _HAPPY.search(text) is None

@@ -967,10 +967,11 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
 def happy_ending(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brief, llm: TextModel,
                  sampling: Sampling) -> list[PageDraft]:
     """The pages, the last written again alone when it leaves the hero in trouble (st.unhappy_ending: a rocket
-    photo's book ended "The waves become stronger, making it harder for Ivy to swim back home."); kept as it was
-    when the rewrite fails or is no happier. A book of fewer than 3 pages has no room for a problem and its end
+    photo's book ended "The waves become stronger, making it harder for Ivy to swim back home.") or stops without
+    an end (st.open_ending: the smarties book's "…he can see Oscar the owl sitting on top of the door."); kept as it
+    was when the rewrite fails or ends no better. A book of fewer than 3 pages has no room for a problem and its end
     apart: its last page may be the problem."""
-    if len(pages) < 3 or not st.unhappy_ending(pages[-1].text):
+    if len(pages) < 3 or not (st.unhappy_ending(pages[-1].text) or st.open_ending(pages[-1].text)):
         return pages
     hero, n = cast[0].name, len(pages)
     try:
@@ -981,8 +982,8 @@ def happy_ending(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brie
     except BackendError as e:
         log.info("the last page still ends in trouble: %s", e.message)
         return pages
-    if st.unhappy_ending(new.text):
-        log.info("the last page's rewrite still ends in trouble, kept as it was: %r", new.text)
+    if st.unhappy_ending(new.text) or st.open_ending(new.text):
+        log.info("the last page's rewrite still does not end the story, kept as it was: %r", new.text)
         return pages
     return [*pages[:-1], pages[-1].model_copy(update={"text": new.text, "scene": new.scene})]
 
