@@ -25,7 +25,7 @@ import json
 import logging
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from taleloom.backends.base import Sampling, TextModel
@@ -978,14 +978,17 @@ def happy_ending(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brie
         new = rewrite_page(pages, n, f"end the story happily: the problem is solved and {hero} is glad, in new "
                                      f"sentences with {hero} named in the first one", brief, llm, sampling,
                            cast=list(cast), tries=HERO_REWRITE_TRIES, must_name=hero, fresh=True,
-                           max_sentence=LONG_SENTENCE)
+                           max_sentence=LONG_SENTENCE, problem_of=_no_ending)
     except BackendError as e:
-        log.info("the last page still ends in trouble: %s", e.message)
-        return pages
-    if st.unhappy_ending(new.text) or st.open_ending(new.text):
-        log.info("the last page's rewrite still does not end the story, kept as it was: %r", new.text)
+        log.info("the last page still does not end the story: %s", e.message)
         return pages
     return [*pages[:-1], pages[-1].model_copy(update={"text": new.text, "scene": new.scene})]
+
+
+def _no_ending(text: str) -> str | None:
+    if st.unhappy_ending(text):
+        return "the story ends in trouble"
+    return "the story does not end" if st.open_ending(text) else None
 
 
 def hero_on_every_page(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brief, llm: TextModel,
@@ -1026,7 +1029,8 @@ def _pages_of(source: Draft | Storybook | Sequence[Page | PageDraft]) -> list[Pa
 def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDraft], n: int, instruction: str,
                  brief: Brief, llm: TextModel, sampling: Sampling | None = None,
                  cast: list[CastMember] | None = None, tries: int = TRIES, must_name: str | None = None,
-                 fresh: bool = False, keep_scene: bool = False, max_sentence: int | None = None) -> PageDraft:
+                 fresh: bool = False, keep_scene: bool = False, max_sentence: int | None = None,
+                 problem_of: Callable[[str], str | None] | None = None) -> PageDraft:
     """Page `n` (1-based) written again following `instruction`, with a new scene, keeping the cast sheet
     (from a Draft or Storybook, else `cast`, else the brief's hero); at most `tries` answers. Sentences copied
     from other pages are dropped from an answer, and one that then lacks `must_name` is asked again (Qwen
@@ -1035,7 +1039,8 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
     repeated page's old text back, and wrote prompt fragments into a scene asked for with it). `keep_scene`:
     only the text is asked for; the page keeps its picture (the same events told again). `max_sentence`: an
     answer with a longer sentence is asked again (asked for sentences of at most 12 words, Qwen wrote the rubber
-    whale book's page 1 again as one sentence of 35)."""
+    whale book's page 1 again as one sentence of 35). `problem_of`: the caller's own check of the new text (what is
+    wrong with it, else None), asked again like the others."""
     pages = _pages_of(draft_or_book_pages)
     if not 1 <= n <= len(pages):
         raise BadInputError(f"there is no page {n}", f"choose a page from 1 to {len(pages)}")
@@ -1082,6 +1087,8 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
         page = _page(text, scene, cast)  # as printed: two sentences joined by ", and" are two
         if max_sentence and (longest := st.longest_sentence(page.text)) > max_sentence:
             return f"a sentence of {longest} words"
+        if problem_of and (problem := problem_of(page.text)):
+            return problem
         result[:] = [page]
         return None
 
