@@ -527,6 +527,8 @@ def test_the_books_animals_are_told_in_the_readers_words_from_cldr():
     assert word_in("fox", "pt") is None  # 🦊 is "rosto de raposa" (fox face) in Portuguese: not a fox's word
     assert word_in("acorn", "fr") is None  # drawn as a chestnut (concept_match), but it is no chestnut
     assert glossary(book, "xx") == {}
+    # a word written alike is told as it is (OpenCV's Suzanne book: Italian "piatto", a dish, for the pizza)
+    assert glossary(["Milo makes a pizza.", "Ella eats the pizza."], "it") == {"pizza": "pizza"}
 
     llm = Recorder()
     translate(book, "fr", llm)

@@ -465,7 +465,7 @@ def _without_coat(look: str) -> str:
 
 # The caption's wording of the photo ("in brown and beige tones, in soft, warm light"), copied into a look: the
 # sample cat's cover read "Mina — cat, brown and beige tones, soft, warm light, wearing a blue sweater".
-_PHOTO_LIGHT_PART = re.compile(rf"^(?:in )?(?:a )?(?:(?:{'|'.join(LIGHT_WORDS)})(?: and | )?)*(?:light)?$",
+_PHOTO_LIGHT_PART = re.compile(rf"^(?:in |lit by )?(?:a )?(?:(?:{'|'.join(LIGHT_WORDS)})(?: and | )?)*(?:light)?$",
                                re.IGNORECASE)
 
 
@@ -490,7 +490,9 @@ _NO_LOOK_PART = re.compile(r"^(?:standing|sitting|lying(?: down)?|walking|runnin
                         r"|^(?:with |a |an |the )*(?:person|people|photo|picture|image)$", re.IGNORECASE)
 
 
-_IN_LIGHT = re.compile(rf"\s+in (?:a )?(?:(?:{'|'.join(LIGHT_WORDS)}),? (?:and )?)*light\b", re.IGNORECASE)
+# "in soft, warm light"; the LLM's caption of OpenCV's Suzanne also said ", lit by dim light" (after a comma only:
+# "where Milo is lit by dim light is filled with footballs" would lose its verb)
+_IN_LIGHT = re.compile(rf"(?:\s+in|,\s*lit by) (?:a )?(?:(?:{'|'.join(LIGHT_WORDS)}),? (?:and )?)*light\b", re.IGNORECASE)
 # The orange book's look, "orange with soft, warm light, in yellow and grey colours, come to life as an orange":
 # the caption's tones said as colours ("in yellow and grey colours" → "yellow and grey"), a light word left
 # hanging once the light went ("orange with soft"), and the request's come-alive words as a part of their own.
