@@ -212,6 +212,35 @@ class Slipping(TextModel):
         return json.dumps({"translations": [es[t] for t in texts]}, ensure_ascii=False)
 
 
+class Pizzino(TextModel):
+    """Italian that says the told word "pizza" as "pizzino" (a note) `misses` times, then right."""
+
+    name = "pizzino"
+    model_id = "pizzino"
+
+    def __init__(self, misses: int):
+        self.misses, self.requests = misses, []
+
+    def chat(self, messages, sampling=None, schema=None):
+        texts = asked(messages)
+        self.requests.append(texts)
+        word = "pizzino" if len(self.requests) <= self.misses else "pizza"
+        it = {"Milo makes a pizza for Ella.": f"Milo fa una {word} per Ella.",
+              "Ella eats the pizza with Milo.": "Ella mangia la pizza con Milo."}
+        return json.dumps({"translations": [it[t] for t in texts]}, ensure_ascii=False)
+
+
+def test_a_word_of_the_glossary_the_translation_does_not_say_is_asked_again_once_then_let_be():
+    """Told "pizza = pizza", Qwen wrote the Suzanne book's Italian pizza as "pizzino" (a note); asked again, "pizza"."""
+    texts = ["Milo makes a pizza for Ella.", "Ella eats the pizza with Milo."]
+    llm = Pizzino(misses=1)
+    out = translate(texts, "it", llm)
+    assert out[0] == "Milo fa una pizza per Ella." and not out.warnings
+    assert [sorted(r) for r in llm.requests] == [sorted(texts), [texts[0]]]
+    stubborn = translate(texts, "it", Pizzino(misses=9))
+    assert stubborn[0] == "Milo fa una pizzino per Ella." and not stubborn.kept_english  # no English: it stands
+
+
 def test_english_words_left_inside_a_translation_are_asked_again_then_kept_with_a_warning():
     texts = ["Mina and Leo", "Mina poured some hot water into her cup."]
     llm = Slipping(slips=1)
