@@ -212,6 +212,37 @@ class Slipping(TextModel):
         return json.dumps({"translations": [es[t] for t in texts]}, ensure_ascii=False)
 
 
+class ExampleFirst(TextModel):
+    """Answers first with the request's example sentence in slot 1 and every translation one slot on (the last
+    text's lost), then right."""
+
+    name = "example-first"
+    model_id = "example-first"
+
+    def __init__(self):
+        self.requests: list[list[str]] = []
+
+    def chat(self, messages, sampling=None, schema=None):
+        from taleloom.stages.translate import _TABLE
+
+        texts = asked(messages)
+        self.requests.append(texts)
+        out = [FR[t] for t in texts]
+        if len(self.requests) == 1:
+            out = [_TABLE["fr"][2], *out[:-1]]
+        return json.dumps({"translations": out}, ensure_ascii=False)
+
+
+def test_answers_after_a_copied_example_are_asked_again_their_slots_may_be_shifted():
+    """The building book's Japanese opened with the example sentence, then the title's translation in the cast
+    line's slot, the cast line's in page 1's: every later slot one on, printed so."""
+    texts = list(FR)
+    llm = ExampleFirst()
+    out = translate(texts, "fr", llm)
+    assert out == [FR[t] for t in texts] and not out.warnings
+    assert sorted(t for r in llm.requests[1:] for t in r) == sorted(texts)  # all three again: none taken shifted
+
+
 class Pizzino(TextModel):
     """Italian that says the told word "pizza" as "pizzino" (a note) `misses` times, then right."""
 

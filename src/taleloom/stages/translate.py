@@ -35,6 +35,7 @@ from taleloom.stages.glossary import glossary
 
 # ISO 639-1 code → (name, Unicode ranges of its script or None for Latin, one example sentence)
 _EXAMPLE = "The sun is shining and the birds are singing."
+COPIED_EXAMPLE = "copied the example"  # check_translation's problem for an answer that copies _EXAMPLE's translation
 _TABLE: dict[str, tuple[str, str | None, str]] = {
     "en": ("English", None, _EXAMPLE),
     "ar": ("Arabic", "\u0600-\u06ff", "الشمس مشرقة والطيور تغني."),
@@ -166,11 +167,18 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
                 tries = TRIES + 1  # withdrawn on the last try: one answer more for it
         got = [names_as_written(t, written_names, any_case=_TABLE[code][1] is not None)  # before the checks:
                for t in got]  # "Théo" is Theo, and "theoは" in Japanese too
+        problems = [check_translation(asked[i], text, code, sure_names) for i, text in zip(todo, got, strict=True)]
+        example_at = next((k for k, p in enumerate(problems) if p == COPIED_EXAMPLE), len(got))
         for k, (i, text) in enumerate(zip(todo, got, strict=True)):
             if k in astray:
                 why[i] = f"its translation is text {astray[k] + 1}'s"
                 left.append(i)
-            elif problem := check_translation(asked[i], text, code, sure_names):
+            elif k > example_at:  # the example copied into a slot pushed the later answers one slot on: the
+                # building book's Japanese opened with the example sentence, then the title's translation in the
+                # cast line's slot, the cast line's in page 1's, and pages 3 and 4 merged in the last
+                why[i] = f"it came after the example, copied into text {todo[example_at] + 1}'s slot"
+                left.append(i)
+            elif problem := problems[k]:
                 why[i] = problem
                 left.append(i)
             elif copied := kept_english_words(asked[i], text, code, book_names=book_names):
@@ -591,7 +599,7 @@ def problem(source: str, got: str, code: str, names: set[str] | frozenset[str] |
     if flat.lower() == " ".join(source.split()).lower():
         return "not translated (same as the English)"
     if flat == example or _copies_example(source, flat, example):
-        return "copied the example"
+        return COPIED_EXAMPLE
     letters = [c for c in flat if c.isalpha()]
     if script:
         # a word in another script counts once, not letter by letter: "ミロのピザ Surprise" (the cat book's title)
