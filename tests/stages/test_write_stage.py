@@ -274,6 +274,10 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
     assert write._look({"kind": "lemon", "look": "yellow with green skin, can move, talk and feel"}) == \
         "lemon, yellow with green skin"
     assert write._look({"kind": "fox", "look": "red fur in soft, warm light"}) == "fox, red fur"
+    # sklearn's china photo: the LLM caption's light went on ("soft light casting shadows on its facade")
+    assert write._look({"kind": "building", "look": "brown and white, soft light casting shadows on its facade"}) == \
+        "building, brown and white"
+    assert write._look({"kind": "cat", "look": "grey, a light blue collar"}) == "cat, grey, a light blue collar"
     # a thing come to life has no animal's coat (the footballer's "football, coloured fur"); a creature keeps it
     assert write._look({"kind": "football", "look": "coloured fur, green and grey, red hat"}, thing=True) == \
         "football, green and grey, red hat"
@@ -351,6 +355,7 @@ def test_a_page_that_is_only_the_come_alive_line_or_camera_or_photo_talk_is_aske
     day." Dropped beside a story sentence; a page of nothing else is asked again."""
     alive = "Nora is the kite, come to life: a kite that can move, talk and feel, not a person or an animal."
     assert st.drop_labels("Nora flies high. " + alive) == "Nora flies high."
+    assert st.request_talk("Nora comes to life: a building that can move, talk and feel.")  # sklearn's china book
     # the story may say it ("there was an apple that could move, talk and feel"), not the request's other words
     assert st.drop_labels("There was an apple that could move, talk and feel. Nora is not a person or an animal.") \
         == "There was an apple that could move, talk and feel."

@@ -465,8 +465,10 @@ def _without_coat(look: str) -> str:
 
 # The caption's wording of the photo ("in brown and beige tones, in soft, warm light"), copied into a look: the
 # sample cat's cover read "Mina — cat, brown and beige tones, soft, warm light, wearing a blue sweater".
-_PHOTO_LIGHT_PART = re.compile(rf"^(?:in |lit by )?(?:a )?(?:(?:{'|'.join(LIGHT_WORDS)})(?: and | )?)*(?:light)?$",
-                               re.IGNORECASE)
+# a part that is the photo's light: "soft, warm light", and one that goes on from it ("soft light casting shadows on
+# its facade": the LLM caption of sklearn's china photo, copied into the hero's look)
+_PHOTO_LIGHT_PART = re.compile(rf"^(?:in |lit by |with )?(?:a )?(?:(?:{'|'.join(LIGHT_WORDS)})(?: and | )?)*"
+                               rf"(?:light(?:\s+(?:casting|making|falling|shining)\b.*)?)?$", re.IGNORECASE)
 
 
 def _without_photo_light(look: str) -> str:
