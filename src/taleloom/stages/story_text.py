@@ -174,9 +174,8 @@ _LABEL = re.compile(r"^\s*(?:(?:page\s*)?\d+|text|scene|story|title)\s*[:.)\-–
 # of Theo's wings"). Dropped from a page, and a page that is nothing else is asked again (request_talk). A scene
 # may show a close-up.
 _REQUEST_TALK = (r"\b(?:can't|cannot|can not) move, talk\b|\bnot a person or an animal\b|\bcom(?:es?|ing) to life:"
-                 # (the request's line as a page of its own: "Nora comes to life: a building that can move, talk
-                 # and feel.", sklearn's china photo's book)
-                 r"|\bthat can move, talk,? and feel\b"
+                 # (and "comes to life:": the request's line as a page of its own, "Nora comes to life: a building
+                 # that can move, talk and feel.", sklearn's china photo's book)
                  r"|\bthe camera (?:zooms|pans|shows|focuses|moves|cuts|follows)\b|\bclose-up (?:shot|view)\b"
                  # talk of the book itself: a bicycle book's last page, "The end of the story, with Leo's bicycle
                  # picture again and the reader leaving the book."

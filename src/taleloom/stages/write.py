@@ -821,14 +821,16 @@ def plain_pages(brief: Brief, cast: Sequence[CastMember], outline: Sequence[str]
     for start in range(0, len(outline), PAGES_PER_ANSWER):
         out += story_fallback(brief, cast, outline[start:start + PAGES_PER_ANSWER], start + 1, llm, sampling,
                               so_far=[p.text for p in out], about=about)
-    return [p.model_copy(update={"outline": line if st.words(line) else (st.sentences(p.text) or [p.text])[0]})
+    return [p.model_copy(update={"outline": line if st.words(line) and not about else (st.sentences(p.text) or [p.text])[0]})
             for p, line in zip(out, outline, strict=True)]
 
 
 def story_fallback(brief: Brief, cast: Sequence[CastMember], lines: Sequence[str], first: int, llm: TextModel,
                    sampling: Sampling, so_far: Sequence[str] = (), about: str = "") -> list[PageDraft]:
     """The pages as one plain story shared out by sentences, for models too small for the structured answer
-    (SmolLM2-135M); each page's scene is the hero's look and its outline line (no more calls)."""
+    (SmolLM2-135M); each page's scene is the hero's look and its outline line (no more calls). A story asked
+    `about` the photo was not told the outline, and its scenes are its own text: the coins book's story of hungry
+    birds fed by Sami had been drawn as the failed plan's lost chick on every page."""
     hero, n = cast[0], len(lines)
     per_page = st.words_per_page(brief.age)
     start = (f"The story so far: {' '.join(so_far[-2:])}\nContinue it" if so_far
@@ -860,7 +862,8 @@ def story_fallback(brief: Brief, cast: Sequence[CastMember], lines: Sequence[str
              _sampling(sampling, 300 + first, max_tokens=max_chars // 3 + 24),
              f"write a {n}-page story about {hero.name}", check)
     look = f"{hero.name}, {hero.look}"
-    return [_page(t, f"{look}: {line if st.words(line) else t}", cast) for t, line in zip(result, lines, strict=True)]
+    return [_page(t, f"{look}: {line if st.words(line) and not about else t}", cast)
+            for t, line in zip(result, lines, strict=True)]
 
 
 # ------------------------------------------------------------------ the stage's entry points
