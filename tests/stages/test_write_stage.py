@@ -610,6 +610,16 @@ class NoStructureLLM(ScriptedLLM):
         return super().chat(messages, sampling, schema)
 
 
+def test_a_page_written_as_an_outline_line_without_its_full_stop_is_a_sentence():
+    """The coins book lost all three whole answers for pages like "Sami follows Theo to find the chick's family,
+    who are waiting for her return" (no full stop): they end on a word, and get one."""
+    texts = ["Nora had a yellow kite and she ran with it in the park", *TEXTS[1:4]]
+    d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=5), ScriptedLLM(texts=texts))
+    assert d.pages[0].text == "Nora had a yellow kite and she ran with it in the park."
+    assert st.with_full_stop("1. Nora and Otto - the story", 60) == "1. Nora and Otto - the story"  # a label
+    assert st.with_full_stop("Nora ran to the park and the", 6) == "Nora ran to the park and the"  # cut at the limit
+
+
 def test_pages_that_fail_every_try_are_one_plain_story_that_keeps_the_plan():
     llm = NoStructureLLM(texts=TEXTS[:4])
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=5), llm)

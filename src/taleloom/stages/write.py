@@ -609,7 +609,7 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
     texts: list[str] = []
     for i, p in enumerate(pages):  # nor an earlier page's picture or sentence, or its own again; not a later
         copied_from = scenes[:i] + texts  # page's picture: that was written after, copying this text (cat book)
-        own = drop_request_line(st.drop_labels(p["text"]), cast[0], photo_kind)
+        own = drop_request_line(st.drop_labels(st.with_full_stop(p["text"], limit)), cast[0], photo_kind)
         kept = st.trim_words(st.drop_copied_sentences(own, copied_from), limit)
         texts.append(named_in_text(kept, cast))  # cut first: the hero named only past the cut is missing
     hero = cast[0].name
@@ -1075,7 +1075,8 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
     def check(d: dict[str, Any], attempt: int) -> str | None:
         _clean_fields(d)
         # cut to the page's length before the checks: the hero named only in a sentence cut off is missing
-        text = st.trim_words(st.drop_copied_sentences(st.drop_labels(d["text"]), others), int(per_page * 1.5))
+        text = st.trim_words(st.drop_copied_sentences(st.drop_labels(st.with_full_stop(d["text"], int(per_page * 1.5))),
+                                                      others), int(per_page * 1.5))
         scene = text if fresh else pages[n - 1].scene if keep_scene else st.scene_of(d["scene"])
         if st.clean(text).lower() == st.clean(old).lower():
             return "the page did not change"
