@@ -45,11 +45,17 @@ def with_full_stop(text: str, limit: int) -> str:
     """`text` with a full stop where its last sentence ends on a word (and it is not near `limit` words, where the
     schema may have cut it): Qwen wrote pages as its outline lines, "Sami follows Theo to find the chick's family,
     who are waiting for her return", and the coins book lost all three whole answers (3 minutes on two cores)
-    for "no finished sentence". Not a label of a few words ("1. Nora and Otto - the story"): 6 words at least."""
+    for "no finished sentence". Not a label of a few words ("1. Nora and Otto - the story"): 6 words at least;
+    and only after a whole word, a name or one English's word list knows: a turtle book copied its outline lines,
+    cut at their length, as pages ("He feels excited and imag")."""
     text = clean(text)
-    if re.search(r"[A-Za-z0-9]$", text) and 6 <= len(words(text)) < limit and not _NOT_PROSE.search(text):
-        return text + "."
-    return text
+    if not (re.search(r"[A-Za-z0-9]$", text) and 6 <= len(words(text)) < limit and not _NOT_PROSE.search(text)):
+        return text
+    from taleloom.stages.translate import word_counts  # (translate imports this module)
+
+    last = text.split()[-1].split("-")[-1]
+    known = word_counts("en")
+    return text + "." if last[:1].isupper() or last.isdigit() or known is None or last.lower() in known else text
 
 
 def trim_words(text: str, limit: int) -> str:
