@@ -279,6 +279,11 @@ def test_a_football_is_a_soccer_ball_and_an_american_football_is_no_setting_besi
     m = VocabularyMapper(lambda t, k: list(vocab)[:k], vocab)  # MiniLM stand-in: the egg-shaped ball is nearest
     assert look_concept("football, white and black", m) == "soccer ball"
     assert scene_setting("Milo the football rolls past the woman", m, exclude={"soccer ball"}) == "woman"
+    # a bare "tree" is the plain one (a turtle book's "pond near a tree" was drawn as `tanabata tree`)
+    trees = ("tanabata tree", "palm tree", "deciduous tree")
+    m = VocabularyMapper(lambda t, k: list(trees)[:k], trees)  # MiniLM stand-in: the tanabata tree is nearest
+    assert scene_setting("A pond near a tree", m, exclude=set()) == "deciduous tree"
+    assert scene_setting("Ezra under a palm tree", m, exclude=set()) == "palm tree"
 
 
 def test_a_child_hero_is_drawn_as_the_boy_or_girl_the_pages_speak_of_not_a_baby():

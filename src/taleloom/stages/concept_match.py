@@ -56,7 +56,9 @@ EVERYDAY_NAMES = {"squirrel": "chipmunk", "orange": "tangerine", "clementine": "
                   "kitten": "cat", "acorn": "chestnut", "nut": "chestnut",
                   # ImageNet's "soccer ball" is the captioner's "football" (British English, as the books are):
                   # drawn as `american football` by its head noun, a football photo's hero was an egg-shaped ball
-                  "football": "soccer ball"}
+                  "football": "soccer ball",
+                  # a bare "tree" is the plain tree: MiniLM drew a turtle book's "pond near a tree" as `tanabata tree`
+                  "tree": "deciduous tree"}
 _EVERYDAY_OF: dict[str, set[str]] = {}  # concept → its everyday names
 for _word, _concept in EVERYDAY_NAMES.items():
     STAND_INS[_concept] = (*STAND_INS.get(_concept, ()), _word)
