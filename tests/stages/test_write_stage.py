@@ -390,6 +390,8 @@ def test_a_page_that_is_only_the_come_alive_line_or_camera_or_photo_talk_is_aske
                        st.scene_of("A photo of Milo the cat, in brown and beige tones, in soft, warm light"),
                        [CastMember(name="Milo", look="cat", role="hero")])
     assert page.text == "There was Milo, the friendly cat. He ran." and page.scene == "Milo the cat"
+    assert write.without_photo_wording("In a place all in pink and red, dim, warm light, there lived Hana.") == \
+        "In a place all in pink and red, there lived Hana."  # a wallpaper's book, page 1
     assert write.without_photo_wording("Mina slept in the soft light of the moon.") == \
         "Mina slept in the soft light of the moon."
     # a bicycle book's last pages spoke of the book itself

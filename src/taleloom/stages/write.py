@@ -504,7 +504,10 @@ _COME_ALIVE = re.compile(r"\bcomes? (?:to life|alive)\b", re.IGNORECASE)
 # The caption's wording of the photo in a page or a picture's description: the cat photo's Japanese book opened
 # "there was Milo, the friendly cat in brown and beige tones, in soft, warm light" (and its scene "A photo of Milo
 # the cat, in brown and beige tones, in soft, warm light"). A story has no tones; the light is the photo's.
-_PHOTO_WORDING = re.compile(rf",?\s+in (?:\w+ and )?\w+ tones\b|,?{_IN_LIGHT.pattern}", re.IGNORECASE)
+_PHOTO_WORDING = re.compile(rf",?\s+in (?:\w+ and )?\w+ tones\b|,?{_IN_LIGHT.pattern}"
+                            # the caption's "<level>, <tone> light" after a comma, its "in" dropped: "Once upon a time in
+                            # a place all in pink and red, dim, warm light, there lived…" (a wallpaper's book)
+                            rf"|,\s*(?:{'|'.join(LIGHT_WORDS)}),\s*(?:{'|'.join(LIGHT_WORDS)}) light\b", re.IGNORECASE)
 
 
 def without_photo_wording(text: str) -> str:
