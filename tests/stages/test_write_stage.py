@@ -285,6 +285,9 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
         "rocket, white, red cap"
     assert write._look({"kind": "kite", "look": "red, a long tail"}, thing=True) == "kite, red, a long tail"
     assert write._look({"kind": "football", "look": "soft fur"}, thing=True) == "football, soft fur"  # nothing else
+    # nor does a person (a wallpaper's book: "girl, pink fur, red hair")
+    assert write._look({"kind": "girl", "look": "pink fur, red hair, pink shoes"}) == "girl, red hair, pink shoes"
+    assert write._look({"kind": "bear", "look": "brown fur, red hat"}) == "bear, brown fur, red hat"
     # the building book's hero: "building, building from photo"; the kind said again is no look
     assert write._look({"kind": "building", "look": "building from photo, red roof"}) == "building, red roof"
     # skimage's cameraman book: a look that is a scene with another of the cast in it is no look; a capital that

@@ -418,7 +418,7 @@ def _look(member: dict[str, str], thing: bool = False, names: Sequence[str] = ()
     cast and drawn on every page. A kind or look written as a sentence's start ("Child, A girl with …") is said
     in lower case, as inside a sentence."""
     look = _without_photo_light(member["look"])
-    if thing:
+    if thing or _is_person(member["kind"]):  # a girl with "pink fur" (a wallpaper's book): no coat for people
         look = _without_coat(look)
     if any(st.mentions(look, name) for name in names if name and name != member.get("name")):
         look = ""
@@ -453,6 +453,11 @@ def _own_look(look: str, hero_look: str, share: float = 0.7) -> str:
 # on the French cover as "peluche verte"), a rocket "white fur" and "red, yellow, blue feathers" (story_quality books)
 _COAT = re.compile(r"\b(?:fur|furry|feathers?|feathered|whiskers|paws?|mane|fins|claws|hooves|beak|snout)\b",
                    re.IGNORECASE)
+
+
+def _is_person(kind: str) -> bool:
+    """Whether a cast sheet's kind is a person ("girl", "a little boy", "human"): its last word is one of PEOPLE_WORDS."""
+    return (st.clean(kind).lower().split() or [""])[-1] in PEOPLE_WORDS
 
 
 def _without_coat(look: str) -> str:
