@@ -286,6 +286,26 @@ def test_a_football_is_a_soccer_ball_and_an_american_football_is_no_setting_besi
     assert scene_setting("Ezra under a palm tree", m, exclude=set()) == "palm tree"
 
 
+def test_a_hero_who_is_only_an_animal_is_drawn_as_the_animal_the_pages_tell():
+    """A bird photo the captioner called "an animal": the hero (kind "animal") was written as "an orange kitten"
+    and drawn as the nearest concept to "animal", a dog, on every page."""
+    from taleloom.stages.stage import VocabularyMapper, main_subject
+
+    vocab = ("dog", "cat", "bird", "park")
+    m = VocabularyMapper(lambda t, k: list(vocab)[:k], vocab)  # MiniLM stand-in: "animal" is nearest to dog
+    book = make_book()
+    book.caption = Caption(text="A photo of an animal.", concepts=["animal"])
+    book.cast = [CastMember(name="Nia", look="animal, grey and white fur", role="hero")]
+    book.pages[0].text = "Nia is an orange kitten who loves to play in the park."
+    book.pages[1].text = "Nia climbs a tall tree. A bird flies by."
+    assert main_subject(book, m) == "cat"
+    book.pages[0].text = "Nia loves to play in the park."  # the pages tell no animal: as before
+    assert main_subject(book, m) == "dog"
+    book.cast = [CastMember(name="Nia", look="dog, grey", role="hero")]  # a real kind: the cast sheet's
+    book.pages[0].text = "Nia is an orange kitten."
+    assert main_subject(book, m) == "dog"
+
+
 def test_a_child_hero_is_drawn_as_the_boy_or_girl_the_pages_speak_of_not_a_baby():
     """A photo of a person makes the hero "the child from the photo"; v2 knows no child and its nearest concept
     is `baby`: the basketball photo's book drew a baby flying a kite. The pages' pronoun decides."""

@@ -248,6 +248,8 @@ def main_subject(book: Storybook, concept_mapper: ConceptMapper) -> str | None:
     hero = _hero(book.cast)
     if hero is not None and hero.look and _kind_of_photo_subject(hero, book):
         hero = None  # "a fruit" for the apple from the photo: the photo's apple, not the nearest fruit (a kiwi)
+    if hero is not None and hero.look and (found := _creature_the_pages_tell(hero, book, concept_mapper)):
+        return found
     if hero is not None and hero.look and (found := look_concept(hero.look, concept_mapper)):
         return _boy_or_girl(found, hero, book, concept_mapper)
     if book.caption and book.caption.concepts:  # the photo's subject in plain words ("cup of coffee"): map it too
@@ -260,6 +262,30 @@ def main_subject(book: Storybook, concept_mapper: ConceptMapper) -> str | None:
 
 
 GENERIC_KINDS = frozenset({"thing", "object"})
+# kinds that say only that the hero is some animal (the captioner's "an animal" when unsure what animal it is)
+ANY_ANIMAL = frozenset({"animal", "creature", "critter", "pet", "beast"})
+
+
+def _creature_the_pages_tell(hero: CastMember, book: Storybook, concept_mapper: ConceptMapper) -> str | None:
+    """For a hero whose kind is only "animal", the animal the pages say the hero is ("Nia is an orange kitten",
+    "Nia the kitten", "a kitten named Nia"), the one said most: a bird photo the captioner called "an animal" had
+    its hero written as a kitten and drawn as the nearest concept to "animal", a dog, on every page. None when
+    the kind is a real one or the pages tell no animal."""
+    if kind_noun(hero) not in ANY_ANIMAL:
+        return None
+    name = re.escape(hero.name)
+    said = []
+    for page in book.pages:
+        for rx in (rf"\b{name},? (?:is|was) (?:an?|the) ((?:[a-z-]+ ){{0,3}}[a-z-]+)",
+                   rf"\b{name},? the ((?:[a-z-]+ ){{0,2}}[a-z-]+)", rf"\b(?:an?|the) ((?:[a-z-]+ ){{0,3}}[a-z-]+) (?:named|called) {name}\b"):
+            said += re.findall(rx, page.text)
+    vocabulary = getattr(concept_mapper, "vocabulary", ())
+    counts: dict[str, int] = {}
+    for phrase in said:
+        for concept in named_concepts(phrase, vocabulary)[:1]:
+            if creature(concept):
+                counts[concept] = counts.get(concept, 0) + 1
+    return max(counts, key=counts.get) if counts else None
 
 
 def _kind_of_photo_subject(hero: CastMember, book: Storybook) -> bool:
