@@ -307,7 +307,7 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
     friends = {"type": "string", "enum": [name for name in NAMES if name != hero]}
     member = {"kind": _text(3, 40), "look": _text(8, 90)}
     schema = _object(title=_text(5, 60), hero=_object(name={"type": "string", "enum": [hero]}, **member),
-                     friend=_object(name=friends, **member), outline=_list(_text(10, 90), pages),
+                     friend=_object(name=friends, **member), outline=_list(_text(10, OUTLINE_CHARS), pages),
                      pages=_page_schema(brief, n))
     user = _book_prompt(about, brief, hero, hero_kind, pages, n, setting)
     messages = [{"role": "system", "content": BOOK_SYSTEM}, {"role": "user", "content": user}]
@@ -333,8 +333,8 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
         hero_look, friend_look = _look(d["hero"], thing=photo_thing, names=names), _look(d["friend"], names=names)
         cast = [CastMember(name=d["hero"]["name"], look=hero_look, role="hero"),
                 CastMember(name=d["friend"]["name"], look=_own_look(friend_look, hero_look), role="friend")]
-        planned[:] = [(book_title(d["title"]), cast, [st.cast_spelling(line, [m.name for m in cast])
-                                                      for line in d["outline"]])]
+        planned[:] = [(book_title(d["title"]), cast, [st.cast_spelling(whole_line(line, OUTLINE_CHARS),
+                                                                       [m.name for m in cast]) for line in d["outline"]])]
         return _pages_problem(d["pages"], cast, 1, written,
                               int(st.words_per_page(brief.age) * 1.5), photo_kind=hero_kind)
 
@@ -347,6 +347,19 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
     title, cast, outline = planned[0]
     messages.append({"role": "assistant", "content": json.dumps(d, ensure_ascii=False)})
     return title, cast, _distinct_outline(outline, written), list(written), messages
+
+
+OUTLINE_CHARS = 90  # an outline line's most characters in the book's answer (each costs the answer's tokens)
+
+
+def whole_line(line: str, limit: int) -> str:
+    """An outline line that ran into its length `limit` back to its last whole sentence, else its last whole word:
+    a turtle book's line 2 ended "He feels excited and imag", and its page copied it."""
+    line = st.clean(line)
+    if len(line) < limit - 1:
+        return line
+    end = max(line.rfind(c) for c in ".!?")
+    return line[:end + 1] if end > 10 else line.rsplit(" ", 1)[0].rstrip(",;:")
 
 
 def _distinct_outline(outline: list[str], pages: Sequence[PageDraft]) -> list[str]:
