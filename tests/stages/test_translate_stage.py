@@ -243,6 +243,47 @@ def test_answers_after_a_copied_example_are_asked_again_their_slots_may_be_shift
     assert sorted(t for r in llm.requests[1:] for t in r) == sorted(texts)  # all three again: none taken shifted
 
 
+FR5 = {"Milo and the Red Ball": "Milo et la balle rouge",
+       "cat, grey fur": "chat, fourrure grise",
+       "Once upon a time, there was a grey cat named Milo. He loved his red ball very much.":
+           "Il était une fois un chat gris nommé Milo. Il aimait beaucoup sa balle rouge.",
+       "The ball rolled into the pond and Milo was sad.": "La balle a roulé dans la mare et Milo était triste.",
+       "Milo found the ball.": "Milo a trouvé la balle."}
+
+
+class ShiftedOnce(TextModel):
+    """Answers first with the example in the first slot and every translation one slot on, the last two texts
+    merged in the last slot; then right."""
+
+    name = "shifted-once"
+    model_id = "shifted-once"
+
+    def __init__(self):
+        self.requests: list[list[str]] = []
+
+    def chat(self, messages, sampling=None, schema=None):
+        from taleloom.stages.translate import _TABLE
+
+        texts = asked(messages)
+        self.requests.append(texts)
+        out = [FR5[t] for t in texts]
+        if len(self.requests) == 1:
+            out = [_TABLE["fr"][2], *out[:-2], f"{out[-2]} {out[-1]}"]
+        return json.dumps({"translations": out}, ensure_ascii=False)
+
+
+def test_answers_pushed_one_slot_on_by_a_copied_example_are_moved_back():
+    """The building book's Japanese: the example sentence, then each translation one slot on, pages 3 and 4
+    merged in the last. Their lengths fit the texts one slot back: they are moved back, and only the last two
+    texts are asked again."""
+    texts = list(FR5)
+    llm = ShiftedOnce()
+    out = translate(texts, "fr", llm)
+    assert out == [FR5[t] for t in texts] and not out.warnings
+    first = llm.requests[0]
+    assert sorted(t for r in llm.requests[1:] for t in r) == sorted(first[-2:])
+
+
 class Pizzino(TextModel):
     """Italian that says the told word "pizza" as "pizzino" (a note) `misses` times, then right."""
 

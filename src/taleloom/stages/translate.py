@@ -22,6 +22,7 @@ import importlib.metadata
 import json
 import math
 import re
+import statistics
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
@@ -150,6 +151,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
         except BackendError as e:
             why.update({i: e.message for i in todo})
             continue
+        got = realigned([asked[i] for i in todo], got, asking_order([asked[i] for i in todo], code, attempt), code)
         left: list[int] = []
         # compared with the texts translated by earlier answers too: asked again alone, the apple book's title
         # came back as page 1's translation, accepted in the first answer
@@ -216,6 +218,35 @@ def missed_terms(source: str, text: str, terms: dict[str, str]) -> list[str]:
         if not re.search(rf"(?<!\w)(?:{'|'.join(stems)})\w{{0,2}}(?!\w)", text, re.IGNORECASE):
             missed.append(english)
     return missed
+
+
+def realigned(sources: list[str], got: list[str], order: list[int], code: str, clearly: float = 0.6) -> list[str]:
+    """`got` with the answers after a copied example moved back one slot, where the model wrote the request's
+    example sentence as an answer of its own and so pushed every later answer one slot on (OpenCV's building book's
+    Japanese: the example, then the title's translation in the cast line's slot, the cast line's in page 1's, and
+    pages 3 and 4 merged in the last). Slots are in the asking `order`. It is a shift when the answers' lengths
+    fit the texts one slot back clearly better than their own (their log length ratios spread `clearly` less):
+    titles and pages differ enough in length to tell. The last two texts are left empty (asked again): the last
+    slot may hold two texts in one. Else `got` as it came (its slots after the example are asked again)."""
+    slot = [got[i] for i in order]  # answers in the order asked
+    said = [sources[i] for i in order]
+    example = _TABLE[code][2]
+    at = next((p for p, (src, text) in enumerate(zip(said, slot, strict=True))
+               if " ".join(text.split()) == example or _copies_example(src, text, example)), None)
+    between = range(at + 1, len(slot) - 1) if at is not None else range(0)  # (the last slot may be two merged)
+    if len(between) < 2 or not all(slot[p].strip() for p in between):
+        return got
+
+    def spread(back: int) -> float:
+        return statistics.pstdev(math.log(len(slot[p]) / max(1, len(said[p - back]))) for p in between)
+
+    if spread(1) >= clearly * spread(0):
+        return got
+    moved = slot[:at] + slot[at + 1:len(slot) - 1] + ["", ""]
+    out = [""] * len(got)
+    for p, i in enumerate(order):
+        out[i] = moved[p]
+    return out
 
 
 # English words that only open a sentence ("Suddenly, a monkey appeared."): one left in a translation after every
