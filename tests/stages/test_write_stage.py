@@ -615,6 +615,23 @@ class NoStructureLLM(ScriptedLLM):
         return super().chat(messages, sampling, schema)
 
 
+def test_a_page_that_only_copies_the_caption_is_written_again_and_a_copied_caption_sentence_dropped():
+    """HappyFish's book (captioned a computer mouse) printed page 1 as "A bright, warm light illuminates a computer
+    mouse on a white and beige background. Suki."; a sentence of the caption beside a story is dropped."""
+    texts = ["A tabby cat sitting on a wooden floor. Nora.", "Nora sat on the wooden floor and looked at the door.",
+             "The wind pulled hard. Nora ran after a leaf.", TEXTS[3]]
+    llm = ScriptedLLM(texts=texts)
+    d = write.write_story(CAT, Brief(pages=4, hero="Nora", seed=3), llm)
+    assert d.pages[0].text == "Nora laughed. The kite was a big red bird in the sky!"  # the scripted rewrite
+    assert "what happens, not a picture" in llm.calls[-1][0][-1]["content"]
+    assert d.pages[1].text == "Nora sat on the wooden floor and looked at the door."  # a story's own opening stays
+    texts[0] = "A tabby cat sitting on a wooden floor. Nora jumped up and ran to the garden to play."
+    d = write.write_story(CAT, Brief(pages=4, hero="Nora", seed=3), ScriptedLLM(texts=texts))
+    assert d.pages[0].text == "Nora jumped up and ran to the garden to play."
+    assert st.strip_markup("A computer mouse on a white and beige background.") == "A computer mouse."
+    assert st.strip_markup("Mina sat against a dark background of trees.") == "Mina sat against a dark background of trees."
+
+
 def test_a_page_written_as_an_outline_line_without_its_full_stop_is_a_sentence():
     """The coins book lost all three whole answers for pages like "Sami follows Theo to find the chick's family,
     who are waiting for her return" (no full stop): they end on a word, and get one."""

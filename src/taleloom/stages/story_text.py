@@ -229,6 +229,8 @@ _GLUED_FIELD = re.compile(r"[\s.,;{\"]*\b(?:text|scene|title|outline|look|kind|n
 _PHOTO_PHRASE = re.compile(r",?\s+(?:(?:from|in|of|on) (?:the|this|that|our|your|her|his|its|their) (?:photo|photograph)\b"
                            r"|(?:from|in|of|on) (?:the|this|that|our|your) picture\b"
                            r"|from (?:photo|photograph)\b"  # the building book's hero: "building, building from photo"
+                           # a photo's background: "…a computer mouse on a white and beige background" (an LLM caption)
+                           r"|(?:on|against) an? (?:[a-z]+,? )?(?:and [a-z]+ )?background(?=\s*[.,;!?]|\s*$)"
                            r"|with a (?:photo|photograph) of (?:her|him|it|them)sel(?:f|ves)\b)", re.IGNORECASE)
 # "The picture shows Mina sitting on a wooden floor." (story_quality); the line that tells a thing from the photo
 # to come alive (write._book_prompt), copied back: "It can't move, talk or feel, not a person or an animal."

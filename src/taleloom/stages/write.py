@@ -336,7 +336,7 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
         planned[:] = [(book_title(d["title"]), cast, [st.cast_spelling(whole_line(line, OUTLINE_CHARS),
                                                                        [m.name for m in cast]) for line in d["outline"]])]
         return _pages_problem(d["pages"], cast, 1, written,
-                              int(st.words_per_page(brief.age) * 1.5), photo_kind=hero_kind)
+                              int(st.words_per_page(brief.age) * 1.5), photo_kind=hero_kind, told=about)
 
     try:
         d = ask_json(llm, messages, schema,
@@ -619,18 +619,21 @@ def write_pages(messages: list[dict[str, str]], brief: Brief, cast: Sequence[Cas
 
 
 def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], first: int, result: list[PageDraft],
-                   limit: int, photo_kind: str | None = None) -> str | None:
+                   limit: int, photo_kind: str | None = None, told: str = "") -> str | None:
     """What keeps answered pages out of the book, else None (and `result` holds them, cleaned, without
     sentences copied from another page's scene): prose, no markup or prompt echo, English, no loops, the hero
     on some page. A page without the hero, or one that tells what another page told, is kept: it is asked
     again alone afterwards (hero_on_every_page, distinct_pages), far cheaper than the whole answer again.
     A scene that repeats an earlier page's is replaced by the page's own text. Texts are cut to `limit`
-    words."""
+    words. A sentence that copies what we `told` the model the photo shows (the caption) is dropped where the page
+    has a story besides (caption_copy)."""
     scenes = [named_in_scene(st.scene_of(p["scene"]), cast) for p in pages]
     texts: list[str] = []
     for i, p in enumerate(pages):  # nor an earlier page's picture or sentence, or its own again; not a later
         copied_from = scenes[:i] + texts  # page's picture: that was written after, copying this text (cat book)
         own = drop_request_line(st.drop_labels(st.with_full_stop(p["text"], limit)), cast[0], photo_kind)
+        if told and len(st.words(story := st.drop_copied_sentences(own, [told], CAPTION_COPY))) >= 4:
+            own = story
         kept = st.trim_words(st.drop_copied_sentences(own, copied_from), limit)
         texts.append(named_in_text(kept, cast))  # cut first: the hero named only past the cut is missing
     hero = cast[0].name
@@ -654,6 +657,18 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
         shown.add(scenes[i].lower())
     result[:] = [_page(t, s, cast) for t, s in zip(texts, scenes, strict=True)]
     return None
+
+
+CAPTION_COPY = 0.8  # share of content words a sentence has in common with the caption's to be a copy of it
+
+
+def caption_copy(text: str, told: str) -> bool:
+    """Whether a page says nothing but what we told the model the photo shows, nearly word for word, and perhaps
+    a name: HappyFish's book (captioned a computer mouse) printed page 1 as "A bright, warm light illuminates a
+    computer mouse on a white and beige background. Suki."."""
+    said = st.sentences(text)
+    left = [s for s in said if not (told and st.only_copies(s, [told], CAPTION_COPY))]
+    return len(left) < len(said) and len(st.words(" ".join(left))) < 4
 
 
 def drop_request_line(text: str, hero: CastMember, photo_kind: str | None = None) -> str:
@@ -933,7 +948,8 @@ def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling:
             raise BackendError(f"{plain.message}{before}", plain.hint) from plain
     else:
         pages = [p.model_copy(update={"outline": line}) for p, line in zip(pages, outline, strict=True)]
-        pages = hero_on_every_page(distinct_pages(pages, cast, brief, llm, sampling), cast, brief, llm, sampling)
+        pages = hero_on_every_page(distinct_pages(pages, cast, brief, llm, sampling, about=about), cast, brief, llm,
+                                   sampling)
         pages = happy_ending(pages, cast, brief, llm, sampling)
     if len(cast) > 1 and not any(st.mentions(p.text, cast[1].name) for p in pages):
         cast = cast[:1]  # the companion never turned up: keep the cast sheet to who is in the book
@@ -941,7 +957,7 @@ def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling:
 
 
 def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brief, llm: TextModel,
-                   sampling: Sampling) -> list[PageDraft]:
+                   sampling: Sampling, about: str = "") -> list[PageDraft]:
     """The planned pages, each that tells what an earlier page told (st.similar_page), nothing but the
     request's line (only_request_line), or a sentence too long for a young reader (LONG_SENTENCE: "Suddenly,
     there was a loud noise nearby. It sounded like a small bird was calling for help from the distance as it
@@ -950,7 +966,8 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
     answer, where rejecting the book for it cost a second answer of the whole book (Qwen2.5-Coder-1.5B once
     the schema made every page name the hero: 31 s of write instead of 18, book_latency). The page keeps its
     outline line; where the rewrite fails, a repeated page is told by that line (if it names the hero and repeats
-    no page), else left as it was."""
+    no page), else left as it was. `about`: what the model was told the photo shows (a page of its caption alone
+    is written again: caption_copy)."""
     out = list(pages)
     for i, page in enumerate(pages):
         earlier = [p.text for p in out[:i]]
@@ -958,7 +975,7 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
         told = f" ({page.outline.rstrip('.')})" if page.outline else ""
         if only_request_line(page.text, cast[0]):  # "Nora is the girl.": a page that tells nothing
             instead, which = "", 0
-        elif st.request_talk(page.text) or tells_a_look(page.text, cast):
+        elif st.request_talk(page.text) or tells_a_look(page.text, cast) or caption_copy(page.text, about):
             # "A picture of Lila with Priya after the hug." (the motorcycle book), or the hero's look recited
             instead, which = "; what happens, not a picture or a photo", 0
         elif other := st.similar_page(page.text, earlier + pictured):  # (the temple book's page 4: page 2's scene)
@@ -976,7 +993,8 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
         except BackendError as e:
             line = st.clean(page.outline)
             others = [p.text for j, p in enumerate(out) if j != i]
-            if ((which or st.request_talk(page.text) or tells_a_look(page.text, cast)) and line and st.mentions(line, cast[0].name)
+            if ((which or st.request_talk(page.text) or tells_a_look(page.text, cast) or caption_copy(page.text, about))
+                    and line and st.mentions(line, cast[0].name)
                     and not st.leaks_request(line)
                     and not st.similar_page(line, others)):
                 # the duck book's page 4 was page 1 word for word, and both rewrites failed (a copied prompt, then
