@@ -290,6 +290,8 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
     assert write._look({"kind": "bear", "look": "brown fur, red hat"}) == "bear, brown fur, red hat"
     # the building book's hero: "building, building from photo"; the kind said again is no look
     assert write._look({"kind": "building", "look": "building from photo, red roof"}) == "building, red roof"
+    assert write._look({"kind": "cup", "look": "purple and turquoise, a cup that can move, talk and feel"}) == \
+        "cup, purple and turquoise"
     # skimage's cameraman book: a look that is a scene with another of the cast in it is no look; a capital that
     # only opened the field is said in lower case on the cover
     names = ["Lena", "Theo"]

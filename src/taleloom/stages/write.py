@@ -438,7 +438,8 @@ def _look(member: dict[str, str], thing: bool = False, names: Sequence[str] = ()
     kind = _lower_start(short_kind(member["kind"]))
     look = _lower_start(look.strip())
     # the request's "from the photo" and the kind said again are no look: "building, building from photo"
-    parts = [p for p in st.strip_markup(look).split(",") if p.strip() and p.strip().lower() != kind.lower()]
+    parts = [p for p in st.strip_markup(look).split(",")  # nor "a cup" for a cup (a wallpaper of cups' book)
+             if p.strip() and re.sub(r"^(?:a|an|the)\s+", "", p.strip().lower()) != kind.lower()]
     return f"{kind}, {short_look(','.join(parts), 90)}" if parts else kind
 
 
