@@ -212,32 +212,35 @@ class Slipping(TextModel):
         return json.dumps({"translations": [es[t] for t in texts]}, ensure_ascii=False)
 
 
-class ExampleFirst(TextModel):
-    """Answers first with the request's example sentence in slot 1 and every translation one slot on (the last
-    text's lost), then right."""
+class Answers(TextModel):
+    """Answers each translation request with `answer(texts, n)`: the texts asked, in the order asked, and which
+    request this is (1, 2, …)."""
 
-    name = "example-first"
-    model_id = "example-first"
+    name = "answers"
+    model_id = "answers"
 
-    def __init__(self):
-        self.requests: list[list[str]] = []
+    def __init__(self, answer):
+        self.answer, self.requests = answer, []
 
     def chat(self, messages, sampling=None, schema=None):
-        from taleloom.stages.translate import _TABLE
-
         texts = asked(messages)
         self.requests.append(texts)
-        out = [FR[t] for t in texts]
-        if len(self.requests) == 1:
-            out = [_TABLE["fr"][2], *out[:-1]]
-        return json.dumps({"translations": out}, ensure_ascii=False)
+        return json.dumps({"translations": self.answer(texts, len(self.requests))}, ensure_ascii=False)
+
+
+def example_first(texts: list[str], n: int) -> list[str]:
+    """The first answer: the request's example in slot 1 and every translation one slot on (the last lost)."""
+    from taleloom.stages.translate import _TABLE
+
+    out = [FR[t] for t in texts]
+    return [_TABLE["fr"][2], *out[:-1]] if n == 1 else out
 
 
 def test_answers_after_a_copied_example_are_asked_again_their_slots_may_be_shifted():
     """The building book's Japanese opened with the example sentence, then the title's translation in the cast
     line's slot, the cast line's in page 1's: every later slot one on, printed so."""
     texts = list(FR)
-    llm = ExampleFirst()
+    llm = Answers(example_first)
     out = translate(texts, "fr", llm)
     assert out == [FR[t] for t in texts] and not out.warnings
     assert sorted(t for r in llm.requests[1:] for t in r) == sorted(texts)  # all three again: none taken shifted
@@ -251,25 +254,12 @@ FR5 = {"Milo and the Red Ball": "Milo et la balle rouge",
        "Milo found the ball.": "Milo a trouvé la balle."}
 
 
-class ShiftedOnce(TextModel):
-    """Answers first with the example in the first slot and every translation one slot on, the last two texts
-    merged in the last slot; then right."""
+def shifted_once(texts: list[str], n: int) -> list[str]:
+    """The first answer: the example in slot 1, every translation one slot on, the last two merged in the last."""
+    from taleloom.stages.translate import _TABLE
 
-    name = "shifted-once"
-    model_id = "shifted-once"
-
-    def __init__(self):
-        self.requests: list[list[str]] = []
-
-    def chat(self, messages, sampling=None, schema=None):
-        from taleloom.stages.translate import _TABLE
-
-        texts = asked(messages)
-        self.requests.append(texts)
-        out = [FR5[t] for t in texts]
-        if len(self.requests) == 1:
-            out = [_TABLE["fr"][2], *out[:-2], f"{out[-2]} {out[-1]}"]
-        return json.dumps({"translations": out}, ensure_ascii=False)
+    out = [FR5[t] for t in texts]
+    return [_TABLE["fr"][2], *out[:-2], f"{out[-2]} {out[-1]}"] if n == 1 else out
 
 
 def test_answers_pushed_one_slot_on_by_a_copied_example_are_moved_back():
@@ -277,39 +267,32 @@ def test_answers_pushed_one_slot_on_by_a_copied_example_are_moved_back():
     merged in the last. Their lengths fit the texts one slot back: they are moved back, and only the last two
     texts are asked again."""
     texts = list(FR5)
-    llm = ShiftedOnce()
+    llm = Answers(shifted_once)
     out = translate(texts, "fr", llm)
     assert out == [FR5[t] for t in texts] and not out.warnings
     first = llm.requests[0]
     assert sorted(t for r in llm.requests[1:] for t in r) == sorted(first[-2:])
 
 
-class Pizzino(TextModel):
-    """Italian that says the told word "pizza" as "pizzino" (a note) `misses` times, then right."""
-
-    name = "pizzino"
-    model_id = "pizzino"
-
-    def __init__(self, misses: int):
-        self.misses, self.requests = misses, []
-
-    def chat(self, messages, sampling=None, schema=None):
-        texts = asked(messages)
-        self.requests.append(texts)
-        word = "pizzino" if len(self.requests) <= self.misses else "pizza"
+def pizzino(misses: int):
+    """Italian that says the told word "pizza" as "pizzino" (a note) in the first `misses` answers, then right."""
+    def answer(texts: list[str], n: int) -> list[str]:
+        word = "pizzino" if n <= misses else "pizza"
         it = {"Milo makes a pizza for Ella.": f"Milo fa una {word} per Ella.",
               "Ella eats the pizza with Milo.": "Ella mangia la pizza con Milo."}
-        return json.dumps({"translations": [it[t] for t in texts]}, ensure_ascii=False)
+        return [it[t] for t in texts]
+
+    return answer
 
 
 def test_a_word_of_the_glossary_the_translation_does_not_say_is_asked_again_once_then_let_be():
     """Told "pizza = pizza", Qwen wrote the Suzanne book's Italian pizza as "pizzino" (a note); asked again, "pizza"."""
     texts = ["Milo makes a pizza for Ella.", "Ella eats the pizza with Milo."]
-    llm = Pizzino(misses=1)
+    llm = Answers(pizzino(misses=1))
     out = translate(texts, "it", llm)
     assert out[0] == "Milo fa una pizza per Ella." and not out.warnings
     assert [sorted(r) for r in llm.requests] == [sorted(texts), [texts[0]]]
-    stubborn = translate(texts, "it", Pizzino(misses=9))
+    stubborn = translate(texts, "it", Answers(pizzino(misses=9)))
     assert stubborn[0] == "Milo fa una pizzino per Ella." and not stubborn.kept_english  # no English: it stands
 
 
