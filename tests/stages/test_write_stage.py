@@ -1054,6 +1054,8 @@ def test_a_last_page_that_leaves_the_hero_in_trouble_is_written_again_happily():
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
     ask = llm.calls[-1][0][-1]["content"]
     assert "end the story happily" in ask and d.pages[3].text == "Nora laughed. The kite was a big red bird in the sky!"
+    # told the plan's lines so far, not the page before (which Qwen wrote again as the last page: both tries lost)
+    assert f"The story so far: {PLAN['outline'][0]}" in ask and "The page before" not in ask
     llm = ScriptedLLM()  # a happy last page: no call more
     write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
     assert len(llm.calls) == 1

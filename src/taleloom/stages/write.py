@@ -1021,11 +1021,14 @@ def happy_ending(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brie
     if len(pages) < 3 or not (st.unhappy_ending(pages[-1].text) or st.open_ending(pages[-1].text)):
         return pages
     hero, n = cast[0].name, len(pages)
+    # the plan's lines, not the page before: told the page before, Qwen wrote it again as the last page (a
+    # wallpaper of cups' book and 2 of story_quality's 10 books lost both tries so)
+    so_far = " ".join(st.clean(p.outline).rstrip(".") + "." for p in pages[:-1] if getattr(p, "outline", ""))
     try:
         new = rewrite_page(pages, n, f"end the story happily: the problem is solved and {hero} is glad, in new "
                                      f"sentences with {hero} named in the first one", brief, llm, sampling,
                            cast=list(cast), tries=HERO_REWRITE_TRIES, must_name=hero, fresh=True,
-                           max_sentence=LONG_SENTENCE, problem_of=_no_ending)
+                           max_sentence=LONG_SENTENCE, problem_of=_no_ending, so_far=so_far)
     except BackendError as e:
         log.info("the last page still does not end the story: %s", e.message)
         return pages
@@ -1077,7 +1080,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
                  brief: Brief, llm: TextModel, sampling: Sampling | None = None,
                  cast: list[CastMember] | None = None, tries: int = TRIES, must_name: str | None = None,
                  fresh: bool = False, keep_scene: bool = False, max_sentence: int | None = None,
-                 problem_of: Callable[[str], str | None] | None = None) -> PageDraft:
+                 problem_of: Callable[[str], str | None] | None = None, so_far: str = "") -> PageDraft:
     """Page `n` (1-based) written again following `instruction`, with a new scene, keeping the cast sheet
     (from a Draft or Storybook, else `cast`, else the brief's hero); at most `tries` answers. Sentences copied
     from other pages are dropped from an answer, and one that then lacks `must_name` is asked again (Qwen
@@ -1087,7 +1090,8 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
     only the text is asked for; the page keeps its picture (the same events told again). `max_sentence`: an
     answer with a longer sentence is asked again (asked for sentences of at most 12 words, Qwen wrote the rubber
     whale book's page 1 again as one sentence of 35). `problem_of`: the caller's own check of the new text (what is
-    wrong with it, else None), asked again like the others."""
+    wrong with it, else None), asked again like the others. `so_far`: the story before the page, told instead of
+    the page before (which Qwen copied back as the new last page, and both ending rewrites failed)."""
     pages = _pages_of(draft_or_book_pages)
     if not 1 <= n <= len(pages):
         raise BadInputError(f"there is no page {n}", f"choose a page from 1 to {len(pages)}")
@@ -1098,7 +1102,8 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
     if not cast:
         cast = [CastMember(name=brief.hero or "the hero", look="the hero")]
     old = pages[n - 1].text
-    before = f"The page before: {pages[n - 2].text}\n" if n > 1 else ""
+    before = (f"The story so far: {so_far}\n" if so_far else f"The page before: {pages[n - 2].text}\n" if n > 1
+              else "")
     after = f"The page after: {pages[n].text}\n" if n < len(pages) else ""
     keep = cast[0].name if st.mentions(old, cast[0].name) else None
     shown, verb = ("", "Write page {n} again") if fresh else (f"Page {n}: {old}\n", "Rewrite page {n}")
