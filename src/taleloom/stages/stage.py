@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -280,12 +281,8 @@ def _creature_the_pages_tell(hero: CastMember, book: Storybook, concept_mapper: 
                    rf"\b{name},? the ((?:[a-z-]+ ){{0,2}}[a-z-]+)", rf"\b(?:an?|the) ((?:[a-z-]+ ){{0,3}}[a-z-]+) (?:named|called) {name}\b"):
             said += re.findall(rx, page.text)
     vocabulary = getattr(concept_mapper, "vocabulary", ())
-    counts: dict[str, int] = {}
-    for phrase in said:
-        for concept in named_concepts(phrase, vocabulary)[:1]:
-            if creature(concept):
-                counts[concept] = counts.get(concept, 0) + 1
-    return max(counts, key=counts.get) if counts else None
+    counts = Counter(c for phrase in said for c in named_concepts(phrase, vocabulary)[:1] if creature(c))
+    return counts.most_common(1)[0][0] if counts else None
 
 
 def _kind_of_photo_subject(hero: CastMember, book: Storybook) -> bool:

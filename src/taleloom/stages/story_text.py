@@ -3,6 +3,7 @@ small model's usual failures (loops, copied examples, missing hero). Pure functi
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -338,7 +339,7 @@ _CLOSING = re.compile(r"\b(?:from (?:that|this) (?:day|night|moment)|ever after|
 def open_ending(text: str) -> bool:
     """Whether a book's last page stops without an end: no trouble, and nothing happy or closing either. Qwen ended
     OpenCV's smarties book on "But when Tom looks closely into the room, he can see Oscar the owl sitting on top of
-    the door.", and 95 of 198 distinct last pages of the stored story_quality books (most from before the books
+    the door.", and 91 of 198 distinct last pages of the stored story_quality books (most from before the books
     were told a small problem) had nothing that ends a story ("Pip asked Hana what she wanted to do.")."""
     return _HAPPY.search(text) is None and _CLOSING.search(text) is None and _TROUBLE.search(text) is None
 
@@ -455,6 +456,7 @@ def cast_spelling(text: str, names: Sequence[str]) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=256)
 def _misspelt_name(name: str) -> re.Pattern:
     """A capitalised word that is `name` with one letter doubled, a double letter single, or two neighbouring
     letters swapped: Qwen wrote the friend Priya as "Ppriya" on every page of skimage's motorcycle book, and the

@@ -471,7 +471,11 @@ _COAT = re.compile(r"\b(?:fur|furry|feathers?|feathered|whiskers|paws?|mane|fins
 
 def _is_person(kind: str) -> bool:
     """Whether a cast sheet's kind is a person ("girl", "a little boy", "human"): its last word is one of PEOPLE_WORDS."""
-    return (st.clean(kind).lower().split() or [""])[-1] in PEOPLE_WORDS
+    return _last_word(kind) in PEOPLE_WORDS
+
+
+def _last_word(kind: str) -> str:
+    return (kind.split() or [""])[-1].lower()
 
 
 def _without_coat(look: str) -> str:
@@ -750,7 +754,7 @@ def named_in_text(text: str, cast: Sequence[CastMember]) -> str:
 
 def kind_noun(member: CastMember) -> str:
     """The last word of a cast member's kind, lower-cased: 'cat' for 'a grey tabby cat'."""
-    return (kind_of(member).split() or [""])[-1].lower()
+    return _last_word(kind_of(member))
 
 
 _PRONOUNS = {"he": r"\b(?:he|him|his|himself)\b", "she": r"\b(?:she|her|hers|herself)\b"}
@@ -974,9 +978,10 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
         earlier = [p.text for p in out[:i]]
         pictured = [p.scene for p in out[:i]]  # a page that tells an earlier picture's description tells that page
         told = f" ({page.outline.rstrip('.')})" if page.outline else ""
+        no_story = False
         if only_request_line(page.text, cast[0]):  # "Nora is the girl.": a page that tells nothing
             instead, which = "", 0
-        elif st.request_talk(page.text) or tells_a_look(page.text, cast) or caption_copy(page.text, about):
+        elif no_story := (st.request_talk(page.text) or tells_a_look(page.text, cast) or caption_copy(page.text, about)):
             # "A picture of Lila with Priya after the hug." (the motorcycle book), or the hero's look recited
             instead, which = "; what happens, not a picture or a photo", 0
         elif other := st.similar_page(page.text, earlier + pictured):  # (the temple book's page 4: page 2's scene)
@@ -994,9 +999,7 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
         except BackendError as e:
             line = st.clean(page.outline)
             others = [p.text for j, p in enumerate(out) if j != i]
-            if ((which or st.request_talk(page.text) or tells_a_look(page.text, cast) or caption_copy(page.text, about))
-                    and line and st.mentions(line, cast[0].name)
-                    and not st.leaks_request(line)
+            if ((which or no_story) and line and st.mentions(line, cast[0].name) and not st.leaks_request(line)
                     and not st.similar_page(line, others)):
                 # the duck book's page 4 was page 1 word for word, and both rewrites failed (a copied prompt, then
                 # page 3 in the past tense): the plan's own line for the page is a page a young reader can read
@@ -1018,7 +1021,7 @@ def happy_ending(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brie
     an end (st.open_ending: the smarties book's "…he can see Oscar the owl sitting on top of the door."); kept as it
     was when the rewrite fails or ends no better. A book of fewer than 3 pages has no room for a problem and its end
     apart: its last page may be the problem."""
-    if len(pages) < 3 or not (st.unhappy_ending(pages[-1].text) or st.open_ending(pages[-1].text)):
+    if len(pages) < 3 or _no_ending(pages[-1].text) is None:
         return pages
     hero, n = cast[0].name, len(pages)
     # the plan's lines, not the page before: told the page before, Qwen wrote it again as the last page (a
@@ -1116,12 +1119,12 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
     others = [p.text for i, p in enumerate(pages) if i != n - 1]
     result: list[PageDraft] = []
     per_page = st.words_per_page(brief.age)
+    limit = int(per_page * 1.5)  # words a page may have
 
     def check(d: dict[str, Any], attempt: int) -> str | None:
         _clean_fields(d)
         # cut to the page's length before the checks: the hero named only in a sentence cut off is missing
-        text = st.trim_words(st.drop_copied_sentences(st.drop_labels(st.with_full_stop(d["text"], int(per_page * 1.5))),
-                                                      others), int(per_page * 1.5))
+        text = st.trim_words(st.drop_copied_sentences(st.drop_labels(st.with_full_stop(d["text"], limit)), others), limit)
         scene = text if fresh else pages[n - 1].scene if keep_scene else st.scene_of(d["scene"])
         if st.clean(text).lower() == st.clean(old).lower():
             return "the page did not change"
