@@ -215,6 +215,10 @@ def test_the_setting_is_what_the_scene_names_not_what_the_sentence_is_nearest_to
     assert named_concepts("The rocket flies past the stars, its eyes shining", vocab) == [
         "rocket", "star", "glowing star"]
     assert named_concepts("A warm picture shows a cat walking", vocab) == []
+    # a head a story says in another sense names its concept only in full (the baboon book's dark forest)
+    ways = ["milky way", "evergreen tree", "bus stop"]
+    assert named_concepts("Theo is in the dark forest, searching for his way home", ways) == ["evergreen tree"]
+    assert named_concepts("Theo waits at the bus stop, then looks at the milky way", ways) == ["milky way", "bus stop"]
 
     def nearest(text, k):  # MiniLM stand-in: "glowing" scenes are nearest to the glowing star, else list order
         return sorted(vocab, key=lambda c: ("glow" not in text) or "glow" not in c)[:k]

@@ -274,6 +274,61 @@ def test_answers_pushed_one_slot_on_by_a_copied_example_are_moved_back():
     assert sorted(t for r in llm.requests[1:] for t in r) == sorted(first[-2:])
 
 
+def first_split_in_three(texts: list[str], n: int) -> list[str]:
+    """The first answer: the first text asked split into three answers, every later one two slots on, the last
+    two never answered (the baboon photo's German book, page 4)."""
+    out = [FR5[t] for t in texts]
+    if n > 1:
+        return out
+    words = out[0].split()
+    return [" ".join(words[:2]), " ".join(words[2:5]), " ".join(words[5:]), *out[1:-2]]
+
+
+def test_a_text_split_into_several_answers_is_joined_and_the_answers_after_it_moved_back():
+    """Their lengths say which answers belong to which text: the split text gets its pieces joined, the next ones
+    their own answers, and only the two texts never answered are asked again."""
+    texts = list(FR5)
+    llm = Answers(first_split_in_three)
+    out = translate(texts, "fr", llm)
+    assert out == [FR5[t] for t in texts] and not out.warnings
+    first = llm.requests[0]
+    assert sorted(t for r in llm.requests[1:] for t in r) == sorted(first[-2:])
+
+
+def test_answers_one_to_a_text_stay_in_their_slots():
+    """The lengths are evidence only when clearly so: answers that go one to a text, however their lengths vary
+    (a short French title for a long English one), are not moved."""
+    from taleloom.stages.length_align import aligned_by_length
+
+    texts = ["Milo and the Very Big Red Ball", "cat, grey fur", "Milo found the ball.",
+             "The ball rolled into the pond and Milo was sad."]
+    answers = ["Milo et la grosse balle", "chat, fourrure grise et douce", "Milo a retrouvé la balle rouge.",
+               "La balle a roulé dans la mare et Milo était triste."]
+    assert aligned_by_length(texts, answers) is None
+
+
+def test_the_baboon_books_german_answer_is_put_back_in_place():
+    """Qwen's real answer (texts asked longest first): page 4 in three answers, pages 1-3 two slots on, the
+    cover line and title unanswered."""
+    from taleloom.stages.length_align import aligned_by_length
+
+    texts = ["Monkey. Theo is the monkey. Theo gets lost on the way to the castle and finds the way home. The "
+             "problem was solved. Theo is glad.",
+             "Theo looks around in the dark forest, searching for his way home. He sees a small path ahead with "
+             "some leaves in it.",
+             "Theo follows the path carefully. As he gets closer to the castle, he hears a noise coming from "
+             "behind him.",
+             "Theo turns around and sees Noah walking towards him. He says 'Noah! Can you help me?'",
+             "monkey, grey and green", "The Lost Monkey"]
+    answers = ["Affe", "Theo ist der Affe.", "Theo verliert sich auf der Weg zum Schloss und findet die Weg zurück. "
+               "Das Problem wurde gelöst. Theo ist glücklich.",
+               "Theo schaut um in der dunklen Wald, suchen nach seiner Weg zurück. Er sieht eine kleine Pfad mit "
+               "einigen Blättern voran.",
+               "Theo folgt den Pfad sehr genau. Als er näher zum Schloss kommt, hört er ein Geräusch hinter ihm.",
+               "Theo dreht sich um und sieht Noah auf der Suche nach ihm. Er sagt 'Noah! Kannst du mir helfen?'"]
+    assert aligned_by_length(texts, answers) == [" ".join(answers[:3]), *answers[3:], "", ""]
+
+
 def pizzino(misses: int):
     """Italian that says the told word "pizza" as "pizzino" (a note) in the first `misses` answers, then right."""
     def answer(texts: list[str], n: int) -> list[str]:

@@ -29,6 +29,9 @@ NOT_THINGS = frozenset({"face", "eye", "eyes", "ear", "nose", "mouth", "tongue",
                         "silhouette", "head", "sparkle", "print", "person", "people", "picture", "light", *LIMBS,
                         # hand signs: an apple book's "looking for signs of other animals" drew `sign of the horns`
                         "sign of the horns", "love-you gesture", "vulcan salute", "gesture", "salute"})
+# heads a story mostly says in another sense: such a concept is named by its whole name only ("searching for his
+# way home" drew `milky way` as the baboon book's dark forest; "at the next stop", "a game of tag")
+WHOLE_NAME_ONLY = frozenset({"way", "stop", "game"})
 _IRREGULAR = {"leaves": "leaf", "mice": "mouse", "geese": "goose", "children": "child", "feet": "foot",
               "teeth": "tooth", "wolves": "wolf", "knives": "knife", "sheep": "sheep", "fish": "fish",
               "dishes": "dish", "glasses": "glass", "buses": "bus", "beaches": "beach", "boxes": "box",
@@ -181,6 +184,6 @@ def named_concepts(text: str, vocabulary: Iterable[str]) -> list[str]:
             continue
         h = head(concept)
         by_name = f" {concept.lower()} " in joined and not not_a_thing(concept)
-        if (h not in NOT_THINGS and h in said) or by_name or said & set(STAND_INS.get(concept, ())):
+        if (h not in NOT_THINGS and h not in WHOLE_NAME_ONLY and h in said) or by_name or said & set(STAND_INS.get(concept, ())):
             found.append(concept)
     return sorted(found, key=lambda c: -strength(c, said))

@@ -33,6 +33,7 @@ from taleloom.book import SEED_MAX
 from taleloom.errors import BackendError, choice_error
 from taleloom.stages import story_text as st
 from taleloom.stages.glossary import glossary
+from taleloom.stages.length_align import aligned_by_length
 
 # ISO 639-1 code → (name, Unicode ranges of its script or None for Latin, one example sentence)
 _EXAMPLE = "The sun is shining and the birds are singing."
@@ -151,7 +152,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
         except BackendError as e:
             why.update({i: e.message for i in todo})
             continue
-        got = realigned([asked[i] for i in todo], got, asking_order([asked[i] for i in todo], code, attempt), code)
+        got = answers_in_place([asked[i] for i in todo], got, asking_order([asked[i] for i in todo], code, attempt), code)
         left: list[int] = []
         # compared with the texts translated by earlier answers too: asked again alone, the apple book's title
         # came back as page 1's translation, accepted in the first answer
@@ -218,6 +219,22 @@ def missed_terms(source: str, text: str, terms: dict[str, str]) -> list[str]:
         if not re.search(rf"(?<!\w)(?:{'|'.join(stems)})\w{{0,2}}(?!\w)", text, re.IGNORECASE):
             missed.append(english)
     return missed
+
+
+def answers_in_place(sources: list[str], got: list[str], order: list[int], code: str) -> list[str]:
+    """`got` with each answer in its text's slot: moved back after a copied example (realigned), else where the
+    answers' lengths clearly say a text was split into several answers, left out or merged with another
+    (length_align.py); "" for a text that is then asked again. Slots are in the asking `order`."""
+    moved = realigned(sources, got, order, code)
+    if moved is not got:
+        return moved
+    by_length = aligned_by_length([sources[i] for i in order], [got[i] for i in order])
+    if by_length is None:
+        return got
+    out = [""] * len(got)
+    for p, i in enumerate(order):
+        out[i] = by_length[p]
+    return out
 
 
 def realigned(sources: list[str], got: list[str], order: list[int], code: str, clearly: float = 0.6) -> list[str]:
