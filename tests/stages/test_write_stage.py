@@ -529,6 +529,7 @@ def test_rewrite_page_follows_the_instruction_and_keeps_the_cast():
     butterfly = [CastMember(name="Theo", look="butterfly, green wings")]
     assert write.only_request_line("Theo is the butterfly.", butterfly[0])
     assert not write.only_request_line("Theo is the butterfly. He flies home.", butterfly[0])
+    assert write.only_request_line("Butterfly. Theo is the butterfly.", butterfly[0])  # an outline line so
 
     class RequestLineFirst(ScriptedLLM):
         def chat(self, messages, sampling=None, schema=None):
@@ -841,6 +842,7 @@ def test_a_cast_name_in_capitals_is_printed_as_the_cast_sheet_spells_it():
     assert st.cast_spelling("Ppriya hugs Lila. Thoe ran. Mian sat.", ["Lila", "Priya", "Theo", "Mina"]) == \
         "Priya hugs Lila. Theo ran. Mina sat."
     assert st.cast_spelling("Then Nina came. Otto and Oto.", ["Theo", "Mina", "Otto"]) == "Then Nina came. Otto and Otto."
+    assert st.cast_spelling("Théo is safe. Zoë waves.", ["Theo", "Zoe", "Léa"]) == "Theo is safe. Zoe waves."
 
 
 def test_the_models_notes_about_its_own_writing_never_reach_the_page():
@@ -1056,6 +1058,22 @@ def test_a_last_page_that_leaves_the_hero_in_trouble_is_written_again_happily():
     assert "end the story happily" in ask and d.pages[3].text == "Nora laughed. The kite was a big red bird in the sky!"
     # told the plan's lines so far, not the page before (which Qwen wrote again as the last page: both tries lost)
     assert f"The story so far: {PLAN['outline'][0]}" in ask and "The page before" not in ask
+
+    class RetellsFirst(ScriptedLLM):  # the dragonfly book: the plan's lines again, then our request's words
+        def chat(self, messages, sampling=None, schema=None):
+            if "text" in schema["properties"] and not any("Nora flies" in c[0][-1]["content"] for c in self.calls[1:]):
+                self.calls.append((list(messages), sampling, schema))
+                return json.dumps({"text": "Nora flies her kite in the park. The wind takes the kite into a tree. "
+                                           "The problem is solved. Nora is glad."})
+            return super().chat(messages, sampling, schema)
+
+    llm = RetellsFirst(texts=texts)
+    d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
+    assert len(llm.calls) == 3 and d.pages[3].text == "Nora laughed. The kite was a big red bird in the sky!"
+    assert st.drop_labels("They meet at the park. The problem is solved. Nora laughs.") == "They meet at the park. Nora laughs."
+    # the plan's roles by name (told that every outline line names the hero, Qwen wrote "The hero and friend meet…")
+    assert st.cast_spelling("The hero and his friend meet. The friend laughs. Nora was the hero of the day.",
+                            ["Nora", "Otto"]) == "Nora and Otto meet. Otto laughs. Nora was the hero of the day."
     llm = ScriptedLLM()  # a happy last page: no call more
     write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
     assert len(llm.calls) == 1

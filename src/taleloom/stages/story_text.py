@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
@@ -204,6 +205,9 @@ _REQUEST_TALK = (r"\b(?:can't|cannot|can not) move, talk\b|\bnot a person or an 
 _PROMPT_ECHO = re.compile(r"year-old reader|outline line|cast sheet|\bJSON\b|plain text only|answer with|"
                           r"words for a \d+|\bnaming\b|\bTone:|\bReader:|\bAbout:|\bshows:|"
                           r"\b(?:photo|picture|image) shows\b", re.IGNORECASE)
+# the ending's request said back as a sentence: "…with some effort from Milo, she is able to fix it. The problem is
+# solved. Milo is glad" (the dragonfly photo's last page); dropped from a page (drop_asides)
+_PLAN_TALK = re.compile(r"\bthe problem (?:is|was|has been|gets|got) solved\b", re.IGNORECASE)
 
 
 def strip_markup(text: str) -> str:
@@ -285,7 +289,8 @@ def drop_asides(text: str) -> str:
     # a part's leading comma is debris: 'Tom talks and feels. , "I feel good!"' (the apple book)
     kept = [t.strip().lstrip(",;: ").strip() for t in parts if not _ASSISTANT_TALK.search(t)]
     kept = [t for t in kept if t]
-    story = [t for t in kept if not _PHOTO_TALK.search(t) and not foreign_script(t) and not _PROMPT_ECHO.search(t)]
+    story = [t for t in kept if not _PHOTO_TALK.search(t) and not foreign_script(t) and not _PROMPT_ECHO.search(t)
+             and not _PLAN_TALK.search(t)]
     # the request's photo lines, copied (_PHOTO_PHRASE), a sentence with a Chinese word in it, and one of our prompt's
     # words: a rocket book's happy last page came back ending "The cast sheet: Ivy: dog, brown and white fur, …"
     return clean(" ".join(story or kept))
@@ -397,6 +402,14 @@ def only_copies(text: str, sources: Sequence[str], share: float = 0.6, min_words
     return bool(mine) and all(_copies(content_words(sent), theirs, share, min_words) for sent in mine)
 
 
+def copies_a_sentence(text: str, sources: Sequence[str], share: float = 0.6, min_words: int = 4) -> bool:
+    """Whether any sentence of `text` copies a sentence of `sources` (as drop_copied_sentences judges): told the
+    plan's lines so far, Qwen wrote the dragonfly photo's last page as those lines again ("The hero and friend
+    meet at the yellow and black place. Milo makes a pizza as a surprise for Nora. …")."""
+    theirs = _source_sentences(sources, min_words)
+    return any(_copies(content_words(sent), theirs, share, min_words) for sent in sentences(_semicolons(clean(text))))
+
+
 def drop_copied_sentences(text: str, sources: list[str], share: float = 0.6, min_words: int = 4) -> str:
     """`text` without the sentences that copy a sentence of `sources` or an earlier sentence of its own
     (mostly the same content words, at least `min_words` of them): a small model writes another page's
@@ -446,14 +459,38 @@ def cast_spelling(text: str, names: Sequence[str]) -> str:
     dropped ('The Theo sat on the armchair' → 'Theo sat on the armchair': a Qwen book's every page, which the
     French edition printed as 'Le Theo'), unless a capitalised word follows ('The Theo Room'); a name said three
     times in a row is said once."""
+    text = roles_named(text, names)
     for name in names:
         text = _misspelt_name(name).sub(name, text)
+        # an accent the cast sheet does not have: the baboon book's outline said "Théo" for Theo
+        text = LATIN_WORD.sub(lambda m, name=name: name if m[0] != name and folded(m[0]) == name else m[0], text)
         # the name as written (the ivy on the wall stays), before its spelling is mended
         text = re.sub(rf"\b(?i:the|a|an)\s+({re.escape(name)})\b(?!\s+[A-Z])", r"\1", text)
         text = re.sub(rf"\b{re.escape(name)}\b", name, text, flags=re.IGNORECASE)
         # a name stuttered ("Theo, Theo, Theo, sleeping quietly beside Mina": the sample cat's book) is said once
         text = re.sub(rf"\b{re.escape(name)}(?:,?\s+{re.escape(name)}\b){{2,}}", name, text)
     return text
+
+
+def roles_named(text: str, names: Sequence[str]) -> str:
+    """The plan's roles said by name (`names`: the hero's first, then the friend's): told that every outline line
+    names the hero, Qwen wrote the dragonfly photo's book as "The hero and friend meet at the yellow and black
+    place." Only as a sentence's subject or the pair: "Milo was the hero of the day" stays."""
+    if not names:
+        return text
+    hero, friend = names[0], (names[1] if len(names) > 1 else None)
+    if friend:
+        text = re.sub(r"\bthe hero and (?:the |his |her |their )?friend\b", f"{hero} and {friend}", text, flags=re.IGNORECASE)
+        text = re.sub(r"(^|[.!?]\s+)the (?:hero's )?friend\b", rf"\g<1>{friend}", text, flags=re.IGNORECASE)
+    return re.sub(r"(^|[.!?]\s+)the hero\b", rf"\g<1>{hero}", text, flags=re.IGNORECASE)
+
+
+LATIN_WORD = re.compile(r"(?<![A-Za-z\u00c0-\u024f])[A-Za-z\u00c0-\u024f]+(?![A-Za-z\u00c0-\u024f])")
+
+
+def folded(word: str) -> str:
+    """`word` without its accents: 'Minâ' → 'Mina'."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
 
 
 @functools.lru_cache(maxsize=256)

@@ -23,7 +23,6 @@ import json
 import math
 import re
 import statistics
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -297,21 +296,15 @@ def names_as_written(text: str, names: set[str] | list[str], any_case: bool = Fa
     `any_case` (a language not written in Latin letters, where a Latin word can only be a name), a lower-cased
     name is mended too: the butterfly book's Japanese read "theoは" on every page. A Latin-script language
     keeps its lower-case words: Spanish "leo" (I read) is not Leo."""
-    spelt = {(_folded(n).lower() if any_case else _folded(n)): n for n in names}
+    spelt = {(st.folded(n).lower() if any_case else st.folded(n)): n for n in names}
 
     def mend(m: re.Match) -> str:
-        word = _folded(m.group(0))
+        word = st.folded(m.group(0))
         return spelt.get(word.lower() if any_case else word, m.group(0))
 
-    return _LATIN_WORD.sub(mend, text)
+    return st.LATIN_WORD.sub(mend, text)
 
 
-_LATIN_WORD = re.compile(r"(?<![A-Za-z\u00c0-\u024f])[A-Za-z\u00c0-\u024f]+(?![A-Za-z\u00c0-\u024f])")
-
-
-def _folded(word: str) -> str:
-    """`word` without its accents: 'Minâ' → 'Mina'."""
-    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
 
 
 def names_to_keep(texts: list[str]) -> set[str]:
@@ -476,7 +469,7 @@ def displaced(sources: list[str], got: list[str], margin: int = 2) -> dict[int, 
 
 
 def _long_words(text: str) -> set[str]:
-    return {_folded(w).lower() for w in re.findall(r"[^\W\d_]{4,}", text)}
+    return {st.folded(w).lower() for w in re.findall(r"[^\W\d_]{4,}", text)}
 
 
 def _pieces(text: str) -> set[str]:

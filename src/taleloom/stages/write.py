@@ -333,8 +333,10 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
         hero_look, friend_look = _look(d["hero"], thing=photo_thing, names=names), _look(d["friend"], names=names)
         cast = [CastMember(name=d["hero"]["name"], look=hero_look, role="hero"),
                 CastMember(name=d["friend"]["name"], look=_own_look(friend_look, hero_look), role="friend")]
-        planned[:] = [(book_title(d["title"]), cast, [st.cast_spelling(whole_line(line, OUTLINE_CHARS),
-                                                                       [m.name for m in cast]) for line in d["outline"]])]
+        # a line that only says who the hero is, is no event: the page's first sentence stands for it (_distinct_outline)
+        planned[:] = [(book_title(d["title"]), cast, [
+            "" if only_request_line(line, cast[0], hero_kind) else
+            st.cast_spelling(whole_line(line, OUTLINE_CHARS), [m.name for m in cast]) for line in d["outline"]])]
         return _pages_problem(d["pages"], cast, 1, written,
                               int(st.words_per_page(brief.age) * 1.5), photo_kind=hero_kind, told=about)
 
@@ -702,7 +704,8 @@ def only_request_line(text: str, hero: CastMember, photo_kind: str | None = None
 def _request_line(hero: CastMember, photo_kind: str | None) -> re.Pattern:
     words = f"{kind_of(hero)} {photo_kind or ''}".lower().split()
     kinds = "|".join(re.escape(w) for w in dict.fromkeys(words)) or "$^"
-    return re.compile(rf"^{re.escape(hero.name)} is (?:the|a|an) (?:(?:{kinds})\s*)+[.!]$", re.IGNORECASE)
+    # and the kind alone as a sentence: the baboon book's outline line 2, "monkey. Theo is the monkey from the photo."
+    return re.compile(rf"^(?:{re.escape(hero.name)} is (?:the|a|an) )?(?:(?:{kinds})\s*)+[.!]$", re.IGNORECASE)
 
 
 def name_the_hero(text: str, hero: CastMember, named: Sequence[str] = ()) -> str:
@@ -1128,6 +1131,8 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
         scene = text if fresh else pages[n - 1].scene if keep_scene else st.scene_of(d["scene"])
         if st.clean(text).lower() == st.clean(old).lower():
             return "the page did not change"
+        if so_far and st.copies_a_sentence(text, [so_far]):
+            return "it tells the story so far again"
         if problem := (st.not_prose(text) or _field_problem(scene)):
             return problem
         if (st.leaks_request(text) or only_request_line(text, cast[0]) or tells_a_look(text, cast)
