@@ -768,6 +768,14 @@ def test_a_planned_page_without_the_hero_is_written_again_with_the_hero():
     assert len(asked) == 1 and "Nora named in the first one" in asked[0][0][-1]["content"]
     assert "Nora" in asked[0][2]["properties"]["text"]["pattern"]  # the answer must name her
     assert list(asked[0][2]["properties"]) == ["text"]  # and the page keeps its picture: no scene asked for
+    assert "The page before:" in asked[0][0][-1]["content"]
+    # the last page is told the plan's lines so far instead (Qwen copied the page before, both tries: the
+    # dragonfly photo's book)
+    texts = [*TEXTS[:3], "Otto and the bird flew the kite all day in the sunny park."]
+    llm = ScriptedLLM(texts=texts)
+    write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
+    ask = next(c for c in llm.calls if list(c[2]["properties"]) == ["text"])[0][-1]["content"]
+    assert f"The story so far: {PLAN['outline'][0]}" in ask and "The page before" not in ask
     plain = PlainLLM(texts=texts[:4])
     write.write_story(CAT, Brief(pages=4, hero="Nora", seed=5), plain)
     assert [tuple(c[2]["properties"]) for c in plain.calls] == [("story",)]  # the fast preset is not asked again

@@ -998,7 +998,8 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
             new = rewrite_page(out, i + 1, f"tell this page's own event{told} in new sentences, with "
                                            f"{cast[0].name} named in the first one{instead}",
                                brief, llm, sampling, cast=list(cast), tries=HERO_REWRITE_TRIES,
-                               must_name=cast[0].name, fresh=True, max_sentence=LONG_SENTENCE)
+                               must_name=cast[0].name, fresh=True, max_sentence=LONG_SENTENCE,
+                               so_far=plan_so_far(out) if i == len(out) - 1 else "")
         except BackendError as e:
             line = st.clean(page.outline)
             others = [p.text for j, p in enumerate(out) if j != i]
@@ -1027,9 +1028,7 @@ def happy_ending(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brie
     if len(pages) < 3 or _no_ending(pages[-1].text) is None:
         return pages
     hero, n = cast[0].name, len(pages)
-    # the plan's lines, not the page before: told the page before, Qwen wrote it again as the last page (a
-    # wallpaper of cups' book and 2 of story_quality's 10 books lost both tries so)
-    so_far = " ".join(st.clean(p.outline).rstrip(".") + "." for p in pages[:-1] if getattr(p, "outline", ""))
+    so_far = plan_so_far(pages)
     try:
         new = rewrite_page(pages, n, f"end the story happily: the problem is solved and {hero} is glad, in new "
                                      f"sentences with {hero} named in the first one", brief, llm, sampling,
@@ -1039,6 +1038,13 @@ def happy_ending(pages: list[PageDraft], cast: Sequence[CastMember], brief: Brie
         log.info("the last page still does not end the story: %s", e.message)
         return pages
     return [*pages[:-1], pages[-1].model_copy(update={"text": new.text, "scene": new.scene})]
+
+
+def plan_so_far(pages: Sequence[PageDraft]) -> str:
+    """The plan's lines before the last page, told to a rewrite of the last page instead of the page before: told
+    the page before, Qwen wrote it again as the last page (a wallpaper of cups' book and 2 of story_quality's 10
+    books lost both ending tries so; the dragonfly photo's book both tries of its hero rewrite). "" without a plan."""
+    return " ".join(st.clean(p.outline).rstrip(".") + "." for p in pages[:-1] if getattr(p, "outline", ""))
 
 
 def _no_ending(text: str) -> str | None:
@@ -1069,7 +1075,8 @@ def hero_on_every_page(pages: list[PageDraft], cast: Sequence[CastMember], brief
         try:
             new = rewrite_page(out, i + 1, f"tell the same events in new sentences, with {hero} named in the "
                                            "first one; do not repeat a sentence of another page", brief, llm,
-                               sampling, cast=list(cast), tries=HERO_REWRITE_TRIES, must_name=hero, keep_scene=True)
+                               sampling, cast=list(cast), tries=HERO_REWRITE_TRIES, must_name=hero, keep_scene=True,
+                               so_far=plan_so_far(out) if i == len(out) - 1 else "")
         except BackendError as e:
             log.info("page %d still does not name %s: %s", i + 1, hero, e.message)
             continue
