@@ -278,6 +278,10 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
     assert write._look({"kind": "building", "look": "brown and white, soft light casting shadows on its facade"}) == \
         "building, brown and white"
     assert write._look({"kind": "cat", "look": "grey, a light blue collar"}) == "cat, grey, a light blue collar"
+    # OpenCV's chick drawing, captioned "A brown, blue and grey dog with dim light in the background."
+    assert write._look({"kind": "dog", "look": "brown, blue and grey with dim light in the background"}) == \
+        "dog, brown, blue and grey"
+    assert write.without_photo_wording("The room glowed with warm light.") == "The room glowed with warm light."
     # a thing come to life has no animal's coat (the footballer's "football, coloured fur"); a creature keeps it
     assert write._look({"kind": "football", "look": "coloured fur, green and grey, red hat"}, thing=True) == \
         "football, green and grey, red hat"
