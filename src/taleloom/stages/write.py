@@ -520,7 +520,7 @@ _NO_LOOK_PART = re.compile(r"^(?:standing|sitting|lying(?: down)?|walking|runnin
 # "in soft, warm light"; the LLM's caption of OpenCV's Suzanne also said ", lit by dim light" (after a comma only:
 # "where Milo is lit by dim light is filled with footballs" would lose its verb), and of OpenCV's chick drawing "with
 # dim light in the background" (the hero's look: "brown, blue and grey with dim light in the background")
-_IN_LIGHT = re.compile(rf"(?:(?:\s+in|,\s*lit by) (?:a )?(?:(?:{'|'.join(LIGHT_WORDS)}),? (?:and )?)*light\b"
+_IN_LIGHT = re.compile(rf"(?:(?:\s+in|,\s*lit by) (?:a )?(?:(?:{'|'.join(LIGHT_WORDS)}),? (?:and )?)*(?:sun)?light\b"
                        rf"|\s+with (?:a )?(?:(?:{'|'.join(LIGHT_WORDS)}),? (?:and )?)*light in the background\b)",
                        re.IGNORECASE)
 # The orange book's look, "orange with soft, warm light, in yellow and grey colours, come to life as an orange":
@@ -543,7 +543,9 @@ def without_photo_wording(text: str) -> str:
     return st.clean(_PHOTO_WORDING.sub("", text))
 
 
-_ALIVE_WORDS = re.compile(r",?\s*(?:and |that |who )?(?:can|could) move, talk,? (?:and|or) feel\b", re.IGNORECASE)
+# and said as doings: "…, tall in sunlight with moving, talking and feeling" (OpenCV's fruits photo's lemon)
+_ALIVE_WORDS = re.compile(r",?\s*(?:and |that |who |with )?(?:(?:can|could) move, talk,? (?:and|or) feel\b"
+                          r"|moving, talking,? (?:and|or) feeling\b)", re.IGNORECASE)
 
 
 FALLBACK_NAMES = ("Mina", "Leo", "Ava", "Tom", "Lila", "Sam", "Nora", "Finn")
