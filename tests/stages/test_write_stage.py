@@ -653,6 +653,9 @@ def test_a_page_written_as_an_outline_line_without_its_full_stop_is_a_sentence()
     # cut mid-word (a turtle book's page copied its outline line, cut at the line's length): no sentence
     assert st.with_full_stop("One day, Ezra sees a choir. He feels excited and imag", 60).endswith("imag")
     assert st.with_full_stop("Theo helps Finn find the pear by playing hide-and-seek", 60).endswith("hide-and-seek.")
+    # a Korean syllable glued on where the line was cut (the sample cat's book lost a whole answer for "not English")
+    assert st.with_full_stop("Mina finds joy in helping Priya by bringing them a끼", 60) == \
+        "Mina finds joy in helping Priya by bringing them."
     # and the outline line itself, cut at its length, goes back to its last whole sentence or word
     cut = "One day, Ezra sees a beautiful choir with lots of pretty voices. He feels excited and imag"
     assert write.whole_line(cut, len(cut)) == "One day, Ezra sees a beautiful choir with lots of pretty voices."

@@ -50,7 +50,7 @@ def with_full_stop(text: str, limit: int) -> str:
     for "no finished sentence". Not a label of a few words ("1. Nora and Otto - the story"): 6 words at least;
     and only after a whole word, a name or one English's word list knows: a turtle book copied its outline lines,
     cut at their length, as pages ("He feels excited and imag")."""
-    text = clean(text)
+    text = _CUT_GLITCH.sub("", clean(text))
     if not (re.search(r"[A-Za-z0-9]$", text) and 6 <= len(words(text)) < limit and not _NOT_PROSE.search(text)):
         return text
     from taleloom.stages.translate import word_counts  # (translate imports this module)
@@ -58,6 +58,11 @@ def with_full_stop(text: str, limit: int) -> str:
     last = text.split()[-1].split("-")[-1]
     known = word_counts("en")
     return text + "." if last[:1].isupper() or last.isdigit() or known is None or last.lower() in known else text
+
+
+# a last word with Korean, Chinese or Japanese glued on, where an outline line ran into its length and a page copied it:
+# "…helping Priya by bringing them a끼" (the sample cat's book; it cost the whole answer, 464 tokens, for "not English")
+_CUT_GLITCH = re.compile(r"\s*\S*[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7a3]\S*$")
 
 
 def trim_words(text: str, limit: int) -> str:
