@@ -62,7 +62,8 @@ def with_full_stop(text: str, limit: int) -> str:
 
 # a last word with Korean, Chinese or Japanese glued on, where an outline line ran into its length and a page copied it:
 # "…helping Priya by bringing them a끼" (the sample cat's book; it cost the whole answer, 464 tokens, for "not English")
-_CUT_GLITCH = re.compile(r"\s*\S*[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7a3]\S*$")
+# (a text that ends its sentence is whole: "Nora wears a t恤." is no cut, and asked again)
+_CUT_GLITCH = re.compile(r"\s*\S*[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7a3][^\s.!?]*$")
 
 
 def trim_words(text: str, limit: int) -> str:
