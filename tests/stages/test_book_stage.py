@@ -234,6 +234,9 @@ def test_the_setting_is_what_the_scene_names_not_what_the_sentence_is_nearest_to
     assert look_concept("squirrel, brown fur, a bushy tail", animals) == "chipmunk"  # MiniLM's nearest: rabbit
     assert look_concept("lamb, white wool", animals) == "ewe"
     assert look_concept("bunny, grey fur", animals) == "rabbit"
+    people_of_stories = VocabularyMapper(lambda t, k: ["penguin", "man", "old woman"][:k], ("penguin", "man", "old woman"))
+    assert look_concept("pirate, red hat", people_of_stories) == "man"  # MiniLM's nearest: penguin
+    assert look_concept("witch, black hat", people_of_stories) == "old woman"
     people = VocabularyMapper(lambda t, k: ["person pouting", "woman"][:k], ("person pouting", "woman"))
     assert look_concept("person, short brown hair", people) == "woman"  # a cast member is not an activity
     assert scene_setting("Sami stands by the person pouting", people, exclude=set()) == "person pouting"

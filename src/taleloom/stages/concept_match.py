@@ -50,6 +50,12 @@ STAND_INS = {
     "snowflake": ("snow", "snowy"),
     "cityscape": ("city", "town", "street"),
     "seedling": ("grass", "meadow", "field", "garden"),
+    # story characters the emoji vocabulary has no picture of, drawn as the person nearest to them: MiniLM's
+    # nearest concept to "pirate" is `penguin`, to "wizard" `dragon`, to "witch" `snake`
+    "man": ("pirate", "knight", "king"),
+    "old man": ("wizard", "grandpa", "grandfather"),
+    "old woman": ("witch", "grandma", "granny", "grandmother"),
+    "princess": ("queen", "fairy"),
 }
 # Animals, fruit and nuts a story calls by their everyday name, whose emoji is called otherwise: v2's nearest concept
 # to "squirrel" was `rabbit` (the squirrel book's hero was drawn as a lavender rabbit), to "orange" `red apple`, to

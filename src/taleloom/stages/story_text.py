@@ -276,7 +276,9 @@ _ASIDE = re.compile(r"\(\s*(?:note|p\.?s\.?)\b[^)]*(?:\)|$)"  # (Note: this stor
                     r"problem is|(?:and )?(?:a |the )?happy ending|the beginning)\s*:\s*(?=\w)"
                     # and said as a sentence's start: "The happy ending is that Lena is happy and Theo is happy too."
                     # (the cameraman book's last page)
-                    r"|(?:^|(?<=[.!?]\s))(?:and )?(?:in )?(?:a |the )?happy ending,?(?: is)?(?: that)?\s+(?=\w)",
+                    r"|(?:^|(?<=[.!?]\s))(?:and )?(?:in )?(?:a |the )?happy ending,?(?: is)?(?: that)?\s+(?=\w)"
+                    # "The small problem is that Milo is scared of the dark." (a robot idea's last page)
+                    r"|(?:^|(?<=[.!?]\s))the (?:small |little )?problem is that\s+(?=\w)",
                     re.IGNORECASE)
 
 
@@ -294,7 +296,8 @@ def drop_asides(text: str) -> str:
     parts = re.findall(r"[^.!?]+(?:[.!?]+['\"”’]?|$)", clean(_ASIDE.sub(" ", text)))
     # a part's leading comma is debris: 'Tom talks and feels. , "I feel good!"' (the apple book)
     kept = [t.strip().lstrip(",;: ").strip() for t in parts if not _ASSISTANT_TALK.search(t)]
-    kept = [t for t in kept if t]
+    # a sentence whose plan label went opens with a capital: "The problem is that he cannot…" → "He cannot…"
+    kept = [t[:1].upper() + t[1:] for t in kept if t]
     story = [t for t in kept if not _PHOTO_TALK.search(t) and not foreign_script(t) and not _PROMPT_ECHO.search(t)
              and not _PLAN_TALK.search(t)]
     # the request's photo lines, copied (_PHOTO_PHRASE), a sentence with a Chinese word in it, and one of our prompt's
