@@ -1073,7 +1073,7 @@ def test_a_last_page_that_leaves_the_hero_in_trouble_is_written_again_happily():
     llm = ScriptedLLM(texts=texts)
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
     ask = llm.calls[-1][0][-1]["content"]
-    assert "end the story happily" in ask and d.pages[3].text == "Nora laughed. The kite was a big red bird in the sky!"
+    assert "until the story ends happily for Nora" in ask and d.pages[3].text == "Nora laughed. The kite was a big red bird in the sky!"
     # told the plan's lines so far, not the page before (which Qwen wrote again as the last page: both tries lost)
     assert f"The story so far: {PLAN['outline'][0]}" in ask and "The page before" not in ask
 
@@ -1104,7 +1104,7 @@ def test_a_last_page_that_leaves_the_hero_in_trouble_is_written_again_happily():
     assert not st.open_ending("Tom and Oscar waved goodbye.") and not st.open_ending(TEXTS[3])
     llm = ScriptedLLM(texts=[*TEXTS[:3], "Nora saw a bird on the oak tree next to her kite."])
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
-    assert "end the story happily" in llm.calls[-1][0][-1]["content"] and "laughed" in d.pages[3].text
+    assert "ends happily for Nora" in llm.calls[-1][0][-1]["content"] and "laughed" in d.pages[3].text
 
 
 def test_two_sentences_joined_by_a_comma_and_a_conjunction_are_told_as_two():
