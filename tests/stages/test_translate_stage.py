@@ -246,6 +246,32 @@ def test_answers_after_a_copied_example_are_asked_again_their_slots_may_be_shift
     assert sorted(t for r in llm.requests[1:] for t in r) == sorted(texts)  # all three again: none taken shifted
 
 
+class CopiesTheExample(TextModel):
+    """Writes the request's example sentence for every text while the request shows it, else translates."""
+
+    name = model_id = "copies-example"
+
+    def __init__(self):
+        self.asks: list[str] = []
+
+    def chat(self, messages, sampling=None, schema=None):
+        from taleloom.stages.translate import _TABLE
+
+        self.asks.append(messages[-1]["content"])
+        texts = asked(messages)
+        got = [_TABLE["fr"][2]] * len(texts) if "for example" in self.asks[-1] else [FR[t] for t in texts]
+        return json.dumps({"translations": got}, ensure_ascii=False)
+
+
+def test_an_answer_that_copied_the_example_is_asked_again_without_it():
+    """Qwen wrote the example sentence for every Japanese text of story_quality's kite book, in either asking
+    order (the whole book stayed English): the request after such an answer shows no example."""
+    llm = CopiesTheExample()
+    out = translate(list(FR), "fr", llm)
+    assert out == [FR[t] for t in FR] and not out.kept_english
+    assert "for example" in llm.asks[0] and "for example" not in llm.asks[1]
+
+
 FR5 = {"Milo and the Red Ball": "Milo et la balle rouge",
        "cat, grey fur": "chat, fourrure grise",
        "Once upon a time, there was a grey cat named Milo. He loved his red ball very much.":

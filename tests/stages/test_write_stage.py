@@ -650,6 +650,7 @@ def test_a_page_written_as_an_outline_line_without_its_full_stop_is_a_sentence()
     assert d.pages[0].text == "Nora had a yellow kite and she ran with it in the park."
     assert st.with_full_stop("1. Nora and Otto - the story", 60) == "1. Nora and Otto - the story"  # a label
     assert st.with_full_stop("Nora ran to the park and the", 6) == "Nora ran to the park and the"  # cut at the limit
+    assert st.with_full_stop("Otto was flying his kite. He found a little lost chick and", 60).endswith("chick and")
     # cut mid-word (a turtle book's page copied its outline line, cut at the line's length): no sentence
     assert st.with_full_stop("One day, Ezra sees a choir. He feels excited and imag", 60).endswith("imag")
     assert st.with_full_stop("Theo helps Finn find the pear by playing hide-and-seek", 60).endswith("hide-and-seek.")

@@ -43,6 +43,11 @@ def longest_sentence(text: str) -> int:
     return max(map(len, map(words, sentences(text) or [text])))
 
 
+# words no English sentence ends on: a text that stops on one was cut, and gets no full stop
+NEVER_LAST = frozenset("a an the and or but of to with for from by into onto than because if their its my your our "
+                       "every each".split())
+
+
 def with_full_stop(text: str, limit: int) -> str:
     """`text` with a full stop where its last sentence ends on a word (and it is not near `limit` words, where the
     schema may have cut it): Qwen wrote pages as its outline lines, "Sami follows Theo to find the chick's family,
@@ -56,6 +61,8 @@ def with_full_stop(text: str, limit: int) -> str:
     from taleloom.stages.translate import word_counts  # (translate imports this module)
 
     last = text.split()[-1].split("-")[-1]
+    if last.lower() in NEVER_LAST:  # a cut: "He found a little lost chick and" (story_quality's kite book)
+        return text
     known = word_counts("en")
     return text + "." if last[:1].isupper() or last.isdigit() or known is None or last.lower() in known else text
 

@@ -140,14 +140,15 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     # "fusée", "chouette", "Fahrrad"; in Japanese it left one book wholly English and a page of another (0.925 →
     # 0.8 identified), so the other scripts are not told
     terms = glossary(texts, code) if _TABLE[code][1] is None else {}
-    attempt, tries = -1, TRIES
+    attempt, tries, copied = -1, TRIES, False
     while (attempt := attempt + 1) < tries:
         if not todo:
             break
         s = base.model_copy(update={"seed": ((base.seed or 0) + attempt * 1_000_003) % (SEED_MAX + 1)})
         try:
             kept_before = [w.strip().lower() for i in todo if i in nearly for w in nearly[i][1].split(",") if w.strip()]
-            got = translate_batch([asked[i] for i in todo], code, llm, s, attempt, kept_before, terms)
+            got = translate_batch([asked[i] for i in todo], code, llm, s, attempt, kept_before, terms,
+                                  example=not copied)
         except BackendError as e:
             why.update({i: e.message for i in todo})
             continue
@@ -171,6 +172,9 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
                for t in got]  # "Théo" is Theo, and "theoは" in Japanese too
         problems = [check_translation(asked[i], text, code, sure_names) for i, text in zip(todo, got, strict=True)]
         example_at = next((k for k, p in enumerate(problems) if p == COPIED_EXAMPLE), len(got))
+        # an answer that copied the example is not shown it again: Qwen wrote the example sentence for every
+        # Japanese text of a kite book, in either asking order (story_quality's brief 4, stop 31)
+        copied = copied or example_at < len(got)
         for k, (i, text) in enumerate(zip(todo, got, strict=True)):
             if k in astray:
                 why[i] = f"its translation is text {astray[k] + 1}'s"
@@ -351,13 +355,14 @@ def without_possessive(text: str) -> str:
 
 
 def translate_batch(texts: list[str], code: str, llm: TextModel, sampling: Sampling, attempt: int = 0,
-                    english: Sequence[str] = (), terms: dict[str, str] | None = None) -> list[str]:
+                    english: Sequence[str] = (), terms: dict[str, str] | None = None, example: bool = True) -> list[str]:
     """One answer translating every text of `texts` into `code` (unchecked), in the order `asking_order` picks
     for this attempt; BackendError if it is not JSON. `english`: words an earlier answer left in English, named
     in the request (asked again without them, the sample cat's French title kept "Home" on both tries); `terms`:
-    English word → the word to use for it (glossary.py)."""
+    English word → the word to use for it (glossary.py); `example`: whether the request shows its example
+    sentence (not after an answer copied it)."""
     order = asking_order(texts, code, attempt)
-    got = _translate_in_order([texts[i] for i in order], code, llm, sampling, english, terms or {})
+    got = _translate_in_order([texts[i] for i in order], code, llm, sampling, english, terms or {}, example)
     out = [""] * len(texts)
     for i, text in zip(order, got, strict=True):
         out[i] = text
@@ -376,8 +381,10 @@ def asking_order(texts: list[str], code: str, attempt: int = 0) -> list[int]:
 
 
 def _translate_in_order(texts: list[str], code: str, llm: TextModel, sampling: Sampling,
-                        english: Sequence[str] = (), terms: dict[str, str] | None = None) -> list[str]:
+                        english: Sequence[str] = (), terms: dict[str, str] | None = None,
+                        show_example: bool = True) -> list[str]:
     name, _, example = _TABLE[code]
+    shown = f" (for example, \"{_EXAMPLE}\" is \"{example}\")" if show_example else ""
     item = {"type": "string", "minLength": 1, "maxLength": min(1000, max(40, max(len(t) for t in texts) * 3))}
     schema = {"type": "object", "required": ["translations"],
               "properties": {"translations": {"type": "array", "items": item, "minItems": len(texts),
@@ -385,8 +392,7 @@ def _translate_in_order(texts: list[str], code: str, llm: TextModel, sampling: S
     numbered = "\n".join(f"{i + 1}. {t}" for i, t in enumerate(texts))
     messages = [{"role": "system", "content": f"You translate children's books from English to {name}: natural "
                                               f"{name} for a child, names kept as they are. Answer with JSON only."},
-                {"role": "user", "content": f"Translate each numbered text into {name} (for example, "
-                                            f"\"{_EXAMPLE}\" is \"{example}\"). Give the translations in the "
+                {"role": "user", "content": f"Translate each numbered text into {name}{shown}. Give the translations in the "
                                             f"same order, without their numbers. Translate every word of every "
                                             f"text, titles too; only names stay as they are."
                                             + (f" These English words need {name} words too: "
