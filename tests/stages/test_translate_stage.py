@@ -694,6 +694,8 @@ def test_the_books_animals_are_told_in_the_readers_words_from_cldr():
     assert glossary(book, "xx") == {}
     # a word written alike is told as it is (OpenCV's Suzanne book: Italian "piatto", a dish, for the pizza)
     assert glossary(["Milo makes a pizza.", "Ella eats the pizza."], "it") == {"pizza": "pizza"}
+    # the plots' lost chick: Qwen's Spanish made it "la chica" (the girl) in a bridge photo's book
+    assert glossary(["Theo spots the chick.", "The chick looks happy."], "es") == {"chick": "pollito"}
 
     llm = Recorder()
     translate(book, "fr", llm)

@@ -22,7 +22,7 @@ from taleloom.stages.concept_match import EVERYDAY_NAMES, shipped_vocabulary
 # Everyday names (concept_match.EVERYDAY_NAMES) that mean the emoji's animal itself, so its CLDR name translates them
 # (🐿's is "écureuil", "ardilla", "リス"; German says "Streifenhörnchen", of the squirrel family). Not "acorn"
 # (drawn as a chestnut, translated as one it would be wrong), "orange" (a tangerine) nor "puppy" or "lamb".
-SAME_ANIMAL = frozenset({"squirrel", "bunny", "hen", "sheep"})
+SAME_ANIMAL = frozenset({"squirrel", "bunny", "hen", "sheep", "chick"})
 LIMIT = 5  # words told at most: the book's most frequent ones (a longer request costs every translation's time)
 _COMPOUND = re.compile(r"[_\s]|の|顔|的|얼굴")  # "tête_de_chat", "キツネの顔": a picture's name, not the animal's
 
