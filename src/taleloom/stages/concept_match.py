@@ -63,8 +63,6 @@ STAND_INS = {
 EVERYDAY_NAMES = {"squirrel": "chipmunk", "orange": "tangerine", "clementine": "tangerine", "mandarin": "tangerine",
                   "lamb": "ewe", "sheep": "ewe", "hen": "chicken", "bunny": "rabbit", "puppy": "dog",
                   "kitten": "cat", "acorn": "chestnut", "nut": "chestnut",
-                  # the plots' lost chick (write.PLOTS): Spanish "la chica" (the girl) in a bridge photo's book
-                  "chick": "baby chick",
                   # ImageNet's "soccer ball" is the captioner's "football" (British English, as the books are):
                   # drawn as `american football` by its head noun, a football photo's hero was an egg-shaped ball
                   "football": "soccer ball",

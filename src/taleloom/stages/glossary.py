@@ -22,7 +22,11 @@ from taleloom.stages.concept_match import EVERYDAY_NAMES, shipped_vocabulary
 # Everyday names (concept_match.EVERYDAY_NAMES) that mean the emoji's animal itself, so its CLDR name translates them
 # (🐿's is "écureuil", "ardilla", "リス"; German says "Streifenhörnchen", of the squirrel family). Not "acorn"
 # (drawn as a chestnut, translated as one it would be wrong), "orange" (a tangerine) nor "puppy" or "lamb".
-SAME_ANIMAL = frozenset({"squirrel", "bunny", "hen", "sheep", "chick"})
+SAME_ANIMAL = frozenset({"squirrel", "bunny", "hen", "sheep"})
+# Words for an emoji's animal that the stage draws by their head noun already, so not everyday names there (one
+# would count twice and make a page's lost chick its setting instead of a third thing beside it): the plots' lost
+# chick (write.PLOTS), which Qwen's Spanish made "la chica" (the girl) in a bridge photo's book
+ANIMAL_WORDS = {"chick": "baby chick"}
 LIMIT = 5  # words told at most: the book's most frequent ones (a longer request costs every translation's time)
 _COMPOUND = re.compile(r"[_\s]|の|顔|的|얼굴")  # "tête_de_chat", "キツネの顔": a picture's name, not the animal's
 
@@ -78,7 +82,7 @@ def languages() -> frozenset[str]:
 def word_in(english: str, code: str) -> str | None:
     """The CLDR name, in `code`, of the emoji that `english` names ("squirrel" → 🐿 → "écureuil"), or None."""
     word = english.strip().lower()
-    char = _emoji_by_name().get(EVERYDAY_NAMES[word] if word in SAME_ANIMAL else word)
+    char = _emoji_by_name().get(EVERYDAY_NAMES[word] if word in SAME_ANIMAL else ANIMAL_WORDS.get(word, word))
     if char is None or code not in languages():
         return None
     import emoji
