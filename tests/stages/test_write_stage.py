@@ -1108,6 +1108,27 @@ def test_a_last_page_that_leaves_the_hero_in_trouble_is_written_again_happily():
     assert "ends happily for Nora" in llm.calls[-1][0][-1]["content"] and "laughed" in d.pages[3].text
 
 
+def test_asides_that_recite_a_look_from_the_cast_sheet_leave_the_page():
+    """The dragonfly photo's page 1 was one sentence of 57 words, two looks recited in it; a short aside that tells
+    no look, and a sentence's last part (where its verb is), stay."""
+    looks = ["dog, brown with white spots and a black collar, carrying a small basket full of pizza dough",
+             "girl, blonde hair with green eyes, wearing a red dress, carrying a cake and a vase"]
+    page = ("It was dark outside, but inside the cozy place, Milo, a brown dog with white spots and a black collar, "
+            "carrying a small basket full of pizza dough, was waiting for his friends while Nora, a girl with blonde "
+            "hair and green eyes wearing a red dress, carried a cake and a vase.")
+    assert st.without_look_asides(page, looks) == ("It was dark outside, but inside the cozy place, Milo was waiting "
+                                                   "for his friends while Nora carried a cake and a vase.")
+    # the list's short items beside a recital go with it (stop 26's turtle book)
+    turtle = ["turtle, green, shell with a yellow head and brown feet, carrying a shell on its back"]
+    assert st.without_look_asides("As Otto, the turtle, green, shell with a yellow head and brown feet, carrying a "
+                                  "shell on its back, cautiously walked home.", turtle) == "As Otto cautiously walked home."
+    kept = "Mina, the brown cat, ran home. Then, with a smile, she slept, happy and warm."
+    assert st.without_look_asides(kept, ["cat, brown and beige"]) == kept
+    d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), ScriptedLLM(
+        texts=["Nora, a little girl with red hair and a yellow coat, had a kite. She ran in the park.", TEXTS[1]]))
+    assert d.pages[0].text == "Nora had a kite. She ran in the park."
+
+
 def test_two_sentences_joined_by_a_comma_and_a_conjunction_are_told_as_two():
     """Qwen's long sentences (story_quality: Flesch-Kincaid grade 5 for 4–6-year-olds) split where the second
     half has its own subject; a list of names or a clause too short to stand alone stays as written."""

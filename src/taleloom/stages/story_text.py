@@ -409,6 +409,46 @@ def _copies(own: set[str], theirs: list[set[str]], share: float, min_words: int)
     return len(own) >= min_words and any(len(own & w) / len(own | w) >= share for w in theirs)
 
 
+LOOK_ASIDE_SHARE = 0.7  # of an aside's content words that a cast member's look must hold for it to be a recital
+
+
+def without_look_asides(text: str, looks: Sequence[str]) -> str:
+    """`text` without the asides between commas that recite a cast member's look from the cast sheet: the dragonfly
+    photo's page 1 was one 57-word sentence, "…, Milo, a brown dog with white spots and a black collar, carrying a
+    small basket full of pizza dough, was waiting for his friends while Nora, a girl with blonde hair and green eyes
+    wearing a red dress, carried a cake and a vase." → "…, Milo was waiting for his friends while Nora carried a
+    cake and a vase." An aside is a part with a comma on both sides inside one sentence (a sentence's last part
+    holds its verb often: "Nora carried a cake and a vase" is her look's "carrying a cake and a vase" too), of 3
+    content words or more, LOOK_ASIDE_SHARE of them in one look."""
+    owned = [content_words(look) for look in looks if look]
+    if not owned:
+        return text
+
+    def recital(part: str) -> bool:
+        own = content_words(part)
+        return len(own) >= 3 and any(len(own & look) >= LOOK_ASIDE_SHARE * len(own) for look in owned)
+
+    def of_a_look(part: str) -> bool:  # a short part of a look: "the turtle", "green", "and a yellow sweater"
+        own = content_words(part)
+        return bool(own) and any(own <= look for look in owned)
+
+    out = []
+    for sentence in sentences(clean(text)) or [clean(text)]:
+        parts = sentence.split(",")
+        middle = range(1, len(parts) - 1)
+        dropped = {i for i in middle if recital(parts[i])}
+        while grown := {i for i in middle if i not in dropped and {i - 1, i + 1} & dropped and of_a_look(parts[i])}:
+            dropped |= grown  # the recital's neighbours that are its list's other items
+        said, joint = parts[0], ","
+        for i, part in enumerate(parts[1:], 1):
+            if i in dropped:
+                joint = ""  # "Milo, <look>, was waiting" → "Milo was waiting"
+                continue
+            said, joint = said + joint + part, ","
+        out.append(said)
+    return clean(" ".join(out))
+
+
 def only_copies(text: str, sources: Sequence[str], share: float = 0.6, min_words: int = 4) -> bool:
     """Whether every sentence of `text` copies a sentence of `sources` (as drop_copied_sentences judges): a
     rewrite of skimage's motorcycle book's page 1 came back as the hero's look, "Lila is a motorbike, brown and

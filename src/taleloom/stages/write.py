@@ -817,10 +817,11 @@ def name_by_they(text: str, hero: str, friend: str | None, before: str = "") -> 
 
 
 def _page(text: str, scene: str, cast: Sequence[CastMember], outline: str = "") -> PageDraft:
-    """A page as the book keeps it: the cast's names spelt as on the cast sheet, two sentences joined by a comma
-    and a conjunction told as two (st.short_sentences), the scene with their looks."""
+    """A page as the book keeps it: the cast's names spelt as on the cast sheet, without asides that recite a look
+    (st.without_look_asides), two sentences joined by a comma and a conjunction told as two (st.short_sentences),
+    the scene with their looks."""
     names = [m.name for m in cast]
-    text = without_photo_wording(text)
+    text = st.without_look_asides(without_photo_wording(text), [m.look for m in cast])
     text = st.short_sentences(st.said_aloud(st.cast_spelling(text, names), names), names)
     text = text[:1].upper() + text[1:]  # "he saw a small bird…" (a kite book's page 2): a page opens a sentence, and
     # the hero's pronoun there can then be named (name_by_pronoun)
