@@ -123,7 +123,7 @@ def run_model(spec: str, seeds: list[int], briefs: list, encoder, langs: list[st
         english = [draft.title] + [p.text for p in draft.pages]
         for lang in langs:
             t0 = time.perf_counter()
-            out = translate(english, lang, llm)
+            out = translate(english, lang, llm, names=[c.name for c in draft.cast])
             ids = [identify(t)[0] for t in out[1:]]
             back = translate_back(list(out[1:]), lang, llm)
             sims = encoder.embed(back) @ encoder.embed(english[1:]).T

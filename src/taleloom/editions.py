@@ -119,7 +119,7 @@ def _summary(ed: Edition) -> str:
 def _make_edition(run, book: Storybook, lang: str) -> Edition:
     llm = run.backend("llm")
     texts = [book.title or ""] + [p.text for p in book.pages]
-    result = run.fns.translate(texts, lang, llm)
+    result = run.fns.translate(texts, lang, llm, names=[c.name for c in book.cast])
     out = list(result)
     kept = set(getattr(result, "kept_english", [])) | {i for i, (a, b) in enumerate(zip(texts, out, strict=True))
                                                        if a == b and a.strip()}

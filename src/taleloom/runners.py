@@ -54,7 +54,7 @@ def run_translate(run: _Run) -> str | None:
     todo += [(f"page {p.index}", p.text) for p in book.pages if p.text_translated is None]
     if not todo:
         return None
-    result = run.fns.translate([text for _, text in todo], lang, run.backend("llm"))
+    result = run.fns.translate([text for _, text in todo], lang, run.backend("llm"), names=[c.name for c in book.cast])
     done = dict(zip((label for label, _ in todo), result, strict=True))
     if "title" in done:
         book.title_translated = done["title"]

@@ -263,6 +263,22 @@ class CopiesTheExample(TextModel):
         return json.dumps({"translations": got}, ensure_ascii=False)
 
 
+def test_the_casts_names_are_kept_even_where_they_only_open_sentences():
+    """A wine photo's French book printed Theo, whose name only ever opened a sentence, as "Le théoricien" (the
+    theorist): told the cast's names, such a translation is asked again."""
+    texts = ["Theo gives Finn a hint.", "Theo tells Finn where the pear is."]
+    good = {"Theo gives Finn a hint.": "Theo donne un indice à Finn.",
+            "Theo tells Finn where the pear is.": "Theo dit à Finn où est la poire."}
+
+    def theorist(asked_texts: list[str], n: int) -> list[str]:
+        return [good[t].replace("Theo", "Le théoricien") if n == 1 else good[t] for t in asked_texts]
+
+    assert translate(texts, "fr", Answers(theorist)) == [good[t].replace("Theo", "Le théoricien") for t in texts]
+    llm = Answers(theorist)
+    assert translate(texts, "fr", llm, names=["Finn", "Theo"]) == [good[t] for t in texts]
+    assert len(llm.requests) == 2
+
+
 def test_an_answer_that_copied_the_example_is_asked_again_without_it():
     """Qwen wrote the example sentence for every Japanese text of story_quality's kite book, in either asking
     order (the whole book stayed English): the request after such an answer shows no example."""

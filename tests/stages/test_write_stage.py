@@ -285,6 +285,7 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
     # OpenCV's fruits photo, captioned "A lemon … stands tall in the sunlight": the look said the come-alive words too
     assert write._look({"kind": "lemon", "look": "bright yellow, green skin, tall in sunlight with moving, talking "
                                                  "and feeling"}, thing=True) == "lemon, bright yellow, green skin, tall"
+    assert write._look({"kind": "glass", "look": "golden liquid, moves, talks, feels"}, thing=True) == "glass, golden liquid"
     # a thing come to life has no animal's coat (the footballer's "football, coloured fur"); a creature keeps it
     assert write._look({"kind": "football", "look": "coloured fur, green and grey, red hat"}, thing=True) == \
         "football, green and grey, red hat"

@@ -47,7 +47,8 @@ def write(caption_text, idea, pages, lang, hero, age, tone, seed, temperature, t
     translated, warnings = None, []
     if brief.lang != "en":
         with console.status(f"translating into {brief.lang}…"):
-            result = translate([draft.title] + [p.text for p in draft.pages], brief.lang, model)
+            result = translate([draft.title] + [p.text for p in draft.pages], brief.lang, model,
+                               names=[c.name for c in draft.cast])
         translated, warnings = list(result), result.warnings
     if as_json:
         data = draft.model_dump()

@@ -116,9 +116,12 @@ def check_language(lang: str) -> str:
     return code
 
 
-def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | None = None) -> Translation:
+def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | None = None,
+              names: Sequence[str] = ()) -> Translation:
     """`texts` in `lang`, asked in one answer (then one more for the texts that failed their checks); English
-    is returned as it is. Texts that cannot be translated stay English, listed in `kept_english`."""
+    is returned as it is. Texts that cannot be translated stay English, listed in `kept_english`. `names`: the
+    cast's names, kept in every translation of a text that says them (a name said only at a sentence's start is
+    no sure name from the texts alone: a wine photo's French book printed Theo as "Le théoricien", the theorist)."""
     code = check_language(lang)
     if code == "en":
         return Translation(list(texts))
@@ -134,7 +137,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     base = (sampling or SAMPLING)
     book_names = names_of_book(texts)
     written_names = {w for t in texts for w in re.findall(r"\b[A-Z][a-z]+", t) if w.lower() in book_names}
-    sure_names = names_to_keep(texts)
+    sure_names = names_to_keep(texts) | {n for n in names if n and any(st.mentions(t, n) for t in texts)}
     # the book's animals and things in the reader's words (CLDR), for a language in Latin letters: on the first seed's
     # 10 story_quality books it turned French and German "kite", "rocket", "Owl", "Bicyclen" into "cerf-volant",
     # "fusée", "chouette", "Fahrrad"; in Japanese it left one book wholly English and a page of another (0.925 →

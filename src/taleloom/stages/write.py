@@ -545,7 +545,7 @@ def without_photo_wording(text: str) -> str:
 
 # and said as doings: "…, tall in sunlight with moving, talking and feeling" (OpenCV's fruits photo's lemon)
 _ALIVE_WORDS = re.compile(r",?\s*(?:and |that |who |with )?(?:(?:can|could) move, talk,? (?:and|or) feel\b"
-                          r"|moving, talking,? (?:and|or) feeling\b)", re.IGNORECASE)
+                          r"|moving, talking,? (?:and|or) feeling\b|moves, talks,? (?:and |or )?feels\b)", re.IGNORECASE)
 
 
 FALLBACK_NAMES = ("Mina", "Leo", "Ava", "Tom", "Lila", "Sam", "Nora", "Finn")
