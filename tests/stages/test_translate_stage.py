@@ -304,18 +304,6 @@ def shifted_once(texts: list[str], n: int) -> list[str]:
     return [_TABLE["fr"][2], *out[:-2], f"{out[-2]} {out[-1]}"] if n == 1 else out
 
 
-def test_answers_pushed_one_slot_on_by_a_copied_example_are_moved_back():
-    """The building book's Japanese: the example sentence, then each translation one slot on, pages 3 and 4
-    merged in the last. Their lengths fit the texts one slot back: they are moved back, and only the last two
-    texts are asked again."""
-    texts = list(FR5)
-    llm = Answers(shifted_once)
-    out = translate(texts, "fr", llm)
-    assert out == [FR5[t] for t in texts] and not out.warnings
-    first = llm.requests[0]
-    assert sorted(t for r in llm.requests[1:] for t in r) == sorted(first[-2:])
-
-
 def first_split_in_three(texts: list[str], n: int) -> list[str]:
     """The first answer: the first text asked split into three answers, every later one two slots on, the last
     two never answered (the baboon photo's German book, page 4)."""
@@ -326,11 +314,14 @@ def first_split_in_three(texts: list[str], n: int) -> list[str]:
     return [" ".join(words[:2]), " ".join(words[2:5]), " ".join(words[5:]), *out[1:-2]]
 
 
-def test_a_text_split_into_several_answers_is_joined_and_the_answers_after_it_moved_back():
-    """Their lengths say which answers belong to which text: the split text gets its pieces joined, the next ones
-    their own answers, and only the two texts never answered are asked again."""
+@pytest.mark.parametrize("first_answer", [shifted_once, first_split_in_three])
+def test_answers_out_of_their_slots_are_moved_back_and_only_the_unanswered_asked_again(first_answer):
+    """The building book's Japanese: the example sentence, then each translation one slot on, pages 3 and 4
+    merged in the last (their lengths fit the texts one slot back); the baboon book's German: a text split into
+    three answers, every later one two slots on (their lengths say which answer is whose: the pieces are joined).
+    Either way only the last two texts are asked again."""
     texts = list(FR5)
-    llm = Answers(first_split_in_three)
+    llm = Answers(first_answer)
     out = translate(texts, "fr", llm)
     assert out == [FR5[t] for t in texts] and not out.warnings
     first = llm.requests[0]
