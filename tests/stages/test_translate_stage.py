@@ -279,6 +279,25 @@ def test_the_casts_names_are_kept_even_where_they_only_open_sentences():
     assert len(llm.requests) == 2
 
 
+def test_in_another_script_the_example_is_an_earlier_answer_not_part_of_the_request():
+    """Shown the example inside the request, Qwen wrote it for every Japanese text of 3 of stop 31's 20 story_quality
+    books; as a turn of its own before the request it did so for 1 of 6 answers on those books."""
+    from taleloom.stages.translate import _EXAMPLE, _TABLE
+
+    class Turns(Recorder):
+        def chat(self, messages, sampling=None, schema=None):
+            self.turns = messages
+            return super().chat(messages, sampling, schema)
+
+    ja, fr = Turns(), Turns()
+    translate(list(FR), "ja", ja)
+    translate(list(FR), "fr", fr)
+    assert [m["role"] for m in ja.turns] == ["system", "user", "assistant", "user"]
+    assert _EXAMPLE in ja.turns[1]["content"] and _TABLE["ja"][2] in ja.turns[2]["content"]
+    assert "for example" not in ja.turns[-1]["content"]
+    assert [m["role"] for m in fr.turns] == ["system", "user"] and "for example" in fr.turns[-1]["content"]
+
+
 def test_an_answer_that_copied_the_example_is_asked_again_without_it():
     """Qwen wrote the example sentence for every Japanese text of story_quality's kite book, in either asking
     order (the whole book stayed English): the request after such an answer shows no example."""
