@@ -67,10 +67,6 @@ def with_full_stop(text: str, limit: int) -> str:
     return text + "." if last[:1].isupper() or last.isdigit() or known is None or last.lower() in known else text
 
 
-# a last word with Korean, Chinese or Japanese glued on, where an outline line ran into its length and a page copied it:
-# "…helping Priya by bringing them a끼" (the sample cat's book; it cost the whole answer, 464 tokens, for "not English")
-# (a text that ends its sentence is whole: "Nora wears a t恤." is no cut, and asked again)
-_CUT_GLITCH = re.compile(r"\s*\S*[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7a3][^\s.!?]*$")
 
 
 def trim_words(text: str, limit: int) -> str:
@@ -584,6 +580,10 @@ def copied(answer: str, example_words: set[str], given: str) -> str | None:
 # Qwen, trained on much Chinese, lets a character slip into English now and then: "a flowing orange t恤" (a
 # T-shirt) in a look, "Nora is not a人" in a scene (the orange photo's book).
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7a3\uff01-\uff5e]+")
+# a last word with Korean, Chinese or Japanese glued on, where an outline line ran into its length and a page copied it:
+# "…helping Priya by bringing them a끼" (the sample cat's book; it cost the whole answer, 464 tokens, for "not English")
+# (a text that ends its sentence is whole: "Nora wears a t恤." is no cut, and asked again)
+_CUT_GLITCH = re.compile(rf"\s*\S*{_CJK.pattern}[^\s.!?]*$")
 
 
 def foreign_script(text: str) -> bool:

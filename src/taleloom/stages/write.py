@@ -520,9 +520,9 @@ _NO_LOOK_PART = re.compile(r"^(?:standing|sitting|lying(?: down)?|walking|runnin
 # "in soft, warm light"; the LLM's caption of OpenCV's Suzanne also said ", lit by dim light" (after a comma only:
 # "where Milo is lit by dim light is filled with footballs" would lose its verb), and of OpenCV's chick drawing "with
 # dim light in the background" (the hero's look: "brown, blue and grey with dim light in the background")
-_IN_LIGHT = re.compile(rf"(?:(?:\s+in|,\s*lit by) (?:a )?(?:(?:{'|'.join(LIGHT_WORDS)}),? (?:and )?)*(?:sun)?light\b"
-                       rf"|\s+with (?:a )?(?:(?:{'|'.join(LIGHT_WORDS)}),? (?:and )?)*light in the background\b)",
-                       re.IGNORECASE)
+_LIGHT_LEVELS = rf"(?:a )?(?:(?:{'|'.join(LIGHT_WORDS)}),? (?:and )?)*"  # "a soft, warm", "dim and cool"
+_IN_LIGHT = re.compile(rf"(?:(?:\s+in|,\s*lit by) {_LIGHT_LEVELS}(?:sun)?light\b"
+                       rf"|\s+with {_LIGHT_LEVELS}light in the background\b)", re.IGNORECASE)
 # The orange book's look, "orange with soft, warm light, in yellow and grey colours, come to life as an orange":
 # the caption's tones said as colours ("in yellow and grey colours" → "yellow and grey"), a light word left
 # hanging once the light went ("orange with soft"), and the request's come-alive words as a part of their own.
