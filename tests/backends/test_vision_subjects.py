@@ -59,6 +59,17 @@ def test_a_group_must_beat_its_share_of_the_labels():
         ["a cat"]
 
 
+def test_an_animal_whose_mass_is_mostly_one_kind_is_said_as_that_kind():
+    # a nuthatch on bark (ImageNet has no nuthatch): birds hold most of a sure animal, the rest is bugs and dogs;
+    # the book drew "an animal" hero as a dog
+    p = probs_for({"brambling": 0.12, "robin": 0.1, "jay": 0.08, "cicada": 0.1, "rhinoceros beetle": 0.08,
+                   "beagle": 0.1, "African elephant": 0.05})
+    assert [s.phrase for s in name_subjects(p)] == ["a bird"]
+    # no kind ahead of the others: only the animal
+    p = probs_for({"brambling": 0.15, "robin": 0.1, "cicada": 0.15, "rhinoceros beetle": 0.1, "beagle": 0.2})
+    assert [s.phrase for s in name_subjects(p)] == ["an animal"]
+
+
 def test_shores_of_lakes_and_seas_are_the_waters_edge_and_other_land_only_a_landscape():
     # the classifier splits a lake at dusk over lakeside, sandbar and seashore: none is sure, all are by the water
     p = probs_for({"lakeside": 0.3, "sandbar": 0.25, "seashore": 0.1})

@@ -768,3 +768,55 @@ def test_a_sentence_opening_english_word_left_after_every_re_ask_is_dropped_not_
     out = translate(texts, "es", Stubborn())
     assert out[0] == "Lila jugaba en el bosque. Un mono apareció." and 0 not in out.kept_words
     assert out[1] == "Lila voló su kite sobre la gran colina verde." and out.kept_words[1] == "kite"
+
+
+def test_words_no_language_has_are_found_but_its_forms_names_elisions_and_compounds_are_not():
+    """Qwen's coined words from story_quality's French and German books (stop 31)."""
+    from taleloom.stages.translate import invented_words
+
+    fr = "Il se tourne nervusement en observant une petite objet blanc bobber sur le fleuve."
+    assert invented_words("He turns nervously, watching a small white thing bob on the river.", fr, "fr") == \
+        ["nervusement", "bobber"]
+    real = "C'était l'extrémité du jardin : Mina s'échappe et retrouve ses plumes, aujourd'hui, avec le cerf-volant."
+    assert invented_words("It was the end of the garden.", real, "fr", {"mina"}) == []
+    de = "Theo grinscht und sagt danke. Die Küken sind im Hühnerfutter, das verlorenene Küken auch."
+    assert invented_words("Theo grins and says thanks.", de, "de", {"theo"}) == ["grinscht", "verlorenene"]
+    # Spanish's list has dictionary forms only ("pluma", not "plumas"), so it cannot say: nothing is flagged
+    assert invented_words("The lamb.", "El lebón está con sus plumas.", "es") == []
+    assert invented_words("The lamb.", "子羊。", "ja") == []
+
+
+class ToldAnswers(Answers):
+    """Answers that also keep each request's last message (what the model was told)."""
+
+    def __init__(self, answer):
+        super().__init__(answer)
+        self.prompts: list[str] = []
+
+    def chat(self, messages, sampling=None, schema=None):
+        self.prompts.append(messages[-1]["content"])
+        return super().chat(messages, sampling, schema)
+
+
+def coiner(first: str, then: str):
+    """French that says 'nervously' as `first` in the first answer, `then` after."""
+    def answer(texts: list[str], n: int) -> list[str]:
+        word = first if n == 1 else then
+        fr = {"Otto walks nervously to the pond.": f"Otto marche {word} vers l'étang.",
+              "Otto and Mina play.": "Otto et Mina jouent."}
+        return [fr[t] for t in texts]
+
+    return answer
+
+
+def test_a_made_up_word_is_asked_again_by_name_and_the_answer_that_makes_up_fewer_stands():
+    texts = ["Otto walks nervously to the pond.", "Otto and Mina play."]
+    llm = ToldAnswers(coiner("nervusement", "nerveusement"))
+    out = translate(texts, "fr", llm)
+    assert out[0] == "Otto marche nerveusement vers l'étang." and not out.warnings
+    assert [sorted(r) for r in llm.requests] == [sorted(texts), [texts[0]]]  # only the page with the coined word
+    assert "not French" in llm.prompts[1] and "nervusement" in llm.prompts[1]
+    worse = translate(texts, "fr", Answers(coiner("nervusement", "nervusement flottamment")))
+    assert worse[0] == "Otto marche nervusement vers l'étang."  # the second answer made up more: the first stands
+    stubborn = translate(texts, "fr", Answers(coiner("nervusement", "nervosamente")))
+    assert stubborn[0] == "Otto marche nervosamente vers l'étang."  # as many: the last answer stands, no English kept
