@@ -781,8 +781,11 @@ def test_words_no_language_has_are_found_but_its_forms_names_elisions_and_compou
     assert invented_words("It was the end of the garden.", real, "fr", {"mina"}) == []
     de = "Theo grinscht und sagt danke. Die Küken sind im Hühnerfutter, das verlorenene Küken auch."
     assert invented_words("Theo grins and says thanks.", de, "de", {"theo"}) == ["grinscht", "verlorenene"]
-    # Spanish's list has dictionary forms only ("pluma", not "plumas"), so it cannot say: nothing is flagged
-    assert invented_words("The lamb.", "El lebón está con sus plumas.", "es") == []
+    # every form of a Spanish word is known ("está", "plumas", "encontró"), and a verb with its pronouns on
+    es = "El lebón está con sus plumas nuevas; Otto lo encontró en la barna y decidió ayudarle a recogerlo."
+    assert invented_words("The lamb is with its new feathers.", es, "es", {"otto"}) == ["lebón", "barna"]
+    # a word the request told (the glossary's set phrase) is the language's
+    assert invented_words("Once upon a time.", "Érase una vez.", "es", told=["Érase una vez"]) == []
     assert invented_words("The lamb.", "子羊。", "ja") == []
 
 

@@ -197,7 +197,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             elif missed_terms(asked[i], text, terms) and attempt + 1 < tries:
                 nearly[i] = text, ""  # asked again; the last answer stands all the same
                 left.append(i)
-            elif (odd := invented_words(asked[i], text, code, book_names)) and attempt + 1 < tries:
+            elif (odd := invented_words(asked[i], text, code, book_names, list(terms.values()))) and attempt + 1 < tries:
                 nearly[i], coined[i] = (text, ""), odd  # asked again, told those words are none of the language's
                 left.append(i)
             elif odd and len(coined.get(i, odd)) < len(odd):
@@ -652,35 +652,75 @@ def _begins_a_word(prefix: str, code: str) -> bool:
     return i < len(words) and words[i].startswith(prefix)
 
 
-# Word lists that hold dictionary forms only, so a word they lack may be a plural or a verb's form: pyspellchecker's
-# Spanish has "pluma" and "nueva" but not "plumas", "nuevas", "está" or "juntos" (its French, German, Italian,
-# Portuguese and Dutch lists have all of these forms)
-LEMMA_LISTS = frozenset({"es"})
+FORMS = "simplemma"  # every inflected form of 50 languages' words (MIT; lemma lists of Měchura, ODbL, and others)
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
-_LINKS = ("", "s", "n", "e", "en", "er", "es")
-_ELISION = re.compile(r"^(?:[dljnsctm]|qu)'(?=[^\W\d_])")  # "c'était", "l'élastique": _ELIDED before any letter  # what German glues between the words of a compound
+_LINKS = ("", "s", "n", "e", "en", "er", "es")  # what German glues between the words of a compound
+_ELISION = re.compile(r"^(?:[dljnsctm]|qu)'(?=[^\W\d_])")  # "c'était", "l'élastique": _ELIDED before any letter
 
 
-def invented_words(source: str, got: str, code: str, names: set[str] | frozenset[str] = frozenset()) -> list[str]:
-    """Words of `got` that are no word of `code`: not in its word list (word_counts), not said in `source` (English
-    kept as it was is english_slips' business) and not one of the book's `names` (lower-cased). Qwen coins words
-    when it lacks one: French "nervusement", "bobber", "baloon", German "grinscht", "gliderte", "verlorenene",
-    Spanish "lebón" for a lamb. On stop 31's stored French and German translations (story_quality, 200 texts) it
-    found 64 such words, one of them a real one ("überraschendsten"). German nouns are compounds the list often
-    lacks ("Hühnerfutter"): a capitalised word that is two listed words glued (with a linking s, n, e, en, er or es)
-    is one. Nothing for a language without a list of every form (LEMMA_LISTS) or in another script."""
-    words = word_counts(code)
-    if words is None or code in LEMMA_LISTS or _TABLE[code][1] is not None:
+@functools.cache
+def _forms_known(code: str) -> bool:
+    """Whether simplemma has `code`'s forms: pyspellchecker's Spanish holds dictionary forms only ("pluma", not
+    "plumas"; no "está"), so a word it lacks says nothing without them."""
+    try:
+        from simplemma.strategies.dictionaries.dictionary_factory import SUPPORTED_LANGUAGES
+    except ImportError:
+        return False
+    return code in SUPPORTED_LANGUAGES
+
+
+def known_word(word: str, code: str) -> bool:
+    """Whether `word` is a word of `code`: in its subtitle counts (word_counts) or one of its forms (simplemma,
+    memory-frugal lookup: ~15 MB a language)."""
+    if word.lower() in (word_counts(code) or {}):
+        return True
+    if not _forms_known(code):
+        return False
+    import simplemma
+
+    return simplemma.is_known(word, code, low_memory=True) or simplemma.is_known(word.lower(), code, low_memory=True)
+
+
+# pronouns written onto a verb ("ayudarle", "recogerlo", "dárselo", "prenderlo"): the lists hold the verb alone
+CLITICS = {"es": ("los", "las", "les", "nos", "lo", "la", "le", "se", "me", "te"),
+           "it": ("glielo", "gliela", "lo", "la", "li", "le", "gli", "ne", "ci", "si", "mi", "ti", "vi")}
+
+
+def _with_clitics(word: str, code: str) -> bool:
+    """Whether `word` is a known verb with one or two pronouns written on (an accent the pronoun needs dropped)."""
+    rest = word
+    for _ in range(2):
+        clitic = next((c for c in CLITICS.get(code, ()) if rest.endswith(c) and len(rest) - len(c) >= 3), None)
+        if clitic is None:
+            return False
+        rest = rest[:-len(clitic)]
+        if known_word(rest, code) or known_word(st.folded(rest), code):
+            return True
+    return False
+
+
+def invented_words(source: str, got: str, code: str, names: set[str] | frozenset[str] = frozenset(),
+                   told: Sequence[str] = ()) -> list[str]:
+    """Words of `got` that are no word of `code` (known_word), not said in `source` (English kept as it was is
+    english_slips' business) and not one of the book's `names` (lower-cased). Qwen coins words when it lacks one:
+    French "nervusement", "bobber", "baloon", German "grinscht", "gliderte", "verlorenene", Spanish "lebón" for a
+    lamb, "barna" for a barn, "alentólo". On stop 31's stored French and German translations (story_quality, 200
+    texts) the subtitle lists alone found 64 such words, one of them a real one ("überraschendsten"). German nouns
+    are compounds a list may lack: a capitalised word that is two listed words glued (with a linking s, n, e, en,
+    er or es) is one. The words the request `told` (the glossary's) are the language's. Nothing for a language
+    without a full list of forms, or in another script."""
+    if _TABLE[code][1] is not None or not (_forms_known(code) or (word_counts(code) and code != "es")):
         return []
-    said = {w.lower() for w in _WORD.findall(source)} | {w.lower() for w in re.findall(r"[^\W\d_]+", source)}
+    words = word_counts(code) or {}
+    said = {w.lower() for text in (source, *told) for w in _WORD.findall(text) + re.findall(r"[^\W\d_]+", text)}
     found = []
     for token in dict.fromkeys(_WORD.findall(got)):
         low = token.lower().replace("’", "'")
-        if low in words or low in said:
+        if low in said or known_word(token.replace("’", "'"), code):
             continue
         for piece in re.split(r"-", _ELISION.sub("", low)):
             bare = re.sub(r"'s$", "", piece)
-            if (len(bare) < 3 or bare in words or bare in said or bare in names
+            if (len(bare) < 3 or bare in said or bare in names or known_word(bare, code) or _with_clitics(bare, code)
                     or (code in LOWER_CASED_ONLY and token[:1].isupper() and _compound(bare, words))):
                 continue
             found.append(token)
