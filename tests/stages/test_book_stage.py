@@ -240,6 +240,18 @@ def test_the_setting_is_what_the_scene_names_not_what_the_sentence_is_nearest_to
     people = VocabularyMapper(lambda t, k: ["person pouting", "woman"][:k], ("person pouting", "woman"))
     assert look_concept("person, short brown hair", people) == "woman"  # a cast member is not an activity
     assert scene_setting("Sami stands by the person pouting", people, exclude=set()) == "person pouting"
+    # an animal the vocabulary lacks is drawn as an animal of its group (MiniLM's nearest to "stork" is a potato)
+    zoo = ("potato", "chipmunk", "bird", "duck", "honeybee", "bug", "tulip", "crocodile")
+
+    def near(text, k):  # MiniLM stand-in: words near their own kind, rare animal names near anything
+        return {"bird": ["bird", "duck", "potato"], "bug": ["bug", "honeybee"]}.get(text, list(zoo))[:k]
+
+    zoo_mapper = VocabularyMapper(near, zoo)
+    assert look_concept("stork, white feathers", zoo_mapper) == "bird"
+    assert look_concept("cockroach, brown", zoo_mapper) == "bug"
+    assert look_concept("bee, fuzzy", zoo_mapper) == "honeybee"  # a concept that holds the kind's word
+    assert look_concept("hippo, grey", zoo_mapper) == "chipmunk"  # no group word: the nearest animal, not a potato
+    assert look_concept("dragon, green", zoo_mapper) == "potato"  # not an animal of the label table: as before
     assert look_concept("child, brown hair, blue eyes", VocabularyMapper(
         lambda t, k: (["eyes", "boy"] if "eyes" in t else ["eyes", "boy"])[:k], ("eyes", "boy"))) == "boy"
 

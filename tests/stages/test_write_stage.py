@@ -1209,3 +1209,18 @@ def test_a_rewrite_asked_for_short_sentences_that_is_long_again_is_asked_again()
     llm = LongAgain(texts=[TEXTS[0], long])
     d = write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), llm)
     assert len(llm.calls) == 3 and "big red bird" in d.pages[1].text  # the long rewrite refused, then the short
+
+
+def test_a_rewrites_opening_sentences_that_only_retell_the_story_so_far_are_dropped():
+    """The bird book's last page began with pages 1 and 2 glued into one sentence, then what happened next."""
+    from taleloom.stages.story_text import without_recap
+
+    earlier = ["In the warm sunlight, Lila perched on a branch, her grey feathers shimmering.",
+               "Priya finds Lila sad and cheers her up with an ice cream cone."]
+    recap = ("Lila perches on a branch in the sunlight, and Priya finds Lila sad. Priya takes Lila to the zoo, "
+             "where Lila meets a new bird named Max.")
+    assert without_recap(recap, earlier) == "Priya takes Lila to the zoo, where Lila meets a new bird named Max."
+    new = "Lila and Priya share the ice cream together on the branch. They laugh all afternoon."
+    assert without_recap(new, earlier) == new  # names and a thing said before, and new doings: a page
+    assert without_recap("Lila perches on a branch in the sunlight.", earlier) == \
+        "Lila perches on a branch in the sunlight."  # nothing would be left: the page's other checks decide

@@ -63,6 +63,8 @@ STAND_INS = {
 EVERYDAY_NAMES = {"squirrel": "chipmunk", "orange": "tangerine", "clementine": "tangerine", "mandarin": "tangerine",
                   "lamb": "ewe", "sheep": "ewe", "hen": "chicken", "bunny": "rabbit", "puppy": "dog",
                   "kitten": "cat", "acorn": "chestnut", "nut": "chestnut",
+                  # the captioner's "ladybird" (ImageNet's) is CLDR's lady beetle; by MiniLM it was a bird
+                  "ladybird": "lady beetle", "ladybug": "lady beetle",
                   # ImageNet's "soccer ball" is the captioner's "football" (British English, as the books are):
                   # drawn as `american football` by its head noun, a football photo's hero was an egg-shaped ball
                   "football": "soccer ball",

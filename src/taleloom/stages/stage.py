@@ -232,11 +232,41 @@ def look_concept(look: str, concept_mapper: ConceptMapper, exclude: set[str] = f
     usable = [c for c in named if drawable(c)] or named
     if usable:
         return _first(usable, look, concept_mapper, len(vocabulary))  # the details choose among equals
+    if (animal := nearest_animal(kind, concept_mapper, drawable)) is not None:
+        return animal
     for text in dict.fromkeys((kind, look)):
         for name in concept_mapper(text, 5) if text else []:
             if drawable(name):
                 return name
     return None
+
+
+ANIMAL_POOL = 60  # nearest concepts looked through for an animal the vocabulary lacks
+# groups of the label table whose word draws none of its animals well: "sea animal" is a whale, which no lobster,
+# jellyfish or starfish is (MiniLM's nearest animal to each: crab, shrimp, octopus)
+MIXED_GROUPS = frozenset({"animal", "sea animal"})
+
+
+def nearest_animal(kind: str, concept_mapper: ConceptMapper, drawable: Callable[[str], bool]) -> str | None:
+    """For a kind the captioner's label table knows as an animal that the vocabulary lacks, an animal concept:
+    one whose name holds the kind's ("honeybee" for a bee), else the concept nearest to its group's word where
+    it has a group below "animal" ("bird" for a stork, "bug" for a cockroach), else the nearest animal. MiniLM's
+    nearest concepts to a rare animal's name are often no animal, or another kind: a stork was drawn as a
+    potato, a toucan as oden, a flamingo as fire, a cockroach as a rooster, a hippo as a tulip (`look_concept`'s
+    last resort before)."""
+    from taleloom.backends.vision.imagenet_nouns import animal_group
+
+    group = animal_group(kind)
+    if group is None:
+        return None
+    pool = [c for c in concept_mapper(kind, ANIMAL_POOL) if creature(c) and drawable(c)]
+    word = kind.strip().lower()
+    holding = [c for c in pool if len(word) >= 3 and word in c.lower().replace(" ", "")]
+    if holding:
+        return holding[0]
+    if group not in MIXED_GROUPS:
+        pool = [c for c in concept_mapper(group, 5) if creature(c) and drawable(c)] or pool
+    return pool[0] if pool else None
 
 
 def _hero(cast: Sequence[CastMember]) -> CastMember | None:

@@ -462,6 +462,24 @@ def copies_a_sentence(text: str, sources: Sequence[str], share: float = 0.6, min
     return any(_copies(content_words(sent), theirs, share, min_words) for sent in sentences(_semicolons(clean(text))))
 
 
+RECAP_SHARE = 0.9  # of a sentence's content words that the story before must have said for it to be a recap
+
+
+def without_recap(text: str, earlier: Sequence[str], min_words: int = 4) -> str:
+    """`text` without its opening sentences that only tell again what `earlier` told (RECAP_SHARE of their content
+    words, at least `min_words`, said there), when a sentence of `min_words` words or more is left: asked for the
+    bird book's last page, Qwen began "Lila perches on a branch in the sunlight, and Priya finds Lila sad." (pages
+    1 and 2 glued, so no one sentence of theirs was copied) before what happened next."""
+    said = set().union(*(content_words(t) for t in earlier)) if earlier else set()
+    mine = sentences(_semicolons(clean(text)))
+    first = 0
+    while first < len(mine) and len(own := content_words(mine[first])) >= min_words and \
+            len(own & said) >= RECAP_SHARE * len(own):
+        first += 1
+    rest = " ".join(mine[first:])
+    return rest if first and len(words(rest)) >= min_words else text
+
+
 def drop_copied_sentences(text: str, sources: list[str], share: float = 0.6, min_words: int = 4) -> str:
     """`text` without the sentences that copy a sentence of `sources` or an earlier sentence of its own
     (mostly the same content words, at least `min_words` of them): a small model writes another page's

@@ -1137,6 +1137,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
                                                                             ".")}]
     sampling = story_sampling(brief, sampling)
     others = [p.text for i, p in enumerate(pages) if i != n - 1]
+    before_n = [p.text for p in pages[:n - 1]]
     result: list[PageDraft] = []
     per_page = st.words_per_page(brief.age)
     limit = int(per_page * 1.5)  # words a page may have
@@ -1144,7 +1145,8 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
     def check(d: dict[str, Any], attempt: int) -> str | None:
         _clean_fields(d)
         # cut to the page's length before the checks: the hero named only in a sentence cut off is missing
-        text = st.trim_words(st.drop_copied_sentences(st.drop_labels(st.with_full_stop(d["text"], limit)), others), limit)
+        text = st.without_recap(st.drop_labels(st.with_full_stop(d["text"], limit)), [so_far, *before_n])
+        text = st.trim_words(st.drop_copied_sentences(text, others), limit)
         scene = text if fresh else pages[n - 1].scene if keep_scene else st.scene_of(d["scene"])
         if st.clean(text).lower() == st.clean(old).lower():
             return "the page did not change"

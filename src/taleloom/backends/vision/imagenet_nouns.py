@@ -510,3 +510,20 @@ def _landscapes() -> frozenset[str]:
 def is_landscape(noun: str) -> bool:
     """Whether `noun` is the landscape group, one of its groups, or a noun or label of theirs ("shore", "lakeside")."""
     return noun.strip().lower() in _landscapes()
+
+
+@functools.cache
+def _animal_groups() -> dict[str, str]:
+    """Each animal noun, label lemma and group word → its group ("stork" → bird, "hippo" → animal)."""
+    out = {g: g for g in GROUPS if "animal" in ancestry(g)}
+    for lab in labels():
+        if "animal" in ancestry(lab.group):
+            out.setdefault(lab.noun, lab.group)
+            out.setdefault(lab.lemma.lower(), lab.group)
+    return out
+
+
+def animal_group(noun: str) -> str | None:
+    """The group of an animal the label table names ("stork" → "bird", "cockroach" → "bug", "hippo" →
+    "animal"), else None (a thing, a person, or a word it does not hold)."""
+    return _animal_groups().get(noun.strip().lower())
