@@ -1224,3 +1224,17 @@ def test_a_rewrites_opening_sentences_that_only_retell_the_story_so_far_are_drop
     assert without_recap(new, earlier) == new  # names and a thing said before, and new doings: a page
     assert without_recap("Lila perches on a branch in the sunlight.", earlier) == \
         "Lila perches on a branch in the sunlight."  # nothing would be left: the page's other checks decide
+
+
+def test_names_in_brackets_or_said_twice_are_said_once_and_a_page_finishing_a_cut_picture_loses_that_fragment():
+    """The ladybird book's answer: "The hero (Milo) … his friend (Ava)", then page 2 opening with the end of page
+    1's picture, cut at "lots of cheese and"."""
+    from taleloom.stages.story_text import cast_spelling, without_carried_start
+
+    assert cast_spelling("The hero (Milo) makes a pizza for his friend (Ava). Milo (Milo) waits. Milo Milo runs.",
+                         ["Milo", "Ava"]) == "Milo makes a pizza for his friend Ava. Milo waits. Milo runs."
+    cut = ["Milo makes a pizza for Ava.", "Milo has just made a pizza with lots of cheese and"]
+    assert without_carried_start("sausage on it. He looks very happy as he takes a bite.", cut) == \
+        "He looks very happy as he takes a bite."
+    whole = ["Milo makes a pizza for Ava.", "Milo at the table with a pizza."]
+    assert without_carried_start("he takes a bite and smiles at Ava.", whole) == "he takes a bite and smiles at Ava."

@@ -539,7 +539,29 @@ def cast_spelling(text: str, names: Sequence[str]) -> str:
         text = re.sub(rf"\b{re.escape(name)}\b", name, text, flags=re.IGNORECASE)
         # a name stuttered ("Theo, Theo, Theo, sleeping quietly beside Mina": the sample cat's book) is said once
         text = re.sub(rf"\b{re.escape(name)}(?:,?\s+{re.escape(name)}\b){{2,}}", name, text)
+        text = re.sub(rf"\b{re.escape(name)}\s+{re.escape(name)}\b", name, text)  # "Milo Milo makes a pizza"
     return text
+
+
+def _cut(text: str) -> bool:
+    """Whether `text` stops on a word no sentence ends on ("…lots of cheese and"): a picture's description is
+    often unpunctuated, so a missing full stop alone says nothing."""
+    last = re.findall(r"[A-Za-z']+|\S$", text.strip())
+    return bool(last) and last[-1].lower() in NEVER_LAST
+
+
+def without_carried_start(text: str, before: Sequence[str]) -> str:
+    """`text` without its first sentence when that opens in lower case and finishes a sentence cut off at the end
+    of one of `before` (the page before's text and picture, as answered): Qwen cut the ladybird book's page 1
+    picture at "…has just finished making a pizza with lots of cheese and" and opened page 2 with "sausage on
+    it." Kept when nothing of four words would be left, or when nothing before was cut ("he saw a small bird"
+    opens a page in lower case: _page gives it its capital; a picture is often described without a full stop).
+    """
+    t = text.lstrip()
+    if not t[:1].islower() or not any(_cut(b) for b in before):
+        return text
+    rest = " ".join(sentences(t)[1:])
+    return rest if len(words(rest)) >= 4 else text
 
 
 def roles_named(text: str, names: Sequence[str]) -> str:
@@ -548,6 +570,11 @@ def roles_named(text: str, names: Sequence[str]) -> str:
     place." Only as a sentence's subject or the pair: "Milo was the hero of the day" stays."""
     if not names:
         return text
+    for name in names:  # a name in brackets after its role or itself: "The hero (Milo) makes a pizza for his friend
+        # (Ava)." (the ladybird book's outline) → "Milo makes a pizza for his friend Ava."
+        n = re.escape(name)
+        text = re.sub(rf"\b(?:the (?:hero|friend)|{n})\s*\(\s*({n})\s*\)", r"\1", text, flags=re.IGNORECASE)
+        text = re.sub(rf"\(\s*({n})\s*\)", r"\1", text)
     hero, friend = names[0], (names[1] if len(names) > 1 else None)
     if friend:
         text = re.sub(r"\bthe hero and (?:the |his |her |their )?friend\b", f"{hero} and {friend}", text, flags=re.IGNORECASE)

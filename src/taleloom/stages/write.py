@@ -643,7 +643,8 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
     texts: list[str] = []
     for i, p in enumerate(pages):  # nor an earlier page's picture or sentence, or its own again; not a later
         copied_from = scenes[:i] + texts  # page's picture: that was written after, copying this text (cat book)
-        own = drop_request_line(st.drop_labels(st.with_full_stop(p["text"], limit)), cast[0], photo_kind)
+        carried = st.without_carried_start(p["text"], [pages[i - 1]["text"], pages[i - 1]["scene"]] if i else [])
+        own = drop_request_line(st.drop_labels(st.with_full_stop(carried, limit)), cast[0], photo_kind)
         if told and len(st.words(story := st.drop_copied_sentences(own, [told], CAPTION_COPY))) >= 4:
             own = story
         kept = st.trim_words(st.drop_copied_sentences(own, copied_from), limit)
