@@ -823,3 +823,16 @@ def test_a_made_up_word_is_asked_again_by_name_and_the_answer_that_makes_up_fewe
     assert worse[0] == "Otto marche nervusement vers l'étang."  # the second answer made up more: the first stands
     stubborn = translate(texts, "fr", Answers(coiner("nervusement", "nervosamente")))
     assert stubborn[0] == "Otto marche nervosamente vers l'étang."  # as many: the last answer stands, no English kept
+
+
+def test_an_english_word_kept_that_is_a_rude_word_of_the_language_leaves_its_page_in_english():
+    """Qwen kept "bite" in the ladybird book's French ("en prenant un bite"): printed, it is a rude word there."""
+    texts = ["Milo looks very happy as he takes a bite.", "Milo and Ava play.", "Ava laughs."]
+    fr = {texts[0]: "Milo semble très heureux en prenant un bite.", texts[1]: "Milo et Ava jouent.",
+          texts[2]: "Ava rit."}
+    out = translate(texts, "fr", Answers(lambda asked_, n: [fr[t] for t in asked_]))
+    assert out[0] == texts[0] and out.kept_english == [0] and not out.kept_words
+    assert "rude" in " ".join(out.warnings) and out[1] == "Milo et Ava jouent."
+    es = {texts[0]: "Milo parece muy feliz cuando da un bite.", texts[1]: "Milo y Ava juegan.", texts[2]: "Ava ríe."}
+    kept = translate(texts, "es", Answers(lambda asked_, n: [es[t] for t in asked_]))
+    assert kept[0] == es[texts[0]] and kept.kept_words == {0: "bite"}  # not rude in Spanish: kept, with the notice

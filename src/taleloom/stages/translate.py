@@ -206,8 +206,13 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
                 out[i] = text
         todo = sorted(left)
     warnings, kept_words = [], {}
-    for i in (i for i in todo if i in nearly):
-        out[i], left = without_openers(*nearly[i])
+    for i in [i for i in todo if i in nearly]:
+        text, left = without_openers(*nearly[i])
+        if rude := [w for w in re.split(r",\s*", left) if w.lower() in RUDE_IN.get(code, ())]:
+            why[i] = f"it keeps the English word {rude[0]!r}, a rude word in {name}"
+            del nearly[i]  # the page reads English, with the notice, rather than rude
+            continue
+        out[i] = text
         if left:
             kept_words[i] = left
             warnings.append(f"text {i + 1} keeps a few English words: {left!r}")
@@ -527,6 +532,9 @@ def kept_english_words(source: str, got: str, code: str | None = None, run: int 
     return ", ".join(slips) or None
 
 
+# English words a child's book says that are rude words of another language: kept in a translation, they would
+# print that word ("Milo semble très heureux en prenant un bite", the ladybird book's French, for "takes a bite")
+RUDE_IN: dict[str, frozenset[str]] = {"fr": frozenset({"bite", "con"})}
 SLIP_RATIO = 4.0  # language ID must find a lone word this many times likelier English than the book's language
 SLIP_EN_COUNT = 100  # ... or, where the language has a word list, an English word (this common in English
 # subtitles) that the language's list lacks
