@@ -90,7 +90,7 @@ def _extend(book, n_more, llm) -> list[PageDraft]:
     return [PageDraft(text=f"More {i + 1}.", scene="a cat under the moon") for i in range(n_more)]
 
 
-def _translate(texts, lang, llm, names=()):
+def _translate(texts, lang, llm, names=(), kinds=()):
     if lang == "en":
         return list(texts)
     llm.chat([{"role": "user", "content": "translate"}])

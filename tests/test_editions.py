@@ -65,7 +65,7 @@ def test_stale_editions_after_a_rewrite_and_an_llm_that_cannot_translate(tmp_pat
         view(book, "ko")
 
     # an LLM that gives the English back: the edition says so instead of pretending
-    english = backends(replace(FAKE_TEXT, translate=lambda texts, lang, llm, names=(): list(texts)))
+    english = backends(replace(FAKE_TEXT, translate=lambda texts, lang, llm, names=(), kinds=(): list(texts)))
     book = translate_book(d, english, ["fr", "ko"])
     for lang in ("fr", "ko"):
         ed = book.editions[lang]

@@ -147,7 +147,7 @@ def test_translation_runs_beside_the_pictures(tmp_path):
     started before it can finish completes the book instead of timing out."""
     illustrator = SignallingIllustrator()
 
-    def translate(texts, lang, llm, names=()):
+    def translate(texts, lang, llm, names=(), kinds=()):
         assert illustrator.drawing.wait(20), "the pictures did not start while the translation ran"
         return FAKE_TEXT.translate(texts, lang, llm)
 
@@ -161,7 +161,7 @@ def test_a_failed_stage_stops_the_book_after_the_other_lane_saves(tmp_path):
     nothing after either runs, and running the book again redoes only the translation and what follows."""
     illustrator = SignallingIllustrator()
 
-    def broken(texts, lang, llm, names=()):
+    def broken(texts, lang, llm, names=(), kinds=()):
         illustrator.drawing.wait(20)
         raise RuntimeError("translator crashed (test)")
 
@@ -297,7 +297,7 @@ def test_pages_left_in_english_are_read_in_english(tmp_path):
         kept_english = [0, 2]
         kept_words = {3: "fairy"}  # page 2 is translated but kept one English word
 
-    partly = replace(FAKE_TEXT, translate=lambda texts, lang, llm, names=(): Partly(  # texts: title, cover, pages
+    partly = replace(FAKE_TEXT, translate=lambda texts, lang, llm, names=(), kinds=(): Partly(  # texts: title, cover, pages
         [texts[0], f"[{lang}] {texts[1]}", texts[2]] + [f"[{lang}] {t}" for t in texts[3:]]))
     narrator = Recording()
     book = run_book(make(tmp_path, lang="ko"), backends(partly, narrator=narrator))  # title + page 1 kept in English

@@ -722,6 +722,10 @@ def test_the_books_animals_are_told_in_the_readers_words_from_cldr():
     assert glossary(["Milo makes a pizza.", "Ella eats the pizza."], "it") == {"pizza": "pizza"}
     # the plots' lost chick: Qwen's Spanish made it "la chica" (the girl) in a bridge photo's book
     assert glossary(["Theo spots the chick.", "The chick looks happy."], "es") == {"chick": "pollito"}
+    # the cast's kinds are told even where one text says them (the dandelion book's cover: a rabbit as "ratón")
+    cover = ["Tom's Owl Adventure", "rabbit, brown and white", "Tom hears a noise.", "Oscar the owl says hello."]
+    assert glossary(cover, "es") == {"owl": "búho"}  # said twice
+    assert glossary(cover, "es", kinds=["rabbit", "owl", "dragon"]) == {"rabbit": "conejo", "owl": "búho"}
 
     llm = Recorder()
     translate(book, "fr", llm)

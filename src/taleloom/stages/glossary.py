@@ -93,18 +93,22 @@ def word_in(english: str, code: str) -> str | None:
     return name.capitalize() if code == "de" else name  # German nouns are written with a capital
 
 
-def glossary(texts: Sequence[str], code: str, limit: int = LIMIT) -> dict[str, str]:
+def glossary(texts: Sequence[str], code: str, limit: int = LIMIT, kinds: Sequence[str] = ()) -> dict[str, str]:
     """English word → its word in `code` (the same word too), for the words of `texts` said in two texts or more
-    that name an emoji (most frequent first): the book's characters and things, not a word said once in passing; then the story's
-    set phrases (story_phrases)."""
+    that name an emoji (most frequent first): the book's characters and things, not a word said once in passing;
+    the cast's `kinds` said anywhere, first (a kind may be said only on the cover: the dandelion photo's rabbit
+    hero was "ratón", a mouse, there); then the story's set phrases (story_phrases)."""
     if code not in languages():
         return story_phrases(texts, code)
     seen = Counter(w for t in texts for w in {w.lower() for w in st.words(t)})
     out: dict[str, str] = {}
+    for kind in dict.fromkeys(k.strip().lower() for k in kinds):
+        if seen[kind] and len(out) < limit and len(kind) > 2 and (found := word_in(kind, code)):
+            out[kind] = found
     for word, n in seen.most_common():
         if n < 2 or len(out) >= limit:
             break
         # a word the language writes alike is told too: the Suzanne book's Italian made its "pizza" a "piatto" (dish)
-        if len(word) > 2 and (found := word_in(word, code)):
+        if word not in out and len(word) > 2 and (found := word_in(word, code)):
             out[word] = found
     return out | story_phrases(texts, code)

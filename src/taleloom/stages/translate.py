@@ -117,11 +117,12 @@ def check_language(lang: str) -> str:
 
 
 def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | None = None,
-              names: Sequence[str] = ()) -> Translation:
+              names: Sequence[str] = (), kinds: Sequence[str] = ()) -> Translation:
     """`texts` in `lang`, asked in one answer (then one more for the texts that failed their checks); English
     is returned as it is. Texts that cannot be translated stay English, listed in `kept_english`. `names`: the
     cast's names, kept in every translation of a text that says them (a name said only at a sentence's start is
-    no sure name from the texts alone: a wine photo's French book printed Theo as "Le théoricien", the theorist)."""
+    no sure name from the texts alone: a wine photo's French book printed Theo as "Le théoricien", the theorist).
+    `kinds`: what the cast are ("rabbit"), told in the reader's words wherever a text says them (glossary.py)."""
     code = check_language(lang)
     if code == "en":
         return Translation(list(texts))
@@ -143,7 +144,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     # 10 story_quality books it turned French and German "kite", "rocket", "Owl", "Bicyclen" into "cerf-volant",
     # "fusée", "chouette", "Fahrrad"; in Japanese it left one book wholly English and a page of another (0.925 →
     # 0.8 identified), so the other scripts are not told
-    terms = glossary(texts, code) if _TABLE[code][1] is None else {}
+    terms = glossary(texts, code, kinds=kinds) if _TABLE[code][1] is None else {}
     attempt, tries, copied = -1, TRIES, False
     while (attempt := attempt + 1) < tries:
         if not todo:
