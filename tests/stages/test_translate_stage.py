@@ -840,3 +840,25 @@ def test_an_english_word_kept_that_is_a_rude_word_of_the_language_leaves_its_pag
     es = {texts[0]: "Milo parece muy feliz cuando da un bite.", texts[1]: "Milo y Ava juegan.", texts[2]: "Ava ríe."}
     kept = translate(texts, "es", Answers(lambda asked_, n: [es[t] for t in asked_]))
     assert kept[0] == es[texts[0]] and kept.kept_words == {0: "bite"}  # not rude in Spanish: kept, with the notice
+
+
+def test_a_colour_said_as_another_colour_is_asked_again():
+    """Qwen wrote the nuthatch book's cover "grey and white" as German "grün und weiß" (green and white)."""
+    from taleloom.stages.glossary import changed_colours, colour_stems
+
+    assert colour_stems("de")["grey"] == "grau" and colour_stems("fr")["white"] == "blanc"
+    assert changed_colours("animal, grey and white", "Tier, grün und weiß", "de") == ["grey"]
+    assert changed_colours("animal, grey and white", "Tier, graue und weiße Federn", "de") == []
+    assert changed_colours("rabbit, brown and white", "conejo, blanco y negro", "es") == ["brown"]
+    assert changed_colours("a brown dog", "un chien brun", "fr") == []  # no other colour said: nothing to tell
+    assert changed_colours("a grey cat", "灰色の猫", "ja") == []  # the CLDR colours are read in Latin letters only
+    texts = ["Lila the bird, grey and white", "Lila sings on a branch.", "Lila flies home."]
+
+    def answer(asked_, n):
+        de = {texts[0]: "Lila der Vogel, grün und weiß" if n == 1 else "Lila der Vogel, grau und weiß",
+              texts[1]: "Lila singt auf einem Ast.", texts[2]: "Lila fliegt nach Hause."}
+        return [de[t] for t in asked_]
+
+    llm = Answers(answer)
+    out = translate(texts, "de", llm)
+    assert out[0] == "Lila der Vogel, grau und weiß" and [len(r) for r in llm.requests] == [3, 1]

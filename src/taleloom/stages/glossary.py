@@ -112,3 +112,52 @@ def glossary(texts: Sequence[str], code: str, limit: int = LIMIT, kinds: Sequenc
         if word not in out and len(word) > 2 and (found := word_in(word, code)):
             out[word] = found
     return out | story_phrases(texts, code)
+
+
+# A colour's CLDR name comes from its heart emoji ("cœur vert", "grünes Herz"): the picture-book colours
+_HEARTS = {"red": "❤️", "orange": "🧡", "yellow": "💛", "green": "💚", "blue": "💙", "purple": "💜", "brown": "🤎",
+           "black": "🖤", "white": "🤍", "grey": "🩶", "pink": "🩷"}
+_COLOUR_SYNONYMS = {"gray": "grey"}
+
+
+@functools.cache
+def colour_stems(code: str) -> dict[str, str]:
+    """English colour → the start every form of its word in `code` shares ("grey" → "gri" for French "gris",
+    "grise"; "grau" for German "graue", "grauen"), from the CLDR names of the coloured hearts; {} for a language
+    the emoji package lacks or one not written in Latin letters."""
+    if code not in languages():
+        return {}
+    import emoji
+
+    names = {c: emoji.demojize(e, language=code, delimiters=("", "")).lower().split("_") for c, e in _HEARTS.items()}
+    shared = Counter(w for words in names.values() for w in set(words))
+    out = {}
+    for colour, words in names.items():
+        own = [w for w in words if shared[w] < len(names) // 2]  # the heart's word is in every name
+        if len(own) != 1 or not own[0].isalpha():
+            continue
+        word = own[0]
+        if any(ord(ch) > 0x24F for ch in word):
+            return {}  # not in Latin letters
+        # the gender and number endings go: "rojo", "negro" → "roj", "negr"; German "graues" → "grau"
+        out[colour] = re.sub(r"(?:es|e|s|o|a)$", "", word) if len(word) > 3 else word
+    return out
+
+
+def changed_colours(source: str, got: str, code: str) -> list[str]:
+    """The English colours `source` says whose word `got` lacks while it says another colour the source does not:
+    Qwen wrote "grey and white" as German "grün und weiß" (the nuthatch book's cover) and "brown and white" as
+    Spanish "blanco y negro" (the dandelion book's). A word outside the CLDR names ("brun" for brown) is no
+    other colour, so nothing is said about it."""
+    stems = colour_stems(code)
+    if not stems:
+        return []
+    said = {_COLOUR_SYNONYMS.get(w, w) for w in re.findall(r"[a-z]+", source.lower())} & set(stems)
+    words = re.findall(r"[^\W\d_]+", got.lower())
+
+    def present(colour: str) -> bool:
+        stem = stems[colour]
+        return any(w.startswith(stem) and len(w) <= len(stem) + 4 for w in words)
+
+    others = [c for c in stems if c not in said and present(c)]
+    return [c for c in said if not present(c)] if others else []

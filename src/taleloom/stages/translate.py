@@ -31,7 +31,7 @@ from taleloom.backends.base import Sampling, TextModel
 from taleloom.book import SEED_MAX
 from taleloom.errors import BackendError, choice_error
 from taleloom.stages import story_text as st
-from taleloom.stages.glossary import glossary
+from taleloom.stages.glossary import changed_colours, glossary
 from taleloom.stages.length_align import aligned_by_length
 
 # ISO 639-1 code → (name, Unicode ranges of its script or None for Latin, one example sentence)
@@ -195,7 +195,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             elif copied := kept_english_words(asked[i], text, code, book_names=book_names):
                 nearly[i] = text, copied
                 left.append(i)
-            elif missed_terms(asked[i], text, terms) and attempt + 1 < tries:
+            elif (missed_terms(asked[i], text, terms) or changed_colours(asked[i], text, code)) and attempt + 1 < tries:
                 nearly[i] = text, ""  # asked again; the last answer stands all the same
                 left.append(i)
             elif (odd := invented_words(asked[i], text, code, book_names, list(terms.values()))) and attempt + 1 < tries:
