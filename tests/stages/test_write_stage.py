@@ -1238,3 +1238,17 @@ def test_names_in_brackets_or_said_twice_are_said_once_and_a_page_finishing_a_cu
         "He looks very happy as he takes a bite."
     whole = ["Milo makes a pizza for Ava.", "Milo at the table with a pizza."]
     assert without_carried_start("he takes a bite and smiles at Ava.", whole) == "he takes a bite and smiles at Ava."
+
+
+def test_an_ideas_animal_is_the_hero_not_the_friend():
+    """"A shy hippo who wants to learn to swim" came back with a girl as the hero and the hippo as her friend,
+    which the title ("The Hippo and the Swimsuit") let through: that plan is asked again."""
+    girl_and_hippo = PLAN | {"title": "The Hippo and the Kite",
+                             "friend": {"name": "Otto", "kind": "a hippo", "look": "grey skin and a blue hat"}}
+    llm = ScriptedLLM(girl_and_hippo)
+    write.write_story(None, Brief(pages=2, idea="a shy hippo who wants to learn to swim", seed=1), llm)
+    books = [c for c in llm.calls if "title" in c[2]["properties"]]
+    assert len(books) == write.PLAN_RELEVANCE_TRIES + 1  # refused while the tries insist, then taken
+    llm = ScriptedLLM(girl_and_hippo)
+    write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), llm)  # no animal in the idea
+    assert len([c for c in llm.calls if "title" in c[2]["properties"]]) == 1

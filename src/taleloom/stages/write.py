@@ -322,6 +322,9 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
     if wanted & people:  # a girl, a boy or a woman is the person from the photo
         wanted |= people
     photo_thing = bool(hero_kind and not brief.idea and is_creature(hero_kind) is False)  # told to come alive
+    # an idea's animal is its hero: "a shy hippo who wants to learn to swim" came back with a girl as the hero and the
+    # hippo as her friend (the title's "Hippo" let it through)
+    idea_kinds = set() if hero_kind else {st.stem(w.lower()) for w in st.words(brief.idea or "") if is_creature(w.lower())}
     planned: list[tuple[str, list[CastMember], list[str]]] = []  # the last plan that passed its checks
     written: list[PageDraft] = []
 
@@ -329,6 +332,8 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
         _clean_fields(d)
         if problem := _plan_problem(d, brief, wanted if attempt < PLAN_RELEVANCE_TRIES else set(), n):
             return problem
+        if idea_kinds and attempt < PLAN_RELEVANCE_TRIES and not st.content_words(d["hero"]["kind"]) & idea_kinds:
+            return f"the hero ({d['hero']['kind']}) is not the idea's {', '.join(sorted(idea_kinds))}"
         names = [d["hero"]["name"], d["friend"]["name"]]
         hero_look, friend_look = _look(d["hero"], thing=photo_thing, names=names), _look(d["friend"], names=names)
         cast = [CastMember(name=d["hero"]["name"], look=hero_look, role="hero"),
