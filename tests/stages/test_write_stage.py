@@ -1091,6 +1091,9 @@ def test_a_last_page_that_leaves_the_hero_in_trouble_is_written_again_happily():
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
     assert len(llm.calls) == 3 and d.pages[3].text == "Nora laughed. The kite was a big red bird in the sky!"
     assert st.drop_labels("They meet at the park. The problem is solved. Nora laughs.") == "They meet at the park. Nora laughs."
+    # the come-alive request's words as a sentence of a page (the footballer photo's book)
+    assert st.drop_labels("Sami's football can move, talk and feel. Sami put the chick in its pocket.") == \
+        "Sami put the chick in its pocket."
     # the plan's label for the problem, said as a page's sentence (a robot idea's last page)
     assert st.drop_labels("Milo can sleep. The small problem is that he is scared of the dark.") == \
         "Milo can sleep. He is scared of the dark."

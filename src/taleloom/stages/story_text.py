@@ -216,7 +216,11 @@ _PROMPT_ECHO = re.compile(r"year-old reader|outline line|cast sheet|\bJSON\b|pla
                           r"\b(?:photo|picture|image) shows\b", re.IGNORECASE)
 # the ending's request said back as a sentence: "…with some effort from Milo, she is able to fix it. The problem is
 # solved. Milo is glad" (the dragonfly photo's last page); dropped from a page (drop_asides)
-_PLAN_TALK = re.compile(r"\bthe problem (?:is|was|has been|gets|got) solved\b", re.IGNORECASE)
+# ... and the come-alive request's own words, said as a page's sentence: "Sami's football can move, talk and feel."
+# (the footballer photo's page 3; write.py's request tells a thing from the photo it "can move, talk and feel")
+_PLAN_TALK = re.compile(r"\bthe problem (?:is|was|has been|gets|got) solved\b"
+                        r"|\bcan move, talk,? (?:and|or) feel\b", re.IGNORECASE)  # (a story's "there was an apple
+# that could move, talk and feel" stays)
 
 
 def strip_markup(text: str) -> str:
