@@ -381,15 +381,20 @@ def test_the_baboon_books_german_answer_is_put_back_in_place():
     assert aligned_by_length(texts, answers) == [" ".join(answers[:3]), *answers[3:], "", ""]
 
 
-def pizzino(misses: int):
-    """Italian that says the told word "pizza" as "pizzino" (a note) in the first `misses` answers, then right."""
+def changing_word(table: dict[str, str], word_for):
+    """An `Answers` answer from `table` (English → its translation, "{word}" where one word goes), that word
+    chosen by which request this is (`word_for(n)`)."""
     def answer(texts: list[str], n: int) -> list[str]:
-        word = "pizzino" if n <= misses else "pizza"
-        it = {"Milo makes a pizza for Ella.": f"Milo fa una {word} per Ella.",
-              "Ella eats the pizza with Milo.": "Ella mangia la pizza con Milo."}
-        return [it[t] for t in texts]
+        return [table[t].format(word=word_for(n)) for t in texts]
 
     return answer
+
+
+def pizzino(misses: int):
+    """Italian that says the told word "pizza" as "pizzino" (a note) in the first `misses` answers, then right."""
+    return changing_word({"Milo makes a pizza for Ella.": "Milo fa una {word} per Ella.",
+                          "Ella eats the pizza with Milo.": "Ella mangia la pizza con Milo."},
+                         lambda n: "pizzino" if n <= misses else "pizza")
 
 
 def test_a_word_of_the_glossary_the_translation_does_not_say_is_asked_again_once_then_let_be():
@@ -807,13 +812,8 @@ class ToldAnswers(Answers):
 
 def coiner(first: str, then: str):
     """French that says 'nervously' as `first` in the first answer, `then` after."""
-    def answer(texts: list[str], n: int) -> list[str]:
-        word = first if n == 1 else then
-        fr = {"Otto walks nervously to the pond.": f"Otto marche {word} vers l'étang.",
-              "Otto and Mina play.": "Otto et Mina jouent."}
-        return [fr[t] for t in texts]
-
-    return answer
+    return changing_word({"Otto walks nervously to the pond.": "Otto marche {word} vers l'étang.",
+                          "Otto and Mina play.": "Otto et Mina jouent."}, lambda n: first if n == 1 else then)
 
 
 def test_a_made_up_word_is_asked_again_by_name_and_the_answer_that_makes_up_fewer_stands():
