@@ -1091,6 +1091,13 @@ def test_a_last_page_that_leaves_the_hero_in_trouble_is_written_again_happily():
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
     assert len(llm.calls) == 3 and d.pages[3].text == "Nora laughed. The kite was a big red bird in the sky!"
     assert st.drop_labels("They meet at the park. The problem is solved. Nora laughs.") == "They meet at the park. Nora laughs."
+    # the request's line as a page (OpenCV's home photo's page 1), and a story told about ("The story ends with…")
+    home = CastMember(name="Finn", look="building, grey", role="hero")
+    assert write.only_request_line("Finn is the building, come to life.", home, "building")
+    assert not write.only_request_line("Finn is the building and he is happy.", home, "building")
+    assert st.drop_labels("Finn gets the pear. The story ends with Finn eating the pear.") == "Finn gets the pear."
+    assert st.drop_labels("The old house came to life one night. Finn smiled.") == \
+        "The old house came to life one night. Finn smiled."
     # the come-alive request's words as a sentence of a page (the footballer photo's book)
     assert st.drop_labels("Sami's football can move, talk and feel. Sami put the chick in its pocket.") == \
         "Sami put the chick in its pocket."

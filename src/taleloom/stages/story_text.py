@@ -218,9 +218,12 @@ _PROMPT_ECHO = re.compile(r"year-old reader|outline line|cast sheet|\bJSON\b|pla
 # solved. Milo is glad" (the dragonfly photo's last page); dropped from a page (drop_asides)
 # ... and the come-alive request's own words, said as a page's sentence: "Sami's football can move, talk and feel."
 # (the footballer photo's page 3; write.py's request tells a thing from the photo it "can move, talk and feel")
+# (a story's "there was an apple that could move, talk and feel" stays), the request's "X is the building, come to
+# life." (OpenCV's home photo's page 1) and a story told about: "The story ends with Finn eating the pear."
 _PLAN_TALK = re.compile(r"\bthe problem (?:is|was|has been|gets|got) solved\b"
-                        r"|\bcan move, talk,? (?:and|or) feel\b", re.IGNORECASE)  # (a story's "there was an apple
-# that could move, talk and feel" stays)
+                        r"|\bcan move, talk,? (?:and|or) feel\b"
+                        r"|\b(?:is|was) (?:the|a|an) [\w' -]{1,40}, come to life\b"
+                        r"|\bthe story (?:ends|ended|begins|began|starts|started) (?:with|when)\b", re.IGNORECASE)
 
 
 def strip_markup(text: str) -> str:

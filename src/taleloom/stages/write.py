@@ -550,7 +550,7 @@ def without_photo_wording(text: str) -> str:
 
 # and said as doings: "…, tall in sunlight with moving, talking and feeling" (OpenCV's fruits photo's lemon)
 _ALIVE_WORDS = re.compile(r",?\s*(?:and |that |who |with )?(?:(?:can|could) move, talk,? (?:and|or) feel\b"
-                          r"|moving, talking,? (?:and|or) feeling\b|moves, talks,? (?:and |or )?feels\b)", re.IGNORECASE)
+                          r"|moving, talking,? (?:and |or )?feeling\b|moves, talks,? (?:and |or )?feels\b)", re.IGNORECASE)
 
 
 FALLBACK_NAMES = ("Mina", "Leo", "Ava", "Tom", "Lila", "Sam", "Nora", "Finn")
@@ -716,7 +716,9 @@ def _request_line(hero: CastMember, photo_kind: str | None) -> re.Pattern:
     words = f"{kind_of(hero)} {photo_kind or ''}".lower().split()
     kinds = "|".join(re.escape(w) for w in dict.fromkeys(words)) or "$^"
     # and the kind alone as a sentence: the baboon book's outline line 2, "monkey. Theo is the monkey from the photo."
-    return re.compile(rf"^(?:{re.escape(hero.name)} is (?:the|a|an) )?(?:(?:{kinds})\s*)+[.!]$", re.IGNORECASE)
+    # with the request's own ending too: "Finn is the building, come to life." (OpenCV's home photo's page 1)
+    return re.compile(rf"^(?:{re.escape(hero.name)} is (?:the|a|an) )?(?:(?:{kinds})\s*)+(?:from the photo\s*)?"
+                      rf"(?:,?\s*come to life\s*)?[.!]$", re.IGNORECASE)
 
 
 def name_the_hero(text: str, hero: CastMember, named: Sequence[str] = ()) -> str:
