@@ -862,3 +862,16 @@ def test_a_colour_said_as_another_colour_is_asked_again():
     llm = Answers(answer)
     out = translate(texts, "de", llm)
     assert out[0] == "Lila der Vogel, grau und weiß" and [len(r) for r in llm.requests] == [3, 1]
+
+
+def test_a_phrase_said_twice_in_a_row_is_a_problem_unless_the_english_says_it_twice():
+    """The hippo book's Spanish cover said its hippo's coat twice (and "hipo", a hiccup: now told "hipopótamo")."""
+    from taleloom.stages.glossary import word_in
+
+    source = "hippo, brown fur, brown hair, white skin with a pink spot, red shoes"
+    got = "un hipopótamo, una capa de pelo marrón, una capa de pelo marrón, una piel blanca con un punto rosa"
+    assert problem(source, got, "es") == "a phrase said twice in a row"
+    assert problem("Milo and Ava. Milo and Ava play in the park.", "Milo y Ava. Milo y Ava juegan en el parque.",
+                   "es") is None
+    assert problem("Run, little fox, run, little fox, run!", "Corre, zorrito, corre, zorrito, ¡corre!", "es") is None
+    assert word_in("hippo", "es") == "hipopótamo"

@@ -65,6 +65,8 @@ EVERYDAY_NAMES = {"squirrel": "chipmunk", "orange": "tangerine", "clementine": "
                   "kitten": "cat", "acorn": "chestnut", "nut": "chestnut",
                   # the captioner's "ladybird" (ImageNet's) is CLDR's lady beetle; by MiniLM it was a bird
                   "ladybird": "lady beetle", "ladybug": "lady beetle",
+                  # the captioner's and the stories' "hippo": Qwen's Spanish made it "hipo", a hiccup
+                  "hippo": "hippopotamus",
                   # ImageNet's "soccer ball" is the captioner's "football" (British English, as the books are):
                   # drawn as `american football` by its head noun, a football photo's hero was an egg-shaped ball
                   "football": "soccer ball",

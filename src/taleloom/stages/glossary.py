@@ -22,7 +22,7 @@ from taleloom.stages.concept_match import EVERYDAY_NAMES, shipped_vocabulary
 # Everyday names (concept_match.EVERYDAY_NAMES) that mean the emoji's animal itself, so its CLDR name translates them
 # (🐿's is "écureuil", "ardilla", "リス"; German says "Streifenhörnchen", of the squirrel family). Not "acorn"
 # (drawn as a chestnut, translated as one it would be wrong), "orange" (a tangerine) nor "puppy" or "lamb".
-SAME_ANIMAL = frozenset({"squirrel", "bunny", "hen", "sheep", "ladybird", "ladybug"})
+SAME_ANIMAL = frozenset({"squirrel", "bunny", "hen", "sheep", "ladybird", "ladybug", "hippo"})
 # Words for an emoji's animal that the stage draws by their head noun already, so not everyday names there (one
 # would count twice and make a page's lost chick its setting instead of a third thing beside it): the plots' lost
 # chick (write.PLOTS), which Qwen's Spanish made "la chica" (the girl) in a bridge photo's book

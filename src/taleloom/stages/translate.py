@@ -794,6 +794,11 @@ def problem(source: str, got: str, code: str, names: set[str] | frozenset[str] |
         return f"length {len(flat)} is implausible for {len(source)} English characters"
     if re.search(r"(.{6,}?)\1{2,}", flat):
         return "a piece of text repeats"
+    # a phrase of four words or more said twice in a row where the English does not: the hippo book's cover came
+    # back "…, una capa de pelo marrón, una capa de pelo marrón, …"
+    twice = r"(?<!\w)([^\W\d_]+(?:[\s,]+[^\W\d_]+){3,})[\s,]+\1(?!\w)"
+    if re.search(twice, flat, re.IGNORECASE) and not re.search(twice, source, re.IGNORECASE):
+        return "a phrase said twice in a row"
     if said := overused_word(source, flat):
         return said
     return None
