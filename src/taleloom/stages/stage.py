@@ -31,7 +31,7 @@ from taleloom.stages.concept_match import (
     strength,
     without_photo_words,
 )
-from taleloom.stages.story_text import mentions
+from taleloom.stages.story_text import mentions, sentences
 from taleloom.stages.write import hero_pronoun, kind_noun, kind_of
 
 # text, k → the k nearest concept names, best first (e.g. the aligned encoder's nearest_concepts)
@@ -185,15 +185,17 @@ def _unlike(name: str, exclude: set[str]) -> bool:
 
 
 def page_companion(scene: str, cast: Sequence[CastMember], concept_mapper: ConceptMapper,
-                   exclude: set[str]) -> tuple[int, str] | None:
+                   exclude: set[str], book: Storybook | None = None) -> tuple[int, str] | None:
     """(cast index, concept) of the first cast member other than the hero whom the scene names, drawn as their
     look's concept: a page where Theo the dog brings the toy shows a dog beside the hero, not the nearest
-    concept to the sentence (which named things the page never mentions: benchmarks/scene_concepts.py)."""
+    concept to the sentence (which named things the page never mentions: benchmarks/scene_concepts.py). A
+    "human" friend is a boy or a girl as the `book`'s pages speak of them (_boy_or_girl; v2's nearest to
+    "human" is `woman`, and a home photo's Theo, "human, brown hair", was drawn as one)."""
     hero = _hero(cast)
     for i, member in enumerate(cast):
         if member is not hero and mentions(scene, member.name):
             if found := look_concept(member.look or member.name, concept_mapper, exclude):
-                return i, found
+                return i, (_boy_or_girl(found, member, book, concept_mapper) if book is not None else found)
     return None
 
 
@@ -346,15 +348,21 @@ PERSON_KINDS = CHILD_WORDS | {"human", "person", "a human", "a person"}
 
 
 def _boy_or_girl(found: str, hero: CastMember, book: Storybook, concept_mapper: ConceptMapper) -> str:
-    """A child hero drawn as a boy or a girl, as the pages speak of them ("his kite": a boy), where the illustrator
-    knows no child: v2's nearest concept to "child" is `baby`, so every photo of a person (whose hero is "the
-    child from the photo") drew a baby flying a kite. `found` otherwise, and when the pages do not tell."""
+    """A child hero (or a "human" friend) drawn as a boy or a girl, as the pages speak of them ("his kite": a boy),
+    where the illustrator knows no child: v2's nearest concept to "child" is `baby`, so every photo of a person
+    (whose hero is "the child from the photo") drew a baby flying a kite. `found` otherwise, and when the pages
+    do not tell."""
     kind = kind_of(hero).lower()
     vocabulary = getattr(concept_mapper, "vocabulary", ())
     if kind not in PERSON_KINDS or (kind in CHILD_WORDS and "child" in vocabulary):
         return found
     # the scenes too: the rubber whale book's pages named Omar only where no pronoun was; its scene said "He's"
     told = [p.text for p in book.pages] + [p.scene for p in book.pages]
+    if hero is not _hero(book.cast):  # a friend: only what is said of them alone ("Theo waved. His hat…" is the
+        # friend's; "Lila thanks Theo. She smiles." may be either's)
+        others = [m.name for m in book.cast if m is not hero]
+        told = [s for t in told for s in (sentences(t) or [t])
+                if mentions(s, hero.name) and not any(mentions(s, o) for o in others)]
     drawn = {"he": "boy", "she": "girl"}.get(hero_pronoun(told, hero.name) or "")
     return drawn if drawn in vocabulary else found
 
@@ -421,12 +429,12 @@ def beside_hero(book: Storybook, page: Page, concept_mapper: ConceptMapper, excl
     when the caller has it."""
     cast = book.cast
     unnamed = without_names(page.scene, cast)
-    if friend := page_companion(page.scene, cast, concept_mapper, exclude):
+    if friend := page_companion(page.scene, cast, concept_mapper, exclude, book):
         return friend, friend[1]
     told = book_words(book) if book_text is None else book_text
     if named := named_setting(unnamed, concept_mapper, exclude, told):
         return None, named
-    if page.text and (friend := page_companion(page.text, cast, concept_mapper, exclude)):
+    if page.text and (friend := page_companion(page.text, cast, concept_mapper, exclude, book)):
         return friend, friend[1]
     if page.text and (named := named_setting(without_names(page.text, cast), concept_mapper, exclude, told)):
         return None, named
