@@ -875,3 +875,18 @@ def test_a_phrase_said_twice_in_a_row_is_a_problem_unless_the_english_says_it_tw
                    "es") is None
     assert problem("Run, little fox, run, little fox, run!", "Corre, zorrito, corre, zorrito, ¡corre!", "es") is None
     assert word_in("hippo", "es") == "hipopótamo"
+
+
+def test_of_two_answers_with_flaws_the_one_with_fewer_stands():
+    """Asked again for a colour said as another ("brown eyes" → "yeux bleus", the fossa wallpaper's cover), the
+    second answer may be worse: the first stands then."""
+    texts = ["Ezra the dog, white with brown eyes", "Ezra runs in the park.", "Ezra sleeps."]
+
+    def answer(asked_, n):
+        fr = {texts[0]: "Ezra le chien, blanc aux yeux bleus" if n == 1 else "Ezra le chien, noir aux yeux bleus",
+              texts[1]: "Ezra court dans le parc.", texts[2]: "Ezra dort."}
+        return [fr[t] for t in asked_]
+
+    llm = Answers(answer)
+    out = translate(texts, "fr", llm)
+    assert [len(r) for r in llm.requests] == [3, 1] and out[0] == "Ezra le chien, blanc aux yeux bleus"

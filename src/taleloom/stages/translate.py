@@ -136,6 +136,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     why: dict[int, str] = {}
     nearly: dict[int, tuple[str, str]] = {}  # (translation, the English words it kept): better than English
     coined: dict[int, list[str]] = {}  # the words no word of the language that an answer asked again had
+    flawed: dict[int, list[str]] = {}  # what an answer asked again had wrong (soft_flaws)
     base = (sampling or SAMPLING)
     book_names = names_of_book(texts)
     written_names = {w for t in texts for w in re.findall(r"\b[A-Z][a-z]+", t) if w.lower() in book_names}
@@ -195,16 +196,14 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             elif copied := kept_english_words(asked[i], text, code, book_names=book_names):
                 nearly[i] = text, copied
                 left.append(i)
-            elif (missed_terms(asked[i], text, terms) or changed_colours(asked[i], text, code)) and attempt + 1 < tries:
-                nearly[i] = text, ""  # asked again; the last answer stands all the same
+            elif (flaws := soft_flaws(asked[i], text, code, terms, book_names)) and attempt + 1 < tries:
+                nearly[i], flawed[i] = (text, ""), flaws  # asked again, its made-up words named as none of the
+                coined[i] = invented_words(asked[i], text, code, book_names, list(terms.values()))  # language's
                 left.append(i)
-            elif (odd := invented_words(asked[i], text, code, book_names, list(terms.values()))) and attempt + 1 < tries:
-                nearly[i], coined[i] = (text, ""), odd  # asked again, told those words are none of the language's
-                left.append(i)
-            elif odd and len(coined.get(i, odd)) < len(odd):
-                out[i] = nearly[i][0]  # the earlier answer coined fewer words
+            elif flaws and len(flawed.get(i, flaws)) < len(flaws):
+                out[i] = nearly[i][0]  # the earlier answer had fewer: it stands
             else:
-                out[i] = text
+                out[i] = text  # the last answer stands all the same
         todo = sorted(left)
     warnings, kept_words = [], {}
     for i in [i for i in todo if i in nearly]:
@@ -223,6 +222,14 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
         warnings.insert(0, _cannot(model, name))
         return Translation(list(texts), warnings[:3], list(range(len(texts))))
     return Translation(out, warnings, kept, kept_words)
+
+
+def soft_flaws(source: str, text: str, code: str, terms: dict[str, str], names: set[str]) -> list[str]:
+    """What a translation that passed the checks still has wrong, worth one more answer but not the English: the
+    glossary's words it does not say (missed_terms), colours said as other colours (changed_colours) and made-up
+    words (invented_words). Of two answers, the one with fewer stands."""
+    return [*missed_terms(source, text, terms), *changed_colours(source, text, code),
+            *invented_words(source, text, code, names, list(terms.values()))]
 
 
 def missed_terms(source: str, text: str, terms: dict[str, str]) -> list[str]:
