@@ -356,18 +356,18 @@ def test_a_child_hero_is_drawn_as_the_boy_or_girl_the_pages_speak_of_not_a_baby(
     for p in book.pages:
         p.text = "Ezra rides his new bicycle."
     assert main_subject(book, m) == "boy"
-    # a "human" friend too, from what is said of them alone (OpenCV's home photo's Theo was drawn as `woman`)
+    # a "human" friend too, as the pages call them (OpenCV's home photo's Theo was drawn as `woman`)
     from taleloom.stages.stage import page_companion
 
-    book.cast = [CastMember(name="Finn", look="building, grey", role="hero"),
-                 CastMember(name="Theo", look="human, brown hair", role="friend")]
+    book.cast = [CastMember(name="Omar", look="fox, red fur", role="hero"),
+                 CastMember(name="Tess", look="human, black hair", role="friend")]
     for p in book.pages:
-        p.text = "Finn waits. Theo comes with his stick. She smiles at Theo and Finn."
-    assert page_companion("Theo helps Finn", book.cast, m, set(), book) == (1, "boy")
-    assert page_companion("Theo helps Finn", book.cast, m, set()) == (1, "woman")  # no book: the look's concept
+        p.text = "Omar saw a human girl named Tess. Tess had seen his lost scarf."
+    assert page_companion("Tess helps Omar", book.cast, m, set(), book) == (1, "girl")  # "his" is the fox's
+    assert page_companion("Tess helps Omar", book.cast, m, set()) == (1, "woman")  # no book: the look's concept
     for p in book.pages:
-        p.text = "Finn and Theo play. She laughs."  # "she" may be either's: not said of Theo alone
-    assert page_companion("Theo helps Finn", book.cast, m, set(), book) == (1, "woman")
+        p.text = "Omar and Tess play. Tess had seen his lost scarf."  # the pages do not call her anything
+    assert page_companion("Tess helps Omar", book.cast, m, set(), book) == (1, "woman")
 
 
 def test_a_hero_whose_kind_is_the_sort_of_thing_the_photo_shows_is_drawn_as_the_photo_subject():

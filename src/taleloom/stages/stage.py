@@ -31,7 +31,7 @@ from taleloom.stages.concept_match import (
     strength,
     without_photo_words,
 )
-from taleloom.stages.story_text import mentions, sentences
+from taleloom.stages.story_text import mentions
 from taleloom.stages.write import hero_pronoun, kind_noun, kind_of
 
 # text, k → the k nearest concept names, best first (e.g. the aligned encoder's nearest_concepts)
@@ -189,8 +189,8 @@ def page_companion(scene: str, cast: Sequence[CastMember], concept_mapper: Conce
     """(cast index, concept) of the first cast member other than the hero whom the scene names, drawn as their
     look's concept: a page where Theo the dog brings the toy shows a dog beside the hero, not the nearest
     concept to the sentence (which named things the page never mentions: benchmarks/scene_concepts.py). A
-    "human" friend is a boy or a girl as the `book`'s pages speak of them (_boy_or_girl; v2's nearest to
-    "human" is `woman`, and a home photo's Theo, "human, brown hair", was drawn as one)."""
+    "human" friend is a boy or a girl as the `book`'s pages call them (_boy_or_girl; v2's nearest to "human" is
+    `woman`, and a fox book's Tess, "a human girl named Tess", was drawn as one)."""
     hero = _hero(cast)
     for i, member in enumerate(cast):
         if member is not hero and mentions(scene, member.name):
@@ -358,13 +358,22 @@ def _boy_or_girl(found: str, hero: CastMember, book: Storybook, concept_mapper: 
         return found
     # the scenes too: the rubber whale book's pages named Omar only where no pronoun was; its scene said "He's"
     told = [p.text for p in book.pages] + [p.scene for p in book.pages]
-    if hero is not _hero(book.cast):  # a friend: only what is said of them alone ("Theo waved. His hat…" is the
-        # friend's; "Lila thanks Theo. She smiles." may be either's)
-        others = [m.name for m in book.cast if m is not hero]
-        told = [s for t in told for s in (sentences(t) or [t])
-                if mentions(s, hero.name) and not any(mentions(s, o) for o in others)]
-    drawn = {"he": "boy", "she": "girl"}.get(hero_pronoun(told, hero.name) or "")
+    if hero is not _hero(book.cast):  # a friend: only what the pages call them ("a girl named Tess", "Theo the
+        # boy"); a pronoun beside their name is often the hero's ("Tess had seen his lost scarf": the fox's)
+        drawn = _called(" ".join(told), hero.name)
+    else:
+        drawn = {"he": "boy", "she": "girl"}.get(hero_pronoun(told, hero.name) or "")
     return drawn if drawn in vocabulary else found
+
+
+def _called(text: str, name: str) -> str:
+    """"girl" or "boy" when `text` calls `name` one ("a human girl named Tess", "Tess the girl", "Tess, a little
+    boy"), else ""."""
+    n = re.escape(name)
+    found = re.findall(rf"\b(girl|boy)\s+(?:called|named)\s+{n}\b|\b{n},?\s+(?:the|a|an)\s+(?:little\s+|young\s+)?"
+                       rf"(girl|boy)\b", text, re.IGNORECASE)
+    said = {w.lower() for pair in found for w in pair if w}
+    return said.pop() if len(said) == 1 else ""
 
 
 def without_names(scene: str, cast: Sequence[CastMember]) -> str:
