@@ -890,3 +890,12 @@ def test_of_two_answers_with_flaws_the_one_with_fewer_stands():
     llm = Answers(answer)
     out = translate(texts, "fr", llm)
     assert [len(r) for r in llm.requests] == [3, 1] and out[0] == "Ezra le chien, blanc aux yeux bleus"
+
+
+def test_a_told_phrase_whose_last_word_comes_again_is_said_once():
+    from taleloom.stages.translate import told_once
+
+    told = {"once upon a time": "Es war einmal", "fox": "Fuchs"}
+    assert told_once("Es war einmal einmal, in einem Wald lebte ein Fuchs.", told) == \
+        "Es war einmal, in einem Wald lebte ein Fuchs."
+    assert told_once("Es war einmal ein Fuchs.", told) == "Es war einmal ein Fuchs."
