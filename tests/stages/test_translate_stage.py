@@ -853,13 +853,9 @@ def test_a_colour_said_as_another_colour_is_asked_again():
     assert changed_colours("a brown dog", "un chien brun", "fr") == []  # no other colour said: nothing to tell
     assert changed_colours("a grey cat", "灰色の猫", "ja") == []  # the CLDR colours are read in Latin letters only
     texts = ["Lila the bird, grey and white", "Lila sings on a branch.", "Lila flies home."]
-
-    def answer(asked_, n):
-        de = {texts[0]: "Lila der Vogel, grün und weiß" if n == 1 else "Lila der Vogel, grau und weiß",
-              texts[1]: "Lila singt auf einem Ast.", texts[2]: "Lila fliegt nach Hause."}
-        return [de[t] for t in asked_]
-
-    llm = Answers(answer)
+    llm = Answers(changing_word(dict(zip(texts, ["Lila der Vogel, {word} und weiß", "Lila singt auf einem Ast.",
+                                                 "Lila fliegt nach Hause."], strict=True)),
+                                lambda n: "grün" if n == 1 else "grau"))
     out = translate(texts, "de", llm)
     assert out[0] == "Lila der Vogel, grau und weiß" and [len(r) for r in llm.requests] == [3, 1]
 
@@ -881,13 +877,9 @@ def test_of_two_answers_with_flaws_the_one_with_fewer_stands():
     """Asked again for a colour said as another ("brown eyes" → "yeux bleus", the fossa wallpaper's cover), the
     second answer may be worse: the first stands then."""
     texts = ["Ezra the dog, white with brown eyes", "Ezra runs in the park.", "Ezra sleeps."]
-
-    def answer(asked_, n):
-        fr = {texts[0]: "Ezra le chien, blanc aux yeux bleus" if n == 1 else "Ezra le chien, noir aux yeux bleus",
-              texts[1]: "Ezra court dans le parc.", texts[2]: "Ezra dort."}
-        return [fr[t] for t in asked_]
-
-    llm = Answers(answer)
+    llm = Answers(changing_word(dict(zip(texts, ["Ezra le chien, {word} aux yeux bleus", "Ezra court dans le parc.",
+                                                 "Ezra dort."], strict=True)),
+                                lambda n: "blanc" if n == 1 else "noir"))
     out = translate(texts, "fr", llm)
     assert [len(r) for r in llm.requests] == [3, 1] and out[0] == "Ezra le chien, blanc aux yeux bleus"
 

@@ -347,22 +347,22 @@ CHILD_WORDS = frozenset({"child", "kid", "toddler", "little one"})  # a hero's k
 PERSON_KINDS = CHILD_WORDS | {"human", "person", "a human", "a person"}
 
 
-def _boy_or_girl(found: str, hero: CastMember, book: Storybook, concept_mapper: ConceptMapper) -> str:
+def _boy_or_girl(found: str, member: CastMember, book: Storybook, concept_mapper: ConceptMapper) -> str:
     """A child hero (or a "human" friend) drawn as a boy or a girl, as the pages speak of them ("his kite": a boy),
     where the illustrator knows no child: v2's nearest concept to "child" is `baby`, so every photo of a person
     (whose hero is "the child from the photo") drew a baby flying a kite. `found` otherwise, and when the pages
     do not tell."""
-    kind = kind_of(hero).lower()
+    kind = kind_of(member).lower()
     vocabulary = getattr(concept_mapper, "vocabulary", ())
     if kind not in PERSON_KINDS or (kind in CHILD_WORDS and "child" in vocabulary):
         return found
     # the scenes too: the rubber whale book's pages named Omar only where no pronoun was; its scene said "He's"
     told = [p.text for p in book.pages] + [p.scene for p in book.pages]
-    if hero is not _hero(book.cast):  # a friend: only what the pages call them ("a girl named Tess", "Theo the
+    if member is not _hero(book.cast):  # a friend: only what the pages call them ("a girl named Tess", "Theo the
         # boy"); a pronoun beside their name is often the hero's ("Tess had seen his lost scarf": the fox's)
-        drawn = _called(" ".join(told), hero.name)
+        drawn = _called(" ".join(told), member.name)
     else:
-        drawn = {"he": "boy", "she": "girl"}.get(hero_pronoun(told, hero.name) or "")
+        drawn = {"he": "boy", "she": "girl"}.get(hero_pronoun(told, member.name) or "")
     return drawn if drawn in vocabulary else found
 
 
