@@ -143,6 +143,9 @@ def test_checks_catch_wrong_script_english_lost_names_and_loops():
     assert kept_english_words("The Pizza Surprise of Milo", "ミロのピザ Surprise", "ja", book_names={"milo"}) == \
         "Surprise"  # asked again, and kept with the word noted where the re-asks keep it
     assert kept_english_words("Milo sees a rocket", "Miloはロケットを見た", "ja", book_names={"milo"}) is None
+    # another form of a source word is English kept too ("perched" → "perchしている", "handlebars" → "bars")
+    assert kept_english_words("Otto saw a chick perched on the handlebars.", "オトはハンドルbarsに perchしているチキを見た",
+                              "ja", book_names={"otto"}) == "bars, perch"
     assert "still English" in problem(src, "Once upon a time there was a cat and the ball was red.", "fr")
     assert "lost the names" in problem(src, "Il était une fois un chat gris. Il adorait sa balle rouge.", "fr")
     # the rubber whale book's French kept a Chinese word: "…qui ont rassemblé pour庆祝 le anniversaire de Theo"
