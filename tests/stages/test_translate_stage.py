@@ -894,3 +894,15 @@ def test_a_told_phrase_whose_last_word_comes_again_is_said_once():
     assert told_once("Es war einmal einmal, in einem Wald lebte ein Fuchs.", told) == \
         "Es war einmal, in einem Wald lebte ein Fuchs."
     assert told_once("Es war einmal ein Fuchs.", told) == "Es war einmal ein Fuchs."
+
+
+def test_a_book_that_says_the_example_sentences_words_is_not_shown_the_example():
+    """"The sun is shining brightly in the backyard." lured Qwen into the example's Italian, birds and all, in both
+    answers ("Il sole splende e gli uccelli cantano brightly in la giardina"): the kite wallpaper's book stayed
+    English."""
+    llm = Recorder()
+    translate(["The sun is shining brightly in the backyard.", "Coco plays with a ball."], "it", llm)
+    assert llm.prompts and not any("for example" in p for p in llm.prompts)
+    llm = Recorder()
+    translate(["Coco plays with a ball in the backyard.", "Theo watches."], "it", llm)
+    assert "for example" in llm.prompts[0]

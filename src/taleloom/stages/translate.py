@@ -146,7 +146,11 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     # "fusée", "chouette", "Fahrrad"; in Japanese it left one book wholly English and a page of another (0.925 →
     # 0.8 identified), so the other scripts are not told
     terms = glossary(texts, code, kinds=kinds) if _TABLE[code][1] is None else {}
-    attempt, tries, copied = -1, TRIES, False
+    # a text that says the example sentence's words ("The sun is shining brightly in the backyard.") lures the model
+    # into the example's translation, birds and all, in every answer: a kite wallpaper's Italian book stayed English
+    # ("Il sole splende e gli uccelli cantano brightly in la giardina", both answers); such a book is not shown it
+    lured = any(len(st.content_words(t) & st.content_words(_EXAMPLE)) >= 2 for t in asked)
+    attempt, tries, copied = -1, TRIES, lured
     while (attempt := attempt + 1) < tries:
         if not todo:
             break
