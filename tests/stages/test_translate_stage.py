@@ -861,6 +861,9 @@ def test_a_colour_said_as_another_colour_is_asked_again():
                                 lambda n: "grün" if n == 1 else "grau"))
     out = translate(texts, "de", llm)
     assert out[0] == "Lila der Vogel, grau und weiß" and [len(r) for r in llm.requests] == [3, 1]
+    told = ToldAnswers(llm.answer)
+    translate(texts, "de", told)  # the answer asked again is told the colour's word (CLDR's "graues Herz": "grau")
+    assert "grey = grau" not in told.prompts[0] and "grey = grau" in told.prompts[1]
 
 
 def test_a_phrase_said_twice_in_a_row_is_a_problem_unless_the_english_says_it_twice():

@@ -121,10 +121,9 @@ _COLOUR_SYNONYMS = {"gray": "grey"}
 
 
 @functools.cache
-def colour_stems(code: str) -> dict[str, str]:
-    """English colour → the start every form of its word in `code` shares ("grey" → "gri" for French "gris",
-    "grise"; "grau" for German "graue", "grauen"), from the CLDR names of the coloured hearts; {} for a language
-    the emoji package lacks or one not written in Latin letters."""
+def colour_words(code: str) -> dict[str, str]:
+    """English colour → its word in `code` as CLDR names the coloured heart ("grey" → "gris", German "graues"),
+    lower-cased; {} for a language the emoji package lacks or one not written in Latin letters."""
     if code not in languages():
         return {}
     import emoji
@@ -136,12 +135,17 @@ def colour_stems(code: str) -> dict[str, str]:
         own = [w for w in words if shared[w] < len(names) // 2]  # the heart's word is in every name
         if len(own) != 1 or not own[0].isalpha():
             continue
-        word = own[0]
-        if any(ord(ch) > 0x24F for ch in word):
+        if any(ord(ch) > 0x24F for ch in own[0]):
             return {}  # not in Latin letters
-        # the gender and number endings go: "rojo", "negro" → "roj", "negr"; German "graues" → "grau"
-        out[colour] = re.sub(r"(?:es|e|s|o|a)$", "", word) if len(word) > 3 else word
+        out[colour] = own[0]
     return out
+
+
+@functools.cache
+def colour_stems(code: str) -> dict[str, str]:
+    """English colour → the start every form of its word in `code` shares ("grey" → "gri" for French "gris",
+    "grise"; "grau" for German "graue", "grauen"): colour_words without their gender and number endings."""
+    return {c: re.sub(r"(?:es|e|s|o|a)$", "", w) if len(w) > 3 else w for c, w in colour_words(code).items()}
 
 
 def changed_colours(source: str, got: str, code: str) -> list[str]:

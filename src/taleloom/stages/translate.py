@@ -31,7 +31,7 @@ from taleloom.backends.base import Sampling, TextModel
 from taleloom.book import SEED_MAX
 from taleloom.errors import BackendError, choice_error
 from taleloom.stages import story_text as st
-from taleloom.stages.glossary import changed_colours, glossary
+from taleloom.stages.glossary import changed_colours, colour_words, glossary
 from taleloom.stages.length_align import aligned_by_length
 
 # ISO 639-1 code → (name, Unicode ranges of its script or None for Latin, one example sentence)
@@ -151,13 +151,17 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     # ("Il sole splende e gli uccelli cantano brightly in la giardina", both answers); such a book is not shown it
     lured = any(len(st.content_words(t) & st.content_words(_EXAMPLE)) >= 2 for t in asked)
     attempt, tries, copied = -1, TRIES, lured
+    colours = {c: base_word(w, code) for c, w in colour_words(code).items()}
     while (attempt := attempt + 1) < tries:
         if not todo:
             break
         s = base.model_copy(update={"seed": ((base.seed or 0) + attempt * 1_000_003) % (SEED_MAX + 1)})
         try:
             kept_before = [w.strip().lower() for i in todo if i in nearly for w in nearly[i][1].split(",") if w.strip()]
-            got = translate_batch([asked[i] for i in todo], code, llm, s, attempt, kept_before, terms,
+            # a colour said as another one is told its word ("brown = marrone": Qwen gave a cat's "brown eyes" as
+            # Italian "occhi grigi" and French "yeux bleus" in both answers)
+            recoloured = {c: colours[c] for i in todo for c in flawed.get(i, []) if c in colours}
+            got = translate_batch([asked[i] for i in todo], code, llm, s, attempt, kept_before, terms | recoloured,
                                   example=not copied, coined=[w for i in todo for w in coined.get(i, [])])
         except BackendError as e:
             why.update({i: e.message for i in todo})
@@ -226,6 +230,15 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
         warnings.insert(0, _cannot(model, name))
         return Translation(list(texts), warnings[:3], list(range(len(texts))))
     return Translation(out, warnings, kept, kept_words)
+
+
+def base_word(word: str, code: str) -> str:
+    """`word` without an -es or -s ending that leaves a word of `code`: CLDR's German colours say the heart's gender
+    ("graues Herz", "oranges Herz"): "grau", "orange"; a word with no such ending ("gris", "rojo") as it is."""
+    for ending in ("es", "s"):
+        if word.endswith(ending) and len(word) > len(ending) + 2 and known_word(word[:-len(ending)], code):
+            return word[:-len(ending)]
+    return word
 
 
 def told_once(text: str, terms: dict[str, str]) -> str:
