@@ -909,3 +909,13 @@ def test_a_book_that_says_the_example_sentences_words_is_not_shown_the_example()
     llm = Recorder()
     translate(["Coco plays with a ball in the backyard.", "Theo watches."], "it", llm)
     assert "for example" in llm.prompts[0]
+
+
+def test_a_translation_that_drops_the_englishs_full_stop_gets_one():
+    from taleloom.stages.translate import ended_as
+
+    assert ended_as("Theo e Ivy comem os biscoitos", "Theo and Ivy eat the cookies.", "pt") == \
+        "Theo e Ivy comem os biscoitos."
+    assert ended_as("テオはクッキーを食べる", "Theo eats the cookies.", "ja") == "テオはクッキーを食べる。"
+    assert ended_as("O Grande Bolo", "The Great Cake", "pt") == "O Grande Bolo"  # a title has none
+    assert ended_as("Theo rit !", "Theo laughs!", "fr") == "Theo rit !"

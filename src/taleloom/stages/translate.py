@@ -229,7 +229,16 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     if kept and len(kept) * 2 >= len([t for t in texts if t.strip()]):  # a mostly-English book reads worse
         warnings.insert(0, _cannot(model, name))
         return Translation(list(texts), warnings[:3], list(range(len(texts))))
-    return Translation(out, warnings, kept, kept_words)
+    return Translation([ended_as(t, source, code) for t, source in zip(out, texts, strict=True)], warnings, kept,
+                       kept_words)
+
+
+def ended_as(text: str, source: str, code: str) -> str:
+    """A translation that stops without the full stop its English ends on gets one (the grandmother book's
+    Portuguese page 4 ended "…os deliciosos biscoitos"): "。" in Chinese and Japanese."""
+    if text == source or not source.rstrip().endswith((".", "!", "?")) or not text.rstrip()[-1:].isalnum():
+        return text
+    return text.rstrip() + ("。" if code in ("ja", "zh") else ".")
 
 
 def base_word(word: str, code: str) -> str:
