@@ -1262,3 +1262,12 @@ def test_an_ideas_animal_is_the_hero_not_the_friend():
     llm = ScriptedLLM(girl_and_hippo)
     write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), llm)  # no animal in the idea
     assert len([c for c in llm.calls if "title" in c[2]["properties"]]) == 1
+
+
+def test_a_sentence_that_copies_a_clause_of_an_earlier_page_is_dropped():
+    """A sea wallpaper's page 3 ended "…, and Hana felt so happy that she couldn't stop smiling." (printed as a
+    sentence of its own) and page 4 said that sentence again."""
+    page3 = ("Tom picked up the ball for Hana, and they went outside to play. They played catch, and Hana felt so "
+             "happy that she couldn't stop smiling.")
+    page4 = "Tom brought Hana home for dinner. Hana felt so happy that she couldn't stop smiling."
+    assert st.drop_copied_sentences(page4, [page3]) == "Tom brought Hana home for dinner."

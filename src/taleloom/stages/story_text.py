@@ -402,10 +402,17 @@ def similar_page(text: str, others: list[str] | tuple[str, ...], share: float = 
     return None
 
 
+_CLAUSE_JOIN = re.compile(r",\s+(?:and|but|so|then)\s+", re.IGNORECASE)
+
+
 def _source_sentences(sources: Sequence[str], min_words: int) -> list[set[str]]:
     """The content words of each sentence of `sources` with at least `min_words` of them (scenes and looks often
-    end unpunctuated)."""
-    return [w for src in sources for sent in _SENTENCE_END.split(clean(src)) if len(w := content_words(sent)) >= min_words]
+    end unpunctuated), and of each clause a sentence joins with ", and / but / so / then" (which _page prints as a
+    sentence of its own: a sea wallpaper's page 3 ended "…, and Hana felt so happy that she couldn't stop smiling."
+    and page 4 said that sentence again)."""
+    pieces = [piece for src in sources for sent in _SENTENCE_END.split(clean(src))
+              for piece in dict.fromkeys([sent, *_CLAUSE_JOIN.split(sent)])]
+    return [w for piece in pieces if len(w := content_words(piece)) >= min_words]
 
 
 def _copies(own: set[str], theirs: list[set[str]], share: float, min_words: int) -> bool:
