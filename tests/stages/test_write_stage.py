@@ -1271,3 +1271,10 @@ def test_a_sentence_that_copies_a_clause_of_an_earlier_page_is_dropped():
              "happy that she couldn't stop smiling.")
     page4 = "Tom brought Hana home for dinner. Hana felt so happy that she couldn't stop smiling."
     assert st.drop_copied_sentences(page4, [page3]) == "Tom brought Hana home for dinner."
+
+
+def test_a_short_page_whose_words_all_lie_in_another_page_repeats_it():
+    page1 = ("As soon as Tala appears, the blue, red, and yellow paintbrush begins to move. It is a bright and "
+             "lively colour combination.")
+    assert st.similar_page("As soon as Tala appears, it begins to move.", [page1]) == page1
+    assert st.similar_page("Tala paints a yellow sun for Theo.", [page1]) is None  # new words: a page

@@ -379,6 +379,7 @@ def echoes_prompt(text: str) -> bool:
 
 
 CONTAINED, CONTAINED_MIN = 0.85, 6  # a page of 6+ content words, nearly all in another page, repeats it
+WHOLLY_INSIDE_MIN = 4  # ... and one of 4+ that are all in another page
 # Words that differ between a page and the same page told in another tense ("he has collected" / "he had
 # collected"), left out when pages are compared whole (as content_words gives them: stems).
 _TENSE_WORDS = "has had have been does did too then"
@@ -399,6 +400,8 @@ def similar_page(text: str, others: list[str] | tuple[str, ...], share: float = 
         smaller = min(len(mine), len(theirs))
         if smaller >= CONTAINED_MIN and len(mine & theirs) / smaller >= CONTAINED:
             return other
+        if len(mine) >= WHOLLY_INSIDE_MIN and mine <= theirs:  # a short page that adds nothing: a paintbrush
+            return other  # book's page 2 was "As soon as Tala appears, it begins to move.", page 1's first words
     return None
 
 
