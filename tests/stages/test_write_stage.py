@@ -1098,6 +1098,12 @@ def test_a_last_page_that_leaves_the_hero_in_trouble_is_written_again_happily():
     assert st.drop_labels("Finn gets the pear. The story ends with Finn eating the pear.") == "Finn gets the pear."
     assert st.drop_labels("The old house came to life one night. Finn smiled.") == \
         "The old house came to life one night. Finn smiled."
+    # a picture's mood told as the photo's description: the clause goes, or the sentence that is only that
+    assert st.drop_labels("The sun was shining outside the window, creating a warm and inviting atmosphere. Otto "
+                          "smiled.") == "The sun was shining outside the window. Otto smiled."
+    assert st.drop_labels("Tala begins to move. It is a bright colour combination that creates a vibrant "
+                          "atmosphere.") == "Tala begins to move."
+    assert st.drop_labels("The rocket flew up through the atmosphere.") == "The rocket flew up through the atmosphere."
     # the come-alive request's words as a sentence of a page (the footballer photo's book)
     assert st.drop_labels("Sami's football can move, talk and feel. Sami put the chick in its pocket.") == \
         "Sami put the chick in its pocket."

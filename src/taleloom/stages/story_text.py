@@ -297,19 +297,29 @@ _ASSISTANT_TALK = re.compile(r"\b(?:let me know(?: if|[.!]|$)|feel free to|i hop
                              re.IGNORECASE)
 
 
+# How a picture feels, said as the photo's description, not the story: "The sun was shining brightly outside the
+# window, creating a warm and inviting atmosphere." (the espresso book's page 1: the clause goes, the sun stays);
+# "It is a bright and lively color combination that creates a vibrant and inviting atmosphere for Theo." (a
+# paintbrush photo's page 1: the sentence goes); the footballer book's "…, adding an eerie atmosphere to the scene".
+_MOOD_CLAUSE = re.compile(r",\s*(?:creating|adding|providing|giving|setting) (?:a|an|the) [^.!?]{0,60}?atmosphere\b"
+                          r"[^.!?]*", re.IGNORECASE)
+_MOOD_TALK = re.compile(r"\bcolou?r combination\b|\b(?:creates?|adds?|provides?|gives?|sets?) (?:a|an|the) "
+                        r"[\w ,-]{0,40}?atmosphere\b", re.IGNORECASE)
+
+
 def drop_asides(text: str) -> str:
     """A page's text without the model's notes about its own writing ('The end. (Note: This story has been
     modified slightly from the original request to ensure it is appropriate for 9-year-olds.) If you'd like
     any changes, let me know!'): the notes, 'The end' and the sentences that talk to the one who asked, and
     the sentences that speak of the photo, echo our prompt or hold another script (kept when they are all the page
     says: its checks decide then)."""
-    parts = re.findall(r"[^.!?]+(?:[.!?]+['\"”’]?|$)", clean(_ASIDE.sub(" ", text)))
+    parts = re.findall(r"[^.!?]+(?:[.!?]+['\"”’]?|$)", clean(_MOOD_CLAUSE.sub("", _ASIDE.sub(" ", text))))
     # a part's leading comma is debris: 'Tom talks and feels. , "I feel good!"' (the apple book)
     kept = [t.strip().lstrip(",;: ").strip() for t in parts if not _ASSISTANT_TALK.search(t)]
     # a sentence whose plan label went opens with a capital: "The problem is that he cannot…" → "He cannot…"
     kept = [t[:1].upper() + t[1:] for t in kept if t]
     story = [t for t in kept if not _PHOTO_TALK.search(t) and not foreign_script(t) and not _PROMPT_ECHO.search(t)
-             and not _PLAN_TALK.search(t)]
+             and not _PLAN_TALK.search(t) and not _MOOD_TALK.search(t)]
     # the request's photo lines, copied (_PHOTO_PHRASE), a sentence with a Chinese word in it, and one of our prompt's
     # words: a rocket book's happy last page came back ending "The cast sheet: Ivy: dog, brown and white fur, …"
     return clean(" ".join(story or kept))
