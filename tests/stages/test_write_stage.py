@@ -1284,3 +1284,10 @@ def test_a_short_page_whose_words_all_lie_in_another_page_repeats_it():
              "lively colour combination.")
     assert st.similar_page("As soon as Tala appears, it begins to move.", [page1]) == page1
     assert st.similar_page("Tala paints a yellow sun for Theo.", [page1]) is None  # new words: a page
+
+
+def test_a_titles_subtitle_that_only_says_it_is_a_story_is_dropped():
+    """An idea's book came back "The Brave Little Turtle: A Warm and Gentle Story" (the brief's tone as a subtitle)."""
+    assert write.book_title("The Brave Little Turtle: A Warm and Gentle Story") == "The Brave Little Turtle"
+    assert write.book_title("Milo: The Pizza Surprise") == "Milo: The Pizza Surprise"
+    assert write.book_title("Otto: A Tale of Two Friends") == "Otto: A Tale of Two Friends"  # "Otto" alone: kept

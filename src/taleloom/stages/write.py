@@ -572,10 +572,17 @@ def fallback_plan(brief: Brief, things: Sequence[str]) -> tuple[str, list[CastMe
 
 def book_title(title: str) -> str:
     """The title as a cover prints it: its first sentence when the model wrote several (the coffee book's cover
-    read "Mina's coffee is hot and inviting. It is the coffee from Mina's photo."), cut back to a whole
-    clause within 60 characters, without a closing full stop."""
+    read "Mina's coffee is hot and inviting. It is the coffee from Mina's photo."), without a subtitle that only
+    says it is a story ("…: A Warm and Gentle Story"), cut back to a whole clause within 60 characters, without a
+    closing full stop."""
     first = (st.sentences(title) or [title])[0]
+    main, colon, subtitle = first.partition(":")
+    if colon and len(main.split()) >= 2 and _TELLS_GENRE.search(subtitle):  # "The Brave Little Turtle: A Warm
+        first = main  # and Gentle Story" (an idea's book: the brief's tone, told, came back as a subtitle)
     return short_look(first, 60).rstrip(".")
+
+
+_TELLS_GENRE = re.compile(r"\b(?:story|tale|book)\b", re.IGNORECASE)
 
 
 def short_kind(kind: str) -> str:
