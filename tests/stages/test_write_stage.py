@@ -1120,6 +1120,10 @@ def test_a_last_page_that_leaves_the_hero_in_trouble_is_written_again_happily():
     assert st.open_ending("But when Tom looks closely into the room, he can see Oscar the owl sitting on the door.")
     assert not st.open_ending("From that day on, Tom visited Oscar every morning.")
     assert not st.open_ending("Tom and Oscar waved goodbye.") and not st.open_ending(TEXTS[3])
+    # a last sentence that leaves the question open, whatever happy words it has (an idea's turtle book)
+    assert st.open_ending("But he was still unsure of what lay ahead. He felt a mix of excitement and fear, as he "
+                          "looked at the vast distance ahead.")
+    assert not st.open_ending("Suki wondered what the top was like. Then he climbed it and laughed with joy.")
     llm = ScriptedLLM(texts=[*TEXTS[:3], "Nora saw a bird on the oak tree next to her kite."])
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite", seed=4), llm)
     assert "ends happily for Nora" in llm.calls[-1][0][-1]["content"] and "laughed" in d.pages[3].text
