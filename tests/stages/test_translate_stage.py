@@ -919,3 +919,28 @@ def test_a_translation_that_drops_the_englishs_full_stop_gets_one():
     assert ended_as("テオはクッキーを食べる", "Theo eats the cookies.", "ja") == "テオはクッキーを食べる。"
     assert ended_as("O Grande Bolo", "The Great Cake", "pt") == "O Grande Bolo"  # a title has none
     assert ended_as("Theo rit !", "Theo laughs!", "fr") == "Theo rit !"
+
+
+def test_a_text_left_unanswered_by_a_split_is_the_last_one_not_a_middle_one_of_like_length():
+    """A paintbrush photo's French cover came back as two answers; page 1's answer went to page 2's slot (230 and
+    240 characters) and the book printed page 1's French twice."""
+    from taleloom.stages.length_align import aligned_by_length
+
+    texts = [
+        "rabbit, white with black stripes and brown fur",
+        "Zeno is in a pink and grey place with soft, warm light, carrying a pink rabbit hat and yellow rabbit"
+        " shoes. The snail Theo comes to meet him and says hello. Theo is sad because he doesn't know how to "
+        "bounce on his back.",
+        "Zeno cheers Theo up by saying, 'Hey Theo! You know how when you fall down, you bounce up again? "
+        "Well, if you can learn to bounce on your back, then you'll never fall down again. Theo says, 'I "
+        "don't know how to do that.'",
+    ]
+    answers = [
+        "lapin",
+        "blanc avec des stripes noires et de la peau brun",
+        "Zeno est dans une place rose et grise avec de la lumière douce, portant un chapeau de lapin rose et "
+        "des bottes de lapin jaunes. L'escargot Theo arrive à rencontrer lui et dit 'bonjour'. Theo est "
+        "triste car il ne sait pas comment faire bouger sur ses épaules.",
+    ]
+    got = aligned_by_length(texts, answers)
+    assert got is not None and got[0].startswith("lapin blanc") and got[1] == answers[2] and got[2] == ""
