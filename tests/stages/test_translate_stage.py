@@ -944,3 +944,14 @@ def test_a_text_left_unanswered_by_a_split_is_the_last_one_not_a_middle_one_of_l
     ]
     got = aligned_by_length(texts, answers)
     assert got is not None and got[0].startswith("lapin blanc") and got[1] == answers[2] and got[2] == ""
+
+
+def test_a_spanish_word_the_lemma_list_lacks_is_not_english_kept():
+    """pyspellchecker's Spanish list holds dictionary forms only and lacks "pizza" and "beige": the sample cat's
+    Spanish title and cover were flagged as keeping English, and the book said it was not all translated."""
+    from taleloom.stages.translate import english_slips
+
+    assert english_slips("Milo's Pizza Surprise", "La sorpresa de pizza de Milo", "es", {"milo"}) == []
+    assert english_slips("cat, brown and beige", "gato, marrón y beige", "es", set()) == []
+    assert english_slips("Milo and Tom", "Milo and Tom juegan", "es", {"milo", "tom"}) == ["and"]  # no loanword
+    assert english_slips("Milo takes a bite.", "Milo prend un bite.", "fr", {"milo"}) == ["bite"]

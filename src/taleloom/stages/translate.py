@@ -590,6 +590,8 @@ _TOKEN = re.compile(r"(?<![A-Za-z\u00c0-\u024f])[A-Za-z]+(?:[-'’][A-Za-z]+)*(?
 
 NO_POSSESSIVE_S = frozenset({"es", "fr", "it", "pt"})  # languages that never write an English possessive ("Momo's"):
 # German writes "Momos", Dutch "Momo's" itself, so a name's 's is a slip only in these
+LEMMA_LISTS = frozenset({"es"})  # pyspellchecker lists of dictionary forms only ("pluma", not "plumas"; no "está")
+LOANWORD_EN_MAX = 100_000  # an English word more common than this in subtitles ("time", "the") is no loanword
 SLIP_RATE = 50  # a word this many times rarer (per word of subtitles) in the language than in English is English
 LOWER_CASED_ONLY = frozenset({"de"})  # lists that hold only lower-case forms: German nouns ("Hand", "Kind") are
 # counted by their rare lower-case uses there, so a rate says nothing
@@ -661,7 +663,13 @@ def english_slips(source: str, got: str, code: str, names: set[str] | None = Non
         if len(bare) < (2 if listed else 4) or "-" in bare or bare in capitalised or word.lower() not in said:
             continue
         if listed:
-            if english.get(bare, 0) >= SLIP_EN_COUNT and (bare not in theirs or rare_in(bare, code) >= SLIP_RATE):
+            # where the list holds dictionary forms only (LEMMA_LISTS), a word it lacks that the language's full
+            # forms know is the language's too: Spanish "pizza" and "beige" flagged the sample cat's Spanish title and
+            # cover as English. Not English's commonest words: simplemma's Spanish also knows "the", "and", "time"
+            if english.get(bare, 0) >= SLIP_EN_COUNT and (
+                    (bare not in theirs and not (code in LEMMA_LISTS and english[bare] < LOANWORD_EN_MAX
+                                                 and known_word(bare, code)))
+                    or rare_in(bare, code) >= SLIP_RATE):
                 slips.append(word)
             continue
         ranks = dict(_identifier().rank(bare))
