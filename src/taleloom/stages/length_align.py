@@ -58,7 +58,7 @@ def _best(tl: Sequence[int], al: Sequence[int], ratio: float) -> tuple[float, li
             for (dt, da), prior in BEADS.items():
                 ni, nj = i + dt, j + da
                 if ni > n or nj > m or ((dt, da) == (1, 0) and j < m):
-                    continue  # a text left unanswered comes after the last answer (UNANSWERED_LAST)
+                    continue  # a text left unanswered comes after the last answer (see MARGIN's note)
                 # pieces of one text are joined by a space each
                 c = best[i][j] + _cost(sum(tl[i:ni]), sum(al[j:nj]) + max(0, da - 1), ratio) - math.log(prior)
                 if c < best[ni][nj]:

@@ -151,7 +151,6 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     # ("Il sole splende e gli uccelli cantano brightly in la giardina", both answers); such a book is not shown it
     lured = any(len(st.content_words(t) & st.content_words(_EXAMPLE)) >= 2 for t in asked)
     attempt, tries, copied = -1, TRIES, lured
-    colours = {c: base_word(w, code) for c, w in colour_words(code).items()}
     while (attempt := attempt + 1) < tries:
         if not todo:
             break
@@ -160,7 +159,8 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             kept_before = [w.strip().lower() for i in todo if i in nearly for w in nearly[i][1].split(",") if w.strip()]
             # a colour said as another one is told its word ("brown = marrone": Qwen gave a cat's "brown eyes" as
             # Italian "occhi grigi" and French "yeux bleus" in both answers)
-            recoloured = {c: colours[c] for i in todo for c in flawed.get(i, []) if c in colours}
+            colours = colour_words(code)
+            recoloured = {c: base_word(colours[c], code) for i in todo for c in flawed.get(i, []) if c in colours}
             got = translate_batch([asked[i] for i in todo], code, llm, s, attempt, kept_before, terms | recoloured,
                                   example=not copied, coined=[w for i in todo for w in coined.get(i, [])])
         except BackendError as e:
@@ -204,14 +204,16 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             elif copied := kept_english_words(asked[i], text, code, book_names=book_names):
                 nearly[i] = text, copied
                 left.append(i)
-            elif (flaws := soft_flaws(asked[i], text, code, terms, book_names)) and attempt + 1 < tries:
-                nearly[i], flawed[i] = (text, ""), flaws  # asked again, its made-up words named as none of the
-                coined[i] = invented_words(asked[i], text, code, book_names, list(terms.values()))  # language's
-                left.append(i)
-            elif flaws and len(flawed.get(i, flaws)) < len(flaws):
-                out[i] = nearly[i][0]  # the earlier answer had fewer: it stands
             else:
-                out[i] = text  # the last answer stands all the same
+                odd = invented_words(asked[i], text, code, book_names, list(terms.values()))
+                flaws = soft_flaws(asked[i], text, code, terms, odd)
+                if flaws and attempt + 1 < tries:  # asked again, its made-up words named as none of the language's
+                    nearly[i], flawed[i], coined[i] = (text, ""), flaws, odd
+                    left.append(i)
+                elif flaws and len(flawed.get(i, flaws)) < len(flaws):
+                    out[i] = nearly[i][0]  # the earlier answer had fewer: it stands
+                else:
+                    out[i] = text  # the last answer stands all the same
         todo = sorted(left)
     warnings, kept_words = [], {}
     for i in [i for i in todo if i in nearly]:
@@ -260,12 +262,11 @@ def told_once(text: str, terms: dict[str, str]) -> str:
     return text
 
 
-def soft_flaws(source: str, text: str, code: str, terms: dict[str, str], names: set[str]) -> list[str]:
+def soft_flaws(source: str, text: str, code: str, terms: dict[str, str], coined: Sequence[str]) -> list[str]:
     """What a translation that passed the checks still has wrong, worth one more answer but not the English: the
-    glossary's words it does not say (missed_terms), colours said as other colours (changed_colours) and made-up
-    words (invented_words). Of two answers, the one with fewer stands."""
-    return [*missed_terms(source, text, terms), *changed_colours(source, text, code),
-            *invented_words(source, text, code, names, list(terms.values()))]
+    glossary's words it does not say (missed_terms), colours said as other colours (changed_colours) and its
+    made-up words (`coined`: invented_words). Of two answers, the one with fewer stands."""
+    return [*missed_terms(source, text, terms), *changed_colours(source, text, code), *coined]
 
 
 def missed_terms(source: str, text: str, terms: dict[str, str]) -> list[str]:
@@ -714,7 +715,6 @@ def _begins_a_word(prefix: str, code: str) -> bool:
     return i < len(words) and words[i].startswith(prefix)
 
 
-FORMS = "simplemma"  # every inflected form of 50 languages' words (MIT; lemma lists of Měchura, ODbL, and others)
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _LINKS = ("", "s", "n", "e", "en", "er", "es")  # what German glues between the words of a compound
 _ELISION = re.compile(r"^(?:[dljnsctm]|qu)'(?=[^\W\d_])")  # "c'était", "l'élastique": _ELIDED before any letter
@@ -771,7 +771,7 @@ def invented_words(source: str, got: str, code: str, names: set[str] | frozenset
     are compounds a list may lack: a capitalised word that is two listed words glued (with a linking s, n, e, en,
     er or es) is one. The words the request `told` (the glossary's) are the language's. Nothing for a language
     without a full list of forms, or in another script."""
-    if _TABLE[code][1] is not None or not (_forms_known(code) or (word_counts(code) and code != "es")):
+    if _TABLE[code][1] is not None or not (_forms_known(code) or (word_counts(code) and code not in LEMMA_LISTS)):
         return []
     words = word_counts(code) or {}
     said = {w.lower() for text in (source, *told) for w in _WORD.findall(text) + re.findall(r"[^\W\d_]+", text)}
