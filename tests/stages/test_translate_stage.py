@@ -955,3 +955,18 @@ def test_a_spanish_word_the_lemma_list_lacks_is_not_english_kept():
     assert english_slips("cat, brown and beige", "gato, marrón y beige", "es", set()) == []
     assert english_slips("Milo and Tom", "Milo and Tom juegan", "es", {"milo", "tom"}) == ["and"]  # no loanword
     assert english_slips("Milo takes a bite.", "Milo prend un bite.", "fr", {"milo"}) == ["bite"]
+
+
+def test_a_text_that_keeps_english_words_does_not_bring_the_example_back():
+    """The kept-English check once reused the name of the flag that hides the example: after a text kept English
+    words, the next request showed the example to a book that says its words."""
+    texts = ["The sun is shining brightly in the backyard.", "Coco plays with some hot water.", "Theo laughs."]
+
+    def answer(asked_, n):
+        it = {texts[0]: "Il sole splende nel giardino.", texts[2]: "Theo ride.",
+              texts[1]: "Coco gioca con some hot water." if n == 1 else "Coco gioca con l'acqua calda."}
+        return [it[t] for t in asked_]
+
+    llm = ToldAnswers(answer)
+    translate(texts, "it", llm)
+    assert len(llm.prompts) == 2 and not any("for example" in p for p in llm.prompts)

@@ -201,8 +201,8 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             elif problem := problems[k]:
                 why[i] = problem
                 left.append(i)
-            elif copied := kept_english_words(asked[i], text, code, book_names=book_names):
-                nearly[i] = text, copied
+            elif english_kept := kept_english_words(asked[i], text, code, book_names=book_names):
+                nearly[i] = text, english_kept  # (not `copied`: that says the example is no longer shown)
                 left.append(i)
             else:
                 odd = invented_words(asked[i], text, code, book_names, list(terms.values()))
