@@ -81,7 +81,7 @@ def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None 
             keep: Path | None = None) -> dict:
     t_import = time.perf_counter()
     from taleloom.book import Brief
-    from taleloom.config import Settings, cpu_threads
+    from taleloom.config import Settings, cpu_threads, most_threads
     from taleloom.orchestrator import Backends, create_book, run_book
     from taleloom.pipeline import STAGES
 
@@ -135,7 +135,8 @@ def measure(pages: int, photo: Path, lang: str, seed: int, llm_spec: str | None 
                 "seconds_by_stage": {k: round(v, 2) for k, v in counting.seconds.items()},
                 "raw_tokens_per_second": round(raw, 2), "raw_runs": [round(r, 2) for r in raws],
                 "write_ratio": write_ratio,
-                "n_threads": cpu_threads(getattr(getattr(counting.inner, "options", None), "n_threads", None) or 0)},
+                "n_threads": cpu_threads(asked := getattr(getattr(counting.inner, "options", None), "n_threads", None) or 0),
+                "most_threads": most_threads(asked)},
         "translation": book.translation.model_dump() if book.translation else None,
         "targets": {"total_seconds": TARGET_TOTAL_S, "overhead_fraction": TARGET_OVERHEAD,
                     "translated_book_seconds": target_book, "write_ratio": TARGET_WRITE_RATIO},
@@ -184,7 +185,9 @@ def llm_summary(r: dict) -> list[str]:
     def verdict(ok: bool | None) -> str:
         return "no target" if ok is None else ("MET" if ok else "NOT met")
 
-    out = [f"LLM {llm['spec']} ({llm['n_threads']} thread(s)):"]
+    threads = llm["n_threads"] if llm.get("most_threads", 0) <= llm["n_threads"] else \
+        f"{llm['n_threads']} thread(s), up to {llm['most_threads']} while the other cores are idle"
+    out = [f"LLM {llm['spec']} ({threads}):"]
     for stage in ("see", "write", "translate"):
         if stage in llm["tokens_by_stage"]:
             out.append(f"- {stage}: {r['stages'][stage]['seconds']:.1f} s, {llm['calls_by_stage'].get(stage, 0)} "

@@ -137,12 +137,22 @@ def cpu_threads(requested: int = 0) -> int:
     core and 30 s with 1 (benchmarks/book_latency.py). The models we run on a CPU are small and gain
     little from more threads.
     """
-    if requested > 0:
-        return requested
+    return _asked_threads(requested) or max(1, (os.cpu_count() or 2) // 2)
+
+
+def _asked_threads(requested: int) -> int:
+    """The count asked for: `requested`, else OMP_NUM_THREADS; 0 when neither says one."""
     env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return max(1, (os.cpu_count() or 2) // 2)
+    return requested if requested > 0 else int(env) if env.isdigit() and int(env) > 0 else 0
+
+
+def most_threads(requested: int = 0) -> int:
+    """Threads a model process may take while the machine's other cores are idle (backends/llm/spare_cores.py):
+    every core this process may run on, unless a count was asked for (`requested`, OMP_NUM_THREADS): then
+    that count, fixed."""
+    if _asked_threads(requested):
+        return cpu_threads(requested)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def resolve_device(name: str = "auto") -> str:

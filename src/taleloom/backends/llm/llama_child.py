@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--n-threads", type=int, default=1)
+    parser.add_argument("--most-threads", type=int, default=0,
+                        help="take up to this many threads while the other cores are idle (spare_cores.py)")
     parser.add_argument("--n-gpu-layers", type=int, default=0)
     parser.add_argument("--chat-format", default=None)
     parser.add_argument("--clip-model", default=None, help="multimodal projector GGUF (mmproj) of a vision model")
@@ -76,13 +78,15 @@ def main(argv: list[str] | None = None) -> None:
     from llama_cpp.server.app import create_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
-    from taleloom.backends.llm import prompt_prefixes
+    from taleloom.backends.llm import prompt_prefixes, spare_cores
     from taleloom.backends.llm.llamacpp import _model_params
 
     if args.clip_model:
         _reset_before_each_chat()
     else:
         prompt_prefixes.install(prompt_prefixes.PrefixStates(), lambda line: print(line, file=sys.stderr, flush=True))
+    if args.n_gpu_layers == 0:
+        spare_cores.install(args.n_threads, args.most_threads)
     server = ServerSettings(host="127.0.0.1", port=args.port, interrupt_requests=False)
     model = ModelSettings(model=args.model, model_alias=args.alias, n_ctx=args.n_ctx, n_threads=args.n_threads,
                           n_threads_batch=args.n_threads, n_batch=prompt_prefixes.ALIGN,

@@ -44,10 +44,11 @@ class ChildLlama:
 
     def __init__(self, path: Path, model_id: str, n_ctx: int, n_threads: int, n_gpu_layers: int = 0,
                  chat_format: str | None = None, extra_buffers: bool = False, timeout: float = 600.0,
-                 clip_model: Path | None = None, repack: bool = False):
+                 clip_model: Path | None = None, repack: bool = False, most_threads: int = 0):
         """`clip_model`: the multimodal projector of a vision model (then `chat_format` names the server's
         handler for it, e.g. "llava-1-5"); its calls take OpenAI image parts (data URLs) in the messages.
-        `repack`: weights in llama.cpp's CPU_REPACK layout (llamacpp.Options.repack)."""
+        `repack`: weights in llama.cpp's CPU_REPACK layout (llamacpp.Options.repack). `most_threads` above
+        `n_threads`: the child takes up to that many while the machine's other cores are idle (spare_cores.py)."""
         command = [sys.executable, "-m", "taleloom.backends.llm.llama_child", "--model", str(path), "--port", "{port}",
                    "--n-ctx", str(n_ctx), "--n-threads", str(n_threads), "--n-gpu-layers", str(n_gpu_layers),
                    "--parent", str(os.getpid())]
@@ -55,6 +56,8 @@ class ChildLlama:
             command += ["--chat-format", chat_format]
         if clip_model is not None:
             command += ["--clip-model", str(clip_model)]
+        if most_threads > n_threads:
+            command += ["--most-threads", str(most_threads)]
         if extra_buffers:
             command.append("--extra-buffers")
         if repack:

@@ -35,7 +35,7 @@ from taleloom.backends.base import Answer, Options, Piece, Sampling, TextModel, 
 from taleloom.backends.llm import cpu_buffers
 from taleloom.backends.llm.prompt_prefixes import ALIGN
 from taleloom.backends.llm.schema_check import check_schema
-from taleloom.config import cpu_threads
+from taleloom.config import cpu_threads, most_threads
 from taleloom.errors import BackendError, BadInputError, CutOffAnswerError, ModelNotFoundError
 
 GRAMMAR_CACHE = 32  # compiled grammars kept (least recently used dropped): ~0.4 MB each, clients send any schema
@@ -51,8 +51,10 @@ class LlamaCppTextModel(TextModel):
     class Options(Options):
         n_ctx: int = Field(4096, ge=256, description="context length in tokens (prompt + answer)")
         n_threads: int | None = Field(
-            None, ge=1, description="CPU threads; default OMP_NUM_THREADS or half the cores. llama.cpp's threads spin while "
-                                    "waiting, so more threads than free cores makes it many times slower")
+            None, ge=1, description="CPU threads, fixed; default OMP_NUM_THREADS, else half the cores and, in the child "
+                                    "process, every core while the others are idle (spare_cores.py). llama.cpp's "
+                                    "threads spin while waiting, so more threads than free cores makes it many "
+                                    "times slower")
         n_gpu_layers: int = Field(0, description="layers offloaded to a GPU build of llama.cpp (-1: all)")
         chat_format: str | None = Field(None, description="llama-cpp-python chat format; default: the GGUF's template")
         extra_buffers: bool = Field(False, description="llama.cpp's repacked-weight CPU buffers (AMX / AVX-512): "
@@ -164,7 +166,8 @@ class LlamaCppTextModel(TextModel):
                     raise ModelNotFoundError(f"GGUF file {path} not found", "check the path in the llm spec")
                 o = self.options
                 self._process = ChildLlama(path, self.model_id, o.n_ctx, cpu_threads(o.n_threads or 0),
-                                           o.n_gpu_layers, o.chat_format, o.extra_buffers, repack=o.repack)
+                                           o.n_gpu_layers, o.chat_format, o.extra_buffers, repack=o.repack,
+                                           most_threads=most_threads(o.n_threads or 0))
             return self._process
 
     # ------------------------------------------------------------------ answering

@@ -25,7 +25,7 @@ from taleloom.backends.base import Captioner, Options, Sampling
 from taleloom.backends.local_models import how_to_get
 from taleloom.backends.vision.describe import CAPTION_SCHEMA, chat_messages, parse_caption
 from taleloom.book import Caption
-from taleloom.config import cpu_threads
+from taleloom.config import cpu_threads, most_threads
 from taleloom.errors import BackendError, ModelNotFoundError
 
 HANDLERS = {  # option value → llama_cpp.llama_chat_format class
@@ -70,7 +70,8 @@ class LlavaGGUFCaptioner(Captioner):
 
             o = self.options
             self.child = ChildLlama(self.model_path, self.model_id, o.n_ctx, cpu_threads(o.n_threads or 0),
-                                    o.n_gpu_layers, SERVER_FORMATS[o.handler], clip_model=self.mmproj_path)
+                                    o.n_gpu_layers, SERVER_FORMATS[o.handler], clip_model=self.mmproj_path,
+                                    most_threads=most_threads(o.n_threads or 0))
             return
         self.llm = self._load_inline()
 
