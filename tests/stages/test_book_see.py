@@ -191,7 +191,7 @@ def test_real_photos_are_captioned_with_their_subject():
 
 def test_an_unsure_classifier_says_less():
     class Flat:  # no label stands out: nothing may be named
-        def probs(self, image):
+        def probs(self, image, middle=1.0):
             return np.full(1000, 1 / 1000, dtype=np.float32)
 
     out = EmbeddedCaptioner(encoder=Encoder(), imagenet=Flat(), llm="none").caption(Image.open(CAT))
@@ -199,11 +199,36 @@ def test_an_unsure_classifier_says_less():
     assert out.text.startswith("A photo in ") and "cat" not in out.text
 
 
+class Closer:
+    """Unsure of the whole photo; of its middle, `p` sure of a dragonfly (ImageNet 319)."""
+
+    def __init__(self, p: float):
+        self.p, self.asked = p, []
+
+    def probs(self, image, middle=1.0):
+        self.asked.append(middle)
+        out = np.full(1000, 1 / 1000, dtype=np.float32)
+        if middle < 1.0:
+            out[:] = (1 - self.p) / 999
+            out[319] = self.p
+        return out
+
+
+def test_a_small_subject_in_the_middle_is_named_when_the_closer_look_is_sure():
+    sure = Closer(0.98)
+    out = EmbeddedCaptioner(encoder=Encoder(), imagenet=sure, llm="none", objects=False).caption(Image.open(CAT))
+    assert sure.asked == [1.0, 0.5] and out.concepts == ["dragonfly"] and "a dragonfly" in out.text
+    assert out.facts["looked_closer"] == 0.5 and out.facts["labels"]["dragonfly"] == 0.98
+    unsure = Closer(0.7)  # named at the whole photo's bars, but a closer look's guess must be surer
+    out = EmbeddedCaptioner(encoder=Encoder(), imagenet=unsure, llm="none", objects=False).caption(Image.open(CAT))
+    assert out.concepts == [] and "dragonfly" not in out.text and "looked_closer" not in out.facts
+
+
 def test_a_photo_with_nothing_named_is_not_worded_by_the_llm():
     """Told to describe only colours and light, the LLM set a scene: "a dark, dimly lit room with black walls"
     for a dahlia. With nothing named the caption is the template's colours and light, and the LLM is not asked."""
     class Flat:
-        def probs(self, image):
+        def probs(self, image, middle=1.0):
             return np.full(1000, 1 / 1000, dtype=np.float32)
 
     llm = ScriptedLLM([json.dumps({"caption": "The scene is a dark, dimly lit room with black walls."})])

@@ -970,3 +970,45 @@ def test_a_text_that_keeps_english_words_does_not_bring_the_example_back():
     llm = ToldAnswers(answer)
     translate(texts, "it", llm)
     assert len(llm.prompts) == 2 and not any("for example" in p for p in llm.prompts)
+
+
+def test_a_title_read_as_english_only_for_its_lone_english_words_is_a_translation_with_slips():
+    """"El primer ice skating de Lila": language ID reads it English for two of its five words; taken as English,
+    the title was asked again, lost its hero's name and printed in English. Runs of English stay English."""
+    names = {"Lila", "Theo"}
+    assert check_translation("The First Ice Skating of Lila", "El primer ice skating de Lila", "es", names) is None
+    assert kept_english_words("The First Ice Skating of Lila", "El primer ice skating de Lila", "es",
+                              book_names={"lila"}) == "ice, skating"
+    assert check_translation("The cat plays with the red ball in the garden.",
+                             "The cat juega with the red ball in the garden.", "es", names) is not None
+    assert check_translation("The cat plays with the red ball in the garden.",
+                             "El gato plays with the red ball en el jardín.", "es", names) is not None
+
+
+def test_an_answer_asked_again_that_says_another_pages_earlier_translation_is_not_taken():
+    """The friends photo's Spanish book: page 2, asked again for "skates", came back as page 1's sentence (a slot
+    shifted by a junk answer); its English shares no word with it but the name, so only the two Spanish answers
+    tell. Page 2 keeps its first answer, with the English word said."""
+    p1, p2 = "Lila is excited and eager to try ice skating.", "Lila gets a pair of skates from the toy store."
+    es1 = "Lila estaba emocionada y ansiosa para practicar el patinaje."
+    first2 = "Lila obtuvo un par de skates de la tienda de juguetes."
+    echo = "Lila está emocionada y ansiosa por hacer el salto de patinaje."
+
+    class Echoing(TextModel):
+        name = model_id = "echoing"
+        supports_schema = True
+
+        def __init__(self):
+            self.requests = []
+
+        def chat(self, messages, sampling=None, schema=None):
+            texts = asked(messages)
+            self.requests.append(texts)
+            first = len(self.requests) == 1
+            return json.dumps({"translations": [(es1 if t == p1 else first2) if first else echo for t in texts]},
+                              ensure_ascii=False)
+
+    llm = Echoing()
+    out = translate([p1, p2], "es", llm, names=["Lila"])
+    assert llm.requests[1] == [p2]
+    assert list(out) == [es1, first2] and out.kept_words == {1: "skates"}

@@ -151,6 +151,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     # ("Il sole splende e gli uccelli cantano brightly in la giardina", both answers); such a book is not shown it
     lured = any(len(st.content_words(t) & st.content_words(_EXAMPLE)) >= 2 for t in asked)
     attempt, tries, copied = -1, TRIES, lured
+    earlier: dict[int, list[str]] = {}  # text → its answers so far that passed the checks (echoes)
     while (attempt := attempt + 1) < tries:
         if not todo:
             break
@@ -175,7 +176,8 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
         pooled = [asked[i] for i in pool], got + [out[j] for j in done]
         shifted = displaced(*pooled) if _TABLE[code][1] is None else {}
         strays = {k: pool[v] for k, v in (shifted | misaligned(*pooled)).items()}
-        astray = {k: v for k, v in strays.items() if k < len(todo)}
+        astray = {k: v for k, v in strays.items() if k < len(todo)} | (
+            echoes(todo, got, earlier, book_names) if _TABLE[code][1] is None else {})
         for k, v in strays.items():  # a translation taken earlier turns out to be another text's: the coffee
             if k >= len(todo):  # book's page 2 printed page 3's Spanish, taken in the first answer, which was
                 j = pool[k]  # shifted by two slots; page 3's own came in the second
@@ -192,16 +194,17 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
         for k, (i, text) in enumerate(zip(todo, got, strict=True)):
             if k in astray:
                 why[i] = f"its translation is text {astray[k] + 1}'s"
-                left.append(i)
             elif k > example_at:  # the example copied into a slot pushed the later answers one slot on: the
                 # building book's Japanese opened with the example sentence, then the title's translation in the
                 # cast line's slot, the cast line's in page 1's, and pages 3 and 4 merged in the last
                 why[i] = f"it came after the example, copied into text {todo[example_at] + 1}'s slot"
+            elif problems[k]:
+                why[i] = problems[k]
+            if k in astray or k > example_at or problems[k]:
                 left.append(i)
-            elif problem := problems[k]:
-                why[i] = problem
-                left.append(i)
-            elif english_kept := kept_english_words(asked[i], text, code, book_names=book_names):
+                continue
+            earlier.setdefault(i, []).append(text)
+            if english_kept := kept_english_words(asked[i], text, code, book_names=book_names):
                 nearly[i] = text, english_kept  # (not `copied`: that says the example is no longer shown)
                 left.append(i)
             else:
@@ -496,9 +499,22 @@ def check_translation(source: str, got: str, code: str, names: set[str] | frozen
         return problem_
     if st.has_markup(got) and not st.has_markup(source):
         return "markup in the translation"
-    if reads_as(got, code) is False:
+    if reads_as(got, code) is False and not reads_as_but_for_slips(source, got, code, names):
         return f"language ID reads it as English, not {LANGUAGES[code]}"
     return None
+
+
+def reads_as_but_for_slips(source: str, got: str, code: str, names: set[str] | frozenset[str] | None = None) -> bool:
+    """Whether `got` reads as `code` once the lone English words it kept (english_slips) are taken out: then it is
+    a translation with a few English words, asked again for them and else printed with the notice, not an English
+    text. A short title read as English for two of its five words ("El primer ice skating de Lila"), was asked
+    again, lost its hero's name, and the Spanish book's title printed in English."""
+    kept = kept_english_words(source, got, code, book_names={n.lower() for n in names or ()})
+    if not kept or " " in kept.replace(", ", ","):  # none, or a run of English words: English indeed
+        return False
+    slips = {w.lower() for w in kept.split(", ")}
+    rest = " ".join(w for w in got.split() if st.folded(w.strip(".,;:!?¡¿'\"()")).lower() not in slips)
+    return reads_as(rest, code) is True
 
 
 def misaligned(sources: list[str], got: list[str], same: float = 0.5, margin: float = 0.25) -> dict[int, int]:
@@ -521,6 +537,29 @@ def misaligned(sources: list[str], got: list[str], same: float = 0.5, margin: fl
                 stray, other = (k, j) if misfit(k) >= misfit(j) else (j, k)
                 astray.setdefault(stray, other)
     return astray
+
+
+def echoes(todo: list[int], got: list[str], earlier: dict[int, list[str]], names: set[str],
+           margin: int = 2) -> dict[int, int]:
+    """{k: j} for each answer k (to text todo[k]) that says another text j's earlier translation rather than its
+    own text's earlier one: it shares `margin` more of their words (names aside), and twice as many. Asked again
+    for one English word ("skates"), the friends photo's Spanish page 2 came back as page 1's sentence, "Lila está
+    emocionada y ansiosa por hacer el salto de glaciología", where the first answer had said "Lila obtuvo un par de
+    skates de la tienda de juguetes"; an English text and its translation share too few words to tell (displaced),
+    two answers in the same language do. Only texts answered before in the language can be compared."""
+    def shared(a: set[str], answers: list[str]) -> int:
+        return max((len(a & (_long_words(t) - names)) for t in answers), default=0)
+
+    out: dict[int, int] = {}
+    for k, i in enumerate(todo):
+        if i not in earlier:
+            continue
+        words = _long_words(got[k]) - names
+        own = shared(words, earlier[i])
+        best, j = max(((shared(words, answers), j) for j, answers in earlier.items() if j != i), default=(0, -1))
+        if best >= own + margin and best >= 2 * own:
+            out[k] = j
+    return out
 
 
 def displaced(sources: list[str], got: list[str], margin: int = 2) -> dict[int, int]:
