@@ -212,8 +212,14 @@ def test_the_setting_is_what_the_scene_names_not_what_the_sentence_is_nearest_to
         "tree", "beach", "person", "index", "leaf", "face"]
     vocab = ["rocket", "star", "glowing star", "eyes", "cat face", "framed picture", "deciduous tree", "boy",
              "person walking"]
-    assert named_concepts("The rocket flies past the stars, its eyes shining", vocab) == [
-        "rocket", "star", "glowing star"]
+    assert named_concepts("The rocket flies past the stars, its eyes shining", vocab) == ["rocket", "star"]
+    assert named_concepts("The rocket flies past the glowing stars", vocab) == ["glowing star", "rocket", "star"]
+    # a head that is a concept of its own names that concept, not the compounds ending in it; "ice" is said as
+    # frozen water ("on the ice"), not as the dessert (the friends photo's book: `hot dog` and `shaved ice`)
+    food = ["dog", "hot dog", "shaved ice", "ice cream", "ice skate"]
+    assert named_concepts("Theo the dog is standing outside on the ice", food) == ["dog"]
+    assert named_concepts("Lila skates on the ice with a hot dog", food) == ["hot dog", "ice skate", "dog"]
+    assert named_concepts("a bowl of ice cream", food) == ["ice cream"]
     assert named_concepts("A warm picture shows a cat walking", vocab) == []
     # a head a story says in another sense names its concept only in full (the baboon book's dark forest)
     ways = ["milky way", "evergreen tree", "bus stop"]

@@ -31,7 +31,8 @@ NOT_THINGS = frozenset({"face", "eye", "eyes", "ear", "nose", "mouth", "tongue",
                         "sign of the horns", "love-you gesture", "vulcan salute", "gesture", "salute"})
 # heads a story mostly says in another sense: such a concept is named by its whole name only ("searching for his
 # way home" drew `milky way` as the baboon book's dark forest; "at the next stop", "a game of tag")
-WHOLE_NAME_ONLY = frozenset({"way", "stop", "game"})
+WHOLE_NAME_ONLY = frozenset({"way", "stop", "game", "ice"})  # "on the ice" drew `shaved ice` (the friends photo's
+# book of a dog who learns to skate)
 _IRREGULAR = {"leaves": "leaf", "mice": "mouse", "geese": "goose", "children": "child", "feet": "foot",
               "teeth": "tooth", "wolves": "wolf", "knives": "knife", "sheep": "sheep", "fish": "fish",
               "dishes": "dish", "glasses": "glass", "buses": "bus", "beaches": "beach", "boxes": "box",
@@ -187,13 +188,18 @@ def named_concepts(text: str, vocabulary: Iterable[str]) -> list[str]:
     singular or plural), the whole name, or a stand-in word; heads that describe a character's body (face,
     eyes …) do not count."""
     said = said_words(text)
-    joined = f" {' '.join(re.findall(r'[a-z][a-z-]*', text.lower()))} "
+    words = re.findall(r"[a-z][a-z-]*", text.lower())
+    joined = f" {' '.join(words)} | {' '.join(singular(w) for w in words)} "  # "the glowing stars" names it too
     found = []
+    # a head that is a concept of its own names that concept, not the compounds ending in it: "the dog" is no
+    # `hot dog`, "a bear" no `teddy bear` (the friends photo's dogs named `hot dog` beside `dog`)
+    bare = {c.lower() for c in vocabulary}
     for concept in vocabulary:
         if concept.lower() in NOT_THINGS:  # a hand sign is named by no "sign"
             continue
         h = head(concept)
         by_name = f" {concept.lower()} " in joined and not not_a_thing(concept)
-        if (h not in NOT_THINGS and h not in WHOLE_NAME_ONLY and h in said) or by_name or said & set(STAND_INS.get(concept, ())):
+        by_head = h in said and h not in NOT_THINGS and h not in WHOLE_NAME_ONLY and (h == concept.lower() or h not in bare)
+        if by_head or by_name or said & set(STAND_INS.get(concept, ())):
             found.append(concept)
     return sorted(found, key=lambda c: -strength(c, said))
