@@ -643,6 +643,22 @@ def test_a_page_that_only_copies_the_caption_is_written_again_and_a_copied_capti
     assert st.strip_markup("Mina sat against a dark background of trees.") == "Mina sat against a dark background of trees."
 
 
+def test_a_rewrite_of_a_caption_page_that_copies_the_caption_again_loses_that_sentence():
+    """The dragonfly photo's page 1 was the caption; asked again, it began with the caption again ("Lila glides
+    through the dim light, its yellow wings…") and then told a story."""
+    class CopyingRewrite(ScriptedLLM):
+        def chat(self, messages, sampling=None, schema=None):
+            if "text" in schema["properties"] and "pages" not in schema["properties"]:
+                self.calls.append((list(messages), sampling, schema))
+                return json.dumps({"text": "A tabby cat sitting on a wooden floor. Nora laughed and ran after the "
+                                           "red kite in the sky.", "scene": "Nora running after a red kite"})
+            return super().chat(messages, sampling, schema)
+
+    texts = ["A tabby cat sitting on a wooden floor. Nora.", *TEXTS[1:4]]
+    d = write.write_story(CAT, Brief(pages=4, hero="Nora", seed=3), CopyingRewrite(texts=texts))
+    assert d.pages[0].text == "Nora laughed and ran after the red kite in the sky."
+
+
 def test_a_page_written_as_an_outline_line_without_its_full_stop_is_a_sentence():
     """The coins book lost all three whole answers for pages like "Sami follows Theo to find the chick's family,
     who are waiting for her return" (no full stop): they end on a word, and get one."""

@@ -1020,7 +1020,7 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
                                            f"{cast[0].name} named in the first one{instead}",
                                brief, llm, sampling, cast=list(cast), tries=HERO_REWRITE_TRIES,
                                must_name=cast[0].name, fresh=True, max_sentence=LONG_SENTENCE,
-                               so_far=plan_so_far(out) if i == len(out) - 1 else "")
+                               so_far=plan_so_far(out) if i == len(out) - 1 else "", told=about)
         except BackendError as e:
             line = st.clean(page.outline)
             others = [p.text for j, p in enumerate(out) if j != i]
@@ -1118,7 +1118,8 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
                  brief: Brief, llm: TextModel, sampling: Sampling | None = None,
                  cast: list[CastMember] | None = None, tries: int = TRIES, must_name: str | None = None,
                  fresh: bool = False, keep_scene: bool = False, max_sentence: int | None = None,
-                 problem_of: Callable[[str], str | None] | None = None, so_far: str = "") -> PageDraft:
+                 problem_of: Callable[[str], str | None] | None = None, so_far: str = "",
+                 told: str = "") -> PageDraft:
     """Page `n` (1-based) written again following `instruction`, with a new scene, keeping the cast sheet
     (from a Draft or Storybook, else `cast`, else the brief's hero); at most `tries` answers. Sentences copied
     from other pages are dropped from an answer, and one that then lacks `must_name` is asked again (Qwen
@@ -1129,7 +1130,8 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
     answer with a longer sentence is asked again (asked for sentences of at most 12 words, Qwen wrote the rubber
     whale book's page 1 again as one sentence of 35). `problem_of`: the caller's own check of the new text (what is
     wrong with it, else None), asked again like the others. `so_far`: the story before the page, told instead of
-    the page before (which Qwen copied back as the new last page, and both ending rewrites failed)."""
+    the page before (which Qwen copied back as the new last page, and both ending rewrites failed). `told`: what the
+    model was told the photo shows; a sentence copying it is dropped where the page says 4 words besides."""
     pages = _pages_of(draft_or_book_pages)
     if not 1 <= n <= len(pages):
         raise BadInputError(f"there is no page {n}", f"choose a page from 1 to {len(pages)}")
@@ -1161,6 +1163,8 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
         _clean_fields(d)
         # cut to the page's length before the checks: the hero named only in a sentence cut off is missing
         text = st.without_recap(st.drop_labels(st.with_full_stop(d["text"], limit)), [so_far, *before_n])
+        if told and len(st.words(story := st.drop_copied_sentences(text, [told], CAPTION_COPY))) >= 4:
+            text = story  # the caption copied again: the dragonfly photo's page 1, asked again for being the caption
         text = st.trim_words(st.drop_copied_sentences(text, others), limit)
         scene = text if fresh else pages[n - 1].scene if keep_scene else st.scene_of(d["scene"])
         if st.clean(text).lower() == st.clean(old).lower():
