@@ -855,6 +855,11 @@ def test_a_colour_said_as_another_colour_is_asked_again():
     assert changed_colours("rabbit, brown and white", "conejo, blanco y negro", "es") == ["brown"]
     assert changed_colours("a brown dog", "un chien brun", "fr") == []  # no other colour said: nothing to tell
     assert changed_colours("a grey cat", "灰色の猫", "ja") == []  # the CLDR colours are read in Latin letters only
+    # "greenish", "reddish", "grayish" say their colour (a wine glass's "greenish reflections": "reflets bleus")
+    assert changed_colours("glass, warm gold with greenish reflections", "verre, doré avec des reflets bleus",
+                           "fr") == ["green"]
+    assert changed_colours("a reddish fox", "un renard bleu", "fr") == ["red"]
+    assert changed_colours("a grayish cat", "un chat gris", "fr") == []
     texts = ["Lila the bird, grey and white", "Lila sings on a branch.", "Lila flies home."]
     llm = Answers(changing_word(dict(zip(texts, ["Lila der Vogel, {word} und weiß", "Lila singt auf einem Ast.",
                                                  "Lila fliegt nach Hause."], strict=True)),

@@ -120,6 +120,18 @@ _HEARTS = {"red": "❤️", "orange": "🧡", "yellow": "💛", "green": "💚",
 _COLOUR_SYNONYMS = {"gray": "grey"}
 
 
+def _colour_of(word: str) -> str:
+    """The colour an English word says: "gray" is grey, and "greenish", "reddish", "bluish" say green, red, blue
+    (a wine glass's "greenish reflections" came back French "reflets bleus")."""
+    word = _COLOUR_SYNONYMS.get(word, word)
+    if word.endswith("ish") and len(word) > 5:
+        base = word[:-3]
+        for colour in (base, base[:-1], base + "e"):  # green-ish, redd-ish, blu-ish
+            if colour in _COLOUR_SYNONYMS or colour in _HEARTS:
+                return _COLOUR_SYNONYMS.get(colour, colour)
+    return word
+
+
 @functools.cache
 def colour_words(code: str) -> dict[str, str]:
     """English colour → its word in `code` as CLDR names the coloured heart ("grey" → "gris", German "graues"),
@@ -156,7 +168,7 @@ def changed_colours(source: str, got: str, code: str) -> list[str]:
     stems = colour_stems(code)
     if not stems:
         return []
-    said = {_COLOUR_SYNONYMS.get(w, w) for w in re.findall(r"[a-z]+", source.lower())} & set(stems)
+    said = {_colour_of(w) for w in re.findall(r"[a-z]+", source.lower())} & set(stems)
     words = re.findall(r"[^\W\d_]+", got.lower())
 
     def present(colour: str) -> bool:
