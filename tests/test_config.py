@@ -54,16 +54,41 @@ def test_cli_names_a_bad_setting_instead_of_a_trace(toml):
     assert result.returncode != 0 and "not valid TOML" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_cpu_threads_leave_room_for_the_rest(monkeypatch):
-    from taleloom.config import cpu_threads
+def test_cpu_threads_leave_room_for_the_rest(monkeypatch, tmp_path):
+    from taleloom import config
+    from taleloom.config import cpu_threads, most_threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr("os.cpu_count", lambda: 8)
-    assert cpu_threads() == 4 and cpu_threads(3) == 3
-    monkeypatch.setattr("os.cpu_count", lambda: 1)
-    assert cpu_threads() == 1
+    monkeypatch.setattr(config, "CPU_MAX", tmp_path / "none")
+    monkeypatch.setattr(config, "CFS_QUOTA", tmp_path / "none")
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
+    assert cpu_threads() == 4 and cpu_threads(3) == 3 and most_threads() == 8 and most_threads(3) == 3
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
+    assert cpu_threads() == 1 and most_threads() == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    assert cpu_threads() == 2 and cpu_threads(5) == 5
+    assert cpu_threads() == 2 and cpu_threads(5) == 5 and most_threads() == 2  # a count asked for is fixed
+
+
+def test_a_containers_cpu_quota_bounds_the_threads(monkeypatch, tmp_path):
+    """`docker run --cpus 1.5` on an 8-core host: 8 cores to run on, 1.5 cores of time (cgroup v2, then v1)."""
+    from taleloom import config
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setattr(config, "CPU_MAX", tmp_path / "cpu.max")
+    monkeypatch.setattr(config, "CFS_QUOTA", tmp_path / "quota")
+    monkeypatch.setattr(config, "CFS_PERIOD", tmp_path / "period")
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert config.cpu_quota() == 1.5 and config.usable_cores() == 2 and config.cpu_threads() == 1
+    assert config.most_threads() == 2
+    (tmp_path / "cpu.max").write_text("max 100000\n")  # no quota
+    assert config.cpu_quota() is None and config.usable_cores() == 8
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "quota").write_text("300000\n")
+    (tmp_path / "period").write_text("100000\n")
+    assert config.usable_cores() == 3 and config.cpu_threads() == 1
+    (tmp_path / "quota").write_text("-1\n")  # v1's "no quota"
+    assert config.usable_cores() == 8
 
 
 def test_local_torch_models_get_the_configured_threads(toml):

@@ -7,6 +7,7 @@ Backend specs follow the registry's syntax: ``name[:location][#model]``, e.g.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,35 @@ def cpu_threads(requested: int = 0) -> int:
     core and 30 s with 1 (benchmarks/book_latency.py). The models we run on a CPU are small and gain
     little from more threads.
     """
-    return _asked_threads(requested) or max(1, (os.cpu_count() or 2) // 2)
+    return _asked_threads(requested) or max(1, usable_cores() // 2)
+
+
+# a container's CPU time quota: cgroup v2's "cpu.max" ("quota period", or "max"), else v1's cfs quota and period
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CFS_QUOTA, CFS_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+
+
+def usable_cores() -> int:
+    """Cores this process may use: those it may run on, fewer where a container's CPU quota allows less time.
+    Why: `docker run --cpus 1` on an 8-core host leaves os.cpu_count() at 8 and one core's time, and threads
+    beyond it are throttled, which llama.cpp's spinning threads pay for many times over."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = cpu_quota()
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def cpu_quota() -> float | None:
+    """The container's CPU quota in cores (1.5 for `--cpus 1.5`), None when there is none or it cannot be read."""
+    try:
+        quota, period = CPU_MAX.read_text().split()[:2]
+        return int(quota) / int(period) if quota != "max" and int(period) > 0 else None
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us, period_us = int(CFS_QUOTA.read_text()), int(CFS_PERIOD.read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
 
 
 def _asked_threads(requested: int) -> int:
@@ -150,9 +179,7 @@ def most_threads(requested: int = 0) -> int:
     """Threads a model process may take while the machine's other cores are idle (backends/llm/spare_cores.py):
     every core this process may run on, unless a count was asked for (`requested`, OMP_NUM_THREADS): then
     that count, fixed."""
-    if _asked_threads(requested):
-        return cpu_threads(requested)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cpu_threads(requested) if _asked_threads(requested) else usable_cores()
 
 
 def resolve_device(name: str = "auto") -> str:
