@@ -1017,3 +1017,33 @@ def test_an_answer_asked_again_that_says_another_pages_earlier_translation_is_no
     out = translate([p1, p2], "es", llm, names=["Lila"])
     assert llm.requests[1] == [p2]
     assert list(out) == [es1, first2] and out.kept_words == {1: "skates"}
+
+
+def test_a_list_the_model_cut_short_is_asked_again_in_its_parts():
+    """The friends photo's cover, "dog, soft fur, wagging tail", came back Spanish "perro" in both answers (the
+    cover printed English); asked again a part a text, its answers are joined."""
+    from taleloom.stages.translate import joined_parts, list_parts
+
+    assert list_parts("dog, soft fur, wagging tail") == ["dog", "soft fur", "wagging tail"]
+    assert list_parts("Lila ran, jumped and laughed.") == ["Lila ran, jumped and laughed."]  # a sentence
+    assert joined_parts(["perro", "pelo suave.", "Lila"], [["a", "b"], ["c"]]) == ["perro, pelo suave", "Lila"]
+    es = {"dog": "perro", "soft fur": "pelo suave", "wagging tail": "cola que se mueve",
+          "Lila plays in the garden with her red ball.": "Lila juega en el jardín con su pelota roja."}
+
+    class CutsLists(TextModel):
+        name = model_id = "cuts-lists"
+        supports_schema = True
+
+        def __init__(self):
+            self.requests = []
+
+        def chat(self, messages, sampling=None, schema=None):
+            texts = asked(messages)
+            self.requests.append(texts)
+            return json.dumps({"translations": ["perro" if "," in t else es[t] for t in texts]}, ensure_ascii=False)
+
+    llm = CutsLists()
+    out = translate(["dog, soft fur, wagging tail", "Lila plays in the garden with her red ball."], "es", llm,
+                    names=["Lila"])
+    assert llm.requests[1] == ["dog", "soft fur", "wagging tail"]
+    assert out[0] == "perro, pelo suave, cola que se mueve" and out.kept_english == []

@@ -70,6 +70,7 @@ TRIES = 2  # answers for the texts that still fail (each answer covers every tex
 SAMPLING = Sampling(temperature=0.2, top_p=0.9, top_k=40, repeat_penalty=1.05)
 _ENGLISH_ONLY = frozenset("the and was were with his she they there that this had said would could from have".split())
 SHORT_TEXT_WORDS = 8  # a title or a cast line: its translation is at most twice as many words, and 3 more
+_SHORT = "length"  # how a translation too short or too long for its English is said (problem)
 LANGUAGE_ID_MIN_WORDS = 4  # shorter texts (a title, a name) are too short to identify reliably
 
 
@@ -162,12 +163,15 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             # Italian "occhi grigi" and French "yeux bleus" in both answers)
             colours = colour_words(code)
             recoloured = {c: base_word(colours[c], code) for i in todo for c in flawed.get(i, []) if c in colours}
-            got = translate_batch([asked[i] for i in todo], code, llm, s, attempt, kept_before, terms | recoloured,
+            # a list the model cut short is asked in its parts (list_parts)
+            parts = [list_parts(asked[i]) if why.get(i, "").startswith(_SHORT) else [asked[i]] for i in todo]
+            batch = [p for ps in parts for p in ps]
+            got = translate_batch(batch, code, llm, s, attempt, kept_before, terms | recoloured,
                                   example=not copied, coined=[w for i in todo for w in coined.get(i, [])])
         except BackendError as e:
             why.update({i: e.message for i in todo})
             continue
-        got = answers_in_place([asked[i] for i in todo], got, asking_order([asked[i] for i in todo], code, attempt), code)
+        got = joined_parts(answers_in_place(batch, got, asking_order(batch, code, attempt), code), parts)
         left: list[int] = []
         # compared with the texts translated by earlier answers too: asked again alone, the apple book's title
         # came back as page 1's translation, accepted in the first answer
@@ -236,6 +240,25 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
         return Translation(list(texts), warnings[:3], list(range(len(texts))))
     return Translation([ended_as(t, source, code) for t, source in zip(out, texts, strict=True)], warnings, kept,
                        kept_words)
+
+
+def list_parts(text: str) -> list[str]:
+    """A list of words and phrases ("dog, soft fur, wagging tail": a cover's look) in its parts, else [text].
+    Why: asked whole, Qwen gave the friends photo's dog look as Spanish "perro" in both answers, and the cover
+    printed English; a list the model cut short is asked again a part a text, and the answers joined."""
+    pieces = [p.strip() for p in text.split(",")]
+    if len(pieces) < 2 or any(not p for p in pieces) or re.search(r"[.!?]", text):
+        return [text]
+    return pieces
+
+
+def joined_parts(got: list[str], parts: list[list[str]]) -> list[str]:
+    """The answers to the texts whose parts were asked (list_parts), each list joined again with commas."""
+    out, at = [], 0
+    for ps in parts:
+        out.append(", ".join(g.strip().rstrip(".") for g in got[at:at + len(ps)]) if len(ps) > 1 else got[at])
+        at += len(ps)
+    return out
 
 
 def ended_as(text: str, source: str, code: str) -> str:
@@ -883,7 +906,7 @@ def problem(source: str, got: str, code: str, names: set[str] | frozenset[str] |
             return f"{got_words} words for {given}: a sentence, not this text"  # page's sentence (German, 17 words)
     ratio = len(flat) / max(1, len(source))
     if not (0.1 if code in DENSE_SCRIPTS else 0.2) <= ratio <= 4.0:
-        return f"length {len(flat)} is implausible for {len(source)} English characters"
+        return f"{_SHORT} {len(flat)} is implausible for {len(source)} English characters"
     if re.search(r"(.{6,}?)\1{2,}", flat):
         return "a piece of text repeats"
     # a phrase of four words or more said twice in a row where the English does not: the hippo book's cover came
