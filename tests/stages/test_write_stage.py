@@ -340,6 +340,9 @@ def test_a_title_of_several_sentences_keeps_its_first():
         "Mina's coffee is hot and inviting"
     assert write.book_title("Nora and the Kite") == "Nora and the Kite"
     assert write.book_title("Where is Leo? A Day at the Sea!") == "Where is Leo?"
+    # the caption's tones opening a title are no part of it (a wallpaper of a bird under lamps)
+    assert write.book_title("Gray and White: Coco Finds the Lost Kitten") == "Coco Finds the Lost Kitten"
+    assert write.book_title("Otto: A Tale of Two Friends") == "Otto: A Tale of Two Friends"
 
 
 def test_markup_from_the_model_never_reaches_the_book():

@@ -579,10 +579,14 @@ def book_title(title: str) -> str:
     main, colon, subtitle = first.partition(":")
     if colon and len(main.split()) >= 2 and _TELLS_GENRE.search(subtitle):  # "The Brave Little Turtle: A Warm
         first = main  # and Gentle Story" (an idea's book: the brief's tone, told, came back as a subtitle)
+    elif colon and subtitle.strip() and set(re.findall(r"[a-z]+", main.lower())) <= _PHOTO_TALK:
+        first = subtitle.strip()  # "Gray and White: Coco Finds the Lost Kitten": the caption's tones, not a title
     return short_look(first, 60).rstrip(".")
 
 
 _TELLS_GENRE = re.compile(r"\b(?:story|tale|book)\b", re.IGNORECASE)
+# the words of a caption's "in grey and white tones, in soft light", which a title may open with
+_PHOTO_TALK = frozenset({*COLOUR_NAMES, *LIGHT_WORDS, "gray", "and", "in", "light", "tones", "tone", "colours", "colors"})
 
 
 def short_kind(kind: str) -> str:
