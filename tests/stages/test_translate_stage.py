@@ -1047,3 +1047,15 @@ def test_a_list_the_model_cut_short_is_asked_again_in_its_parts():
                     names=["Lila"])
     assert llm.requests[1] == ["dog", "soft fur", "wagging tail"]
     assert out[0] == "perro, pelo suave, cola que se mueve" and out.kept_english == []
+
+
+def test_a_word_said_over_and_over_is_a_problem_unless_the_english_says_its_word_as_often():
+    """The butterfly book's look came back "papillon, couleurs de papillon, corps papillon, …"; a wallpaper's
+    Italian last page said "gatto" three times where the English said "cat" three times, and stayed English
+    (three-letter English words were not counted)."""
+    from taleloom.stages.translate import overused_word
+
+    assert overused_word("butterfly, green wings, yellow body, orange legs",
+                         "papillon, couleurs de papillon, corps papillon, pieds papillon") is not None
+    assert overused_word("Tom lets the little cat in. The cat is curious. He is happy to see the cat again.",
+                         "Tom fa entrare il gatto. Il gatto è curioso. È felice di vedere il gatto di nuovo.") is None

@@ -923,11 +923,14 @@ def overused_word(source: str, got: str) -> str | None:
     """A word of four letters or more that `got` says at least three times, two more than the English says any
     word: the butterfly book's look "butterfly, green wings, yellow body, orange legs" came back "papillon,
     couleurs de papillon, corps papillon, pieds papillon, …" and was printed on the cover."""
-    def most(text: str) -> tuple[str, int]:
-        common = Counter(w.lower() for w in st.words(text) if len(w) >= 4).most_common(1)
+    def most(text: str, shortest: int) -> tuple[str, int]:
+        common = Counter(w.lower() for w in st.words(text) if len(w) >= shortest
+                         and w.lower() not in st.STOPWORDS).most_common(1)
         return common[0] if common else ("", 0)
 
-    (word, n), (_, english) = most(got), most(source)
+    # the English's three-letter words count: "cat" said three times is Italian "gatto" three times (a wallpaper's
+    # book printed its last page in English for it)
+    (word, n), (_, english) = most(got, 4), most(source, 3)
     return f"says {word!r} {n} times (the English no word more than {english})" if n >= 3 and n >= english + 2 else None
 
 
