@@ -220,6 +220,11 @@ def test_the_setting_is_what_the_scene_names_not_what_the_sentence_is_nearest_to
     assert named_concepts("Theo the dog is standing outside on the ice", food) == ["dog"]
     assert named_concepts("Lila skates on the ice with a hot dog", food) == ["hot dog", "ice skate", "dog"]
     assert named_concepts("a bowl of ice cream", food) == ["ice cream"]
+    # "orange" said as a colour is no fruit ("his orange feathers" drew a `tangerine` beside an owl)
+    fruit = ["tangerine", "house"]
+    assert named_concepts("Oscar looks at the house with his orange feathers", fruit) == ["house"]
+    assert named_concepts("Mina eats an orange", fruit) == named_concepts("a glass of orange juice", fruit) == [
+        "tangerine"]
     assert named_concepts("A warm picture shows a cat walking", vocab) == []
     # a head a story says in another sense names its concept only in full (the baboon book's dark forest)
     ways = ["milky way", "evergreen tree", "bus stop"]

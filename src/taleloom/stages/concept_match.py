@@ -183,11 +183,17 @@ def strength(concept: str, said: set[str]) -> int:
     return len(said & (own | set(STAND_INS.get(concept, ())))) + len(said & everyday)
 
 
+# a colour that is also a thing's everyday name, said as the colour of what follows it: "his orange feathers" drew a
+# `tangerine` beside an owl (a wallpaper's book); "an orange", "orange juice" and "orange trees" are the fruit
+_COLOUR_OF_NEXT = re.compile(rf"\b(?:{'|'.join(c for c in COLOUR_NAMES if c in EVERYDAY_NAMES)})\s+"
+                             r"(?!(?:and|or|is|was|are|were|juice|trees?|peels?|slices?|seeds?)\b)(?=[a-z])", re.IGNORECASE)
+
+
 def named_concepts(text: str, vocabulary: Iterable[str]) -> list[str]:
     """The concepts of `vocabulary` that `text` names, those it says most words of first: by the head noun (in
     singular or plural), the whole name, or a stand-in word; heads that describe a character's body (face,
     eyes …) do not count."""
-    said = said_words(text)
+    said = said_words(_COLOUR_OF_NEXT.sub(" ", text))
     words = re.findall(r"[a-z][a-z-]*", text.lower())
     joined = f" {' '.join(words)} | {' '.join(singular(w) for w in words)} "  # "the glowing stars" names it too
     found = []
