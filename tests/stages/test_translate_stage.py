@@ -1059,3 +1059,19 @@ def test_a_word_said_over_and_over_is_a_problem_unless_the_english_says_its_word
                          "papillon, couleurs de papillon, corps papillon, pieds papillon") is not None
     assert overused_word("Tom lets the little cat in. The cat is curious. He is happy to see the cat again.",
                          "Tom fa entrare il gatto. Il gatto è curioso. È felice di vedere il gatto di nuovo.") is None
+
+
+def test_a_cast_member_called_by_anothers_kind_is_asked_again():
+    """A cat-and-dog book's Portuguese said "O gato Theo ajudou Coco…" for "Theo helps Coco…" (Theo is the dog)."""
+    from taleloom.stages.translate import miscalled
+
+    called = {"Coco": "gato", "Theo": "cachorro"}
+    assert miscalled("Theo helps Coco.", "O gato Theo ajudou Coco.", called) == ["Theo called gato"]
+    assert miscalled("Theo found Coco.", "Theo, o gato, encontrou Coco.", called) == ["Theo called gato"]
+    assert miscalled("Theo the dog helps Coco.", "O cachorro Theo ajuda Coco.", called) == []
+    assert miscalled("Coco the cat sees Theo.", "A gata Coco vê Theo.", called) == []
+    texts = ["Coco the cat and Theo the dog are friends.", "Theo helps Coco find the little kitten's home."]
+    pt = ["Coco, o gato, e Theo, o cachorro, são amigos.", "{word} ajudou Coco a encontrar a casa do gatinho."]
+    llm = Answers(changing_word(dict(zip(texts, pt, strict=True)), lambda n: "O gato Theo" if n == 1 else "Theo"))
+    out = translate(texts, "pt", llm, names=["Coco", "Theo"], kinds=["cat", "dog"])
+    assert out[1] == "Theo ajudou Coco a encontrar a casa do gatinho." and [len(r) for r in llm.requests] == [2, 1]

@@ -31,7 +31,7 @@ from taleloom.backends.base import Sampling, TextModel
 from taleloom.book import SEED_MAX
 from taleloom.errors import BackendError, choice_error
 from taleloom.stages import story_text as st
-from taleloom.stages.glossary import changed_colours, colour_words, glossary
+from taleloom.stages.glossary import changed_colours, colour_words, glossary, word_in
 from taleloom.stages.length_align import aligned_by_length
 
 # ISO 639-1 code → (name, Unicode ranges of its script or None for Latin, one example sentence)
@@ -147,6 +147,8 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     # "fusée", "chouette", "Fahrrad"; in Japanese it left one book wholly English and a page of another (0.925 →
     # 0.8 identified), so the other scripts are not told
     terms = glossary(texts, code, kinds=kinds) if _TABLE[code][1] is None else {}
+    called = {n: w for n, k in zip(names, kinds, strict=False)
+              if n and _TABLE[code][1] is None and (w := terms.get(k) or word_in(k, code))}
     # a text that says the example sentence's words ("The sun is shining brightly in the backyard.") lures the model
     # into the example's translation, birds and all, in every answer: a kite wallpaper's Italian book stayed English
     # ("Il sole splende e gli uccelli cantano brightly in la giardina", both answers); such a book is not shown it
@@ -213,7 +215,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
                 left.append(i)
             else:
                 odd = invented_words(asked[i], text, code, book_names, list(terms.values()))
-                flaws = soft_flaws(asked[i], text, code, terms, odd)
+                flaws = soft_flaws(asked[i], text, code, terms, odd, called)
                 if flaws and attempt + 1 < tries:  # asked again, its made-up words named as none of the language's
                     nearly[i], flawed[i], coined[i] = (text, ""), flaws, odd
                     left.append(i)
@@ -288,11 +290,28 @@ def told_once(text: str, terms: dict[str, str]) -> str:
     return text
 
 
-def soft_flaws(source: str, text: str, code: str, terms: dict[str, str], coined: Sequence[str]) -> list[str]:
+def soft_flaws(source: str, text: str, code: str, terms: dict[str, str], coined: Sequence[str],
+               called: dict[str, str] | None = None) -> list[str]:
     """What a translation that passed the checks still has wrong, worth one more answer but not the English: the
-    glossary's words it does not say (missed_terms), colours said as other colours (changed_colours) and its
-    made-up words (`coined`: invented_words). Of two answers, the one with fewer stands."""
-    return [*missed_terms(source, text, terms), *changed_colours(source, text, code), *coined]
+    glossary's words it does not say (missed_terms), colours said as other colours (changed_colours), its
+    made-up words (`coined`: invented_words) and a cast member called by another's kind (miscalled; `called`:
+    each name's kind in the reader's words). Of two answers, the one with fewer stands."""
+    return [*missed_terms(source, text, terms), *changed_colours(source, text, code), *coined,
+            *miscalled(source, text, called or {})]
+
+
+def miscalled(source: str, text: str, called: dict[str, str]) -> list[str]:
+    """The names `text` calls by another cast member's kind, right beside the name, where the English does not:
+    the Portuguese of a cat-and-dog book said "O gato Theo ajudou Coco" for "Theo helps Coco" (Theo is the dog,
+    Coco the cat). `called`: name → the told word for its kind ("Theo" → "cachorro")."""
+    out = []
+    for name, own in called.items():
+        for other in {w for n, w in called.items() if n != name and w.lower() != own.lower()}:
+            near = (rf"\b{re.escape(other)}\w{{0,2}}[\s,]+{re.escape(name)}\b|"
+                    rf"\b{re.escape(name)}[\s,]+(?:\w+\s+)?{re.escape(other)}\w{{0,2}}\b")
+            if re.search(near, text, re.IGNORECASE) and not re.search(near, source, re.IGNORECASE):
+                out.append(f"{name} called {other}")
+    return out
 
 
 def missed_terms(source: str, text: str, terms: dict[str, str]) -> list[str]:
