@@ -999,21 +999,7 @@ def test_an_answer_asked_again_that_says_another_pages_earlier_translation_is_no
     first2 = "Lila obtuvo un par de skates de la tienda de juguetes."
     echo = "Lila está emocionada y ansiosa por hacer el salto de patinaje."
 
-    class Echoing(TextModel):
-        name = model_id = "echoing"
-        supports_schema = True
-
-        def __init__(self):
-            self.requests = []
-
-        def chat(self, messages, sampling=None, schema=None):
-            texts = asked(messages)
-            self.requests.append(texts)
-            first = len(self.requests) == 1
-            return json.dumps({"translations": [(es1 if t == p1 else first2) if first else echo for t in texts]},
-                              ensure_ascii=False)
-
-    llm = Echoing()
+    llm = Answers(lambda texts, n: [(es1 if t == p1 else first2) if n == 1 else echo for t in texts])
     out = translate([p1, p2], "es", llm, names=["Lila"])
     assert llm.requests[1] == [p2]
     assert list(out) == [es1, first2] and out.kept_words == {1: "skates"}
@@ -1030,19 +1016,7 @@ def test_a_list_the_model_cut_short_is_asked_again_in_its_parts():
     es = {"dog": "perro", "soft fur": "pelo suave", "wagging tail": "cola que se mueve",
           "Lila plays in the garden with her red ball.": "Lila juega en el jardín con su pelota roja."}
 
-    class CutsLists(TextModel):
-        name = model_id = "cuts-lists"
-        supports_schema = True
-
-        def __init__(self):
-            self.requests = []
-
-        def chat(self, messages, sampling=None, schema=None):
-            texts = asked(messages)
-            self.requests.append(texts)
-            return json.dumps({"translations": ["perro" if "," in t else es[t] for t in texts]}, ensure_ascii=False)
-
-    llm = CutsLists()
+    llm = Answers(lambda texts, n: ["perro" if "," in t else es[t] for t in texts])  # a list: cut to its first word
     out = translate(["dog, soft fur, wagging tail", "Lila plays in the garden with her red ball."], "es", llm,
                     names=["Lila"])
     assert llm.requests[1] == ["dog", "soft fur", "wagging tail"]
