@@ -282,6 +282,8 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
     assert write._look({"kind": "dog", "look": "brown, blue and grey with dim light in the background"}) == \
         "dog, brown, blue and grey"
     assert write.without_photo_wording("The room glowed with warm light.") == "The room glowed with warm light."
+    assert write.without_photo_wording("Omar is born in a cozy beige and brown room with soft warm light.") == \
+        "Omar is born in a cozy beige and brown room."  # the caption's two light words (an autumn wallpaper)
     # OpenCV's fruits photo, captioned "A lemon … stands tall in the sunlight": the look said the come-alive words too
     assert write._look({"kind": "lemon", "look": "bright yellow, green skin, tall in sunlight with moving, talking "
                                                  "and feeling"}, thing=True) == "lemon, bright yellow, green skin, tall"

@@ -540,7 +540,11 @@ _COME_ALIVE = re.compile(r"\bcomes? (?:to life|alive)\b", re.IGNORECASE)
 _PHOTO_WORDING = re.compile(rf",?\s+in (?:\w+ and )?\w+ tones\b|,?{_IN_LIGHT.pattern}"
                             # the caption's "<level>, <tone> light" after a comma, its "in" dropped: "Once upon a time in
                             # a place all in pink and red, dim, warm light, there lived…" (a wallpaper's book)
-                            rf"|,\s*(?:{'|'.join(LIGHT_WORDS)}),\s*(?:{'|'.join(LIGHT_WORDS)}) light\b", re.IGNORECASE)
+                            rf"|,\s*(?:{'|'.join(LIGHT_WORDS)}),\s*(?:{'|'.join(LIGHT_WORDS)}) light\b"
+                            # and after "with": "Omar is born in a cozy beige and brown room with soft warm light" (an
+                            # autumn wallpaper's book, told "A place all in beige and brown, in soft, warm light")
+                            # ("glowed with warm light" is a story's: two light words are the caption's)
+                            rf"|\s+with (?:a )?(?:(?:{'|'.join(LIGHT_WORDS)}),? (?:and )?){{2,}}light\b", re.IGNORECASE)
 
 
 def without_photo_wording(text: str) -> str:
