@@ -403,6 +403,8 @@ def test_a_page_that_is_only_the_come_alive_line_or_camera_or_photo_talk_is_aske
     assert st.drop_labels("The scene shows Nora in the park. Nora smiles.") == "Nora smiles."
     assert st.scene_of("The scene shows Nora in the park. The sky is blue.") == "Nora in the park. The sky is blue."
     assert st.scene_of("The picture shows: Nora in a park") == "Nora in a park"
+    # "A picture shows …" as a scene had a whole book's answer refused for prompt words (an autumn wallpaper's)
+    assert st.scene_of("A picture shows Omar playing in the park") == "Omar playing in the park"
     # the cat photo's Japanese book: the caption's wording in its first page and its picture's description
     page = write._page("There was Milo, the friendly cat in brown and beige tones, in soft, warm light. He ran.",
                        st.scene_of("A photo of Milo the cat, in brown and beige tones, in soft, warm light"),
@@ -1000,6 +1002,17 @@ def test_a_photo_that_names_nothing_takes_any_hero():
     d = write.write_story(toys, Brief(pages=2, hero="Nora", seed=1), llm)
     assert "A place all in beige and orange" in llm.calls[0][0][-1]["content"]
     assert len(llm.calls) == 1 and not d.notes and d.cast[0].look.startswith("a little girl")
+    # told a kind of hero drawn by the seed (an autumn wallpaper's hero was "animal, brown fur, brown hat"), not
+    # held to it: a plan refused costs a whole answer
+    kind = write.nameless_kind("A place all in beige and orange.", Brief(pages=2, hero="Nora", seed=1), "Nora", None)
+    assert kind in write.NAMELESS_HEROES and f"Nora is a little {kind}." in llm.calls[0][0][-1]["content"]
+    assert {write.nameless_kind("A place all in red.", Brief(seed=s), "Nora", None) for s in range(80)} == set(
+        write.NAMELESS_HEROES)  # each is drawn
+    assert write.nameless_kind("A cat on a sofa.", Brief(seed=1), "Nora", None) is None  # the photo names one
+    assert write.nameless_kind("A place all in red.", Brief(seed=1, idea="a kite"), "Nora", None) is None
+    for s in range(40):  # never the plot's own animal ("meets a penguin who is sad")
+        b = Brief(seed=s)
+        assert write.nameless_kind("A place all in red.", b, "Nora", None) not in write.plot_of(b, "Nora").split()
 
 
 def test_a_landscape_is_where_the_story_happens_never_its_hero():

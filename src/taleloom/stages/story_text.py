@@ -265,7 +265,7 @@ def drop_labels(text: str) -> str:
     return drop_asides(_LABEL.sub("", clean(text)))
 
 
-_SHOWS = re.compile(r"^(?:(?:the |this |our )?(?:photo|picture|image|scene|illustration) (?:shows|is of):?|"
+_SHOWS = re.compile(r"^(?:(?:the |this |our |an? )?(?:photo|picture|image|scene|illustration) (?:shows|is of):?|"
                     r"an? (?:photo|picture|image) of)\s+",
                     re.IGNORECASE)
 

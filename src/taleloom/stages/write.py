@@ -73,6 +73,11 @@ PLOTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # not "fails": the aero photo's girl "falls down and breaks her ankle" learning to skate
     ("{hero} tries to {thing} for the first time, finds it hard, practises, and gets it right",
      ("ride a bicycle", "ice skate", "climb a tree")))
+# The hero a photo that names nothing gets (an abstract wallpaper, an autumn tree, a bird under lamps that ImageNet
+# does not see), drawn by the seed: told only "A place all in beige and brown, in soft, warm light.", Qwen made an
+# autumn wallpaper's hero "animal, brown fur, brown eyes, brown skin, brown hat" (printed on the cover; "Omar the
+# animal" in a picture's description). Each is an animal the embedded illustrator draws (a test checks).
+NAMELESS_HEROES = ("fox", "rabbit", "bear", "cat", "dog", "owl", "penguin", "mouse", "panda", "duck")
 _KIND_END = re.compile(r"\s*(?:[,;.]|\b(?:with|who|that|which|and|in|on|at|by|near|next|under|from|to|is|was)\b).*$",
                        re.IGNORECASE)
 SYSTEM = ("You write picture books for young children: simple words, short sentences, a clear beginning, "
@@ -165,7 +170,10 @@ def _unnamed_mood(caption: Caption) -> str | None:
     if caption.concepts or not colours or facts.get("owner_description"):
         return None
     light = f", in {facts['light']}" if facts.get("light") else ""
-    return f"A place all in {_listed(colours)}{light}."
+    return f"{MOOD_OPENING} {_listed(colours)}{light}."
+
+
+MOOD_OPENING = "A place all in"  # how _unnamed_mood begins: the book is about a photo that names nothing
 
 
 # Words for a person. A photo of people has the captioner's "person" or "people" as its subject; the book's
@@ -213,6 +221,17 @@ def hero_name(brief: Brief, seed: int) -> str:
     return brief.hero or random.Random(seed).choice(NAMES)
 
 
+def nameless_kind(about: str, brief: Brief, hero: str, hero_kind: str | None) -> str | None:
+    """The kind of hero (NAMELESS_HEROES) of a book about a photo that names nothing (subject: MOOD_OPENING) and
+    no idea, drawn by its seed; never the plot's own thing ("meets a penguin who is sad" needs a hero who is
+    not one). None for any other book."""
+    if hero_kind or brief.idea or not about.startswith(MOOD_OPENING):
+        return None
+    plot = plot_of(brief, hero) or ""
+    kinds = [k for k in NAMELESS_HEROES if not re.search(rf"\b{k}\b", plot)]
+    return random.Random(f"kind:{brief.seed}:{hero}").choice(kinds)
+
+
 def plot_of(brief: Brief, hero: str) -> str | None:
     """The book's small problem (PLOTS), drawn by its seed; None when the brief gives an idea (the idea is the
     story). Known before the photo is seen, like the hero's name, so that it is part of the evaluated prefix."""
@@ -255,6 +274,8 @@ def _book_prompt(about: str, brief: Brief, hero: str, hero_kind: str | None, pag
     if setting and not brief.idea:  # a landscape is where the story happens; with nothing else, a child visits it
         whose += (f"The story happens at {setting} from the photo.\n" if hero_kind else
                   f"{hero} is a {PHOTO_PERSON} who visits {setting} from the photo.\n")
+    elif kind := nameless_kind(about, brief, hero, hero_kind):
+        whose += f"{hero} is a little {kind}.\n"
     return f"{_book_instructions(brief, hero, pages, written)}It is about: {about}\n{whose}"
 
 
