@@ -666,6 +666,16 @@ def test_a_rewrite_of_a_caption_page_that_copies_the_caption_again_loses_that_se
     assert d.pages[0].text == "Nora laughed and ran after the red kite in the sky."
 
 
+def test_a_page_with_a_glitch_word_is_written_again():
+    """Qwen wrote a wallpaper's rabbit "sitting on her tı" (a Turkish dotless i; the French made it a braid)."""
+    texts = [TEXTS[0], "Nora sat on her tı and looked at the rain outside.", *TEXTS[2:4]]
+    llm = ScriptedLLM(texts=texts)
+    d = write.write_story(CAT, Brief(pages=4, hero="Nora", seed=3), llm)
+    assert d.pages[1].text == "Nora laughed. The kite was a big red bird in the sky!"  # the scripted rewrite
+    assert "in plain English words" in llm.calls[-1][0][-1]["content"]
+    assert st.glitch_words("Zoë ate a crêpe at the café with Łukasz.") == []  # names and loanwords keep accents
+
+
 def test_a_page_written_as_an_outline_line_without_its_full_stop_is_a_sentence():
     """The coins book lost all three whole answers for pages like "Sami follows Theo to find the chick's family,
     who are waiting for her return" (no full stop): they end on a word, and get one."""

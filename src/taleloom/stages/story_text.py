@@ -679,6 +679,12 @@ def without_foreign_script(text: str) -> str:
     return clean(_CJK.sub(" ", text))
 
 
+def glitch_words(text: str) -> list[str]:
+    """Short words with a letter beyond Latin-1, which an English page has no use for: Qwen wrote a wallpaper's
+    rabbit "sitting on her tı" (a Turkish dotless i). Names and loanwords keep their accents (Zoë, café: Latin-1)."""
+    return [w for w in re.findall(r"[^\W\d_]+", text) if len(w) <= 4 and any(c.isalpha() and ord(c) > 0xFF for c in w)]
+
+
 def in_english(text: str) -> bool:
     """Whether a page's text is English to print: mostly Latin letters, and no Chinese, Japanese or Korean."""
     return english_letters(text) and not foreign_script(text)

@@ -1042,6 +1042,8 @@ def distinct_pages(pages: list[PageDraft], cast: Sequence[CastMember], brief: Br
             instead = f"; not what page {which} told"
         elif st.longest_sentence(page.text) > LONG_SENTENCE:
             instead, which = f"; in short sentences of at most {SHORT_SENTENCE} words", 0
+        elif st.glitch_words(page.text):  # "She's sitting on her tı": the page again, in plain words
+            instead, which = "; in plain English words", 0
         else:
             continue
         try:
