@@ -1049,3 +1049,17 @@ def test_a_cast_member_called_by_anothers_kind_is_asked_again():
     llm = Answers(changing_word(dict(zip(texts, pt, strict=True)), lambda n: "O gato Theo" if n == 1 else "Theo"))
     out = translate(texts, "pt", llm, names=["Coco", "Theo"], kinds=["cat", "dog"])
     assert out[1] == "Theo ajudou Coco a encontrar a casa do gatinho." and [len(r) for r in llm.requests] == [2, 1]
+
+
+def test_a_title_asked_again_that_says_its_first_pages_words_is_no_echo():
+    """A title and its first page say the same things ("ice skating"): a title asked again that shares their
+    Spanish words is the title's own translation, not page 1's echo."""
+    from taleloom.stages.translate import echoes
+
+    sources = ["The First Ice Skating of Lila", "Lila is excited and eager to try ice skating."]
+    earlier = {0: ["El primer ice skating de Lila"],
+               1: ["Lila estaba emocionada y ansiosa para practicar el patinaje sobre hielo."]}
+    assert echoes([0], ["El primer patinaje sobre hielo de Lila"], earlier, {"lila"}, sources) == {}
+    assert echoes([1], ["Lila está emocionada y ansiosa por hacer el patinaje."],
+                  {0: earlier[1], 1: ["Lila obtuvo un par de skates."]}, {"lila"},
+                  ["Lila is excited and eager to try ice skating.", "Lila gets a pair of skates."]) == {0: 0}

@@ -183,7 +183,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
         shifted = displaced(*pooled) if _TABLE[code][1] is None else {}
         strays = {k: pool[v] for k, v in (shifted | misaligned(*pooled)).items()}
         astray = {k: v for k, v in strays.items() if k < len(todo)} | (
-            echoes(todo, got, earlier, book_names) if _TABLE[code][1] is None else {})
+            echoes(todo, got, earlier, book_names, asked) if _TABLE[code][1] is None else {})
         for k, v in strays.items():  # a translation taken earlier turns out to be another text's: the coffee
             if k >= len(todo):  # book's page 2 printed page 3's Spanish, taken in the first answer, which was
                 j = pool[k]  # shifted by two slots; page 3's own came in the second
@@ -581,24 +581,27 @@ def misaligned(sources: list[str], got: list[str], same: float = 0.5, margin: fl
     return astray
 
 
-def echoes(todo: list[int], got: list[str], earlier: dict[int, list[str]], names: set[str],
+def echoes(todo: list[int], got: list[str], earlier: dict[int, list[str]], names: set[str], sources: list[str],
            margin: int = 2) -> dict[int, int]:
     """{k: j} for each answer k (to text todo[k]) that says another text j's earlier translation rather than its
-    own text's earlier one: it shares `margin` more of their words (names aside), and twice as many. Asked again
-    for one English word ("skates"), the friends photo's Spanish page 2 came back as page 1's sentence, "Lila está
+    own text's earlier one: it shares `margin` more of their words (names aside, and less the words the two
+    English texts share: a title and its first page say the same things), and twice as many. Asked again for one
+    English word ("skates"), the friends photo's Spanish page 2 came back as page 1's sentence, "Lila está
     emocionada y ansiosa por hacer el salto de glaciología", where the first answer had said "Lila obtuvo un par de
     skates de la tienda de juguetes"; an English text and its translation share too few words to tell (displaced),
     two answers in the same language do. Only texts answered before in the language can be compared."""
     def shared(a: set[str], answers: list[str]) -> int:
         return max((len(a & (_long_words(t) - names)) for t in answers), default=0)
 
+    english = [_long_words(t) - names for t in sources]
     out: dict[int, int] = {}
     for k, i in enumerate(todo):
         if i not in earlier:
             continue
         words = _long_words(got[k]) - names
         own = shared(words, earlier[i])
-        best, j = max(((shared(words, answers), j) for j, answers in earlier.items() if j != i), default=(0, -1))
+        best, j = max(((shared(words, answers) - len(english[i] & english[j]), j)
+                       for j, answers in earlier.items() if j != i), default=(0, -1))
         if best >= own + margin and best >= 2 * own:
             out[k] = j
     return out
