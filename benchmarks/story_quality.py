@@ -93,7 +93,7 @@ def run_model(spec: str, seeds: list[int], briefs: list, encoder, langs: list[st
     from taleloom.book import Brief, Caption
     from taleloom.errors import TaleloomError
     from taleloom.stages.translate import identify, translate
-    from taleloom.stages.write import kind_noun, write_story
+    from taleloom.stages.write import told_kinds, write_story
 
     llm = registry.create("llm", spec)
     books, translations = [], []
@@ -123,7 +123,7 @@ def run_model(spec: str, seeds: list[int], briefs: list, encoder, langs: list[st
         english = [draft.title] + [p.text for p in draft.pages]
         for lang in langs:
             t0 = time.perf_counter()
-            out = translate(english, lang, llm, names=[c.name for c in draft.cast], kinds=[kind_noun(c) for c in draft.cast])
+            out = translate(english, lang, llm, names=[c.name for c in draft.cast], kinds=told_kinds(draft.cast, brief))
             ids = [identify(t)[0] for t in out[1:]]
             back = translate_back(list(out[1:]), lang, llm)
             sims = encoder.embed(back) @ encoder.embed(english[1:]).T

@@ -117,11 +117,11 @@ def _summary(ed: Edition) -> str:
 
 
 def _make_edition(run, book: Storybook, lang: str) -> Edition:
-    from taleloom.stages.write import kind_noun
+    from taleloom.stages.write import told_kinds
 
     llm = run.backend("llm")
     texts = [book.title or ""] + [p.text for p in book.pages]
-    result = run.fns.translate(texts, lang, llm, names=[c.name for c in book.cast], kinds=[kind_noun(c) for c in book.cast])
+    result = run.fns.translate(texts, lang, llm, names=[c.name for c in book.cast], kinds=told_kinds(book.cast, book.brief))
     out = list(result)
     kept = set(getattr(result, "kept_english", [])) | {i for i, (a, b) in enumerate(zip(texts, out, strict=True))
                                                        if a == b and a.strip()}

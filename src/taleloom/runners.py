@@ -17,7 +17,7 @@ from taleloom.bookrun import Run as _Run
 from taleloom.files import atomic_save_image, atomic_write_bytes, atomic_write_text
 from taleloom.stages.stage import concept_mapper_for
 from taleloom.stages.translate import LANGUAGE_ID
-from taleloom.stages.write import kind_noun
+from taleloom.stages.write import told_kinds
 
 
 def run_see(run: _Run) -> str | None:
@@ -56,7 +56,7 @@ def run_translate(run: _Run) -> str | None:
     if not todo:
         return None
     result = run.fns.translate([text for _, text in todo], lang, run.backend("llm"), names=[c.name for c in book.cast],
-                               kinds=[kind_noun(c) for c in book.cast])
+                               kinds=told_kinds(book.cast, book.brief))
     done = dict(zip((label for label, _ in todo), result, strict=True))
     if "title" in done:
         book.title_translated = done["title"]

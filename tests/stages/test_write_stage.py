@@ -1235,6 +1235,11 @@ def test_a_book_without_an_idea_is_told_its_small_problem_drawn_by_the_seed():
     assert plot == write.plot_of(Brief(pages=2, hero="Nora", seed=1), "Nora")
     shapes = {write.plot_of(Brief(pages=2, seed=s), "Nora").split(" ")[1] for s in range(60)}
     assert len(shapes) == len({shape.split(" ")[1] for shape, _ in write.PLOTS})  # every shape is drawn
+    # the plot's thing is told to the translator like the cast's kinds (a lost chick said once was German "Kuh")
+    cast = [CastMember(name="Nora", look="a little fox, red fur", role="hero")]
+    kinds = write.told_kinds(cast, Brief(pages=2, hero="Nora", seed=1))
+    assert kinds[0] == "fox" and len(kinds) == 2 and kinds[1] in plot.split()
+    assert write.told_kinds(cast, Brief(pages=2, idea="a girl and her kite", seed=1)) == ["fox"]
     idea = ScriptedLLM()
     write.write_story(None, Brief(pages=2, idea="a girl and her kite", seed=1), idea)
     assert write.plot_of(Brief(pages=2, idea="a girl and her kite", seed=1), "Nora") is None

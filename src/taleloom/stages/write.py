@@ -237,9 +237,24 @@ def plot_of(brief: Brief, hero: str) -> str | None:
     story). Known before the photo is seen, like the hero's name, so that it is part of the evaluated prefix."""
     if brief.idea:
         return None
+    shape, thing = _plot_pick(brief, hero)
+    return shape.format(hero=hero, thing=thing)
+
+
+def _plot_pick(brief: Brief, hero: str) -> tuple[str, str]:
     pick = random.Random(f"plot:{brief.seed}:{hero}")
     shape, things = pick.choice(PLOTS)
-    return shape.format(hero=hero, thing=pick.choice(things))
+    return shape, pick.choice(things)
+
+
+def told_kinds(cast: Sequence[CastMember], brief: Brief) -> list[str]:
+    """What the translate stage tells in the reader's words wherever a text says it (glossary's `kinds`): the
+    cast's kinds and the book's small problem's thing (PLOTS), which a story may say once: the Altai wallpaper's
+    lost chick, said on one page, was German "Kuh" (a cow)."""
+    kinds = [kind_noun(c) for c in cast]
+    if cast and not brief.idea:
+        kinds.append(_plot_pick(brief, cast[0].name)[1].split()[-1])
+    return kinds
 
 
 def _book_instructions(brief: Brief, hero: str, pages: int, written: int) -> str:
