@@ -1033,6 +1033,10 @@ def test_a_word_said_over_and_over_is_a_problem_unless_the_english_says_its_word
                          "papillon, couleurs de papillon, corps papillon, pieds papillon") is not None
     assert overused_word("Tom lets the little cat in. The cat is curious. He is happy to see the cat again.",
                          "Tom fa entrare il gatto. Il gatto è curioso. È felice di vedere il gatto di nuovo.") is None
+    # nor a pronoun ("ella" for "she": a valley photo's Spanish page 1 stayed English for it)
+    she = "She felt lost. As she tried to find her way, she stumbled upon a clearing."
+    assert overused_word(she, "Ella se sentía perdida. Al buscar su camino, ella encontró un claro. Ella paró.", "es") is None
+    assert overused_word("butterfly, green wings, yellow body", "papillon, ailes de papillon, corps papillon", "fr")
 
 
 def test_a_cast_member_called_by_anothers_kind_is_asked_again():

@@ -936,12 +936,22 @@ def problem(source: str, got: str, code: str, names: set[str] | frozenset[str] |
     twice = r"(?<!\w)([^\W\d_]+(?:[\s,]+[^\W\d_]+){3,})[\s,]+\1(?!\w)"
     if re.search(twice, flat, re.IGNORECASE) and not re.search(twice, source, re.IGNORECASE):
         return "a phrase said twice in a row"
-    if said := overused_word(source, flat):
+    if said := overused_word(source, flat, code):
         return said
     return None
 
 
-def overused_word(source: str, got: str) -> str | None:
+FUNCTION_WORDS_TOP = 150  # a language's this many most said words are its pronouns, articles and such (overused_word)
+
+
+@functools.cache
+def function_words(code: str) -> frozenset[str]:
+    """`code`'s most said words in its subtitles (word_counts), empty without a list: "ella", "elle", "sich"."""
+    counts = word_counts(code) or {}
+    return frozenset(sorted(counts, key=counts.get, reverse=True)[:FUNCTION_WORDS_TOP])
+
+
+def overused_word(source: str, got: str, code: str | None = None) -> str | None:
     """A word of four letters or more that `got` says at least three times, two more than the English says any
     word: the butterfly book's look "butterfly, green wings, yellow body, orange legs" came back "papillon,
     couleurs de papillon, corps papillon, pieds papillon, …" and was printed on the cover."""
@@ -951,8 +961,10 @@ def overused_word(source: str, got: str) -> str | None:
         return common[0] if common else ("", 0)
 
     # the English's three-letter words count: "cat" said three times is Italian "gatto" three times (a wallpaper's
-    # book printed its last page in English for it)
-    (word, n), (_, english) = most(got, 4), most(source, 3)
+    # book printed its last page in English for it); the language's pronouns do not ("ella" for "she" three
+    # times left a valley photo's Spanish page 1 in English)
+    common = function_words(code) if code else frozenset()
+    (word, n), (_, english) = most(" ".join(w for w in st.words(got) if w.lower() not in common), 4), most(source, 3)
     return f"says {word!r} {n} times (the English no word more than {english})" if n >= 3 and n >= english + 2 else None
 
 
