@@ -297,6 +297,10 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
     assert write._look({"kind": "football", "look": "soft fur"}, thing=True) == "football, soft fur"  # nothing else
     # nor does a person (a wallpaper's book: "girl, pink fur, red hair")
     assert write._look({"kind": "girl", "look": "pink fur, red hair, pink shoes"}) == "girl, red hair, pink shoes"
+    # nor skin in the photo's tones (a valley wallpaper in green and grey: "child, green hair, grey skin")
+    assert write._look({"kind": "child", "look": "green hair, grey skin, red shoes"}) == "child, green hair, red shoes"
+    assert write._look({"kind": "boy", "look": "brown skin, curly hair"}) == "boy, brown skin, curly hair"
+    assert write._look({"kind": "frog", "look": "green skin, big eyes"}) == "frog, green skin, big eyes"
     assert write._look({"kind": "bear", "look": "brown fur, red hat"}) == "bear, brown fur, red hat"
     # the building book's hero: "building, building from photo"; the kind said again is no look
     assert write._look({"kind": "building", "look": "building from photo, red roof"}) == "building, red roof"

@@ -476,6 +476,8 @@ def _look(member: dict[str, str], thing: bool = False, names: Sequence[str] = ()
     look = _without_photo_light(member["look"])
     if thing or _is_person(member["kind"]):  # a girl with "pink fur" (a wallpaper's book): no coat for people
         look = _without_coat(look)
+    if _is_person(member["kind"]):
+        look = ", ".join(p.strip() for p in look.split(",") if p.strip() and not _ODD_SKIN.search(p)) or look
     if any(st.mentions(look, name) for name in names if name and name != member.get("name")):
         look = ""
     kind = _lower_start(short_kind(member["kind"]))
@@ -510,6 +512,10 @@ def _own_look(look: str, hero_look: str, share: float = 0.7) -> str:
 # on the French cover as "peluche verte"), a rocket "white fur" and "red, yellow, blue feathers" (story_quality books)
 _COAT = re.compile(r"\b(?:fur|furry|feathers?|feathered|whiskers|paws?|mane|fins|claws|hooves|beak|snout)\b",
                    re.IGNORECASE)
+# a person's skin in the photo's colours: "child, green hair, grey skin" (a valley wallpaper in green and grey) and
+# "girl, …, green skin" (a turquoise one): the caption's tones given to a child, printed on the cover
+_ODD_SKIN = re.compile(r"\b(?:green|grey|gray|blue|purple|turquoise|orange|yellow|red)(?:ish)?[- ]skin(?:ned)?\b",
+                       re.IGNORECASE)
 
 
 def _is_person(kind: str) -> bool:
