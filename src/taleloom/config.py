@@ -150,9 +150,14 @@ def usable_cores() -> int:
     """Cores this process may use: those it may run on, fewer where a container's CPU quota allows less time.
     Why: `docker run --cpus 1` on an 8-core host leaves os.cpu_count() at 8 and one core's time, and threads
     beyond it are throttled, which llama.cpp's spinning threads pay for many times over."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = len(own_cores())
     quota = cpu_quota()
     return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def own_cores() -> set[int]:
+    """The cores this process may run on (its CPU affinity; every core where the OS does not say)."""
+    return set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
 
 
 def cpu_quota() -> float | None:

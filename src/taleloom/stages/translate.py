@@ -955,16 +955,16 @@ def overused_word(source: str, got: str, code: str | None = None) -> str | None:
     """A word of four letters or more that `got` says at least three times, two more than the English says any
     word: the butterfly book's look "butterfly, green wings, yellow body, orange legs" came back "papillon,
     couleurs de papillon, corps papillon, pieds papillon, …" and was printed on the cover."""
-    def most(text: str, shortest: int) -> tuple[str, int]:
+    def most(text: str, shortest: int, skip: frozenset[str]) -> tuple[str, int]:
         common = Counter(w.lower() for w in st.words(text) if len(w) >= shortest
-                         and w.lower() not in st.STOPWORDS).most_common(1)
+                         and w.lower() not in skip).most_common(1)
         return common[0] if common else ("", 0)
 
     # the English's three-letter words count: "cat" said three times is Italian "gatto" three times (a wallpaper's
     # book printed its last page in English for it); the language's pronouns do not ("ella" for "she" three
     # times left a valley photo's Spanish page 1 in English)
-    common = function_words(code) if code else frozenset()
-    (word, n), (_, english) = most(" ".join(w for w in st.words(got) if w.lower() not in common), 4), most(source, 3)
+    (word, n) = most(got, 4, st.STOPWORDS | (function_words(code) if code else frozenset()))
+    (_, english) = most(source, 3, st.STOPWORDS)
     return f"says {word!r} {n} times (the English no word more than {english})" if n >= 3 and n >= english + 2 else None
 
 

@@ -35,6 +35,7 @@ from taleloom.backends.vision.subjects import ends_noun_phrase, landscape_place,
 from taleloom.book import SEED_MAX, Brief, Caption, CastMember, Draft, Page, PageDraft, Storybook
 from taleloom.errors import BackendError, BadInputError
 from taleloom.stages import story_text as st
+from taleloom.stages.concept_match import PHOTO_WORDS
 from taleloom.stages.llm_json import TRIES, ask_json
 
 log = logging.getLogger(__name__)
@@ -632,7 +633,7 @@ def book_title(title: str) -> str:
 
 _TELLS_GENRE = re.compile(r"\b(?:story|tale|book)\b", re.IGNORECASE)
 # the words of a caption's "in grey and white tones, in soft light", which a title may open with
-_PHOTO_TALK = frozenset({*COLOUR_NAMES, *LIGHT_WORDS, "gray", "and", "in", "light", "tones", "tone", "colours", "colors"})
+_PHOTO_TALK = PHOTO_WORDS | {"gray", "and", "in", "colours", "colors"}
 
 
 def short_kind(kind: str) -> str:
@@ -707,8 +708,7 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
         copied_from = scenes[:i] + texts  # page's picture: that was written after, copying this text (cat book)
         carried = st.without_carried_start(p["text"], [pages[i - 1]["text"], pages[i - 1]["scene"]] if i else [])
         own = drop_request_line(st.drop_labels(st.with_full_stop(carried, limit)), cast[0], photo_kind)
-        if told and len(st.words(story := st.drop_copied_sentences(own, [told], CAPTION_COPY))) >= 4:
-            own = story
+        own = without_caption_copy(own, told)
         kept = st.trim_words(st.drop_copied_sentences(own, copied_from), limit)
         texts.append(named_in_text(kept, cast))  # cut first: the hero named only past the cut is missing
     hero = cast[0].name
@@ -735,6 +735,13 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
 
 
 CAPTION_COPY = 0.8  # share of content words a sentence has in common with the caption's to be a copy of it
+
+
+def without_caption_copy(text: str, told: str) -> str:
+    """`text` without its sentences that copy what we `told` the model the photo shows, where 4 words stay."""
+    if told and len(st.words(story := st.drop_copied_sentences(text, [told], CAPTION_COPY))) >= 4:
+        return story
+    return text
 
 
 def caption_copy(text: str, told: str) -> bool:
@@ -1215,8 +1222,7 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
         _clean_fields(d)
         # cut to the page's length before the checks: the hero named only in a sentence cut off is missing
         text = st.without_recap(st.drop_labels(st.with_full_stop(d["text"], limit)), [so_far, *before_n])
-        if told and len(st.words(story := st.drop_copied_sentences(text, [told], CAPTION_COPY))) >= 4:
-            text = story  # the caption copied again: the dragonfly photo's page 1, asked again for being the caption
+        text = without_caption_copy(text, told)  # again: the dragonfly photo's page 1, asked again for being it
         text = st.trim_words(st.drop_copied_sentences(text, others), limit)
         scene = text if fresh else pages[n - 1].scene if keep_scene else st.scene_of(d["scene"])
         if st.clean(text).lower() == st.clean(old).lower():

@@ -4,7 +4,7 @@ decode from how much CPU the machine's other processes use.
 Why: llama.cpp's threads spin while they wait for each other, so a fixed count is a bad bet either way on a
 small machine. One thread (half of 2 cores, config.cpu_threads) leaves a quiet machine's second core idle:
 Qwen2.5-Coder-1.5B evaluates a prompt 1.9× and writes 1.6× faster on both (benchmarks/llm_threads.py). Two
-threads beside one busy process are 2× slower at prompts and up to 8× at writing than one. The count can
+threads beside one busy process were 2× slower at prompts and 20× at writing than one. The count can
 change between any two decodes without changing a book: each output of llama.cpp's matrix products is summed
 by one thread in one order, so the logits are bit-identical at any count (tests/test_spare_cores.py), and
 prompt_prefixes.py's exactness holds.
@@ -24,6 +24,8 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from taleloom.config import own_cores
 
 LOOK_S = 0.1  # how often the sampler looks: /proc/stat counts in 10 ms ticks, so a look alone is too coarse
 WINDOW_S = 0.5  # a decision's span: tick rounding is then under 0.1 core on 2 cores
@@ -49,7 +51,7 @@ class Governor:
     def __init__(self, base: int, most: int, read: Callable[[], str] = PROC_STAT.read_text,
                  own_cpu: Callable[[], float] = time.process_time, clock: Callable[[], float] = time.monotonic):
         self.base, self.most = base, most
-        self.cores = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+        self.cores = own_cores()
         self._read, self._own, self._clock = read, own_cpu, clock
         self._hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._looks: deque[tuple[float, float, float]] = deque(maxlen=int(4 * WINDOW_S / LOOK_S))
@@ -99,14 +101,12 @@ def install(base: int, most: int) -> Callable[[], None]:
     governor, stop = Governor(base, most), threading.Event()
     threading.Thread(target=governor.run, args=(stop,), name="spare-cores", daemon=True).start()
     original = LlamaContext.decode
-    current: dict[int, int] = {}  # context pointer → its count now
 
     def decode(self, batch: Any) -> None:
         n = governor.threads()
-        key = id(self)
-        if current.get(key) != n:
+        if getattr(self, "_spare_threads", None) != n:  # the context's count now
             llama_cpp.llama_set_n_threads(self.ctx, n, n)
-            current[key] = n
+            self._spare_threads = n
         return original(self, batch)
 
     LlamaContext.decode = decode
