@@ -262,6 +262,18 @@ def test_a_photo_with_nothing_named_makes_a_story_of_its_colours_not_of_a_photo(
         "Lila is a tall tower."
 
 
+def test_a_look_that_lists_colours_keeps_three_and_a_part_cut_off_at_its_length_goes():
+    """The footballer photo's hero: "a football, grey, green, black, white, red, yellow, blue, orange, pink, brown,
+    purple, teal, lime, ind" (the look's 90 characters ran out in "ind"), printed on the cover."""
+    listed = "grey, green, black, white, red, yellow, blue, orange, pink, brown, purple, teal, lime, ind"
+    assert len(listed) >= write.LOOK_CHARS - 1
+    assert write._look({"kind": "a football", "look": listed}, thing=True) == "a football, grey, green, black"
+    assert write._look({"kind": "cat", "look": "black, white, ginger, a red collar"}) == \
+        "cat, black, white, ginger, a red collar"  # three colours and what is not a colour stay
+    assert write._look({"kind": "parrot", "look": "red, yellow, blue, green feathers, a tiny hat"}) == \
+        "parrot, red, yellow, blue, green feathers, a tiny hat"
+
+
 def test_a_look_does_not_keep_the_captions_light(caplog):
     """The sample cat's cover read "Mina — cat, brown and beige tones, soft, warm light, wearing a blue sweater"."""
     member = {"kind": "cat", "look": "brown and beige tones, soft, warm light, wearing a blue sweater"}
@@ -1000,6 +1012,10 @@ def test_a_photo_of_a_person_makes_the_hero_a_child_and_a_girl_or_boy_is_from_th
     assert write.main_subject(person) == "child"
     assert write.main_subject(Caption(text="two people", concepts=["people"])) == "child"
     assert write.main_subject(CAT) == "cat"
+    # a person or an animal before a thing: OpenCV's footballer photo made the football the hero and its boy no one
+    assert write.main_subject(Caption(text="x", concepts=["football", "person"])) == "child"
+    assert write.main_subject(Caption(text="x", concepts=["tripod", "dog"])) == "dog"
+    assert write.main_subject(Caption(text="x", concepts=["cup of coffee", "croissant"])) == "cup of coffee"
     llm = ScriptedLLM(PLAN)  # its hero is "a little girl with a kite"
     d = write.write_story(person, Brief(pages=2, hero="Nora", seed=1), llm)
     assert "Nora is the child from the photo." in llm.calls[0][0][-1]["content"]

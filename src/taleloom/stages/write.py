@@ -187,9 +187,12 @@ PHOTO_PERSON = "child"
 
 
 def main_subject(caption: Caption | None) -> str | None:
-    """The photo's main subject ('cat'), which becomes the hero: the top concept that is not a landscape
-    ('child' for a person or people: PEOPLE_WORDS), else None."""
-    subject = next((c for c in _concepts(caption) if landscape_place(c) is None), None)
+    """The photo's main subject ('cat'), which becomes the hero: the top concept that is not a landscape, a person or
+    an animal before a thing ('child' for a person or people: PEOPLE_WORDS), else None. OpenCV's footballer photo
+    ("a football and a person") made the football the hero, "grey, green, black, … lime" its look, and the boy
+    holding it no one."""
+    subjects = [c for c in _concepts(caption) if landscape_place(c) is None]
+    subject = next((c for c in subjects if c.lower() in PEOPLE_WORDS or is_creature(c)), subjects[0] if subjects else None)
     return PHOTO_PERSON if subject and subject.lower() in ("person", "people") else subject
 
 
@@ -342,7 +345,7 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
     n = min(pages, PAGES_PER_ANSWER)
     hero = hero_name(brief, sampling.seed or 0)
     friends = {"type": "string", "enum": [name for name in NAMES if name != hero]}
-    member = {"kind": _text(3, 40), "look": _text(8, 90)}
+    member = {"kind": _text(3, 40), "look": _text(8, LOOK_CHARS)}
     schema = _object(title=_text(5, 60), hero=_object(name={"type": "string", "enum": [hero]}, **member),
                      friend=_object(name=friends, **member), outline=_list(_text(10, OUTLINE_CHARS), pages),
                      pages=_page_schema(brief, n))
@@ -393,6 +396,7 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
     return title, cast, _distinct_outline(outline, written), list(written), messages
 
 
+LOOK_CHARS = 90  # a cast member's look's most characters in the book's answer
 OUTLINE_CHARS = 90  # an outline line's most characters in the book's answer (each costs the answer's tokens)
 
 
@@ -474,7 +478,10 @@ def _look(member: dict[str, str], thing: bool = False, names: Sequence[str] = ()
     was "Person, Theo is standing next to Lena, holding a tripod and looking down at Lena's face", printed in the
     cast and drawn on every page. A kind or look written as a sentence's start ("Child, A girl with …") is said
     in lower case, as inside a sentence."""
-    look = _without_photo_light(member["look"])
+    look = member["look"]
+    if len(look) >= LOOK_CHARS - 1 and "," in look:  # cut off at its length: its last part is a word's start ("ind")
+        look = look.rsplit(",", 1)[0]
+    look = _without_photo_light(look)
     if thing or _is_person(member["kind"]):  # a girl with "pink fur" (a wallpaper's book): no coat for people
         look = _without_coat(look)
     if _is_person(member["kind"]):
@@ -482,11 +489,28 @@ def _look(member: dict[str, str], thing: bool = False, names: Sequence[str] = ()
     if any(st.mentions(look, name) for name in names if name and name != member.get("name")):
         look = ""
     kind = _lower_start(short_kind(member["kind"]))
-    look = _lower_start(look.strip())
+    look = _lower_start(_few_colours(look.strip()))
     # the request's "from the photo" and the kind said again are no look: "building, building from photo"
     parts = [p for p in st.strip_markup(look).split(",")  # nor "a cup" for a cup (a wallpaper of cups' book)
              if p.strip() and re.sub(r"^(?:a|an|the)\s+", "", p.strip().lower()) != kind.lower()]
     return f"{kind}, {short_look(','.join(parts), 90)}" if parts else kind
+
+
+LOOK_COLOURS = 3  # a run of bare colour names in a look keeps this many
+# the captioner's colour names and the other plain colour words a model lists
+_BARE_COLOURS = frozenset((*COLOUR_NAMES, "gray", "teal", "lime", "gold", "silver", "tan", "cream", "navy", "violet"))
+
+
+def _few_colours(look: str) -> str:
+    """A look whose comma parts run through bare colour names keeps the first LOOK_COLOURS of each run: the footballer
+    photo's hero was "a football, grey, green, black, white, red, yellow, blue, orange, pink, brown, purple, teal,
+    lime" (the model listing colours until its length ran out), printed on the cover and drawn in every picture."""
+    kept, run = [], 0
+    for part in look.split(","):
+        run = run + 1 if part.strip().lower() in _BARE_COLOURS else 0
+        if run <= LOOK_COLOURS:
+            kept.append(part)
+    return ",".join(kept)
 
 
 def _lower_start(text: str) -> str:
