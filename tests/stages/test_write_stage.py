@@ -129,6 +129,15 @@ class BrokenLLM(TextModel):
         return "Sure! Here is your story: {title: oops"
 
 
+def test_an_outline_line_its_page_does_not_follow_is_the_pages_first_sentence():
+    """The footballer photo's pages played with a ball while the plan's lines rode a bicycle; told those lines as the
+    story so far, the last page's rewrite ended the book "pedaling with his feet"."""
+    lines = ["Nora tries to ride a bicycle for the first time.", "Nora flies her kite in the park."]
+    pages = [PageDraft(text="Nora kicks a big red ball to Otto. He runs after it.", scene="s"),
+             PageDraft(text="Nora's kite flies high over the park.", scene="s")]
+    assert write._distinct_outline(lines, pages, ["Nora", "Otto"]) == ["Nora kicks a big red ball to Otto.", lines[1]]
+
+
 def test_plan_and_pages_in_one_answer():
     llm = ScriptedLLM()
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite in a park", seed=3), llm)

@@ -393,7 +393,7 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
         raise PagesFailedError(e, planned[0] if planned else None) from e
     title, cast, outline = planned[0]
     messages.append({"role": "assistant", "content": json.dumps(d, ensure_ascii=False)})
-    return title, cast, _distinct_outline(outline, written), list(written), messages
+    return title, cast, _distinct_outline(outline, written, [m.name for m in cast]), list(written), messages
 
 
 LOOK_CHARS = 90  # a cast member's look's most characters in the book's answer
@@ -410,12 +410,16 @@ def whole_line(line: str, limit: int) -> str:
     return line[:end + 1] if end > 10 else line.rsplit(" ", 1)[0].rstrip(",;:")
 
 
-def _distinct_outline(outline: list[str], pages: Sequence[PageDraft]) -> list[str]:
-    """The outline with a line that repeats an earlier one replaced by its written page's first sentence (a line
-    is the page's summary, kept for extend and rewrite)."""
+def _distinct_outline(outline: list[str], pages: Sequence[PageDraft], names: Sequence[str] = ()) -> list[str]:
+    """The outline with a line that repeats an earlier one, or that its written page does not follow (no word but
+    the cast's `names` in common), replaced by the page's first sentence: a line is the page's summary, kept for
+    extend and rewrite. The footballer photo's pages played with a ball while the plan's lines rode a bicycle; told
+    those lines as the story so far, the last page's rewrite ended the book "pedaling with his feet"."""
     out = list(outline)
+    cast = st.content_words(" ".join(names))
     for i, page in enumerate(pages):
-        if not out[i] or out[i].lower() in (line.lower() for line in out[:i]):  # "": a line of request talk
+        if (not out[i] or out[i].lower() in (line.lower() for line in out[:i])  # "": a line of request talk
+                or not (st.content_words(out[i]) - cast) & st.content_words(page.text)):
             out[i] = (st.sentences(page.text) or [page.text])[0]
     return out
 
