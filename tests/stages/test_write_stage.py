@@ -524,6 +524,24 @@ def test_a_page_that_tells_an_earlier_pictures_description_is_written_again():
     assert "not what page 1 told" in llm.calls[0][0][-1]["content"] and "big red bird" in out[1].text
 
 
+def test_a_page_that_is_the_requests_small_problem_word_for_word_is_written_again():
+    """The HappyFish photo's page 3 was the plot it was told, "Lila tries to ice skate for the first time, finds it
+    hard, practises, and gets it right." A page that follows the plot in its own words is kept."""
+    brief = Brief(pages=2, hero="Nora", seed=4)
+    plot = write.plot_of(brief, "Nora")
+    assert "for the first time" in plot  # climb a tree
+    cast = [CastMember(name="Nora", look="a little girl, red hair", role="hero")]
+    pages = [PageDraft(text=TEXTS[0], scene="Nora in the park", outline="Nora finds a pond."),
+             PageDraft(text=plot + ".", scene="Nora at a tree", outline="Nora learns to climb.")]
+    llm = ScriptedLLM()
+    told = write.told_the_model("A photo of a pond.", brief, "Nora")
+    out = write.distinct_pages(pages, cast, brief, llm, write.DEFAULT_SAMPLING, about=told)
+    assert len(llm.calls) == 1 and "what happens, not a picture" in llm.calls[0][0][-1]["content"]
+    assert out[1].text != pages[1].text
+    own = [pages[0], PageDraft(text="Nora tries to climb the old tree. She slips down twice.", scene="s", outline="o")]
+    assert write.distinct_pages(own, cast, brief, llm, write.DEFAULT_SAMPLING, about=told) == own
+
+
 def test_two_outline_lines_alike_cost_no_new_answer_when_their_pages_are_written():
     """The sample cat's book: Qwen's first answer repeated an outline line and the whole book was asked again
     (20 s). Its pages are checked themselves; the line becomes its page's first sentence."""

@@ -383,7 +383,8 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
             "" if only_request_line(line, cast[0], hero_kind) else
             st.cast_spelling(whole_line(line, OUTLINE_CHARS), [m.name for m in cast]) for line in d["outline"]])]
         return _pages_problem(d["pages"], cast, 1, written,
-                              int(st.words_per_page(brief.age) * 1.5), photo_kind=hero_kind, told=about)
+                              int(st.words_per_page(brief.age) * 1.5), photo_kind=hero_kind,
+                              told=told_the_model(about, brief, hero))
 
     try:
         d = ask_json(llm, messages, schema,
@@ -762,6 +763,13 @@ def _pages_problem(pages: list[dict[str, str]], cast: Sequence[CastMember], firs
     return None
 
 
+def told_the_model(about: str, brief: Brief, hero: str) -> str:
+    """What the book's request told the model that a page must not copy as its own: what the photo shows (`about`)
+    and the small problem (plot_of). The HappyFish photo's page 3 was the plot word for word, "Lila tries to ice
+    skate for the first time, finds it hard, practises, and gets it right." """
+    return " ".join(filter(None, (about, plot_of(brief, hero))))
+
+
 CAPTION_COPY = 0.8  # share of content words a sentence has in common with the caption's to be a copy of it
 
 
@@ -1062,8 +1070,9 @@ def write_story(caption: Caption | None, brief: Brief, llm: TextModel, sampling:
             raise BackendError(f"{plain.message}{before}", plain.hint) from plain
     else:
         pages = [p.model_copy(update={"outline": line}) for p, line in zip(pages, outline, strict=True)]
-        pages = hero_on_every_page(distinct_pages(pages, cast, brief, llm, sampling, about=about), cast, brief, llm,
-                                   sampling)
+        pages = hero_on_every_page(distinct_pages(pages, cast, brief, llm, sampling,
+                                                  about=told_the_model(about, brief, cast[0].name)),
+                                   cast, brief, llm, sampling)
         pages = happy_ending(pages, cast, brief, llm, sampling)
     if len(cast) > 1 and not any(st.mentions(p.text, cast[1].name) for p in pages):
         cast = cast[:1]  # the companion never turned up: keep the cast sheet to who is in the book
