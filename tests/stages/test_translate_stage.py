@@ -871,6 +871,23 @@ def test_a_colour_said_as_another_colour_is_asked_again():
     assert "grey = grau" not in told.prompts[0] and "grey = grau" in told.prompts[1]
 
 
+def test_an_animal_said_once_and_translated_as_another_is_asked_again_with_its_word():
+    """Qwen made a lost chick said on one page a German "Drachen" (a dragon) and a Spanish "perro" (a dog): words said
+    once are not told (the request stays short), but an answer that lacks an animal's word is asked again with it."""
+    from taleloom.stages.glossary import said_creatures
+
+    assert said_creatures(["Lila finds a little lost chick.", "A rock and a wolf."], "es", {"wolf": "lobo"}) == \
+        {"chick": "pollito"}  # a rock is no animal, and a word the glossary tells is looked for there
+    texts = ["The Long Walk", "Lila finds a little lost chick.", "Lila walks home."]
+    llm = Answers(changing_word(dict(zip(texts, ["El largo paseo", "Lila encuentra un pequeño {word} perdido.",
+                                                 "Lila camina a casa."], strict=True)),
+                                lambda n: "perro" if n == 1 else "pollito"))
+    told = ToldAnswers(llm.answer)
+    out = translate(texts, "es", told)
+    assert out[1] == "Lila encuentra un pequeño pollito perdido." and len(told.prompts) == 2
+    assert "chick = pollito" not in told.prompts[0] and "chick = pollito" in told.prompts[1]
+
+
 def test_a_phrase_said_twice_in_a_row_is_a_problem_unless_the_english_says_it_twice():
     """The hippo book's Spanish cover said its hippo's coat twice (and "hipo", a hiccup: now told "hipopótamo")."""
     from taleloom.stages.glossary import word_in

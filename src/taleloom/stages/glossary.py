@@ -79,10 +79,20 @@ def languages() -> frozenset[str]:
     return frozenset(emoji.LANGUAGES) - {"en"}
 
 
+def _concept(english: str) -> str:
+    """The illustrator vocabulary's name for an English word ("bunny" → "rabbit", "chick" → "baby chick")."""
+    word = english.strip().lower()
+    return EVERYDAY_NAMES[word] if word in SAME_ANIMAL else ANIMAL_WORDS.get(word, word)
+
+
+@functools.cache
+def _animals_and_plants() -> frozenset[str]:
+    return frozenset(c["name"].lower() for c in shipped_vocabulary() if c["group"] == "animals-nature")
+
+
 def word_in(english: str, code: str) -> str | None:
     """The CLDR name, in `code`, of the emoji that `english` names ("squirrel" → 🐿 → "écureuil"), or None."""
-    word = english.strip().lower()
-    char = _emoji_by_name().get(EVERYDAY_NAMES[word] if word in SAME_ANIMAL else ANIMAL_WORDS.get(word, word))
+    char = _emoji_by_name().get(_concept(english))
     if char is None or code not in languages():
         return None
     import emoji
@@ -112,6 +122,18 @@ def glossary(texts: Sequence[str], code: str, limit: int = LIMIT, kinds: Sequenc
         if word not in out and len(word) > 2 and (found := word_in(word, code)):
             out[word] = found
     return out | story_phrases(texts, code)
+
+
+def said_creatures(texts: Sequence[str], code: str, told: dict[str, str]) -> dict[str, str]:
+    """English word → its word in `code`, for the animals and plants `texts` say that the glossary does not tell
+    (`told`: said once, or past its LIMIT): not told, to keep the request short, but a translation that lacks the
+    word is asked again with it (translate.soft_flaws). Qwen made a lost chick said on one page a German "Drachen"
+    (a dragon) and a Spanish "perro" (a dog), and a wolf a French "renard" (a fox): the picture shows the animal."""
+    if code not in languages():
+        return {}
+    said = dict.fromkeys(w.lower() for t in texts for w in st.words(t))
+    return {w: found for w in said if w not in told and len(w) > 2 and _concept(w) in _animals_and_plants()
+            and (found := word_in(w, code))}
 
 
 # A colour's CLDR name comes from its heart emoji ("cœur vert", "grünes Herz"): the picture-book colours

@@ -31,7 +31,7 @@ from taleloom.backends.base import Sampling, TextModel
 from taleloom.book import SEED_MAX
 from taleloom.errors import BackendError, choice_error
 from taleloom.stages import story_text as st
-from taleloom.stages.glossary import changed_colours, colour_words, glossary, word_in
+from taleloom.stages.glossary import changed_colours, colour_words, glossary, said_creatures, word_in
 from taleloom.stages.length_align import aligned_by_length
 
 # ISO 639-1 code → (name, Unicode ranges of its script or None for Latin, one example sentence)
@@ -147,6 +147,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
     # "fusée", "chouette", "Fahrrad"; in Japanese it left one book wholly English and a page of another (0.925 →
     # 0.8 identified), so the other scripts are not told
     terms = glossary(texts, code, kinds=kinds) if _TABLE[code][1] is None else {}
+    creatures = said_creatures(texts, code, terms) if _TABLE[code][1] is None else {}  # looked for, told if missed
     called = {n: w for n, k in zip(names, kinds, strict=False)
               if n and _TABLE[code][1] is None and (w := terms.get(k) or word_in(k, code))}
     # a text that says the example sentence's words ("The sun is shining brightly in the backyard.") lures the model
@@ -165,6 +166,7 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
             # Italian "occhi grigi" and French "yeux bleus" in both answers)
             colours = colour_words(code)
             recoloured = {c: base_word(colours[c], code) for i in todo for c in flawed.get(i, []) if c in colours}
+            recoloured |= {w: creatures[w] for i in todo for w in flawed.get(i, []) if w in creatures}
             # a list the model cut short is asked in its parts (list_parts)
             parts = [list_parts(asked[i]) if why.get(i, "").startswith(_SHORT) else [asked[i]] for i in todo]
             batch = [p for ps in parts for p in ps]
@@ -214,8 +216,8 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
                 nearly[i] = text, english_kept  # (not `copied`: that says the example is no longer shown)
                 left.append(i)
             else:
-                odd = invented_words(asked[i], text, code, book_names, list(terms.values()))
-                flaws = soft_flaws(asked[i], text, code, terms, odd, called)
+                odd = invented_words(asked[i], text, code, book_names, list((terms | creatures).values()))
+                flaws = soft_flaws(asked[i], text, code, terms | creatures, odd, called)
                 if flaws and attempt + 1 < tries:  # asked again, its made-up words named as none of the language's
                     nearly[i], flawed[i], coined[i] = (text, ""), flaws, odd
                     left.append(i)
