@@ -941,6 +941,11 @@ def test_a_translation_that_drops_the_englishs_full_stop_gets_one():
     assert ended_as("テオはクッキーを食べる", "Theo eats the cookies.", "ja") == "テオはクッキーを食べる。"
     assert ended_as("O Grande Bolo", "The Great Cake", "pt") == "O Grande Bolo"  # a title has none
     assert ended_as("Theo rit !", "Theo laughs!", "fr") == "Theo rit !"
+    # a comma left after the closing quote (a dragon book's Spanish page 6), or after the last word, goes
+    assert ended_as("Lila dijo 'Es un buen día para ver el sol.',", "Lila said 'It is a good day to see the sun.'",
+                    "es") == "Lila dijo 'Es un buen día para ver el sol.'"
+    assert ended_as("Lila camina a casa,", "Lila walks home.", "es") == "Lila camina a casa."
+    assert ended_as("perro, gato,", "dog, cat,", "es") == "perro, gato,"  # the English ends so too
 
 
 def test_a_text_left_unanswered_by_a_split_is_the_last_one_not_a_middle_one_of_like_length():

@@ -267,7 +267,10 @@ def joined_parts(got: list[str], parts: list[list[str]]) -> list[str]:
 
 def ended_as(text: str, source: str, code: str) -> str:
     """A translation that stops without the full stop its English ends on gets one (the grandmother book's
-    Portuguese page 4 ended "…os deliciosos biscoitos"): "。" in Chinese and Japanese."""
+    Portuguese page 4 ended "…os deliciosos biscoitos"): "。" in Chinese and Japanese. A comma or semicolon left after
+    the last word, where the English ends on a full stop, goes (a dragon book's Spanish page 6 ended "…ver el sol.',")."""
+    if text != source and source.rstrip().endswith((".", "!", "?", ".'", "!'", "?'", '."', '!"', '?"')):
+        text = re.sub(r"\s*[,;:]+\s*$", "", text)
     if text == source or not source.rstrip().endswith((".", "!", "?")) or not text.rstrip()[-1:].isalnum():
         return text
     return text.rstrip() + ("。" if code in ("ja", "zh") else ".")
