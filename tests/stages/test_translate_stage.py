@@ -899,6 +899,10 @@ def test_a_phrase_said_twice_in_a_row_is_a_problem_unless_the_english_says_it_tw
                    "es") is None
     assert problem("Run, little fox, run, little fox, run!", "Corre, zorrito, corre, zorrito, ¡corre!", "es") is None
     assert word_in("hippo", "es") == "hipopótamo"
+    # Portuguese names the fox's emoji "rosto de raposa" (a face) and the chick's "pintinho de perfil": the animal's
+    # own word is told (a Portuguese fox book's cover called its hero "leão", a lion); a face's name is still no word
+    assert [word_in(w, "pt") for w in ("fox", "bear", "chick")] == ["raposa", "urso", "pintinho"]
+    assert word_in("cat", "es") == "gato"
 
 
 def test_of_two_answers_with_flaws_the_one_with_fewer_stands():

@@ -6,7 +6,8 @@ Why: Qwen2.5-Coder-1.5B translated the squirrel book's hero into German as "Schn
 "Schwalbe" (swallow) on the first, and a lemon into French as "citrouille" (pumpkin). The book's words that name an
 emoji are the ones its pictures draw, so the translation is told them: "squirrel = écureuil". Only a CLDR name that
 is the emoji's own English name (not an alias: "cat" is 🐈 "Katze", not 🐱 "Katzengesicht"), of an animal, a food,
-a place or an activity, and one word in the target language is used: "rosto de raposa" (fox face) is Portuguese for 🦊's picture, not for a fox.
+a place or an activity, and one word in the target language is used: "cara de gato" (cat face) is Spanish for 🐱's picture,
+not for a cat (Portuguese "rosto de raposa", fox face, is "raposa" once its picture words go: _PICTURE_OF).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ SAME_ANIMAL = frozenset({"squirrel", "bunny", "hen", "sheep", "ladybird", "ladyb
 # chick (write.PLOTS), which Qwen's Spanish made "la chica" (the girl) in a bridge photo's book
 ANIMAL_WORDS = {"chick": "baby chick"}
 LIMIT = 5  # words told at most: the book's most frequent ones (a longer request costs every translation's time)
+# The words of a CLDR name that say how the emoji shows its animal, in a language that says them apart: Portuguese
+# names 🦊, 🐻 and 🐼 "rosto de raposa", "rosto de urso", "rosto de panda" (a face) and 🐤 "pintinho de perfil" (in
+# profile), so a Portuguese fox book was never told "raposa" and its cover called the hero "leão", a lion
+_PICTURE_OF = {"pt": re.compile(r"^rosto_de_|_de_perfil$")}
+_NO_MATCH = re.compile(r"(?!)")
 _COMPOUND = re.compile(r"[_\s]|の|顔|的|얼굴")  # "tête_de_chat", "キツネの顔": a picture's name, not the animal's
 
 
@@ -97,7 +103,7 @@ def word_in(english: str, code: str) -> str | None:
         return None
     import emoji
 
-    name = emoji.demojize(char, language=code, delimiters=("", "")).strip()
+    name = _PICTURE_OF.get(code, _NO_MATCH).sub("", emoji.demojize(char, language=code, delimiters=("", "")).strip())
     if not name or name == char or _COMPOUND.search(name):
         return None
     return name.capitalize() if code == "de" else name  # German nouns are written with a capital
