@@ -225,6 +225,11 @@ def test_the_setting_is_what_the_scene_names_not_what_the_sentence_is_nearest_to
     assert named_concepts("Oscar looks at the house with his orange feathers", fruit) == ["house"]
     assert named_concepts("Mina eats an orange", fruit) == named_concepts("a glass of orange juice", fruit) == [
         "tangerine"]
+    # nor said among other colours (a kite wallpaper's sunset, "warm colors of orange and pink", drew a `tangerine`)
+    sky = ["tangerine", "sun"]
+    assert named_concepts("The sun sets. The sky is painted with warm colors of orange and pink", sky) == ["sun"]
+    assert named_concepts("red, orange and yellow leaves", fruit) == named_concepts("a pink or orange sky", fruit) == []
+    assert named_concepts("Mina eats an orange and a pear", fruit) == ["tangerine"]
     assert named_concepts("A warm picture shows a cat walking", vocab) == []
     # a head a story says in another sense names its concept only in full (the baboon book's dark forest)
     ways = ["milky way", "evergreen tree", "bus stop"]

@@ -189,11 +189,27 @@ _COLOUR_OF_NEXT = re.compile(rf"\b(?:{'|'.join(c for c in COLOUR_NAMES if c in E
                              r"(?!(?:and|or|is|was|are|were|juice|trees?|peels?|slices?|seeds?)\b)(?=[a-z])", re.IGNORECASE)
 
 
+# and said among other colours, or as a colour: "warm colors of orange and pink" (a kite wallpaper's sunset) drew a
+# `tangerine` where the sun sets
+_THING_COLOURS = "|".join(c for c in COLOUR_NAMES if c in EVERYDAY_NAMES)
+_OTHER_COLOURS = "|".join((*COLOUR_NAMES, "gold", "golden", "purple", "violet"))
+_JOIN = r"(?:,\s*|\s+(?:and|or)\s+)"
+_COLOUR_AMONG = (re.compile(rf"(\b(?:{_OTHER_COLOURS}){_JOIN}|\b(?:colors|colours|shades|tones) of )(?:{_THING_COLOURS})\b",
+                            re.IGNORECASE),
+                 re.compile(rf"\b(?:{_THING_COLOURS})({_JOIN}(?:{_OTHER_COLOURS})\b)", re.IGNORECASE))
+
+
+def _without_colour_lists(text: str) -> str:
+    """`text` without the thing-colours (_THING_COLOURS) it says among other colours or as "colours of"."""
+    after, before = _COLOUR_AMONG
+    return before.sub(r" \1", after.sub(r"\1 ", text))
+
+
 def named_concepts(text: str, vocabulary: Iterable[str]) -> list[str]:
     """The concepts of `vocabulary` that `text` names, those it says most words of first: by the head noun (in
     singular or plural), the whole name, or a stand-in word; heads that describe a character's body (face,
     eyes …) do not count."""
-    said = said_words(_COLOUR_OF_NEXT.sub(" ", text))
+    said = said_words(_COLOUR_OF_NEXT.sub(" ", _without_colour_lists(text)))
     words = re.findall(r"[a-z][a-z-]*", text.lower())
     joined = f" {' '.join(words)} | {' '.join(singular(w) for w in words)} "  # "the glowing stars" names it too
     found = []
