@@ -281,6 +281,11 @@ def test_a_look_that_lists_colours_keeps_three_and_a_part_cut_off_at_its_length_
         "cat, black, white, ginger, a red collar"  # three colours and what is not a colour stay
     assert write._look({"kind": "parrot", "look": "red, yellow, blue, green feathers, a tiny hat"}) == \
         "parrot, red, yellow, blue, green feathers, a tiny hat"
+    # a person is not the photo's tones: matplotlib's Grace Hopper photo gave "child, black and blue, with person in
+    # it" (in English, bruised)
+    assert write._look({"kind": "child", "look": "black and blue, with person in it"}) == "child"
+    assert write._look({"kind": "girl", "look": "black and blue, a red dress"}) == "girl, a red dress"
+    assert write._look({"kind": "cat", "look": "black and white, a red collar"}) == "cat, black and white, a red collar"
 
 
 def test_a_look_does_not_keep_the_captions_light(caplog):
@@ -291,7 +296,7 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
         "owl, light blue eyes, soft fur, dark wings"
     # the person photo's book: "child, black and blue in dim light, ..."; the lemon's: "..., can move, talk and feel"
     assert write._look({"kind": "child", "look": "black and blue in dim light, a simple dress"}) == \
-        "child, black and blue, a simple dress"
+        "child, a simple dress"  # and no colours of the photo for a person (below)
     assert write._look({"kind": "lemon", "look": "yellow with green skin, can move, talk and feel"}) == \
         "lemon, yellow with green skin"
     assert write._look({"kind": "fox", "look": "red fur in soft, warm light"}) == "fox, red fur"
@@ -345,7 +350,7 @@ def test_a_look_does_not_keep_the_captions_light(caplog):
     assert write._look({"kind": "dog", "look": "brown and grey, blue eyes, standing, wearing a red sweater"}) == \
         "dog, brown and grey, blue eyes, wearing a red sweater"
     assert write._look({"kind": "dog", "look": "brown, a standing collar"}) == "dog, brown, a standing collar"
-    assert write._look({"kind": "child", "look": "black and blue, with person"}) == "child, black and blue"
+    assert write._look({"kind": "child", "look": "black and blue, with person"}) == "child"
     # OpenCV's orange: the caption's tones said as colours, a light word left hanging, the come-alive words
     look = "orange with soft, warm light, in yellow and grey colours, come to life as an orange"
     assert write._look({"kind": "an orange", "look": look}, thing=True) == "an orange, orange, yellow and grey"

@@ -491,6 +491,7 @@ def _look(member: dict[str, str], thing: bool = False, names: Sequence[str] = ()
         look = _without_coat(look)
     if _is_person(member["kind"]):
         look = ", ".join(p.strip() for p in look.split(",") if p.strip() and not _ODD_SKIN.search(p)) or look
+        look = ", ".join(p.strip() for p in look.split(",") if p.strip() and not _ONLY_COLOURS.match(p.strip()))
     if any(st.mentions(look, name) for name in names if name and name != member.get("name")):
         look = ""
     kind = _lower_start(short_kind(member["kind"]))
@@ -548,6 +549,11 @@ _ODD_SKIN = re.compile(r"\b(?:green|grey|gray|blue|purple|turquoise|orange|yello
                        re.IGNORECASE)
 
 
+# a part of a person's look that is only colours: the photo's tones given to a child ("child, black and blue": the
+# Grace Hopper photo's cover, which in English says bruised)
+_ONLY_COLOURS = re.compile(rf"^(?:(?:{'|'.join(_BARE_COLOURS)})(?:\s*,\s*|\s+and\s+|\s+|$))+$", re.IGNORECASE)
+
+
 def _is_person(kind: str) -> bool:
     """Whether a cast sheet's kind is a person ("girl", "a little boy", "human"): its last word is one of PEOPLE_WORDS."""
     return _last_word(kind) in PEOPLE_WORDS
@@ -591,7 +597,9 @@ def _without_photo_light(look: str) -> str:
 _NO_LOOK_PART = re.compile(r"^(?:standing|sitting|lying(?: down)?|walking|running|sleeping|resting|smiling)(?: up| still)?$"
                         # and the photo's own subject said as a part: matplotlib's Grace Hopper photo ("A photo of
                         # a person …") gave "child, black and blue, with person"
-                        r"|^(?:with |a |an |the )*(?:person|people|photo|picture|image)$", re.IGNORECASE)
+                        # (and "with person in it": the same photo's cover, asked again)
+                        r"|^(?:with |a |an |the )*(?:person|people|photo|picture|image)(?: in (?:it|the \w+))?$",
+                        re.IGNORECASE)
 
 
 # "in soft, warm light"; the LLM's caption of OpenCV's Suzanne also said ", lit by dim light" (after a comma only:
