@@ -89,7 +89,7 @@ def dominant_colours(image: Image.Image, k: int = 6, top: int = 3) -> list[dict[
     return [{"name": n, "share": round(s, 3)} for n, s in ranked]
 
 
-LIGHT_WORDS = ("dark", "dim", "soft", "bright", "warm", "cool")  # every word of the light phrase but "light"
+LIGHT_WORDS = ("low", "dim", "soft", "bright", "warm", "cool")  # every word of the light phrase but "light"
 
 
 def light(image: Image.Image) -> dict[str, Any]:
@@ -98,7 +98,9 @@ def light(image: Image.Image) -> dict[str, Any]:
     luma = arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     brightness, contrast = float(luma.mean()), float(luma.std())
     warmth = float(arr[..., 0].mean() - arr[..., 2].mean())
-    level = ("dark" if brightness < 0.25 else "dim" if brightness < 0.42 else
+    # "low", not "dark": a black photo's book, told "in dark light", baked "a dark light pizza" ("The Black and Dark
+    # Light Pizza Party"); "dark" is a word for things too
+    level = ("low" if brightness < 0.25 else "dim" if brightness < 0.42 else
              "bright" if brightness > 0.68 else "soft")
     # "soft, warm light" or "soft light". No "neutral" (a story copied "in a soft, neutral light") and no "strong
     # contrast" (the sklearn temple photo's book was titled "Soft Light and Strong Contrast"): the phrase goes
