@@ -542,6 +542,8 @@ def test_a_page_that_is_the_requests_small_problem_word_for_word_is_written_agai
     told = write.told_the_model("A photo of a pond.", brief, "Nora")
     out = write.distinct_pages(pages, cast, brief, llm, write.DEFAULT_SAMPLING, about=told)
     assert len(llm.calls) == 1 and "what happens, not a picture" in llm.calls[0][0][-1]["content"]
+    # a rewrite is told the reader, as the book's request is (the sample cat's ending came back in 54 words for a 6-year-old)
+    assert f"For a {brief.age}-year-old reader: at most {st.words_per_page(brief.age)} words" in llm.calls[0][0][-1]["content"]
     assert out[1].text != pages[1].text
     own = [pages[0], PageDraft(text="Nora tries to climb the old tree. She slips down twice.", scene="s", outline="o")]
     assert write.distinct_pages(own, cast, brief, llm, write.DEFAULT_SAMPLING, about=told) == own

@@ -1251,16 +1251,19 @@ def rewrite_page(draft_or_book_pages: Draft | Storybook | Sequence[Page | PageDr
     after = f"The page after: {pages[n].text}\n" if n < len(pages) else ""
     keep = cast[0].name if st.mentions(old, cast[0].name) else None
     shown, verb = ("", "Write page {n} again") if fresh else (f"Page {n}: {old}\n", "Rewrite page {n}")
+    per_page = st.words_per_page(brief.age)
+    # the reader told, as the book's request tells it: not told, the sample cat's ending came back as 54 words for a
+    # 6-year-old ("Mina feels grateful for the opportunity to help Priya and feel a sense of joy in her own life.")
+    reader = f" For a {brief.age}-year-old reader: at most {per_page} words, in short sentences."
     messages = [{"role": "system", "content": SYSTEM},
                 {"role": "user", "content": f"The cast sheet: {cast_sheet(cast)}.\n{before}{shown}{after}"
                                             f"{verb.format(n=n)}: {instruction.strip()}. Keep the characters as the "
                                             "cast sheet describes them" + (f" and keep {keep} in it." if keep else
-                                                                            ".")}]
+                                                                            ".") + reader}]
     sampling = story_sampling(brief, sampling)
     others = [p.text for i, p in enumerate(pages) if i != n - 1]
     before_n = [p.text for p in pages[:n - 1]]
     result: list[PageDraft] = []
-    per_page = st.words_per_page(brief.age)
     limit = int(per_page * 1.5)  # words a page may have
 
     def check(d: dict[str, Any], attempt: int) -> str | None:
