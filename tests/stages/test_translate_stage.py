@@ -888,6 +888,15 @@ def test_an_animal_said_once_and_translated_as_another_is_asked_again_with_its_w
     assert "chick = pollito" not in told.prompts[0] and "chick = pollito" in told.prompts[1]
 
 
+def test_a_name_begun_in_kana_and_finished_in_latin_letters_is_asked_again():
+    """The cups wallpaper's Japanese wrote "Ava" as "アva" on one page and "アバ" on the others."""
+    from taleloom.stages.translate import half_written, soft_flaws
+
+    assert half_written("タラとアvaは魔法の森で再会した。") and not half_written("Theoは森で遊ぶ。")
+    assert soft_flaws("Tala and Ava meet again.", "タラとアvaは再会した。", "ja", {}, []) == ["タラとアva"]
+    assert soft_flaws("Tala and Ava meet again.", "タラとアバは再会した。", "ja", {}, []) == []
+
+
 def test_a_phrase_said_twice_in_a_row_is_a_problem_unless_the_english_says_it_twice():
     """The hippo book's Spanish cover said its hippo's coat twice (and "hipo", a hiccup: now told "hipopótamo")."""
     from taleloom.stages.glossary import word_in

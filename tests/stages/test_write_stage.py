@@ -281,6 +281,10 @@ def test_a_look_that_lists_colours_keeps_three_and_a_part_cut_off_at_its_length_
         "cat, black, white, ginger, a red collar"  # three colours and what is not a colour stay
     assert write._look({"kind": "parrot", "look": "red, yellow, blue, green feathers, a tiny hat"}) == \
         "parrot, red, yellow, blue, green feathers, a tiny hat"
+    # the request's "can move, talk and feel" said as parts of a look (a cups wallpaper's hero); a talking parrot stays
+    assert write._look({"kind": "cup", "look": "pink, with moving legs, talking capabilities, and a soft feel of "
+                                               "fabric"}, thing=True) == "cup, pink, with moving legs"
+    assert write._look({"kind": "cat", "look": "soft fur, a talking parrot"}) == "cat, soft fur, a talking parrot"
     # a person is not the photo's tones: matplotlib's Grace Hopper photo gave "child, black and blue, with person in
     # it" (in English, bruised)
     assert write._look({"kind": "child", "look": "black and blue, with person in it"}) == "child"

@@ -302,7 +302,18 @@ def soft_flaws(source: str, text: str, code: str, terms: dict[str, str], coined:
     made-up words (`coined`: invented_words) and a cast member called by another's kind (miscalled; `called`:
     each name's kind in the reader's words). Of two answers, the one with fewer stands."""
     return [*missed_terms(source, text, terms), *changed_colours(source, text, code), *coined,
-            *miscalled(source, text, called or {})]
+            *miscalled(source, text, called or {}), *half_written(text)]
+
+
+# a word begun in kana, hangul or hanzi and finished in Latin letters: Qwen wrote the cups wallpaper's "Ava" as
+# Japanese "アva" on one page (and "アバ" on the others). A name kept in Latin letters and followed by a particle
+# ("Theoは") is written the other way round and is fine.
+_HALF_WRITTEN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]+[A-Za-z]+")
+
+
+def half_written(text: str) -> list[str]:
+    """The words of `text` begun in another script and finished in Latin letters (_HALF_WRITTEN)."""
+    return _HALF_WRITTEN.findall(text)
 
 
 def miscalled(source: str, text: str, called: dict[str, str]) -> list[str]:

@@ -587,7 +587,7 @@ def _without_photo_light(look: str) -> str:
     plain = _IN_LIGHT.sub("", _ALIVE_WORDS.sub("", look))
     parts = [_DANGLING_LIGHT.sub("", _TONES.sub("", p.strip())) for p in plain.split(",")]
     kept = [p for p in parts if p and not _PHOTO_LIGHT_PART.match(p) and not _NO_LOOK_PART.match(p)
-            and not st.foreign_script(p) and not _COME_ALIVE.search(p)]
+            and not st.foreign_script(p) and not _COME_ALIVE.search(p) and not _ABILITY.search(p)]
     return ", ".join(kept) if kept else look
 
 
@@ -614,6 +614,10 @@ _IN_LIGHT = re.compile(rf"(?:(?:\s+in|,\s*lit by) {_LIGHT_LEVELS}(?:sun)?light\b
 _TONES = re.compile(r"^in (?=\w+(?: and \w+)? (?:tones?|colou?rs?)$)|\s+(?:tones?|colou?rs?)$", re.IGNORECASE)
 _DANGLING_LIGHT = re.compile(rf"\s+(?:with|in) (?:{'|'.join(LIGHT_WORDS)})$", re.IGNORECASE)
 _COME_ALIVE = re.compile(r"\bcomes? (?:to life|alive)\b", re.IGNORECASE)
+# the request's "can move, talk and feel" said as a look's part: a cups wallpaper's hero was "cup, pink and turquoise,
+# with moving legs, talking capabilities, and a soft feel of fabric" (a part with legs or a face is a look)
+_ABILITY = re.compile(r"\b(?:capabilit(?:y|ies)|abilit(?:y|ies)|feelings?|alive)\b|\bfeel of\b|\b(?:talking|speaking)$",
+                      re.IGNORECASE)
 # The caption's wording of the photo in a page or a picture's description: the cat photo's Japanese book opened
 # "there was Milo, the friendly cat in brown and beige tones, in soft, warm light" (and its scene "A photo of Milo
 # the cat, in brown and beige tones, in soft, warm light"). A story has no tones; the light is the photo's.
