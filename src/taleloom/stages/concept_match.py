@@ -185,14 +185,14 @@ def strength(concept: str, said: set[str]) -> int:
 
 # a colour that is also a thing's everyday name, said as the colour of what follows it: "his orange feathers" drew a
 # `tangerine` beside an owl (a wallpaper's book); "an orange", "orange juice" and "orange trees" are the fruit
-_COLOUR_OF_NEXT = re.compile(rf"\b(?:{'|'.join(c for c in COLOUR_NAMES if c in EVERYDAY_NAMES)})\s+"
+_THING_COLOURS = "|".join(c for c in COLOUR_NAMES if c in EVERYDAY_NAMES)  # "orange": a fruit's name too
+_COLOUR_OF_NEXT = re.compile(rf"\b(?:{_THING_COLOURS})\s+"
                              r"(?!(?:and|or|is|was|are|were|juice|trees?|peels?|slices?|seeds?)\b)(?=[a-z])", re.IGNORECASE)
 
 
 # and said among other colours, or as a colour: "warm colors of orange and pink" (a kite wallpaper's sunset) drew a
 # `tangerine` where the sun sets
-_THING_COLOURS = "|".join(c for c in COLOUR_NAMES if c in EVERYDAY_NAMES)
-_OTHER_COLOURS = "|".join((*COLOUR_NAMES, "gold", "golden", "purple", "violet"))
+_OTHER_COLOURS = "|".join((*COLOUR_NAMES, "gold", "golden", "violet"))
 _JOIN = r"(?:,\s*|\s+(?:and|or)\s+)"
 _COLOUR_AMONG = (re.compile(rf"(\b(?:{_OTHER_COLOURS}){_JOIN}|\b(?:colors|colours|shades|tones) of )(?:{_THING_COLOURS})\b",
                             re.IGNORECASE),
