@@ -285,6 +285,12 @@ def test_a_look_that_lists_colours_keeps_three_and_a_part_cut_off_at_its_length_
     assert write._look({"kind": "cup", "look": "pink, with moving legs, talking capabilities, and a soft feel of "
                                                "fabric"}, thing=True) == "cup, pink, with moving legs"
     assert write._look({"kind": "cat", "look": "soft fur, a talking parrot"}) == "cat, soft fur, a talking parrot"
+    # the kind said again after colours or before "with" (a paintbrush wallpaper's cover copied its caption)
+    assert write._look({"kind": "paintbrush", "look": "blue, red, and yellow paintbrush"}, thing=True) == \
+        "paintbrush, blue, red, and yellow"
+    assert write._look({"kind": "snail", "look": "snail with a sad face, a red hat"}) == "snail, with a sad face, a red hat"
+    assert write._look({"kind": "car", "look": "a shiny red car"}, thing=True) == "car, a shiny red car"
+    assert write._look({"kind": "cat", "look": "brown fur, a toy cat"}) == "cat, brown fur, a toy cat"
     # a person is not the photo's tones: matplotlib's Grace Hopper photo gave "child, black and blue, with person in
     # it" (in English, bruised)
     assert write._look({"kind": "child", "look": "black and blue, with person in it"}) == "child"

@@ -499,6 +499,9 @@ def _look(member: dict[str, str], thing: bool = False, names: Sequence[str] = ()
     # the request's "from the photo" and the kind said again are no look: "building, building from photo"
     parts = [p for p in st.strip_markup(look).split(",")  # nor "a cup" for a cup (a wallpaper of cups' book)
              if p.strip() and re.sub(r"^(?:a|an|the)\s+", "", p.strip().lower()) != kind.lower()]
+    # nor the kind said again at a part's end or start: "paintbrush, blue, red, and yellow paintbrush" (the caption
+    # copied: a paintbrush wallpaper's cover), "snail, snail with a sad face"
+    parts = [p for p in (_without_kind_again(p, kind) for p in parts) if p.strip()]
     return f"{kind}, {short_look(','.join(parts), 90)}" if parts else kind
 
 
@@ -517,6 +520,19 @@ def _few_colours(look: str) -> str:
         if run <= LOOK_COLOURS:
             kept.append(part)
     return ",".join(kept)
+
+
+def _without_kind_again(part: str, kind: str) -> str:
+    """A look's part without its kind said again: after colours only ("and yellow paintbrush" → "and yellow": a
+    paintbrush wallpaper's cover, the caption copied), or before "with" ("snail with a sad face" → "with a sad
+    face"); "a toy cat" and "a shiny red car" stay as they are."""
+    if not kind:
+        return part
+    if part.rstrip().lower().endswith(f" {kind.lower()}"):
+        rest = part.rstrip()[: -len(kind)].rstrip()
+        if rest.strip() and all(w in _BARE_COLOURS or w == "and" for w in rest.lower().split()):
+            return rest
+    return re.sub(rf"^\s*(?:(?:a|an|the)\s+)?{re.escape(kind)}\s+(?=with\b)", "", part, flags=re.IGNORECASE)
 
 
 def _lower_start(text: str) -> str:
