@@ -696,6 +696,11 @@ def test_a_language_with_a_word_list_finds_english_words_language_id_cannot_tell
     assert english_slips("Lila sits by the window with her blanket, and Theo flies as he can.", got, "de") == \
         ["blanket", "as"]
     assert english_slips("Mina puts the radio on the table.", "Mina met la radio sur la table.", "fr") == []
+    # a word the glossary told is no English kept (German "Panda" is CLDR's word: a panda book's cover was noticed)
+    from taleloom.stages.translate import kept_english_words
+
+    src, de = "There was a little panda named Otto.", "Es gab ein kleines Panda namens Otto."
+    assert kept_english_words(src, de, "de", book_names={"otto"}, told=["Panda"]) is None
     # a title's capitals are words unless the book uses them as names ("Motorbike World" → "Motorcicletas World")
     book = ["Motorbike World", "Nora rides her motorbike around the world.", "Nora, the girl, waves at Otto."]
     assert names_of_book(book) == {"nora", "otto"}

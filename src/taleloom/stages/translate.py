@@ -212,7 +212,8 @@ def translate(texts: list[str], lang: str, llm: TextModel, sampling: Sampling | 
                 left.append(i)
                 continue
             earlier.setdefault(i, []).append(text)
-            if english_kept := kept_english_words(asked[i], text, code, book_names=book_names):
+            if english_kept := kept_english_words(asked[i], text, code, book_names=book_names,
+                                                  told=list((terms | creatures).values())):
                 nearly[i] = text, english_kept  # (not `copied`: that says the example is no longer shown)
                 left.append(i)
             else:
@@ -660,11 +661,12 @@ def _pieces(text: str) -> set[str]:
 
 
 def kept_english_words(source: str, got: str, code: str | None = None, run: int = 3,
-                       book_names: set[str] | None = None) -> str | None:
+                       book_names: set[str] | None = None, told: Sequence[str] = ()) -> str | None:
     """English the translation `got` kept from `source`, else None: the first run of `run` words in order
     ('…y puso some hot water en la taza': Qwen, a Spanish sample book; three words in a row are rarely the
     same in English and another language by chance), else, given the language `code`, the single words
-    `english_slips` finds. Names aside."""
+    `english_slips` finds. Names aside, and the words the glossary `told` (German "Panda" is CLDR's word for a
+    panda: a panda book's German was said to keep English on the cover and page 1)."""
     names = {n.lower() for n in names_in(source)}
     said = [w.lower() for w in st.words(source)]
     grams = {tuple(said[i:i + run]) for i in range(len(said) - run + 1) if not names & set(said[i:i + run])}
@@ -673,7 +675,8 @@ def kept_english_words(source: str, got: str, code: str | None = None, run: int 
     for i in range(len(kept) - run + 1):
         if tuple(lowered[i:i + run]) in grams:
             return " ".join(kept[i:i + run])
-    slips = english_slips(source, got, code, book_names) if code else []
+    told_words = {w.lower() for w in told}
+    slips = [w for w in (english_slips(source, got, code, book_names) if code else []) if w.lower() not in told_words]
     return ", ".join(slips) or None
 
 
