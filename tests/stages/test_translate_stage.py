@@ -958,6 +958,8 @@ def test_a_translation_that_drops_the_englishs_full_stop_gets_one():
         "Theo e Ivy comem os biscoitos."
     assert ended_as("テオはクッキーを食べる", "Theo eats the cookies.", "ja") == "テオはクッキーを食べる。"
     assert ended_as("O Grande Bolo", "The Great Cake", "pt") == "O Grande Bolo"  # a title has none
+    assert ended_as("레나가 잃어난 양을 찾는다.", "Lena Finds Her Lost Lamb", "ko") == "레나가 잃어난 양을 찾는다"  # nor gets one
+    assert ended_as("魔法のカップ。", "The Magical Cup", "ja") == "魔法のカップ"
     assert ended_as("Theo rit !", "Theo laughs!", "fr") == "Theo rit !"
     # a comma left after the closing quote (a dragon book's Spanish page 6), or after the last word, goes
     assert ended_as("Lila dijo 'Es un buen día para ver el sol.',", "Lila said 'It is a good day to see the sun.'",

@@ -269,9 +269,12 @@ def joined_parts(got: list[str], parts: list[list[str]]) -> list[str]:
 def ended_as(text: str, source: str, code: str) -> str:
     """A translation that stops without the full stop its English ends on gets one (the grandmother book's
     Portuguese page 4 ended "…os deliciosos biscoitos"): "。" in Chinese and Japanese. A comma or semicolon left after
-    the last word, where the English ends on a full stop, goes (a dragon book's Spanish page 6 ended "…ver el sol.',")."""
+    the last word, where the English ends on a full stop, goes (a dragon book's Spanish page 6 ended "…ver el sol.',"),
+    and so does a full stop the English has not (a fox book's Korean title)."""
     if text != source and source.rstrip().endswith((".", "!", "?", ".'", "!'", "?'", '."', '!"', '?"')):
         text = re.sub(r"\s*[,;:]+\s*$", "", text)
+    elif text != source and source.strip() and source.rstrip()[-1].isalnum():  # a title or a look: no full stop
+        text = re.sub(r"(?<![.。])[.。]\s*$", "", text)  # (a Korean title ended "…찾는다.")
     if text == source or not source.rstrip().endswith((".", "!", "?")) or not text.rstrip()[-1:].isalnum():
         return text
     return text.rstrip() + ("。" if code in ("ja", "zh") else ".")
