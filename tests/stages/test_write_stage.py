@@ -138,6 +138,20 @@ def test_an_outline_line_its_page_does_not_follow_is_the_pages_first_sentence():
     assert write._distinct_outline(lines, pages, ["Nora", "Otto"]) == ["Nora kicks a big red ball to Otto.", lines[1]]
 
 
+def test_the_owners_description_names_the_hero_and_may_name_the_friend():
+    """Told "our cat Pepper, who loves naps on the sofa", the sample cat's book made its hero "Nora", a cat, and
+    Pepper someone else napping on the couch."""
+    brief = Brief(pages=2, seed=1, description="our cat Pepper and our dog Rex, asleep on the sofa")
+    assert write.hero_name(brief, 1) == "Pepper" and write.described_names("My Mom and our cat Pepper") == ["Pepper"]
+    assert write.subjects_name("my daughter Mia with our cat Pepper", "cat") == "Pepper"  # the photo's cat
+    assert write.hero_name(Brief(description="my daughter Mia with our cat Pepper"), 1) == "Mia"  # before the photo
+    llm = ScriptedLLM()
+    write.write_story(CAT, brief, llm)
+    schema, asked = llm.calls[0][2], llm.calls[0][0][-1]["content"]
+    assert schema["properties"]["hero"]["properties"]["name"]["enum"] == ["Pepper"] and "called Pepper" in asked
+    assert schema["properties"]["friend"]["properties"]["name"]["enum"][0] == "Rex"
+
+
 def test_plan_and_pages_in_one_answer():
     llm = ScriptedLLM()
     d = write.write_story(None, Brief(pages=4, idea="a girl and her kite in a park", seed=3), llm)

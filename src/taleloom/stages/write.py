@@ -219,10 +219,40 @@ BOOK_SYSTEM = (SYSTEM + "\n"
 
 
 def hero_name(brief: Brief, seed: int) -> str:
-    """The hero's name: the brief's, else one of NAMES drawn by the book's seed. Chosen before the model
-    writes, so that the schema can make every page name the hero (_naming), and before the photo is seen,
-    so that the request's instructions can be evaluated ahead (book_prefix)."""
-    return brief.hero or random.Random(seed).choice(NAMES)
+    """The hero's name: the brief's, else the first name the owner's description gives (described_names), else one
+    of NAMES drawn by the book's seed. Chosen before the model writes, so that the schema can make every page name
+    the hero (_naming), and before the photo is seen, so that the request's instructions can be evaluated ahead
+    (book_prefix). Told "our cat Pepper, who loves naps on the sofa", the sample cat's book had made its hero "Nora",
+    a cat, and Pepper someone else napping on the couch."""
+    return brief.hero or next(iter(described_names(brief.description)), None) or random.Random(seed).choice(NAMES)
+
+
+def subjects_name(description: str | None, kind: str | None) -> str | None:
+    """The name the owner's description gives the photo's subject (`kind`, main_subject), when it names more than
+    one: "my daughter Mia with our cat Pepper" → Pepper for a cat photo ("cat Pepper", "Pepper the cat", "Pepper, our
+    cat"); None when it gives none beside the kind (hero_name then takes its first name)."""
+    names = described_names(description)
+    if not kind or len(names) < 2:
+        return None
+    word = re.escape(kind.split()[-1])
+    for name in names:
+        if re.search(rf"\b{word}\s+{name}\b|\b{name},?\s+(?:is\s+)?(?:the|our|my|a|an)\s+(?:\w+\s+)?{word}\b",
+                     description or "", re.IGNORECASE):
+            return name
+    return None
+
+
+def described_names(description: str | None) -> list[str]:
+    """The names the owner's description of the photo gives, in order: capitalised words that are not a common
+    English word ("Our", "This", "Mom") and that a schema can spell ("our cat Pepper and our dog Rex" → Pepper, Rex)."""
+    from taleloom.stages.translate import COMMON_WORD, word_counts
+
+    english = word_counts("en") or {}
+    out: list[str] = []
+    for word in re.findall(r"\b[A-Z][a-z]+(?:-[A-Z][a-z]+)?\b", description or ""):
+        if english.get(word.lower(), 0) < COMMON_WORD and word not in out and _SPELLABLE_NAME.fullmatch(word):
+            out.append(word)
+    return out
 
 
 def nameless_kind(about: str, brief: Brief, hero: str, hero_kind: str | None) -> str | None:
@@ -343,8 +373,10 @@ def plan_and_write(about: str, brief: Brief, llm: TextModel, sampling: Sampling,
     one of them); `setting`: the landscape it happens in (photo_setting), not a kind the hero must be."""
     pages = brief.pages
     n = min(pages, PAGES_PER_ANSWER)
-    hero = hero_name(brief, sampling.seed or 0)
-    friends = {"type": "string", "enum": [name for name in NAMES if name != hero]}
+    hero = brief.hero or subjects_name(brief.description, hero_kind) or hero_name(brief, sampling.seed or 0)
+    # a name the owner's description gives is a friend's to take ("our cat Pepper and our dog Rex")
+    friends = {"type": "string", "enum": list(dict.fromkeys(
+        name for name in (*described_names(brief.description), *NAMES) if name != hero))}
     member = {"kind": _text(3, 40), "look": _text(8, LOOK_CHARS)}
     schema = _object(title=_text(5, 60), hero=_object(name={"type": "string", "enum": [hero]}, **member),
                      friend=_object(name=friends, **member), outline=_list(_text(10, OUTLINE_CHARS), pages),
