@@ -19,7 +19,7 @@ export PIP_RESUME_RETRIES ?= 30
 export PIP_RETRIES ?= 10
 export PIP_TIMEOUT ?= 60
 PIP_INSTALL = for try in 1 2 3; do $(PIP) install $(1) && break; \
-              [ $$try = 3 ] && { echo "pip install failed three times: check the network and run make again"; exit 1; }; \
+              [ $$try = 3 ] && { echo "pip install failed three times (pip's error is above: a network cut or a full disk): mend it and run make again"; exit 1; }; \
               echo "pip install failed (try $$try of 3): trying again in 15 s"; sleep 15; done
 
 $(VENV)/.installed: pyproject.toml Makefile
